@@ -88,3 +88,31 @@ func (e *FormatError) Unwrap() error { return e.Err }
 
 // Is reports whether target is ErrFormat.
 func (e *FormatError) Is(target error) bool { return target == ErrFormat }
+
+// Pair is one row of a pair list: two image names and a label, 1 when the
+// items go well together and 0 when they do not.
+type Pair struct {
+	A, B  string
+	Label int
+	Line  int // 1-based line of the row in its file; 0 if not from a file
+}
+
+// LabeledPair refers to two entries of a FeatureSource by index, with a
+// label: 1 when the items go well together, 0 when they do not.
+type LabeledPair struct {
+	A, B  int
+	Label int
+}
+
+// FeatureSource gives read access to stored feature vectors by index, for
+// training and evaluation. Implementations must be safe for concurrent
+// reads.
+type FeatureSource interface {
+	// Len returns the number of stored vectors.
+	Len() int
+	// Dim returns the length of each vector.
+	Dim() int
+	// FeatureTo copies vector i into dst, which must have length Dim, and
+	// returns dst. It panics if i is out of range or len(dst) != Dim().
+	FeatureTo(dst []float32, i int) []float32
+}
