@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
+	"github.com/stylespace/style"
+)
+
+// ModelSpec says which model the workers load. It travels inside the DoFn,
+// so every field is exported and JSON-serialisable.
+type ModelSpec struct {
+	// Weights is a VGG16 weight file (any format style.LoadVGG16 reads), local
+	// or on a Beam filesystem (gs://, s3://), or "generated:narrow:SEED" /
+	// "generated:full:SEED" for a VGG16-shaped network with weights generated
+	// from SEED (no file needed; for tests and dry runs, its features mean
+	// nothing).
+	Weights string
+	// Head is an optional trained siamese head file; "" means no embedding.
+	Head string
+	// Workers is the number of goroutines the model uses for one batch;
+	// 0 means runtime.GOMAXPROCS(0).
+	Workers int
+}
+
+// model is what a worker loads once: the feature extractor and the optional
+// head.
+type model struct {
+	ext   style.FeatureExtractor
+	batch func(imgs []image.Image) ([][]float32, error) // nil: one image at a time
+	head  embedder                                      // nil: no embedding
+}
+
+// embedder is the part of the siamese head the pipeline uses.
+type embedder interface {
+	Embed(features []float32) []float32
+}
+
+// featuresBatch computes the features of imgs, in one batched forward pass
+// when the extractor supports it.
+func (m *model) featuresBatch(imgs []image.Image) ([][]float32, error) {
+	if m.batch != nil {
+		return m.batch(imgs)
+	}
+	out := make([][]float32, len(imgs))
+	for i, img := range imgs {
+		f, err := m.ext.Features(img)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = f
+	}
+	return out, nil
+}
+
+// sharedModels holds one loaded model per spec and process: DoFn instances
+// come and go with bundles, but a worker process loads the weights once.
+var sharedModels struct {
+	mu sync.Mutex
+	m  map[ModelSpec]*modelEntry
+}
+
+type modelEntry struct {
+	once sync.Once
+	m    *model
+	err  error
+}
+
+// modelLoads counts the models actually loaded in this process.
+var modelLoads atomic.Int64
+
+// sharedModel returns the process-wide model for spec, loading it on first
+// use. A failed load is remembered, so that every bundle fails fast with the
+// same error.
+func sharedModel(ctx context.Context, spec ModelSpec) (*model, error) {
+	sharedModels.mu.Lock()
+	if sharedModels.m == nil {
+		sharedModels.m = make(map[ModelSpec]*modelEntry)
+	}
+	e := sharedModels.m[spec]
+	if e == nil {
+		e = new(modelEntry)
+		sharedModels.m[spec] = e
+	}
+	sharedModels.mu.Unlock()
+	e.once.Do(func() {
+		modelLoads.Add(1)
+		e.m, e.err = loadModel(ctx, spec)
+	})
+	return e.m, e.err
+}
+
+// loadModel builds the model of spec.
+func loadModel(ctx context.Context, spec ModelSpec) (*model, error) {
+	var (
+		m   *model
+		err error
+	)
+	if rest, ok := strings.CutPrefix(spec.Weights, "generated:"); ok {
+		m, err = generatedModel(rest, spec.Workers)
+	} else {
+		path, cleanup, ferr := localCopy(ctx, spec.Weights)
+		if ferr != nil {
+			return nil, ferr
+		}
+		defer cleanup()
+		m, err = loadVGG16Model(path, spec.Workers)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if spec.Head != "" {
+		path, cleanup, err := localCopy(ctx, spec.Head)
+		if err != nil {
+			return nil, err
+		}
+		defer cleanup()
+		h, err := loadHead(path, m.ext)
+		if err != nil {
+			return nil, err
+		}
+		m.head = h
+	}
+	return m, nil
+}
+
+// generatedModel parses "narrow:SEED" or "full:SEED".
+func generatedModel(s string, workers int) (*model, error) {
+	kind, seedStr, ok := strings.Cut(s, ":")
+	if !ok {
+		return nil, fmt.Errorf("generated weights %q: want generated:narrow:SEED or generated:full:SEED", "generated:"+s)
+	}
+	seed, err := strconv.ParseUint(seedStr, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("generated weights %q: bad seed: %v", "generated:"+s, err)
+	}
+	var widths []int
+	switch kind {
+	case "narrow":
+		widths = narrowWidths
+	case "full":
+		widths = fullWidths
+	default:
+		return nil, fmt.Errorf("generated weights %q: unknown network %q (want narrow or full)", "generated:"+s, kind)
+	}
+	return newGeneratedModel(GeneratedWeights(widths, seed), workers)
+}
+
+// The channel widths of the 13 convolution layers of VGG16, and of the
+// narrow VGG16-shaped test network (every width divided by 8).
+var (
+	fullWidths   = []int{64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512}
+	narrowWidths = []int{8, 8, 16, 16, 32, 32, 32, 64, 64, 64, 64, 64, 64}
+)
+
+// GeneratedWeights returns VGG16-shaped weights with the given 13 layer
+// widths, filled deterministically from seed (He-uniform weights, small
+// biases, from a splitmix64 stream), in the caffe preprocessing mode.
+func GeneratedWeights(widths []int, seed uint64) *style.VGG16Weights {
+	w := &style.VGG16Weights{Preprocess: style.PreprocessCaffe}
+	in := 3
+	for l, out := range widths {
+		cw := style.ConvWeights{Out: out, In: in, Weight: make([]float32, out*in*9), Bias: make([]float32, out)}
+		limit := math.Sqrt(6 / float64(in*9))
+		base := seed<<8 ^ uint64(l)<<48
+		for i := range cw.Weight {
+			cw.Weight[i] = float32(limit * (2*unit(base|uint64(i)) - 1))
+		}
+		for j := range cw.Bias {
+			cw.Bias[j] = float32(0.1 * (2*unit(base|1<<47|uint64(j)) - 1))
+		}
+		w.Layers = append(w.Layers, cw)
+		in = out
+	}
+	return w
+}
+
+func splitmix64(x uint64) uint64 {
+	x += 0x9E3779B97F4A7C15
+	z := x
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+	return z ^ (z >> 31)
+}
+
+// unit maps key to [0, 1).
+func unit(key uint64) float64 { return float64(splitmix64(key)>>40) / (1 << 24) }
+
+
+// localCopy returns a local path for name: name itself for a local file, or
+// a temporary copy of a file on a Beam filesystem (gs://, s3://), removed by
+// cleanup.
+func localCopy(ctx context.Context, name string) (path string, cleanup func(), err error) {
+	if !strings.Contains(name, "://") {
+		return name, func() {}, nil
+	}
+	fs, err := filesystem.New(ctx, name)
+	if err != nil {
+		return "", nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	defer fs.Close()
+	r, err := fs.OpenRead(ctx, name)
+	if err != nil {
+		return "", nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	defer r.Close()
+	f, err := os.CreateTemp("", "style-beam-*"+filepath.Ext(name))
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup = func() { os.Remove(f.Name()) }
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		cleanup()
+		return "", nil, fmt.Errorf("copy %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	return f.Name(), cleanup, nil
+}
+
+var errNotAvailable = errors.New("not available in this build of the style library")

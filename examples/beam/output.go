@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
+)
+
+// Output files, in the output directory.
+const (
+	failuresFile = "failures.jsonl" // the dead-letter report, one JSON Failure per line, sorted by image
+)
+
+// writeResultsFn writes all results once, from a side input, sorted by image
+// name so that the output does not depend on how the work was split.
+type writeResultsFn struct {
+	Output string
+	Model  ModelSpec
+}
+
+func (f *writeResultsFn) ProcessElement(ctx context.Context, _ []byte, iter func(*Result) bool) error {
+	var rs []Result
+	var r Result
+	for iter(&r) {
+		rs = append(rs, r)
+		r = Result{}
+	}
+	slices.SortFunc(rs, func(a, b Result) int { return strings.Compare(a.Image, b.Image) })
+	return writeResults(ctx, f.Output, f.Model, rs)
+}
+
+// writeFailuresFn writes the dead-letter report.
+type writeFailuresFn struct {
+	Output string
+}
+
+func (f *writeFailuresFn) ProcessElement(ctx context.Context, _ []byte, iter func(*Failure) bool) error {
+	var fs []Failure
+	var x Failure
+	for iter(&x) {
+		fs = append(fs, x)
+	}
+	slices.SortFunc(fs, func(a, b Failure) int { return strings.Compare(a.Image, b.Image) })
+	return writeOutput(ctx, joinPath(f.Output, failuresFile), func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		for _, x := range fs {
+			if err := enc.Encode(x); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ReadFailures reads a dead-letter report written by the pipeline.
+func ReadFailures(path string) ([]Failure, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var fs []Failure
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		var x Failure
+		if err := json.Unmarshal(sc.Bytes(), &x); err != nil {
+			return nil, fmt.Errorf("%s: line %d: %w", path, line, err)
+		}
+		fs = append(fs, x)
+	}
+	return fs, sc.Err()
+}
+
+// joinPath joins a directory and a file name, for local paths and Beam
+// filesystem URLs alike.
+func joinPath(dir, name string) string {
+	if strings.Contains(dir, "://") {
+		return strings.TrimSuffix(dir, "/") + "/" + name
+	}
+	return filepath.Join(dir, name)
+}
+
+// writeOutput writes a file through write: atomically (temporary file and
+// rename) for a local path, through the Beam filesystem for a URL.
+func writeOutput(ctx context.Context, path string, write func(w io.Writer) error) error {
+	if strings.Contains(path, "://") {
+		fs, err := filesystem.New(ctx, path)
+		if err != nil {
+			return err
+		}
+		defer fs.Close()
+		w, err := fs.OpenWrite(ctx, path)
+		if err != nil {
+			return err
+		}
+		bw := bufio.NewWriter(w)
+		if err := write(bw); err != nil {
+			w.Close()
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		if err := bw.Flush(); err != nil {
+			w.Close()
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		return w.Close()
+	}
+	return writeLocalAtomic(path, write)
+}
+
+// writeLocalAtomic writes path through a temporary file in the same
+// directory, renamed into place only when everything was written.
+func writeLocalAtomic(path string, write func(w io.Writer) error) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if err = write(bw); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err = bw.Flush(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err = f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// writeFloats writes vectors as little-endian float32, one after another.
+func writeFloats(w io.Writer, vs [][]float32) error {
+	var buf []byte
+	for _, v := range vs {
+		buf = buf[:0]
+		for _, x := range v {
+			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(x))
+		}
+		if _, err := w.Write(buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,319 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/fileio"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/textio"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/transforms/filter"
+	"github.com/stylespace/style"
+)
+
+// Result is the output of the pipeline for one image.
+type Result struct {
+	Image     string    // the image as listed in the input (path or URL)
+	Features  []float32 // VGG16 features, FeatureLen floats
+	Embedding []float32 // the head's embedding; nil without a head
+}
+
+// Failure is one entry of the dead-letter report: an image that could not be
+// processed, at which stage and why.
+type Failure struct {
+	Image string `json:"image"`
+	Stage string `json:"stage"` // "read", "decode", "features" or "embed"
+	Error string `json:"error"`
+}
+
+// Config describes one run of the pipeline.
+type Config struct {
+	// Input is a text file listing images (one path or http(s) URL per line;
+	// blank lines and lines starting with # are skipped; relative paths are
+	// relative to the list's directory), or a directory or glob of image
+	// files. It may be on a Beam filesystem (gs://, s3://).
+	Input string
+	// Output is the directory the results are written to.
+	Output string
+	// Model is the model every worker loads once.
+	Model ModelSpec
+	// BatchSize is the number of images per forward pass; 0 means 16.
+	BatchSize int
+	// HTTPTimeout bounds the fetch of one image from a URL; 0 means 30s.
+	HTTPTimeout time.Duration
+}
+
+func init() {
+	beam.RegisterType(reflect.TypeOf((*Result)(nil)).Elem())
+	beam.RegisterType(reflect.TypeOf((*Failure)(nil)).Elem())
+	register.DoFn4x1[context.Context, string, func(Result), func(Failure), error](&extractFn{})
+	register.Emitter1[Result]()
+	register.Emitter1[Failure]()
+	register.DoFn2x0[string, func(string)](&expandListFn{})
+	register.Function1x1(metadataPath)
+	register.DoFn3x1[context.Context, []byte, func(*Result) bool, error](&writeResultsFn{})
+	register.Iter1[Result]()
+	register.DoFn3x1[context.Context, []byte, func(*Failure) bool, error](&writeFailuresFn{})
+	register.Iter1[Failure]()
+}
+
+// Build adds the pipeline of cfg to scope s: list images, de-duplicate and
+// spread them over the workers, extract features (and embeddings) in
+// batches, and write the results and the dead-letter report to cfg.Output.
+func Build(s beam.Scope, cfg Config) {
+	images := listImages(s.Scope("ListImages"), cfg.Input)
+	// Distinct groups by image name: duplicates in the list are computed
+	// once, and the grouping redistributes the work over the workers (a
+	// list file alone would be read, and processed, by one worker).
+	images = filter.Distinct(s.Scope("Distinct"), images)
+	results, failures := beam.ParDo2(s.Scope("Extract"), &extractFn{
+		Model:       cfg.Model,
+		BatchSize:   cfg.BatchSize,
+		HTTPTimeout: cfg.HTTPTimeout,
+	}, images)
+	impulse := beam.Impulse(s)
+	beam.ParDo0(s.Scope("WriteResults"), &writeResultsFn{Output: cfg.Output, Model: cfg.Model},
+		impulse, beam.SideInput{Input: results})
+	beam.ParDo0(s.Scope("WriteFailures"), &writeFailuresFn{Output: cfg.Output},
+		impulse, beam.SideInput{Input: failures})
+}
+
+// listImages reads the image list: a text file of paths and URLs, or the
+// files of a directory or glob.
+func listImages(s beam.Scope, input string) beam.PCollection {
+	if isGlob(input) {
+		return beam.ParDo(s, metadataPath, fileio.MatchFiles(s, input))
+	}
+	if fi, err := os.Stat(input); err == nil && fi.IsDir() {
+		return beam.ParDo(s, metadataPath, fileio.MatchFiles(s, filepath.Join(input, "*")))
+	}
+	lines := textio.Read(s, input)
+	return beam.ParDo(s, &expandListFn{Dir: listDir(input)}, lines)
+}
+
+func isGlob(p string) bool { return strings.ContainsAny(p, "*?[") }
+
+// listDir is the directory relative entries of the list at p refer to.
+func listDir(p string) string {
+	if strings.Contains(p, "://") {
+		i := strings.LastIndex(p, "/")
+		return p[:i]
+	}
+	return filepath.Dir(p)
+}
+
+func metadataPath(m fileio.FileMetadata) string { return m.Path }
+
+// expandListFn turns a line of the list into an image reference.
+type expandListFn struct {
+	Dir string // directory of the list file
+}
+
+func (f *expandListFn) ProcessElement(line string, emit func(string)) {
+	line = strings.TrimSpace(line)
+	if line == "" || strings.HasPrefix(line, "#") {
+		return
+	}
+	if isURL(line) || strings.Contains(line, "://") || filepath.IsAbs(line) {
+		emit(line)
+		return
+	}
+	if strings.Contains(f.Dir, "://") {
+		emit(f.Dir + "/" + path.Clean(line))
+		return
+	}
+	emit(filepath.Join(f.Dir, line))
+}
+
+func isURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
+}
+
+// extractFn loads images, batches them and computes their features and
+// embeddings. The model is shared by all instances in a worker process and
+// loaded once (Setup). Images that fail go to the failure output.
+type extractFn struct {
+	Model       ModelSpec
+	BatchSize   int
+	HTTPTimeout time.Duration
+
+	model  *model
+	client *http.Client
+	names  []string
+	imgs   []image.Image
+}
+
+// Setup loads the worker's model (once per process) and the HTTP client.
+func (f *extractFn) Setup(ctx context.Context) error {
+	m, err := sharedModel(ctx, f.Model)
+	if err != nil {
+		return fmt.Errorf("load model: %w", err)
+	}
+	f.model = m
+	timeout := f.HTTPTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	f.client = &http.Client{Timeout: timeout}
+	return nil
+}
+
+func (f *extractFn) batchSize() int {
+	if f.BatchSize <= 0 {
+		return 16
+	}
+	return f.BatchSize
+}
+
+// ProcessElement loads one image and runs a forward pass when a batch is
+// full.
+func (f *extractFn) ProcessElement(ctx context.Context, name string, emit func(Result), fail func(Failure)) error {
+	img, stage, err := f.load(ctx, name)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		fail(Failure{Image: name, Stage: stage, Error: err.Error()})
+		return nil
+	}
+	f.names = append(f.names, name)
+	f.imgs = append(f.imgs, img)
+	if len(f.imgs) >= f.batchSize() {
+		return f.flush(ctx, emit, fail)
+	}
+	return nil
+}
+
+// FinishBundle runs the forward pass on the last, partial batch.
+func (f *extractFn) FinishBundle(ctx context.Context, emit func(Result), fail func(Failure)) error {
+	return f.flush(ctx, emit, fail)
+}
+
+func (f *extractFn) flush(ctx context.Context, emit func(Result), fail func(Failure)) error {
+	names, imgs := f.names, f.imgs
+	f.names, f.imgs = f.names[:0], f.imgs[:0]
+	defer clear(imgs) // drop the decoded images
+	if len(imgs) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	feats, err := f.model.featuresBatch(imgs)
+	if err != nil {
+		// Find the culprit: redo the batch one image at a time.
+		feats = make([][]float32, len(imgs))
+		for i, img := range imgs {
+			feats[i], err = f.model.ext.Features(img)
+			if err != nil {
+				fail(Failure{Image: names[i], Stage: "features", Error: err.Error()})
+			}
+		}
+	}
+	for i, x := range feats {
+		if x == nil {
+			continue
+		}
+		r := Result{Image: names[i], Features: x}
+		if f.model.head != nil {
+			e, err := embed(f.model.head, x)
+			if err != nil {
+				fail(Failure{Image: names[i], Stage: "embed", Error: err.Error()})
+				continue
+			}
+			r.Embedding = e
+		}
+		emit(r)
+	}
+	return nil
+}
+
+// embed runs the head, turning its panic on a length mismatch into an error.
+func embed(h embedder, x []float32) (e []float32, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	return h.Embed(x), nil
+}
+
+// load reads and decodes one image from a local file, a Beam filesystem or
+// an http(s) URL. On failure it names the stage: "read" or "decode".
+func (f *extractFn) load(ctx context.Context, name string) (image.Image, string, error) {
+	var (
+		r   io.ReadCloser
+		err error
+	)
+	switch {
+	case isURL(name):
+		r, err = f.get(ctx, name)
+	case strings.Contains(name, "://"):
+		var fs filesystem.Interface
+		fs, err = filesystem.New(ctx, name)
+		if err == nil {
+			defer fs.Close()
+			r, err = fs.OpenRead(ctx, name)
+		}
+	default:
+		r, err = os.Open(name)
+	}
+	if err != nil {
+		return nil, "read", err
+	}
+	defer r.Close()
+	img, err := style.DecodeImage(r, name)
+	if err != nil {
+		var fe *style.FormatError
+		if errors.As(err, &fe) || errors.Is(err, style.ErrImageTooLarge) {
+			return nil, "decode", err
+		}
+		return nil, "read", err
+	}
+	return img, "", nil
+}
+
+// get fetches an image over HTTP, retrying transient failures (network
+// errors, 429 and 5xx) twice with a short backoff.
+func (f *extractFn) get(ctx context.Context, url string) (io.ReadCloser, error) {
+	var lastErr error
+	for attempt := range 3 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+			}
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := f.client.Do(req)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if resp.StatusCode == http.StatusOK {
+			return resp.Body, nil
+		}
+		resp.Body.Close()
+		lastErr = fmt.Errorf("GET %s: %s", url, resp.Status)
+		if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500 {
+			break
+		}
+	}
+	return nil, lastErr
+}
