@@ -39,5 +39,5 @@ func (f fakeExtractor) Features(img image.Image) ([]float32, error) {
 	}
 	return out, nil
 }
-func (f fakeExtractor) FeatureLen() int         { return f.n * 49 }
+func (f fakeExtractor) FeatureLen() int          { return f.n * 49 }
 func (f fakeExtractor) Backbone() style.Backbone { return style.Backbone{Name: "fake"} }

@@ -197,7 +197,6 @@ func splitmix64(x uint64) uint64 {
 // unit maps key to [0, 1).
 func unit(key uint64) float64 { return float64(splitmix64(key)>>40) / (1 << 24) }
 
-
 // localCopy returns a local path for name: name itself for a local file, or
 // a temporary copy of a file on a Beam filesystem (gs://, s3://), removed by
 // cleanup.
