@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -196,8 +197,16 @@ func (f *extractFn) ProcessElement(ctx context.Context, name string, emit func(R
 	return nil
 }
 
+// Batch statistics of this process, for tests and logs.
+var (
+	forwardPasses atomic.Int64 // batched forward passes run
+	largestBatch  atomic.Int64 // most images in one forward pass
+	bundles       atomic.Int64 // bundles finished by extractFn
+)
+
 // FinishBundle runs the forward pass on the last, partial batch.
 func (f *extractFn) FinishBundle(ctx context.Context, emit func(Result), fail func(Failure)) error {
+	bundles.Add(1)
 	return f.flush(ctx, emit, fail)
 }
 
@@ -210,6 +219,13 @@ func (f *extractFn) flush(ctx context.Context, emit func(Result), fail func(Fail
 	}
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	forwardPasses.Add(1)
+	for {
+		m := largestBatch.Load()
+		if int64(len(imgs)) <= m || largestBatch.CompareAndSwap(m, int64(len(imgs))) {
+			break
+		}
 	}
 	feats, err := f.model.featuresBatch(imgs)
 	if err != nil {
