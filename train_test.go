@@ -3,10 +3,12 @@ package style
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
+	"sync/atomic"
 	"testing"
 )
 
@@ -313,5 +315,198 @@ func TestTrainLearnsStyle(t *testing.T) {
 	last := len(hist.Loss) - 1
 	if !(hist.Loss[last] < 0.5*hist.Loss[0]) || !(hist.ValLoss[last] < 0.5*hist.ValLoss[0]) {
 		t.Errorf("learning curves do not fall: loss %v, val %v", hist.Loss, hist.ValLoss)
+	}
+}
+
+func trainSynth(t *testing.T, s *synthSet, tr *Trainer, headSeed uint64) (*SiameseHead, *History) {
+	t.Helper()
+	h := newSynthHead(t, s, headSeed)
+	hist, err := tr.Fit(context.Background(), h, s.src, s.train, s.val)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, hist
+}
+
+func bitsEqual(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestTrainDeterministic requires bit-identical weights and history for the
+// same seed, whatever the number of workers, and different weights for
+// another shuffling seed.
+func TestTrainDeterministic(t *testing.T) {
+	s := newSynthSet(t, 600)
+	run := func(seed uint64, workers int) (*SiameseHead, *History) {
+		return trainSynth(t, s, &Trainer{Epochs: 3, BatchSize: 16, Seed: seed, Workers: workers}, 3)
+	}
+	h1, hist1 := run(1, 1)
+	h2, hist2 := run(1, 1)
+	h3, hist3 := run(1, 2)
+	h4, _ := run(2, 2)
+	if !bitsEqual(h1.Dense.W, h2.Dense.W) || !bitsEqual(h1.Dense.B, h2.Dense.B) {
+		t.Error("same seed, different weights")
+	}
+	if !bitsEqual(h1.Dense.W, h3.Dense.W) || !bitsEqual(h1.Dense.B, h3.Dense.B) {
+		t.Error("Workers 1 and 2 give different weights")
+	}
+	if !slices.Equal(hist1.Loss, hist2.Loss) || !slices.Equal(hist1.Loss, hist3.Loss) || !slices.Equal(hist1.ValLoss, hist3.ValLoss) {
+		t.Errorf("histories differ: %v %v %v", hist1.Loss, hist2.Loss, hist3.Loss)
+	}
+	if bitsEqual(h1.Dense.W, h4.Dense.W) {
+		t.Error("another shuffling seed gave the same weights")
+	}
+}
+
+// TestTrainEarlyStoppingRestoresBest validates on the training pairs with
+// flipped labels, so the validation loss gets worse as training improves:
+// early stopping must stop after Patience bad epochs and give back the
+// weights of the best epoch, whose validation loss we measure again.
+func TestTrainEarlyStoppingRestoresBest(t *testing.T) {
+	s := newSynthSet(t, 600)
+	flipped := make([]LabeledPair, len(s.train))
+	for i, p := range s.train {
+		flipped[i] = LabeledPair{A: p.A, B: p.B, Label: 1 - p.Label}
+	}
+	h := newSynthHead(t, s, 3)
+	tr := &Trainer{Epochs: 30, BatchSize: 16, Patience: 2, Seed: 1, Optimizer: &RMSProp{LearningRate: 1e-2}}
+	hist, err := tr.Fit(context.Background(), h, s.src, s.train, flipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hist.Stopped || len(hist.Loss) == 30 {
+		t.Fatalf("no early stop: %d epochs, val loss %v", len(hist.Loss), hist.ValLoss)
+	}
+	if len(hist.Loss) != hist.BestEpoch+1+tr.Patience {
+		t.Errorf("stopped after %d epochs, best epoch %d, patience %d", len(hist.Loss), hist.BestEpoch, tr.Patience)
+	}
+	for e, v := range hist.ValLoss {
+		if v < hist.ValLoss[hist.BestEpoch] {
+			t.Errorf("epoch %d has val loss %v below the best epoch's %v", e, v, hist.ValLoss[hist.BestEpoch])
+		}
+	}
+	t.Logf("best epoch %d of %d, val loss %v", hist.BestEpoch, len(hist.ValLoss), hist.ValLoss)
+	ws := newHeadWorkspace(h, 16)
+	got, _, err := h.evalPairs(context.Background(), s.src, flipped, ws, 1, StudyL2, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Same batches and arithmetic as during training: equal to rounding.
+	if want := hist.ValLoss[hist.BestEpoch]; math.Abs(got-want) > 1e-12*want {
+		t.Errorf("restored weights have val loss %.17g, best epoch had %.17g (last %.17g)", got, want, hist.ValLoss[len(hist.ValLoss)-1])
+	}
+}
+
+// cancelSource cancels a context after a given number of feature reads and
+// counts the reads after it.
+type cancelSource struct {
+	FeatureSource
+	reads, after atomic.Int64
+	limit        int64
+	cancel       context.CancelFunc
+}
+
+func (c *cancelSource) FeatureTo(dst []float32, i int) []float32 {
+	if c.reads.Add(1) == c.limit {
+		c.cancel()
+	} else if c.reads.Load() > c.limit {
+		c.after.Add(1)
+	}
+	return c.FeatureSource.FeatureTo(dst, i)
+}
+
+// TestTrainCancel cancels in the middle of the second epoch: Fit must
+// return context.Canceled after finishing at most the current mini-batch.
+func TestTrainCancel(t *testing.T) {
+	s := newSynthSet(t, 600)
+	h := newSynthHead(t, s, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const batch = 16
+	src := &cancelSource{FeatureSource: s.src, limit: 2*600 + 2*batch*3 + 5, cancel: cancel}
+	epochs := 0
+	tr := &Trainer{Epochs: 50, BatchSize: batch, Workers: 2, Progress: func(p Progress) { epochs = int(p.Done) }}
+	_, err := tr.Fit(ctx, h, src, s.train, nil)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if epochs != 1 {
+		t.Errorf("%d epochs reported before the cancellation, want 1", epochs)
+	}
+	if n := src.after.Load(); n > 2*batch {
+		t.Errorf("%d feature reads after cancellation, want at most one batch (%d)", n, 2*batch)
+	}
+}
+
+// TestTrainProgressAndErrors checks the progress reports and the errors
+// for bad input.
+func TestTrainProgressAndErrors(t *testing.T) {
+	s := newSynthSet(t, 200)
+	h := newSynthHead(t, s, 3)
+	var got []Progress
+	tr := &Trainer{Epochs: 3, BatchSize: 64, Progress: func(p Progress) { got = append(got, p) }}
+	hist, err := tr.Fit(context.Background(), h, s.src, s.train, s.val)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("%d progress reports, want 3", len(got))
+	}
+	for i, p := range got {
+		if p.Stage != "train" || p.Done != int64(i+1) || p.Total != 3 || p.Loss != hist.Loss[i] || p.ValLoss != hist.ValLoss[i] {
+			t.Errorf("report %d = %+v", i, p)
+		}
+	}
+	ctx := context.Background()
+	bad := []struct {
+		name       string
+		train, val []LabeledPair
+	}{
+		{"no pairs", nil, nil},
+		{"index out of range", []LabeledPair{{A: 0, B: s.src.Len()}}, nil},
+		{"negative index", []LabeledPair{{A: -1, B: 0}}, nil},
+		{"label 2", []LabeledPair{{A: 0, B: 1, Label: 2}}, nil},
+		{"bad validation pair", s.train, []LabeledPair{{A: 0, B: 1, Label: -1}}},
+	}
+	for _, c := range bad {
+		if _, err := tr.Fit(ctx, h, s.src, c.train, c.val); err == nil {
+			t.Errorf("%s: no error", c.name)
+		}
+	}
+	wrong, _ := NewSiameseHead(&HeadConfig{In: 10, Out: 4})
+	if _, err := tr.Fit(ctx, wrong, s.src, s.train, nil); err == nil {
+		t.Error("feature length mismatch: no error")
+	}
+	if _, err := wrong.PairDistances(ctx, s.src, s.test); err == nil {
+		t.Error("PairDistances with a feature length mismatch: no error")
+	}
+}
+
+// TestPairDistancesMatchEmbed checks the batched pair distances against
+// embedding each item alone.
+func TestPairDistancesMatchEmbed(t *testing.T) {
+	s := newSynthSet(t, 200)
+	h := newSynthHead(t, s, 3)
+	pairs := s.test[:150] // more than one batch of 128, ragged
+	dist, err := h.PairDistances(context.Background(), s.src, pairs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]float32, s.src.dim)
+	for k, p := range pairs {
+		a := h.Embed(slices.Clone(s.src.FeatureTo(buf, p.A)))
+		b := h.Embed(slices.Clone(s.src.FeatureTo(buf, p.B)))
+		// One row or many through the same GEMM: float32 rounding only.
+		if want := h.Distance(a, b); math.Abs(dist[k]-want) > 1e-5*want {
+			t.Fatalf("pair %d: distance %v, embedding alone gives %v", k, dist[k], want)
+		}
 	}
 }
