@@ -164,10 +164,12 @@ func TestDenseLossGradient(t *testing.T) {
 func TestDensePanics(t *testing.T) {
 	d := NewDense(4, 3, 1)
 	for name, f := range map[string]func(){
-		"NewDense 0":       func() { NewDense(0, 3, 1) },
-		"ragged input":     func() { d.Forward(nil, make([]float32, 5)) },
-		"wrong dst":        func() { d.Forward(make([]float32, 2), make([]float32, 4)) },
-		"backward lengths": func() { d.Backward(make([]float32, 12), make([]float32, 3), nil, make([]float32, 4), make([]float32, 2), make([]float32, 3)) },
+		"NewDense 0":   func() { NewDense(0, 3, 1) },
+		"ragged input": func() { d.Forward(nil, make([]float32, 5)) },
+		"wrong dst":    func() { d.Forward(make([]float32, 2), make([]float32, 4)) },
+		"backward lengths": func() {
+			d.Backward(make([]float32, 12), make([]float32, 3), nil, make([]float32, 4), make([]float32, 2), make([]float32, 3))
+		},
 	} {
 		func() {
 			defer func() {
