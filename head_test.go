@@ -3,6 +3,7 @@ package style
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -272,4 +273,17 @@ func BenchmarkEmbedBatch(b *testing.B) {
 		h.EmbedBatch(dst, src.data)
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "embeddings/s")
+}
+
+func ExampleSiameseHead_Verdict() {
+	h, err := NewSiameseHead(&HeadConfig{In: 4, Out: 2, Cutoff: 0.4})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(h.Verdict(0.25))
+	fmt.Println(h.Verdict(0.9))
+	// Output:
+	// Nice, this looks good together!
+	// Sorry, these styles do not match.
 }

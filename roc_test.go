@@ -3,6 +3,7 @@ package style
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"testing"
@@ -200,4 +201,27 @@ func TestROCErrors(t *testing.T) {
 		}
 	}()
 	ROCFromScores([]float64{1, 2}, []int{0})
+}
+
+func ExampleROCFromDistances() {
+	// Distances from a siamese head (smaller = more compatible) and the
+	// true labels (1 = the items go well together).
+	dist := []float64{0.3, 0.1, 0.5, 0.4, 0.2, 0.9, 0.05, 0.7}
+	labels := []int{0, 1, 0, 1, 1, 0, 1, 0}
+	roc, err := ROCFromDistances(dist, labels)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Printf("AUC %.4f\n", roc.AUC())
+	y := roc.Youden()
+	fmt.Printf("Youden: compatible if distance <= %.2f (TPR %.2f, FPR %.2f)\n", y.Threshold, y.TPR, y.FPR)
+	for _, p := range roc.Table(0.25, 0.5) {
+		fmt.Printf("FPR %.2f: TPR %.2f, cutoff %.2f\n", p.FPR, p.TPR, p.Threshold)
+	}
+	// Output:
+	// AUC 0.9375
+	// Youden: compatible if distance <= 0.20 (TPR 0.75, FPR 0.00)
+	// FPR 0.25: TPR 1.00, cutoff 0.40
+	// FPR 0.50: TPR 1.00, cutoff 0.50
 }

@@ -39,9 +39,10 @@ type Trainer struct {
 	Seed uint64
 	// Patience enables early stopping when positive and there are
 	// validation pairs: training stops after Patience epochs in a row
-	// without a validation loss strictly below the best so far, and the
-	// head gets the weights of the best epoch back. Zero means no early
-	// stopping (all Epochs run, the last weights are kept).
+	// without a validation loss strictly below the best so far, and at the
+	// end of training (stopped early or not) the head gets the weights of
+	// the epoch with the lowest validation loss back. Zero means no early
+	// stopping: all Epochs run and the last weights are kept.
 	Patience int
 	// L2 is the penalty factor on the sum of squared kernel weights; zero
 	// means StudyL2 and a negative value means no penalty.
