@@ -552,3 +552,15 @@ func BenchmarkTrainEpoch(b *testing.B) {
 	b.ReportMetric(sec, "s/epoch")
 	b.ReportMetric(flop/sec/1e9, "GFLOP/s")
 }
+
+// TestTrainWithSGD trains through the Optimizer interface with SGD and
+// momentum instead of RMSProp: the training loss must fall.
+func TestTrainWithSGD(t *testing.T) {
+	s := newSynthSet(t, 600)
+	tr := &Trainer{Epochs: 10, BatchSize: 32, Seed: 1, Optimizer: &SGD{LearningRate: 0.05, Momentum: 0.9}}
+	_, hist := trainSynth(t, s, tr, 3)
+	t.Logf("loss %v", hist.Loss)
+	if last := hist.Loss[len(hist.Loss)-1]; !(last < 0.7*hist.Loss[0]) {
+		t.Errorf("SGD training loss %v -> %v: want a clear fall", hist.Loss[0], last)
+	}
+}
