@@ -85,17 +85,25 @@ func to32(v []float64) []float32 {
 	return r
 }
 
-// checkClose fails if got and want differ by more than rel·|want| + abs.
-func checkClose[T learnFloat](t *testing.T, what string, got []T, want []float64, rel, abs float64) {
+// checkClose fails if got and want differ by more than rel·|want| + abs. It
+// returns the largest difference relative to rel·|want| + abs (at most 1).
+func checkClose[T learnFloat](t *testing.T, what string, got []T, want []float64, rel, abs float64) float64 {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
 	}
+	worst := 0.0
 	for i := range want {
-		if d := math.Abs(float64(got[i]) - want[i]); !(d <= rel*math.Abs(want[i])+abs) {
+		d := math.Abs(float64(got[i]) - want[i])
+		tol := rel*math.Abs(want[i]) + abs
+		if !(d <= tol) {
 			t.Fatalf("%s[%d] = %.17g, want %.17g (diff %.3g)", what, i, float64(got[i]), want[i], d)
 		}
+		if tol > 0 {
+			worst = math.Max(worst, d/tol)
+		}
 	}
+	return worst
 }
 
 // TestContrastiveRMSPropGolden64 runs the three reference steps in float64
@@ -122,16 +130,16 @@ func TestContrastiveRMSPropGolden64(t *testing.T) {
 		dataLoss := contrastiveEval(g.Margin, dh[:n*out], dh[n*out:], h[:n*out], h[n*out:], labels, dist)
 		denseBackwardRef(gw, gb, nil, x, h, dh, w, 2*n, 2, in, out)
 		loss := dataLoss + l2Penalty(gw, w, g.L2)
-		checkClose(t, "distances", dist, st.Distances, 1e-9, 1e-15)
-		checkClose(t, "data_loss", []float64{dataLoss}, []float64{st.DataLoss}, 1e-9, 0)
-		checkClose(t, "loss", []float64{loss}, []float64{st.Loss}, 1e-9, 0)
-		checkClose(t, "grad_W", gw, flat64(st.GradW), 1e-9, 1e-15)
-		checkClose(t, "grad_b", gb, st.GradB, 1e-9, 1e-15)
+		worst := checkClose(t, "distances", dist, st.Distances, 1e-9, 1e-15)
+		worst = max(worst, checkClose(t, "data_loss", []float64{dataLoss}, []float64{st.DataLoss}, 1e-9, 0))
+		worst = max(worst, checkClose(t, "loss", []float64{loss}, []float64{st.Loss}, 1e-9, 0))
+		worst = max(worst, checkClose(t, "grad_W", gw, flat64(st.GradW), 1e-9, 1e-15))
+		worst = max(worst, checkClose(t, "grad_b", gb, st.GradB, 1e-9, 1e-15))
 		rmspropUpdate(w, gw, aw, g.LR, g.Rho, g.Eps)
 		rmspropUpdate(b, gb, ab, g.LR, g.Rho, g.Eps)
-		checkClose(t, "W_after", w, flat64(st.WAfter), 1e-9, 1e-15)
-		checkClose(t, "b_after", b, st.BAfter, 1e-9, 1e-15)
-		t.Logf("step %d: loss %.17g", s, loss)
+		worst = max(worst, checkClose(t, "W_after", w, flat64(st.WAfter), 1e-9, 1e-15))
+		worst = max(worst, checkClose(t, "b_after", b, st.BAfter, 1e-9, 1e-15))
+		t.Logf("step %d: loss %.17g, worst error %.2g of the tolerance", s, loss, worst)
 	}
 }
 
@@ -168,16 +176,17 @@ func TestContrastiveRMSPropGolden32(t *testing.T) {
 		}
 		return m
 	}
-	for _, st := range g.Steps {
+	for s, st := range g.Steps {
 		ws.gather(src, ws.pairs, 1)
 		loss := ws.step(head, g.L2, opt)
-		checkClose(t, "distances", ws.dist[:n], st.Distances, 1e-5, 0)
-		checkClose(t, "loss", []float64{loss}, []float64{st.Loss}, 1e-5, 0)
+		worst := checkClose(t, "distances", ws.dist[:n], st.Distances, 1e-5, 0)
+		worst = max(worst, checkClose(t, "loss", []float64{loss}, []float64{st.Loss}, 1e-5, 0))
 		gw := flat64(st.GradW)
-		checkClose(t, "grad_W", ws.gW, gw, 0, 1e-5*maxAbs(gw))
-		checkClose(t, "grad_b", ws.gB, st.GradB, 0, 1e-5*maxAbs(st.GradB))
-		checkClose(t, "W_after", head.Dense.W, flat64(st.WAfter), 0, 1e-6)
-		checkClose(t, "b_after", head.Dense.B, st.BAfter, 0, 1e-6)
+		worst = max(worst, checkClose(t, "grad_W", ws.gW, gw, 0, 1e-5*maxAbs(gw)))
+		worst = max(worst, checkClose(t, "grad_b", ws.gB, st.GradB, 0, 1e-5*maxAbs(st.GradB)))
+		worst = max(worst, checkClose(t, "W_after", head.Dense.W, flat64(st.WAfter), 0, 1e-6))
+		worst = max(worst, checkClose(t, "b_after", head.Dense.B, st.BAfter, 0, 1e-6))
+		t.Logf("step %d: worst error %.2g of the tolerance", s, worst)
 	}
 }
 
