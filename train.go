@@ -124,7 +124,7 @@ func (t *Trainer) Fit(ctx context.Context, h *SiameseHead, src FeatureSource, tr
 	start := time.Now()
 	rng := rand.New(rand.NewPCG(t.Seed, 0xbb67ae8584caa73b))
 	order := make([]int, len(train))
-	ws := newHeadWorkspace(h, min(batch, len(train)))
+	ws := newHeadWorkspace(h, min(batch, len(train)), true)
 	hist := &History{BestEpoch: -1}
 	var bestW, bestB []float32
 	bestLoss := math.Inf(1)
@@ -197,7 +197,7 @@ func (h *SiameseHead) PairDistances(ctx context.Context, src FeatureSource, pair
 	if len(pairs) == 0 {
 		return nil, nil
 	}
-	ws := newHeadWorkspace(h, min(128, len(pairs)))
+	ws := newHeadWorkspace(h, min(128, len(pairs)), false)
 	_, dist, err := h.evalPairs(ctx, src, pairs, ws, runtime.GOMAXPROCS(0), 0, false)
 	return dist, err
 }
@@ -244,19 +244,24 @@ type headWorkspace struct {
 	dist   []float64
 }
 
-func newHeadWorkspace(h *SiameseHead, capacity int) *headWorkspace {
+// newHeadWorkspace allocates the buffers for batches of capacity pairs,
+// with the gradient buffers only if train is set.
+func newHeadWorkspace(h *SiameseHead, capacity int, train bool) *headWorkspace {
 	in, out := h.In(), h.Out()
-	return &headWorkspace{
+	ws := &headWorkspace{
 		cap:    capacity,
 		pairs:  make([]LabeledPair, 0, capacity),
 		labels: make([]int, capacity),
 		x:      make([]float32, 2*capacity*in),
 		h:      make([]float32, 2*capacity*out),
-		dh:     make([]float32, 2*capacity*out),
-		gW:     make([]float32, in*out),
-		gB:     make([]float32, out),
 		dist:   make([]float64, capacity),
 	}
+	if train {
+		ws.dh = make([]float32, 2*capacity*out)
+		ws.gW = make([]float32, in*out)
+		ws.gB = make([]float32, out)
+	}
+	return ws
 }
 
 // gather copies the features of pairs into ws.x (row p the first item of

@@ -166,7 +166,7 @@ func TestContrastiveRMSPropGolden32(t *testing.T) {
 	for i := range pairs {
 		pairs[i] = LabeledPair{A: i, B: n + i, Label: int(g.Y[i])}
 	}
-	ws := newHeadWorkspace(head, n)
+	ws := newHeadWorkspace(head, n, true)
 	ws.pairs = append(ws.pairs[:0], pairs...)
 	opt := &RMSProp{LearningRate: g.LR, Rho: g.Rho, Epsilon: g.Eps}
 	maxAbs := func(v []float64) float64 {
@@ -403,7 +403,7 @@ func TestTrainEarlyStoppingRestoresBest(t *testing.T) {
 		}
 	}
 	t.Logf("best epoch %d of %d, val loss %v", hist.BestEpoch, len(hist.ValLoss), hist.ValLoss)
-	ws := newHeadWorkspace(h, 16)
+	ws := newHeadWorkspace(h, 16, false)
 	got, _, err := h.evalPairs(context.Background(), s.src, flipped, ws, 1, StudyL2, true)
 	if err != nil {
 		t.Fatal(err)
