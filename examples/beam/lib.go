@@ -21,9 +21,20 @@ func newGeneratedModel(w *style.VGG16Weights, workers int) (*model, error) {
 	return &model{ext: fakeExtractor{n: n}}, nil
 }
 
-// loadHead loads a trained siamese head and checks it against the backbone.
-func loadHead(path string, ext style.FeatureExtractor) (embedder, error) {
-	return nil, fmt.Errorf("load head %s: style.LoadHead %w", path, errNotAvailable)
+// loadHead loads a trained siamese head and checks that it was trained on
+// features of ext.
+func loadHead(path string, ext style.FeatureExtractor) (*style.SiameseHead, error) {
+	h, err := style.LoadHead(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.CheckBackbone(ext.Backbone()); err != nil {
+		return nil, fmt.Errorf("head %s: %w", path, err)
+	}
+	if h.In() != ext.FeatureLen() {
+		return nil, fmt.Errorf("head %s takes %d features, the VGG16 gives %d", path, h.In(), ext.FeatureLen())
+	}
+	return h, nil
 }
 
 type fakeExtractor struct{ n int }

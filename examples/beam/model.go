@@ -39,12 +39,22 @@ type ModelSpec struct {
 type model struct {
 	ext   style.FeatureExtractor
 	batch func(imgs []image.Image) ([][]float32, error) // nil: one image at a time
-	head  embedder                                      // nil: no embedding
+	head  *style.SiameseHead                            // nil: no embedding
 }
 
-// embedder is the part of the siamese head the pipeline uses.
-type embedder interface {
-	Embed(features []float32) []float32
+// embedBatch returns the embeddings of feats, in one batched product.
+func (m *model) embedBatch(feats [][]float32) [][]float32 {
+	n, in, out := len(feats), m.head.In(), m.head.Out()
+	flat := make([]float32, 0, n*in)
+	for _, f := range feats {
+		flat = append(flat, f...)
+	}
+	e := m.head.EmbedBatch(nil, flat)
+	res := make([][]float32, n)
+	for i := range res {
+		res[i] = e[i*out : (i+1)*out : (i+1)*out]
+	}
+	return res
 }
 
 // featuresBatch computes the features of imgs, in one batched forward pass

@@ -35,7 +35,7 @@ type Result struct {
 // processed, at which stage and why.
 type Failure struct {
 	Image string `json:"image"`
-	Stage string `json:"stage"` // "read", "decode", "features" or "embed"
+	Stage string `json:"stage"` // "read", "decode" or "features"
 	Error string `json:"error"`
 }
 
@@ -238,32 +238,28 @@ func (f *extractFn) flush(ctx context.Context, emit func(Result), fail func(Fail
 			}
 		}
 	}
+	// Images whose forward pass failed have no features; embed the others
+	// in one batch.
+	var okNames []string
+	var ok [][]float32
 	for i, x := range feats {
-		if x == nil {
-			continue
+		if x != nil {
+			okNames = append(okNames, names[i])
+			ok = append(ok, x)
 		}
-		r := Result{Image: names[i], Features: x}
-		if f.model.head != nil {
-			e, err := embed(f.model.head, x)
-			if err != nil {
-				fail(Failure{Image: names[i], Stage: "embed", Error: err.Error()})
-				continue
-			}
-			r.Embedding = e
+	}
+	var embs [][]float32
+	if f.model.head != nil && len(ok) > 0 {
+		embs = f.model.embedBatch(ok)
+	}
+	for i, x := range ok {
+		r := Result{Image: okNames[i], Features: x}
+		if embs != nil {
+			r.Embedding = embs[i]
 		}
 		emit(r)
 	}
 	return nil
-}
-
-// embed runs the head, turning its panic on a length mismatch into an error.
-func embed(h embedder, x []float32) (e []float32, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%v", r)
-		}
-	}()
-	return h.Embed(x), nil
 }
 
 // load reads and decodes one image from a local file, a Beam filesystem or

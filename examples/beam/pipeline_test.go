@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -78,6 +80,29 @@ func singleMachine(t testing.TB, m *model, src string, data []byte) Result {
 		r.Embedding = m.head.Embed(f)
 	}
 	return r
+}
+
+const testHeadOut = 16
+
+// saveTestHead writes a randomly initialised head for the features of spec's
+// network and returns its path.
+func saveTestHead(t testing.TB, dir string, spec ModelSpec) string {
+	t.Helper()
+	m, err := loadModel(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := style.NewSiameseHead(&style.HeadConfig{
+		In: m.ext.FeatureLen(), Out: testHeadOut, Seed: 3, Scale: 10, Backbone: m.ext.Backbone(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "head.safetensors")
+	if err := h.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // relErr is ||a-b|| / ||b||, or +Inf when the lengths differ.
@@ -167,7 +192,9 @@ func TestPipelineMatchesSingleMachine(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A small generated network and an untrained head for its features.
 	spec := ModelSpec{Weights: "generated:narrow:7", Workers: 1}
+	spec.Head = saveTestHead(t, dir, spec)
 	out := filepath.Join(dir, "out")
 	loadsBefore, passesBefore, bundlesBefore := modelLoads.Load(), forwardPasses.Load(), bundles.Load()
 	largestBatch.Store(0)
@@ -257,7 +284,10 @@ func TestPipelineMatchesSingleMachine(t *testing.T) {
 		if e > tol {
 			t.Errorf("%s: features differ from the single-machine path: relative error %.3g > %g", r.Image, e, tol)
 		}
-		if e := relErr(r.Embedding, exp.Embedding); len(exp.Embedding) > 0 && e > tol {
+		if len(r.Embedding) != testHeadOut {
+			t.Fatalf("%s: %d embedding values, want %d", r.Image, len(r.Embedding), testHeadOut)
+		}
+		if e := relErr(r.Embedding, exp.Embedding); e > tol {
 			t.Errorf("%s: embedding differs from the single-machine path: relative error %.3g > %g", r.Image, e, tol)
 		}
 	}
@@ -318,5 +348,45 @@ func TestPipelineBadModel(t *testing.T) {
 	_, err := beam.Run(context.Background(), "prism", p)
 	if err == nil || !strings.Contains(err.Error(), "unknown network") {
 		t.Fatalf("err = %v, want the model load error", err)
+	}
+}
+
+var benchWeights = flag.String("bench.weights", "generated:narrow:1",
+	"weights for BenchmarkPipeline: generated:narrow:SEED, generated:full:SEED (real VGG16 size) or a weight file")
+
+// BenchmarkPipeline measures the throughput of the whole pipeline on Prism
+// (list, load, decode, features, write) with 1 and 2 goroutines per forward
+// pass. Use -bench.weights=generated:full:1 for the cost of real VGG16.
+func BenchmarkPipeline(b *testing.B) {
+	n := 64
+	if strings.HasPrefix(*benchWeights, "generated:narrow") {
+		n = 512
+	}
+	photos := fashionImages(b, n)
+	dir := b.TempDir()
+	var list []string
+	for _, p := range photos {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		list = append(list, a)
+	}
+	listPath := filepath.Join(dir, "list.txt")
+	if err := os.WriteFile(listPath, []byte(strings.Join(list, "\n")), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	for _, workers := range []int{1, 2} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			spec := ModelSpec{Weights: *benchWeights, Workers: workers}
+			if _, err := sharedModel(context.Background(), spec); err != nil { // load outside the timing
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				runPipeline(b, Config{Input: listPath, Output: filepath.Join(dir, "out"), Model: spec})
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "images/s")
+		})
 	}
 }
