@@ -42,12 +42,17 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
+	spec := ModelSpec{Weights: *weights, Head: *head, Workers: *modelWork}
+	if err := spec.Check(); err != nil {
+		fmt.Fprintln(os.Stderr, "beam:", err)
+		os.Exit(2)
+	}
 	ctx := context.Background()
 	p, s := beam.NewPipelineWithRoot()
 	Build(s, Config{
 		Input:       *input,
 		Output:      *output,
-		Model:       ModelSpec{Weights: *weights, Head: *head, Workers: *modelWork},
+		Model:       spec,
 		BatchSize:   *batchSize,
 		HTTPTimeout: *httpTimeout,
 	})

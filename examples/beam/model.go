@@ -34,6 +34,34 @@ type ModelSpec struct {
 	Workers int
 }
 
+// Check catches a bad spec before the job is submitted: a malformed
+// generated:... name, or a local weight or head file that does not exist.
+// Files on Beam filesystems are only checked by the workers.
+func (spec ModelSpec) Check() error {
+	if spec.Workers < 0 {
+		return fmt.Errorf("negative model workers %d", spec.Workers)
+	}
+	if rest, ok := strings.CutPrefix(spec.Weights, "generated:"); ok {
+		if _, _, err := parseGenerated(rest); err != nil {
+			return err
+		}
+	} else if err := checkLocal(spec.Weights); err != nil {
+		return err
+	}
+	if spec.Head != "" {
+		return checkLocal(spec.Head)
+	}
+	return nil
+}
+
+func checkLocal(name string) error {
+	if strings.Contains(name, "://") {
+		return nil
+	}
+	_, err := os.Stat(name)
+	return err
+}
+
 // model is what a worker loads once: the feature extractor and the optional
 // head.
 type model struct {
@@ -145,26 +173,32 @@ func loadModel(ctx context.Context, spec ModelSpec) (*model, error) {
 	return m, nil
 }
 
-// generatedModel parses "narrow:SEED" or "full:SEED".
+// generatedModel builds the network of "narrow:SEED" or "full:SEED".
 func generatedModel(s string, workers int) (*model, error) {
-	kind, seedStr, ok := strings.Cut(s, ":")
-	if !ok {
-		return nil, fmt.Errorf("generated weights %q: want generated:narrow:SEED or generated:full:SEED", "generated:"+s)
-	}
-	seed, err := strconv.ParseUint(seedStr, 10, 64)
+	widths, seed, err := parseGenerated(s)
 	if err != nil {
-		return nil, fmt.Errorf("generated weights %q: bad seed: %v", "generated:"+s, err)
-	}
-	var widths []int
-	switch kind {
-	case "narrow":
-		widths = narrowWidths
-	case "full":
-		widths = fullWidths
-	default:
-		return nil, fmt.Errorf("generated weights %q: unknown network %q (want narrow or full)", "generated:"+s, kind)
+		return nil, err
 	}
 	return newGeneratedModel(GeneratedWeights(widths, seed), workers)
+}
+
+// parseGenerated parses "narrow:SEED" or "full:SEED".
+func parseGenerated(s string) (widths []int, seed uint64, err error) {
+	kind, seedStr, ok := strings.Cut(s, ":")
+	if !ok {
+		return nil, 0, fmt.Errorf("generated weights %q: want generated:narrow:SEED or generated:full:SEED", "generated:"+s)
+	}
+	seed, err = strconv.ParseUint(seedStr, 10, 64)
+	if err != nil {
+		return nil, 0, fmt.Errorf("generated weights %q: bad seed: %v", "generated:"+s, err)
+	}
+	switch kind {
+	case "narrow":
+		return narrowWidths, seed, nil
+	case "full":
+		return fullWidths, seed, nil
+	}
+	return nil, 0, fmt.Errorf("generated weights %q: unknown network %q (want narrow or full)", "generated:"+s, kind)
 }
 
 // The channel widths of the 13 convolution layers of VGG16, and of the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -35,8 +36,17 @@ func (f *writeResultsFn) ProcessElement(ctx context.Context, _ []byte, iter func
 		rs = append(rs, r)
 		r = Result{}
 	}
-	slices.SortFunc(rs, func(a, b Result) int { return strings.Compare(a.Image, b.Image) })
-	return writeResults(ctx, f.Output, f.Model, rs)
+	return writeResults(ctx, f.Output, f.Model, sortResults(rs))
+}
+
+// sortResults sorts rs by image and category and keeps the first result of
+// each image (an image listed twice with different categories is computed
+// twice but kept once).
+func sortResults(rs []Result) []Result {
+	slices.SortFunc(rs, func(a, b Result) int {
+		return cmp.Or(strings.Compare(a.Image, b.Image), strings.Compare(a.Category, b.Category))
+	})
+	return slices.CompactFunc(rs, func(a, b Result) bool { return a.Image == b.Image })
 }
 
 // writeFailuresFn writes the dead-letter report.

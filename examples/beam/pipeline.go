@@ -27,6 +27,7 @@ import (
 // Result is the output of the pipeline for one image.
 type Result struct {
 	Image     string    // the image as listed in the input (path or URL)
+	Category  string    // the category given in the list, "" if none
 	Features  []float32 // VGG16 features, FeatureLen floats
 	Embedding []float32 // the head's embedding; nil without a head
 }
@@ -41,10 +42,11 @@ type Failure struct {
 
 // Config describes one run of the pipeline.
 type Config struct {
-	// Input is a text file listing images (one path or http(s) URL per line;
-	// blank lines and lines starting with # are skipped; relative paths are
-	// relative to the list's directory), or a directory or glob of image
-	// files. It may be on a Beam filesystem (gs://, s3://).
+	// Input is a text file listing images (one path or http(s) URL per line,
+	// optionally followed by a tab and a category; blank lines and lines
+	// starting with # are skipped; relative paths are relative to the list's
+	// directory), or a directory or glob of image files. It may be on a Beam
+	// filesystem (gs://, s3://).
 	Input string
 	// Output is the directory the results are written to.
 	Output string
@@ -117,25 +119,40 @@ func listDir(p string) string {
 
 func metadataPath(m fileio.FileMetadata) string { return m.Path }
 
-// expandListFn turns a line of the list into an image reference.
+// An entry is an image reference, optionally followed by a tab and its
+// category: the element type from the list to the extraction (a string, so
+// that de-duplication can group by it).
+
+// splitEntry returns the image and the category of an entry.
+func splitEntry(e string) (img, category string) {
+	img, category, _ = strings.Cut(e, "\t")
+	return img, category
+}
+
+// expandListFn turns a line of the list into an entry, resolving relative
+// paths against the list's directory.
 type expandListFn struct {
 	Dir string // directory of the list file
 }
 
 func (f *expandListFn) ProcessElement(line string, emit func(string)) {
-	line = strings.TrimSpace(line)
-	if line == "" || strings.HasPrefix(line, "#") {
+	line = strings.TrimRight(line, "\r")
+	if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
 		return
 	}
-	if isURL(line) || strings.Contains(line, "://") || filepath.IsAbs(line) {
-		emit(line)
-		return
+	img, cat, hasCat := strings.Cut(line, "\t")
+	img = strings.TrimSpace(img)
+	switch {
+	case isURL(img) || strings.Contains(img, "://") || filepath.IsAbs(img):
+	case strings.Contains(f.Dir, "://"):
+		img = f.Dir + "/" + path.Clean(img)
+	default:
+		img = filepath.Join(f.Dir, img)
 	}
-	if strings.Contains(f.Dir, "://") {
-		emit(f.Dir + "/" + path.Clean(line))
-		return
+	if hasCat {
+		img += "\t" + strings.TrimSpace(cat)
 	}
-	emit(filepath.Join(f.Dir, line))
+	emit(img)
 }
 
 func isURL(s string) bool {
@@ -152,8 +169,9 @@ type extractFn struct {
 
 	model  *model
 	client *http.Client
-	names  []string
-	imgs   []image.Image
+	names  []string      // the buffered batch: image names,
+	cats   []string      // categories
+	imgs   []image.Image // and decoded images
 }
 
 // Setup loads the worker's model (once per process) and the HTTP client.
@@ -180,7 +198,8 @@ func (f *extractFn) batchSize() int {
 
 // ProcessElement loads one image and runs a forward pass when a batch is
 // full.
-func (f *extractFn) ProcessElement(ctx context.Context, name string, emit func(Result), fail func(Failure)) error {
+func (f *extractFn) ProcessElement(ctx context.Context, entry string, emit func(Result), fail func(Failure)) error {
+	name, category := splitEntry(entry)
 	img, stage, err := f.load(ctx, name)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -190,6 +209,7 @@ func (f *extractFn) ProcessElement(ctx context.Context, name string, emit func(R
 		return nil
 	}
 	f.names = append(f.names, name)
+	f.cats = append(f.cats, category)
 	f.imgs = append(f.imgs, img)
 	if len(f.imgs) >= f.batchSize() {
 		return f.flush(ctx, emit, fail)
@@ -211,8 +231,8 @@ func (f *extractFn) FinishBundle(ctx context.Context, emit func(Result), fail fu
 }
 
 func (f *extractFn) flush(ctx context.Context, emit func(Result), fail func(Failure)) error {
-	names, imgs := f.names, f.imgs
-	f.names, f.imgs = f.names[:0], f.imgs[:0]
+	names, cats, imgs := f.names, f.cats, f.imgs
+	f.names, f.cats, f.imgs = f.names[:0], f.cats[:0], f.imgs[:0]
 	defer clear(imgs) // drop the decoded images
 	if len(imgs) == 0 {
 		return nil
@@ -240,11 +260,11 @@ func (f *extractFn) flush(ctx context.Context, emit func(Result), fail func(Fail
 	}
 	// Images whose forward pass failed have no features; embed the others
 	// in one batch.
-	var okNames []string
+	var okIdx []int
 	var ok [][]float32
 	for i, x := range feats {
 		if x != nil {
-			okNames = append(okNames, names[i])
+			okIdx = append(okIdx, i)
 			ok = append(ok, x)
 		}
 	}
@@ -253,7 +273,7 @@ func (f *extractFn) flush(ctx context.Context, emit func(Result), fail func(Fail
 		embs = f.model.embedBatch(ok)
 	}
 	for i, x := range ok {
-		r := Result{Image: okNames[i], Features: x}
+		r := Result{Image: names[okIdx[i]], Category: cats[okIdx[i]], Features: x}
 		if embs != nil {
 			r.Embedding = embs[i]
 		}

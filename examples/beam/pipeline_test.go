@@ -170,19 +170,25 @@ func TestPipelineMatchesSingleMachine(t *testing.T) {
 	}
 	var list []string
 	want := map[string][]byte{} // every image that must succeed, with its bytes
+	wantCat := map[string]string{}
 	for i, p := range photos {
+		name := abs(p)
 		if i < 3 {
-			u := srv.URL + "/img/" + filepath.Base(p)
-			list = append(list, u)
-			want[u] = served["/img/"+filepath.Base(p)]
+			name = srv.URL + "/img/" + filepath.Base(p)
+			want[name] = served["/img/"+filepath.Base(p)]
+		} else {
+			want[name] = nil
+		}
+		if i%5 == 0 { // some entries carry a category after a tab
+			wantCat[name] = fmt.Sprintf("category %d", i%3)
+			list = append(list, name+"\t"+wantCat[name])
 			continue
 		}
-		list = append(list, abs(p))
-		want[abs(p)] = nil
+		list = append(list, name)
 	}
 	list = append(list,
 		"# a comment line, and a blank line, are skipped", "",
-		abs(photos[10]), // a duplicate: computed once
+		abs(photos[11]), // a duplicate: computed once
 		"corrupt.jpg",   // relative to the list's directory
 		"missing.jpg",
 		srv.URL+"/img/absent.jpg",
@@ -274,6 +280,9 @@ func TestPipelineMatchesSingleMachine(t *testing.T) {
 			if data, err = os.ReadFile(r.Image); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if r.Category != wantCat[r.Image] {
+			t.Errorf("%s: category %q, want %q", r.Image, r.Category, wantCat[r.Image])
 		}
 		exp := singleMachine(t, ref, r.Image, data)
 		if len(r.Features) != ref.ext.FeatureLen() {

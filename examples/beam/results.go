@@ -24,7 +24,8 @@ type resultManifest struct {
 	Head         string   `json:"head,omitempty"`
 	FeatureLen   int      `json:"feature_len"`
 	EmbeddingLen int      `json:"embedding_len,omitempty"`
-	Images       []string `json:"images"` // row i of the .f32 files
+	Images       []string `json:"images"`               // row i of the .f32 files
+	Categories   []string `json:"categories,omitempty"` // category of each image, if any was given
 }
 
 // writeResults writes rs (sorted by image) to dir.
@@ -34,6 +35,12 @@ func writeResults(ctx context.Context, dir string, spec ModelSpec, rs []Result) 
 	var embs [][]float32
 	for i, r := range rs {
 		m.Images[i] = r.Image
+		if r.Category != "" && m.Categories == nil {
+			m.Categories = make([]string, len(rs))
+		}
+		if m.Categories != nil {
+			m.Categories[i] = r.Category
+		}
 		feats[i] = r.Features
 		if i == 0 {
 			m.FeatureLen = len(r.Features)
@@ -86,6 +93,9 @@ func ReadResults(dir string) ([]Result, error) {
 	rs := make([]Result, len(m.Images))
 	for i, name := range m.Images {
 		rs[i] = Result{Image: name, Features: feats[i]}
+		if i < len(m.Categories) {
+			rs[i].Category = m.Categories[i]
+		}
 		if embs != nil {
 			rs[i].Embedding = embs[i]
 		}
