@@ -31,7 +31,7 @@ type Conv struct {
 	pool    bool
 	impl    blas.Float32Level3
 	workers int
-	scratch sync.Pool // *convScratch
+	scratch sync.Pool // *convWorkspace
 }
 
 // ConvOptions configures a Conv. A nil *ConvOptions means the zero value:
@@ -148,6 +148,25 @@ func (c *Conv) ForwardTo(dst, x []float32, n, h, w int) []float32 {
 	if oh == 0 || ow == 0 {
 		return dst
 	}
+	ws, _ := c.scratch.Get().(*convWorkspace)
+	if ws == nil {
+		ws = new(convWorkspace)
+	}
+	c.forward(dst, x, n, h, w, ws)
+	c.scratch.Put(ws)
+	return dst
+}
+
+// convWorkspace holds the scratch buffers of the workers of one forward
+// pass. It can be shared by layers run one after another.
+type convWorkspace struct {
+	workers []convScratch
+}
+
+// forward computes ForwardTo (arguments already checked) with the scratch
+// buffers of ws.
+func (c *Conv) forward(dst, x []float32, n, h, w int, ws *convWorkspace) {
+	oh, ow := c.OutputSize(h, w)
 	hc, rows, nb := c.bands(h, w)
 	tasks := n * nb
 	workers := c.workers
@@ -158,9 +177,12 @@ func (c *Conv) ForwardTo(dst, x []float32, n, h, w int) []float32 {
 		workers = 1
 	}
 	workers = min(workers, tasks)
-	run := func(next *atomic.Int64) {
-		s := c.getScratch(rows * w)
-		defer c.scratch.Put(s)
+	if len(ws.workers) < workers {
+		ws.workers = append(ws.workers, make([]convScratch, workers-len(ws.workers))...)
+	}
+	var next atomic.Int64
+	run := func(s *convScratch) {
+		c.growScratch(s, rows*w)
 		for {
 			t := int(next.Add(1) - 1)
 			if t >= tasks {
@@ -172,17 +194,15 @@ func (c *Conv) ForwardTo(dst, x []float32, n, h, w int) []float32 {
 			c.band(dst[img*c.out*oh*ow:(img+1)*c.out*oh*ow], x[img*c.in*h*w:(img+1)*c.in*h*w], h, w, y0, y1, s)
 		}
 	}
-	var next atomic.Int64
 	if workers <= 1 {
-		run(&next)
-		return dst
+		run(&ws.workers[0])
+		return
 	}
 	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() { run(&next) })
+	for i := range workers {
+		wg.Go(func() { run(&ws.workers[i]) })
 	}
 	wg.Wait()
-	return dst
 }
 
 // bands splits the hc computed output rows (h, or the even part of h when
@@ -206,13 +226,9 @@ func (c *Conv) bands(h, w int) (hc, rows, nb int) {
 	return hc, rows, nb
 }
 
-// getScratch returns a worker's buffers for bands of up to cols output
+// growScratch makes s large enough for bands of up to cols output
 // positions.
-func (c *Conv) getScratch(cols int) *convScratch {
-	s, _ := c.scratch.Get().(*convScratch)
-	if s == nil {
-		s = new(convScratch)
-	}
+func (c *Conv) growScratch(s *convScratch, cols int) {
 	if n := c.in * 9 * cols; cap(s.col) < n {
 		s.col = make([]float32, n)
 	}
@@ -221,7 +237,6 @@ func (c *Conv) getScratch(cols int) *convScratch {
 			s.out = make([]float32, n)
 		}
 	}
-	return s
 }
 
 // band computes output rows y0..y1 of one image: src is In x h x w, dst is

@@ -55,6 +55,7 @@ type VGG16Options struct {
 // vggWork holds the activations of one forward pass.
 type vggWork struct {
 	a, b []float32
+	conv convWorkspace // shared by the layers, which run one after another
 }
 
 // LoadVGG16 reads a VGG16 weight file (see ReadVGG16Weights for the
@@ -270,7 +271,7 @@ func (m *VGG16) forwardTo(dst, x []float32, n, h, w int) {
 		default:
 			out = wk.b[:n*c.out*oh*ow]
 		}
-		c.ForwardTo(out, cur, n, ch, cw)
+		c.forward(out, cur, n, ch, cw, &wk.conv)
 		cur, ch, cw = out, oh, ow
 	}
 }
