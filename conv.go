@@ -167,6 +167,9 @@ type convWorkspace struct {
 // buffers of ws.
 func (c *Conv) forward(dst, x []float32, n, h, w int, ws *convWorkspace) {
 	oh, ow := c.OutputSize(h, w)
+	if oh == 0 || ow == 0 {
+		return
+	}
 	hc, rows, nb := c.bands(h, w)
 	tasks := n * nb
 	workers := c.workers

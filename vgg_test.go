@@ -183,22 +183,24 @@ func TestVGG16FormulaPool1(t *testing.T) {
 	}
 }
 
-// TestVGG16JPEGEndToEnd decodes the original JPEG photos with Go's decoder,
+// TestVGG16JPEGEndToEnd decodes original JPEG photos with Go's decoder,
 // runs Features on them with the formula network, and compares with the
-// golden features computed from PIL's decoding. The decoders differ (Go
-// upsamples chroma by replication, libjpeg with its "fancy" triangular
-// filter, and their IDCTs round differently), so pixels move by a few
-// levels; measured on these photos the features move by a relative L2 of
-// about 2-4% (logged). We assert < 0.10: well above the decoder noise, and
-// well below what a wrong channel order (BGR vs RGB) or a wrong resize
-// produces (logged too, about 0.3-0.6).
+// golden features computed from PIL's (libjpeg's) decoding. The decoders
+// differ in IDCT rounding and chroma upsampling, so pixels move: measured on
+// the eight photos, the mean absolute difference is 0.01-0.72 levels (max
+// 27 at edges) and the features move by a relative L2 of 0.0007-0.012
+// (neg_example_1_img1 is the worst at 0.0119; matching_1 0.0033). We
+// assert < 0.03, 2.5x the worst measured, while two different photos are
+// about 0.3 apart (checked below), so the tolerance still separates "same
+// photo, other decoder" from "other photo" by 10x. The test runs the worst
+// photo and matching_1 (only the worst with -short) to bound its time.
 func TestVGG16JPEGEndToEnd(t *testing.T) {
 	shared := sharedDir(t)
 	m, err := formulaNet()
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := goldenImageNames[:2]
+	names := []string{"neg_example_1_img1", "matching_1"}
 	if testing.Short() {
 		names = names[:1]
 	}
@@ -210,23 +212,22 @@ func TestVGG16JPEGEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	golden := func(name string) []float32 {
+		return readF32(t, filepath.Join(shared, "golden", "vgg16_formula", name+".features.f32"))
+	}
 	for i, name := range names {
-		want := readF32(t, filepath.Join(shared, "golden", "vgg16_formula", name+".features.f32"))
-		e := relL2(feats[i], want)
+		e := relL2(feats[i], golden(name))
 		t.Logf("%s: JPEG decoded by Go vs PIL: relative L2 %.3g", name, e)
-		if !(e < 0.10) {
-			t.Errorf("%s: relative L2 %g between Go-decoded and PIL-decoded features, want < 0.10", name, e)
+		if !(e < 0.03) {
+			t.Errorf("%s: relative L2 %g between Go-decoded and PIL-decoded features, want < 0.03", name, e)
 		}
 	}
-	// The same measure against the other photo of the pair shows how much
-	// larger a real difference is.
-	if len(names) == 2 {
-		want := readF32(t, filepath.Join(shared, "golden", "vgg16_formula", names[1]+".features.f32"))
-		e := relL2(feats[0], want)
-		t.Logf("%s vs %s features: relative L2 %.3g", names[0], names[1], e)
-		if !(e > 0.10) {
-			t.Errorf("different photos give relative L2 %g, not above the 0.10 tolerance", e)
-		}
+	// The same measure against another photo shows how much larger a real
+	// difference is.
+	e := relL2(feats[0], golden("neg_example_1_img2"))
+	t.Logf("%s vs neg_example_1_img2: relative L2 %.3g", names[0], e)
+	if !(e > 0.1) {
+		t.Errorf("different photos give relative L2 %g, not clearly above the 0.03 tolerance", e)
 	}
 }
 
