@@ -14,8 +14,10 @@ import (
 // optionally a fused ReLU and a fused 2x2 max-pool with stride 2.
 //
 // Tensors are float32 in N,C,H,W order (row-major: x is the fastest index).
-// The convolution is computed as im2col followed by one single-precision
-// GEMM per band of output rows, through the BLAS given at construction.
+// By default the convolution is computed as im2col followed by one
+// single-precision GEMM per band of output rows, through the BLAS given at
+// construction, so that the GEMM dominates the time; ConvWinograd replaces
+// it by 16 smaller GEMMs per band (see ConvAlgorithm).
 // The work is split into bands whose size depends only on the layer and the
 // image shape, never on the number of workers, so results are bit-identical
 // for any Workers setting.
@@ -29,6 +31,8 @@ type Conv struct {
 	bias    []float32 // out
 	relu    bool
 	pool    bool
+	algo    ConvAlgorithm
+	wino    []float32 // Winograd-transformed weights, 16 x out x in
 	impl    blas.Float32Level3
 	workers int
 	scratch sync.Pool // *convWorkspace
@@ -49,12 +53,14 @@ type ConvOptions struct {
 	// Workers is the number of goroutines a forward pass may use.
 	// Zero value: runtime.GOMAXPROCS(0). Small inputs run serially.
 	Workers int
+	// Algorithm selects the convolution algorithm. Zero value: ConvIm2col.
+	Algorithm ConvAlgorithm
 }
 
 // convScratch holds one worker's buffers.
 type convScratch struct {
-	col []float32 // im2col matrix of one band: (in*9) x (rows*w)
-	out []float32 // pre-pool output of one band: out x (rows*w)
+	col []float32 // im2col matrix of one band, (in*9) x (rows*w); or the Winograd-transformed input
+	out []float32 // pre-pool output of one band, out x (rows*w); or the Winograd products
 }
 
 // convBandBudget bounds the im2col buffer of one band, in floats (4 MiB), so
@@ -86,10 +92,19 @@ func NewConv(w ConvWeights, opts *ConvOptions) (*Conv, error) {
 	if o.Workers < 0 {
 		return nil, fmt.Errorf("style: NewConv: negative Workers %d", o.Workers)
 	}
+	if o.Algorithm != ConvIm2col && o.Algorithm != ConvWinograd {
+		return nil, fmt.Errorf("style: NewConv: unknown algorithm %v", o.Algorithm)
+	}
 	if o.BLAS == nil {
 		o.BLAS = defaultBLAS()
 	}
+	var wino []float32
+	if o.Algorithm == ConvWinograd {
+		wino = winogradWeights(w.Weight, w.Out, w.In)
+	}
 	return &Conv{
+		algo:    o.Algorithm,
+		wino:    wino,
 		in:      w.In,
 		out:     w.Out,
 		weight:  append([]float32(nil), w.Weight...),
@@ -170,7 +185,19 @@ func (c *Conv) forward(dst, x []float32, n, h, w int, ws *convWorkspace) {
 	if oh == 0 || ow == 0 {
 		return
 	}
-	hc, rows, nb := c.bands(h, w)
+	var hc, rows, nb, colN, outN int
+	band := c.band
+	if c.algo == ConvWinograd {
+		hc, rows, nb = c.winogradBands(h, w)
+		colN, outN = c.winogradScratch(rows, w)
+		band = c.winogradBand
+	} else {
+		hc, rows, nb = c.bands(h, w)
+		colN = c.in * 9 * rows * w
+		if c.pool {
+			outN = c.out * rows * w
+		}
+	}
 	tasks := n * nb
 	workers := c.workers
 	if workers == 0 {
@@ -185,7 +212,7 @@ func (c *Conv) forward(dst, x []float32, n, h, w int, ws *convWorkspace) {
 	}
 	var next atomic.Int64
 	run := func(s *convScratch) {
-		c.growScratch(s, rows*w)
+		s.grow(colN, outN)
 		for {
 			t := int(next.Add(1) - 1)
 			if t >= tasks {
@@ -194,7 +221,7 @@ func (c *Conv) forward(dst, x []float32, n, h, w int, ws *convWorkspace) {
 			img, b := t/nb, t%nb
 			y0 := b * rows
 			y1 := min(y0+rows, hc)
-			c.band(dst[img*c.out*oh*ow:(img+1)*c.out*oh*ow], x[img*c.in*h*w:(img+1)*c.in*h*w], h, w, y0, y1, s)
+			band(dst[img*c.out*oh*ow:(img+1)*c.out*oh*ow], x[img*c.in*h*w:(img+1)*c.in*h*w], h, w, y0, y1, s)
 		}
 	}
 	if workers <= 1 {
@@ -229,16 +256,13 @@ func (c *Conv) bands(h, w int) (hc, rows, nb int) {
 	return hc, rows, nb
 }
 
-// growScratch makes s large enough for bands of up to cols output
-// positions.
-func (c *Conv) growScratch(s *convScratch, cols int) {
-	if n := c.in * 9 * cols; cap(s.col) < n {
-		s.col = make([]float32, n)
+// grow makes the buffers of s hold at least colN and outN floats.
+func (s *convScratch) grow(colN, outN int) {
+	if cap(s.col) < colN {
+		s.col = make([]float32, colN)
 	}
-	if c.pool {
-		if n := c.out * cols; cap(s.out) < n {
-			s.out = make([]float32, n)
-		}
+	if cap(s.out) < outN {
+		s.out = make([]float32, outN)
 	}
 }
 

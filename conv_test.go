@@ -102,35 +102,38 @@ func TestConvMatchesNaive(t *testing.T) {
 	for _, s := range shapes {
 		for _, relu := range []bool{false, true} {
 			for _, pool := range []bool{false, true} {
-				name := fmt.Sprintf("n%d_in%d_out%d_%dx%d_relu%v_pool%v", s.n, s.in, s.out, s.h, s.w, relu, pool)
-				t.Run(name, func(t *testing.T) {
-					cw := randomConvWeights(r, s.in, s.out)
-					x := randomSlice(r, s.n*s.in*s.h*s.w)
-					c, err := NewConv(cw, &ConvOptions{ReLU: relu, Pool: pool, Workers: 3})
-					if err != nil {
-						t.Fatal(err)
-					}
-					got := c.Forward(x, s.n, s.h, s.w)
-					want := naiveConv3x3(x, s.n, s.in, s.h, s.w, cw, relu)
-					oh, ow := s.h, s.w
-					if pool {
-						want = naiveMaxPool2x2(want, s.n*s.out, s.h, s.w)
-						oh, ow = s.h/2, s.w/2
-					}
-					if len(got) != s.n*s.out*oh*ow || len(want) != len(got) {
-						t.Fatalf("output length %d, want %d", len(got), len(want))
-					}
-					// float32 sums of in*9 products of magnitude <= ~1:
-					// the rounding error is at most ~in*9*2^-24 relative
-					// to the sum of |terms|; 1e-5*(1+sqrt(K)) is generous
-					// but far below any indexing error (O(0.1)).
-					tol := 1e-5 * (1 + math.Sqrt(float64(s.in*9)))
-					for i := range got {
-						if d := math.Abs(float64(got[i]) - want[i]); d > tol*(1+math.Abs(want[i])) {
-							t.Fatalf("element %d: got %v, want %v (diff %g)", i, got[i], want[i], d)
+				for _, algo := range []ConvAlgorithm{ConvIm2col, ConvWinograd} {
+					name := fmt.Sprintf("n%d_in%d_out%d_%dx%d_relu%v_pool%v_%v", s.n, s.in, s.out, s.h, s.w, relu, pool, algo)
+					t.Run(name, func(t *testing.T) {
+						cw := randomConvWeights(r, s.in, s.out)
+						x := randomSlice(r, s.n*s.in*s.h*s.w)
+						c, err := NewConv(cw, &ConvOptions{ReLU: relu, Pool: pool, Workers: 3, Algorithm: algo})
+						if err != nil {
+							t.Fatal(err)
 						}
-					}
-				})
+						got := c.Forward(x, s.n, s.h, s.w)
+						want := naiveConv3x3(x, s.n, s.in, s.h, s.w, cw, relu)
+						oh, ow := s.h, s.w
+						if pool {
+							want = naiveMaxPool2x2(want, s.n*s.out, s.h, s.w)
+							oh, ow = s.h/2, s.w/2
+						}
+						if len(got) != s.n*s.out*oh*ow || len(want) != len(got) {
+							t.Fatalf("output length %d, want %d", len(got), len(want))
+						}
+						// float32 sums of in*9 products of magnitude <= ~1:
+						// the rounding error is at most ~in*9*2^-24 relative
+						// to the sum of |terms|; 1e-5*(1+sqrt(K)) is generous
+						// (Winograd's transforms add a few roundings) but far
+						// below any indexing error (O(0.1)).
+						tol := 1e-5 * (1 + math.Sqrt(float64(s.in*9)))
+						for i := range got {
+							if d := math.Abs(float64(got[i]) - want[i]); d > tol*(1+math.Abs(want[i])) {
+								t.Fatalf("element %d: got %v, want %v (diff %g)", i, got[i], want[i], d)
+							}
+						}
+					})
+				}
 			}
 		}
 	}
@@ -143,21 +146,25 @@ func TestConvWorkersBitIdentical(t *testing.T) {
 	cw := randomConvWeights(r, 16, 24)
 	x := randomSlice(r, 3*16*70*50)
 	var ref []float32
-	for _, workers := range []int{1, 2, 3, 7} {
+	for _, algo := range []ConvAlgorithm{ConvIm2col, ConvWinograd} {
 		for _, pool := range []bool{false, true} {
-			c, err := NewConv(cw, &ConvOptions{ReLU: true, Pool: pool, Workers: workers})
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := c.Forward(x, 3, 70, 50)
-			if !pool {
-				if ref == nil {
-					ref = got
+			var first []float32
+			for _, workers := range []int{1, 2, 3, 7} {
+				c, err := NewConv(cw, &ConvOptions{ReLU: true, Pool: pool, Workers: workers, Algorithm: algo})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := c.Forward(x, 3, 70, 50)
+				if first == nil {
+					first = got
+					if algo == ConvIm2col && !pool {
+						ref = got
+					}
 					continue
 				}
 				for i := range got {
-					if math.Float32bits(got[i]) != math.Float32bits(ref[i]) {
-						t.Fatalf("workers=%d: element %d = %v, workers=1 gave %v", workers, i, got[i], ref[i])
+					if math.Float32bits(got[i]) != math.Float32bits(first[i]) {
+						t.Fatalf("%v pool=%v workers=%d: element %d = %v, workers=1 gave %v", algo, pool, workers, i, got[i], first[i])
 					}
 				}
 			}
@@ -222,6 +229,7 @@ func TestNewConvErrors(t *testing.T) {
 		{"short weight", ConvWeights{In: 2, Out: 3, Weight: make([]float32, 53), Bias: make([]float32, 3)}, nil},
 		{"short bias", ConvWeights{In: 2, Out: 3, Weight: make([]float32, 54), Bias: make([]float32, 2)}, nil},
 		{"negative workers", good, &ConvOptions{Workers: -1}},
+		{"unknown algorithm", good, &ConvOptions{Algorithm: 9}},
 	}
 	for _, b := range bad {
 		if _, err := NewConv(b.w, b.opts); err == nil {
@@ -324,21 +332,29 @@ func BenchmarkConvVGG16Layers(b *testing.B) {
 	in, size := 3, 224
 	for i, out := range widths {
 		cw := randomConvWeights(r, in, out)
-		c, err := NewConv(cw, &ConvOptions{ReLU: true, Pool: vgg16Pools[i]})
-		if err != nil {
-			b.Fatal(err)
-		}
 		x := randomSlice(r, in*size*size)
-		oh, ow := c.OutputSize(size, size)
+		oh, ow := size, size
+		if vgg16Pools[i] {
+			oh, ow = size/2, size/2
+		}
 		dst := make([]float32, out*oh*ow)
 		flops := 2 * float64(out) * float64(in*9) * float64(size*size)
-		b.Run(fmt.Sprintf("conv%d_%dx%dx%d_to_%d", i+1, in, size, size, out), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				c.ForwardTo(dst, x, 1, size, size)
+		for _, algo := range []ConvAlgorithm{ConvIm2col, ConvWinograd} {
+			c, err := NewConv(cw, &ConvOptions{ReLU: true, Pool: vgg16Pools[i], Algorithm: algo})
+			if err != nil {
+				b.Fatal(err)
 			}
-			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-		})
+			// GFLOP/s counts the direct convolution's 2 x out x in x 9
+			// operations per pixel for both algorithms, so the numbers
+			// compare time; Winograd does 2.25x fewer multiply-adds.
+			b.Run(fmt.Sprintf("conv%d_%dx%dx%d_to_%d/%v", i+1, in, size, size, out, algo), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					c.ForwardTo(dst, x, 1, size, size)
+				}
+				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
 		in, size = out, oh
 	}
 }

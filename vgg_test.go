@@ -53,6 +53,10 @@ var formulaNet = sync.OnceValues(func() (*VGG16, error) {
 	return NewVGG16(formulaVGG16Weights(vgg16Widths), nil)
 })
 
+var formulaNetWinograd = sync.OnceValues(func() (*VGG16, error) {
+	return NewVGG16(formulaVGG16Weights(vgg16Widths), &VGG16Options{Algorithm: ConvWinograd})
+})
+
 func readF32(t testing.TB, path string) []float32 {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -157,6 +161,37 @@ func TestVGG16FormulaGolden(t *testing.T) {
 		t.Logf("%s: relative L2 error %.2g", name, e)
 		if !(e < 1e-4) {
 			t.Errorf("%s: relative L2 error %g, want < 1e-4", name, e)
+		}
+	}
+}
+
+// TestVGG16FormulaGoldenWinograd runs the formula VGG16 with Winograd
+// F(2x2, 3x3) convolutions on two golden inputs (one with -short). Same
+// tolerance as im2col (1e-4); measured about 3e-6 (im2col: 2e-6).
+func TestVGG16FormulaGoldenWinograd(t *testing.T) {
+	dir := filepath.Join(sharedDir(t), "golden", "vgg16_formula")
+	m, err := formulaNetWinograd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"not_matching_1", "pos_example_1_img1"}
+	if testing.Short() {
+		names = names[:1]
+	}
+	x := make([]float32, 0, len(names)*3*224*224)
+	for _, name := range names {
+		x = append(x, caffeInput(t, name)...)
+	}
+	feats, err := m.ForwardBatch(x, len(names))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := m.FeatureLen()
+	for i, name := range names {
+		e := relL2(feats[i*fl:(i+1)*fl], readF32(t, filepath.Join(dir, name+".features.f32")))
+		t.Logf("%s: Winograd relative L2 error %.2g", name, e)
+		if !(e < 1e-4) {
+			t.Errorf("%s: Winograd relative L2 error %g, want < 1e-4", name, e)
 		}
 	}
 }
@@ -307,7 +342,13 @@ var tinyWidths = [13]int{4, 4, 6, 6, 8, 8, 8, 8, 8, 8, 5, 5, 5}
 // TestVGG16MatchesNaive checks the whole stack, at 64x64 for speed, against
 // the naive convolution and pooling in float64.
 func TestVGG16MatchesNaive(t *testing.T) {
-	m := smallVGG16(t, 7, tinyWidths, &VGG16Options{Workers: 2})
+	for _, algo := range []ConvAlgorithm{ConvIm2col, ConvWinograd} {
+		t.Run(algo.String(), func(t *testing.T) { testVGG16MatchesNaive(t, algo) })
+	}
+}
+
+func testVGG16MatchesNaive(t *testing.T, algo ConvAlgorithm) {
+	m := smallVGG16(t, 7, tinyWidths, &VGG16Options{Workers: 2, Algorithm: algo})
 	r := rand.New(rand.NewPCG(8, 8))
 	const n, size = 2, 64
 	x := randomSlice(r, n*3*size*size)
@@ -436,6 +477,7 @@ func TestNewVGG16Validation(t *testing.T) {
 		{"bad preprocess", func(w *VGG16Weights) { w.Preprocess = "tf" }, nil},
 		{"bad option", nil, &VGG16Options{Workers: -2}},
 		{"bad filter", nil, &VGG16Options{Filter: 42}},
+		{"bad algorithm", nil, &VGG16Options{Algorithm: 42}},
 	}
 	for _, c := range cases {
 		var w *VGG16Weights
@@ -520,12 +562,22 @@ func BenchmarkVGG16Features(b *testing.B) {
 	for i := range img.Pix {
 		img.Pix[i] = uint8(r.IntN(256))
 	}
-	for _, batch := range []int{1, 8} {
+	for _, bc := range []struct {
+		algo  ConvAlgorithm
+		batch int
+	}{{ConvIm2col, 1}, {ConvIm2col, 8}, {ConvWinograd, 1}, {ConvWinograd, 8}} {
+		batch := bc.batch
+		m := m
+		if bc.algo == ConvWinograd {
+			if m, err = formulaNetWinograd(); err != nil {
+				b.Fatal(err)
+			}
+		}
 		imgs := make([]image.Image, batch)
 		for i := range imgs {
 			imgs[i] = img
 		}
-		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) {
+		b.Run(fmt.Sprintf("%v/batch%d", bc.algo, batch), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := m.FeaturesBatch(imgs); err != nil {
