@@ -18,9 +18,11 @@ const (
 	// Gray, "Fast Algorithms for Convolutional Neural Networks", 2016):
 	// each 2x2 output tile costs 16 products per input channel instead of
 	// 36, as 16 GEMMs with K = In, 2.25x fewer multiply-adds than im2col.
-	// The transforms only add, subtract and halve, so the error stays close
-	// to im2col's: on the VGG16 formula golden the relative L2 error of the
-	// features grows from about 2e-6 to about 3e-6 (see the tests).
+	// The transforms only add, subtract and halve, and each GEMM sums
+	// In products instead of 9 x In, so the error stays at im2col's level:
+	// on the VGG16 formula golden the relative L2 error of the features
+	// against float64 PyTorch is about 8e-7 (im2col: 2e-6). The larger
+	// F(4x4, 3x3) tiles, with transform constants up to 8, would lose more.
 	ConvWinograd
 )
 
