@@ -153,7 +153,7 @@ func storeRecordSize(dim int) int64 {
 // data file gives a *FormatError. If index.json is missing but data is
 // present (the index was deleted), the index is rebuilt by checking every
 // record, which needs opts.Dim.
-func OpenFeatureStore(dir string, opts *StoreOptions) (s *FeatureStore, err error) {
+func OpenFeatureStore(dir string, opts *StoreOptions) (_ *FeatureStore, err error) {
 	var o StoreOptions
 	if opts != nil {
 		o = *opts
@@ -164,7 +164,7 @@ func OpenFeatureStore(dir string, opts *StoreOptions) (s *FeatureStore, err erro
 	if o.CheckpointEvery <= 0 {
 		o.CheckpointEvery = 256
 	}
-	s = &FeatureStore{dir: dir, readOnly: o.ReadOnly, every: o.CheckpointEvery, index: make(map[string]int)}
+	s := &FeatureStore{dir: dir, readOnly: o.ReadOnly, every: o.CheckpointEvery, index: make(map[string]int)}
 	defer func() {
 		if err != nil {
 			s.release()
