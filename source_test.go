@@ -342,4 +342,3 @@ func TestURLSourceConcurrency(t *testing.T) {
 		t.Fatalf("%d requests in flight at once, want at most 3", m)
 	}
 }
-
