@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"runtime"
 	"sort"
 	"sync"
@@ -47,7 +48,9 @@ type ExtractReport struct {
 // interrupted by a crash or a cancelled ctx resumes where it stopped.
 //
 // Images that fail to load, to decode or to go through fx are listed in the
-// report and left out; the run goes on. A store error (a full disk, say)
+// report and left out, as are images whose features the store rejects
+// (NaN, beyond ±MaxFloat16) or whose name is too long for it; the run goes
+// on. A store error (a full disk, say)
 // stops the run and is returned. When ctx is cancelled the images in flight
 // are finished (their features stored), the store is synced, and ctx.Err()
 // is returned with the report so far. The store is synced before returning
@@ -122,7 +125,14 @@ func ExtractFeatures(ctx context.Context, store *FeatureStore, src ImageSource, 
 						err = fmt.Errorf("style: extractor returned %d features, want %d", len(feat), store.Dim())
 					}
 					if err == nil {
-						if _, perr := store.Put(name, feat); perr != nil {
+						_, perr := store.Put(name, feat)
+						var ie *storeInputError
+						switch {
+						case perr == nil, errors.Is(perr, fs.ErrExist):
+							// Stored, by this run or a concurrent one.
+						case errors.As(perr, &ie):
+							err = perr // this image only
+						default:
 							r.fatal = perr
 						}
 					}

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"image"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -330,5 +332,36 @@ func TestExtractFeaturesStoreFailure(t *testing.T) {
 	}
 	if n := fx.calls.Load(); n > 5 {
 		t.Fatalf("%d extractions after the store failed", n)
+	}
+}
+
+// nanExtractor returns NaN features on its second call.
+type nanExtractor struct{ fakeExtractor }
+
+func (f *nanExtractor) Features(img image.Image) ([]float32, error) {
+	v, err := f.fakeExtractor.Features(img)
+	if f.calls.Load() == 2 {
+		v[3] = float32(math.NaN())
+	}
+	return v, err
+}
+
+func TestExtractFeaturesRejectedVector(t *testing.T) {
+	// Features the store cannot hold fail that image only.
+	imgDir := t.TempDir()
+	names := makeImageFolder(t, imgDir, 6)
+	src, _ := NewDirSource(imgDir)
+	defer src.Close()
+	s, err := OpenFeatureStore(t.TempDir(), &StoreOptions{Dim: 8, Backbone: testBackbone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rep, err := ExtractFeatures(context.Background(), s, src, &nanExtractor{fakeExtractor{dim: 8}}, names, &ExtractOptions{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Extracted != 5 || len(rep.Failed) != 1 || rep.Failed[0].Name != names[1] || !strings.Contains(rep.Failed[0].Err.Error(), "float16 range") {
+		t.Fatalf("report %+v", rep)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -369,4 +371,79 @@ func parseRetryAfter(v string) time.Duration {
 		}
 	}
 	return 0
+}
+
+// PrefetchOptions configures Prefetch. The zero value of each field
+// selects its default.
+type PrefetchOptions struct {
+	// Workers is the number of images opened at once; 0 means 16. A
+	// URLSource bounds its requests further with URLOptions.Concurrent.
+	Workers int
+	// Progress, if not nil, is called with Stage "download", Done and Total
+	// counted in distinct images, after each image, from the worker
+	// goroutines one call at a time.
+	Progress func(Progress)
+}
+
+// Prefetch opens and reads every distinct image in names from src, which
+// fills the cache of a URLSource (downloads need far more concurrency than
+// feature extraction, so fetching first keeps the extractor busy). Images
+// that fail are returned in the order of names; the run goes on. It
+// returns ctx.Err() if ctx is cancelled, once the images in flight are done.
+func Prefetch(ctx context.Context, src ImageSource, names []string, opts *PrefetchOptions) ([]ImageFailure, error) {
+	start := time.Now()
+	var o PrefetchOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Workers <= 0 {
+		o.Workers = 16
+	}
+	seen := make(map[string]struct{}, len(names))
+	var todo []string
+	for _, n := range names {
+		if _, ok := seen[n]; !ok {
+			seen[n] = struct{}{}
+			todo = append(todo, n)
+		}
+	}
+	errs := make([]error, len(todo))
+	var next, done atomic.Int64 // next name to open; images finished
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range min(o.Workers, len(todo)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= len(todo) {
+					return
+				}
+				rc, err := src.Open(ctx, todo[i])
+				if err == nil {
+					_, err = io.Copy(io.Discard, rc)
+					rc.Close()
+				}
+				if err != nil && ctx.Err() != nil {
+					return // interrupted, not failed
+				}
+				errs[i] = err
+				if o.Progress != nil {
+					mu.Lock()
+					d := done.Add(1)
+					o.Progress(Progress{Stage: "download", Done: d, Total: int64(len(todo)), Elapsed: time.Since(start)})
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var failed []ImageFailure
+	for i, err := range errs {
+		if err != nil {
+			failed = append(failed, ImageFailure{Name: todo[i], Err: err})
+		}
+	}
+	return failed, ctx.Err()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"image/png"
 	"io"
@@ -340,5 +341,46 @@ func TestURLSourceConcurrency(t *testing.T) {
 	wg.Wait()
 	if m := srv.maxIn.Load(); m > 3 || m < 1 {
 		t.Fatalf("%d requests in flight at once, want at most 3", m)
+	}
+}
+
+func TestPrefetch(t *testing.T) {
+	srv := newImageServer(t, func(w http.ResponseWriter, name string, n int) bool {
+		if name == "gone.jpg" {
+			http.NotFound(w, nil)
+			return true
+		}
+		return false
+	})
+	opts := fastURLOptions()
+	opts.CacheDir = t.TempDir()
+	src, err := NewURLSource(srv.URL+"/img/", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for i := range 20 {
+		names = append(names, fmt.Sprintf("%02d.jpg", i))
+	}
+	names = append(names, "gone.jpg", names[3])
+	var last Progress
+	failed, err := Prefetch(context.Background(), src, names, &PrefetchOptions{Workers: 4, Progress: func(p Progress) { last = p }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(failed) != 1 || failed[0].Name != "gone.jpg" || !errors.Is(failed[0].Err, fs.ErrNotExist) {
+		t.Fatalf("failures %v", failed)
+	}
+	if last.Stage != "download" || last.Done != 21 || last.Total != 21 {
+		t.Fatalf("last progress %+v", last)
+	}
+	srv.Close()
+	for _, n := range names[:20] {
+		if srv.count(n) != 1 {
+			t.Fatalf("%s requested %d times", n, srv.count(n))
+		}
+		if _, err := OpenImage(context.Background(), src, n); err != nil {
+			t.Fatalf("%s not cached: %v", n, err)
+		}
 	}
 }

@@ -1,9 +1,11 @@
 package style
 
 import (
+	"fmt"
 	"math"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -118,4 +120,34 @@ func TestStratifiedSplitAmazon(t *testing.T) {
 	if slices.Equal(train, train3) {
 		t.Fatal("seeds 1 and 2 give the same split")
 	}
+}
+
+func ExampleStratifiedSplit() {
+	var csv strings.Builder
+	csv.WriteString("pic1;pic2;score\r\n")
+	for i := range 20 {
+		fmt.Fprintf(&csv, "top%d.jpg;shoe%d.jpg;%d\r\n", i, i, i%4/3) // every 4th pair matches
+	}
+	pairs, err := ParsePairs(strings.NewReader(csv.String()), "pairs.csv")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// Index the images as a FeatureStore would after extraction.
+	index := map[string]int{}
+	for i, n := range UniqueNames(pairs) {
+		index[n] = i
+	}
+	var labeled []LabeledPair
+	for _, p := range pairs {
+		labeled = append(labeled, LabeledPair{A: index[p.A], B: index[p.B], Label: p.Label})
+	}
+	train, val, test := StratifiedSplit(labeled, 1)
+	for _, set := range [][]LabeledPair{train, val, test} {
+		fmt.Printf("%d pairs, %d matching\n", len(set), positives(set))
+	}
+	// Output:
+	// 12 pairs, 3 matching
+	// 4 pairs, 1 matching
+	// 4 pairs, 1 matching
 }

@@ -442,6 +442,14 @@ func (s *FeatureStore) FeatureTo(dst []float32, i int) []float32 {
 	return dst
 }
 
+var _ FeatureSource = (*FeatureStore)(nil)
+
+// storeInputError reports a name or vector that Put cannot store; the
+// store itself is fine.
+type storeInputError struct{ msg string }
+
+func (e *storeInputError) Error() string { return e.msg }
+
 // ErrStoreReadOnly is returned when writing to a store opened read-only.
 var ErrStoreReadOnly = errors.New("style: feature store is read-only")
 
@@ -459,7 +467,7 @@ func (s *FeatureStore) Put(name string, features []float32) (int, error) {
 		return 0, ErrStoreReadOnly
 	}
 	if !validStoreName(name) {
-		return 0, fmt.Errorf("style: feature store: name %q is empty, longer than %d bytes or not UTF-8", name, MaxStoreNameLen)
+		return 0, &storeInputError{fmt.Sprintf("style: feature store: name %q is empty, longer than %d bytes or not UTF-8", name, MaxStoreNameLen)}
 	}
 	bp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bp)
@@ -468,7 +476,7 @@ func (s *FeatureStore) Put(name string, features []float32) (int, error) {
 	copy(rec, storeMagic)
 	mx, bad := float32ToHalves(rec[storeHeaderSize:storeHeaderSize+2*s.dim], features)
 	if bad >= 0 {
-		return 0, fmt.Errorf("style: feature store: %s: feature %d is %v, outside the float16 range", name, bad, features[bad])
+		return 0, &storeInputError{fmt.Sprintf("style: feature store: %s: feature %d is %v, outside the float16 range", name, bad, features[bad])}
 	}
 	binary.LittleEndian.PutUint32(rec[8:], math.Float32bits(mx))
 	binary.LittleEndian.PutUint16(rec[12:], uint16(len(name)))

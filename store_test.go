@@ -469,3 +469,63 @@ func TestFeatureStoreTornTail(t *testing.T) {
 		}
 	})
 }
+
+const benchDim = 25088 // VGG16 pool5: 512 x 7 x 7
+
+func BenchmarkFeatureStorePut(b *testing.B) {
+	s, err := OpenFeatureStore(b.TempDir(), &StoreOptions{Dim: benchDim, Backbone: testBackbone})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	v := testVector("bench", benchDim)
+	b.SetBytes(4 * benchDim) // float32 features in
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.Put(fmt.Sprintf("img%08d.jpg", i), v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.Sync(); err != nil { // durability is part of the cost
+		b.Fatal(err)
+	}
+}
+
+func BenchmarkFeatureStoreFeatureTo(b *testing.B) {
+	s, err := OpenFeatureStore(b.TempDir(), &StoreOptions{Dim: benchDim, Backbone: testBackbone})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	const n = 64
+	for i := range n {
+		n := fmt.Sprint(i)
+		if _, err := s.Put(n, testVector(n, benchDim)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s.Sync() // maps the records where supported
+	dst := make([]float32, benchDim)
+	run := func(b *testing.B) {
+		b.SetBytes(4 * benchDim) // float32 features out
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			s.FeatureTo(dst, i*7%n)
+		}
+	}
+	if s.mapped.Load() != nil {
+		b.Run("mmap", run)
+	}
+	s.mapped.Store(nil)
+	b.Run("ReadAt", run)
+}
+
+func BenchmarkFloat16Encode(b *testing.B) {
+	v := testVector("bench", benchDim)
+	buf := make([]byte, 2*benchDim)
+	b.SetBytes(4 * benchDim)
+	for b.Loop() {
+		float32ToHalves(buf, v)
+	}
+}
