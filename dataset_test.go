@@ -27,7 +27,7 @@ type fakeExtractor struct {
 }
 
 func (f *fakeExtractor) FeatureLen() int    { return f.dim }
-func (f *fakeExtractor) Backbone() Backbone { return testBackbone }
+func (f *fakeExtractor) Backbone() Backbone { return storeTestBackbone }
 
 func (f *fakeExtractor) Features(img image.Image) ([]float32, error) {
 	n := f.calls.Add(1)
@@ -104,7 +104,7 @@ func TestExtractFeaturesFailuresAndResume(t *testing.T) {
 	names = append(names, good[20:]...)
 
 	storeDir := filepath.Join(t.TempDir(), "features")
-	store, err := OpenFeatureStore(storeDir, &StoreOptions{Dim: dim, Backbone: testBackbone, CheckpointEvery: 1000})
+	store, err := OpenFeatureStore(storeDir, &StoreOptions{Dim: dim, Backbone: storeTestBackbone, CheckpointEvery: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func TestExtractFeaturesAfterCrash(t *testing.T) {
 	}
 	defer src.Close()
 	storeDir := t.TempDir()
-	s, err := OpenFeatureStore(storeDir, &StoreOptions{Dim: dim, Backbone: testBackbone, CheckpointEvery: 1000})
+	s, err := OpenFeatureStore(storeDir, &StoreOptions{Dim: dim, Backbone: storeTestBackbone, CheckpointEvery: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func TestExtractFeaturesDeterministicValues(t *testing.T) {
 	defer src.Close()
 	var got [][]float32
 	for _, w := range []int{1, 5} {
-		s, err := OpenFeatureStore(t.TempDir(), &StoreOptions{Dim: dim, Backbone: testBackbone})
+		s, err := OpenFeatureStore(t.TempDir(), &StoreOptions{Dim: dim, Backbone: storeTestBackbone})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -289,7 +289,7 @@ func TestExtractFeaturesFashion(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	s, err := OpenFeatureStore(t.TempDir(), &StoreOptions{Dim: 64, Backbone: testBackbone})
+	s, err := OpenFeatureStore(t.TempDir(), &StoreOptions{Dim: 64, Backbone: storeTestBackbone})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +315,7 @@ func TestExtractFeaturesStoreFailure(t *testing.T) {
 	names := makeImageFolder(t, imgDir, 8)
 	src, _ := NewDirSource(imgDir)
 	defer src.Close()
-	s, err := OpenFeatureStore(t.TempDir(), &StoreOptions{Dim: 8, Backbone: testBackbone})
+	s, err := OpenFeatureStore(t.TempDir(), &StoreOptions{Dim: 8, Backbone: storeTestBackbone})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +352,7 @@ func TestExtractFeaturesRejectedVector(t *testing.T) {
 	names := makeImageFolder(t, imgDir, 6)
 	src, _ := NewDirSource(imgDir)
 	defer src.Close()
-	s, err := OpenFeatureStore(t.TempDir(), &StoreOptions{Dim: 8, Backbone: testBackbone})
+	s, err := OpenFeatureStore(t.TempDir(), &StoreOptions{Dim: 8, Backbone: storeTestBackbone})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,7 @@ const MaxStoreNameLen = storeHeaderSize - 16
 // features beyond it.
 const MaxFloat16 = 65504
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+var storeCRCTable = crc32.MakeTable(crc32.Castagnoli)
 
 // StoreOptions configures OpenFeatureStore. The zero value of each field
 // selects its default.
@@ -317,7 +317,7 @@ func (s *FeatureStore) checkRecord(rec []byte) (string, float32, bool) {
 	if string(rec[:4]) != storeMagic {
 		return "", 0, false
 	}
-	if binary.LittleEndian.Uint32(rec[4:]) != crc32.Checksum(rec[8:], castagnoli) {
+	if binary.LittleEndian.Uint32(rec[4:]) != crc32.Checksum(rec[8:], storeCRCTable) {
 		return "", 0, false
 	}
 	n := int(binary.LittleEndian.Uint16(rec[12:]))
@@ -481,7 +481,7 @@ func (s *FeatureStore) Put(name string, features []float32) (int, error) {
 	binary.LittleEndian.PutUint32(rec[8:], math.Float32bits(mx))
 	binary.LittleEndian.PutUint16(rec[12:], uint16(len(name)))
 	copy(rec[16:], name)
-	binary.LittleEndian.PutUint32(rec[4:], crc32.Checksum(rec[8:], castagnoli))
+	binary.LittleEndian.PutUint32(rec[4:], crc32.Checksum(rec[8:], storeCRCTable))
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -218,12 +218,12 @@ func checkStoreEntries(t *testing.T, s *FeatureStore, names []string) {
 	}
 }
 
-var testBackbone = Backbone{Name: "fake", Preprocess: PreprocessCaffe, SHA256: "00ff"}
+var storeTestBackbone = Backbone{Name: "fake", Preprocess: PreprocessCaffe, SHA256: "00ff"}
 
 func TestFeatureStoreRoundTrip(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store")
 	const dim = 37 // odd, so records need padding
-	s, err := OpenFeatureStore(dir, &StoreOptions{Dim: dim, Backbone: testBackbone, CheckpointEvery: 4})
+	s, err := OpenFeatureStore(dir, &StoreOptions{Dim: dim, Backbone: storeTestBackbone, CheckpointEvery: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +301,7 @@ func TestFeatureStoreRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Len() != 11 || r.Dim() != dim || r.Backbone() != testBackbone || r.Max() != max {
+	if r.Len() != 11 || r.Dim() != dim || r.Backbone() != storeTestBackbone || r.Max() != max {
 		t.Fatalf("reopened: Len %d Dim %d Backbone %+v Max %v", r.Len(), r.Dim(), r.Backbone(), r.Max())
 	}
 	checkStoreEntries(t, r, names)
@@ -330,7 +330,7 @@ func TestFeatureStoreRoundTrip(t *testing.T) {
 // index.
 func writeAbandoned(t *testing.T, dir string, dim int, names []string) {
 	t.Helper()
-	s, err := OpenFeatureStore(dir, &StoreOptions{Dim: dim, Backbone: testBackbone, CheckpointEvery: 1000})
+	s, err := OpenFeatureStore(dir, &StoreOptions{Dim: dim, Backbone: storeTestBackbone, CheckpointEvery: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +408,7 @@ func TestFeatureStoreTornTail(t *testing.T) {
 		if _, err := OpenFeatureStore(dir, nil); err == nil || !strings.Contains(err.Error(), "lost its index") {
 			t.Fatalf("no index, no dimension: got %v", err)
 		}
-		s, err := OpenFeatureStore(dir, &StoreOptions{Dim: dim, Backbone: testBackbone})
+		s, err := OpenFeatureStore(dir, &StoreOptions{Dim: dim, Backbone: storeTestBackbone})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -421,7 +421,7 @@ func TestFeatureStoreTornTail(t *testing.T) {
 
 	t.Run("damaged files", func(t *testing.T) {
 		dir := t.TempDir()
-		s, err := OpenFeatureStore(dir, &StoreOptions{Dim: dim, Backbone: testBackbone})
+		s, err := OpenFeatureStore(dir, &StoreOptions{Dim: dim, Backbone: storeTestBackbone})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -451,7 +451,7 @@ func TestFeatureStoreTornTail(t *testing.T) {
 
 	t.Run("verify", func(t *testing.T) {
 		dir := t.TempDir()
-		s, err := OpenFeatureStore(dir, &StoreOptions{Dim: dim, Backbone: testBackbone})
+		s, err := OpenFeatureStore(dir, &StoreOptions{Dim: dim, Backbone: storeTestBackbone})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -473,7 +473,7 @@ func TestFeatureStoreTornTail(t *testing.T) {
 const benchDim = 25088 // VGG16 pool5: 512 x 7 x 7
 
 func BenchmarkFeatureStorePut(b *testing.B) {
-	s, err := OpenFeatureStore(b.TempDir(), &StoreOptions{Dim: benchDim, Backbone: testBackbone})
+	s, err := OpenFeatureStore(b.TempDir(), &StoreOptions{Dim: benchDim, Backbone: storeTestBackbone})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -493,7 +493,7 @@ func BenchmarkFeatureStorePut(b *testing.B) {
 }
 
 func BenchmarkFeatureStoreFeatureTo(b *testing.B) {
-	s, err := OpenFeatureStore(b.TempDir(), &StoreOptions{Dim: benchDim, Backbone: testBackbone})
+	s, err := OpenFeatureStore(b.TempDir(), &StoreOptions{Dim: benchDim, Backbone: storeTestBackbone})
 	if err != nil {
 		b.Fatal(err)
 	}
