@@ -466,3 +466,103 @@ func FuzzLoadCatalog(f *testing.F) {
 		}
 	})
 }
+
+// benchCatalog builds a catalogue of n clustered 128-D items (a seeded
+// 20-cluster Gaussian mixture, closer to real embeddings than uniform
+// noise) and a query drawn from the same mixture.
+func benchCatalog(b *testing.B, n int) (*Catalog, []float32) {
+	b.Helper()
+	const dim = 128
+	rng := rand.New(rand.NewPCG(1, 1))
+	centres := make([][]float32, 20)
+	for i := range centres {
+		centres[i] = make([]float32, dim)
+		for j := range centres[i] {
+			centres[i][j] = float32(3 * rng.NormFloat64())
+		}
+	}
+	var c Catalog
+	v := make([]float32, dim)
+	for i := range n {
+		ctr := centres[rng.IntN(len(centres))]
+		for j := range v {
+			v[j] = ctr[j] + float32(rng.NormFloat64())
+		}
+		c.Add(Item{ID: fmt.Sprintf("%08d", i), Category: fmt.Sprint(i % 7), Embedding: v})
+	}
+	q := make([]float32, dim)
+	ctr := centres[0]
+	for j := range q {
+		q[j] = ctr[j] + float32(rng.NormFloat64())
+	}
+	return &c, q
+}
+
+func BenchmarkRecommend(b *testing.B) {
+	c, q := benchCatalog(b, 100_000)
+	for _, w := range []int{1, 2} {
+		for _, k := range []int{10, 100} {
+			b.Run(fmt.Sprintf("n=100000/dim=128/k=%d/workers=%d", k, w), func(b *testing.B) {
+				opts := &RecommendOptions{Workers: w, ExcludeCategory: "3"}
+				b.ReportAllocs()
+				for b.Loop() {
+					c.Recommend(q, k, opts)
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "queries/s")
+			})
+		}
+	}
+	b.Run("n=100000/dim=128/k=10/batch=64", func(b *testing.B) {
+		qs := make([][]float32, 64)
+		for i := range qs {
+			qs[i] = c.Item(i * 1000).Embedding
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			c.RecommendBatch(context.Background(), qs, 10, nil)
+		}
+		b.ReportMetric(float64(b.N*len(qs))/b.Elapsed().Seconds(), "queries/s")
+	})
+}
+
+func BenchmarkCatalogSaveLoad(b *testing.B) {
+	c, _ := benchCatalog(b, 100_000)
+	path := filepath.Join(b.TempDir(), "bench.stylecat")
+	if err := c.Save(path); err != nil {
+		b.Fatal(err)
+	}
+	st, _ := os.Stat(path)
+	b.Run("Save", func(b *testing.B) {
+		b.SetBytes(st.Size())
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := c.Save(path); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Load", func(b *testing.B) {
+		b.SetBytes(st.Size())
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := LoadCatalog(path); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkSqDist128(b *testing.B) {
+	x := make([]float32, 128)
+	y := make([]float32, 128)
+	for i := range x {
+		x[i], y[i] = float32(i), float32(i)*0.5
+	}
+	inf := float32(math.Inf(1))
+	var s float32
+	for b.Loop() {
+		d, _ := sqDistBounded(x, y, inf)
+		s += d
+	}
+	b.ReportMetric(128*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+}
