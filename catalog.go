@@ -75,6 +75,8 @@ type Catalog struct {
 	byID  map[string]int
 }
 
+var _ FeatureSource = (*Catalog)(nil)
+
 // Len returns the number of items.
 func (c *Catalog) Len() int { return len(c.ids) }
 

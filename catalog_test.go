@@ -215,6 +215,34 @@ func TestCatalogRecommendBatch(t *testing.T) {
 	}
 }
 
+func TestCatalogConcurrentQueries(t *testing.T) {
+	lowParallelThreshold(t)
+	c := randomCatalog(t, 600, 12, false, 6)
+	want := make([][]Match, 8)
+	for g := range want {
+		want[g] = c.Recommend(c.Item(g).Embedding, 5, &RecommendOptions{Workers: 1})
+	}
+	// Concurrent readers, each itself parallel, must not interfere (run
+	// with -race to check the data races too).
+	errs := make(chan error, len(want))
+	for g := range want {
+		go func() {
+			for range 20 {
+				if got := c.Recommend(c.Item(g).Embedding, 5, &RecommendOptions{Workers: 3}); !reflect.DeepEqual(got, want[g]) {
+					errs <- fmt.Errorf("goroutine %d: result differs", g)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range want {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
 func TestCatalogRecommendEdgeCases(t *testing.T) {
 	c := randomCatalog(t, 50, 4, true, 1)
 	if got := c.Recommend(make([]float32, 4), 0, nil); len(got) != 0 {
@@ -284,6 +312,9 @@ func mustPanic(t *testing.T, substr string, f func()) {
 }
 
 func TestCatalogRecommendAllocs(t *testing.T) {
+	if catalogRaceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items, so allocations are not counted")
+	}
 	c := randomCatalog(t, 4000, 32, false, 2)
 	q := c.Item(0).Embedding
 	opts := &RecommendOptions{Workers: 1}
@@ -509,6 +540,7 @@ func BenchmarkRecommend(b *testing.B) {
 					c.Recommend(q, k, opts)
 				}
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "queries/s")
+				b.ReportMetric(float64(4*len(c.vecs))/1e6, "embeddings-MB")
 			})
 		}
 	}
@@ -565,4 +597,34 @@ func BenchmarkSqDist128(b *testing.B) {
 		s += d
 	}
 	b.ReportMetric(128*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+}
+
+func ExampleCatalog_RecommendItem() {
+	var cat Catalog
+	for _, it := range []Item{
+		{ID: "black-blazer", Category: "jackets", Embedding: []float32{0.10, 0.90}},
+		{ID: "black-trousers", Category: "trousers", Embedding: []float32{0.15, 0.80}},
+		{ID: "silk-tie", Category: "ties", Embedding: []float32{0.20, 0.90}},
+		{ID: "tweed-jacket", Category: "jackets", Embedding: []float32{0.12, 0.88}},
+		{ID: "hiking-boots", Category: "shoes", Embedding: []float32{0.90, 0.10}},
+		{ID: "oxford-shoes", Category: "shoes", Embedding: []float32{0.25, 0.70}},
+	} {
+		if err := cat.Add(it); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	// The three most compatible items that are not jackets.
+	matches, err := cat.RecommendItem("black-blazer", 3, &RecommendOptions{ExcludeSameCategory: true})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, m := range matches {
+		fmt.Printf("%-15s %-9s %.4f\n", m.ID, m.Category, m.Distance)
+	}
+	// Output:
+	// silk-tie        ties      0.1000
+	// black-trousers  trousers  0.1118
+	// oxford-shoes    shoes     0.2500
 }
