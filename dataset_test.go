@@ -192,6 +192,9 @@ func TestExtractFeaturesFailuresAndResume(t *testing.T) {
 	if _, err := ExtractFeatures(context.Background(), store, src, &fakeExtractor{dim: dim + 1}, names, nil); err == nil {
 		t.Fatal("extractor of another dimension accepted")
 	}
+	if _, err := ExtractFeatures(context.Background(), store, src, &otherBackbone{fakeExtractor{dim: dim}}, names, nil); err == nil {
+		t.Fatal("extractor of another backbone accepted")
+	}
 }
 
 // TestExtractFeaturesAfterCrash resumes from a store whose last record was
@@ -365,3 +368,7 @@ func TestExtractFeaturesRejectedVector(t *testing.T) {
 		t.Fatalf("report %+v", rep)
 	}
 }
+
+type otherBackbone struct{ fakeExtractor }
+
+func (*otherBackbone) Backbone() Backbone { return Backbone{Name: "vgg16", Preprocess: PreprocessTorch} }
