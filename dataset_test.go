@@ -371,4 +371,6 @@ func TestExtractFeaturesRejectedVector(t *testing.T) {
 
 type otherBackbone struct{ fakeExtractor }
 
-func (*otherBackbone) Backbone() Backbone { return Backbone{Name: "vgg16", Preprocess: PreprocessTorch} }
+func (*otherBackbone) Backbone() Backbone {
+	return Backbone{Name: "vgg16", Preprocess: PreprocessTorch}
+}
