@@ -178,6 +178,9 @@ func downloadResumable(ctx context.Context, o *DownloadOptions, part string) (st
 			break
 		}
 	}
+	if fileSize(part) == 0 {
+		os.Remove(part)
+	}
 	return "", fmt.Errorf("style: download %s: %w (partial file %s kept for resuming)", o.URL, lastErr, part)
 }
 
