@@ -215,7 +215,7 @@ func scanPickle(r io.ReaderAt, off, limit int64, path string) ([]byte, error) {
 	if limit <= 0 {
 		return nil, &FormatError{Path: path, Offset: off, Msg: "missing pickle"}
 	}
-	buf := make([]byte, min(limit, 64<<10))
+	buf := make([]byte, min(limit, 4<<10))
 	n, err := r.ReadAt(buf, off)
 	buf = buf[:n]
 	if err != nil && err != io.EOF {
