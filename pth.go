@@ -634,6 +634,9 @@ func readPTHZip(r io.ReaderAt, size int64, path string, keep func(string) bool) 
 			return nil, &FormatError{Path: path, Offset: -1, Msg: fmt.Sprintf("tensor %q: storage record data/%s is missing", name, t.storage.key)}
 		}
 		esize := t.storage.dtype.size()
+		if err := checkZipRecordSize(rec, size); err != nil {
+			return nil, &FormatError{Path: path, Offset: recordOffset(rec), Msg: fmt.Sprintf("tensor %q: %v", name, err)}
+		}
 		if rec.UncompressedSize64 != uint64(t.storage.numel*esize) {
 			return nil, &FormatError{Path: path, Offset: recordOffset(rec), Msg: fmt.Sprintf("tensor %q: storage record %s holds %d bytes, the pickle says %d", name, rec.Name, rec.UncompressedSize64, t.storage.numel*esize)}
 		}
@@ -656,6 +659,25 @@ func readPTHZip(r io.ReaderAt, size int64, path string, keep func(string) bool) 
 		out[name] = tensor{name: name, shape: t.size, data: data}
 	}
 	return out, nil
+}
+
+// checkZipRecordSize checks that the sizes a zip record declares are
+// possible in an archive of the given size, so that they can be trusted to
+// size buffers: stored records (what torch.save writes) hold no more than
+// the archive, deflated ones no more than deflate's maximum ratio allows.
+func checkZipRecordSize(f *zip.File, archive int64) error {
+	c, u := f.CompressedSize64, f.UncompressedSize64
+	switch {
+	case c > uint64(archive):
+		return fmt.Errorf("record %s claims %d compressed bytes in a %d-byte archive", f.Name, c, archive)
+	case f.Method == zip.Store && u != c:
+		return fmt.Errorf("stored record %s claims %d bytes but holds %d", f.Name, u, c)
+	case f.Method == zip.Deflate && u/1032 > c:
+		return fmt.Errorf("deflated record %s claims %d bytes from %d compressed", f.Name, u, c)
+	case f.Method != zip.Store && f.Method != zip.Deflate:
+		return fmt.Errorf("record %s uses unsupported compression method %d", f.Name, f.Method)
+	}
+	return nil
 }
 
 // readZipRecord reads a whole zip record of at most limit bytes.

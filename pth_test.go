@@ -43,6 +43,8 @@ type pthFile struct {
 	bigEndian bool
 	// countDelta is added to the legacy storage element counts on disk.
 	countDelta int
+	// lieSize makes the zip directory claim 1 TB for storage 0.
+	lieSize bool
 }
 
 // pickler appends pickle opcodes.
@@ -171,6 +173,10 @@ func (f *pthFile) bytes(t testing.TB) []byte {
 		zw := zip.NewWriter(&buf)
 		add := func(name string, data []byte) {
 			w, err := zw.CreateHeader(&zip.FileHeader{Name: "archive/" + name, Method: zip.Store})
+			if f.lieSize && name == "data/0" {
+				w, err = zw.CreateRaw(&zip.FileHeader{Name: "archive/" + name, Method: zip.Store,
+					CompressedSize64: uint64(len(data)), UncompressedSize64: 1 << 40})
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -416,6 +422,7 @@ func TestReadPTHHostile(t *testing.T) {
 		{"non_contiguous", pthFile{tensors: nonContig}, "not contiguous"},
 		{"view", pthFile{tensors: base(), view: true}, "view"},
 		{"big_endian", pthFile{tensors: base(), bigEndian: true}, "big-endian"},
+		{"zip_size_lie", pthFile{tensors: base(), zip: true, lieSize: true}, "claims"},
 		{"count_mismatch", pthFile{tensors: base(), countDelta: 1}, "elements"},
 		{"count_mismatch_f16", pthFile{tensors: half(), countDelta: -1}, "elements"},
 	}
@@ -496,4 +503,41 @@ func TestScanPickleLimits(t *testing.T) {
 			t.Errorf("%q: no error", bad)
 		}
 	}
+}
+
+// FuzzReadPTH checks that no checkpoint makes the .pth reader panic and
+// that every failure is a *FormatError.
+func FuzzReadPTH(f *testing.F) {
+	small := [13]int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}
+	f.Add((&pthFile{tensors: vgg16Specs(small, false, 0)}).bytes(f))
+	f.Add((&pthFile{tensors: vgg16Specs(small, true, 0), zip: true}).bytes(f))
+	var evil pickler
+	evil.str("x")
+	evil.global("os", "system")
+	f.Add((&pthFile{tensors: vgg16Specs(small, false, 0)[:2], inject: evil.Bytes()}).bytes(f))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := bytes.NewReader(data)
+		var ts map[string]tensor
+		var err error
+		if bytes.HasPrefix(data, []byte("PK\x03\x04")) {
+			ts, err = readPTHZip(r, int64(len(data)), "fuzz", nil)
+		} else {
+			ts, err = readPTHLegacy(r, int64(len(data)), "fuzz", nil)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrFormat) {
+				t.Fatalf("error %v is not a *FormatError", err)
+			}
+			return
+		}
+		for name, tt := range ts {
+			n := 1
+			for _, d := range tt.shape {
+				n *= d
+			}
+			if n != len(tt.data) {
+				t.Fatalf("tensor %q: shape %v, %d values", name, tt.shape, len(tt.data))
+			}
+		}
+	})
 }
