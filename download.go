@@ -125,7 +125,7 @@ func DownloadVGG16(ctx context.Context, opts *DownloadOptions) (string, error) {
 		os.Remove(part)
 		return "", fmt.Errorf("style: download %s: SHA-256 %s does not start with %s; the download was deleted", o.URL, sum, o.SHA256Prefix)
 	}
-	w, err := ReadVGG16Weights(part)
+	w, err := readVGG16Weights(part, sum)
 	if err != nil {
 		return "", fmt.Errorf("style: download %s: converting: %w", o.URL, err)
 	}

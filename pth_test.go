@@ -45,6 +45,12 @@ type pthFile struct {
 	countDelta int
 	// lieSize makes the zip directory claim 1 TB for storage 0.
 	lieSize bool
+	// v1 rebuilds tensors with torch._utils._rebuild_tensor(storage,
+	// offset, size, stride), as PyTorch before 0.4 wrote them.
+	v1 bool
+	// stateMeta adds the _metadata attribute that Module.state_dict()
+	// sets, restored with BUILD.
+	stateMeta bool
 }
 
 // pickler appends pickle opcodes.
@@ -127,7 +133,11 @@ func (f *pthFile) mainPickle() []byte {
 	p.op(')', 'R', '(')
 	for i, t := range f.tensors {
 		p.str(t.name)
-		p.global("torch._utils", "_rebuild_tensor_v2")
+		if f.v1 {
+			p.global("torch._utils", "_rebuild_tensor")
+		} else {
+			p.global("torch._utils", "_rebuild_tensor_v2")
+		}
 		p.op('(', '(')
 		p.str("storage")
 		if t.half {
@@ -157,12 +167,27 @@ func (f *pthFile) mainPickle() []byte {
 			stride = contiguousStride(t.shape)
 		}
 		p.ints(stride)
-		p.op(0x89)
-		p.global("collections", "OrderedDict")
-		p.op(')', 'R', 't', 'R')
+		if !f.v1 {
+			p.op(0x89)
+			p.global("collections", "OrderedDict")
+			p.op(')', 'R')
+		}
+		p.op('t', 'R')
 	}
 	p.Write(f.inject)
-	p.op('u', '.')
+	p.op('u')
+	if f.stateMeta { // {"_metadata": OrderedDict([("", {"version": 1})])}
+		p.op('}')
+		p.str("_metadata")
+		p.global("collections", "OrderedDict")
+		p.op(')', 'R', '(')
+		p.str("")
+		p.op('}')
+		p.str("version")
+		p.int(1)
+		p.op('s', 'u', 's', 'b')
+	}
+	p.op('.')
 	return p.Bytes()
 }
 
@@ -254,7 +279,7 @@ var narrowWidths = [13]int{2, 2, 3, 3, 4, 4, 4, 5, 5, 5, 5, 5, 6}
 func vgg16Specs(widths [13]int, half bool, classifier int) []pthSpec {
 	var specs []pthSpec
 	in := 3
-	for i, idx := range VGG16ConvIndices {
+	for i, idx := range vgg16ConvIndices {
 		out := widths[i]
 		n := strconv.Itoa(idx)
 		specs = append(specs,
@@ -299,11 +324,22 @@ func equalFloats(a, b []float32) bool {
 func TestReadPTHSynthetic(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
+		file      pthFile
 		zip, half bool
-	}{{"legacy", false, false}, {"legacy_f16", false, true}, {"zip", true, false}, {"zip_f16", true, true}} {
+	}{
+		{name: "legacy"},
+		{name: "legacy_v1", file: pthFile{v1: true}},
+		{name: "legacy_f16", half: true},
+		{name: "legacy_state_meta", file: pthFile{stateMeta: true}},
+		{name: "zip", zip: true},
+		{name: "zip_f16", zip: true, half: true},
+		{name: "zip_state_meta", zip: true, file: pthFile{stateMeta: true}},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			specs := vgg16Specs(narrowWidths, tc.half, 1000)
-			p := writeTemp(t, "w.pth", (&pthFile{tensors: specs, zip: tc.zip}).bytes(t))
+			f := tc.file
+			f.tensors, f.zip = specs, tc.zip
+			p := writeTemp(t, "w.pth", f.bytes(t))
 			w, err := ReadVGG16Weights(p)
 			if err != nil {
 				t.Fatal(err)

@@ -200,7 +200,7 @@ func TestReadVGG16WeightsPreprocess(t *testing.T) {
 func layersToTensors(layers []ConvWeights) []tensor {
 	var ts []tensor
 	for i, l := range layers {
-		n := strconv.Itoa(VGG16ConvIndices[i])
+		n := strconv.Itoa(vgg16ConvIndices[i])
 		ts = append(ts,
 			tensor{name: "features." + n + ".weight", shape: []int{l.Out, l.In, 3, 3}, data: l.Weight},
 			tensor{name: "features." + n + ".bias", shape: []int{l.Out}, data: l.Bias})
