@@ -133,9 +133,21 @@ func pickleInts(v any, what string) ([]int, error) {
 	return out, nil
 }
 
-// pthFindClass resolves the globals a pickled state dict may name. gopickle
-// itself resolves collections.OrderedDict (to an inert Go map type) before
-// asking; everything not listed here is refused.
+// pthGlobalAllowed reports whether a pickle may name a global: the few a
+// state dict of tensors needs.
+func pthGlobalAllowed(module, name string) bool {
+	if module == "collections" && name == "OrderedDict" {
+		return true
+	}
+	_, err := pthFindClass(module, name)
+	return err == nil
+}
+
+// pthFindClass resolves the globals a pickled state dict may name; every
+// other one is refused. gopickle resolves three names itself before asking
+// (collections.OrderedDict, __builtin__.object, copy_reg._reconstructor, all
+// to inert Go values); scanPickle refuses the last two when they are named
+// by GLOBAL or INST, which is how protocol 2 (torch.save's) names globals.
 func pthFindClass(module, name string) (any, error) {
 	switch module + "." + name {
 	case "torch._utils._rebuild_tensor":
@@ -320,9 +332,16 @@ func scanPickle(r io.ReaderAt, off, limit int64, path string) ([]byte, error) {
 			// no argument
 		case 'F', 'I', 'L', 'P', 'S', 'V', 'g', 'p':
 			err = line()
-		case 'c', 'i':
+		case 'c', 'i': // GLOBAL, INST: "module\nname\n", checked here
+			at := p
 			if err = line(); err == nil {
-				err = line()
+				mid := p
+				if err = line(); err == nil {
+					module, name := string(buf[at:mid-1]), string(buf[mid:p-1])
+					if !pthGlobalAllowed(module, name) {
+						err = &FormatError{Path: path, Offset: off + at - 1, Msg: fmt.Sprintf("refusing pickle global %s.%s", module, name)}
+					}
+				}
 			}
 		case 'K', 'h', 'q', 0x80, 0x82:
 			err = fixed(1)

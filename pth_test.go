@@ -425,6 +425,8 @@ func TestReadPTHHostile(t *testing.T) {
 	reduceGlobal.op('(')
 	reduceGlobal.str("true")
 	reduceGlobal.op('t', 'R')
+	var reconstructor pickler // resolved inside gopickle, refused by the scanner
+	reconstructor.global("copy_reg", "_reconstructor")
 	var stackGlobal pickler // builtins.eval via STACK_GLOBAL
 	stackGlobal.str("builtins")
 	stackGlobal.str("eval")
@@ -451,6 +453,7 @@ func TestReadPTHHostile(t *testing.T) {
 	}{
 		{"reduce_global", pthFile{tensors: base(), inject: withInject(reduceGlobal.Bytes())}, "os.system"},
 		{"reduce_global_zip", pthFile{tensors: base(), zip: true, inject: withInject(reduceGlobal.Bytes())}, "os.system"},
+		{"copy_reg_global", pthFile{tensors: base(), inject: withInject(reconstructor.Bytes())}, "copy_reg._reconstructor"},
 		{"stack_global", pthFile{tensors: base(), inject: withInject(stackGlobal.Bytes())}, "builtins.eval"},
 		{"huge_string", pthFile{tensors: base(), inject: withInject(hugeString.Bytes())}, "limit"},
 		{"odd_dict", pthFile{tensors: base(), inject: withInject(oddDict.Bytes())}, "pickle"},
