@@ -569,7 +569,7 @@ func pthPersistentStorage(tup *types.Tuple, storages map[string]*pthStorage, vie
 		return nil, errors.New("storage key is not a string")
 	}
 	numel, ok := tup.Get(4).(int)
-	if !ok || numel < 0 || numel > math.MaxInt64/8 {
+	if !ok || numel < 0 || int64(numel) > math.MaxInt64/8 {
 		return nil, fmt.Errorf("storage %q has invalid size %v", key, tup.Get(4))
 	}
 	if view != nil {
