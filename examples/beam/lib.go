@@ -1,24 +1,35 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"image"
 
 	"github.com/stylespace/style"
 )
 
-// This file binds the pipeline to the library's model constructors.
-
 // loadVGG16Model loads a VGG16 weight file.
 func loadVGG16Model(path string, workers int) (*model, error) {
-	return nil, fmt.Errorf("load %s: style.LoadVGG16 %w", path, errNotAvailable)
+	w, err := style.ReadVGG16Weights(path)
+	if err != nil {
+		return nil, err
+	}
+	return newVGG16Model(w, workers)
 }
 
-// newGeneratedModel builds a model from in-memory weights.
-func newGeneratedModel(w *style.VGG16Weights, workers int) (*model, error) {
-	// Placeholder until style.NewVGG16 exists: a deterministic stand-in.
-	n := w.Layers[len(w.Layers)-1].Out
-	return &model{ext: fakeExtractor{n: n}}, nil
+// newVGG16Model builds the feature extractor of w, each forward pass using
+// workers goroutines (0: all cores).
+func newVGG16Model(w *style.VGG16Weights, workers int) (*model, error) {
+	m, err := style.NewVGG16(w, &style.VGG16Options{Workers: workers})
+	if err != nil {
+		return nil, err
+	}
+	return &model{
+		ext: m,
+		batch: func(_ context.Context, imgs []image.Image) ([][]float32, error) {
+			return m.FeaturesBatch(imgs)
+		},
+	}, nil
 }
 
 // loadHead loads a trained siamese head and checks that it was trained on
@@ -36,19 +47,3 @@ func loadHead(path string, ext style.FeatureExtractor) (*style.SiameseHead, erro
 	}
 	return h, nil
 }
-
-type fakeExtractor struct{ n int }
-
-func (f fakeExtractor) Features(img image.Image) ([]float32, error) {
-	b := img.Bounds()
-	out := make([]float32, f.n*49)
-	for i := range out {
-		x := b.Min.X + (i*7)%b.Dx()
-		y := b.Min.Y + (i*13)%b.Dy()
-		r, g, bl, _ := img.At(x, y).RGBA()
-		out[i] = float32(r)/65535*0.3 + float32(g)/65535*0.5 + float32(bl)/65535*0.2
-	}
-	return out, nil
-}
-func (f fakeExtractor) FeatureLen() int          { return f.n * 49 }
-func (f fakeExtractor) Backbone() style.Backbone { return style.Backbone{Name: "fake"} }

@@ -8,7 +8,9 @@
 // It reads a list of images (a text file of paths and URLs, or a directory
 // or glob), loads each worker's model once, runs the forward pass in
 // batches, and writes the results and a dead-letter report of the images
-// that failed (failures.jsonl) to the output directory. Every Beam flag
+// that failed (failures.jsonl) to the output directory: the features as a
+// style.FeatureStore (folder features), the embeddings as a style.Catalog
+// (catalog.stylecat). Every Beam flag
 // (-runner, -project, -region, -endpoint, -environment_type, ...) is
 // accepted; see README.md.
 package main
@@ -31,6 +33,7 @@ var (
 	head        = flag.String("head", "", "optional trained siamese head file: adds style embeddings")
 	batchSize   = flag.Int("batch_size", 16, "images per forward pass")
 	modelWork   = flag.Int("model_workers", 0, "goroutines per forward pass in each worker process (0: all cores)")
+	features    = flag.Bool("feature_store", true, "write the features to a feature store (output/features); -feature_store=false keeps only the head's catalogue")
 	httpTimeout = flag.Duration("http_timeout", 30*time.Second, "timeout for fetching one image by URL")
 )
 
@@ -42,6 +45,10 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
+	if !*features && *head == "" {
+		fmt.Fprintln(os.Stderr, "beam: -feature_store=false without -head would write nothing")
+		os.Exit(2)
+	}
 	spec := ModelSpec{Weights: *weights, Head: *head, Workers: *modelWork}
 	if err := spec.Check(); err != nil {
 		fmt.Fprintln(os.Stderr, "beam:", err)
@@ -50,11 +57,12 @@ func main() {
 	ctx := context.Background()
 	p, s := beam.NewPipelineWithRoot()
 	Build(s, Config{
-		Input:       *input,
-		Output:      *output,
-		Model:       spec,
-		BatchSize:   *batchSize,
-		HTTPTimeout: *httpTimeout,
+		Input:          *input,
+		Output:         *output,
+		Model:          spec,
+		BatchSize:      *batchSize,
+		HTTPTimeout:    *httpTimeout,
+		NoFeatureStore: !*features,
 	})
 	start := time.Now()
 	if err := beamx.Run(ctx, p); err != nil {

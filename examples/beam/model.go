@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"image"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -66,8 +64,8 @@ func checkLocal(name string) error {
 // head.
 type model struct {
 	ext   style.FeatureExtractor
-	batch func(imgs []image.Image) ([][]float32, error) // nil: one image at a time
-	head  *style.SiameseHead                            // nil: no embedding
+	batch func(ctx context.Context, imgs []image.Image) ([][]float32, error) // nil: one image at a time
+	head  *style.SiameseHead                                                 // nil: no embedding
 }
 
 // embedBatch returns the embeddings of feats, in one batched product.
@@ -87,9 +85,9 @@ func (m *model) embedBatch(feats [][]float32) [][]float32 {
 
 // featuresBatch computes the features of imgs, in one batched forward pass
 // when the extractor supports it.
-func (m *model) featuresBatch(imgs []image.Image) ([][]float32, error) {
+func (m *model) featuresBatch(ctx context.Context, imgs []image.Image) ([][]float32, error) {
 	if m.batch != nil {
-		return m.batch(imgs)
+		return m.batch(ctx, imgs)
 	}
 	out := make([][]float32, len(imgs))
 	for i, img := range imgs {
@@ -175,71 +173,33 @@ func loadModel(ctx context.Context, spec ModelSpec) (*model, error) {
 
 // generatedModel builds the network of "narrow:SEED" or "full:SEED".
 func generatedModel(s string, workers int) (*model, error) {
-	widths, seed, err := parseGenerated(s)
+	divisor, seed, err := parseGenerated(s)
 	if err != nil {
 		return nil, err
 	}
-	return newGeneratedModel(GeneratedWeights(widths, seed), workers)
+	return newVGG16Model(style.GenerateVGG16Weights(seed, divisor), workers)
 }
 
-// parseGenerated parses "narrow:SEED" or "full:SEED".
-func parseGenerated(s string) (widths []int, seed uint64, err error) {
+// parseGenerated parses "narrow:SEED" or "full:SEED": the width divisor of
+// style.GenerateVGG16Weights (8 for the narrow test network, 1 for the full
+// VGG16) and the seed.
+func parseGenerated(s string) (divisor int, seed uint64, err error) {
 	kind, seedStr, ok := strings.Cut(s, ":")
 	if !ok {
-		return nil, 0, fmt.Errorf("generated weights %q: want generated:narrow:SEED or generated:full:SEED", "generated:"+s)
+		return 0, 0, fmt.Errorf("generated weights %q: want generated:narrow:SEED or generated:full:SEED", "generated:"+s)
 	}
 	seed, err = strconv.ParseUint(seedStr, 10, 64)
 	if err != nil {
-		return nil, 0, fmt.Errorf("generated weights %q: bad seed: %v", "generated:"+s, err)
+		return 0, 0, fmt.Errorf("generated weights %q: bad seed: %v", "generated:"+s, err)
 	}
 	switch kind {
 	case "narrow":
-		return narrowWidths, seed, nil
+		return 8, seed, nil
 	case "full":
-		return fullWidths, seed, nil
+		return 1, seed, nil
 	}
-	return nil, 0, fmt.Errorf("generated weights %q: unknown network %q (want narrow or full)", "generated:"+s, kind)
+	return 0, 0, fmt.Errorf("generated weights %q: unknown network %q (want narrow or full)", "generated:"+s, kind)
 }
-
-// The channel widths of the 13 convolution layers of VGG16, and of the
-// narrow VGG16-shaped test network (every width divided by 8).
-var (
-	fullWidths   = []int{64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512}
-	narrowWidths = []int{8, 8, 16, 16, 32, 32, 32, 64, 64, 64, 64, 64, 64}
-)
-
-// GeneratedWeights returns VGG16-shaped weights with the given 13 layer
-// widths, filled deterministically from seed (He-uniform weights, small
-// biases, from a splitmix64 stream), in the caffe preprocessing mode.
-func GeneratedWeights(widths []int, seed uint64) *style.VGG16Weights {
-	w := &style.VGG16Weights{Preprocess: style.PreprocessCaffe}
-	in := 3
-	for l, out := range widths {
-		cw := style.ConvWeights{Out: out, In: in, Weight: make([]float32, out*in*9), Bias: make([]float32, out)}
-		limit := math.Sqrt(6 / float64(in*9))
-		base := seed<<8 ^ uint64(l)<<48
-		for i := range cw.Weight {
-			cw.Weight[i] = float32(limit * (2*unit(base|uint64(i)) - 1))
-		}
-		for j := range cw.Bias {
-			cw.Bias[j] = float32(0.1 * (2*unit(base|1<<47|uint64(j)) - 1))
-		}
-		w.Layers = append(w.Layers, cw)
-		in = out
-	}
-	return w
-}
-
-func splitmix64(x uint64) uint64 {
-	x += 0x9E3779B97F4A7C15
-	z := x
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
-	return z ^ (z >> 31)
-}
-
-// unit maps key to [0, 1).
-func unit(key uint64) float64 { return float64(splitmix64(key)>>40) / (1 << 24) }
 
 // localCopy returns a local path for name: name itself for a local file, or
 // a temporary copy of a file on a Beam filesystem (gs://, s3://), removed by
@@ -274,5 +234,3 @@ func localCopy(ctx context.Context, name string) (path string, cleanup func(), e
 	}
 	return f.Name(), cleanup, nil
 }
-
-var errNotAvailable = errors.New("not available in this build of the style library")

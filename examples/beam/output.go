@@ -2,13 +2,10 @@ package main
 
 import (
 	"bufio"
-	"cmp"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,33 +18,6 @@ import (
 const (
 	failuresFile = "failures.jsonl" // the dead-letter report, one JSON Failure per line, sorted by image
 )
-
-// writeResultsFn writes all results once, from a side input, sorted by image
-// name so that the output does not depend on how the work was split.
-type writeResultsFn struct {
-	Output string
-	Model  ModelSpec
-}
-
-func (f *writeResultsFn) ProcessElement(ctx context.Context, _ []byte, iter func(*Result) bool) error {
-	var rs []Result
-	var r Result
-	for iter(&r) {
-		rs = append(rs, r)
-		r = Result{}
-	}
-	return writeResults(ctx, f.Output, f.Model, sortResults(rs))
-}
-
-// sortResults sorts rs by image and category and keeps the first result of
-// each image (an image listed twice with different categories is computed
-// twice but kept once).
-func sortResults(rs []Result) []Result {
-	slices.SortFunc(rs, func(a, b Result) int {
-		return cmp.Or(strings.Compare(a.Image, b.Image), strings.Compare(a.Category, b.Category))
-	})
-	return slices.CompactFunc(rs, func(a, b Result) bool { return a.Image == b.Image })
-}
 
 // writeFailuresFn writes the dead-letter report.
 type writeFailuresFn struct {
@@ -162,19 +132,4 @@ func writeLocalAtomic(path string, write func(w io.Writer) error) (err error) {
 		return err
 	}
 	return os.Rename(f.Name(), path)
-}
-
-// writeFloats writes vectors as little-endian float32, one after another.
-func writeFloats(w io.Writer, vs [][]float32) error {
-	var buf []byte
-	for _, v := range vs {
-		buf = buf[:0]
-		for _, x := range v {
-			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(x))
-		}
-		if _, err := w.Write(buf); err != nil {
-			return err
-		}
-	}
-	return nil
 }

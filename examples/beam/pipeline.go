@@ -56,6 +56,9 @@ type Config struct {
 	BatchSize int
 	// HTTPTimeout bounds the fetch of one image from a URL; 0 means 30s.
 	HTTPTimeout time.Duration
+	// NoFeatureStore skips writing the features (to keep only the
+	// embeddings of a head: the features take 50 KB per image).
+	NoFeatureStore bool
 }
 
 func init() {
@@ -74,7 +77,10 @@ func init() {
 
 // Build adds the pipeline of cfg to scope s: list images, de-duplicate and
 // spread them over the workers, extract features (and embeddings) in
-// batches, and write the results and the dead-letter report to cfg.Output.
+// batches, and write the results and the dead-letter report to cfg.Output:
+// the features as a style.FeatureStore in folder "features", the embeddings
+// (with a head) as a style.Catalog in "catalog.stylecat", the failures in
+// "failures.jsonl".
 func Build(s beam.Scope, cfg Config) {
 	images := listImages(s.Scope("ListImages"), cfg.Input)
 	// Distinct groups by image name: duplicates in the list are computed
@@ -87,7 +93,7 @@ func Build(s beam.Scope, cfg Config) {
 		HTTPTimeout: cfg.HTTPTimeout,
 	}, images)
 	impulse := beam.Impulse(s)
-	beam.ParDo0(s.Scope("WriteResults"), &writeResultsFn{Output: cfg.Output, Model: cfg.Model},
+	beam.ParDo0(s.Scope("WriteResults"), &writeResultsFn{Output: cfg.Output, Model: cfg.Model, Features: !cfg.NoFeatureStore},
 		impulse, beam.SideInput{Input: results})
 	beam.ParDo0(s.Scope("WriteFailures"), &writeFailuresFn{Output: cfg.Output},
 		impulse, beam.SideInput{Input: failures})
@@ -247,7 +253,7 @@ func (f *extractFn) flush(ctx context.Context, emit func(Result), fail func(Fail
 			break
 		}
 	}
-	feats, err := f.model.featuresBatch(imgs)
+	feats, err := f.model.featuresBatch(ctx, imgs)
 	if err != nil {
 		// Find the culprit: redo the batch one image at a time.
 		feats = make([][]float32, len(imgs))

@@ -127,7 +127,7 @@ func relErr(a, b []float32) float64 {
 // corrupt file, a missing file, a URL that answers 404 and a duplicate
 // entry, and checks every output vector against the single-machine path.
 func TestPipelineMatchesSingleMachine(t *testing.T) {
-	n := 300
+	n := 200
 	if testing.Short() {
 		n = 60
 	}
@@ -248,59 +248,87 @@ func TestPipelineMatchesSingleMachine(t *testing.T) {
 		t.Error("failures are not sorted by image")
 	}
 
-	// Results: every good image exactly once, equal to the single-machine
-	// path.
-	results, err := ReadResults(out)
+	// The single-machine path over the same images: a model of its own,
+	// the extractor called on one image at a time, the head called
+	// directly.
+	ref, err := loadModel(context.Background(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(results) != len(want) {
-		t.Fatalf("%d results, want %d", len(results), len(want))
-	}
-	ref, err := loadModel(context.Background(), spec) // a model of its own
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Tolerance: the pipeline runs batched forward passes, the reference one
-	// image at a time; the same arithmetic in another blocking order may
-	// round differently, by a few float32 ulps per accumulation (relative
-	// error ~1e-6 over the narrow net). 1e-5 leaves margin and still catches
-	// any real difference (another image, preprocessing or layer).
-	const tol = 1e-5
-	worst := 0.0
-	for i, r := range results {
-		if i > 0 && results[i-1].Image >= r.Image {
-			t.Fatalf("results not sorted or duplicated at %d: %q after %q", i, r.Image, results[i-1].Image)
-		}
-		data, ok := want[r.Image]
-		if !ok {
-			t.Fatalf("unexpected result for %q", r.Image)
-		}
+	exp := map[string]Result{}
+	for name, data := range want {
 		if data == nil {
-			if data, err = os.ReadFile(r.Image); err != nil {
+			if data, err = os.ReadFile(name); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if r.Category != wantCat[r.Image] {
-			t.Errorf("%s: category %q, want %q", r.Image, r.Category, wantCat[r.Image])
+		exp[name] = singleMachine(t, ref, name, data)
+	}
+
+	// The pipeline's feature store: every good image exactly once, equal to
+	// the single-machine features rounded to float16 as the store keeps
+	// them. Tolerance 5e-4 relative: float16 rounding moves each value by at
+	// most 2^-11 (4.9e-4) relative (less below 6.1e-5), so the whole vector
+	// too; batching itself changes nothing (the VGG16 gives the same
+	// features however images are batched).
+	store, err := style.OpenFeatureStore(filepath.Join(out, featuresDir), &style.StoreOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if store.Len() != len(want) {
+		t.Errorf("feature store holds %d vectors, want %d", store.Len(), len(want))
+	}
+	if store.Backbone() != ref.ext.Backbone() {
+		t.Errorf("feature store backbone %+v, want %+v", store.Backbone(), ref.ext.Backbone())
+	}
+	got := make([]float32, store.Dim())
+	worstStore := 0.0
+	for name := range want {
+		i, ok := store.Index(name)
+		if !ok {
+			t.Errorf("%s missing from the feature store", name)
+			continue
 		}
-		exp := singleMachine(t, ref, r.Image, data)
-		if len(r.Features) != ref.ext.FeatureLen() {
-			t.Fatalf("%s: %d features, want %d", r.Image, len(r.Features), ref.ext.FeatureLen())
-		}
-		e := relErr(r.Features, exp.Features)
-		worst = max(worst, e)
-		if e > tol {
-			t.Errorf("%s: features differ from the single-machine path: relative error %.3g > %g", r.Image, e, tol)
-		}
-		if len(r.Embedding) != testHeadOut {
-			t.Fatalf("%s: %d embedding values, want %d", r.Image, len(r.Embedding), testHeadOut)
-		}
-		if e := relErr(r.Embedding, exp.Embedding); e > tol {
-			t.Errorf("%s: embedding differs from the single-machine path: relative error %.3g > %g", r.Image, e, tol)
+		e := relErr(store.FeatureTo(got, i), exp[name].Features)
+		worstStore = max(worstStore, e)
+		if e > 5e-4 {
+			t.Errorf("%s: stored features differ from the single-machine path: relative error %.3g", name, e)
 		}
 	}
-	t.Logf("%d results, worst relative error %.3g", len(results), worst)
+
+	// The catalogue of embeddings: every good image once, sorted, with its
+	// category, each embedding equal to the head applied to the features
+	// the extractor gives for the image. Tolerance 1e-5 relative: both
+	// sides are float32 products of the same inputs, batched differently
+	// (a few ulps), far below any real difference.
+	cat, err := style.LoadCatalog(filepath.Join(out, catalogFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cat.Len() != len(want) || cat.Dim() != testHeadOut {
+		t.Fatalf("catalogue of %d items of %d values, want %d of %d", cat.Len(), cat.Dim(), len(want), testHeadOut)
+	}
+	worstEmb := 0.0
+	for i := range cat.Len() {
+		it := cat.Item(i)
+		if i > 0 && cat.Item(i-1).ID >= it.ID {
+			t.Fatalf("catalogue not sorted at %d: %q after %q", i, it.ID, cat.Item(i-1).ID)
+		}
+		ref, ok := exp[it.ID]
+		if !ok {
+			t.Fatalf("unexpected catalogue item %q", it.ID)
+		}
+		if it.Category != wantCat[it.ID] {
+			t.Errorf("%s: category %q, want %q", it.ID, it.Category, wantCat[it.ID])
+		}
+		e := relErr(it.Embedding, ref.Embedding)
+		worstEmb = max(worstEmb, e)
+		if e > 1e-5 {
+			t.Errorf("%s: embedding differs from the single-machine path: relative error %.3g", it.ID, e)
+		}
+	}
+	t.Logf("%d images: worst relative error %.3g (feature store), %.3g (embeddings)", len(want), worstStore, worstEmb)
 }
 
 // TestPipelineDirectoryInput reads the images of a directory and checks the
@@ -326,12 +354,21 @@ func TestPipelineDirectoryInput(t *testing.T) {
 	}
 	out := filepath.Join(dir, "out")
 	runPipeline(t, Config{Input: imgDir, Output: out, Model: ModelSpec{Weights: "generated:narrow:7"}, BatchSize: 5})
-	results, err := ReadResults(out)
+	store, err := style.OpenFeatureStore(filepath.Join(out, featuresDir), &style.StoreOptions{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(results) != len(photos) {
-		t.Errorf("%d results, want %d", len(results), len(photos))
+	defer store.Close()
+	if store.Len() != len(photos) {
+		t.Errorf("feature store holds %d vectors, want %d", store.Len(), len(photos))
+	}
+	for _, p := range photos {
+		if _, ok := store.Index(filepath.Join(imgDir, filepath.Base(p))); !ok {
+			t.Errorf("%s missing from the feature store", p)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, catalogFile)); !os.IsNotExist(err) {
+		t.Errorf("a catalogue was written without a head (stat: %v)", err)
 	}
 	failures, err := ReadFailures(filepath.Join(out, failuresFile))
 	if err != nil {

@@ -2,124 +2,183 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"math"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/log"
+	"github.com/stylespace/style"
 )
 
-// The raw result files, in the output directory.
+// Result files and folders, in the output directory.
 const (
-	manifestFile   = "manifest.json"  // resultManifest
-	featuresFile   = "features.f32"   // Count x FeatureLen little-endian float32, in manifest order
-	embeddingsFile = "embeddings.f32" // Count x EmbeddingLen little-endian float32, when a head was used
+	featuresDir = "features"         // a style.FeatureStore (style.OpenFeatureStore)
+	catalogFile = "catalog.stylecat" // a style.Catalog of the embeddings (style.LoadCatalog), with -head
 )
 
-// resultManifest describes the raw result files.
-type resultManifest struct {
-	Weights      string   `json:"weights"`
-	Head         string   `json:"head,omitempty"`
-	FeatureLen   int      `json:"feature_len"`
-	EmbeddingLen int      `json:"embedding_len,omitempty"`
-	Images       []string `json:"images"`               // row i of the .f32 files
-	Categories   []string `json:"categories,omitempty"` // category of each image, if any was given
+// writeResultsFn writes all results once, from a side input: the features
+// into a feature store, the embeddings into a recommendation catalogue.
+type writeResultsFn struct {
+	Output   string
+	Model    ModelSpec
+	Features bool // write the feature store
 }
 
-// writeResults writes rs (sorted by image) to dir.
-func writeResults(ctx context.Context, dir string, spec ModelSpec, rs []Result) error {
-	m := resultManifest{Weights: spec.Weights, Head: spec.Head, Images: make([]string, len(rs))}
-	feats := make([][]float32, len(rs))
-	var embs [][]float32
-	for i, r := range rs {
-		m.Images[i] = r.Image
-		if r.Category != "" && m.Categories == nil {
-			m.Categories = make([]string, len(rs))
-		}
-		if m.Categories != nil {
-			m.Categories[i] = r.Category
-		}
-		feats[i] = r.Features
-		if i == 0 {
-			m.FeatureLen = len(r.Features)
-			m.EmbeddingLen = len(r.Embedding)
-		}
-		if len(r.Features) != m.FeatureLen || len(r.Embedding) != m.EmbeddingLen {
-			return fmt.Errorf("result %s: %d features and %d embedding values, want %d and %d",
-				r.Image, len(r.Features), len(r.Embedding), m.FeatureLen, m.EmbeddingLen)
-		}
-		if r.Embedding != nil {
-			embs = append(embs, r.Embedding)
-		}
-	}
-	if err := writeOutput(ctx, joinPath(dir, featuresFile), func(w io.Writer) error { return writeFloats(w, feats) }); err != nil {
+func (f *writeResultsFn) ProcessElement(ctx context.Context, _ []byte, iter func(*Result) bool) error {
+	// The model tells the feature length and the backbone that the store
+	// and the catalogue record; it is the worker's shared one.
+	m, err := sharedModel(ctx, f.Model)
+	if err != nil {
 		return err
 	}
-	if m.EmbeddingLen > 0 {
-		if err := writeOutput(ctx, joinPath(dir, embeddingsFile), func(w io.Writer) error { return writeFloats(w, embs) }); err != nil {
+	// The features go to the store as they arrive (the store is keyed by
+	// name; its record order is not meaningful), so they are never all in
+	// memory. The catalogue is small (a few hundred bytes per item): it is
+	// sorted by image so that the file does not depend on how the work was
+	// split.
+	var store *style.FeatureStore
+	storeDir, cleanup, err := localDir(f.Output, featuresDir)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if f.Features {
+		store, err = style.OpenFeatureStore(storeDir, &style.StoreOptions{Dim: m.ext.FeatureLen(), Backbone: m.ext.Backbone()})
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+	}
+	var (
+		items []Result
+		dups  int
+		r     Result
+	)
+	for iter(&r) {
+		if store != nil {
+			if _, err := store.Put(r.Image, r.Features); err != nil {
+				if !errors.Is(err, fs.ErrExist) {
+					return fmt.Errorf("feature store: %w", err)
+				}
+				dups++ // stored by an earlier run, or listed twice with different categories
+			}
+		}
+		if r.Embedding != nil {
+			items = append(items, Result{Image: r.Image, Category: r.Category, Embedding: r.Embedding})
+		}
+		r = Result{}
+	}
+	if dups > 0 {
+		log.Infof(ctx, "feature store %s: %d images already stored, kept as they were", storeDir, dups)
+	}
+	if store != nil {
+		if err := store.Close(); err != nil {
+			return err
+		}
+		if err := publishDir(ctx, storeDir, joinPath(f.Output, featuresDir)); err != nil {
 			return err
 		}
 	}
-	// The manifest goes last: its presence says the other files are complete.
-	return writeOutput(ctx, joinPath(dir, manifestFile), func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", " ")
-		return enc.Encode(m)
+	if f.Model.Head == "" {
+		return nil
+	}
+	return writeCatalog(ctx, f.Output, f.Model, m, sortResults(items))
+}
+
+// writeCatalog writes the embeddings as a recommendation catalogue.
+func writeCatalog(ctx context.Context, output string, spec ModelSpec, m *model, items []Result) error {
+	b := m.ext.Backbone()
+	c := &style.Catalog{Meta: map[string]string{
+		"weights":         filepath.Base(spec.Weights),
+		"head":            filepath.Base(spec.Head),
+		"backbone":        b.Name,
+		"preprocess":      string(b.Preprocess),
+		"backbone_sha256": b.SHA256,
+	}}
+	for _, it := range items {
+		if err := c.Add(style.Item{ID: it.Image, Category: it.Category, Embedding: it.Embedding}); err != nil {
+			return fmt.Errorf("catalogue: %w", err)
+		}
+	}
+	return writeOutput(ctx, joinPath(output, catalogFile), func(w io.Writer) error {
+		_, err := c.WriteTo(w)
+		return err
 	})
 }
 
-// ReadResults reads the raw result files written to a local directory.
-func ReadResults(dir string) ([]Result, error) {
-	data, err := os.ReadFile(filepath.Join(dir, manifestFile))
+// localDir returns a local folder for the output subfolder name: the
+// folder itself for a local output, a temporary one (removed by cleanup)
+// for an output on a Beam filesystem.
+func localDir(output, name string) (dir string, cleanup func(), err error) {
+	if !strings.Contains(output, "://") {
+		dir = filepath.Join(output, name)
+		return dir, func() {}, os.MkdirAll(dir, 0o755)
+	}
+	tmp, err := os.MkdirTemp("", "style-beam-*")
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	var m resultManifest
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, manifestFile), err)
-	}
-	feats, err := readFloats(filepath.Join(dir, featuresFile), len(m.Images), m.FeatureLen)
-	if err != nil {
-		return nil, err
-	}
-	var embs [][]float32
-	if m.EmbeddingLen > 0 {
-		if embs, err = readFloats(filepath.Join(dir, embeddingsFile), len(m.Images), m.EmbeddingLen); err != nil {
-			return nil, err
-		}
-	}
-	rs := make([]Result, len(m.Images))
-	for i, name := range m.Images {
-		rs[i] = Result{Image: name, Features: feats[i]}
-		if i < len(m.Categories) {
-			rs[i].Category = m.Categories[i]
-		}
-		if embs != nil {
-			rs[i].Embedding = embs[i]
-		}
-	}
-	return rs, nil
+	return filepath.Join(tmp, name), func() { os.RemoveAll(tmp) }, nil
 }
 
-// readFloats reads n vectors of d little-endian float32 and checks the file
-// holds exactly that.
-func readFloats(path string, n, d int) ([][]float32, error) {
-	data, err := os.ReadFile(path)
+// publishDir copies the files of the local folder dir to dst on a Beam
+// filesystem; it does nothing when dst is dir itself.
+func publishDir(ctx context.Context, dir, dst string) error {
+	if !strings.Contains(dst, "://") {
+		return nil
+	}
+	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if n < 0 || d < 0 || int64(len(data)) != int64(n)*int64(d)*4 {
-		return nil, fmt.Errorf("%s: %d bytes, want %d x %d float32", path, len(data), n, d)
+	fsys, err := filesystem.New(ctx, dst)
+	if err != nil {
+		return err
 	}
-	out := make([][]float32, n)
-	for i := range out {
-		v := make([]float32, d)
-		for j := range v {
-			v[j] = math.Float32frombits(binary.LittleEndian.Uint32(data[(i*d+j)*4:]))
+	defer fsys.Close()
+	for _, e := range entries {
+		if !e.Type().IsRegular() || e.Name() == "lock" {
+			continue
 		}
-		out[i] = v
+		if err := copyToFS(ctx, fsys, filepath.Join(dir, e.Name()), joinPath(dst, e.Name())); err != nil {
+			return err
+		}
 	}
-	return out, nil
+	return nil
+}
+
+func copyToFS(ctx context.Context, fsys filesystem.Interface, src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	w, err := fsys.OpenWrite(ctx, dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, in); err != nil {
+		w.Close()
+		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	return w.Close()
+}
+
+// sortResults sorts rs by image and category and keeps the first result of
+// each image (an image listed twice with different categories is computed
+// twice but kept once).
+func sortResults(rs []Result) []Result {
+	slices.SortFunc(rs, func(a, b Result) int {
+		if c := strings.Compare(a.Image, b.Image); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Category, b.Category)
+	})
+	return slices.CompactFunc(rs, func(a, b Result) bool { return a.Image == b.Image })
 }
