@@ -20,7 +20,7 @@ import (
 // so every field is exported and JSON-serialisable.
 type ModelSpec struct {
 	// Weights is a VGG16 weight file (any format style.LoadVGG16 reads), local
-	// or on a Beam filesystem (gs://, s3://), or "generated:narrow:SEED" /
+	// or on a Beam filesystem (gs://), or "generated:narrow:SEED" /
 	// "generated:full:SEED" for a VGG16-shaped network with weights generated
 	// from SEED (no file needed; for tests and dry runs, its features mean
 	// nothing).
@@ -202,7 +202,7 @@ func parseGenerated(s string) (divisor int, seed uint64, err error) {
 }
 
 // localCopy returns a local path for name: name itself for a local file, or
-// a temporary copy of a file on a Beam filesystem (gs://, s3://), removed by
+// a temporary copy of a file on a Beam filesystem (gs://), removed by
 // cleanup.
 func localCopy(ctx context.Context, name string) (path string, cleanup func(), err error) {
 	if !strings.Contains(name, "://") {

@@ -46,7 +46,7 @@ type Config struct {
 	// optionally followed by a tab and a category; blank lines and lines
 	// starting with # are skipped; relative paths are relative to the list's
 	// directory), or a directory or glob of image files. It may be on a Beam
-	// filesystem (gs://, s3://).
+	// filesystem (gs://).
 	Input string
 	// Output is the directory the results are written to.
 	Output string
