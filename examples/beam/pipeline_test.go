@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -134,7 +135,9 @@ func TestPipelineMatchesSingleMachine(t *testing.T) {
 	photos := fashionImages(t, n)
 	dir := t.TempDir()
 
-	// Three photos are served over HTTP; one URL is missing on the server.
+	// Three photos are served over HTTP, the third one failing with 503 on
+	// its first request (the fetch retries); one URL is missing on the
+	// server.
 	served := map[string][]byte{}
 	for _, p := range photos[:3] {
 		data, err := os.ReadFile(p)
@@ -143,10 +146,16 @@ func TestPipelineMatchesSingleMachine(t *testing.T) {
 		}
 		served["/img/"+filepath.Base(p)] = data
 	}
+	flaky := "/img/" + filepath.Base(photos[2])
+	var flakyHits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		data, ok := served[r.URL.Path]
 		if !ok {
 			http.NotFound(w, r)
+			return
+		}
+		if r.URL.Path == flaky && flakyHits.Add(1) == 1 {
+			http.Error(w, "try again", http.StatusServiceUnavailable)
 			return
 		}
 		w.Write(data)
@@ -206,6 +215,9 @@ func TestPipelineMatchesSingleMachine(t *testing.T) {
 	largestBatch.Store(0)
 	const batch = 8
 	runPipeline(t, Config{Input: listPath, Output: out, Model: spec, BatchSize: batch})
+	if flakyHits.Load() != 2 {
+		t.Errorf("the URL answering 503 once was requested %d times, want 2", flakyHits.Load())
+	}
 	passes, nb := forwardPasses.Load()-passesBefore, bundles.Load()-bundlesBefore
 	t.Logf("%d forward passes in %d bundles, largest batch %d", passes, nb, largestBatch.Load())
 	// Batching: full batches of 8, so far fewer forward passes than images
