@@ -117,8 +117,9 @@ type modelEntry struct {
 var modelLoads atomic.Int64
 
 // sharedModel returns the process-wide model for spec, loading it on first
-// use. A failed load is remembered, so that every bundle fails fast with the
-// same error.
+// use. A failed load is not remembered: the runner's retry of the bundle
+// tries again (a weight file on a remote filesystem may have been briefly
+// unreachable).
 func sharedModel(ctx context.Context, spec ModelSpec) (*model, error) {
 	sharedModels.mu.Lock()
 	if sharedModels.m == nil {
@@ -134,6 +135,13 @@ func sharedModel(ctx context.Context, spec ModelSpec) (*model, error) {
 		modelLoads.Add(1)
 		e.m, e.err = loadModel(ctx, spec)
 	})
+	if e.err != nil {
+		sharedModels.mu.Lock()
+		if sharedModels.m[spec] == e {
+			delete(sharedModels.m, spec)
+		}
+		sharedModels.mu.Unlock()
+	}
 	return e.m, e.err
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -445,4 +446,53 @@ func BenchmarkPipeline(b *testing.B) {
 		runPipeline(b, Config{Input: listPath, Output: filepath.Join(dir, fmt.Sprint("out", i)), Model: spec})
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "images/s")
+}
+
+// TestModelSpecCheck checks the validation done before a job is submitted.
+func TestModelSpecCheck(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing.safetensors")
+	for _, tc := range []struct {
+		spec ModelSpec
+		ok   bool
+	}{
+		{ModelSpec{Weights: "generated:narrow:1"}, true},
+		{ModelSpec{Weights: "generated:full:42", Workers: 2}, true},
+		{ModelSpec{Weights: "gs://bucket/vgg16.safetensors"}, true}, // checked by the workers
+		{ModelSpec{Weights: "generated:wide:1"}, false},
+		{ModelSpec{Weights: "generated:narrow:x"}, false},
+		{ModelSpec{Weights: "generated:narrow"}, false},
+		{ModelSpec{Weights: missing}, false},
+		{ModelSpec{Weights: "generated:narrow:1", Head: missing}, false},
+		{ModelSpec{Weights: "generated:narrow:1", Workers: -1}, false},
+	} {
+		if err := tc.spec.Check(); (err == nil) != tc.ok {
+			t.Errorf("%+v: Check() = %v, want ok=%v", tc.spec, err, tc.ok)
+		}
+	}
+}
+
+// TestHeadOfAnotherBackbone checks that a head trained on other features is
+// refused when the model loads, not silently applied.
+func TestHeadOfAnotherBackbone(t *testing.T) {
+	dir := t.TempDir()
+	spec := ModelSpec{Weights: "generated:narrow:7"}
+	spec.Head = saveTestHead(t, dir, ModelSpec{Weights: "generated:narrow:7"})
+	if _, err := loadModel(context.Background(), spec); err != nil {
+		t.Fatalf("head of the same backbone: %v", err)
+	}
+	// The same network shape, but the head records another weight file.
+	h, err := style.LoadHead(spec.Head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Backbone.SHA256 = strings.Repeat("ab", 32)
+	other := filepath.Join(dir, "other.safetensors")
+	if err := h.Save(other); err != nil {
+		t.Fatal(err)
+	}
+	spec.Head = other
+	_, err = loadModel(context.Background(), spec)
+	if !errors.Is(err, style.ErrBackboneMismatch) {
+		t.Fatalf("head of another backbone: err = %v, want ErrBackboneMismatch", err)
+	}
 }
