@@ -449,7 +449,7 @@ func (res *StudyResult) report() string {
 	if h.BestEpoch >= 0 {
 		p("; the weights of epoch %d (lowest validation loss, %.5f) were kept", h.BestEpoch+1, h.ValLoss[h.BestEpoch])
 	}
-	p("; final training loss %.5f; %s.\n\n", h.Loss[len(h.Loss)-1], res.TrainTime.Round(time.Millisecond))
+	p("; training loss of the last epoch %.5f; %s.\n\n", h.Loss[len(h.Loss)-1], res.TrainTime.Round(time.Millisecond))
 	p("![Learning curves](%s)\n\n", StudyLearningCurvesFile)
 
 	p("## Results on the %d test pairs\n\n", len(res.Test))
