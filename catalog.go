@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // Item is one entry of a Catalog: an identified, categorised point of the
@@ -299,8 +300,7 @@ func (c *Catalog) RecommendBatch(ctx context.Context, queries [][]float32, k int
 	// schedule.
 	var (
 		wg   sync.WaitGroup
-		mu   sync.Mutex
-		next int
+		next atomic.Int64
 	)
 	for range workers {
 		wg.Go(func() {
@@ -308,10 +308,7 @@ func (c *Catalog) RecommendBatch(ctx context.Context, queries [][]float32, k int
 				if ctx.Err() != nil {
 					return
 				}
-				mu.Lock()
-				i := next
-				next++
-				mu.Unlock()
+				i := int(next.Add(1) - 1)
 				if i >= len(queries) {
 					return
 				}

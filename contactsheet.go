@@ -10,6 +10,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/nfnt/resize"
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
@@ -32,6 +33,10 @@ type ContactSheetOptions struct {
 	// Highlight is the colour of the frame around the query; nil means
 	// blue.
 	Highlight color.Color
+	// Enlarge scales pictures smaller than the box up to fit it (aspect
+	// ratio kept, Lanczos-3), useful for small catalogue photos; false
+	// draws them at their own size.
+	Enlarge bool
 }
 
 const (
@@ -42,7 +47,7 @@ const (
 
 // ContactSheet draws the query picture and its matches in a grid, the query
 // first in a coloured frame, each picture scaled down to fit its box with
-// Thumbnail and centred, with an optional caption under each cell (for
+// Thumbnail (or enlarged to fit, if asked) and centred, with an optional caption under each cell (for
 // example the item ID and its distance) in a 7x13 pixel bitmap font.
 // labels is either empty (no captions) or holds one caption for the query
 // followed by one per match; a caption may hold up to three lines separated
@@ -110,6 +115,10 @@ func ContactSheet(query image.Image, matches []image.Image, labels []string, opt
 			drawCaption(sheet, "(no image)", box.Min.X, box.Max.X, (box.Min.Y+box.Max.Y)/2, image.NewUniform(color.Gray{90}))
 		} else {
 			t := Thumbnail(pic, tw, th)
+			if b := pic.Bounds(); o.Enlarge && b.Dx() < tw && b.Dy() < th {
+				ew, eh := thumbnailSize(b.Dx(), b.Dy(), tw, th)
+				t = resize.Resize(uint(ew), uint(eh), pic, resize.Lanczos3)
+			}
 			tb := t.Bounds()
 			r := image.Rect(0, 0, tb.Dx(), tb.Dy()).Add(image.Pt(x0+(tw-tb.Dx())/2, y0+(th-tb.Dy())/2))
 			draw.Draw(sheet, r, t, tb.Min, draw.Over)

@@ -73,6 +73,15 @@ func TestContactSheetLayout(t *testing.T) {
 	if b := ContactSheet(query, matches, nil, &ContactSheetOptions{ThumbWidth: 100, ThumbHeight: 100}).Bounds(); b.Dy() != 12+100+12 || b.Dx() != 12+4*112 {
 		t.Errorf("captionless one-row sheet %v", b)
 	}
+	// Enlarge: the 40x40 match fills its 100x100 box; without it, it stays
+	// 40x40 in the middle (white at 20 pixels from the box's corner).
+	small := []image.Image{solid(40, 40, green)}
+	if c := ContactSheet(query, small, nil, &ContactSheetOptions{ThumbWidth: 100, ThumbHeight: 100, Enlarge: true}).RGBAAt(12+112+20, 12+20); c != green {
+		t.Errorf("enlarged match at its box corner: %v, want green", c)
+	}
+	if c := ContactSheet(query, small, nil, &ContactSheetOptions{ThumbWidth: 100, ThumbHeight: 100}).RGBAAt(12+112+20, 12+20); c != (color.RGBA{255, 255, 255, 255}) {
+		t.Errorf("small match not enlarged: %v at its box corner, want white", c)
+	}
 	mustPanic(t, "labels", func() { ContactSheet(query, matches, labels[:2], nil) })
 	mustPanic(t, "negative", func() { ContactSheet(query, matches, nil, &ContactSheetOptions{Padding: -1}) })
 	mustPanic(t, "MaxImagePixels", func() {

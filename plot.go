@@ -566,7 +566,10 @@ func PlotScatter(path string, xy *mat.Dense, categories []string, opts *PlotOpti
 		colourOf[s] = plotPalette[j]
 	}
 	radius := f.pt(3)
-	if n > 2000 {
+	switch {
+	case n > 20000:
+		radius = f.pt(1.5)
+	case n > 2000:
 		radius = f.pt(2)
 	}
 	sp := &scatterPoints{pts: pts, colours: make([]color.RGBA, n), radius: radius}
