@@ -45,7 +45,8 @@ var stageNames = map[string]string{
 	"tsne":     "t-SNE      ",
 }
 
-// Update shows p: it starts a new bar when the stage or its total changes
+// Update shows p (every call is drawn: the library reports at most once
+// per image, epoch or 256 KiB): it starts a new bar when the stage or its total changes
 // and moves the current bar otherwise. Training progress also shows the
 // losses.
 func (b *Bars) Update(p style.Progress) {
@@ -71,7 +72,6 @@ func (b *Bars) Update(p style.Progress) {
 			progressbar.OptionSetDescription(desc),
 			progressbar.OptionSetWidth(30),
 			progressbar.OptionShowCount(),
-			progressbar.OptionThrottle(100 * time.Millisecond),
 			progressbar.OptionSetSpinnerChangeInterval(0), // no ticker goroutine
 			progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
 		}
@@ -98,6 +98,20 @@ func (b *Bars) finishLocked() {
 		b.bar.Exit()
 	}
 	b.bar = nil
+}
+
+// LoadVGG16 loads the VGG16 weight file path, with Winograd convolutions
+// (about 1.7 times faster, with the same accuracy, see style.ConvWinograd)
+// if winograd is set.
+func LoadVGG16(path string, winograd bool) (*style.VGG16, error) {
+	if !winograd {
+		return style.LoadVGG16(path)
+	}
+	w, err := style.ReadVGG16Weights(path)
+	if err != nil {
+		return nil, err
+	}
+	return style.NewVGG16(w, &style.VGG16Options{Algorithm: style.ConvWinograd})
 }
 
 // IsURL reports whether s is an http or https URL rather than a file path.
