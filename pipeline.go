@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -379,7 +380,12 @@ func (s *Study) writeOutputs(res *StudyResult) error {
 	if err := PlotDistanceDensities(path(StudyDensitiesFile), panels, &PlotOptions{Title: "Test pair distances"}); err != nil {
 		return wrap(err)
 	}
-	if len(res.Extraction.Failed) > 0 {
+	if len(res.Extraction.Failed) == 0 {
+		// No failures now: drop the list of an earlier run.
+		if err := os.Remove(filepath.Join(s.OutDir, StudyFailedImagesFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return wrap(err)
+		}
+	} else {
 		err := writeFileAtomic(path(StudyFailedImagesFile), func(w io.Writer) error {
 			if _, err := io.WriteString(w, "image\terror\n"); err != nil {
 				return err
