@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 
 	"github.com/stylespace/style"
 )
@@ -28,14 +29,55 @@ type Bars struct {
 	mu    sync.Mutex
 	w     io.Writer
 	quiet bool
+	plain bool // w is not a terminal: log lines instead of redrawn bars
 	stage string
 	total int64
+	shown int64 // plain mode: the last tenth of the total logged
 	bar   *progressbar.ProgressBar
 }
 
 // NewBars returns progress bars writing to w; with quiet set, Update does
-// nothing.
-func NewBars(w io.Writer, quiet bool) *Bars { return &Bars{w: w, quiet: quiet} }
+// nothing. When w is not a terminal (a log file, a pipe, a CI job), bars
+// would be redrawn as endless lines, so Update writes a plain line at the
+// start of each stage, at every tenth of it and at its end instead.
+func NewBars(w io.Writer, quiet bool) *Bars {
+	f, ok := w.(*os.File)
+	plain := !ok || !term.IsTerminal(int(f.Fd()))
+	return &Bars{w: w, quiet: quiet, plain: plain}
+}
+
+// updatePlain logs p as a line when it starts a stage, crosses a tenth of
+// its total, ends it, or is a training epoch.
+func (b *Bars) updatePlain(p style.Progress) {
+	desc, ok := stageNames[p.Stage]
+	if !ok {
+		desc = p.Stage
+	}
+	desc = strings.TrimSpace(desc)
+	newStage := p.Stage != b.stage || p.Total != b.total
+	if newStage {
+		b.stage, b.total, b.shown = p.Stage, p.Total, -1
+	}
+	tenth := int64(-1)
+	if p.Total > 0 {
+		tenth = 10 * p.Done / p.Total
+	}
+	if !newStage && p.Stage != "train" && tenth == b.shown {
+		return
+	}
+	b.shown = tenth
+	line := fmt.Sprintf("%s: %d", desc, p.Done)
+	if p.Total > 0 {
+		line += fmt.Sprintf("/%d (%d%%)", p.Total, 100*p.Done/p.Total)
+	}
+	if p.Stage == "train" && p.Done > 0 {
+		line += fmt.Sprintf(" loss %.4f val %.4f", p.Loss, p.ValLoss)
+	}
+	if p.Elapsed > 0 {
+		line += fmt.Sprintf(" [%s]", p.Elapsed.Round(time.Second))
+	}
+	fmt.Fprintln(b.w, line)
+}
 
 // stageNames are the descriptions of the library's stages.
 var stageNames = map[string]string{
@@ -55,6 +97,10 @@ func (b *Bars) Update(p style.Progress) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.plain {
+		b.updatePlain(p)
+		return
+	}
 	if b.bar == nil || p.Stage != b.stage || p.Total != b.total {
 		b.finishLocked()
 		b.stage, b.total = p.Stage, p.Total

@@ -19,6 +19,7 @@ import (
 func TestBars(t *testing.T) {
 	var buf bytes.Buffer
 	b := NewBars(&buf, false)
+	b.plain = false // draw bars as on a terminal
 	for i := range 4 {
 		b.Update(style.Progress{Stage: "features", Done: int64(i), Total: 3})
 	}
@@ -31,6 +32,21 @@ func TestBars(t *testing.T) {
 			t.Errorf("progress output lacks %q:\n%q", want, out)
 		}
 	}
+	// Not a terminal: plain lines at each tenth, each epoch and the end.
+	var plain bytes.Buffer
+	p := NewBars(&plain, false)
+	for i := range 101 {
+		p.Update(style.Progress{Stage: "features", Done: int64(i), Total: 100})
+	}
+	p.Update(style.Progress{Stage: "train", Done: 1, Total: 5, Loss: 0.25, ValLoss: 0.5})
+	p.Update(style.Progress{Stage: "train", Done: 2, Total: 5, Loss: 0.2, ValLoss: 0.4})
+	p.Finish()
+	lines := strings.Split(strings.TrimSpace(plain.String()), "\n")
+	if len(lines) != 11+2 || lines[0] != "features: 0/100 (0%)" || lines[10] != "features: 100/100 (100%)" ||
+		lines[12] != "training: 2/5 (40%) loss 0.2000 val 0.4000" {
+		t.Errorf("plain progress:\n%s", plain.String())
+	}
+
 	var quiet bytes.Buffer
 	q := NewBars(&quiet, true)
 	q.Update(style.Progress{Stage: "features", Done: 1, Total: 3})
