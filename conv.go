@@ -61,6 +61,7 @@ type ConvOptions struct {
 type convScratch struct {
 	col []float32 // im2col matrix of one band, (in*9) x (rows*w); or the Winograd-transformed input
 	out []float32 // pre-pool output of one band, out x (rows*w); or the Winograd products
+	pad []float32 // Winograd: padded input rows and their combinations
 }
 
 // convBandBudget bounds the im2col buffer of one band, in floats (4 MiB), so

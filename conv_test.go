@@ -358,3 +358,40 @@ func BenchmarkConvVGG16Layers(b *testing.B) {
 		in, size = out, oh
 	}
 }
+
+// nopBLAS is a BLAS whose Sgemm does nothing, to measure the cost of
+// everything around the matrix products.
+type nopBLAS struct{ gonum.Implementation }
+
+func (nopBLAS) Sgemm(blas.Transpose, blas.Transpose, int, int, int, float32, []float32, int, []float32, int, float32, []float32, int) {
+}
+
+// BenchmarkConvOverhead measures a batch-1 pass of the VGG16 layers with
+// the matrix products skipped: im2col or the Winograd transforms, bias,
+// ReLU and pooling, which must stay small next to the GEMM time.
+func BenchmarkConvOverhead(b *testing.B) {
+	r := rand.New(rand.NewPCG(6, 6))
+	for _, algo := range []ConvAlgorithm{ConvIm2col, ConvWinograd} {
+		var convs []*Conv
+		in := 3
+		for i, out := range vgg16Widths {
+			c, err := NewConv(randomConvWeights(r, in, out), &ConvOptions{ReLU: true, Pool: vgg16Pools[i], Algorithm: algo, BLAS: nopBLAS{}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			convs = append(convs, c)
+			in = out
+		}
+		x := randomSlice(r, 3*224*224)
+		b.Run(algo.String(), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				cur, size := x, 224
+				for _, c := range convs {
+					cur = c.Forward(cur, 1, size, size)
+					size, _ = c.OutputSize(size, size)
+				}
+			}
+		})
+	}
+}
