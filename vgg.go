@@ -1,11 +1,13 @@
 package style
 
 import (
+	"context"
 	"fmt"
 	"image"
 	"image/color"
 	"runtime"
 	"sync"
+	"time"
 
 	"gonum.org/v1/gonum/blas"
 )
@@ -158,7 +160,17 @@ func (m *VGG16) Features(img image.Image) ([]float32, error) {
 // uses the cores better than one image at a time). The i-th result belongs
 // to imgs[i]; the results do not depend on how images are batched.
 func (m *VGG16) FeaturesBatch(imgs []image.Image) ([][]float32, error) {
+	return m.FeaturesContext(context.Background(), imgs, nil)
+}
+
+// FeaturesContext is FeaturesBatch for long lists of images: it checks ctx
+// before each group of images pushed through the network together (a few
+// seconds of work at most) and returns ctx.Err() when it is cancelled, and
+// it calls progress, if not nil, after each group with Stage "features"
+// and Done/Total counted in images. progress runs on the calling goroutine.
+func (m *VGG16) FeaturesContext(ctx context.Context, imgs []image.Image, progress func(Progress)) ([][]float32, error) {
 	const size = 3 * VGG16InputSize * VGG16InputSize
+	begin := time.Now()
 	out := make([][]float32, len(imgs))
 	fl := m.FeatureLen()
 	chunk := m.chunk()
@@ -172,6 +184,9 @@ func (m *VGG16) FeaturesBatch(imgs []image.Image) ([][]float32, error) {
 	}
 	x := (*xp)[:cap(*xp)]
 	for start := 0; start < len(imgs); start += chunk {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		end := min(start+chunk, len(imgs))
 		for i := start; i < end; i++ {
 			if _, err := PreprocessImageTo(x[(i-start)*size:(i-start+1)*size], imgs[i], m.pre, &m.popts); err != nil {
@@ -183,6 +198,9 @@ func (m *VGG16) FeaturesBatch(imgs []image.Image) ([][]float32, error) {
 		m.forwardTo(feats, x[:n*size], n, VGG16InputSize, VGG16InputSize)
 		for i := range n {
 			out[start+i] = feats[i*fl : (i+1)*fl : (i+1)*fl]
+		}
+		if progress != nil {
+			progress(Progress{Stage: "features", Done: int64(end), Total: int64(len(imgs)), Elapsed: time.Since(begin)})
 		}
 	}
 	return out, nil

@@ -1,6 +1,7 @@
 package style
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -392,6 +393,47 @@ func TestVGG16Deterministic(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestVGG16FeaturesContext checks progress reports, agreement with
+// FeaturesBatch and cancellation.
+func TestVGG16FeaturesContext(t *testing.T) {
+	m := smallVGG16(t, 16, tinyWidths, &VGG16Options{Workers: 2})
+	imgs := make([]image.Image, 5)
+	for i := range imgs {
+		g := image.NewGray(image.Rect(0, 0, 30+i, 20))
+		for j := range g.Pix {
+			g.Pix[j] = uint8(j * (i + 3))
+		}
+		imgs[i] = g
+	}
+	var reports []Progress
+	got, err := m.FeaturesContext(context.Background(), imgs, func(p Progress) { reports = append(reports, p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := m.FeaturesBatch(imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if relL2(got[i], want[i]) != 0 {
+			t.Errorf("image %d: FeaturesContext differs from FeaturesBatch", i)
+		}
+	}
+	if len(reports) == 0 || reports[len(reports)-1].Done != 5 || reports[len(reports)-1].Total != 5 || reports[0].Stage != "features" {
+		t.Errorf("progress reports %+v, want the last one at 5 of 5 images", reports)
+	}
+	for i := 1; i < len(reports); i++ {
+		if reports[i].Done <= reports[i-1].Done {
+			t.Errorf("progress not increasing: %+v", reports)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := m.FeaturesContext(ctx, imgs, nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: %v, want context.Canceled", err)
 	}
 }
 
