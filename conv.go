@@ -27,7 +27,7 @@ import (
 // buffers are pooled and reused across calls.
 type Conv struct {
 	in, out int
-	weight  []float32 // out x (in*9), PyTorch OIHW order
+	weight  []float32 // out x (in*9), PyTorch OIHW order; nil with ConvWinograd
 	bias    []float32 // out
 	relu    bool
 	pool    bool
@@ -99,16 +99,18 @@ func NewConv(w ConvWeights, opts *ConvOptions) (*Conv, error) {
 	if o.BLAS == nil {
 		o.BLAS = defaultBLAS()
 	}
-	var wino []float32
+	var weight, wino []float32
 	if o.Algorithm == ConvWinograd {
-		wino = winogradWeights(w.Weight, w.Out, w.In)
+		wino = winogradWeights(w.Weight, w.Out, w.In) // the only copy kept
+	} else {
+		weight = append([]float32(nil), w.Weight...)
 	}
 	return &Conv{
 		algo:    o.Algorithm,
 		wino:    wino,
 		in:      w.In,
 		out:     w.Out,
-		weight:  append([]float32(nil), w.Weight...),
+		weight:  weight,
 		bias:    append([]float32(nil), w.Bias...),
 		relu:    o.ReLU,
 		pool:    o.Pool,

@@ -325,6 +325,15 @@ func TestVGG16NarrowGolden(t *testing.T) {
 // fast tests.
 func smallVGG16(t testing.TB, seed uint64, widths [13]int, opts *VGG16Options) *VGG16 {
 	t.Helper()
+	m, err := NewVGG16(smallVGG16Weights(seed, widths), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// smallVGG16Weights returns random weights of a VGG16-shaped network.
+func smallVGG16Weights(seed uint64, widths [13]int) *VGG16Weights {
 	r := rand.New(rand.NewPCG(seed, seed))
 	w := &VGG16Weights{Layers: make([]ConvWeights, 13), SHA256: "abc"}
 	in := 3
@@ -332,11 +341,7 @@ func smallVGG16(t testing.TB, seed uint64, widths [13]int, opts *VGG16Options) *
 		w.Layers[i] = randomConvWeights(r, in, out)
 		in = out
 	}
-	m, err := NewVGG16(w, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return w
 }
 
 var tinyWidths = [13]int{4, 4, 6, 6, 8, 8, 8, 8, 8, 8, 5, 5, 5}
@@ -350,7 +355,11 @@ func TestVGG16MatchesNaive(t *testing.T) {
 }
 
 func testVGG16MatchesNaive(t *testing.T, algo ConvAlgorithm) {
-	m := smallVGG16(t, 7, tinyWidths, &VGG16Options{Workers: 2, Algorithm: algo})
+	weights := smallVGG16Weights(7, tinyWidths)
+	m, err := NewVGG16(weights, &VGG16Options{Workers: 2, Algorithm: algo})
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := rand.New(rand.NewPCG(8, 8))
 	const n, size = 2, 64
 	x := randomSlice(r, n*3*size*size)
@@ -360,7 +369,7 @@ func testVGG16MatchesNaive(t *testing.T, algo ConvAlgorithm) {
 	copy(cur, x)
 	h := size
 	for i, c := range m.convs {
-		ref := naiveConv3x3(cur, n, c.in, h, h, ConvWeights{In: c.in, Out: c.out, Weight: c.weight, Bias: c.bias}, true)
+		ref := naiveConv3x3(cur, n, c.in, h, h, weights.Layers[i], true)
 		if vgg16Pools[i] {
 			ref = naiveMaxPool2x2(ref, n*c.out, h, h)
 			h /= 2
