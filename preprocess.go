@@ -126,9 +126,15 @@ func ResizeNearest(img image.Image, width, height int) *image.NRGBA {
 // (0.229, 0.224, 0.225). Values are computed in float64 and rounded once.
 //
 // Any image.Image works: fast paths exist for *image.YCbCr, *image.RGBA,
-// *image.NRGBA and *image.Gray; others (paletted, CMYK, 16-bit, ...) go
-// through their color model, keeping the high 8 bits of 16-bit samples.
-// Alpha is handled as described at PreprocessOptions.Matte.
+// *image.NRGBA, *image.Gray and *image.Paletted; others go through their
+// color model. Compared with PIL's convert("RGB") that Keras applies:
+// grey is replicated to R, G and B as PIL does; 16-bit samples keep their
+// high 8 bits, as PIL does for 16-bit colour PNGs (PIL opens 16-bit grey
+// PNGs in mode "I" and clips them to 255, turning them almost white; that
+// is not reproduced); CMYK uses Go's color.CMYK model, within one level of
+// PIL's; alpha is handled as described at PreprocessOptions.Matte
+// (ignored by default, as PIL does; Go's premultiplied *image.RGBA is
+// un-premultiplied first, which can move a translucent pixel by one level).
 //
 // PreprocessImageTo returns an error wrapping ErrEmptyImage for a nil or
 // empty image, and an error for an unknown mode or filter. It panics if dst
