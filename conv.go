@@ -192,16 +192,20 @@ func (c *Conv) forward(dst, x []float32, n, h, w int, ws *convWorkspace) {
 	band := c.band
 	if c.algo == ConvWinograd {
 		hc, rows, nb = c.winogradBands(h, w)
-		colN, outN = c.winogradScratch(rows, w)
 		band = c.winogradBand
 	} else {
 		hc, rows, nb = c.bands(h, w)
+	}
+	oc, osz := c.outChunks(nb)
+	if c.algo == ConvWinograd {
+		colN, outN = c.winogradScratch(rows, w, osz)
+	} else {
 		colN = c.in * 9 * rows * w
 		if c.pool {
-			outN = c.out * rows * w
+			outN = osz * rows * w
 		}
 	}
-	tasks := n * nb
+	tasks := n * nb * oc
 	workers := c.workers
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -221,10 +225,12 @@ func (c *Conv) forward(dst, x []float32, n, h, w int, ws *convWorkspace) {
 			if t >= tasks {
 				return
 			}
-			img, b := t/nb, t%nb
+			img, b, j := t/(nb*oc), t/oc%nb, t%oc
 			y0 := b * rows
 			y1 := min(y0+rows, hc)
-			band(dst[img*c.out*oh*ow:(img+1)*c.out*oh*ow], x[img*c.in*h*w:(img+1)*c.in*h*w], h, w, y0, y1, s)
+			o0 := j * osz
+			o1 := min(o0+osz, c.out)
+			band(dst[img*c.out*oh*ow:(img+1)*c.out*oh*ow], x[img*c.in*h*w:(img+1)*c.in*h*w], h, w, y0, y1, o0, o1, s)
 		}
 	}
 	if workers <= 1 {
@@ -259,6 +265,25 @@ func (c *Conv) bands(h, w int) (hc, rows, nb int) {
 	return hc, rows, nb
 }
 
+// convMinTasks is the number of tasks per image below which the output
+// channels are split too, so that a batch-1 pass on a small late layer
+// (one band) still keeps several cores busy with a single-threaded BLAS.
+const convMinTasks = 4
+
+// outChunks splits the output channels into oc chunks of osz channels
+// (the last may be smaller) when the image has fewer than convMinTasks
+// bands. Each chunk repeats the band's im2col or input transform, which is
+// cheap next to its GEMM. The split depends on the shape only.
+func (c *Conv) outChunks(nb int) (oc, osz int) {
+	oc = 1
+	if nb < convMinTasks {
+		oc = max(1, min((convMinTasks+nb-1)/nb, c.out/64))
+	}
+	osz = (c.out + oc - 1) / oc
+	oc = (c.out + osz - 1) / osz
+	return oc, osz
+}
+
 // grow makes the buffers of s hold at least colN and outN floats.
 func (s *convScratch) grow(colN, outN int) {
 	if cap(s.col) < colN {
@@ -269,29 +294,32 @@ func (s *convScratch) grow(colN, outN int) {
 	}
 }
 
-// band computes output rows y0..y1 of one image: src is In x h x w, dst is
-// Out x oh x ow.
-func (c *Conv) band(dst, src []float32, h, w, y0, y1 int, s *convScratch) {
+// band computes output rows y0..y1 of output channels o0..o1 of one image:
+// src is In x h x w, dst is Out x oh x ow.
+func (c *Conv) band(dst, src []float32, h, w, y0, y1, o0, o1 int, s *convScratch) {
 	k := c.in * 9
 	cols := (y1 - y0) * w
 	col := s.col[:k*cols]
 	im2col3x3(col, src, c.in, h, w, y0, y1)
+	m := o1 - o0
+	a := c.weight[o0*k : o1*k]
 	if !c.pool {
 		hw := h * w
-		out := dst[y0*w : (c.out-1)*hw+y1*w]
-		c.impl.Sgemm(blas.NoTrans, blas.NoTrans, c.out, cols, k, 1, c.weight, k, col, cols, 0, out, hw)
-		for o := range c.out {
-			biasReLU(out[o*hw:o*hw+cols], c.bias[o], c.relu)
+		out := dst[o0*hw+y0*w : (o1-1)*hw+y1*w]
+		c.impl.Sgemm(blas.NoTrans, blas.NoTrans, m, cols, k, 1, a, k, col, cols, 0, out, hw)
+		for o := range m {
+			biasReLU(out[o*hw:o*hw+cols], c.bias[o0+o], c.relu)
 		}
 		return
 	}
-	out := s.out[:c.out*cols]
-	c.impl.Sgemm(blas.NoTrans, blas.NoTrans, c.out, cols, k, 1, c.weight, k, col, cols, 0, out, cols)
+	out := s.out[:m*cols]
+	c.impl.Sgemm(blas.NoTrans, blas.NoTrans, m, cols, k, 1, a, k, col, cols, 0, out, cols)
 	oh, ow := h/2, w/2
-	for o := range c.out {
+	for o := range m {
 		plane := out[o*cols : (o+1)*cols]
-		biasReLU(plane, c.bias[o], c.relu)
-		maxPool2x2Rows(dst[o*oh*ow+(y0/2)*ow:o*oh*ow+(y1/2)*ow], plane, y1-y0, w)
+		biasReLU(plane, c.bias[o0+o], c.relu)
+		d := (o0 + o) * oh * ow
+		maxPool2x2Rows(dst[d+(y0/2)*ow:d+(y1/2)*ow], plane, y1-y0, w)
 	}
 }
 

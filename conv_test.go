@@ -98,6 +98,8 @@ func TestConvMatchesNaive(t *testing.T) {
 		{1, 130, 9, 6, 6},
 		{2, 3, 8, 64, 40}, // several bands per image
 		{1, 2, 3, 129, 33},
+		{1, 5, 130, 6, 7},  // output channels split in 2 chunks
+		{2, 3, 200, 9, 10}, // output channels split in 3 uneven chunks
 	}
 	for _, s := range shapes {
 		for _, relu := range []bool{false, true} {

@@ -95,19 +95,20 @@ func (c *Conv) winogradTileCols(w int) int {
 }
 
 // winogradScratch returns the sizes of the transformed input and output
-// buffers of a band of rows x w outputs.
-func (c *Conv) winogradScratch(rows, w int) (colN, outN int) {
+// buffers of a band of rows x w outputs and osz output channels.
+func (c *Conv) winogradScratch(rows, w, osz int) (colN, outN int) {
 	tiles := (rows / 2) * c.winogradTileCols(w)
-	return 16 * c.in * tiles, 16 * c.out * tiles
+	return 16 * c.in * tiles, 16 * osz * tiles
 }
 
-// winogradBand computes output rows y0..y1 (y0 even) of one image with
-// F(2x2, 3x3): src is In x h x w, dst is Out x oh x ow.
-func (c *Conv) winogradBand(dst, src []float32, h, w, y0, y1 int, s *convScratch) {
+// winogradBand computes output rows y0..y1 (y0 even) of output channels
+// o0..o1 of one image with F(2x2, 3x3): src is In x h x w, dst is
+// Out x oh x ow.
+func (c *Conv) winogradBand(dst, src []float32, h, w, y0, y1, o0, o1 int, s *convScratch) {
 	tw := c.winogradTileCols(w)
 	th := (y1 - y0 + 1) / 2
 	tiles := th * tw
-	in, out := c.in, c.out
+	in, out := c.in, o1-o0
 	v := s.col[:16*in*tiles]
 	m := s.out[:16*out*tiles]
 	// Four zero-padded input rows (columns -1 .. 2*tw+1) and their row
@@ -162,8 +163,9 @@ func (c *Conv) winogradBand(dst, src []float32, h, w, y0, y1 int, s *convScratch
 
 	// 16 independent products M_p = U_p V_p.
 	for p := range 16 {
+		u := c.wino[(p*c.out+o0)*in : (p*c.out+o1)*in]
 		c.impl.Sgemm(blas.NoTrans, blas.NoTrans, out, tiles, in, 1,
-			c.wino[p*out*in:(p+1)*out*in], in,
+			u, in,
 			v[p*in*tiles:(p+1)*in*tiles], tiles,
 			0, m[p*out*tiles:(p+1)*out*tiles], tiles)
 	}
@@ -174,8 +176,8 @@ func (c *Conv) winogradBand(dst, src []float32, h, w, y0, y1 int, s *convScratch
 	mstride := out * tiles
 	var mr [16][]float32
 	for o := range out {
-		b := c.bias[o]
-		plane := dst[o*oh*ow : (o+1)*oh*ow]
+		b := c.bias[o0+o]
+		plane := dst[(o0+o)*oh*ow : (o0+o+1)*oh*ow]
 		for ty := range th {
 			base := o*tiles + ty*tw
 			for p := range 16 {
