@@ -397,3 +397,36 @@ func BenchmarkConvOverhead(b *testing.B) {
 		})
 	}
 }
+
+func ExampleConv_Forward() {
+	// One channel, a 3x3 kernel of ones (the sum of each neighbourhood),
+	// bias -1, ReLU; then the same layer with a fused 2x2 max-pool.
+	w := ConvWeights{In: 1, Out: 1, Weight: []float32{1, 1, 1, 1, 1, 1, 1, 1, 1}, Bias: []float32{-1}}
+	x := []float32{
+		1, 0, 0, 0,
+		0, 0, 0, 0,
+		0, 0, 2, 0,
+		0, 0, 0, 0,
+	}
+	conv, err := NewConv(w, &ConvOptions{ReLU: true})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	y := conv.Forward(x, 1, 4, 4) // batch of 1 image of 4x4
+	for r := range 4 {
+		fmt.Println(y[4*r : 4*r+4])
+	}
+	pooled, err := NewConv(w, &ConvOptions{ReLU: true, Pool: true})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(pooled.Forward(x, 1, 4, 4))
+	// Output:
+	// [0 0 0 0]
+	// [0 2 1 1]
+	// [0 1 1 1]
+	// [0 1 1 1]
+	// [2 1 1 1]
+}

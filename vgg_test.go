@@ -654,3 +654,21 @@ func vgg16Flops(m *VGG16) float64 {
 	}
 	return f
 }
+
+func ExampleVGG16_Features() {
+	// A narrow network (widths / 8) with generated weights; LoadVGG16
+	// reads published weight files the same way.
+	m, err := NewVGG16(GenerateVGG16Weights(0, 8), nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	img := image.NewGray(image.Rect(0, 0, 300, 400)) // any size: resized to 224x224
+	feats, err := m.Features(img)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(len(feats), m.FeatureLen(), m.Backbone().Name, m.Backbone().Preprocess)
+	// Output: 3136 3136 vgg16 caffe
+}
