@@ -18,9 +18,11 @@ import (
 // single-precision GEMM per band of output rows, through the BLAS given at
 // construction, so that the GEMM dominates the time; ConvWinograd replaces
 // it by 16 smaller GEMMs per band (see ConvAlgorithm).
-// The work is split into bands whose size depends only on the layer and the
-// image shape, never on the number of workers, so results are bit-identical
-// for any Workers setting.
+// The work is split into tasks (bands of output rows of one image, and
+// chunks of output channels when an image has few bands) that depend only
+// on the layer and the image shape, never on the number of workers, and
+// each output value is written by exactly one task, so results are
+// bit-identical for any Workers setting and any batch composition.
 //
 // A Conv is immutable after NewConv and safe for concurrent use by multiple
 // goroutines, provided its BLAS implementation is (gonum's is). Scratch
