@@ -88,8 +88,8 @@ func pilNearestIndex(tab []int, src int) {
 // returns the result as non-premultiplied RGBA. Colours of translucent
 // pixels are kept as stored (see PreprocessOptions.Matte).
 //
-// ResizeNearest panics if width or height is not positive, and returns an
-// empty image for an empty img.
+// ResizeNearest panics if width or height is not positive. For a nil or
+// empty img it returns a fully transparent width x height image.
 func ResizeNearest(img image.Image, width, height int) *image.NRGBA {
 	if width <= 0 || height <= 0 {
 		panic(fmt.Sprintf("style: ResizeNearest: invalid size %dx%d", width, height))
