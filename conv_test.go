@@ -294,6 +294,11 @@ func (serialBLAS) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []f
 // allocation-free BLAS, only a few small allocations for the worker
 // goroutines; with the default BLAS, far fewer bytes than the output.
 func TestConvSteadyStateAllocs(t *testing.T) {
+	if catalogRaceEnabled {
+		// The race detector makes sync.Pool drop items at random, so
+		// allocation counts say nothing there; the normal build checks them.
+		t.Skip("allocation counts are not meaningful under the race detector")
+	}
 	r := rand.New(rand.NewPCG(4, 4))
 	cw := randomConvWeights(r, 8, 16)
 	x := randomSlice(r, 2*8*64*64)

@@ -569,6 +569,11 @@ func TestNewVGG16Validation(t *testing.T) {
 // activations and scratch: with an allocation-free BLAS only a small,
 // constant number of allocations remains (goroutine closures).
 func TestVGG16SteadyStateAllocs(t *testing.T) {
+	if catalogRaceEnabled {
+		// The race detector makes sync.Pool drop items at random, so
+		// allocation counts say nothing there; the normal build checks them.
+		t.Skip("allocation counts are not meaningful under the race detector")
+	}
 	m := smallVGG16(t, 13, tinyWidths, &VGG16Options{Workers: 2, BLAS: serialBLAS{}})
 	r := rand.New(rand.NewPCG(14, 14))
 	x := randomSlice(r, 2*3*224*224)
