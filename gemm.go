@@ -328,168 +328,244 @@ func (j *sgemmJob) run(workers int) {
 
 	ws := getGemmWorkspace(kcMax*ncMax, workers, kcMax*mc+mr*nr)
 	defer gemmPool.Put(ws)
-	bPack := ws.b
+	team := newGemmTeam(workers)
+	defer team.close()
 
+	var ph gemmPhase
+	ph.mc = mc
+	packTask := func(_, t int) {
+		j.packB(ws.b, t*ph.packChunk, min(ph.panels, (t+1)*ph.packChunk), ph.jc, ph.nb, ph.pc, ph.kb)
+	}
+	mulTask := func(w, t int) { j.multiply(&ph, ws.b, ws.a[w], t) }
 	for jc := 0; jc < j.n; jc += ncMax {
-		nb := min(ncMax, j.n-jc)
-		panels := gemmCeilDiv(nb, nr)
-		// Column chunks: split the panels too when there are too few row
-		// blocks to keep every worker busy.
+		ph.jc = jc
+		ph.nb = min(ncMax, j.n-jc)
+		ph.panels = gemmCeilDiv(ph.nb, nr)
+		ph.packChunk = gemmCeilDiv(ph.panels, workers)
+		// Column chunks: when there are too few row blocks to keep the
+		// workers busy, split the panels too, keeping chunks of at least
+		// four panels so that re-packing A for each chunk stays cheap.
 		nChunks := 1
-		if workers > 1 && mBlocks < 4*workers {
-			nChunks = max(1, min(gemmCeilDiv(4*workers, mBlocks), panels/2))
+		if workers > 1 && mBlocks < 2*workers {
+			nChunks = max(1, min(gemmCeilDiv(2*workers, mBlocks), ph.panels/4))
 		}
-		chunk := gemmCeilDiv(panels, nChunks)
-		nChunks = gemmCeilDiv(panels, chunk)
-		tasks := mBlocks * nChunks
+		ph.chunk = gemmCeilDiv(ph.panels, nChunks)
+		ph.nChunks = gemmCeilDiv(ph.panels, ph.chunk)
 		for pc := 0; pc < j.k; pc += kcMax {
-			kb := min(kcMax, j.k-pc)
-			beta := j.beta
+			ph.pc = pc
+			ph.kb = min(kcMax, j.k-pc)
+			ph.beta = j.beta
 			if pc > 0 {
-				beta = 1
+				ph.beta = 1
 			}
-			packChunk := max(1, gemmCeilDiv(panels, workers))
-			gemmParallelFor(workers, gemmCeilDiv(panels, packChunk), func(_, t int) {
-				for p := t * packChunk; p < min(panels, (t+1)*packChunk); p++ {
-					j.packB(bPack[p*kb*nr:(p+1)*kb*nr], jc+p*nr, min(nr, nb-p*nr), pc, kb)
-				}
-			})
-			gemmParallelFor(workers, tasks, func(w, t int) {
-				buf := ws.a[w]
-				aPack, tile := buf[:kcMax*mc], buf[kcMax*mc:]
-				ic := (t / nChunks) * mc
-				mb := min(mc, j.m-ic)
-				j.packA(aPack, ic, mb, pc, kb)
-				p0 := (t % nChunks) * chunk
-				for p := p0; p < min(panels, p0+chunk); p++ {
-					jr := p * nr
-					nrem := min(nr, nb-jr)
-					bp := bPack[p*kb*nr : (p+1)*kb*nr]
-					for ir := 0; ir < mb; ir += mr {
-						mrem := min(mr, mb-ir)
-						ap := aPack[(ir/mr)*kb*mr : (ir/mr+1)*kb*mr]
-						off := (ic+ir)*j.ldc + jc + jr
-						if mrem == mr && nrem == nr {
-							kn.call(kb, ap, bp, j.c[off:], j.ldc, j.alpha, beta)
-							continue
-						}
-						// Edge tile: compute the full tile into scratch,
-						// then write the part inside C.
-						kn.call(kb, ap, bp, tile, nr, 1, 0)
-						sgemmStoreTile(mrem, nrem, tile, nr, j.c[off:], j.ldc, j.alpha, beta)
-					}
-				}
-			})
+			team.run(gemmCeilDiv(ph.panels, ph.packChunk), packTask)
+			team.run(mBlocks*ph.nChunks, mulTask)
 		}
 	}
 }
 
-// packA copies rows ic..ic+mb of op(A), depth pc..pc+kb, into dst as
-// consecutive mr-row panels, each stored depth-major:
-//
-//	dst[panel*kb*mr + p*mr + i] = op(A)[ic+panel*mr+i][pc+p]
-//
-// with rows past mb zero-filled.
-func (j *sgemmJob) packA(dst []float32, ic, mb, pc, kb int) {
-	mr := j.kern.mr
-	for ir := 0; ir < mb; ir += mr {
-		d := dst[(ir/mr)*kb*mr : (ir/mr+1)*kb*mr]
-		rows := min(mr, mb-ir)
-		if j.aTrans {
-			// op(A)[i][p] = a[p*lda+i]: rows of a are contiguous in i.
-			for p := 0; p < kb; p++ {
-				src := j.a[(pc+p)*j.lda+ic+ir:]
-				copy(d[p*mr:p*mr+rows], src[:rows])
+// gemmPhase describes one (jc, pc) block of an Sgemm call; the workers
+// read it while it is fixed.
+type gemmPhase struct {
+	mc             int     // rows per row block
+	jc, nb, panels int     // column block: first column, width, nr-panels
+	pc, kb         int     // depth block: first index, depth
+	beta           float32 // beta for this depth block (1 after the first)
+	nChunks, chunk int     // column chunks per row block, panels per chunk
+	packChunk      int     // panels of B packed per pack task
+}
+
+// multiply runs task t of phase ph: packs its row block of A into buf and
+// sweeps the micro-kernel over its column chunk of the packed B.
+func (j *sgemmJob) multiply(ph *gemmPhase, bPack, buf []float32, t int) {
+	kn := &j.kern
+	mr, nr, kb := kn.mr, kn.nr, ph.kb
+	aPack, tile := buf[:kb*ph.mc], buf[len(buf)-mr*nr:]
+	ic := (t / ph.nChunks) * ph.mc
+	mb := min(ph.mc, j.m-ic)
+	j.packA(aPack, ic, mb, ph.pc, kb)
+	p0 := (t % ph.nChunks) * ph.chunk
+	for p := p0; p < min(ph.panels, p0+ph.chunk); p++ {
+		jr := p * nr
+		nrem := min(nr, ph.nb-jr)
+		bp := bPack[p*kb*nr : (p+1)*kb*nr]
+		for ir := 0; ir < mb; ir += mr {
+			mrem := min(mr, mb-ir)
+			ap := aPack[(ir/mr)*kb*mr : (ir/mr+1)*kb*mr]
+			off := (ic+ir)*j.ldc + ph.jc + jr
+			if mrem == mr && nrem == nr {
+				kn.call(kb, ap, bp, j.c[off:], j.ldc, j.alpha, ph.beta)
+				continue
 			}
-		} else {
-			// op(A)[i][p] = a[i*lda+p]: transpose rows into the panel,
-			// four at a time.
+			// Edge tile: compute the full tile into scratch, then write
+			// the part inside C.
+			kn.call(kb, ap, bp, tile, nr, 1, 0)
+			sgemmStoreTile(mrem, nrem, tile, nr, j.c[off:], j.ldc, j.alpha, ph.beta)
+		}
+	}
+}
+
+// packA packs rows ic..ic+mb of op(A), depth pc..pc+kb, into dst as
+// consecutive mr-row panels (see gemmPack).
+func (j *sgemmJob) packA(dst []float32, ic, mb, pc, kb int) {
+	// op(A)[i][p] is a[p*lda+i] when A is transposed, a[i*lda+p] if not.
+	gemmPack(dst, j.a, j.lda, j.aTrans, ic, mb, pc, kb, j.kern.mr)
+}
+
+// packB packs panels p0..p1 of columns j0.. (at most n) of op(B), depth
+// pc..pc+kb, into dst (see gemmPack); panel p starts at dst[p*kb*nr].
+func (j *sgemmJob) packB(dst []float32, p0, p1, j0, n, pc, kb int) {
+	nr := j.kern.nr
+	x0 := j0 + p0*nr
+	xn := min(n-p0*nr, (p1-p0)*nr)
+	// op(B)[p][j] is b[p*ldb+j] when B is not transposed, b[j*ldb+p] if it is.
+	gemmPack(dst[p0*kb*nr:p1*kb*nr], j.b, j.ldb, !j.bTrans, x0, xn, pc, kb, nr)
+}
+
+// gemmPack packs the xn×kb block of a matrix M starting at (x0, p0) into
+// consecutive panels of w rows, each stored depth-major:
+//
+//	dst[t*kb*w + p*w + x] = M[x0+t*w+x][p0+p]   for x0+t*w+x < x0+xn
+//
+// and zero beyond xn. M[x][p] is src[p*ld+x] if contiguous, else
+// src[x*ld+p].
+func gemmPack(dst, src []float32, ld int, contiguous bool, x0, xn, p0, kb, w int) {
+	panels := gemmCeilDiv(xn, w)
+	full := xn / w // panels without padding
+	if contiguous {
+		// Walk the rows of src in order, dealing them out to the panels,
+		// in blocks of gemmPackBlock rows so that the written parts of
+		// the panels stay in L1.
+		for pb := 0; pb < kb; pb += gemmPackBlock {
+			pe := min(kb, pb+gemmPackBlock)
+			for t := 0; t < full; t++ {
+				for p := pb; p < pe; p++ {
+					d := dst[t*kb*w+p*w:]
+					s := src[(p0+p)*ld+x0+t*w:]
+					switch w {
+					case 32:
+						*(*[32]float32)(d) = *(*[32]float32)(s)
+					case 16:
+						*(*[16]float32)(d) = *(*[16]float32)(s)
+					case 14:
+						*(*[14]float32)(d) = *(*[14]float32)(s)
+					case 6:
+						*(*[6]float32)(d) = *(*[6]float32)(s)
+					case 4:
+						*(*[4]float32)(d) = *(*[4]float32)(s)
+					default:
+						copy(d[:w], s[:w])
+					}
+				}
+			}
+		}
+		if full < panels {
+			for p := 0; p < kb; p++ {
+				d := dst[full*kb*w+p*w : full*kb*w+p*w+w]
+				row := src[(p0+p)*ld+x0+full*w:]
+				n := copy(d, row[:xn-full*w])
+				clear(d[n:])
+			}
+		}
+		return
+	}
+	// Transpose: rows of src run along p. Four rows at a time, in blocks
+	// of gemmPackBlock along p so that the written part of the panel stays
+	// in L1.
+	for t := 0; t < panels; t++ {
+		d := dst[t*kb*w : (t+1)*kb*w]
+		rows := min(w, xn-t*w)
+		for pb := 0; pb < kb; pb += gemmPackBlock {
+			pn := min(gemmPackBlock, kb-pb)
 			i := 0
 			for ; i+4 <= rows; i += 4 {
-				base := (ic+ir+i)*j.lda + pc
-				r0 := j.a[base : base+kb]
-				r1 := j.a[base+j.lda : base+j.lda+kb]
-				r2 := j.a[base+2*j.lda : base+2*j.lda+kb]
-				r3 := j.a[base+3*j.lda : base+3*j.lda+kb]
+				base := (x0+t*w+i)*ld + p0 + pb
+				r0 := src[base : base+pn]
+				r1 := src[base+ld : base+ld+pn]
+				r2 := src[base+2*ld : base+2*ld+pn]
+				r3 := src[base+3*ld : base+3*ld+pn]
 				for p, v := range r0 {
-					dd := d[p*mr+i : p*mr+i+4 : p*mr+i+4]
+					o := (pb+p)*w + i
+					dd := d[o : o+4 : o+4]
 					dd[0], dd[1], dd[2], dd[3] = v, r1[p], r2[p], r3[p]
 				}
 			}
 			for ; i < rows; i++ {
-				base := (ic+ir+i)*j.lda + pc
-				for p, v := range j.a[base : base+kb] {
-					d[p*mr+i] = v
+				base := (x0+t*w+i)*ld + p0 + pb
+				for p, v := range src[base : base+pn] {
+					d[(pb+p)*w+i] = v
 				}
 			}
 		}
-		if rows < mr {
+		if rows < w {
 			for p := 0; p < kb; p++ {
-				clear(d[p*mr+rows : p*mr+mr])
+				clear(d[p*w+rows : p*w+w])
 			}
 		}
 	}
 }
 
-// packB copies columns j0..j0+cols (cols ≤ nr) of op(B), depth pc..pc+kb,
-// into the panel dst, stored depth-major:
-//
-//	dst[p*nr + jj] = op(B)[pc+p][j0+jj]
-//
-// with columns past cols zero-filled.
-func (j *sgemmJob) packB(dst []float32, j0, cols, pc, kb int) {
-	nr := j.kern.nr
-	if j.bTrans {
-		// op(B)[p][jj] = b[jj*ldb+p]: rows of b are contiguous in p.
-		for jj := 0; jj < cols; jj++ {
-			src := j.b[(j0+jj)*j.ldb+pc:]
-			src = src[:kb]
-			for p, v := range src {
-				dst[p*nr+jj] = v
-			}
-		}
-	} else {
-		for p := 0; p < kb; p++ {
-			src := j.b[(pc+p)*j.ldb+j0:]
-			copy(dst[p*nr:p*nr+cols], src[:cols])
-		}
-	}
-	if cols < nr {
-		for p := 0; p < kb; p++ {
-			clear(dst[p*nr+cols : p*nr+nr])
-		}
-	}
+// gemmPackBlock is the depth of the blocks in which gemmPack transposes.
+const gemmPackBlock = 64
+
+// gemmTeam runs the tasks of successive phases of one Sgemm call on the
+// calling goroutine and workers-1 helper goroutines, which live for the
+// call only.
+type gemmTeam struct {
+	helpers int
+	n       int            // tasks of the current phase
+	fn      func(w, i int) // task function of the current phase
+	next    atomic.Int64   // next task to hand out
+	wake    chan struct{}  // one token per helper and phase
+	busy    sync.WaitGroup // helpers working on the current phase
+	alive   sync.WaitGroup // helpers not yet exited
 }
 
-// gemmParallelFor calls fn(w, i) for every i in [0, n) on at most workers
-// goroutines, w identifying the goroutine (0 ≤ w < workers). Tasks are
-// handed out dynamically; it returns when all calls have returned.
-func gemmParallelFor(workers, n int, fn func(w, i int)) {
-	workers = min(workers, n)
-	if workers <= 1 {
-		for i := 0; i < n; i++ {
-			fn(0, i)
-		}
-		return
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	loop := func(w int) {
-		for {
-			i := int(next.Add(1) - 1)
-			if i >= n {
-				return
-			}
-			fn(w, i)
-		}
-	}
-	wg.Add(workers - 1)
+func newGemmTeam(workers int) *gemmTeam {
+	t := &gemmTeam{helpers: workers - 1, wake: make(chan struct{})}
+	t.alive.Add(t.helpers)
 	for w := 1; w < workers; w++ {
-		go func() {
-			defer wg.Done()
-			loop(w)
-		}()
+		go t.helper(w)
 	}
-	loop(0)
-	wg.Wait()
+	return t
+}
+
+func (t *gemmTeam) helper(w int) {
+	defer t.alive.Done()
+	for range t.wake {
+		t.work(w)
+		t.busy.Done()
+	}
+}
+
+// work runs tasks of the current phase until none are left; w identifies
+// the goroutine (0 is the caller).
+func (t *gemmTeam) work(w int) {
+	for {
+		i := int(t.next.Add(1) - 1)
+		if i >= t.n {
+			return
+		}
+		t.fn(w, i)
+	}
+}
+
+// run calls fn(w, i) for every i in [0, n), handing tasks out dynamically,
+// and returns when all calls have returned.
+func (t *gemmTeam) run(n int, fn func(w, i int)) {
+	t.n, t.fn = n, fn
+	t.next.Store(0)
+	h := min(t.helpers, n-1)
+	t.busy.Add(h)
+	for range h {
+		t.wake <- struct{}{}
+	}
+	t.work(0)
+	t.busy.Wait()
+}
+
+// close stops the helpers and waits until they have exited.
+func (t *gemmTeam) close() {
+	close(t.wake)
+	t.alive.Wait()
 }

@@ -4,16 +4,19 @@ package style
 
 import "golang.org/x/sys/cpu"
 
-// The assembly kernels, generated into gemm_amd64.s by _gen. Blocking:
-// kc*nr floats of packed B (32 KiB for AVX-512) stay in the 48 KiB L1
-// while mc×kc of packed A stays in L2; nc×kc of B is shared by the cores.
+// The assembly kernels, generated into gemm_amd64.s by _gen. Blocking,
+// tuned on a 2-core Xeon (48 KiB L1d, 2 MiB L2 per core): mc×kc of packed
+// A (672 KiB for AVX-512) stays in L2, the kc×nr micro-panel of B is
+// swept through L1 and the kernel prefetches its C tile; kc = 512 beat
+// 256 (fewer passes over C) and 384. nc×kc of packed B is shared by the
+// cores.
 var (
 	gemmAVX512 = gemmKernel{
-		name: "avx512", mr: 14, nr: 32, kc: 256, mc: 14 * 24, nc: 32 * 96,
+		name: "avx512", mr: 14, nr: 32, kc: 512, mc: 14 * 24, nc: 32 * 96,
 		asm: true, fn: sgemmKernelAVX512,
 	}
 	gemmAVX2 = gemmKernel{
-		name: "avx2", mr: 6, nr: 16, kc: 256, mc: 6 * 32, nc: 16 * 192,
+		name: "avx2", mr: 6, nr: 16, kc: 384, mc: 6 * 48, nc: 16 * 192,
 		asm: true, fn: sgemmKernelAVX2,
 	}
 )

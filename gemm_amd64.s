@@ -5,11 +5,57 @@
 #include "textflag.h"
 
 // func sgemmKernelAVX512(kc int, a []float32, b []float32, c []float32, ldc int, alpha float32, beta float32)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512F, MMX+
 TEXT ·sgemmKernelAVX512(SB), NOSPLIT, $0-96
 	MOVQ kc+0(FP), AX
 	MOVQ a_base+8(FP), CX
 	MOVQ b_base+32(FP), DX
+
+	// Prefetch the C tile, which is read after the loop.
+	MOVQ       c_base+56(FP), BX
+	MOVQ       ldc+80(FP), SI
+	SHLQ       $0x02, SI
+	PREFETCHT0 (BX)
+	PREFETCHT0 64(BX)
+	ADDQ       SI, BX
+	PREFETCHT0 (BX)
+	PREFETCHT0 64(BX)
+	ADDQ       SI, BX
+	PREFETCHT0 (BX)
+	PREFETCHT0 64(BX)
+	ADDQ       SI, BX
+	PREFETCHT0 (BX)
+	PREFETCHT0 64(BX)
+	ADDQ       SI, BX
+	PREFETCHT0 (BX)
+	PREFETCHT0 64(BX)
+	ADDQ       SI, BX
+	PREFETCHT0 (BX)
+	PREFETCHT0 64(BX)
+	ADDQ       SI, BX
+	PREFETCHT0 (BX)
+	PREFETCHT0 64(BX)
+	ADDQ       SI, BX
+	PREFETCHT0 (BX)
+	PREFETCHT0 64(BX)
+	ADDQ       SI, BX
+	PREFETCHT0 (BX)
+	PREFETCHT0 64(BX)
+	ADDQ       SI, BX
+	PREFETCHT0 (BX)
+	PREFETCHT0 64(BX)
+	ADDQ       SI, BX
+	PREFETCHT0 (BX)
+	PREFETCHT0 64(BX)
+	ADDQ       SI, BX
+	PREFETCHT0 (BX)
+	PREFETCHT0 64(BX)
+	ADDQ       SI, BX
+	PREFETCHT0 (BX)
+	PREFETCHT0 64(BX)
+	ADDQ       SI, BX
+	PREFETCHT0 (BX)
+	PREFETCHT0 64(BX)
 
 	// Zero the accumulators.
 	VPXORD Z0, Z0, Z0
@@ -438,11 +484,27 @@ sgemmKernelAVX512_beta:
 	RET
 
 // func sgemmKernelAVX2(kc int, a []float32, b []float32, c []float32, ldc int, alpha float32, beta float32)
-// Requires: AVX, FMA3
+// Requires: AVX, FMA3, MMX+
 TEXT ·sgemmKernelAVX2(SB), NOSPLIT, $0-96
 	MOVQ kc+0(FP), AX
 	MOVQ a_base+8(FP), CX
 	MOVQ b_base+32(FP), DX
+
+	// Prefetch the C tile, which is read after the loop.
+	MOVQ       c_base+56(FP), BX
+	MOVQ       ldc+80(FP), SI
+	SHLQ       $0x02, SI
+	PREFETCHT0 (BX)
+	ADDQ       SI, BX
+	PREFETCHT0 (BX)
+	ADDQ       SI, BX
+	PREFETCHT0 (BX)
+	ADDQ       SI, BX
+	PREFETCHT0 (BX)
+	ADDQ       SI, BX
+	PREFETCHT0 (BX)
+	ADDQ       SI, BX
+	PREFETCHT0 (BX)
 
 	// Zero the accumulators.
 	VXORPS Y0, Y0, Y0

@@ -115,6 +115,21 @@ func gen(k kernel) {
 	a := Load(Param("a").Base(), GP64())
 	b := Load(Param("b").Base(), GP64())
 
+	Comment("Prefetch the C tile, which is read after the loop.")
+	{
+		c := Load(Param("c").Base(), GP64())
+		ldc := Load(Param("ldc"), GP64())
+		SHLQ(U8(2), ldc)
+		for i := 0; i < k.mr; i++ {
+			for off := 0; off < 4*nr; off += 64 {
+				PREFETCHT0(Mem{Base: c, Disp: off})
+			}
+			if i < k.mr-1 {
+				ADDQ(ldc, c)
+			}
+		}
+	}
+
 	Comment("Zero the accumulators.")
 	for i := 0; i < k.mr; i++ {
 		for v := 0; v < k.nvec; v++ {
