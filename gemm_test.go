@@ -374,3 +374,10 @@ func TestSgemmPanics(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultBLASIsFast checks that the library's default BLAS is BLAS.
+func TestDefaultBLASIsFast(t *testing.T) {
+	if _, ok := defaultBLAS().(BLAS); !ok {
+		t.Errorf("defaultBLAS() is %T, want style.BLAS", defaultBLAS())
+	}
+}
