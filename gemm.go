@@ -194,6 +194,10 @@ type gemmKernel struct {
 	// fn computes c[i*ldc+j] = alpha*Σ_p a[p*mr+i]*b[p*nr+j] + beta*c[i*ldc+j]
 	// for the full mr×nr tile; see sgemmKernelGeneric.
 	fn func(kc int, a, b, c []float32, ldc int, alpha, beta float32)
+	// peak, if set, runs n iterations of an FMA-only loop of peakFlops
+	// flops each; BenchmarkSgemmKernel measures fn against it.
+	peak      func(n int)
+	peakFlops int
 }
 
 // gemmGeneric is the pure-Go kernel, available everywhere.

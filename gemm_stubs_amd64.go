@@ -27,3 +27,19 @@ func sgemmKernelAVX512(kc int, a []float32, b []float32, c []float32, ldc int, a
 //
 //go:noescape
 func sgemmKernelAVX2(kc int, a []float32, b []float32, c []float32, ldc int, alpha float32, beta float32)
+
+// sgemmPeakAVX512 executes n×24 independent AVX-512F VFMADD231PS on registers
+// (32 flops each) and nothing else. Benchmarks compare the micro-kernel
+// with it to measure the kernel against the FMA peak of the machine as it is
+// loaded at the time. Go equivalent: for range n*nacc*lanes { x += y * z }.
+//
+//go:noescape
+func sgemmPeakAVX512(n int)
+
+// sgemmPeakAVX2 executes n×12 independent AVX2 and FMA VFMADD231PS on registers
+// (16 flops each) and nothing else. Benchmarks compare the micro-kernel
+// with it to measure the kernel against the FMA peak of the machine as it is
+// loaded at the time. Go equivalent: for range n*nacc*lanes { x += y * z }.
+//
+//go:noescape
+func sgemmPeakAVX2(n int)

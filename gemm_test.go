@@ -381,3 +381,23 @@ func TestDefaultBLASIsFast(t *testing.T) {
 		t.Errorf("defaultBLAS() is %T, want style.BLAS", defaultBLAS())
 	}
 }
+
+// TestSgemmAllocs checks that packing buffers are reused: a steady-state
+// call makes a small, size-independent number of allocations (the
+// per-call worker team and its closures), not one per block or task.
+func TestSgemmAllocs(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	for _, sh := range [][3]int{{200, 100, 300}, {128, 64, 3000}} {
+		m, n, k := sh[0], sh[1], sh[2]
+		a, b, c := randSlice(r, m*k), randSlice(r, k*n), make([]float32, m*n)
+		for _, w := range []int{1, 2} {
+			impl := BLAS{Workers: w}
+			allocs := testing.AllocsPerRun(20, func() {
+				impl.Sgemm(blas.NoTrans, blas.NoTrans, m, n, k, 1, a, k, b, n, 0, c, n)
+			})
+			if allocs > 16 {
+				t.Errorf("%dx%dx%d, Workers=%d: %v allocations per call, want at most 16", m, n, k, w, allocs)
+			}
+		}
+	}
+}

@@ -75,7 +75,40 @@ func main() {
 		vec:  func(i int) VecPhysical { return ymm[i] },
 		zero: func(r VecPhysical) { VXORPS(r, r, r) },
 	})
+	genPeak("sgemmPeakAVX512", "AVX-512F", 24, 16, func(i int) VecPhysical { return zmm[i] },
+		func(r VecPhysical) { VPXORD(r, r, r) })
+	genPeak("sgemmPeakAVX2", "AVX2 and FMA", 12, 8, func(i int) VecPhysical { return ymm[i] },
+		func(r VecPhysical) { VXORPS(r, r, r) })
 	Generate()
+}
+
+// genPeak generates a calibration loop for the benchmarks: n iterations
+// of nacc independent register-only VFMADD231PS, the FMA throughput limit
+// that the micro-kernel is measured against.
+func genPeak(name, isa string, nacc, lanes int, vec func(i int) VecPhysical, zero func(VecPhysical)) {
+	TEXT(name, NOSPLIT, "func(n int)")
+	Pragma("noescape")
+	Doc(
+		fmt.Sprintf("%s executes n×%d independent %s VFMADD231PS on registers", name, nacc, isa),
+		fmt.Sprintf("(%d flops each) and nothing else. Benchmarks compare the micro-kernel", 2*lanes),
+		"with it to measure the kernel against the FMA peak of the machine as it is",
+		"loaded at the time. Go equivalent: for range n*nacc*lanes { x += y * z }.",
+	)
+	n := Load(Param("n"), GP64())
+	for i := 0; i < nacc+2; i++ {
+		zero(vec(i))
+	}
+	Label(name + "_loop")
+	TESTQ(n, n)
+	JE(LabelRef(name + "_done"))
+	for i := 0; i < nacc; i++ {
+		VFMADD231PS(vec(nacc), vec(nacc+1), vec(i))
+	}
+	DECQ(n)
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
 }
 
 // addr returns the stack address of a scalar parameter.
