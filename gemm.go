@@ -477,15 +477,35 @@ func gemmPack(dst, src []float32, ld int, contiguous bool, x0, xn, p0, kb, w int
 		}
 		return
 	}
-	// Transpose: rows of src run along p. Four rows at a time, in blocks
+	// Transpose: rows of src run along p. Eight or four rows at a time, in blocks
 	// of gemmPackBlock along p so that the written part of the panel stays
 	// in L1.
 	for t := 0; t < panels; t++ {
 		d := dst[t*kb*w : (t+1)*kb*w]
 		rows := min(w, xn-t*w)
+		if w == 14 && rows == 14 {
+			gemmPackT14(d, src[(x0+t*w)*ld+p0:], ld, kb)
+			continue
+		}
 		for pb := 0; pb < kb; pb += gemmPackBlock {
 			pn := min(gemmPackBlock, kb-pb)
 			i := 0
+			for ; i+8 <= rows; i += 8 {
+				base := (x0+t*w+i)*ld + p0 + pb
+				r0 := src[base:][:pn]
+				r1 := src[base+ld:][:pn]
+				r2 := src[base+2*ld:][:pn]
+				r3 := src[base+3*ld:][:pn]
+				r4 := src[base+4*ld:][:pn]
+				r5 := src[base+5*ld:][:pn]
+				r6 := src[base+6*ld:][:pn]
+				r7 := src[base+7*ld:][:pn]
+				for p := 0; p < pn; p++ {
+					dd := (*[8]float32)(d[(pb+p)*w+i:])
+					dd[0], dd[1], dd[2], dd[3] = r0[p], r1[p], r2[p], r3[p]
+					dd[4], dd[5], dd[6], dd[7] = r4[p], r5[p], r6[p], r7[p]
+				}
+			}
 			for ; i+4 <= rows; i += 4 {
 				base := (x0+t*w+i)*ld + p0 + pb
 				r0 := src[base : base+pn]
@@ -510,6 +530,34 @@ func gemmPack(dst, src []float32, ld int, contiguous bool, x0, xn, p0, kb, w int
 				clear(d[p*w+rows : p*w+w])
 			}
 		}
+	}
+}
+
+// gemmPackT14 transposes 14 rows of length kb, src[i*ld : i*ld+kb], into
+// d[p*14+i]: the full-panel case of gemmPack for the AVX-512 kernel's A,
+// writing each 14-float row of the panel at once.
+func gemmPackT14(d, src []float32, ld, kb int) {
+	r0 := src[0*ld:][:kb]
+	r1 := src[1*ld:][:kb]
+	r2 := src[2*ld:][:kb]
+	r3 := src[3*ld:][:kb]
+	r4 := src[4*ld:][:kb]
+	r5 := src[5*ld:][:kb]
+	r6 := src[6*ld:][:kb]
+	r7 := src[7*ld:][:kb]
+	r8 := src[8*ld:][:kb]
+	r9 := src[9*ld:][:kb]
+	r10 := src[10*ld:][:kb]
+	r11 := src[11*ld:][:kb]
+	r12 := src[12*ld:][:kb]
+	r13 := src[13*ld:][:kb]
+	d = d[:kb*14]
+	for p := 0; p < kb; p++ {
+		dp := (*[14]float32)(d[p*14:])
+		dp[0], dp[1], dp[2], dp[3] = r0[p], r1[p], r2[p], r3[p]
+		dp[4], dp[5], dp[6], dp[7] = r4[p], r5[p], r6[p], r7[p]
+		dp[8], dp[9], dp[10], dp[11] = r8[p], r9[p], r10[p], r11[p]
+		dp[12], dp[13] = r12[p], r13[p]
 	}
 }
 
