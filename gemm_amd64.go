@@ -7,9 +7,10 @@ import "golang.org/x/sys/cpu"
 // The assembly kernels, generated into gemm_amd64.s by _gen. Blocking,
 // tuned on a 2-core Xeon (48 KiB L1d, 2 MiB L2 per core): mc×kc of packed
 // A (672 KiB for AVX-512) stays in L2, the kc×nr micro-panel of B is
-// swept through L1 and the kernel prefetches its C tile; kc = 512 beat
-// 256 (fewer passes over C) and 384. nc×kc of packed B is shared by the
-// cores.
+// swept through L1 and L2 and the kernel prefetches its C tile. kc = 512
+// measured at least as fast as 256 and 384 (fewer passes over C) on a
+// noisy shared machine; retune with BenchmarkSgemm. nc×kc of packed B is
+// shared by the cores.
 var (
 	gemmAVX512 = gemmKernel{
 		name: "avx512", mr: 14, nr: 32, kc: 512, mc: 14 * 24, nc: 32 * 96,
