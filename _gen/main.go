@@ -42,14 +42,15 @@ const signature = "func(kc int, a, b, c []float32, ldc int, alpha, beta float32)
 
 // kernel describes one register-tiled micro-kernel.
 type kernel struct {
-	name   string
-	isa    string // for the doc comment
-	mr     int    // rows of the tile (broadcast A values)
-	nvec   int    // vectors per row of the tile
-	lanes  int    // float32 lanes per vector
-	unroll int    // k-loop unrolling
-	vec    func(i int) VecPhysical
-	zero   func(r VecPhysical) // clears a vector register
+	name     string
+	isa      string // for the doc comment
+	mr       int    // rows of the tile (broadcast A values)
+	nvec     int    // vectors per row of the tile
+	lanes    int    // float32 lanes per vector
+	unroll   int    // k-loop unrolling
+	prefetch int    // prefetch distance in k steps (0: none)
+	vec      func(i int) VecPhysical
+	zero     func(r VecPhysical) // clears a vector register
 }
 
 var zmm = []VecPhysical{
@@ -65,7 +66,7 @@ func main() {
 	ConstraintExpr("!purego")
 	gen(kernel{
 		name: "sgemmKernelAVX512", isa: "AVX-512F",
-		mr: 14, nvec: 2, lanes: 16, unroll: 4,
+		mr: 14, nvec: 2, lanes: 16, unroll: 4, prefetch: 8,
 		vec:  func(i int) VecPhysical { return zmm[i] },
 		zero: func(r VecPhysical) { VPXORD(r, r, r) }, // AVX-512F (VXORPS zmm needs DQ)
 	})
@@ -174,6 +175,15 @@ func gen(k kernel) {
 	step := func(p int) {
 		for v := 0; v < k.nvec; v++ {
 			VMOVUPS(Mem{Base: b, Disp: 4 * (p*nr + v*k.lanes)}, bv(v))
+		}
+		if k.prefetch > 0 {
+			// Software prefetch of the packed panels, which stream from
+			// L2: one line of A and the nr floats of B, prefetch steps
+			// ahead. Prefetches past the end of the panels are harmless.
+			for off := 0; off < 4*nr; off += 64 {
+				PREFETCHT0(Mem{Base: b, Disp: 4*(p+k.prefetch)*nr + off})
+			}
+			PREFETCHT0(Mem{Base: a, Disp: 4 * (p + k.prefetch) * k.mr})
 		}
 		for i := 0; i < k.mr; i++ {
 			VBROADCASTSS(Mem{Base: a, Disp: 4 * (p*k.mr + i)}, bc)
