@@ -189,7 +189,7 @@ func sgemmScale(m, n int, beta float32, c []float32, ldc int) {
 type gemmKernel struct {
 	name   string
 	mr, nr int  // register tile
-	kc     int  // depth of a packed block; kc*nr floats stay in L1
+	kc     int  // depth of a packed block
 	mc     int  // rows of a packed A block (multiple of mr); stays in L2
 	nc     int  // columns of a packed B block (multiple of nr)
 	asm    bool // fn is assembly: annotate its memory accesses for the race detector

@@ -1,8 +1,9 @@
 package style
 
-// sgemmKernelGeneric is the pure-Go micro-kernel. It is the reference for
-// the assembly kernels and the fallback on other architectures and under
-// the purego build tag. It computes one mr×nr tile of C from packed panels
+// sgemmKernelGeneric is the pure-Go reference micro-kernel, against which
+// the assembly kernels and sgemmKernelGeneric4x4 (the fallback on other
+// architectures and under the purego build tag) are tested. It computes
+// one mr×nr tile of C from packed panels
 // (see packA and packB):
 //
 //	acc[i][j] = Σ_p a[p*mr+i] * b[p*nr+j]   for 0 ≤ p < kc, in order of p
@@ -12,10 +13,6 @@ package style
 // being read, so NaNs in c do not propagate (the BLAS convention).
 // mr*nr must not exceed maxGemmTile.
 func sgemmKernelGeneric(mr, nr, kc int, a, b, c []float32, ldc int, alpha, beta float32) {
-	if mr == 4 && nr == 4 {
-		sgemmKernelGeneric4x4(kc, a, b, c, ldc, alpha, beta)
-		return
-	}
 	var acc [maxGemmTile]float32
 	a = a[:kc*mr]
 	b = b[:kc*nr]
@@ -51,8 +48,8 @@ func sgemmStoreTile(rows, cols int, t []float32, ldt int, c []float32, ldc int, 
 }
 
 // sgemmKernelGeneric4x4 is sgemmKernelGeneric for mr = nr = 4 with the
-// accumulators in local variables; it performs the same operations in the
-// same order.
+// accumulators in local variables, the pure-Go kernel Sgemm uses without
+// assembly. It performs the same operations in the same order.
 func sgemmKernelGeneric4x4(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
 	var (
 		c00, c01, c02, c03 float32
