@@ -285,6 +285,7 @@ func TestSgemmKernelsMatchGeneric(t *testing.T) {
 						c[3+i*ldc+j], want[3+i*ldc+j] = v, v
 					}
 				}
+				c0 := append([]float32(nil), c...)
 				kn.call(kc, a, b, c[3:], ldc, alpha, beta)
 				sgemmKernelGeneric(mr, nr, kc, a, b, want[3:], ldc, alpha, beta)
 				for i := range c {
@@ -301,9 +302,9 @@ func TestSgemmKernelsMatchGeneric(t *testing.T) {
 					for p := 0; p < kc; p++ {
 						mag += math.Abs(float64(a[p*mr+ii]) * float64(b[p*nr+jj]))
 					}
-					mag = mag*math.Abs(float64(alpha)) + math.Abs(float64(beta)*float64(want[i]))
-					if beta == 0 {
-						mag = mag * math.Abs(float64(alpha))
+					mag = mag * math.Abs(float64(alpha))
+					if beta != 0 {
+						mag += math.Abs(float64(beta) * float64(c0[i]))
 					}
 					if d := math.Abs(float64(c[i]) - float64(want[i])); !(d <= gemmTol(kc, mag)) {
 						t.Fatalf("%s kc=%d alpha=%v beta=%v: C[%d][%d] = %v, generic %v", kn.name, kc, alpha, beta, ii, jj, c[i], want[i])
