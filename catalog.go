@@ -1,0 +1,968 @@
+package style
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"maps"
+	"math"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// Item is one entry of a Catalog: an identified, categorised point of the
+// style space.
+type Item struct {
+	ID        string    // unique, non-empty identifier, for example an image file name
+	Category  string    // free-form category such as "shoes"; "" means none
+	Embedding []float32 // style-space vector of length Catalog.Dim()
+}
+
+// Match is one result of a recommendation query.
+type Match struct {
+	Index    int     // position of the item in the catalogue, 0 <= Index < Len()
+	ID       string  // the item's ID
+	Category string  // the item's category
+	Distance float64 // Euclidean distance to the query; smaller means more compatible
+}
+
+// Limits of a Catalog, enforced by Add and by LoadCatalog before anything
+// is allocated from a file header.
+const (
+	MaxCatalogItems = 1 << 28 // items in one catalogue
+	MaxCatalogDim   = 1 << 16 // length of each embedding
+	MaxCatalogIDLen = 1 << 12 // bytes in an ID, a category name or a metadata key or value
+)
+
+// ErrUnknownItem is matched by errors.Is when an ID is not in a catalogue.
+var ErrUnknownItem = errors.New("style: unknown catalogue item")
+
+// Catalog is a catalogue of items embedded in the style space, searched
+// exactly for the items closest to a query: the most compatible ones.
+//
+// The embeddings are stored contiguously (item i occupies
+// [i*Dim(), (i+1)*Dim()) of one []float32), so a query scans memory
+// linearly. The zero value is an empty catalogue whose dimension is fixed by
+// the first Add.
+//
+// Methods that only read (Len, Dim, Item, Index, FeatureTo, Recommend,
+// RecommendItem, RecommendBatch, Save, WriteTo) are safe for concurrent use
+// with each other; Add and changes to Meta are not safe for concurrent use
+// with anything.
+//
+// Catalog implements FeatureSource, so a catalogue can be fed directly to
+// code that reads feature vectors by index.
+type Catalog struct {
+	// Meta holds free-form catalogue-level metadata, for example the
+	// backbone and head the embeddings were computed with. It is saved and
+	// loaded with the catalogue; keys and values are limited to
+	// MaxCatalogIDLen bytes each. A nil map is fine.
+	Meta map[string]string
+
+	dim   int
+	ids   []string
+	cat   []uint32  // category index of each item
+	vecs  []float32 // len(ids) * dim
+	cats  []string  // category names in order of first appearance
+	catIx map[string]uint32
+	byID  map[string]int
+}
+
+var _ FeatureSource = (*Catalog)(nil)
+
+// Len returns the number of items.
+func (c *Catalog) Len() int { return len(c.ids) }
+
+// Dim returns the length of the embeddings, 0 for an empty catalogue whose
+// dimension is not fixed yet.
+func (c *Catalog) Dim() int { return c.dim }
+
+// Add appends an item, copying its embedding. The first Add to an empty
+// zero-value catalogue fixes Dim.
+//
+// Add returns an error, and leaves the catalogue unchanged, if the ID is
+// empty, longer than MaxCatalogIDLen or already present, the category name
+// is too long, the embedding holds a NaN or an infinity, or the catalogue
+// already holds MaxCatalogItems items. It panics if the embedding is empty,
+// longer than MaxCatalogDim, or its length differs from Dim.
+func (c *Catalog) Add(it Item) error {
+	d := len(it.Embedding)
+	if c.dim == 0 {
+		if d == 0 || d > MaxCatalogDim {
+			panic(fmt.Sprintf("style: Catalog.Add: embedding length %d out of range [1, %d]", d, MaxCatalogDim))
+		}
+	} else if d != c.dim {
+		panic(fmt.Sprintf("style: Catalog.Add: embedding length %d, catalogue dimension %d", d, c.dim))
+	}
+	switch {
+	case it.ID == "":
+		return errors.New("style: Catalog.Add: empty ID")
+	case len(it.ID) > MaxCatalogIDLen:
+		return fmt.Errorf("style: Catalog.Add: ID of %d bytes, more than %d", len(it.ID), MaxCatalogIDLen)
+	case len(it.Category) > MaxCatalogIDLen:
+		return fmt.Errorf("style: Catalog.Add: item %q: category of %d bytes, more than %d", it.ID, len(it.Category), MaxCatalogIDLen)
+	case len(c.ids) >= MaxCatalogItems:
+		return fmt.Errorf("style: Catalog.Add: catalogue full (%d items)", MaxCatalogItems)
+	}
+	if _, dup := c.byID[it.ID]; dup {
+		return fmt.Errorf("style: Catalog.Add: duplicate ID %q", it.ID)
+	}
+	for j, v := range it.Embedding {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("style: Catalog.Add: item %q: embedding[%d] = %v", it.ID, j, v)
+		}
+	}
+	c.dim = d
+	if c.byID == nil {
+		c.byID = make(map[string]int)
+		c.catIx = make(map[string]uint32)
+	}
+	ci, ok := c.catIx[it.Category]
+	if !ok {
+		ci = uint32(len(c.cats))
+		c.cats = append(c.cats, it.Category)
+		c.catIx[it.Category] = ci
+	}
+	c.byID[it.ID] = len(c.ids)
+	c.ids = append(c.ids, it.ID)
+	c.cat = append(c.cat, ci)
+	c.vecs = append(c.vecs, it.Embedding...)
+	return nil
+}
+
+// Item returns item i with a copy of its embedding. It panics if i is out
+// of range.
+func (c *Catalog) Item(i int) Item {
+	if i < 0 || i >= len(c.ids) {
+		panic(fmt.Sprintf("style: Catalog.Item: index %d out of range [0, %d)", i, len(c.ids)))
+	}
+	return Item{ID: c.ids[i], Category: c.cats[c.cat[i]], Embedding: slices.Clone(c.row(i))}
+}
+
+// Index returns the position of the item with the given ID.
+func (c *Catalog) Index(id string) (int, bool) {
+	i, ok := c.byID[id]
+	return i, ok
+}
+
+// Categories returns the distinct categories of the items, in order of
+// first appearance.
+func (c *Catalog) Categories() []string { return slices.Clone(c.cats) }
+
+// FeatureTo copies the embedding of item i into dst and returns dst. It
+// panics if i is out of range or len(dst) != Dim().
+func (c *Catalog) FeatureTo(dst []float32, i int) []float32 {
+	if i < 0 || i >= len(c.ids) {
+		panic(fmt.Sprintf("style: Catalog.FeatureTo: index %d out of range [0, %d)", i, len(c.ids)))
+	}
+	if len(dst) != c.dim {
+		panic(fmt.Sprintf("style: Catalog.FeatureTo: len(dst) = %d, dimension %d", len(dst), c.dim))
+	}
+	copy(dst, c.row(i))
+	return dst
+}
+
+// row returns the embedding of item i, aliasing the catalogue's storage.
+func (c *Catalog) row(i int) []float32 {
+	return c.vecs[i*c.dim : (i+1)*c.dim : (i+1)*c.dim]
+}
+
+// RecommendOptions restricts and tunes a recommendation query. A nil
+// *RecommendOptions means the zero value: every item is a candidate and all
+// CPUs are used.
+type RecommendOptions struct {
+	// Filter, if not nil, reports whether an item may be recommended. It
+	// is called only for items close enough to enter the results (so
+	// possibly for few of the catalogue's items), in no particular order,
+	// and concurrently from several goroutines when Workers > 1. The Item's
+	// Embedding aliases the catalogue's storage: read it, never modify or
+	// retain it. Nil means every item may be recommended.
+	Filter func(Item) bool
+
+	// ExcludeID, if not "", removes the item with this ID from the
+	// results, typically the query item itself. An ID that is not in the
+	// catalogue excludes nothing.
+	ExcludeID string
+
+	// ExcludeCategory, if not "", removes the items of this category from
+	// the results, as in "no more shoes for these shoes".
+	ExcludeCategory string
+
+	// ExcludeSameCategory makes RecommendItem remove the items of the
+	// query item's category (if it has one). Recommend and RecommendBatch,
+	// whose queries are bare vectors, ignore it. False keeps them.
+	ExcludeSameCategory bool
+
+	// Workers is the number of goroutines scanning the catalogue; 0 means
+	// runtime.GOMAXPROCS(0). Small catalogues are scanned serially. The
+	// results are identical for any number of workers.
+	Workers int
+}
+
+// Recommend returns the k items closest to query in Euclidean distance
+// (the most compatible ones), closest first, ties broken by lower index.
+// Fewer than k matches are returned when fewer items pass the options'
+// filters. The search is exact.
+//
+// A query that contains NaN has all distances NaN; they are treated as
+// +Inf, so such a query returns items in index order with Distance +Inf.
+//
+// Recommend panics if k is negative or, for a non-empty catalogue, if
+// len(query) != Dim().
+func (c *Catalog) Recommend(query []float32, k int, opts *RecommendOptions) []Match {
+	if k < 0 {
+		panic("style: Catalog.Recommend: negative k")
+	}
+	var o RecommendOptions
+	if opts != nil {
+		o = *opts
+	}
+	c.checkQuery(query)
+	if k == 0 || len(c.ids) == 0 {
+		return []Match{}
+	}
+	f := c.makeFilter(&o, -1)
+	return c.search(query, k, &f, o.Workers)
+}
+
+// RecommendItem returns the k items most compatible with the catalogue
+// item id, as Recommend does for its embedding, always excluding the item
+// itself (in addition to opts.ExcludeID) and, if opts.ExcludeSameCategory
+// is set, the items of its category. It returns an error matching
+// ErrUnknownItem if id is not in the catalogue. It panics if k is negative.
+func (c *Catalog) RecommendItem(id string, k int, opts *RecommendOptions) ([]Match, error) {
+	if k < 0 {
+		panic("style: Catalog.RecommendItem: negative k")
+	}
+	qi, ok := c.byID[id]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownItem, id)
+	}
+	var o RecommendOptions
+	if opts != nil {
+		o = *opts
+	}
+	if k == 0 {
+		return []Match{}, nil
+	}
+	f := c.makeFilter(&o, qi)
+	return c.search(c.row(qi), k, &f, o.Workers), nil
+}
+
+// RecommendBatch runs Recommend for each query, spreading the queries over
+// the workers (each query is then scanned serially), and returns the
+// results in the order of the queries. It checks ctx between queries and
+// returns ctx.Err() if it is cancelled. It panics if k is negative or a
+// query's length differs from Dim() for a non-empty catalogue.
+func (c *Catalog) RecommendBatch(ctx context.Context, queries [][]float32, k int, opts *RecommendOptions) ([][]Match, error) {
+	if k < 0 {
+		panic("style: Catalog.RecommendBatch: negative k")
+	}
+	var o RecommendOptions
+	if opts != nil {
+		o = *opts
+	}
+	for _, q := range queries {
+		c.checkQuery(q)
+	}
+	out := make([][]Match, len(queries))
+	f := c.makeFilter(&o, -1)
+	workers := o.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	if workers > len(queries) {
+		workers = len(queries)
+	}
+	if workers <= 1 || k == 0 || len(c.ids) == 0 {
+		for i, q := range queries {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			if k == 0 || len(c.ids) == 0 {
+				out[i] = []Match{}
+				continue
+			}
+			out[i] = c.search(q, k, &f, o.Workers)
+		}
+		return out, nil
+	}
+	// Each worker takes whole queries from a shared counter; each result
+	// depends only on its query, so the output is independent of the
+	// schedule.
+	var (
+		wg   sync.WaitGroup
+		next atomic.Int64
+	)
+	for range workers {
+		wg.Go(func() {
+			for {
+				if ctx.Err() != nil {
+					return
+				}
+				i := int(next.Add(1) - 1)
+				if i >= len(queries) {
+					return
+				}
+				out[i] = c.search(queries[i], k, &f, 1)
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *Catalog) checkQuery(q []float32) {
+	if len(c.ids) > 0 && len(q) != c.dim {
+		panic(fmt.Sprintf("style: Catalog.Recommend: query length %d, catalogue dimension %d", len(q), c.dim))
+	}
+}
+
+// candFilter is a query's resolved filter: exclusions by index and
+// category index, then the caller's predicate.
+type candFilter struct {
+	exclude1, exclude2 int   // item indices to skip, -1 for none
+	skipCat1, skipCat2 int64 // category indices to skip, -1 for none
+	pred               func(Item) bool
+}
+
+const noCategory = -1
+
+func (c *Catalog) makeFilter(o *RecommendOptions, self int) candFilter {
+	f := candFilter{exclude1: self, exclude2: -1, skipCat1: noCategory, skipCat2: noCategory, pred: o.Filter}
+	if o.ExcludeID != "" {
+		if i, ok := c.byID[o.ExcludeID]; ok {
+			f.exclude2 = i
+		}
+	}
+	if o.ExcludeCategory != "" {
+		if ci, ok := c.catIx[o.ExcludeCategory]; ok {
+			f.skipCat1 = int64(ci)
+		}
+	}
+	if self >= 0 && o.ExcludeSameCategory {
+		if ci := c.cat[self]; c.cats[ci] != "" {
+			f.skipCat2 = int64(ci)
+		}
+	}
+	return f
+}
+
+// skip reports whether item i is excluded before any distance is
+// computed.
+func (f *candFilter) skip(c *Catalog, i int) bool {
+	if i == f.exclude1 || i == f.exclude2 {
+		return true
+	}
+	ci := int64(c.cat[i])
+	return ci == f.skipCat1 || ci == f.skipCat2
+}
+
+// hit is a heap entry: a squared distance and an item index.
+type hit struct {
+	d float32
+	i int32
+}
+
+// worse reports whether a ranks after b: larger distance, then larger
+// index.
+func worse(a, b hit) bool {
+	return a.d > b.d || (a.d == b.d && a.i > b.i)
+}
+
+// maxHeap keeps the k best hits seen, the worst of them at the root.
+type maxHeap []hit
+
+func (h maxHeap) up(j int) {
+	for j > 0 {
+		p := (j - 1) / 2
+		if !worse(h[j], h[p]) {
+			break
+		}
+		h[j], h[p] = h[p], h[j]
+		j = p
+	}
+}
+
+func (h maxHeap) down(j int) {
+	n := len(h)
+	for {
+		l := 2*j + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && worse(h[r], h[l]) {
+			m = r
+		}
+		if !worse(h[m], h[j]) {
+			return
+		}
+		h[j], h[m] = h[m], h[j]
+		j = m
+	}
+}
+
+// searchScratch holds the per-query buffers, recycled through a pool so a
+// query allocates only its result.
+type searchScratch struct {
+	heaps [][]hit
+	all   []hit
+	f     candFilter // the query's filter, here so that it does not escape per query
+}
+
+var searchPool = sync.Pool{New: func() any { return new(searchScratch) }}
+
+// minParFloats is the least number of embedding floats per worker worth a
+// goroutine (about 0.3 ms of work). Tests lower it to exercise the
+// parallel path on small catalogues.
+var minParFloats = 1 << 20
+
+func (c *Catalog) search(q []float32, k int, filter *candFilter, workers int) []Match {
+	n := len(c.ids)
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = min(workers, max(1, n*c.dim/minParFloats))
+	kk := min(k, n)
+
+	s := searchPool.Get().(*searchScratch)
+	s.f = *filter
+	f := &s.f
+	defer func() {
+		s.f = candFilter{} // do not retain the caller's predicate
+		searchPool.Put(s)
+	}()
+	for len(s.heaps) < workers {
+		s.heaps = append(s.heaps, nil)
+	}
+	for w := range workers {
+		if cap(s.heaps[w]) < kk {
+			s.heaps[w] = make([]hit, 0, kk)
+		}
+		s.heaps[w] = s.heaps[w][:0]
+	}
+	if workers == 1 {
+		s.heaps[0] = c.scan(q, 0, n, kk, f, s.heaps[0])
+	} else {
+		// Contiguous ranges, one per worker; the merge below sorts by
+		// (distance, index), so the result does not depend on the split.
+		var wg sync.WaitGroup
+		for w := range workers {
+			lo, hi := w*n/workers, (w+1)*n/workers
+			wg.Go(func() { s.heaps[w] = c.scan(q, lo, hi, kk, f, s.heaps[w]) })
+		}
+		wg.Wait()
+	}
+	all := s.all[:0]
+	for w := range workers {
+		all = append(all, s.heaps[w]...)
+	}
+	slices.SortFunc(all, func(a, b hit) int {
+		if r := cmp.Compare(a.d, b.d); r != 0 {
+			return r
+		}
+		return cmp.Compare(a.i, b.i)
+	})
+	all = all[:min(kk, len(all))]
+	s.all = all
+	out := make([]Match, len(all))
+	for j, h := range all {
+		i := int(h.i)
+		out[j] = Match{Index: i, ID: c.ids[i], Category: c.cats[c.cat[i]], Distance: math.Sqrt(float64(h.d))}
+	}
+	return out
+}
+
+// scan pushes the items of [lo, hi) that pass f into h, keeping the k
+// closest, and returns h.
+func (c *Catalog) scan(q []float32, lo, hi, k int, f *candFilter, h []hit) []hit {
+	d := c.dim
+	inf := float32(math.Inf(1))
+	for i := lo; i < hi; i++ {
+		if f.skip(c, i) {
+			continue
+		}
+		v := c.vecs[i*d : (i+1)*d : (i+1)*d]
+		bound := inf
+		if len(h) == k {
+			bound = h[0].d
+		}
+		dist, ok := sqDistBounded(q, v, bound)
+		if !ok {
+			continue
+		}
+		if dist != dist { // NaN query
+			dist = inf
+		}
+		// Items are scanned in increasing index order, so an item tied
+		// with the current worst never displaces it.
+		if len(h) == k && dist >= h[0].d {
+			continue
+		}
+		if f.pred != nil && !f.pred(Item{ID: c.ids[i], Category: c.cats[c.cat[i]], Embedding: v}) {
+			continue
+		}
+		if len(h) < k {
+			h = append(h, hit{dist, int32(i)})
+			maxHeap(h).up(len(h) - 1)
+		} else {
+			h[0] = hit{dist, int32(i)}
+			maxHeap(h).down(0)
+		}
+	}
+	return h
+}
+
+// sqDistBounded returns the squared Euclidean distance between a and b
+// (len(b) >= len(a)), summed in float32 with four accumulators, and true;
+// or, as soon as a partial sum exceeds bound, an unspecified value and
+// false. The partial sums only grow, so an abandoned item is strictly
+// farther than bound; an item that is not abandoned gets exactly the value
+// sqDistBounded(a, b, +Inf) gives. The plain Go reference is
+//
+//	var s float32
+//	for i := range a { d := a[i] - b[i]; s += d * d }
+//
+// up to the order of the additions.
+func sqDistBounded(a, b []float32, bound float32) (float32, bool) {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	for len(a) >= 32 {
+		x, y := a[:32:32], b[:32:32]
+		for j := 0; j < 32; j += 8 {
+			xx, yy := x[j:j+8:j+8], y[j:j+8:j+8]
+			d0 := xx[0] - yy[0]
+			d1 := xx[1] - yy[1]
+			d2 := xx[2] - yy[2]
+			d3 := xx[3] - yy[3]
+			s0 += d0 * d0
+			s1 += d1 * d1
+			s2 += d2 * d2
+			s3 += d3 * d3
+			d0 = xx[4] - yy[4]
+			d1 = xx[5] - yy[5]
+			d2 = xx[6] - yy[6]
+			d3 = xx[7] - yy[7]
+			s0 += d0 * d0
+			s1 += d1 * d1
+			s2 += d2 * d2
+			s3 += d3 * d3
+		}
+		if (s0+s1)+(s2+s3) > bound {
+			return 0, false
+		}
+		a, b = a[32:], b[32:]
+	}
+	for len(a) >= 4 {
+		x, y := a[:4:4], b[:4:4]
+		d0 := x[0] - y[0]
+		d1 := x[1] - y[1]
+		d2 := x[2] - y[2]
+		d3 := x[3] - y[3]
+		s0 += d0 * d0
+		s1 += d1 * d1
+		s2 += d2 * d2
+		s3 += d3 * d3
+		a, b = a[4:], b[4:]
+	}
+	for i := range a {
+		d := a[i] - b[i]
+		s0 += d * d
+	}
+	s := (s0 + s1) + (s2 + s3)
+	if s > bound {
+		return 0, false
+	}
+	return s, true
+}
+
+// The catalogue file format, version 1. All integers are little-endian.
+//
+//	offset  size  field
+//	0       8     magic "STYLECAT"
+//	8       4     version (1)
+//	12      4     dim: embedding length (0 only when items is 0)
+//	16      8     items
+//	24      4     categories: distinct category names
+//	28      4     metas: metadata key/value pairs
+//	32      8     stringBytes: length of the string section
+//	40      4     reserved, 0
+//	44      4     CRC-32C (Castagnoli) of bytes 0..43
+//	48            string section: metas keys (in increasing order) and
+//	              values, then the category
+//	              names, then the item IDs, each a uvarint length and
+//	              its bytes; then the CRC-32C of the section (4 bytes)
+//	              category section: items uint32 category indices; CRC-32C
+//	              embedding section: items*dim float32; CRC-32C
+//
+// The file ends right after the last checksum. Readers check every count
+// against the limits and the file size before allocating anything.
+const (
+	catalogMagic      = "STYLECAT"
+	catalogVersion    = 1
+	catalogHeaderSize = 48
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Save writes the catalogue to path atomically: readers see the old file
+// or the complete new one, never a partial write.
+func (c *Catalog) Save(path string) error {
+	return writeFileAtomic(path, func(w io.Writer) error {
+		_, err := c.WriteTo(w)
+		return err
+	})
+}
+
+// WriteTo writes the catalogue to w in the format LoadCatalog reads and
+// returns the number of bytes written. It returns an error if a metadata
+// key or value is longer than MaxCatalogIDLen or there are more than
+// math.MaxUint16 metadata pairs.
+func (c *Catalog) WriteTo(w io.Writer) (int64, error) {
+	if len(c.Meta) > math.MaxUint16 {
+		return 0, fmt.Errorf("style: catalogue: %d metadata pairs, more than %d", len(c.Meta), math.MaxUint16)
+	}
+	keys := slices.Sorted(maps.Keys(c.Meta))
+	var strs []byte
+	for _, k := range keys {
+		v := c.Meta[k]
+		if len(k) > MaxCatalogIDLen || len(v) > MaxCatalogIDLen {
+			return 0, fmt.Errorf("style: catalogue: metadata %q: key or value longer than %d bytes", k, MaxCatalogIDLen)
+		}
+		strs = appendString(strs, k)
+		strs = appendString(strs, v)
+	}
+	for _, s := range c.cats {
+		strs = appendString(strs, s)
+	}
+	for _, s := range c.ids {
+		strs = appendString(strs, s)
+	}
+
+	cw := &countWriter{w: w}
+	hdr := make([]byte, catalogHeaderSize)
+	copy(hdr, catalogMagic)
+	binary.LittleEndian.PutUint32(hdr[8:], catalogVersion)
+	binary.LittleEndian.PutUint32(hdr[12:], uint32(c.dim))
+	binary.LittleEndian.PutUint64(hdr[16:], uint64(len(c.ids)))
+	binary.LittleEndian.PutUint32(hdr[24:], uint32(len(c.cats)))
+	binary.LittleEndian.PutUint32(hdr[28:], uint32(len(keys)))
+	binary.LittleEndian.PutUint64(hdr[32:], uint64(len(strs)))
+	binary.LittleEndian.PutUint32(hdr[44:], crc32.Checksum(hdr[:44], castagnoli))
+	cw.Write(hdr)
+	cw.Write(strs)
+	cw.writeCRC(crc32.Checksum(strs, castagnoli))
+
+	// Category indices and embeddings go through one reusable buffer.
+	buf := make([]byte, 0, 64<<10)
+	crc := uint32(0)
+	for j, ci := range c.cat {
+		buf = binary.LittleEndian.AppendUint32(buf, ci)
+		if len(buf) == cap(buf) || j == len(c.cat)-1 {
+			crc = crc32.Update(crc, castagnoli, buf)
+			cw.Write(buf)
+			buf = buf[:0]
+		}
+	}
+	cw.writeCRC(crc)
+	crc = 0
+	for j, v := range c.vecs {
+		buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+		if len(buf) == cap(buf) || j == len(c.vecs)-1 {
+			crc = crc32.Update(crc, castagnoli, buf)
+			cw.Write(buf)
+			buf = buf[:0]
+		}
+	}
+	cw.writeCRC(crc)
+	return cw.n, cw.err
+}
+
+// uvarintLen returns the length of the minimal uvarint encoding of x.
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// countWriter counts bytes and keeps the first error, after which it
+// writes nothing.
+type countWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
+
+func (cw *countWriter) Write(p []byte) (int, error) {
+	if cw.err != nil {
+		return 0, cw.err
+	}
+	n, err := cw.w.Write(p)
+	cw.n += int64(n)
+	cw.err = err
+	return n, err
+}
+
+func (cw *countWriter) writeCRC(crc uint32) {
+	var b [4]byte
+	binary.LittleEndian.PutUint32(b[:], crc)
+	cw.Write(b[:])
+}
+
+// LoadCatalog reads a catalogue written by Save. A file that is not a
+// catalogue, truncated, too long, fails a checksum, declares counts beyond
+// the limits (MaxCatalogItems, MaxCatalogDim, MaxCatalogIDLen) or holds
+// invalid content (duplicate or empty IDs, NaN embeddings, category indices
+// out of range) gives a *FormatError naming the file and the byte offset.
+// Nothing is allocated from the header before it is checked against the
+// file's size.
+func LoadCatalog(path string) (*Catalog, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("style: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("style: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("style: %s: not a regular file", path)
+	}
+	return decodeCatalog(bufio.NewReaderSize(f, 1<<20), st.Size(), path)
+}
+
+// catalogReader reads sections while tracking the offset for errors.
+type catalogReader struct {
+	r    io.Reader
+	off  int64
+	name string
+}
+
+func (cr *catalogReader) errorf(off int64, format string, args ...any) error {
+	return &FormatError{Path: cr.name, Offset: off, Msg: fmt.Sprintf(format, args...)}
+}
+
+// read fills b, reporting a short read as a truncated file.
+func (cr *catalogReader) read(b []byte, what string) error {
+	n, err := io.ReadFull(cr.r, b)
+	cr.off += int64(n)
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return &FormatError{Path: cr.name, Offset: cr.off, Msg: "truncated in " + what, Err: io.ErrUnexpectedEOF}
+	}
+	if err != nil {
+		return fmt.Errorf("style: read %s: %w", cr.name, err)
+	}
+	return nil
+}
+
+func (cr *catalogReader) checkCRC(crc uint32, what string) error {
+	var b [4]byte
+	if err := cr.read(b[:], what+" checksum"); err != nil {
+		return err
+	}
+	if got := binary.LittleEndian.Uint32(b[:]); got != crc {
+		return cr.errorf(cr.off-4, "%s checksum mismatch (stored %08x, computed %08x)", what, got, crc)
+	}
+	return nil
+}
+
+// decodeCatalog reads a catalogue from r, whose total size is size bytes.
+func decodeCatalog(r io.Reader, size int64, name string) (*Catalog, error) {
+	cr := &catalogReader{r: r, name: name}
+	hdr := make([]byte, catalogHeaderSize)
+	if size < catalogHeaderSize {
+		return nil, cr.errorf(size, "truncated: %d bytes, shorter than the %d-byte header", size, catalogHeaderSize)
+	}
+	if err := cr.read(hdr, "header"); err != nil {
+		return nil, err
+	}
+	if string(hdr[:8]) != catalogMagic {
+		return nil, cr.errorf(0, "not a style catalogue (bad magic %q)", hdr[:8])
+	}
+	if v := binary.LittleEndian.Uint32(hdr[8:]); v != catalogVersion {
+		return nil, cr.errorf(8, "unsupported catalogue version %d (want %d)", v, catalogVersion)
+	}
+	if got, want := binary.LittleEndian.Uint32(hdr[44:]), crc32.Checksum(hdr[:44], castagnoli); got != want {
+		return nil, cr.errorf(44, "header checksum mismatch (stored %08x, computed %08x)", got, want)
+	}
+	dim := uint64(binary.LittleEndian.Uint32(hdr[12:]))
+	items := binary.LittleEndian.Uint64(hdr[16:])
+	ncat := uint64(binary.LittleEndian.Uint32(hdr[24:]))
+	nmeta := uint64(binary.LittleEndian.Uint32(hdr[28:]))
+	sbytes := binary.LittleEndian.Uint64(hdr[32:])
+	switch {
+	case items > MaxCatalogItems:
+		return nil, cr.errorf(16, "%d items, more than %d", items, MaxCatalogItems)
+	case dim > MaxCatalogDim:
+		return nil, cr.errorf(12, "dimension %d, more than %d", dim, MaxCatalogDim)
+	case dim == 0 && items > 0:
+		return nil, cr.errorf(12, "dimension 0 with %d items", items)
+	case ncat > items:
+		return nil, cr.errorf(24, "%d categories for %d items", ncat, items)
+	case nmeta > math.MaxUint16:
+		return nil, cr.errorf(28, "%d metadata pairs, more than %d", nmeta, math.MaxUint16)
+	case binary.LittleEndian.Uint32(hdr[40:]) != 0:
+		return nil, cr.errorf(40, "reserved field is not zero")
+	}
+	// Every string takes at least its one-byte length and at most the
+	// length plus MaxCatalogIDLen bytes.
+	nstr := 2*nmeta + ncat + items
+	if sbytes < nstr || sbytes > nstr*(3+MaxCatalogIDLen) {
+		return nil, cr.errorf(32, "string section of %d bytes cannot hold %d strings", sbytes, nstr)
+	}
+	// All counts are bounded above, so this cannot overflow.
+	want := int64(catalogHeaderSize) + int64(sbytes) + 4 + 4*int64(items) + 4 + 4*int64(items)*int64(dim) + 4
+	if size != want {
+		if size < want {
+			return nil, cr.errorf(size, "truncated: file is %d bytes, header declares %d", size, want)
+		}
+		return nil, cr.errorf(want, "%d bytes of trailing data after the catalogue", size-want)
+	}
+
+	// Strings.
+	strOff := cr.off
+	strs := make([]byte, sbytes)
+	if err := cr.read(strs, "string section"); err != nil {
+		return nil, err
+	}
+	if err := cr.checkCRC(crc32.Checksum(strs, castagnoli), "string section"); err != nil {
+		return nil, err
+	}
+	pos := 0
+	next := func(what string) (string, error) {
+		l, n := binary.Uvarint(strs[pos:])
+		if n <= 0 || n != uvarintLen(l) {
+			return "", cr.errorf(strOff+int64(pos), "bad length of %s", what)
+		}
+		if l > MaxCatalogIDLen || l > uint64(len(strs)-pos-n) {
+			return "", cr.errorf(strOff+int64(pos), "%s of %d bytes does not fit", what, l)
+		}
+		s := string(strs[pos+n : pos+n+int(l)])
+		pos += n + int(l)
+		return s, nil
+	}
+	c := &Catalog{dim: int(dim)}
+	if nmeta > 0 {
+		c.Meta = make(map[string]string, nmeta)
+	}
+	prevKey := ""
+	for range nmeta {
+		at := strOff + int64(pos)
+		k, err := next("metadata key")
+		if err != nil {
+			return nil, err
+		}
+		v, err := next("metadata value")
+		if err != nil {
+			return nil, err
+		}
+		if k <= prevKey && len(c.Meta) > 0 {
+			return nil, cr.errorf(at, "metadata key %q out of order", k)
+		}
+		c.Meta[k] = v
+		prevKey = k
+	}
+	c.cats = make([]string, ncat)
+	c.catIx = make(map[string]uint32, ncat)
+	for j := range c.cats {
+		at := strOff + int64(pos)
+		s, err := next("category name")
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := c.catIx[s]; dup {
+			return nil, cr.errorf(at, "duplicate category %q", s)
+		}
+		c.cats[j] = s
+		c.catIx[s] = uint32(j)
+	}
+	c.ids = make([]string, items)
+	c.byID = make(map[string]int, items)
+	for j := range c.ids {
+		at := strOff + int64(pos)
+		s, err := next("item ID")
+		if err != nil {
+			return nil, err
+		}
+		if s == "" {
+			return nil, cr.errorf(at, "item %d has an empty ID", j)
+		}
+		if _, dup := c.byID[s]; dup {
+			return nil, cr.errorf(at, "duplicate item ID %q", s)
+		}
+		c.ids[j] = s
+		c.byID[s] = j
+	}
+	if pos != len(strs) {
+		return nil, cr.errorf(strOff+int64(pos), "%d unused bytes in the string section", len(strs)-pos)
+	}
+
+	// Category indices and embeddings, read through one buffer.
+	buf := make([]byte, min(64<<10, 4*max(items, items*dim)))
+	c.cat = make([]uint32, items)
+	crc := uint32(0)
+	for j := 0; j < len(c.cat); {
+		n := min(len(buf)/4, len(c.cat)-j)
+		b := buf[:4*n]
+		at := cr.off
+		if err := cr.read(b, "category section"); err != nil {
+			return nil, err
+		}
+		crc = crc32.Update(crc, castagnoli, b)
+		for t := range n {
+			ci := binary.LittleEndian.Uint32(b[4*t:])
+			if uint64(ci) >= ncat {
+				return nil, cr.errorf(at+int64(4*t), "item %d: category index %d out of range [0, %d)", j+t, ci, ncat)
+			}
+			c.cat[j+t] = ci
+		}
+		j += n
+	}
+	if err := cr.checkCRC(crc, "category section"); err != nil {
+		return nil, err
+	}
+	c.vecs = make([]float32, items*dim)
+	crc = 0
+	for j := 0; j < len(c.vecs); {
+		n := min(len(buf)/4, len(c.vecs)-j)
+		b := buf[:4*n]
+		at := cr.off
+		if err := cr.read(b, "embedding section"); err != nil {
+			return nil, err
+		}
+		crc = crc32.Update(crc, castagnoli, b)
+		for t := range n {
+			v := math.Float32frombits(binary.LittleEndian.Uint32(b[4*t:]))
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, cr.errorf(at+int64(4*t), "item %d: embedding[%d] = %v", (j+t)/int(dim), (j+t)%int(dim), v)
+			}
+			c.vecs[j+t] = v
+		}
+		j += n
+	}
+	if err := cr.checkCRC(crc, "embedding section"); err != nil {
+		return nil, err
+	}
+	return c, nil
+}

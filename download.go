@@ -1,0 +1,342 @@
+package style
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// VGG16URL is where torchvision publishes its ImageNet VGG16 weights
+// (legacy PyTorch format, 553 MB). 397923af is the start of the file's
+// SHA-256.
+const VGG16URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
+
+// VGG16SHA256Prefix is the start of the SHA-256 of the file at VGG16URL.
+const VGG16SHA256Prefix = "397923af"
+
+// DownloadOptions configures DownloadVGG16. A nil *DownloadOptions means
+// all defaults. DownloadVGG16 does not modify it.
+type DownloadOptions struct {
+	// URL of the weight file. "" means VGG16URL.
+	URL string
+	// SHA256Prefix is the expected start of the file's hex SHA-256 (any
+	// length up to 64). "" means VGG16SHA256Prefix when URL is "" or
+	// VGG16URL, and is an error for any other URL: downloads are always
+	// verified.
+	SHA256Prefix string
+	// CacheDir holds the partial download and the converted file. ""
+	// means the "style" directory in os.UserCacheDir().
+	CacheDir string
+	// Client makes the requests. nil means http.DefaultClient.
+	Client *http.Client
+	// Progress, if not nil, is called with Stage "download", Done the
+	// bytes of the file on disk so far and Total its size (0 until known),
+	// at most every 256 KiB and once at the end.
+	Progress func(Progress)
+}
+
+// downloadAttempts is how many requests one DownloadVGG16 call makes at
+// most, each resuming where the previous one stopped, as long as every
+// attempt makes progress.
+const downloadAttempts = 5
+
+// DownloadVGG16 returns the path of a converted VGG16 weight file in the
+// cache directory, downloading and converting it first if needed, the way
+// Keras' weights="imagenet" does.
+//
+// If the converted file (the URL's base name with extension .safetensors)
+// is in the cache and valid, it is returned without any network access.
+// Otherwise the file at the URL is fetched into NAME.part, resuming a
+// previous partial download with an HTTP Range request (a server that
+// ignores Range and answers 200 restarts it from the start); a connection
+// dropped midway is resumed within the same call a few times. The complete
+// file's SHA-256 must start with the expected prefix: on a mismatch the
+// partial file is deleted and an error returned. The file is then converted
+// with ConvertVGG16 (the result records the source name and hash) and the
+// download deleted.
+//
+// Cancelling ctx stops the download and returns an error wrapping
+// ctx.Err(); the partial file is kept so that the next call resumes it.
+// Concurrent calls sharing a cache directory, in one process or several,
+// must be serialised by the caller.
+func DownloadVGG16(ctx context.Context, opts *DownloadOptions) (string, error) {
+	var o DownloadOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.URL == "" {
+		o.URL = VGG16URL
+	}
+	if o.SHA256Prefix == "" {
+		if o.URL != VGG16URL {
+			return "", fmt.Errorf("style: download %s: DownloadOptions.SHA256Prefix must be set for a URL other than VGG16URL", o.URL)
+		}
+		o.SHA256Prefix = VGG16SHA256Prefix
+	}
+	o.SHA256Prefix = strings.ToLower(o.SHA256Prefix)
+	if len(o.SHA256Prefix) > 64 || strings.Trim(o.SHA256Prefix, "0123456789abcdef") != "" {
+		return "", fmt.Errorf("style: download %s: SHA256Prefix %q is not a hex prefix of a SHA-256", o.URL, o.SHA256Prefix)
+	}
+	if o.Client == nil {
+		o.Client = http.DefaultClient
+	}
+	if o.CacheDir == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return "", fmt.Errorf("style: download: no cache directory: %w", err)
+		}
+		o.CacheDir = filepath.Join(dir, "style")
+	}
+	u, err := url.Parse(o.URL)
+	if err != nil {
+		return "", fmt.Errorf("style: download: %w", err)
+	}
+	base := path.Base(u.Path)
+	if base == "." || base == "/" || base == ".." || strings.ContainsAny(base, `\:`) {
+		base = "vgg16.pth"
+	}
+	stem := strings.TrimSuffix(base, path.Ext(base))
+	converted := filepath.Join(o.CacheDir, stem+".safetensors")
+	part := filepath.Join(o.CacheDir, base+".part")
+
+	if cachedConversionOK(converted, o.SHA256Prefix) {
+		return converted, nil
+	}
+	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
+		return "", fmt.Errorf("style: download: %w", err)
+	}
+	sum, err := downloadResumable(ctx, &o, part)
+	if err != nil {
+		return "", err
+	}
+	if !strings.HasPrefix(sum, o.SHA256Prefix) {
+		os.Remove(part)
+		return "", fmt.Errorf("style: download %s: SHA-256 %s does not start with %s; the download was deleted", o.URL, sum, o.SHA256Prefix)
+	}
+	w, err := readVGG16Weights(part, sum)
+	if err != nil {
+		return "", fmt.Errorf("style: download %s: converting: %w", o.URL, err)
+	}
+	w.Source = base
+	if err := w.WriteSafetensors(converted); err != nil {
+		return "", err
+	}
+	os.Remove(part)
+	return converted, nil
+}
+
+// cachedConversionOK reports whether the converted file exists, has a valid
+// header and records a source hash with the expected prefix.
+func cachedConversionOK(p, prefix string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	h, err := parseSafetensorsHeader(f, fi.Size(), p)
+	if err != nil {
+		return false
+	}
+	return h.meta["format"] == VGG16FormatName && strings.HasPrefix(h.meta["source_sha256"], prefix)
+}
+
+// downloadResumable completes the download of o.URL into part and returns
+// the file's hex SHA-256.
+func downloadResumable(ctx context.Context, o *DownloadOptions, part string) (string, error) {
+	start := time.Now()
+	var lastErr error
+	for attempt := 0; attempt < downloadAttempts; attempt++ {
+		before := fileSize(part)
+		sum, done, err := downloadOnce(ctx, o, part, start)
+		if err == nil && done {
+			return sum, nil
+		}
+		if err == nil {
+			err = errors.New("incomplete response")
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("style: download %s: %w (partial file %s kept for resuming)", o.URL, ctx.Err(), part)
+		}
+		if fileSize(part) <= before { // no progress: do not retry
+			break
+		}
+	}
+	if fileSize(part) == 0 {
+		os.Remove(part)
+	}
+	return "", fmt.Errorf("style: download %s: %w (partial file %s kept for resuming)", o.URL, lastErr, part)
+}
+
+func fileSize(p string) int64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// downloadOnce makes one request, appending to part (or restarting it), and
+// reports whether the file is complete, with its SHA-256.
+func downloadOnce(ctx context.Context, o *DownloadOptions, part string, start time.Time) (sum string, done bool, err error) {
+	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return "", false, err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	// Hash what is already there, so the final hash covers the whole file.
+	h := sha256.New()
+	have, err := io.Copy(h, f)
+	if err != nil {
+		return "", false, err
+	}
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.URL, nil)
+	if err != nil {
+		return "", false, err
+	}
+	if have > 0 {
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(have, 10)+"-")
+	}
+	resp, err := o.Client.Do(req)
+	if err != nil {
+		return "", false, err
+	}
+	defer resp.Body.Close()
+
+	total := int64(0)
+	switch {
+	case resp.StatusCode == http.StatusPartialContent && have > 0:
+		first, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		if !ok || first != have {
+			// Not the bytes asked for: start again from scratch.
+			if err := restartPart(f, h); err != nil {
+				return "", false, err
+			}
+			return "", false, fmt.Errorf("server answered Range bytes=%d- with Content-Range %q; restarting", have, resp.Header.Get("Content-Range"))
+		}
+		total = size
+	case resp.StatusCode == http.StatusOK:
+		// A full response: the server ignored Range, or there was none.
+		if have > 0 {
+			if err := restartPart(f, h); err != nil {
+				return "", false, err
+			}
+			have = 0
+		}
+		total = max(resp.ContentLength, 0)
+	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && have > 0:
+		// The partial file may already be complete.
+		_, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		if ok && size == have {
+			report(o, have, have, start)
+			return hex.EncodeToString(h.Sum(nil)), true, nil
+		}
+		if err := restartPart(f, h); err != nil {
+			return "", false, err
+		}
+		return "", false, fmt.Errorf("server refused Range bytes=%d-; restarting", have)
+	default:
+		return "", false, fmt.Errorf("HTTP status %s", resp.Status)
+	}
+	if _, err := f.Seek(have, io.SeekStart); err != nil {
+		return "", false, err
+	}
+	pw := &progressWriter{o: o, done: have, total: total, start: start}
+	n, err := io.Copy(io.MultiWriter(f, h, pw), resp.Body)
+	report(o, have+n, total, start)
+	if err != nil {
+		return "", false, err
+	}
+	if total > 0 && have+n != total {
+		return "", false, fmt.Errorf("response ended after %d of %d bytes", have+n, total)
+	}
+	if err := f.Sync(); err != nil {
+		return "", false, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), true, nil
+}
+
+// restartPart empties the partial file and the running hash.
+func restartPart(f *os.File, h hash.Hash) error {
+	h.Reset()
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	_, err := f.Seek(0, io.SeekStart)
+	return err
+}
+
+// parseContentRange parses "bytes FIRST-LAST/SIZE" or "bytes */SIZE"; size
+// is 0 when given as "*".
+func parseContentRange(s string) (first, size int64, ok bool) {
+	s, ok = strings.CutPrefix(s, "bytes ")
+	if !ok {
+		return 0, 0, false
+	}
+	rng, sz, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, 0, false
+	}
+	if sz != "*" {
+		var err error
+		if size, err = strconv.ParseInt(sz, 10, 64); err != nil || size < 0 {
+			return 0, 0, false
+		}
+	}
+	if rng == "*" {
+		return -1, size, true
+	}
+	a, _, ok := strings.Cut(rng, "-")
+	if !ok {
+		return 0, 0, false
+	}
+	first, err := strconv.ParseInt(a, 10, 64)
+	if err != nil || first < 0 {
+		return 0, 0, false
+	}
+	return first, size, true
+}
+
+func report(o *DownloadOptions, done, total int64, start time.Time) {
+	if o.Progress != nil {
+		o.Progress(Progress{Stage: "download", Done: done, Total: total, Elapsed: time.Since(start)})
+	}
+}
+
+// progressWriter reports progress as bytes go by.
+type progressWriter struct {
+	o           *DownloadOptions
+	done, total int64
+	last        int64
+	start       time.Time
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	p.done += int64(len(b))
+	if p.done-p.last >= 256<<10 {
+		p.last = p.done
+		report(p.o, p.done, p.total, p.start)
+	}
+	return len(b), nil
+}

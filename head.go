@@ -1,0 +1,394 @@
+package style
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+
+	"gonum.org/v1/gonum/blas"
+)
+
+// Default sizes of the study's siamese head.
+const (
+	DefaultHeadIn  = 25088 // VGG16 pool5 features: 512 x 7 x 7
+	DefaultHeadOut = 128   // embedding size
+)
+
+// StudyFeatureScale is the feature scale of the study: the global maximum
+// of the VGG16 pool5 features of its training images with the original
+// Keras (caffe-preprocessed) VGG16 weights. Features from other weights or
+// preprocessing have another maximum; compute it with FeatureScale.
+const StudyFeatureScale = 844.34
+
+// headFormat and headFormatVersion identify a saved SiameseHead.
+const (
+	headFormat        = "style.SiameseHead"
+	headFormatVersion = "1"
+	headKernelName    = "dense.kernel"
+	headBiasName      = "dense.bias"
+)
+
+// ErrBackboneMismatch is matched by errors.Is when features from one
+// backbone are about to be used with a head trained on another.
+var ErrBackboneMismatch = errors.New("style: backbone mismatch")
+
+// HeadConfig configures NewSiameseHead. A nil *HeadConfig means all
+// defaults.
+type HeadConfig struct {
+	In  int // feature length; zero means DefaultHeadIn (25,088)
+	Out int // embedding length; zero means DefaultHeadOut (128)
+	// Margin is the contrastive-loss margin used to train the head; zero
+	// means 1.
+	Margin float64
+	// Seed seeds the Glorot-uniform initial weights.
+	Seed uint64
+	// Scale divides every feature before the head (MinMax scaling by the
+	// training maximum, see FeatureScale and StudyFeatureScale); zero means
+	// 1, no scaling.
+	Scale float64
+	// Cutoff is the distance at or below which a pair is compatible; zero
+	// means Margin/2 until a better one is chosen from an ROC curve.
+	Cutoff float64
+	// Backbone records the feature extractor the head is for.
+	Backbone Backbone
+	// BLAS computes the matrix products; nil means the package default.
+	BLAS blas.Float32Level3
+}
+
+// SiameseHead maps a feature vector to an embedding in the style space
+// with one Dense(In -> Out, ReLU) layer, shared by both items of a pair; the
+// Euclidean distance between two embeddings is their style score, smaller
+// meaning more compatible.
+//
+// Features are divided by Scale before the layer (the division is folded
+// into the matrix product as a factor 1/Scale). Embed, Distance, Compare
+// and Verdict are safe for concurrent use; training modifies the head and
+// must not run concurrently with them.
+type SiameseHead struct {
+	Dense    *Dense   // the shared layer; Dense.In is the feature length
+	Scale    float64  // features are divided by Scale (> 0)
+	Margin   float64  // contrastive-loss margin the head is trained with (> 0)
+	Cutoff   float64  // distances <= Cutoff are compatible
+	Backbone Backbone // feature extractor the head was trained on
+}
+
+// NewSiameseHead returns an untrained head configured by cfg (nil means
+// defaults). It returns an error for negative sizes or a negative, NaN or
+// infinite margin, scale or cutoff.
+func NewSiameseHead(cfg *HeadConfig) (*SiameseHead, error) {
+	var c HeadConfig
+	if cfg != nil {
+		c = *cfg
+	}
+	if c.In == 0 {
+		c.In = DefaultHeadIn
+	}
+	if c.Out == 0 {
+		c.Out = DefaultHeadOut
+	}
+	if c.Margin == 0 {
+		c.Margin = 1
+	}
+	if c.Scale == 0 {
+		c.Scale = 1
+	}
+	if c.Cutoff == 0 {
+		c.Cutoff = c.Margin / 2
+	}
+	if c.In < 0 || c.Out < 0 {
+		return nil, fmt.Errorf("style: NewSiameseHead: invalid size %d -> %d", c.In, c.Out)
+	}
+	if err := checkHeadParams(c.Scale, c.Margin, c.Cutoff); err != nil {
+		return nil, fmt.Errorf("style: NewSiameseHead: %v", err)
+	}
+	d := NewDense(c.In, c.Out, c.Seed)
+	d.BLAS = c.BLAS
+	return &SiameseHead{Dense: d, Scale: c.Scale, Margin: c.Margin, Cutoff: c.Cutoff, Backbone: c.Backbone}, nil
+}
+
+func checkHeadParams(scale, margin, cutoff float64) error {
+	switch {
+	case !(scale > 0) || math.IsInf(scale, 0):
+		return fmt.Errorf("scale %v is not a positive finite number", scale)
+	case !(margin > 0) || math.IsInf(margin, 0):
+		return fmt.Errorf("margin %v is not a positive finite number", margin)
+	case math.IsNaN(cutoff) || math.IsInf(cutoff, 0):
+		return fmt.Errorf("cutoff %v is not finite", cutoff)
+	}
+	return nil
+}
+
+// In returns the feature length the head expects.
+func (h *SiameseHead) In() int { return h.Dense.In }
+
+// Out returns the embedding length.
+func (h *SiameseHead) Out() int { return h.Dense.Out }
+
+func (h *SiameseHead) alpha() float32 { return float32(1 / h.Scale) }
+
+// Embed returns the embedding of one feature vector.
+// It panics if len(features) != h.In().
+func (h *SiameseHead) Embed(features []float32) []float32 {
+	return h.EmbedTo(nil, features)
+}
+
+// EmbedTo writes the embedding of one feature vector into dst (allocated if
+// nil) and returns it.
+// It panics if len(features) != h.In() or dst is not nil and
+// len(dst) != h.Out().
+func (h *SiameseHead) EmbedTo(dst, features []float32) []float32 {
+	if len(features) != h.In() {
+		panic(fmt.Sprintf("style: SiameseHead.Embed: %d features, want %d", len(features), h.In()))
+	}
+	return h.EmbedBatch(dst, features)
+}
+
+// EmbedBatch embeds n = len(features)/h.In() feature vectors stored as the
+// rows of features (row-major) into the rows of dst (n x h.Out(), allocated
+// if nil) and returns dst. Embedding many vectors at once is much faster
+// than one at a time.
+// It panics if len(features) is not a multiple of h.In() or dst has the
+// wrong length.
+func (h *SiameseHead) EmbedBatch(dst, features []float32) []float32 {
+	d := h.Dense
+	d.checkShape("Forward")
+	n := d.batchOf("Forward", features)
+	if dst == nil {
+		dst = make([]float32, n*d.Out)
+	}
+	if len(dst) != n*d.Out {
+		panic(fmt.Sprintf("style: SiameseHead.EmbedBatch: len(dst) = %d, want %d", len(dst), n*d.Out))
+	}
+	d.forward(dst, features, n, h.alpha())
+	return dst
+}
+
+// Distance returns the Euclidean distance between two embeddings, floored
+// as in training: sqrt(max(sum((a-b)²), 1e-7)). Smaller is more compatible.
+// It panics if len(a) or len(b) is not h.Out().
+func (h *SiameseHead) Distance(a, b []float32) float64 {
+	if len(a) != h.Out() || len(b) != h.Out() {
+		panic(fmt.Sprintf("style: SiameseHead.Distance: embeddings of length %d and %d, want %d", len(a), len(b), h.Out()))
+	}
+	return pairDistance(a, b)
+}
+
+// Compare embeds two feature vectors and returns their distance and the
+// verdict against the head's cutoff.
+// It panics if len(a) or len(b) is not h.In().
+func (h *SiameseHead) Compare(a, b []float32) (float64, Verdict) {
+	if len(a) != h.In() || len(b) != h.In() {
+		panic(fmt.Sprintf("style: SiameseHead.Compare: %d and %d features, want %d", len(a), len(b), h.In()))
+	}
+	x := make([]float32, 0, 2*h.In())
+	x = append(append(x, a...), b...)
+	e := h.EmbedBatch(nil, x)
+	d := pairDistance(e[:h.Out()], e[h.Out():])
+	return d, h.Verdict(d)
+}
+
+// Verdict returns Compatible if distance <= h.Cutoff and Incompatible
+// otherwise.
+func (h *SiameseHead) Verdict(distance float64) Verdict {
+	if distance <= h.Cutoff {
+		return Compatible
+	}
+	return Incompatible
+}
+
+// Verdict is the answer to "do these go well together?".
+type Verdict int
+
+const (
+	// Incompatible means the styles do not match: the distance is above
+	// the cutoff.
+	Incompatible Verdict = iota
+	// Compatible means the items go well together: the distance is at or
+	// below the cutoff.
+	Compatible
+)
+
+// String returns the verdict as the study phrased it.
+func (v Verdict) String() string {
+	switch v {
+	case Compatible:
+		return "Nice, this looks good together!"
+	case Incompatible:
+		return "Sorry, these styles do not match."
+	}
+	return "Verdict(" + strconv.Itoa(int(v)) + ")"
+}
+
+// CheckBackbone returns an error matching ErrBackboneMismatch unless b is
+// the backbone the head was trained on (same name, preprocessing and weight
+// file SHA-256). Use it before embedding features from an extractor.
+func (h *SiameseHead) CheckBackbone(b Backbone) error {
+	if b != h.Backbone {
+		return fmt.Errorf("%w: head trained on %s, features from %s", ErrBackboneMismatch,
+			describeBackbone(h.Backbone), describeBackbone(b))
+	}
+	return nil
+}
+
+func describeBackbone(b Backbone) string {
+	sha := b.SHA256
+	if sha == "" {
+		sha = "none"
+	} else if len(sha) > 12 {
+		sha = sha[:12]
+	}
+	return fmt.Sprintf("%q (preprocess %q, weights sha256 %s)", b.Name, b.Preprocess, sha)
+}
+
+// Save writes the head to path as a safetensors file, atomically: the
+// tensors "dense.kernel" [In, Out] and "dense.bias" [Out] in F32, and
+// metadata recording the format version, sizes, scale, margin, cutoff and
+// backbone (name, preprocessing, weight-file SHA-256).
+func (h *SiameseHead) Save(path string) error {
+	d := h.Dense
+	d.checkShape("Save")
+	meta := map[string]string{
+		"format":          headFormat,
+		"format_version":  headFormatVersion,
+		"in":              strconv.Itoa(d.In),
+		"out":             strconv.Itoa(d.Out),
+		"scale":           strconv.FormatFloat(h.Scale, 'g', -1, 64),
+		"margin":          strconv.FormatFloat(h.Margin, 'g', -1, 64),
+		"cutoff":          strconv.FormatFloat(h.Cutoff, 'g', -1, 64),
+		"backbone":        h.Backbone.Name,
+		"preprocess":      string(h.Backbone.Preprocess),
+		"backbone_sha256": h.Backbone.SHA256,
+	}
+	ts := []tensor{
+		{name: headKernelName, shape: []int{d.In, d.Out}, data: d.W},
+		{name: headBiasName, shape: []int{d.Out}, data: d.B},
+	}
+	return writeSafetensors(path, ts, meta)
+}
+
+// LoadHead reads a head written by SiameseHead.Save. It returns a
+// *FormatError naming the file for a file that is not a saved head, has an
+// unsupported format version, or whose metadata or tensor shapes are
+// inconsistent.
+func LoadHead(path string) (*SiameseHead, error) {
+	keep := func(name string) bool { return name == headKernelName || name == headBiasName }
+	ts, meta, err := readSafetensors(path, keep)
+	if err != nil {
+		return nil, err
+	}
+	bad := func(format string, args ...any) error {
+		return &FormatError{Path: path, Offset: -1, Msg: fmt.Sprintf(format, args...)}
+	}
+	if meta["format"] != headFormat {
+		return nil, bad("not a saved siamese head (metadata format %q)", meta["format"])
+	}
+	if v := meta["format_version"]; v != headFormatVersion {
+		return nil, bad("unsupported head format version %q (want %q)", v, headFormatVersion)
+	}
+	size := func(key string) (int, error) {
+		n, err := strconv.Atoi(meta[key])
+		if err != nil || n <= 0 {
+			return 0, bad("metadata %q = %q is not a positive integer", key, meta[key])
+		}
+		return n, nil
+	}
+	num := func(key string) (float64, error) {
+		f, err := strconv.ParseFloat(meta[key], 64)
+		if err != nil {
+			return 0, bad("metadata %q = %q is not a number", key, meta[key])
+		}
+		return f, nil
+	}
+	in, err := size("in")
+	if err != nil {
+		return nil, err
+	}
+	out, err := size("out")
+	if err != nil {
+		return nil, err
+	}
+	var vals [3]float64
+	for i, k := range []string{"scale", "margin", "cutoff"} {
+		if vals[i], err = num(k); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkHeadParams(vals[0], vals[1], vals[2]); err != nil {
+		return nil, bad("%v", err)
+	}
+	kern, ok := ts[headKernelName]
+	if !ok {
+		return nil, bad("missing tensor %q", headKernelName)
+	}
+	bias, ok := ts[headBiasName]
+	if !ok {
+		return nil, bad("missing tensor %q", headBiasName)
+	}
+	if len(kern.shape) != 2 || kern.shape[0] != in || kern.shape[1] != out || len(kern.data) != in*out {
+		return nil, bad("tensor %q has shape %v, want [%d %d]", headKernelName, kern.shape, in, out)
+	}
+	if len(bias.shape) != 1 || bias.shape[0] != out || len(bias.data) != out {
+		return nil, bad("tensor %q has shape %v, want [%d]", headBiasName, bias.shape, out)
+	}
+	return &SiameseHead{
+		Dense:  &Dense{In: in, Out: out, W: kern.data, B: bias.data},
+		Scale:  vals[0],
+		Margin: vals[1],
+		Cutoff: vals[2],
+		Backbone: Backbone{
+			Name:       meta["backbone"],
+			Preprocess: Preprocess(meta["preprocess"]),
+			SHA256:     meta["backbone_sha256"],
+		},
+	}, nil
+}
+
+// FeatureScale returns the MinMax scale for a head: the largest feature
+// value over the entries of src referenced by pairs (all entries if pairs
+// is nil). Compute it on the training pairs only and pass it as
+// HeadConfig.Scale. It returns an error if the maximum is not positive and
+// finite, an index is out of range, or ctx is cancelled (ctx.Err()).
+func FeatureScale(ctx context.Context, src FeatureSource, pairs []LabeledPair) (float64, error) {
+	n := src.Len()
+	var idx []int
+	if pairs == nil {
+		idx = make([]int, n)
+		for i := range idx {
+			idx[i] = i
+		}
+	} else {
+		seen := make(map[int]bool, 2*len(pairs))
+		for k, p := range pairs {
+			for _, i := range [2]int{p.A, p.B} {
+				if i < 0 || i >= n {
+					return 0, fmt.Errorf("style: FeatureScale: pair %d refers to entry %d of %d", k, i, n)
+				}
+				if !seen[i] {
+					seen[i] = true
+					idx = append(idx, i)
+				}
+			}
+		}
+	}
+	buf := make([]float32, src.Dim())
+	m := float32(math.Inf(-1))
+	for k, i := range idx {
+		if k%64 == 0 {
+			if err := ctx.Err(); err != nil {
+				return 0, err
+			}
+		}
+		for _, v := range src.FeatureTo(buf, i) {
+			if v > m || v != v {
+				m = v
+			}
+		}
+	}
+	s := float64(m)
+	if !(s > 0) || math.IsInf(s, 0) {
+		return 0, fmt.Errorf("style: FeatureScale: maximum feature %v is not a positive finite number", s)
+	}
+	return s, nil
+}

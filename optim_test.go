@@ -1,0 +1,89 @@
+package style
+
+import (
+	"math"
+	"testing"
+)
+
+// TestRMSPropSteps follows two steps by hand with Keras' defaults
+// (lr 1e-3, rho 0.9, eps 1e-7 outside the root, accumulator from 0), in
+// float64 arithmetic; the float32 state agrees to float32 precision.
+func TestRMSPropSteps(t *testing.T) {
+	p := []float32{1, -2, 0.5}
+	g1 := []float32{0.5, -0.1, 0}
+	g2 := []float32{0.2, 0.3, 1e-3}
+	var o RMSProp
+	want := f64(p)
+	acc := make([]float64, 3)
+	for _, g := range [][]float32{g1, g2} {
+		o.Step([][]float32{p}, [][]float32{g})
+		for i, gi := range f64(g) {
+			acc[i] = 0.9*acc[i] + 0.1*gi*gi
+			want[i] -= 1e-3 * gi / (math.Sqrt(acc[i]) + 1e-7)
+		}
+		checkClose(t, "params", p, want, 1e-6, 1e-9)
+	}
+	if p[2] == 0.5 {
+		t.Error("third parameter did not move on its second gradient")
+	}
+	// Reset: the next step is a first step again, |Δp| = lr·|g|/(sqrt(0.1)|g|+eps).
+	o.Reset()
+	q := []float32{0}
+	o.Step([][]float32{q}, [][]float32{{1}})
+	if w := -1e-3 / (math.Sqrt(0.1) + 1e-7); math.Abs(float64(q[0])-w) > 1e-9 {
+		t.Errorf("after Reset: %v, want %v", q[0], w)
+	}
+	o2 := RMSProp{LearningRate: 0.1, Rho: 0.5, Epsilon: 1}
+	r := []float32{0}
+	o2.Step([][]float32{r}, [][]float32{{2}}) // a = 0.5·4 = 2; Δ = 0.1·2/(sqrt 2 + 1)
+	if w := -0.2 / (math.Sqrt(2) + 1); math.Abs(float64(r[0])-w) > 1e-7 {
+		t.Errorf("custom hyper-parameters: %v, want %v", r[0], w)
+	}
+}
+
+// TestSGDMomentum follows plain, momentum and Nesterov SGD by hand.
+func TestSGDMomentum(t *testing.T) {
+	g := [][]float32{{1}}
+	plain := []float32{0}
+	(&SGD{}).Step([][]float32{plain}, g)
+	if math.Abs(float64(plain[0])+0.01) > 1e-9 {
+		t.Errorf("plain SGD: %v, want -0.01", plain[0])
+	}
+	for _, nesterov := range []bool{false, true} {
+		o := &SGD{LearningRate: 0.1, Momentum: 0.9, Nesterov: nesterov}
+		p := []float32{0}
+		o.Step([][]float32{p}, g) // v = -0.1
+		o.Step([][]float32{p}, g) // v = -0.19
+		want := -0.1 - 0.19       // p += v
+		if nesterov {
+			want = (0.9*-0.1 - 0.1) + (0.9*-0.19 - 0.1)
+		}
+		if math.Abs(float64(p[0])-want) > 1e-6 {
+			t.Errorf("nesterov %v: %v, want %v", nesterov, p[0], want)
+		}
+	}
+}
+
+// TestOptimizerPanics: changing the parameter set without Reset is a
+// programmer error.
+func TestOptimizerPanics(t *testing.T) {
+	for _, o := range []Optimizer{&RMSProp{}, &SGD{Momentum: 0.5}} {
+		o.Step([][]float32{make([]float32, 2)}, [][]float32{make([]float32, 2)})
+		for name, f := range map[string]func(){
+			"changed length": func() { o.Step([][]float32{make([]float32, 3)}, [][]float32{make([]float32, 3)}) },
+			"grad length":    func() { o.Step([][]float32{make([]float32, 2)}, [][]float32{make([]float32, 1)}) },
+			"count":          func() { o.Step([][]float32{make([]float32, 2)}, nil) },
+		} {
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Errorf("%T %s: no panic", o, name)
+					}
+				}()
+				f()
+			}()
+		}
+		o.Reset()
+		o.Step([][]float32{make([]float32, 3)}, [][]float32{make([]float32, 3)}) // fine after Reset
+	}
+}

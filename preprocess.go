@@ -1,0 +1,269 @@
+package style
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+
+	"github.com/nfnt/resize"
+)
+
+// VGG16InputSize is the height and width, in pixels, of the images the
+// VGG16 feature extractor takes: every image is resized to 224x224.
+const VGG16InputSize = 224
+
+// ResizeFilter selects how an image is resized to the network input size.
+type ResizeFilter int
+
+const (
+	// FilterNearest is nearest-neighbour sampling exactly as PIL's
+	// Image.NEAREST, which Keras' load_img(target_size=...) uses: per
+	// axis, destination pixel d of D samples source pixel
+	// floor((d + 0.5) * S / D) of S. It is the default, and the only
+	// filter that reproduces Keras features.
+	FilterNearest ResizeFilter = iota
+	// FilterBilinear is bilinear interpolation (github.com/nfnt/resize).
+	FilterBilinear
+	// FilterLanczos3 is Lanczos resampling with a = 3
+	// (github.com/nfnt/resize).
+	FilterLanczos3
+)
+
+// String returns the filter's name.
+func (f ResizeFilter) String() string {
+	switch f {
+	case FilterNearest:
+		return "nearest"
+	case FilterBilinear:
+		return "bilinear"
+	case FilterLanczos3:
+		return "lanczos3"
+	}
+	return fmt.Sprintf("ResizeFilter(%d)", int(f))
+}
+
+// ErrEmptyImage is matched by errors.Is when an image is nil or has no
+// pixels.
+var ErrEmptyImage = errors.New("style: empty image")
+
+// PreprocessOptions controls how PreprocessImageTo turns an image into a
+// network input. A nil *PreprocessOptions means the zero value.
+type PreprocessOptions struct {
+	// Filter is the resize filter. Zero value: FilterNearest (Keras-exact).
+	Filter ResizeFilter
+	// Matte, if not nil, is the colour that translucent pixels are
+	// composited over (for example color.White for product photos).
+	// Zero value (nil): alpha is ignored and the stored colour of every
+	// pixel is used, as PIL's convert("RGB") and therefore Keras do; a
+	// fully transparent pixel keeps whatever colour it stores.
+	Matte color.Color
+}
+
+// nearestIndex returns the source index that PIL's nearest-neighbour resize
+// samples for destination index d when resizing src pixels to dst pixels:
+// floor((d + 0.5) * src / dst), computed exactly in integers.
+func nearestIndex(d, src, dst int) int {
+	return int((int64(2*d+1) * int64(src)) / int64(2*dst))
+}
+
+// ResizeNearest resizes img to width x height pixels by nearest-neighbour
+// sampling exactly as PIL's Image.NEAREST (and Keras' load_img) does, and
+// returns the result as non-premultiplied RGBA. Colours of translucent
+// pixels are kept as stored (see PreprocessOptions.Matte).
+//
+// ResizeNearest panics if width or height is not positive, and returns an
+// empty image for an empty img.
+func ResizeNearest(img image.Image, width, height int) *image.NRGBA {
+	if width <= 0 || height <= 0 {
+		panic(fmt.Sprintf("style: ResizeNearest: invalid size %dx%d", width, height))
+	}
+	dst := image.NewNRGBA(image.Rect(0, 0, width, height))
+	if img == nil || img.Bounds().Empty() {
+		return dst
+	}
+	s := newPixelSampler(img)
+	b := img.Bounds()
+	xs := make([]int, width)
+	for x := range xs {
+		xs[x] = b.Min.X + nearestIndex(x, b.Dx(), width)
+	}
+	for y := range height {
+		sy := b.Min.Y + nearestIndex(y, b.Dy(), height)
+		row := dst.Pix[y*dst.Stride : y*dst.Stride+4*width]
+		for x, sx := range xs {
+			r, g, bl, a := s.at(sx, sy)
+			row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = r, g, bl, a
+		}
+	}
+	return dst
+}
+
+// PreprocessImageTo resizes img to VGG16InputSize x VGG16InputSize, applies
+// the normalisation mode and writes the 3 x 224 x 224 float32 tensor, in
+// C,H,W order, into dst, which must have length 3*224*224 = 150,528. It
+// returns dst.
+//
+// "caffe" gives channels B, G, R minus the ImageNet mean
+// (103.939, 116.779, 123.68); "torch" gives channels R, G, B as
+// (v/255 - mean)/std with mean (0.485, 0.456, 0.406) and std
+// (0.229, 0.224, 0.225). Values are computed in float64 and rounded once.
+//
+// Any image.Image works: fast paths exist for *image.YCbCr, *image.RGBA,
+// *image.NRGBA and *image.Gray; others (paletted, CMYK, 16-bit, ...) go
+// through their color model, keeping the high 8 bits of 16-bit samples.
+// Alpha is handled as described at PreprocessOptions.Matte.
+//
+// PreprocessImageTo returns an error wrapping ErrEmptyImage for a nil or
+// empty image, and an error for an unknown mode or filter. It panics if dst
+// has the wrong length.
+func PreprocessImageTo(dst []float32, img image.Image, mode Preprocess, opts *PreprocessOptions) ([]float32, error) {
+	const n = VGG16InputSize
+	if len(dst) != 3*n*n {
+		panic(fmt.Sprintf("style: PreprocessImageTo: destination has %d values, want %d", len(dst), 3*n*n))
+	}
+	var o PreprocessOptions
+	if opts != nil {
+		o = *opts
+	}
+	if img == nil {
+		return nil, fmt.Errorf("style: preprocess: nil image: %w", ErrEmptyImage)
+	}
+	if b := img.Bounds(); b.Empty() {
+		return nil, fmt.Errorf("style: preprocess: image of %dx%d pixels: %w", b.Dx(), b.Dy(), ErrEmptyImage)
+	}
+	var scale, mean, std [3]float64 // per output channel
+	var srcChan [3]int              // output channel -> R, G, B index
+	switch mode {
+	case PreprocessCaffe:
+		srcChan = [3]int{2, 1, 0}
+		mean = [3]float64{103.939, 116.779, 123.68}
+		scale = [3]float64{1, 1, 1}
+		std = [3]float64{1, 1, 1}
+	case PreprocessTorch:
+		srcChan = [3]int{0, 1, 2}
+		mean = [3]float64{0.485, 0.456, 0.406}
+		scale = [3]float64{1.0 / 255, 1.0 / 255, 1.0 / 255}
+		std = [3]float64{0.229, 0.224, 0.225}
+	default:
+		return nil, fmt.Errorf("style: preprocess: unknown mode %q (want %q or %q)", mode, PreprocessCaffe, PreprocessTorch)
+	}
+	switch o.Filter {
+	case FilterNearest:
+	case FilterBilinear:
+		img = resize.Resize(n, n, img, resize.Bilinear)
+	case FilterLanczos3:
+		img = resize.Resize(n, n, img, resize.Lanczos3)
+	default:
+		return nil, fmt.Errorf("style: preprocess: unknown resize filter %v", o.Filter)
+	}
+	// Lookup tables: the normalised value of each 8-bit level per channel.
+	var lut [3][256]float32
+	for c := range 3 {
+		for v := range 256 {
+			if mode == PreprocessCaffe {
+				lut[c][v] = float32(float64(v) - mean[c])
+			} else {
+				lut[c][v] = float32((float64(v)*scale[c] - mean[c]) / std[c])
+			}
+		}
+	}
+	var mr, mg, mb uint32
+	matte := o.Matte != nil
+	if matte {
+		c := color.NRGBAModel.Convert(o.Matte).(color.NRGBA)
+		mr, mg, mb = uint32(c.R), uint32(c.G), uint32(c.B)
+	}
+	s := newPixelSampler(img)
+	b := img.Bounds()
+	var xs [n]int
+	for x := range xs {
+		xs[x] = b.Min.X + nearestIndex(x, b.Dx(), n)
+	}
+	plane := n * n
+	for y := range n {
+		sy := b.Min.Y + nearestIndex(y, b.Dy(), n)
+		for x, sx := range xs {
+			r, g, bl, a := s.at(sx, sy)
+			rgb := [3]uint8{r, g, bl}
+			if matte && a != 255 {
+				// Composite over the matte, rounding to the nearest level.
+				aa := uint32(a)
+				rgb[0] = uint8((uint32(r)*aa + mr*(255-aa) + 127) / 255)
+				rgb[1] = uint8((uint32(g)*aa + mg*(255-aa) + 127) / 255)
+				rgb[2] = uint8((uint32(bl)*aa + mb*(255-aa) + 127) / 255)
+			}
+			i := y*n + x
+			dst[i] = lut[0][rgb[srcChan[0]]]
+			dst[plane+i] = lut[1][rgb[srcChan[1]]]
+			dst[2*plane+i] = lut[2][rgb[srcChan[2]]]
+		}
+	}
+	return dst, nil
+}
+
+// pixelSampler reads single pixels of an image as non-premultiplied 8-bit
+// RGBA, with fast paths for the common concrete types.
+type pixelSampler struct {
+	img     image.Image
+	ycbcr   *image.YCbCr
+	rgba    *image.RGBA
+	nrgba   *image.NRGBA
+	gray    *image.Gray
+	pal     *image.Paletted
+	palette []color.NRGBA
+}
+
+func newPixelSampler(img image.Image) *pixelSampler {
+	s := &pixelSampler{img: img}
+	switch m := img.(type) {
+	case *image.YCbCr:
+		s.ycbcr = m
+	case *image.RGBA:
+		s.rgba = m
+	case *image.NRGBA:
+		s.nrgba = m
+	case *image.Gray:
+		s.gray = m
+	case *image.Paletted:
+		s.pal = m
+		s.palette = make([]color.NRGBA, 256)
+		for i := range s.palette {
+			if i < len(m.Palette) {
+				s.palette[i] = color.NRGBAModel.Convert(m.Palette[i]).(color.NRGBA)
+			} else {
+				s.palette[i] = color.NRGBA{A: 255} // out-of-palette index: opaque black, as image.Paletted.At
+			}
+		}
+	}
+	return s
+}
+
+// at returns the pixel at (x, y), which must be inside the image bounds.
+func (s *pixelSampler) at(x, y int) (r, g, b, a uint8) {
+	switch {
+	case s.ycbcr != nil:
+		m := s.ycbcr
+		yi, ci := m.YOffset(x, y), m.COffset(x, y)
+		r, g, b := color.YCbCrToRGB(m.Y[yi], m.Cb[ci], m.Cr[ci])
+		return r, g, b, 255
+	case s.nrgba != nil:
+		p := s.nrgba.Pix[s.nrgba.PixOffset(x, y):]
+		return p[0], p[1], p[2], p[3]
+	case s.rgba != nil:
+		p := s.rgba.Pix[s.rgba.PixOffset(x, y):]
+		if p[3] == 255 {
+			return p[0], p[1], p[2], 255
+		}
+		c := color.NRGBAModel.Convert(color.RGBA{p[0], p[1], p[2], p[3]}).(color.NRGBA)
+		return c.R, c.G, c.B, c.A
+	case s.gray != nil:
+		v := s.gray.Pix[s.gray.PixOffset(x, y)]
+		return v, v, v, 255
+	case s.pal != nil:
+		c := s.palette[s.pal.Pix[s.pal.PixOffset(x, y)]]
+		return c.R, c.G, c.B, c.A
+	}
+	c := color.NRGBA64Model.Convert(s.img.At(x, y)).(color.NRGBA64)
+	return uint8(c.R >> 8), uint8(c.G >> 8), uint8(c.B >> 8), uint8(c.A >> 8)
+}

@@ -1,0 +1,582 @@
+package style
+
+import (
+	"archive/zip"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// This file builds PyTorch checkpoints byte by byte, the way torch.save
+// writes them (pickle protocol 2), so that the reader can be tested on
+// files with every property under control: storage offsets, strides, half
+// precision, shared storages and hostile content.
+
+// pthSpec describes one tensor of a synthetic checkpoint.
+type pthSpec struct {
+	name   string
+	shape  []int
+	data   []float32 // row-major values
+	half   bool      // store as float16 (values should be representable)
+	offset int       // elements of padding before the tensor in its storage
+	extra  int       // elements of padding after it
+	stride []int     // nil: contiguous
+	trim   int       // elements dropped from the end of the storage
+}
+
+// pthFile describes a synthetic checkpoint.
+type pthFile struct {
+	tensors []pthSpec
+	zip     bool
+	// inject is raw pickle inserted as an extra dict item (key, value)
+	// before SETITEMS, to smuggle hostile content into the state dict.
+	inject []byte
+	// view adds legacy view metadata to the first storage's persistent id.
+	view bool
+	// bigEndian marks the legacy system info as big-endian.
+	bigEndian bool
+	// countDelta is added to the legacy storage element counts on disk.
+	countDelta int
+	// lieSize makes the zip directory claim 1 TB for storage 0.
+	lieSize bool
+	// v1 rebuilds tensors with torch._utils._rebuild_tensor(storage,
+	// offset, size, stride), as PyTorch before 0.4 wrote them.
+	v1 bool
+	// stateMeta adds the _metadata attribute that Module.state_dict()
+	// sets, restored with BUILD.
+	stateMeta bool
+}
+
+// pickler appends pickle opcodes.
+type pickler struct{ bytes.Buffer }
+
+func (p *pickler) op(b ...byte) { p.Write(b) }
+func (p *pickler) str(s string) {
+	p.op('X')
+	binary.Write(p, binary.LittleEndian, uint32(len(s)))
+	p.WriteString(s)
+}
+func (p *pickler) int(n int) {
+	p.op('J')
+	binary.Write(p, binary.LittleEndian, int32(n))
+}
+func (p *pickler) global(module, name string) { p.WriteString("c" + module + "\n" + name + "\n") }
+func (p *pickler) ints(ns []int) {
+	p.op('(')
+	for _, n := range ns {
+		p.int(n)
+	}
+	p.op('t')
+}
+
+func contiguousStride(shape []int) []int {
+	s := make([]int, len(shape))
+	acc := 1
+	for i := len(shape) - 1; i >= 0; i-- {
+		s[i] = acc
+		acc *= shape[i]
+	}
+	return s
+}
+
+// float32to16 rounds to the nearest float16 (ties to even) for values in
+// the normal float16 range or zero, which is all the tests need.
+func float32to16(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	if f == 0 {
+		return sign
+	}
+	exp := int(b>>23&0xff) - 127 + 15
+	mant := b & 0x7fffff
+	if exp <= 0 || exp >= 31 {
+		panic("float32to16: value out of the normal float16 range")
+	}
+	h := uint32(exp)<<10 | mant>>13
+	rest := mant & 0x1fff
+	if rest > 0x1000 || (rest == 0x1000 && h&1 == 1) {
+		h++
+	}
+	return sign | uint16(h)
+}
+
+func (s pthSpec) storageBytes() []byte {
+	var buf bytes.Buffer
+	vals := make([]float32, 0, s.offset+len(s.data)+s.extra)
+	vals = append(vals, make([]float32, s.offset)...)
+	vals = append(vals, s.data...)
+	vals = append(vals, make([]float32, s.extra)...)
+	vals = vals[:len(vals)-s.trim]
+	for _, v := range vals {
+		if s.half {
+			binary.Write(&buf, binary.LittleEndian, float32to16(v))
+		} else {
+			binary.Write(&buf, binary.LittleEndian, v)
+		}
+	}
+	return buf.Bytes()
+}
+
+func (s pthSpec) numel() int { return s.offset + len(s.data) + s.extra - s.trim }
+
+// mainPickle writes the state dict pickle.
+func (f *pthFile) mainPickle() []byte {
+	var p pickler
+	p.op(0x80, 2)
+	p.global("collections", "OrderedDict")
+	p.op(')', 'R', '(')
+	for i, t := range f.tensors {
+		p.str(t.name)
+		if f.v1 {
+			p.global("torch._utils", "_rebuild_tensor")
+		} else {
+			p.global("torch._utils", "_rebuild_tensor_v2")
+		}
+		p.op('(', '(')
+		p.str("storage")
+		if t.half {
+			p.global("torch", "HalfStorage")
+		} else {
+			p.global("torch", "FloatStorage")
+		}
+		p.str(strconv.Itoa(i))
+		p.str("cpu")
+		p.int(t.numel())
+		if !f.zip {
+			if f.view && i == 0 {
+				p.op('(')
+				p.str("v0")
+				p.int(0)
+				p.int(t.numel())
+				p.op('t')
+			} else {
+				p.op('N')
+			}
+		}
+		p.op('t', 'Q')
+		p.int(t.offset)
+		p.ints(t.shape)
+		stride := t.stride
+		if stride == nil {
+			stride = contiguousStride(t.shape)
+		}
+		p.ints(stride)
+		if !f.v1 {
+			p.op(0x89)
+			p.global("collections", "OrderedDict")
+			p.op(')', 'R')
+		}
+		p.op('t', 'R')
+	}
+	p.Write(f.inject)
+	p.op('u')
+	if f.stateMeta { // {"_metadata": OrderedDict([("", {"version": 1})])}
+		p.op('}')
+		p.str("_metadata")
+		p.global("collections", "OrderedDict")
+		p.op(')', 'R', '(')
+		p.str("")
+		p.op('}')
+		p.str("version")
+		p.int(1)
+		p.op('s', 'u', 's', 'b')
+	}
+	p.op('.')
+	return p.Bytes()
+}
+
+// bytes returns the checkpoint file.
+func (f *pthFile) bytes(t testing.TB) []byte {
+	if f.zip {
+		var buf bytes.Buffer
+		zw := zip.NewWriter(&buf)
+		add := func(name string, data []byte) {
+			w, err := zw.CreateHeader(&zip.FileHeader{Name: "archive/" + name, Method: zip.Store})
+			if f.lieSize && name == "data/0" {
+				w, err = zw.CreateRaw(&zip.FileHeader{Name: "archive/" + name, Method: zip.Store,
+					CompressedSize64: uint64(len(data)), UncompressedSize64: 1 << 40})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Write(data)
+		}
+		add("data.pkl", f.mainPickle())
+		add("byteorder", []byte("little"))
+		for i, s := range f.tensors {
+			add("data/"+strconv.Itoa(i), s.storageBytes())
+		}
+		add("version", []byte("3\n"))
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	var out pickler
+	// magic number, protocol version, system info
+	out.op(0x80, 2, 0x8a, 10)
+	out.Write([]byte{0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19})
+	out.op('.')
+	out.op(0x80, 2, 'M', 0xe9, 0x03, '.')
+	out.op(0x80, 2, '}', '(')
+	out.str("protocol_version")
+	out.op('M', 0xe9, 0x03)
+	out.str("little_endian")
+	if f.bigEndian {
+		out.op(0x89)
+	} else {
+		out.op(0x88)
+	}
+	out.op('u', '.')
+	out.Write(f.mainPickle())
+	out.op(0x80, 2, ']', '(')
+	for i := range f.tensors {
+		out.str(strconv.Itoa(i))
+	}
+	out.op('e', '.')
+	for _, s := range f.tensors {
+		binary.Write(&out, binary.LittleEndian, uint64(s.numel()+f.countDelta))
+		out.Write(s.storageBytes())
+	}
+	return out.Bytes()
+}
+
+func writeTemp(t testing.TB, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// testValues returns n deterministic values that float16 represents
+// exactly (multiples of 1/1024 in [-1, 1)), so f16 files can be compared
+// exactly.
+func testValues(seed, n int) []float32 {
+	out := make([]float32, n)
+	x := uint64(seed)*0x9E3779B97F4A7C15 + 1
+	for i := range out {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		out[i] = float32(int(x%2048)-1024) / 1024
+	}
+	return out
+}
+
+// narrowWidths are the widths of a small VGG16-shaped chain for tests.
+var narrowWidths = [13]int{2, 2, 3, 3, 4, 4, 4, 5, 5, 5, 5, 5, 6}
+
+// vgg16Specs returns the conv tensors of a VGG16-shaped chain of the given
+// widths, plus a classifier tensor of classifier floats.
+func vgg16Specs(widths [13]int, half bool, classifier int) []pthSpec {
+	var specs []pthSpec
+	in := 3
+	for i, idx := range vgg16ConvIndices {
+		out := widths[i]
+		n := strconv.Itoa(idx)
+		specs = append(specs,
+			pthSpec{name: "features." + n + ".weight", shape: []int{out, in, 3, 3}, data: testValues(2*i, out*in*9), half: half},
+			pthSpec{name: "features." + n + ".bias", shape: []int{out}, data: testValues(2*i+1, out), half: half})
+		in = out
+	}
+	if classifier > 0 {
+		specs = append(specs, pthSpec{name: "classifier.0.weight", shape: []int{classifier}, data: make([]float32, classifier), half: half})
+	}
+	return specs
+}
+
+func checkLayersMatchSpecs(t *testing.T, w *VGG16Weights, specs []pthSpec) {
+	t.Helper()
+	if len(w.Layers) != 13 {
+		t.Fatalf("%d layers, want 13", len(w.Layers))
+	}
+	for i, l := range w.Layers {
+		ws, bs := specs[2*i], specs[2*i+1]
+		if l.Out != ws.shape[0] || l.In != ws.shape[1] {
+			t.Fatalf("layer %d: %d -> %d, want %d -> %d", i, l.In, l.Out, ws.shape[1], ws.shape[0])
+		}
+		if !equalFloats(l.Weight, ws.data) || !equalFloats(l.Bias, bs.data) {
+			t.Fatalf("layer %d: values differ from the file's", i)
+		}
+	}
+}
+
+func equalFloats(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestReadPTHSynthetic(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		file      pthFile
+		zip, half bool
+	}{
+		{name: "legacy"},
+		{name: "legacy_v1", file: pthFile{v1: true}},
+		{name: "legacy_f16", half: true},
+		{name: "legacy_state_meta", file: pthFile{stateMeta: true}},
+		{name: "zip", zip: true},
+		{name: "zip_f16", zip: true, half: true},
+		{name: "zip_state_meta", zip: true, file: pthFile{stateMeta: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			specs := vgg16Specs(narrowWidths, tc.half, 1000)
+			f := tc.file
+			f.tensors, f.zip = specs, tc.zip
+			p := writeTemp(t, "w.pth", f.bytes(t))
+			w, err := ReadVGG16Weights(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// testValues are multiples of 1/1024 in [-1, 1): exact in float16.
+			checkLayersMatchSpecs(t, w, specs)
+			if w.Preprocess != PreprocessTorch || w.Source != p || len(w.SHA256) != 64 {
+				t.Errorf("Preprocess %q Source %q SHA256 %q", w.Preprocess, w.Source, w.SHA256)
+			}
+		})
+	}
+}
+
+// countingReaderAt counts the bytes read through it.
+type countingReaderAt struct {
+	r interface {
+		ReadAt([]byte, int64) (int, error)
+	}
+	n int64
+}
+
+func (c *countingReaderAt) ReadAt(b []byte, off int64) (int, error) {
+	n, err := c.r.ReadAt(b, off)
+	c.n += int64(n)
+	return n, err
+}
+
+func TestReadPTHSkipsUnkeptStorages(t *testing.T) {
+	// A 4 MB "classifier" storage must be skipped, not read.
+	specs := vgg16Specs(narrowWidths, false, 1<<20)
+	conv := int64(0)
+	for _, s := range specs[:26] {
+		conv += 4 * int64(len(s.data))
+	}
+	names := vgg16TensorNames()
+	for _, isZip := range []bool{false, true} {
+		data := (&pthFile{tensors: specs, zip: isZip}).bytes(t)
+		c := &countingReaderAt{r: bytes.NewReader(data)}
+		var err error
+		if isZip {
+			_, err = readPTHZip(c, int64(len(data)), "w.pth", func(n string) bool { return names[n] })
+		} else {
+			_, err = readPTHLegacy(c, int64(len(data)), "w.pth", func(n string) bool { return names[n] })
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Allowance: the pickles, zip directory and read-ahead buffers.
+		if limit := conv + 256<<10; c.n > limit {
+			t.Errorf("zip=%v: read %d bytes of a %d-byte file, want at most %d", isZip, c.n, len(data), limit)
+		}
+	}
+}
+
+func TestReadPTHStorageOffsetAndSharing(t *testing.T) {
+	// Tensors that start inside a larger storage (as slices of a flat
+	// parameter buffer do) are read from the right place.
+	specs := vgg16Specs(narrowWidths, false, 0)
+	for i := range specs {
+		specs[i].offset = 3 + i
+		specs[i].extra = 5
+	}
+	for _, isZip := range []bool{false, true} {
+		p := writeTemp(t, "w.pth", (&pthFile{tensors: specs, zip: isZip}).bytes(t))
+		w, err := ReadVGG16Weights(p)
+		if err != nil {
+			t.Fatalf("zip=%v: %v", isZip, err)
+		}
+		checkLayersMatchSpecs(t, w, specs)
+	}
+}
+
+func TestReadPTHHostile(t *testing.T) {
+	base := func() []pthSpec { return vgg16Specs(narrowWidths, false, 0) }
+	withInject := func(b []byte) []byte {
+		var p pickler
+		p.str("evil")
+		p.Write(b)
+		return p.Bytes()
+	}
+	var reduceGlobal pickler // os.system("true")
+	reduceGlobal.global("os", "system")
+	reduceGlobal.op('(')
+	reduceGlobal.str("true")
+	reduceGlobal.op('t', 'R')
+	var reconstructor pickler // resolved inside gopickle, refused by the scanner
+	reconstructor.global("copy_reg", "_reconstructor")
+	var stackGlobal pickler // builtins.eval via STACK_GLOBAL
+	stackGlobal.str("builtins")
+	stackGlobal.str("eval")
+	stackGlobal.op(0x93)
+	var hugeString pickler // BINUNICODE8 claiming 2^60 bytes
+	hugeString.op(0x8d)
+	binary.Write(&hugeString, binary.LittleEndian, uint64(1)<<60)
+	var oddDict pickler // DICT with an odd number of items: gopickle indexes past the end
+	oddDict.op('(')
+	oddDict.int(1)
+	oddDict.op('d')
+	var unhashable pickler // an OrderedDict keyed by bytes (a Go slice)
+	unhashable.global("collections", "OrderedDict")
+	unhashable.op(')', 'R', 'C', 1, 'a', 'N', 's')
+
+	nonContig := base()
+	nonContig[0].stride = []int{1, 2, 6, 18}
+	half := func() []pthSpec { return vgg16Specs(narrowWidths, true, 0) }
+
+	cases := []struct {
+		name string
+		file pthFile
+		want string
+	}{
+		{"reduce_global", pthFile{tensors: base(), inject: withInject(reduceGlobal.Bytes())}, "os.system"},
+		{"reduce_global_zip", pthFile{tensors: base(), zip: true, inject: withInject(reduceGlobal.Bytes())}, "os.system"},
+		{"copy_reg_global", pthFile{tensors: base(), inject: withInject(reconstructor.Bytes())}, "copy_reg._reconstructor"},
+		{"stack_global", pthFile{tensors: base(), inject: withInject(stackGlobal.Bytes())}, "builtins.eval"},
+		{"huge_string", pthFile{tensors: base(), inject: withInject(hugeString.Bytes())}, "limit"},
+		{"odd_dict", pthFile{tensors: base(), inject: withInject(oddDict.Bytes())}, "pickle"},
+		{"unhashable_key", pthFile{tensors: base(), inject: withInject(unhashable.Bytes())}, "pickle"},
+		{"non_contiguous", pthFile{tensors: nonContig}, "not contiguous"},
+		{"view", pthFile{tensors: base(), view: true}, "view"},
+		{"big_endian", pthFile{tensors: base(), bigEndian: true}, "big-endian"},
+		{"zip_size_lie", pthFile{tensors: base(), zip: true, lieSize: true}, "claims"},
+		{"count_mismatch", pthFile{tensors: base(), countDelta: 1}, "elements"},
+		{"count_mismatch_f16", pthFile{tensors: half(), countDelta: -1}, "elements"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeTemp(t, "w.pth", tc.file.bytes(t))
+			_, err := ReadVGG16Weights(p)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), p) {
+				t.Fatalf("error %q: want ErrFormat naming %q and the file", err, tc.want)
+			}
+		})
+	}
+
+	// A tensor whose view extends past the end of its storage.
+	for _, isZip := range []bool{false, true} {
+		specs := base()
+		specs[4].offset, specs[4].trim = 2, 3
+		p := writeTemp(t, "w.pth", (&pthFile{tensors: specs, zip: isZip}).bytes(t))
+		_, err := ReadVGG16Weights(p)
+		if err == nil || !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "outside storage") {
+			t.Errorf("zip=%v: error %v, want ErrFormat about the storage", isZip, err)
+		}
+	}
+}
+
+func TestReadPTHTruncated(t *testing.T) {
+	for _, isZip := range []bool{false, true} {
+		data := (&pthFile{tensors: vgg16Specs(narrowWidths, false, 0), zip: isZip}).bytes(t)
+		dir := t.TempDir()
+		p := filepath.Join(dir, "w.pth")
+		for _, cut := range cutPoints(len(data)) {
+			if err := os.WriteFile(p, data[:cut], 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := ReadVGG16Weights(p)
+			if err == nil || !errors.Is(err, ErrFormat) {
+				t.Fatalf("zip=%v cut at %d of %d: error %v, want ErrFormat", isZip, cut, len(data), err)
+			}
+		}
+	}
+}
+
+// cutPoints returns every length up to 300 (the headers and pickles) and
+// about 150 more spread over the rest of a file of n bytes, all shorter
+// than n.
+func cutPoints(n int) []int {
+	var cuts []int
+	for c := 0; c < n && c < 300; c++ {
+		cuts = append(cuts, c)
+	}
+	for c := 300; c < n; c += max(1, n/150) {
+		cuts = append(cuts, c)
+	}
+	return append(cuts, n-1)
+}
+
+func TestScanPickleLimits(t *testing.T) {
+	// A pickle that never stops, longer than the cap, is refused without
+	// being decoded.
+	long := bytes.Repeat([]byte{'N'}, maxPickleLen+10)
+	if _, err := scanPickle(bytes.NewReader(long), 0, int64(len(long)), "x"); err == nil || !errors.Is(err, ErrFormat) {
+		t.Errorf("over-long pickle: error %v", err)
+	}
+	marks := bytes.Repeat([]byte{'('}, maxPickleMarks+1)
+	if _, err := scanPickle(bytes.NewReader(marks), 0, int64(len(marks)), "x"); err == nil || !strings.Contains(err.Error(), "MARK") {
+		t.Errorf("too many marks: error %v", err)
+	}
+	for _, bad := range [][]byte{
+		{0x8a, 0, '.'},                 // empty LONG1
+		{0x8b, 0xff, 0xff, 0xff, 0xff}, // negative LONG4 length
+		{0xff},                         // unknown opcode
+		append([]byte{'I'}, bytes.Repeat([]byte{'9'}, maxPickleLine+1)...), // endless text argument
+	} {
+		if _, err := scanPickle(bytes.NewReader(bad), 0, int64(len(bad)), "x"); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+// FuzzReadPTH checks that no checkpoint makes the .pth reader panic and
+// that every failure is a *FormatError.
+func FuzzReadPTH(f *testing.F) {
+	small := [13]int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}
+	f.Add((&pthFile{tensors: vgg16Specs(small, false, 0)}).bytes(f))
+	f.Add((&pthFile{tensors: vgg16Specs(small, true, 0), zip: true}).bytes(f))
+	var evil pickler
+	evil.str("x")
+	evil.global("os", "system")
+	f.Add((&pthFile{tensors: vgg16Specs(small, false, 0)[:2], inject: evil.Bytes()}).bytes(f))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := bytes.NewReader(data)
+		var ts map[string]tensor
+		var err error
+		if bytes.HasPrefix(data, []byte("PK\x03\x04")) {
+			ts, err = readPTHZip(r, int64(len(data)), "fuzz", nil)
+		} else {
+			ts, err = readPTHLegacy(r, int64(len(data)), "fuzz", nil)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrFormat) {
+				t.Fatalf("error %v is not a *FormatError", err)
+			}
+			return
+		}
+		for name, tt := range ts {
+			n := 1
+			for _, d := range tt.shape {
+				n *= d
+			}
+			if n != len(tt.data) {
+				t.Fatalf("tensor %q: shape %v, %d values", name, tt.shape, len(tt.data))
+			}
+		}
+	})
+}

@@ -1,0 +1,355 @@
+package style
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// StudyL2 is the study's L2 penalty factor on the head's kernel: the loss
+// gains StudyL2·sum(W²). The bias is not penalised.
+const StudyL2 = 1.25e-4
+
+// Trainer trains a SiameseHead on labelled pairs of stored feature vectors
+// with the contrastive loss (margin from the head), an L2 penalty on the
+// kernel and an Optimizer, in shuffled mini-batches, with early stopping on
+// the validation loss. The zero value is the study's setup: batches of 128,
+// RMSProp with Keras' defaults, L2 1.25e-4.
+//
+// Each step gathers the features of a mini-batch from the FeatureSource
+// (both items of every pair, divided by the head's Scale), embeds them with
+// one matrix product, and back-propagates with a second; no more than one
+// mini-batch of features is held in float32 at a time.
+//
+// Training is deterministic: the same Seed, data and settings give
+// bit-identical weights and history, whatever Workers is.
+type Trainer struct {
+	// Epochs is the maximum number of passes over the training pairs;
+	// zero means 10.
+	Epochs int
+	// BatchSize is the number of pairs per mini-batch; zero means 128.
+	BatchSize int
+	// Seed seeds the shuffling of the training pairs, reshuffled every
+	// epoch.
+	Seed uint64
+	// Patience enables early stopping when positive and there are
+	// validation pairs: training stops after Patience epochs in a row
+	// without a validation loss strictly below the best so far, and at the
+	// end of training (stopped early or not) the head gets the weights of
+	// the epoch with the lowest validation loss back. Zero means no early
+	// stopping: all Epochs run and the last weights are kept.
+	Patience int
+	// L2 is the penalty factor on the sum of squared kernel weights; zero
+	// means StudyL2 and a negative value means no penalty.
+	L2 float64
+	// Optimizer updates the weights; nil means a new RMSProp with Keras'
+	// defaults for each Fit. A given Optimizer keeps its state across Fit
+	// calls unless Reset.
+	Optimizer Optimizer
+	// Workers bounds the goroutines gathering features; zero means
+	// runtime.GOMAXPROCS(0). It does not change the results.
+	Workers int
+	// Progress, if not nil, is called after every epoch with Stage "train",
+	// Done and Total epochs, the epoch's training loss and its validation
+	// loss.
+	Progress func(Progress)
+}
+
+// History is the learning curve of a training run.
+type History struct {
+	Loss    []float64 // mean training loss (with the L2 penalty) of each epoch, over its mini-batches
+	ValLoss []float64 // validation loss (with the L2 penalty) after each epoch; nil without validation pairs
+	// BestEpoch is the 0-based epoch with the lowest validation loss, -1
+	// without validation pairs.
+	BestEpoch int
+	// Stopped reports whether early stopping ended the run before Epochs.
+	Stopped bool
+}
+
+func (t *Trainer) settings() (epochs, batch int, l2 float64, workers int) {
+	epochs, batch, l2, workers = t.Epochs, t.BatchSize, t.L2, t.Workers
+	if epochs <= 0 {
+		epochs = 10
+	}
+	if batch <= 0 {
+		batch = 128
+	}
+	if l2 == 0 {
+		l2 = StudyL2
+	} else if l2 < 0 {
+		l2 = 0
+	}
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	return
+}
+
+// Fit trains h on the train pairs of features from src and, after each
+// epoch, measures the loss on the val pairs (which may be empty). It
+// returns the learning curve.
+//
+// Fit checks ctx before every mini-batch and returns ctx.Err() when it is
+// cancelled; h then holds the weights after the last completed mini-batch.
+// It returns an error if src.Dim() is not h.In(), there are no training
+// pairs, or a pair has an index out of range or a label other than 0 or 1.
+func (t *Trainer) Fit(ctx context.Context, h *SiameseHead, src FeatureSource, train, val []LabeledPair) (*History, error) {
+	epochs, batch, l2, workers := t.settings()
+	if src.Dim() != h.In() {
+		return nil, fmt.Errorf("style: Trainer.Fit: features have %d values, the head expects %d", src.Dim(), h.In())
+	}
+	if len(train) == 0 {
+		return nil, errors.New("style: Trainer.Fit: no training pairs")
+	}
+	if err := checkPairs(train, src.Len(), "training"); err != nil {
+		return nil, err
+	}
+	if err := checkPairs(val, src.Len(), "validation"); err != nil {
+		return nil, err
+	}
+	if err := checkHeadParams(h.Scale, h.Margin, h.Cutoff); err != nil {
+		return nil, fmt.Errorf("style: Trainer.Fit: %v", err)
+	}
+	opt := t.Optimizer
+	if opt == nil {
+		opt = &RMSProp{}
+	}
+	d := h.Dense
+	d.checkShape("Fit")
+	start := time.Now()
+	rng := rand.New(rand.NewPCG(t.Seed, 0xbb67ae8584caa73b))
+	order := make([]int, len(train))
+	ws := newHeadWorkspace(h, min(batch, len(train)), true)
+	hist := &History{BestEpoch: -1}
+	var bestW, bestB []float32
+	bestLoss := math.Inf(1)
+	wait := 0
+	for e := 0; e < epochs; e++ {
+		for i := range order {
+			order[i] = i
+		}
+		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		var sum float64
+		for lo := 0; lo < len(order); lo += batch {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			hi := min(lo+batch, len(order))
+			ws.pairs = ws.pairs[:0]
+			for _, k := range order[lo:hi] {
+				ws.pairs = append(ws.pairs, train[k])
+			}
+			ws.gather(src, ws.pairs, workers)
+			sum += ws.step(h, l2, opt) * float64(hi-lo)
+		}
+		hist.Loss = append(hist.Loss, sum/float64(len(train)))
+		var vl float64
+		if len(val) > 0 {
+			var err error
+			if vl, _, err = h.evalPairs(ctx, src, val, ws, workers, l2, true); err != nil {
+				return nil, err
+			}
+			hist.ValLoss = append(hist.ValLoss, vl)
+			if vl < bestLoss {
+				bestLoss, hist.BestEpoch, wait = vl, e, 0
+				if t.Patience > 0 {
+					bestW = append(bestW[:0], d.W...)
+					bestB = append(bestB[:0], d.B...)
+				}
+			} else {
+				wait++
+			}
+		}
+		if t.Progress != nil {
+			t.Progress(Progress{Stage: "train", Done: int64(e + 1), Total: int64(epochs),
+				Loss: hist.Loss[e], ValLoss: vl, Elapsed: time.Since(start)})
+		}
+		if t.Patience > 0 && len(val) > 0 && wait >= t.Patience {
+			hist.Stopped = e+1 < epochs
+			break
+		}
+	}
+	if bestW != nil && hist.BestEpoch != len(hist.Loss)-1 {
+		copy(d.W, bestW)
+		copy(d.B, bestB)
+	}
+	return hist, nil
+}
+
+// PairDistances returns the distance between the embeddings of the two
+// items of each pair. It returns an error if src.Dim() is not h.In(), a
+// pair refers to an entry out of range, or ctx is cancelled (ctx.Err(),
+// checked between batches).
+func (h *SiameseHead) PairDistances(ctx context.Context, src FeatureSource, pairs []LabeledPair) ([]float64, error) {
+	if src.Dim() != h.In() {
+		return nil, fmt.Errorf("style: SiameseHead.PairDistances: features have %d values, the head expects %d", src.Dim(), h.In())
+	}
+	for k, p := range pairs {
+		if p.A < 0 || p.A >= src.Len() || p.B < 0 || p.B >= src.Len() {
+			return nil, fmt.Errorf("style: SiameseHead.PairDistances: pair %d refers to entries %d and %d of %d", k, p.A, p.B, src.Len())
+		}
+	}
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	ws := newHeadWorkspace(h, min(128, len(pairs)), false)
+	_, dist, err := h.evalPairs(ctx, src, pairs, ws, runtime.GOMAXPROCS(0), 0, false)
+	return dist, err
+}
+
+// Evaluate returns the ROC curve of the head's distances on labelled pairs
+// (ROCFromDistances): its AUC, and cutoffs as distances. It returns the
+// errors of PairDistances and ROCFromDistances.
+func (h *SiameseHead) Evaluate(ctx context.Context, src FeatureSource, pairs []LabeledPair) (*ROC, error) {
+	if err := checkPairs(pairs, src.Len(), "evaluation"); err != nil {
+		return nil, err
+	}
+	dist, err := h.PairDistances(ctx, src, pairs)
+	if err != nil {
+		return nil, err
+	}
+	labels := make([]int, len(pairs))
+	for i, p := range pairs {
+		labels[i] = p.Label
+	}
+	return ROCFromDistances(dist, labels)
+}
+
+func checkPairs(pairs []LabeledPair, n int, what string) error {
+	for k, p := range pairs {
+		if p.A < 0 || p.A >= n || p.B < 0 || p.B >= n {
+			return fmt.Errorf("style: %s pair %d refers to entries %d and %d of %d", what, k, p.A, p.B, n)
+		}
+		if p.Label != 0 && p.Label != 1 {
+			return fmt.Errorf("style: %s pair %d has label %d, want 0 or 1", what, k, p.Label)
+		}
+	}
+	return nil
+}
+
+// headWorkspace holds the buffers of one mini-batch of at most cap pairs.
+type headWorkspace struct {
+	cap    int
+	pairs  []LabeledPair
+	labels []int
+	x      []float32 // 2n x In: first items, then second items
+	h      []float32 // 2n x Out embeddings
+	dh     []float32 // 2n x Out loss gradient
+	gW, gB []float32
+	dist   []float64
+}
+
+// newHeadWorkspace allocates the buffers for batches of capacity pairs,
+// with the gradient buffers only if train is set.
+func newHeadWorkspace(h *SiameseHead, capacity int, train bool) *headWorkspace {
+	in, out := h.In(), h.Out()
+	ws := &headWorkspace{
+		cap:    capacity,
+		pairs:  make([]LabeledPair, 0, capacity),
+		labels: make([]int, capacity),
+		x:      make([]float32, 2*capacity*in),
+		h:      make([]float32, 2*capacity*out),
+		dist:   make([]float64, capacity),
+	}
+	if train {
+		ws.dh = make([]float32, 2*capacity*out)
+		ws.gW = make([]float32, in*out)
+		ws.gB = make([]float32, out)
+	}
+	return ws
+}
+
+// gather copies the features of pairs into ws.x (row p the first item of
+// pair p, row n+p its second item) and their labels into ws.labels. Rows are
+// split among at most workers goroutines; each row is written by exactly
+// one, so the result does not depend on workers.
+func (ws *headWorkspace) gather(src FeatureSource, pairs []LabeledPair, workers int) {
+	n, dim := len(pairs), src.Dim()
+	for p, pr := range pairs {
+		ws.labels[p] = pr.Label
+	}
+	row := func(r int) {
+		p := pairs[r%n]
+		i := p.A
+		if r >= n {
+			i = p.B
+		}
+		src.FeatureTo(ws.x[r*dim:(r+1)*dim], i)
+	}
+	rows := 2 * n
+	workers = min(workers, rows/4)
+	if workers <= 1 {
+		for r := 0; r < rows; r++ {
+			row(r)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		lo, hi := w*rows/workers, (w+1)*rows/workers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := lo; r < hi; r++ {
+				row(r)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// step runs one training step on the gathered batch of n = len(ws.pairs)
+// pairs and returns its loss (data loss plus L2 penalty). On return ws.dist
+// holds the distances and ws.gW, ws.gB the gradients that were applied.
+func (ws *headWorkspace) step(h *SiameseHead, l2 float64, opt Optimizer) float64 {
+	d := h.Dense
+	n := len(ws.pairs)
+	in, out := d.In, d.Out
+	x, hh, dh := ws.x[:2*n*in], ws.h[:2*n*out], ws.dh[:2*n*out]
+	alpha := h.alpha()
+	d.forward(hh, x, 2*n, alpha)
+	loss := contrastiveEval(h.Margin, dh[:n*out], dh[n*out:], hh[:n*out], hh[n*out:], ws.labels[:n], ws.dist[:n])
+	d.backward(ws.gW, ws.gB, nil, x, hh, dh, 2*n, 2, alpha)
+	loss += l2Penalty(ws.gW, d.W, l2)
+	opt.Step([][]float32{d.W, d.B}, [][]float32{ws.gW, ws.gB})
+	return loss
+}
+
+// evalPairs embeds the pairs in batches of ws.cap and returns the mean
+// contrastive loss plus the L2 penalty (if wantLoss) and the distances.
+func (h *SiameseHead) evalPairs(ctx context.Context, src FeatureSource, pairs []LabeledPair, ws *headWorkspace, workers int, l2 float64, wantLoss bool) (float64, []float64, error) {
+	d := h.Dense
+	out := d.Out
+	dist := make([]float64, len(pairs))
+	var sum float64
+	for lo := 0; lo < len(pairs); lo += ws.cap {
+		if err := ctx.Err(); err != nil {
+			return 0, nil, err
+		}
+		hi := min(lo+ws.cap, len(pairs))
+		n := hi - lo
+		ws.gather(src, pairs[lo:hi], workers)
+		hh := ws.h[:2*n*out]
+		d.forward(hh, ws.x[:2*n*d.In], 2*n, h.alpha())
+		if wantLoss {
+			sum += contrastiveEval[float32](h.Margin, nil, nil, hh[:n*out], hh[n*out:], ws.labels[:n], dist[lo:hi]) * float64(n)
+		} else {
+			for p := 0; p < n; p++ {
+				dist[lo+p] = pairDistance(hh[p*out:(p+1)*out], hh[(n+p)*out:(n+p+1)*out])
+			}
+		}
+	}
+	if !wantLoss {
+		return 0, dist, nil
+	}
+	var pen float64
+	for _, w := range d.W {
+		pen += float64(w) * float64(w)
+	}
+	return sum/float64(len(pairs)) + l2*pen, dist, nil
+}

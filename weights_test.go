@@ -1,0 +1,382 @@
+package style
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const sharedGolden = "../shared/golden"
+
+// sharedFile returns a file of the shared reference data, skipping the test
+// when the reference data is not checked out next to the repository.
+func sharedFile(t *testing.T, rel string) string {
+	t.Helper()
+	p := filepath.Join(sharedGolden, rel)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("reference data %s not available (it lives in ../shared): %v", p, err)
+	}
+	return p
+}
+
+func TestReadVGG16WeightsGolden(t *testing.T) {
+	ref, err := ReadVGG16Weights(sharedFile(t, "vgg16_narrow_tv.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantWidths := []int{8, 8, 16, 16, 32, 32, 32, 64, 64, 64, 64, 64, 64}
+	in := 3
+	for i, l := range ref.Layers {
+		if l.Out != wantWidths[i] || l.In != in || len(l.Weight) != l.Out*l.In*9 || len(l.Bias) != l.Out {
+			t.Fatalf("layer %d: %d -> %d with %d weights, %d biases", i, l.In, l.Out, len(l.Weight), len(l.Bias))
+		}
+		in = l.Out
+	}
+	if ref.Preprocess != PreprocessTorch || ref.Metadata["note"] == "" {
+		t.Errorf("Preprocess %q, metadata %v", ref.Preprocess, ref.Metadata)
+	}
+
+	var info struct {
+		Files map[string]struct {
+			SHA256 string `json:"sha256"`
+		} `json:"files"`
+	}
+	raw, err := os.ReadFile(sharedFile(t, "pth/info.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &info); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"vgg16_narrow_legacy.pth", "vgg16_narrow_zip.pth", "vgg16_narrow_fp16_zip.pth"} {
+		t.Run(name, func(t *testing.T) {
+			w, err := ReadVGG16Weights(sharedFile(t, "pth/"+name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w.SHA256 != info.Files[name].SHA256 {
+				t.Errorf("SHA256 %s, info.json says %s", w.SHA256, info.Files[name].SHA256)
+			}
+			if w.Preprocess != PreprocessTorch {
+				t.Errorf("Preprocess %q", w.Preprocess)
+			}
+			fp16 := strings.Contains(name, "fp16")
+			var worst float64
+			for i, l := range w.Layers {
+				r := ref.Layers[i]
+				if l.Out != r.Out || l.In != r.In {
+					t.Fatalf("layer %d: %d -> %d, want %d -> %d", i, l.In, l.Out, r.In, r.Out)
+				}
+				for _, pair := range [][2][]float32{{l.Weight, r.Weight}, {l.Bias, r.Bias}} {
+					got, want := pair[0], pair[1]
+					if len(got) != len(want) {
+						t.Fatalf("layer %d: %d values, want %d", i, len(got), len(want))
+					}
+					for j := range got {
+						if !fp16 {
+							if got[j] != want[j] {
+								t.Fatalf("layer %d value %d: %v, want %v (float32 must be exact)", i, j, got[j], want[j])
+							}
+							continue
+						}
+						// Rounding float32 to float16 (ties to even) errs by
+						// at most half a unit in the last place: 2^-11
+						// relative for normal values, 2^-25 absolute in the
+						// subnormal range below 2^-14.
+						d := math.Abs(float64(got[j]) - float64(want[j]))
+						tol := math.Max(math.Abs(float64(want[j]))*math.Ldexp(1, -11), math.Ldexp(1, -25))
+						if d > tol {
+							t.Fatalf("layer %d value %d: %v, want %v within %g", i, j, got[j], want[j], tol)
+						}
+						worst = math.Max(worst, d/math.Max(math.Abs(float64(want[j])), math.Ldexp(1, -14)))
+					}
+				}
+			}
+			if fp16 {
+				t.Logf("largest relative float16 error: %.3g (bound 2^-11 = %.3g)", worst, math.Ldexp(1, -11))
+			}
+		})
+	}
+}
+
+func TestConvertVGG16RoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		zip, half bool
+	}{{"legacy", false, false}, {"zip_f16", true, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			specs := vgg16Specs(narrowWidths, tc.half, 100)
+			src := writeTemp(t, "vgg16-test.pth", (&pthFile{tensors: specs, zip: tc.zip}).bytes(t))
+			dst := filepath.Join(t.TempDir(), "vgg16.safetensors")
+			if err := ConvertVGG16(dst, src); err != nil {
+				t.Fatal(err)
+			}
+			orig, err := ReadVGG16Weights(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conv, err := ReadVGG16Weights(dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkLayersMatchSpecs(t, conv, specs)
+			want := map[string]string{
+				"format":        VGG16FormatName,
+				"preprocess":    "torch",
+				"source":        "vgg16-test.pth",
+				"source_sha256": orig.SHA256,
+			}
+			for k, v := range want {
+				if conv.Metadata[k] != v {
+					t.Errorf("metadata %q = %q, want %q", k, conv.Metadata[k], v)
+				}
+			}
+			if conv.SHA256 == orig.SHA256 || conv.SHA256 != mustSHA256(t, dst) {
+				t.Errorf("converted SHA256 %s", conv.SHA256)
+			}
+			// The converted file holds the conv layers only.
+			ts, _, err := readSafetensors(dst, nil)
+			if err != nil || len(ts) != 26 {
+				t.Errorf("converted file has %d tensors (%v), want 26", len(ts), err)
+			}
+		})
+	}
+}
+
+func mustSHA256(t *testing.T, p string) string {
+	t.Helper()
+	s, err := fileSHA256(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestReadVGG16WeightsPreprocess(t *testing.T) {
+	specs := vgg16Specs(narrowWidths, false, 0)
+	w, err := ReadVGG16Weights(writeTemp(t, "w.pth", (&pthFile{tensors: specs}).bytes(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	w.Preprocess = PreprocessCaffe
+	p := filepath.Join(dir, "caffe.safetensors")
+	if err := w.WriteSafetensors(p); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadVGG16Weights(p)
+	if err != nil || got.Preprocess != PreprocessCaffe {
+		t.Fatalf("caffe file: Preprocess %v, error %v", got, err)
+	}
+
+	// Any other value is an error, not a silent default.
+	ts := layersToTensors(w.Layers)
+	p = filepath.Join(dir, "bogus.safetensors")
+	if err := writeSafetensors(p, ts, map[string]string{"preprocess": "tf"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadVGG16Weights(p); err == nil || !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), `"tf"`) {
+		t.Errorf("preprocess tf: error %v", err)
+	}
+	w.Preprocess = "tf"
+	if err := w.WriteSafetensors(filepath.Join(dir, "x.safetensors")); err == nil {
+		t.Error("WriteSafetensors accepted preprocess tf")
+	}
+	// No metadata at all: torchvision/timm files mean "torch".
+	p = filepath.Join(dir, "plain.safetensors")
+	if err := writeSafetensors(p, ts, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadVGG16Weights(p); err != nil || got.Preprocess != PreprocessTorch || got.Metadata != nil {
+		t.Errorf("no metadata: %+v, %v", got, err)
+	}
+}
+
+func layersToTensors(layers []ConvWeights) []tensor {
+	var ts []tensor
+	for i, l := range layers {
+		n := strconv.Itoa(vgg16ConvIndices[i])
+		ts = append(ts,
+			tensor{name: "features." + n + ".weight", shape: []int{l.Out, l.In, 3, 3}, data: l.Weight},
+			tensor{name: "features." + n + ".bias", shape: []int{l.Out}, data: l.Bias})
+	}
+	return ts
+}
+
+func TestReadVGG16WeightsBadChain(t *testing.T) {
+	good := func() []tensor {
+		var layers []ConvWeights
+		in := 3
+		for i, out := range narrowWidths {
+			layers = append(layers, ConvWeights{Out: out, In: in, Weight: testValues(i, out*in*9), Bias: testValues(100+i, out)})
+			in = out
+		}
+		return layersToTensors(layers)
+	}
+	find := func(ts []tensor, name string) int {
+		for i, t := range ts {
+			if t.name == name {
+				return i
+			}
+		}
+		panic(name)
+	}
+	cases := []struct {
+		name   string
+		mutate func([]tensor) []tensor
+		want   string
+	}{
+		{"missing_bias", func(ts []tensor) []tensor {
+			i := find(ts, "features.14.bias")
+			return append(ts[:i], ts[i+1:]...)
+		}, "features.14.bias"},
+		{"missing_layer", func(ts []tensor) []tensor {
+			i := find(ts, "features.28.weight")
+			return append(ts[:i], ts[i+2:]...)
+		}, "features.28.weight"},
+		{"kernel_5x5", func(ts []tensor) []tensor {
+			i := find(ts, "features.5.weight")
+			ts[i].shape = []int{3, 2, 5, 5}
+			ts[i].data = make([]float32, 3*2*25)
+			return ts
+		}, "features.5.weight"},
+		{"first_in_1", func(ts []tensor) []tensor {
+			ts[0].shape = []int{2, 1, 3, 3}
+			ts[0].data = ts[0].data[:18]
+			return ts
+		}, "3 input channels"},
+		{"chain_break", func(ts []tensor) []tensor {
+			i := find(ts, "features.12.weight")
+			ts[i].shape = []int{4, 3, 3, 3}
+			ts[i].data = ts[i].data[:4*3*9]
+			return ts
+		}, "features.12.weight"},
+		{"bias_length", func(ts []tensor) []tensor {
+			i := find(ts, "features.7.bias")
+			ts[i].shape = []int{2}
+			ts[i].data = ts[i].data[:2]
+			return ts
+		}, "features.7.bias"},
+		{"weight_rank", func(ts []tensor) []tensor {
+			i := find(ts, "features.0.weight")
+			ts[i].shape = []int{2, 27}
+			return ts
+		}, "features.0.weight"},
+		{"zero_width", func(ts []tensor) []tensor {
+			i := find(ts, "features.26.weight")
+			ts[i].shape = []int{0, 5, 3, 3}
+			ts[i].data = nil
+			return ts
+		}, "features.26.weight"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "w.safetensors")
+			if err := writeSafetensors(p, tc.mutate(good()), nil); err != nil {
+				t.Fatal(err)
+			}
+			_, err := ReadVGG16Weights(p)
+			if err == nil || !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want ErrFormat naming %s", err, tc.want)
+			}
+		})
+	}
+	// The unmodified chain loads, so the failures above are the mutations'.
+	p := filepath.Join(t.TempDir(), "w.safetensors")
+	if err := writeSafetensors(p, good(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadVGG16Weights(p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReadVGG16WeightsUnknownFormat(t *testing.T) {
+	for name, data := range map[string][]byte{
+		"empty":  nil,
+		"text":   []byte("hello, this is not a weight file"),
+		"gzip":   {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3},
+		"pickle": {0x80, 9, '.'},
+	} {
+		p := writeTemp(t, name+".pth", data)
+		if _, err := ReadVGG16Weights(p); err == nil || !errors.Is(err, ErrFormat) {
+			t.Errorf("%s: error %v, want ErrFormat", name, err)
+		}
+	}
+	if _, err := ReadVGG16Weights(filepath.Join(t.TempDir(), "missing.pth")); err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: error %v, want os.ErrNotExist", err)
+	}
+}
+
+func TestWriteSafetensorsInvalidWeights(t *testing.T) {
+	dir := t.TempDir()
+	w := &VGG16Weights{Layers: make([]ConvWeights, 12)}
+	if err := w.WriteSafetensors(filepath.Join(dir, "a")); err == nil {
+		t.Error("12 layers accepted")
+	}
+	w.Layers = make([]ConvWeights, 13)
+	if err := w.WriteSafetensors(filepath.Join(dir, "b")); err == nil {
+		t.Error("empty layers accepted")
+	}
+}
+
+func BenchmarkReadVGG16Weights(b *testing.B) {
+	// A chain a quarter of VGG16's widths (about 3.7 MB of float32).
+	var widths [13]int
+	for i, w := range [13]int{64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512} {
+		widths[i] = w / 4
+	}
+	specs := vgg16Specs(widths, false, 0)
+	dir := b.TempDir()
+	legacy := filepath.Join(dir, "w.pth")
+	if err := os.WriteFile(legacy, (&pthFile{tensors: specs}).bytes(b), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	zipped := filepath.Join(dir, "w_zip.pth")
+	if err := os.WriteFile(zipped, (&pthFile{tensors: specs, zip: true}).bytes(b), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	st := filepath.Join(dir, "w.safetensors")
+	if err := ConvertVGG16(st, legacy); err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range []struct{ name, path string }{{"safetensors", st}, {"pth_legacy", legacy}, {"pth_zip", zipped}} {
+		b.Run(f.name, func(b *testing.B) {
+			fi, _ := os.Stat(f.path)
+			b.SetBytes(fi.Size())
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ReadVGG16Weights(f.path); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// Fetch torchvision's VGG16 weights once into the user's cache directory,
+// convert them, and read the converted file; later runs use the cache
+// without any network access.
+func ExampleDownloadVGG16() {
+	path, err := DownloadVGG16(context.Background(), &DownloadOptions{
+		Progress: func(p Progress) {
+			fmt.Printf("\r%s: %d / %d bytes", p.Stage, p.Done, p.Total)
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	w, err := ReadVGG16Weights(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(len(w.Layers), w.Preprocess, w.Metadata["source"])
+}
