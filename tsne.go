@@ -397,11 +397,11 @@ type tsneState struct {
 	pool *tsnePool
 
 	y, grad, update, gains []float64
-	attr, rep             []float64 // per point: attractive and repulsive forces
-	zpart, klpart         []float64 // per point partial sums
-	exag                  float64
-	z                     float64 // sum of unnormalised q over all pairs
-	momentum              float64
+	attr, rep              []float64 // per point: attractive and repulsive forces
+	zpart, klpart          []float64 // per point partial sums
+	exag                   float64
+	z                      float64 // sum of unnormalised q over all pairs
+	momentum               float64
 
 	bh  *bhTree
 	fft *fftRepulsion

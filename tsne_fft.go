@@ -32,9 +32,9 @@ type fftRepulsion struct {
 	node   []int32   // per point: index of the first node of its box
 	wx, wy []float64 // per point: fftInterp Lagrange weights per axis
 
-	charge [4][]float64   // spread charges on the ng x ng grid
-	a, b   []complex128   // charges (0+i1, 2+i3), zero padded to m x m
-	kern   []complex128   // FFT of the kernel on the m x m circulant grid
+	charge [4][]float64 // spread charges on the ng x ng grid
+	a, b   []complex128 // charges (0+i1, 2+i3), zero padded to m x m
+	kern   []complex128 // FFT of the kernel on the m x m circulant grid
 	ffts   []*fourier.CmplxFFT
 	col    [][]complex128 // per worker column buffer
 }
