@@ -496,6 +496,23 @@ type tsneGradTask struct{ s *tsneState }
 func (t *tsneGradTask) run(lo, hi int) {
 	s := t.s
 	P, y, dims, ex := s.P, s.y, s.dims, s.exag
+	if dims == 2 {
+		for i := lo; i < hi; i++ {
+			var fx, fy float64
+			xi, yi := y[2*i], y[2*i+1]
+			cols := P.col[P.rowPtr[i]:P.rowPtr[i+1]]
+			vals := P.val[P.rowPtr[i]:P.rowPtr[i+1]]
+			vals = vals[:len(cols)]
+			for e, j := range cols {
+				dx, dy := xi-y[2*j], yi-y[2*j+1]
+				w := vals[e] / (1 + dx*dx + dy*dy)
+				fx += w * dx
+				fy += w * dy
+			}
+			s.attr[2*i], s.attr[2*i+1] = ex*fx, ex*fy
+		}
+		return
+	}
 	for i := lo; i < hi; i++ {
 		var f [3]float64
 		yi := y[i*dims : i*dims+dims]
@@ -508,12 +525,14 @@ func (t *tsneGradTask) run(lo, hi int) {
 				df[a] = yi[a] - yj[a]
 				d2 += df[a] * df[a]
 			}
-			w := ex * P.val[e] / (1 + d2)
+			w := P.val[e] / (1 + d2)
 			for a := 0; a < dims; a++ {
 				f[a] += w * df[a]
 			}
 		}
-		copy(s.attr[i*dims:i*dims+dims], f[:dims])
+		for a := 0; a < dims; a++ {
+			s.attr[i*dims+a] = ex * f[a]
+		}
 	}
 }
 

@@ -84,25 +84,37 @@ func (t *vpTree) build(lo, hi int, rng *rand.Rand, dist []float64) int32 {
 func (t *vpTree) row(i int) []float64 { return t.data[i*t.d : (i+1)*t.d] }
 
 // sqDist returns the squared Euclidean distance between a and b.
-func sqDist(a, b []float64) float64 {
+func sqDist(a, b []float64) float64 { return sqDistBounded(a, b, math.Inf(1)) }
+
+// sqDistBounded returns the squared Euclidean distance between a and b,
+// or some value greater than bound as soon as the partial sum exceeds it:
+// in high dimension most candidates are rejected halfway.
+func sqDistBounded(a, b []float64, bound float64) float64 {
 	b = b[:len(a)]
-	var s0, s1, s2, s3 float64
+	var s float64
 	k := 0
-	for ; k+4 <= len(a); k += 4 {
-		d0 := a[k] - b[k]
-		d1 := a[k+1] - b[k+1]
-		d2 := a[k+2] - b[k+2]
-		d3 := a[k+3] - b[k+3]
-		s0 += d0 * d0
-		s1 += d1 * d1
-		s2 += d2 * d2
-		s3 += d3 * d3
+	for ; k+16 <= len(a); k += 16 {
+		var s0, s1, s2, s3 float64
+		for u := k; u < k+16; u += 4 {
+			d0 := a[u] - b[u]
+			d1 := a[u+1] - b[u+1]
+			d2 := a[u+2] - b[u+2]
+			d3 := a[u+3] - b[u+3]
+			s0 += d0 * d0
+			s1 += d1 * d1
+			s2 += d2 * d2
+			s3 += d3 * d3
+		}
+		s += (s0 + s1) + (s2 + s3)
+		if s > bound {
+			return s
+		}
 	}
 	for ; k < len(a); k++ {
 		d := a[k] - b[k]
-		s0 += d * d
+		s += d * d
 	}
-	return (s0 + s1) + (s2 + s3)
+	return s
 }
 
 // knnHeap is a bounded max-heap of neighbours ordered by distance, then
@@ -185,9 +197,10 @@ func (t *vpTree) searchNode(id int32, q int, qr []float64, h *knnHeap) {
 			if int(j) == q {
 				continue
 			}
-			d := math.Sqrt(sqDist(qr, t.row(int(j))))
-			if d <= h.tau() {
-				h.push(d, j)
+			tau := h.tau()
+			d2 := sqDistBounded(qr, t.row(int(j)), tau*tau)
+			if d2 <= tau*tau {
+				h.push(math.Sqrt(d2), j)
 			}
 		}
 		return
