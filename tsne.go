@@ -86,7 +86,7 @@ type TSNE struct {
 	LearningRate float64
 	// Init selects the initial embedding. The zero value is TSNEInitPCA.
 	Init TSNEInit
-	// Seed seeds the random initialisation and the nearest-neighbour tree.
+	// Seed seeds the random initialisation.
 	// The same seed and input give the same embedding for any Workers.
 	Seed uint64
 	// Method selects the gradient approximation. The zero value is TSNEAuto.
@@ -227,7 +227,7 @@ func (t TSNE) Embed(ctx context.Context, x *mat.Dense) (*mat.Dense, error) {
 // N x Dims embedding with its final KL divergence.
 //
 // It finds the 3·Perplexity exact nearest neighbours of every point with a
-// vantage-point tree, sets each point's Gaussian bandwidth by binary search
+// ball tree, sets each point's Gaussian bandwidth by binary search
 // so that its conditional distribution has the requested perplexity
 // (entropy within 1e-5 nats), symmetrises the affinities into a sparse P, and
 // minimises KL(P||Q) by gradient descent with momentum and per-parameter
@@ -269,7 +269,7 @@ func (t TSNE) Fit(ctx context.Context, x *mat.Dense) (*TSNEResult, error) {
 	defer pool.close()
 
 	k := min(n-1, int(3*c.perplexity+1))
-	P, err := tsneAffinities(ctx, pool, data, n, d, k, c.perplexity, c.seed)
+	P, err := tsneAffinities(ctx, pool, data, n, d, k, c.perplexity)
 	if err != nil {
 		return nil, err
 	}

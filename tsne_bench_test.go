@@ -112,3 +112,49 @@ func cpuSeconds() float64 {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
+
+// BenchmarkTSNEGradient times one gradient evaluation on an embedding
+// spread over about 100 x 100 units, the size a 50,000-point embedding
+// reaches, so that the FFT grid has its late-iteration size.
+func BenchmarkTSNEGradient(b *testing.B) {
+	for _, bc := range []struct {
+		n      int
+		method TSNEMethod
+	}{{10000, TSNEBarnesHut}, {10000, TSNEFFT}, {50000, TSNEFFT}} {
+		for _, workers := range []int{1, 2} {
+			name := map[TSNEMethod]string{TSNEBarnesHut: "bh", TSNEFFT: "fft"}[bc.method]
+			b.Run(fmt.Sprintf("n=%d/%s/workers=%d", bc.n, name, workers), func(b *testing.B) {
+				s := testState(b, bc.n, 2, bc.method, 0.5, workers)
+				for i := range s.y {
+					s.y[i] *= 5 // std 25
+				}
+				s.gradient()
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					s.gradient()
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkTSNEAffinities times the exact 91-nearest-neighbour search and
+// the perplexity calibration on 128-D Gaussian mixture data.
+func BenchmarkTSNEAffinities(b *testing.B) {
+	for _, n := range []int{10000, 50000} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			x, _ := gaussianMixture(n, 128, 20, 1)
+			pool := newTSNEPool(1)
+			defer pool.close()
+			b.ResetTimer()
+			cpu0 := cpuSeconds()
+			for i := 0; i < b.N; i++ {
+				if _, err := tsneAffinities(context.Background(), pool, x.RawMatrix().Data, n, 128, 91, 30); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/op")
+		})
+	}
+}

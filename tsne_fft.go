@@ -23,9 +23,10 @@ import (
 type fftRepulsion struct {
 	n, workers int
 	boxesMin   int
-	nBoxes     int // boxes per side
-	ng         int // interpolation nodes per side: nBoxes * fftInterp
-	m          int // FFT length per side: 2 * ng
+	boxWidth   float64 // largest box width, in embedding units
+	nBoxes     int     // boxes per side
+	ng         int     // interpolation nodes per side: nBoxes * fftInterp
+	m          int     // FFT length per side: 2 * ng
 	lo, h      float64
 	cx, cy     float64 // coordinates are taken relative to the centre
 
@@ -34,7 +35,7 @@ type fftRepulsion struct {
 
 	charge [4][]float64 // spread charges on the ng x ng grid
 	a, b   []complex128 // charges (0+i1, 2+i3), zero padded to m x m
-	kern   []complex128 // FFT of the kernel on the m x m circulant grid
+	kern   []float64    // kernel on the m x m circulant grid, then its FFT (real: the kernel is even)
 	ffts   []*fourier.CmplxFFT
 	col    [][]complex128 // per worker column buffer
 }
@@ -42,7 +43,7 @@ type fftRepulsion struct {
 const fftInterp = 3
 
 func newFFTRepulsion(n, workers, boxesMin int) *fftRepulsion {
-	f := &fftRepulsion{n: n, workers: max(workers, 1), boxesMin: boxesMin,
+	f := &fftRepulsion{n: n, workers: max(workers, 1), boxesMin: boxesMin, boxWidth: 1,
 		node: make([]int32, n), wx: make([]float64, n*fftInterp), wy: make([]float64, n*fftInterp)}
 	f.ffts = make([]*fourier.CmplxFFT, f.workers)
 	f.col = make([][]complex128, f.workers)
@@ -79,7 +80,7 @@ func (f *fftRepulsion) resize(nBoxes int) {
 	}
 	f.a = growComplex(f.a, mm)
 	f.b = growComplex(f.b, mm)
-	f.kern = growComplex(f.kern, mm)
+	f.kern = growFloat(f.kern, mm)
 	for w := range f.ffts {
 		if f.ffts[w] == nil {
 			f.ffts[w] = fourier.NewCmplxFFT(f.m)
@@ -117,7 +118,7 @@ func (s *tsneState) fftRepulsive() {
 	if span <= 0 {
 		span = 1e-6
 	}
-	f.resize(fftNiceSize(max(f.boxesMin, int(math.Ceil(span)))))
+	f.resize(fftNiceSize(max(f.boxesMin, int(math.Ceil(span/f.boxWidth)))))
 	f.h = span / float64(f.nBoxes) * (1 + 1e-12)
 	f.lo = lo
 	f.cx, f.cy = lo+span/2, lo+span/2
@@ -155,6 +156,8 @@ func (s *tsneState) fftRepulsive() {
 	s.fftRowT.g2 = g * g
 	s.fftRowT.stage = fftStageFill
 	s.pool.run(&s.fftRowT, f.workers, 1)
+	s.fftRowT.stage = fftStageKernelCols
+	s.pool.run(&s.fftRowT, f.workers, 1)
 	// Forward transforms: rows (only the first ng rows are non-zero), then
 	// columns.
 	s.fftRowT.stage = fftStageForwardRows
@@ -163,7 +166,7 @@ func (s *tsneState) fftRepulsive() {
 	s.pool.run(&s.fftColT, f.workers, 1)
 	// Multiply by the kernel spectrum (real: the kernel is even).
 	for k := range f.a {
-		kv := real(f.kern[k])
+		kv := f.kern[k]
 		f.a[k] *= complex(kv, 0)
 		f.b[k] *= complex(kv, 0)
 	}
@@ -246,6 +249,7 @@ const (
 	fftStageFill = iota
 	fftStageForwardRows
 	fftStageInverseRows
+	fftStageKernelCols
 )
 
 // fftRowTask works on grid rows; it is run with one job per worker slot, so
@@ -281,7 +285,7 @@ func (t *fftRowTask) run(lo, hi int) {
 						krow[c] = 0
 					} else {
 						q := 1 / (1 + t.g2*float64(dr*dr+dc*dc))
-						krow[c] = complex(q*q, 0)
+						krow[c] = q * q
 					}
 					if r < ng && c < ng {
 						p := r*ng + c
@@ -291,7 +295,37 @@ func (t *fftRowTask) run(lo, hi int) {
 						arow[c], brow[c] = 0, 0
 					}
 				}
-				fft.Coefficients(krow, krow)
+			}
+			// The kernel rows are real and even, so their transforms are
+			// real: transform two rows at once as the real and imaginary
+			// parts of one complex sequence.
+			buf := f.col[w]
+			p0, p1 := w*(m/2)/f.workers, (w+1)*(m/2)/f.workers
+			for p := p0; p < p1; p++ {
+				r := 2 * p
+				k0, k1 := f.kern[r*m:(r+1)*m], f.kern[(r+1)*m:(r+2)*m]
+				for c := range buf {
+					buf[c] = complex(k0[c], k1[c])
+				}
+				fft.Coefficients(buf, buf)
+				for c, v := range buf {
+					k0[c], k1[c] = real(v), imag(v)
+				}
+			}
+		case fftStageKernelCols:
+			// The row transforms are real and even along the columns too:
+			// transform two columns at once.
+			buf := f.col[w]
+			p0, p1 := w*(m/2)/f.workers, (w+1)*(m/2)/f.workers
+			for p := p0; p < p1; p++ {
+				c := 2 * p
+				for r := 0; r < m; r++ {
+					buf[r] = complex(f.kern[r*m+c], f.kern[r*m+c+1])
+				}
+				fft.Coefficients(buf, buf)
+				for r, v := range buf {
+					f.kern[r*m+c], f.kern[r*m+c+1] = real(v), imag(v)
+				}
 			}
 		case fftStageForwardRows:
 			r0, r1 := w*ng/f.workers, (w+1)*ng/f.workers
@@ -309,8 +343,7 @@ func (t *fftRowTask) run(lo, hi int) {
 	}
 }
 
-// fftColTask transforms the grid columns: forward for the kernel and the
-// charges, inverse for the charges.
+// fftColTask transforms the columns of the charge grids.
 type fftColTask struct {
 	s       *tsneState
 	inverse bool
@@ -324,12 +357,7 @@ func (t *fftColTask) run(lo, hi int) {
 		buf := f.col[w]
 		c0, c1 := w*m/f.workers, (w+1)*m/f.workers
 		for c := c0; c < c1; c++ {
-			arrs := [3][]complex128{f.a, f.b, f.kern}
-			na := 3
-			if t.inverse {
-				na = 2
-			}
-			for _, arr := range arrs[:na] {
+			for _, arr := range [2][]complex128{f.a, f.b} {
 				for r := 0; r < m; r++ {
 					buf[r] = arr[r*m+c]
 				}

@@ -61,7 +61,7 @@ func testState(t testing.TB, n, dims int, method TSNEMethod, theta float64, work
 	c.theta = theta
 	pool := newTSNEPool(workers)
 	t.Cleanup(pool.close)
-	P, err := tsneAffinities(context.Background(), pool, data, n, d, 31, 10, 1)
+	P, err := tsneAffinities(context.Background(), pool, data, n, d, 31, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestTSNEPerplexityRows(t *testing.T) {
 	x, _ := loadDigits(t)
 	n, d := x.Dims()
 	data := slices.Clone(x.RawMatrix().Data)
-	tree := newVPTree(data, n, d, 1)
+	tree := newBallTree(data, n, d)
 	k := 91
 	task := &knnAffinityTask{ctx: context.Background(), tree: tree, k: k, perplexity: 30,
 		nbr: make([]int32, n*k), cond: make([]float64, n*k)}

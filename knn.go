@@ -3,85 +3,193 @@ package style
 import (
 	"context"
 	"math"
-	"math/rand/v2"
 	"slices"
 )
 
-// vpTree is a vantage-point tree over the rows of a row-major n x d matrix
-// for exact k-nearest-neighbour search in Euclidean distance (Yianilos
-// 1993). Each internal node splits its points by their distance to a
-// vantage point at the median distance; small subsets are leaf buckets
-// scanned linearly.
-type vpTree struct {
+// ballTree is a ball tree over the rows of a row-major n x d matrix for
+// exact k-nearest-neighbour search in Euclidean distance (Omohundro 1989;
+// Moore 2000). Each node holds a range of points with their centroid and
+// the radius of the ball around it; a node is split in two by 2-means. In high dimension, where a
+// vantage-point tree's shells prune almost nothing, tight balls still prune
+// whole clusters: a query need not look inside a ball when its distance to
+// the centroid minus the radius exceeds the current k-th distance.
+type ballTree struct {
 	data  []float64
 	d     int
 	idx   []int32 // points, permuted so that each node owns a range
-	nodes []vpNode
+	nodes []ballNode
+	cent  []float64 // node centroids, d per node
 }
 
-type vpNode struct {
-	vp          int32   // vantage point (index into data), -1 for a leaf
-	radius      float64 // median distance from vp
-	lo, hi      int32   // range of idx owned by a leaf
-	left, right int32   // children: inside and outside radius, -1 if empty
+type ballNode struct {
+	lo, hi      int32   // range of idx
+	radius      float64 // largest distance from the centroid to a point
+	left, right int32   // children, -1 for a leaf
 }
 
-const vpLeafSize = 12
+const ballLeafSize = 24
 
-func newVPTree(data []float64, n, d int, seed uint64) *vpTree {
-	t := &vpTree{data: data, d: d, idx: make([]int32, n)}
+func newBallTree(data []float64, n, d int) *ballTree {
+	t := &ballTree{data: data, d: d, idx: make([]int32, n)}
 	for i := range t.idx {
 		t.idx[i] = int32(i)
 	}
-	rng := rand.New(rand.NewPCG(seed, 0x7670_7472))
-	dist := make([]float64, n)
-	t.build(0, n, rng, dist)
+	proj := make([]float64, n)
+	t.build(0, n, proj)
 	return t
 }
 
-func (t *vpTree) build(lo, hi int, rng *rand.Rand, dist []float64) int32 {
-	if lo >= hi {
-		return -1
-	}
+func (t *ballTree) row(i int) []float64 { return t.data[i*t.d : (i+1)*t.d] }
+
+func (t *ballTree) build(lo, hi int, proj []float64) int32 {
+	d := t.d
 	id := int32(len(t.nodes))
-	if hi-lo <= vpLeafSize {
-		t.nodes = append(t.nodes, vpNode{vp: -1, lo: int32(lo), hi: int32(hi), left: -1, right: -1})
+	t.nodes = append(t.nodes, ballNode{lo: int32(lo), hi: int32(hi), left: -1, right: -1})
+	c := make([]float64, d)
+	for k := lo; k < hi; k++ {
+		for j, v := range t.row(int(t.idx[k])) {
+			c[j] += v
+		}
+	}
+	for j := range c {
+		c[j] /= float64(hi - lo)
+	}
+	t.cent = append(t.cent, c...)
+	// The farthest point a from the centroid, then the farthest b from a.
+	far := func(from []float64) int {
+		best, bd := lo, -1.0
+		for k := lo; k < hi; k++ {
+			if v := sqDist(from, t.row(int(t.idx[k]))); v > bd {
+				best, bd = k, v
+			}
+		}
+		return best
+	}
+	ka := far(c)
+	radius := math.Sqrt(sqDist(c, t.row(int(t.idx[ka]))))
+	t.nodes[id].radius = radius
+	if hi-lo <= ballLeafSize || radius == 0 {
 		return id
 	}
-	t.nodes = append(t.nodes, vpNode{})
-	r := lo + rng.IntN(hi-lo)
-	t.idx[lo], t.idx[r] = t.idx[r], t.idx[lo]
-	vp := t.idx[lo]
-	vpRow := t.row(int(vp))
-	type pd struct {
-		d float64
+	// Two centres by a few rounds of 2-means seeded with a and b, so that
+	// the split follows the gaps between clusters rather than the noise
+	// that dominates the far points in high dimension.
+	a := slices.Clone(t.row(int(t.idx[ka])))
+	b := slices.Clone(t.row(int(t.idx[far(a)])))
+	sa, sb := make([]float64, d), make([]float64, d)
+	for round := 0; round < 6; round++ {
+		clear(sa)
+		clear(sb)
+		na, nb := 0, 0
+		for k := lo; k < hi; k++ {
+			r := t.row(int(t.idx[k]))
+			if sqDist(r, a) <= sqDist(r, b) {
+				na++
+				for j, v := range r {
+					sa[j] += v
+				}
+			} else {
+				nb++
+				for j, v := range r {
+					sb[j] += v
+				}
+			}
+		}
+		if na == 0 || nb == 0 {
+			break
+		}
+		for j := range a {
+			a[j], b[j] = sa[j]/float64(na), sb[j]/float64(nb)
+		}
+	}
+	// Split at the median of the projections on b - a.
+	type pk struct {
+		p float64
 		i int32
 	}
-	items := make([]pd, hi-lo-1)
-	for k := lo + 1; k < hi; k++ {
-		items[k-lo-1] = pd{math.Sqrt(sqDist(vpRow, t.row(int(t.idx[k])))), t.idx[k]}
+	items := make([]pk, hi-lo)
+	for k := lo; k < hi; k++ {
+		r := t.row(int(t.idx[k]))
+		p := 0.0
+		for j := range r {
+			p += r[j] * (b[j] - a[j])
+		}
+		items[k-lo] = pk{p, t.idx[k]}
 	}
-	slices.SortFunc(items, func(a, b pd) int {
-		if a.d != b.d {
-			if a.d < b.d {
+	slices.SortFunc(items, func(x, y pk) int {
+		if x.p != y.p {
+			if x.p < y.p {
 				return -1
 			}
 			return 1
 		}
-		return int(a.i - b.i)
+		return int(x.i - y.i)
 	})
 	for k, it := range items {
-		t.idx[lo+1+k] = it.i
+		t.idx[lo+k] = it.i
 	}
-	mid := lo + 1 + len(items)/2
-	radius := items[len(items)/2].d
-	left := t.build(lo+1, mid, rng, dist)
-	right := t.build(mid, hi, rng, dist)
-	t.nodes[id] = vpNode{vp: vp, radius: radius, left: left, right: right}
+	// Split halfway between a and b, which follows the gaps between
+	// clusters, unless that leaves one side with under 1/16 of the
+	// points: then at the median, to bound the depth.
+	half := 0.0
+	for j := range a {
+		half += (b[j] - a[j]) * (a[j] + b[j]) / 2
+	}
+	mid, _ := slices.BinarySearchFunc(items, half, func(x pk, v float64) int {
+		if x.p < v {
+			return -1
+		}
+		return 1
+	})
+	mid += lo
+	if n := hi - lo; (mid-lo)*16 < n || (hi-mid)*16 < n {
+		mid = lo + n/2
+	}
+	left := t.build(lo, mid, proj)
+	right := t.build(mid, hi, proj)
+	t.nodes[id].left, t.nodes[id].right = left, right
 	return id
 }
 
-func (t *vpTree) row(i int) []float64 { return t.data[i*t.d : (i+1)*t.d] }
+// search finds the k nearest neighbours of point q (excluding q itself).
+func (t *ballTree) search(q int, h *knnHeap) {
+	h.dist, h.idx = h.dist[:0], h.idx[:0]
+	qr := t.row(q)
+	t.searchNode(0, q, qr, math.Sqrt(sqDist(qr, t.cent[:t.d])), h)
+}
+
+// searchNode visits node id, whose centroid is at distance dc from the
+// query.
+func (t *ballTree) searchNode(id int32, q int, qr []float64, dc float64, h *knnHeap) {
+	nd := &t.nodes[id]
+	if dc-nd.radius > h.tau() {
+		return
+	}
+	if nd.left < 0 {
+		for k := nd.lo; k < nd.hi; k++ {
+			j := t.idx[k]
+			if int(j) == q {
+				continue
+			}
+			tau := h.tau()
+			d2 := sqDistBounded(qr, t.row(int(j)), tau*tau)
+			if d2 <= tau*tau {
+				h.push(math.Sqrt(d2), j)
+			}
+		}
+		return
+	}
+	d := t.d
+	dl := math.Sqrt(sqDist(qr, t.cent[int(nd.left)*d:int(nd.left+1)*d]))
+	dr := math.Sqrt(sqDist(qr, t.cent[int(nd.right)*d:int(nd.right+1)*d]))
+	if dl <= dr {
+		t.searchNode(nd.left, q, qr, dl, h)
+		t.searchNode(nd.right, q, qr, dr, h)
+	} else {
+		t.searchNode(nd.right, q, qr, dr, h)
+		t.searchNode(nd.left, q, qr, dl, h)
+	}
+}
 
 // sqDist returns the squared Euclidean distance between a and b.
 func sqDist(a, b []float64) float64 { return sqDistBounded(a, b, math.Inf(1)) }
@@ -181,51 +289,6 @@ func (h *knnHeap) down(p int) {
 	}
 }
 
-// search finds the k nearest neighbours of point q (excluding q itself).
-func (t *vpTree) search(q int, h *knnHeap) {
-	h.dist, h.idx = h.dist[:0], h.idx[:0]
-	if len(t.nodes) > 0 {
-		t.searchNode(0, q, t.row(q), h)
-	}
-}
-
-func (t *vpTree) searchNode(id int32, q int, qr []float64, h *knnHeap) {
-	nd := &t.nodes[id]
-	if nd.vp < 0 {
-		for k := nd.lo; k < nd.hi; k++ {
-			j := t.idx[k]
-			if int(j) == q {
-				continue
-			}
-			tau := h.tau()
-			d2 := sqDistBounded(qr, t.row(int(j)), tau*tau)
-			if d2 <= tau*tau {
-				h.push(math.Sqrt(d2), j)
-			}
-		}
-		return
-	}
-	d := math.Sqrt(sqDist(qr, t.row(int(nd.vp))))
-	if int(nd.vp) != q && d <= h.tau() {
-		h.push(d, nd.vp)
-	}
-	if d < nd.radius {
-		if nd.left >= 0 && d-h.tau() <= nd.radius {
-			t.searchNode(nd.left, q, qr, h)
-		}
-		if nd.right >= 0 && d+h.tau() >= nd.radius {
-			t.searchNode(nd.right, q, qr, h)
-		}
-	} else {
-		if nd.right >= 0 && d+h.tau() >= nd.radius {
-			t.searchNode(nd.right, q, qr, h)
-		}
-		if nd.left >= 0 && d-h.tau() <= nd.radius {
-			t.searchNode(nd.left, q, qr, h)
-		}
-	}
-}
-
 // sparseP is a symmetric sparse matrix in compressed-row form.
 type sparseP struct {
 	n      int
@@ -238,7 +301,7 @@ type sparseP struct {
 // conditional probabilities p(j|i) at the requested perplexity.
 type knnAffinityTask struct {
 	ctx        context.Context
-	tree       *vpTree
+	tree       *ballTree
 	k          int
 	perplexity float64
 	nbr        []int32   // n x k neighbours
@@ -331,11 +394,11 @@ func perplexityRow(p, d2 []float64, perplexity float64) float64 {
 
 // tsneAffinities computes the symmetric sparse affinities P = (P + P^T) /
 // sum over the k nearest neighbours of every point.
-func tsneAffinities(ctx context.Context, pool *tsnePool, data []float64, n, d, k int, perplexity float64, seed uint64) (*sparseP, error) {
+func tsneAffinities(ctx context.Context, pool *tsnePool, data []float64, n, d, k int, perplexity float64) (*sparseP, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	tree := newVPTree(data, n, d, seed)
+	tree := newBallTree(data, n, d)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
