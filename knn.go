@@ -295,6 +295,50 @@ type sparseP struct {
 	rowPtr []int
 	col    []int32
 	val    []float64
+	plogp  []float64 // per row: sum of p log p
+}
+
+// setPLogP fills P.plogp.
+func (P *sparseP) setPLogP() {
+	P.plogp = make([]float64, P.n)
+	for i := range P.plogp {
+		s := 0.0
+		for _, p := range P.val[P.rowPtr[i]:P.rowPtr[i+1]] {
+			if p > 0 {
+				s += p * math.Log(p)
+			}
+		}
+		P.plogp[i] = s
+	}
+}
+
+// permute returns P with its rows and columns reordered so that new index
+// a is old index order[a].
+func (P *sparseP) permute(order []int32) *sparseP {
+	n := P.n
+	inv := make([]int32, n)
+	for a, i := range order {
+		inv[i] = int32(a)
+	}
+	Q := &sparseP{n: n, rowPtr: make([]int, n+1), col: make([]int32, 0, len(P.col)), val: make([]float64, 0, len(P.val))}
+	type cv struct {
+		c int32
+		v float64
+	}
+	var row []cv
+	for a, i := range order {
+		row = row[:0]
+		for e := P.rowPtr[i]; e < P.rowPtr[i+1]; e++ {
+			row = append(row, cv{inv[P.col[e]], P.val[e]})
+		}
+		slices.SortFunc(row, func(x, y cv) int { return int(x.c - y.c) })
+		for _, r := range row {
+			Q.col = append(Q.col, r.c)
+			Q.val = append(Q.val, r.v)
+		}
+		Q.rowPtr[a+1] = len(Q.col)
+	}
+	return Q
 }
 
 // knnAffinityTask finds the neighbours of a range of points and their
@@ -394,21 +438,24 @@ func perplexityRow(p, d2 []float64, perplexity float64) float64 {
 
 // tsneAffinities computes the symmetric sparse affinities P = (P + P^T) /
 // sum over the k nearest neighbours of every point.
-func tsneAffinities(ctx context.Context, pool *tsnePool, data []float64, n, d, k int, perplexity float64) (*sparseP, error) {
+//
+// It also returns the points in the order of the leaves of the ball tree,
+// in which neighbours in the input have nearby indices.
+func tsneAffinities(ctx context.Context, pool *tsnePool, data []float64, n, d, k int, perplexity float64) (*sparseP, []int32, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tree := newBallTree(data, n, d)
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	task := &knnAffinityTask{ctx: ctx, tree: tree, k: k, perplexity: perplexity,
 		nbr: make([]int32, n*k), cond: make([]float64, n*k)}
 	pool.run(task, n, 64)
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return symmetrize(task.nbr, task.cond, n, k), nil
+	return symmetrize(task.nbr, task.cond, n, k), tree.idx, nil
 }
 
 // symmetrize returns (C + C^T) / sum(C + C^T) for the conditional matrix C

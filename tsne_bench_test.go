@@ -150,7 +150,7 @@ func BenchmarkTSNEAffinities(b *testing.B) {
 			b.ResetTimer()
 			cpu0 := cpuSeconds()
 			for i := 0; i < b.N; i++ {
-				if _, err := tsneAffinities(context.Background(), pool, x.RawMatrix().Data, n, 128, 91, 30); err != nil {
+				if _, _, err := tsneAffinities(context.Background(), pool, x.RawMatrix().Data, n, 128, 91, 30); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -28,6 +28,8 @@ type fftRepulsion struct {
 	ng         int     // interpolation nodes per side: nBoxes * fftInterp
 	m          int     // FFT length per side: 2 * ng
 	lo, h      float64
+	kernG2     float64 // squared node spacing of the kernel in kern
+	kernM      int     // FFT length of the kernel in kern
 	cx, cy     float64 // coordinates are taken relative to the centre
 
 	node   []int32   // per point: index of the first node of its box
@@ -118,10 +120,20 @@ func (s *tsneState) fftRepulsive() {
 	if span <= 0 {
 		span = 1e-6
 	}
-	f.resize(fftNiceSize(max(f.boxesMin, int(math.Ceil(span/f.boxWidth)))))
-	f.h = span / float64(f.nBoxes) * (1 + 1e-12)
+	if span/f.boxWidth < float64(f.boxesMin) {
+		// Small embeddings (early iterations): boxesMin boxes over the span.
+		f.resize(f.boxesMin)
+		f.h = span / float64(f.nBoxes) * (1 + 1e-12)
+	} else {
+		// Boxes of exactly boxWidth, as many as cover the span rounded up
+		// to a fast FFT length: the kernel spectrum then only changes
+		// when the grid grows, and is reused in between.
+		f.resize(fftNiceSize(int(span/f.boxWidth) + 1))
+		f.h = f.boxWidth
+	}
 	f.lo = lo
-	f.cx, f.cy = lo+span/2, lo+span/2
+	f.cx = lo + f.h*float64(f.nBoxes)/2
+	f.cy = f.cx
 
 	// Lagrange weights of every point.
 	s.fftInT.phase = 0
@@ -153,11 +165,15 @@ func (s *tsneState) fftRepulsive() {
 	// Kernel on the circulant grid and the padded charges.
 	m := f.m
 	g := f.h / fftInterp
-	s.fftRowT.g2 = g * g
 	s.fftRowT.stage = fftStageFill
 	s.pool.run(&s.fftRowT, f.workers, 1)
-	s.fftRowT.stage = fftStageKernelCols
-	s.pool.run(&s.fftRowT, f.workers, 1)
+	if g2 := g * g; g2 != f.kernG2 || m != f.kernM {
+		f.kernG2, f.kernM = g2, m
+		s.fftRowT.stage = fftStageKernelRows
+		s.pool.run(&s.fftRowT, f.workers, 1)
+		s.fftRowT.stage = fftStageKernelCols
+		s.pool.run(&s.fftRowT, f.workers, 1)
+	}
 	// Forward transforms: rows (only the first ng rows are non-zero), then
 	// columns.
 	s.fftRowT.stage = fftStageForwardRows
@@ -249,6 +265,7 @@ const (
 	fftStageFill = iota
 	fftStageForwardRows
 	fftStageInverseRows
+	fftStageKernelRows
 	fftStageKernelCols
 )
 
@@ -258,7 +275,6 @@ const (
 type fftRowTask struct {
 	s     *tsneState
 	stage int
-	g2    float64
 }
 
 func (t *fftRowTask) run(lo, hi int) {
@@ -270,12 +286,32 @@ func (t *fftRowTask) run(lo, hi int) {
 		case fftStageFill:
 			r0, r1 := w*m/f.workers, (w+1)*m/f.workers
 			for r := r0; r < r1; r++ {
+				arow, brow := f.a[r*m:(r+1)*m], f.b[r*m:(r+1)*m]
+				if r >= ng {
+					clear(arow)
+					clear(brow)
+					continue
+				}
+				for c := 0; c < ng; c++ {
+					p := r*ng + c
+					arow[c] = complex(f.charge[0][p], f.charge[1][p])
+					brow[c] = complex(f.charge[2][p], f.charge[3][p])
+				}
+				clear(arow[ng:])
+				clear(brow[ng:])
+			}
+		case fftStageKernelRows:
+			// The kernel on the circulant grid: offsets 0..ng-1 then
+			// -(ng-1)..-1, with the unused offset ng set to zero.
+			// Even-aligned ranges, so that each row pair below belongs to
+			// one worker.
+			r0, r1 := 2*(w*(m/2)/f.workers), 2*((w+1)*(m/2)/f.workers)
+			for r := r0; r < r1; r++ {
 				dr := r
 				if r > ng {
 					dr = r - m
 				}
 				krow := f.kern[r*m : (r+1)*m]
-				arow, brow := f.a[r*m:(r+1)*m], f.b[r*m:(r+1)*m]
 				for c := 0; c < m; c++ {
 					dc := c
 					if c > ng {
@@ -284,25 +320,17 @@ func (t *fftRowTask) run(lo, hi int) {
 					if r == ng || c == ng {
 						krow[c] = 0
 					} else {
-						q := 1 / (1 + t.g2*float64(dr*dr+dc*dc))
+						q := 1 / (1 + f.kernG2*float64(dr*dr+dc*dc))
 						krow[c] = q * q
-					}
-					if r < ng && c < ng {
-						p := r*ng + c
-						arow[c] = complex(f.charge[0][p], f.charge[1][p])
-						brow[c] = complex(f.charge[2][p], f.charge[3][p])
-					} else {
-						arow[c], brow[c] = 0, 0
 					}
 				}
 			}
 			// The kernel rows are real and even, so their transforms are
 			// real: transform two rows at once as the real and imaginary
-			// parts of one complex sequence.
+			// parts of one complex sequence. Each worker transforms the
+			// row pairs it filled.
 			buf := f.col[w]
-			p0, p1 := w*(m/2)/f.workers, (w+1)*(m/2)/f.workers
-			for p := p0; p < p1; p++ {
-				r := 2 * p
+			for r := r0; r < r1; r += 2 {
 				k0, k1 := f.kern[r*m:(r+1)*m], f.kern[(r+1)*m:(r+2)*m]
 				for c := range buf {
 					buf[c] = complex(k0[c], k1[c])

@@ -61,10 +61,11 @@ func testState(t testing.TB, n, dims int, method TSNEMethod, theta float64, work
 	c.theta = theta
 	pool := newTSNEPool(workers)
 	t.Cleanup(pool.close)
-	P, err := tsneAffinities(context.Background(), pool, data, n, d, 31, 10)
+	P, _, err := tsneAffinities(context.Background(), pool, data, n, d, 31, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
+	P.setPLogP()
 	y := make([]float64, n*dims)
 	for i := range y {
 		y[i] = 5 * rng.NormFloat64()
@@ -323,7 +324,7 @@ func TestTSNEDeterministic(t *testing.T) {
 	x, _ := loadDigits(t)
 	x = mat.DenseCopyOf(x.Slice(0, 600, 0, 64))
 	for _, m := range []TSNEMethod{TSNEBarnesHut, TSNEFFT, TSNEExact} {
-		cfg := TSNE{Seed: 7, Iterations: 300, Method: m, Init: TSNEInitRandom}
+		cfg := TSNE{Seed: 7, Iterations: 120, ExaggerationIterations: 60, Method: m, Init: TSNEInitRandom}
 		cfg.Workers = 1
 		a, err := cfg.Fit(context.Background(), x)
 		if err != nil {
