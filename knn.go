@@ -14,6 +14,7 @@ import (
 // whole clusters: a query need not look inside a ball when its distance to
 // the centroid minus the radius exceeds the current k-th distance.
 type ballTree struct {
+	ctx   context.Context
 	data  []float64
 	d     int
 	idx   []int32 // points, permuted so that each node owns a range
@@ -30,7 +31,13 @@ type ballNode struct {
 const ballLeafSize = 24
 
 func newBallTree(data []float64, n, d int) *ballTree {
-	t := &ballTree{data: data, d: d, idx: make([]int32, n)}
+	return newBallTreeContext(context.Background(), data, n, d)
+}
+
+// newBallTreeContext builds the tree, giving up early (with an incomplete
+// tree) when ctx is cancelled; the caller checks ctx.Err().
+func newBallTreeContext(ctx context.Context, data []float64, n, d int) *ballTree {
+	t := &ballTree{ctx: ctx, data: data, d: d, idx: make([]int32, n)}
 	for i := range t.idx {
 		t.idx[i] = int32(i)
 	}
@@ -68,7 +75,7 @@ func (t *ballTree) build(lo, hi int, proj []float64) int32 {
 	ka := far(c)
 	radius := math.Sqrt(sqDist(c, t.row(int(t.idx[ka]))))
 	t.nodes[id].radius = radius
-	if hi-lo <= ballLeafSize || radius == 0 {
+	if hi-lo <= ballLeafSize || radius == 0 || (hi-lo > 2048 && t.ctx.Err() != nil) {
 		return id
 	}
 	// Two centres by a few rounds of 2-means seeded with a and b, so that
@@ -445,7 +452,7 @@ func tsneAffinities(ctx context.Context, pool *tsnePool, data []float64, n, d, k
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	tree := newBallTree(data, n, d)
+	tree := newBallTreeContext(ctx, data, n, d)
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}

@@ -140,7 +140,7 @@ func (t TSNE) config(n int) (tsneConfig, error) {
 		dims: t.Dims, perplexity: t.Perplexity, theta: t.Theta, iters: t.Iterations,
 		exag: t.EarlyExaggeration, exagIters: t.ExaggerationIterations, lr: t.LearningRate,
 		init: t.Init, seed: t.Seed, method: t.Method, workers: t.Workers, progress: t.Progress,
-		klEvery: 50, minGain: 0.01, momentum0: 0.5, momentum1: 0.8, leafSize: 4, fftBoxesMin: 50,
+		klEvery: 50, minGain: 0.01, momentum0: 0.5, momentum1: 0.8, leafSize: 4, fftBoxesMin: 40,
 	}
 	bad := func(format string, args ...any) (tsneConfig, error) {
 		return tsneConfig{}, fmt.Errorf("style: tsne: "+format, args...)

@@ -2,8 +2,7 @@ package style
 
 import (
 	"math"
-
-	"gonum.org/v1/gonum/dsp/fourier"
+	"math/bits"
 )
 
 // fftRepulsion computes the t-SNE repulsive forces in 2-D by FFT-accelerated
@@ -35,11 +34,12 @@ type fftRepulsion struct {
 	node   []int32   // per point: index of the first node of its box
 	wx, wy []float64 // per point: fftInterp Lagrange weights per axis
 
-	charge [4][]float64 // spread charges on the ng x ng grid
-	a, b   []complex128 // charges (0+i1, 2+i3), zero padded to m x m
-	kern   []float64    // kernel on the m x m circulant grid, then its FFT (real: the kernel is even)
-	ffts   []*fourier.CmplxFFT
-	col    [][]complex128 // per worker column buffer
+	charge  [4][]float64 // spread charges on the ng x ng grid
+	a, b    []complex128 // charges (0+i1, 2+i3), zero padded to m x m
+	kern    []float64    // kernel on the m x m circulant grid, then its FFT (real: the kernel is even)
+	plan    *fftPlan
+	col     [][]complex128 // per worker column buffer
+	scratch [][]complex128 // per worker FFT scratch
 }
 
 const fftInterp = 3
@@ -47,35 +47,20 @@ const fftInterp = 3
 func newFFTRepulsion(n, workers, boxesMin int) *fftRepulsion {
 	f := &fftRepulsion{n: n, workers: max(workers, 1), boxesMin: boxesMin, boxWidth: 1,
 		node: make([]int32, n), wx: make([]float64, n*fftInterp), wy: make([]float64, n*fftInterp)}
-	f.ffts = make([]*fourier.CmplxFFT, f.workers)
 	f.col = make([][]complex128, f.workers)
+	f.scratch = make([][]complex128, f.workers)
 	return f
 }
 
-// fftNiceSize returns the smallest integer >= n whose only prime factors
-// are 2, 3 and 5, so that FFTs of length 6n are fast.
-func fftNiceSize(n int) int {
-	for ; ; n++ {
-		m := n
-		for _, p := range []int{2, 3, 5} {
-			for m%p == 0 {
-				m /= p
-			}
-		}
-		if m == 1 {
-			return n
-		}
-	}
-}
-
-// resize sets up the grid for a square of the given span.
-func (f *fftRepulsion) resize(nBoxes int) {
-	if nBoxes == f.nBoxes {
+// resize sets up the grid for FFTs of length m (2^k or 3·2^k): m/6
+// boxes per side, so that the ng = 3m/6 nodes per side fit the zero padding.
+func (f *fftRepulsion) resize(m int) {
+	if m == f.m {
 		return
 	}
-	f.nBoxes = nBoxes
-	f.ng = nBoxes * fftInterp
-	f.m = 2 * f.ng
+	f.m = m
+	f.nBoxes = m / (2 * fftInterp)
+	f.ng = f.nBoxes * fftInterp
 	mm := f.m * f.m
 	for c := range f.charge {
 		f.charge[c] = growFloat(f.charge[c], f.ng*f.ng)
@@ -83,14 +68,12 @@ func (f *fftRepulsion) resize(nBoxes int) {
 	f.a = growComplex(f.a, mm)
 	f.b = growComplex(f.b, mm)
 	f.kern = growFloat(f.kern, mm)
-	for w := range f.ffts {
-		if f.ffts[w] == nil {
-			f.ffts[w] = fourier.NewCmplxFFT(f.m)
-		} else {
-			f.ffts[w].Reset(f.m)
-		}
-		f.col[w] = growComplex(f.col[w], f.m)
+	f.plan = newFFTPlan(m)
+	for w := range f.col {
+		f.col[w] = growComplex(f.col[w], fftColBlock*m)
+		f.scratch[w] = growComplex(f.scratch[w], m)
 	}
+	f.kernM = 0 // the kernel must be recomputed
 }
 
 func growFloat(s []float64, n int) []float64 {
@@ -120,15 +103,17 @@ func (s *tsneState) fftRepulsive() {
 	if span <= 0 {
 		span = 1e-6
 	}
+	// At least boxesMin boxes, and boxes no wider than boxWidth; the FFT
+	// length is the next power of two, and the boxes fill it.
+	need := max(f.boxesMin, int(span/f.boxWidth)+1)
+	f.resize(fftLength(2 * fftInterp * need))
 	if span/f.boxWidth < float64(f.boxesMin) {
-		// Small embeddings (early iterations): boxesMin boxes over the span.
-		f.resize(f.boxesMin)
+		// Small embeddings (early iterations): the boxes share the span.
 		f.h = span / float64(f.nBoxes) * (1 + 1e-12)
 	} else {
-		// Boxes of exactly boxWidth, as many as cover the span rounded up
-		// to a fast FFT length: the kernel spectrum then only changes
-		// when the grid grows, and is reused in between.
-		f.resize(fftNiceSize(int(span/f.boxWidth) + 1))
+		// Boxes of exactly boxWidth, enough to cover the span: the kernel
+		// spectrum then only changes when the grid grows, and is reused
+		// in between.
 		f.h = f.boxWidth
 	}
 	f.lo = lo
@@ -281,7 +266,8 @@ func (t *fftRowTask) run(lo, hi int) {
 	f := t.s.fft
 	m, ng := f.m, f.ng
 	for w := lo; w < hi; w++ {
-		fft := f.ffts[w]
+		plan := f.plan
+		scr := f.scratch[w]
 		switch t.stage {
 		case fftStageFill:
 			r0, r1 := w*m/f.workers, (w+1)*m/f.workers
@@ -302,22 +288,16 @@ func (t *fftRowTask) run(lo, hi int) {
 			}
 		case fftStageKernelRows:
 			// The kernel on the circulant grid: offsets 0..ng-1 then
-			// -(ng-1)..-1, with the unused offset ng set to zero.
+			// -(ng-1)..-1, zero in between.
 			// Even-aligned ranges, so that each row pair below belongs to
 			// one worker.
 			r0, r1 := 2*(w*(m/2)/f.workers), 2*((w+1)*(m/2)/f.workers)
 			for r := r0; r < r1; r++ {
-				dr := r
-				if r > ng {
-					dr = r - m
-				}
+				dr, rok := fftOffset(r, ng, m)
 				krow := f.kern[r*m : (r+1)*m]
 				for c := 0; c < m; c++ {
-					dc := c
-					if c > ng {
-						dc = c - m
-					}
-					if r == ng || c == ng {
+					dc, cok := fftOffset(c, ng, m)
+					if !rok || !cok {
 						krow[c] = 0
 					} else {
 						q := 1 / (1 + f.kernG2*float64(dr*dr+dc*dc))
@@ -329,13 +309,13 @@ func (t *fftRowTask) run(lo, hi int) {
 			// real: transform two rows at once as the real and imaginary
 			// parts of one complex sequence. Each worker transforms the
 			// row pairs it filled.
-			buf := f.col[w]
+			buf := f.col[w][:m]
 			for r := r0; r < r1; r += 2 {
 				k0, k1 := f.kern[r*m:(r+1)*m], f.kern[(r+1)*m:(r+2)*m]
 				for c := range buf {
 					buf[c] = complex(k0[c], k1[c])
 				}
-				fft.Coefficients(buf, buf)
+				plan.forward(buf, scr)
 				for c, v := range buf {
 					k0[c], k1[c] = real(v), imag(v)
 				}
@@ -343,14 +323,14 @@ func (t *fftRowTask) run(lo, hi int) {
 		case fftStageKernelCols:
 			// The row transforms are real and even along the columns too:
 			// transform two columns at once.
-			buf := f.col[w]
+			buf := f.col[w][:m]
 			p0, p1 := w*(m/2)/f.workers, (w+1)*(m/2)/f.workers
 			for p := p0; p < p1; p++ {
 				c := 2 * p
 				for r := 0; r < m; r++ {
 					buf[r] = complex(f.kern[r*m+c], f.kern[r*m+c+1])
 				}
-				fft.Coefficients(buf, buf)
+				plan.forward(buf, scr)
 				for r, v := range buf {
 					f.kern[r*m+c], f.kern[r*m+c+1] = real(v), imag(v)
 				}
@@ -358,14 +338,14 @@ func (t *fftRowTask) run(lo, hi int) {
 		case fftStageForwardRows:
 			r0, r1 := w*ng/f.workers, (w+1)*ng/f.workers
 			for r := r0; r < r1; r++ {
-				fft.Coefficients(f.a[r*m:(r+1)*m], f.a[r*m:(r+1)*m])
-				fft.Coefficients(f.b[r*m:(r+1)*m], f.b[r*m:(r+1)*m])
+				plan.forward(f.a[r*m:(r+1)*m], scr)
+				plan.forward(f.b[r*m:(r+1)*m], scr)
 			}
 		case fftStageInverseRows:
 			r0, r1 := w*ng/f.workers, (w+1)*ng/f.workers
 			for r := r0; r < r1; r++ {
-				fft.Sequence(f.a[r*m:(r+1)*m], f.a[r*m:(r+1)*m])
-				fft.Sequence(f.b[r*m:(r+1)*m], f.b[r*m:(r+1)*m])
+				plan.inverse(f.a[r*m:(r+1)*m], scr)
+				plan.inverse(f.b[r*m:(r+1)*m], scr)
 			}
 		}
 	}
@@ -379,24 +359,217 @@ type fftColTask struct {
 
 func (t *fftColTask) run(lo, hi int) {
 	f := t.s.fft
-	m := f.m
+	m, ng := f.m, f.ng
+	buf := f.col
 	for w := lo; w < hi; w++ {
-		fft := f.ffts[w]
-		buf := f.col[w]
-		c0, c1 := w*m/f.workers, (w+1)*m/f.workers
-		for c := c0; c < c1; c++ {
+		plan := f.plan
+		cols := buf[w]
+		scr := f.scratch[w]
+		// Blocks of fftColBlock columns are copied out row segment by row
+		// segment (whole cache lines), transformed, and copied back.
+		nblk := m / fftColBlock
+		b0, b1 := w*nblk/f.workers, (w+1)*nblk/f.workers
+		for blk := b0; blk < b1; blk++ {
+			c0 := blk * fftColBlock
 			for _, arr := range [2][]complex128{f.a, f.b} {
-				for r := 0; r < m; r++ {
-					buf[r] = arr[r*m+c]
+				rows := m
+				if !t.inverse {
+					rows = ng // the rows below are zero padding
 				}
+				for r := 0; r < rows; r++ {
+					seg := arr[r*m+c0 : r*m+c0+fftColBlock]
+					for j, v := range seg {
+						cols[j*m+r] = v
+					}
+				}
+				for j := 0; j < fftColBlock; j++ {
+					col := cols[j*m : (j+1)*m]
+					if t.inverse {
+						plan.inverse(col, scr)
+					} else {
+						clear(col[ng:])
+						plan.forward(col, scr)
+					}
+				}
+				rows = m
 				if t.inverse {
-					fft.Sequence(buf, buf)
-				} else {
-					fft.Coefficients(buf, buf)
+					rows = ng // only the first ng rows are used
 				}
-				for r := 0; r < m; r++ {
-					arr[r*m+c] = buf[r]
+				for r := 0; r < rows; r++ {
+					seg := arr[r*m+c0 : r*m+c0+fftColBlock]
+					for j := range seg {
+						seg[j] = cols[j*m+r]
+					}
 				}
+			}
+		}
+	}
+}
+
+// fftColBlock is the number of columns transformed together.
+const fftColBlock = 16
+
+// fftOffset returns the grid offset that index i of the circulant grid of
+// length m stands for, and false for the unused indices between ng-1 and
+// m-ng+1.
+func fftOffset(i, ng, m int) (int, bool) {
+	switch {
+	case i < ng:
+		return i, true
+	case i > m-ng:
+		return i - m, true
+	}
+	return 0, false
+}
+
+// fftPlan is an in-place radix-2 complex FFT of a fixed power-of-two
+// length, with precomputed twiddle factors. It is read-only once made and
+// may be used by several goroutines at once.
+//
+// A length 3·2^k is done by one radix-3 Cooley-Tukey step over three
+// interleaved power-of-two transforms, which needs a scratch buffer of
+// length n per call.
+type fftPlan struct {
+	n       int
+	rev     []int32      // bit-reversal permutation
+	tw, itw []complex128 // exp(-2 pi i k/n) and its conjugate, k < n/2
+	sub     *fftPlan     // for n = 3L: the plan of length L
+	tw3     []complex128 // for n = 3L: exp(-2 pi i k/n), k < 2L
+}
+
+// fftLength returns the smallest length 2^k or 3·2^k that is at least n.
+func fftLength(n int) int {
+	p := 1 << bits.Len(uint(n-1))
+	if q := p / 4 * 3; q >= n {
+		return q
+	}
+	return p
+}
+
+func newFFTPlan(n int) *fftPlan {
+	if n%3 == 0 {
+		l := n / 3
+		p := &fftPlan{n: n, sub: newFFTPlan(l), tw3: make([]complex128, 2*l)}
+		for k := range p.tw3 {
+			s, c := math.Sincos(-2 * math.Pi * float64(k) / float64(n))
+			p.tw3[k] = complex(c, s)
+		}
+		return p
+	}
+	if n < 2 || n&(n-1) != 0 {
+		panic("style: fft length is not 2^k or 3·2^k")
+	}
+	p := &fftPlan{n: n, rev: make([]int32, n), tw: make([]complex128, n/2), itw: make([]complex128, n/2)}
+	lg := bits.Len(uint(n)) - 1
+	for i := range p.rev {
+		p.rev[i] = int32(bits.Reverse(uint(i)) >> (bits.UintSize - lg))
+	}
+	for k := range p.tw {
+		s, c := math.Sincos(-2 * math.Pi * float64(k) / float64(n))
+		p.tw[k] = complex(c, s)
+		p.itw[k] = complex(c, -s)
+	}
+	return p
+}
+
+// forward replaces x by its discrete Fourier transform
+// X[k] = sum_j x[j] exp(-2 pi i jk/n), using scratch (length n) when n is
+// not a power of two.
+func (p *fftPlan) forward(x, scratch []complex128) {
+	if p.sub != nil {
+		p.radix3(x, scratch, false)
+		return
+	}
+	p.transform(x, p.tw)
+}
+
+// inverse replaces x by sum_k x[k] exp(+2 pi i jk/n), without the 1/n.
+func (p *fftPlan) inverse(x, scratch []complex128) {
+	if p.sub != nil {
+		p.radix3(x, scratch, true)
+		return
+	}
+	p.transform(x, p.itw)
+}
+
+// radix3 computes X[k + Lq] = sum_r w^(r(k+Lq)) Y_r[k], q, r < 3, where
+// Y_r is the length-L transform of x[3j+r] and w = exp(-+2 pi i/n).
+func (p *fftPlan) radix3(x, scratch []complex128, inverse bool) {
+	l := p.n / 3
+	x, scratch = x[:p.n], scratch[:p.n]
+	for j := 0; j < l; j++ {
+		scratch[j], scratch[l+j], scratch[2*l+j] = x[3*j], x[3*j+1], x[3*j+2]
+	}
+	y0, y1, y2 := scratch[:l], scratch[l:2*l], scratch[2*l:]
+	if inverse {
+		p.sub.transform(y0, p.sub.itw)
+		p.sub.transform(y1, p.sub.itw)
+		p.sub.transform(y2, p.sub.itw)
+	} else {
+		p.sub.transform(y0, p.sub.tw)
+		p.sub.transform(y1, p.sub.tw)
+		p.sub.transform(y2, p.sub.tw)
+	}
+	// Cube roots of unity: w3 = exp(-+2 pi i/3).
+	const s3 = 0.8660254037844386 // sqrt(3)/2
+	w3 := complex(-0.5, -s3)
+	if inverse {
+		w3 = complex(-0.5, s3)
+	}
+	w3b := complex(real(w3), -imag(w3)) // w3^2
+	for k := 0; k < l; k++ {
+		t1, t2 := p.tw3[k], p.tw3[2*k]
+		if inverse {
+			t1 = complex(real(t1), -imag(t1))
+			t2 = complex(real(t2), -imag(t2))
+		}
+		a := y0[k]
+		b := y1[k] * t1
+		c := y2[k] * t2
+		x[k] = a + b + c
+		x[k+l] = a + b*w3 + c*w3b
+		x[k+2*l] = a + b*w3b + c*w3
+	}
+}
+
+func (p *fftPlan) transform(x []complex128, tw []complex128) {
+	n := p.n
+	x = x[:n]
+	for i, j := range p.rev {
+		if i < int(j) {
+			x[i], x[j] = x[j], x[i]
+		}
+	}
+	// First two stages together as radix-4 butterflies without twiddles
+	// other than -i (or +i for the inverse).
+	if n >= 4 {
+		rot := complex(0, -1)
+		if imag(tw[n/4]) > 0 {
+			rot = complex(0, 1)
+		}
+		for s := 0; s < n; s += 4 {
+			a0, a1, a2, a3 := x[s], x[s+1], x[s+2], x[s+3]
+			b0, b1 := a0+a1, a0-a1
+			b2, b3 := a2+a3, (a2-a3)*rot
+			x[s], x[s+2] = b0+b2, b0-b2
+			x[s+1], x[s+3] = b1+b3, b1-b3
+		}
+	} else {
+		x[0], x[1] = x[0]+x[1], x[0]-x[1]
+		return
+	}
+	for size := 8; size <= n; size <<= 1 {
+		half := size / 2
+		step := n / size
+		for s := 0; s < n; s += size {
+			lo := x[s : s+half]
+			hi := x[s+half : s+size]
+			for k := range lo {
+				w := tw[k*step]
+				b := hi[k] * w
+				a := lo[k]
+				lo[k] = a + b
+				hi[k] = a - b
 			}
 		}
 	}

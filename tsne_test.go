@@ -110,8 +110,9 @@ func TestTSNEGradientMatchesExact(t *testing.T) {
 			t.Errorf("dims %d: theta 0.5 gradient differs from exact by %.3g relative, want < 0.03", dims, e)
 		}
 	}
-	// FFT-accelerated interpolation: 3 nodes per box of width <= 1 give
-	// errors well below the Barnes-Hut ones (FIt-SNE reports ~1e-3).
+	// FFT-accelerated interpolation: 3 nodes per box of width <= 1, as
+	// FIt-SNE, give errors of the order of the Barnes-Hut ones at theta
+	// 0.5 (about 1%), and a normalisation within 0.1%.
 	exact := testState(t, 2000, 2, TSNEExact, 0.5, 2)
 	exact.gradient()
 	fft := testState(t, 2000, 2, TSNEFFT, 0.5, 2)
@@ -119,8 +120,8 @@ func TestTSNEGradientMatchesExact(t *testing.T) {
 	e := relErr(fft.grad, exact.grad)
 	ez := math.Abs(fft.z-exact.z) / exact.z
 	t.Logf("fft: gradient relative error %.2e, normalisation %.2e", e, ez)
-	if e > 0.01 || ez > 0.01 {
-		t.Errorf("fft gradient relative error %.3g, normalisation %.3g, want < 0.01", e, ez)
+	if e > 0.02 || ez > 0.001 {
+		t.Errorf("fft gradient relative error %.3g, normalisation %.3g, want < 0.02 and < 0.001", e, ez)
 	}
 }
 
@@ -466,6 +467,42 @@ func TestTSNEIterationNoAlloc(t *testing.T) {
 		})
 		if allocs != 0 {
 			t.Errorf("method %d: %.1f allocations per iteration", m, allocs)
+		}
+	}
+}
+
+// TestFFTPlan checks the radix-2 FFT against the naive DFT (rounding of
+// order n log n eps, so 1e-12 relative) and the inverse round trip.
+func TestFFTPlan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, n := range []int{2, 4, 8, 64, 512, 6, 12, 96, 768} {
+		x := make([]complex128, n)
+		for i := range x {
+			x[i] = complex(rng.NormFloat64(), rng.NormFloat64())
+		}
+		got := slices.Clone(x)
+		p := newFFTPlan(n)
+		scratch := make([]complex128, n)
+		p.forward(got, scratch)
+		var num, den float64
+		for k := 0; k < n; k++ {
+			var want complex128
+			for j := 0; j < n; j++ {
+				s, c := math.Sincos(-2 * math.Pi * float64(j*k%n) / float64(n))
+				want += x[j] * complex(c, s)
+			}
+			d := got[k] - want
+			num += real(d)*real(d) + imag(d)*imag(d)
+			den += real(want)*real(want) + imag(want)*imag(want)
+		}
+		if e := math.Sqrt(num / den); e > 1e-12 {
+			t.Errorf("n=%d: forward FFT relative error %.3g", n, e)
+		}
+		p.inverse(got, scratch)
+		for i := range got {
+			if d := got[i]/complex(float64(n), 0) - x[i]; math.Hypot(real(d), imag(d)) > 1e-12 {
+				t.Fatalf("n=%d: round trip differs at %d by %v", n, i, d)
+			}
 		}
 	}
 }
