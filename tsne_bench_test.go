@@ -120,7 +120,7 @@ func BenchmarkTSNEGradient(b *testing.B) {
 	for _, bc := range []struct {
 		n      int
 		method TSNEMethod
-	}{{10000, TSNEBarnesHut}, {10000, TSNEFFT}, {50000, TSNEFFT}} {
+	}{{10000, TSNEBarnesHut}, {10000, TSNEFFT}, {50000, TSNEBarnesHut}, {50000, TSNEFFT}} {
 		for _, workers := range []int{1, 2} {
 			name := map[TSNEMethod]string{TSNEBarnesHut: "bh", TSNEFFT: "fft"}[bc.method]
 			b.Run(fmt.Sprintf("n=%d/%s/workers=%d", bc.n, name, workers), func(b *testing.B) {
