@@ -14,12 +14,13 @@ import (
 // whole clusters: a query need not look inside a ball when its distance to
 // the centroid minus the radius exceeds the current k-th distance.
 type ballTree struct {
-	ctx   context.Context
-	data  []float64
-	d     int
-	idx   []int32 // points, permuted so that each node owns a range
-	nodes []ballNode
-	cent  []float64 // node centroids, d per node
+	ctx    context.Context
+	data   []float64
+	d      int
+	idx    []int32 // points, permuted so that each node owns a range
+	nodes  []ballNode
+	cent   []float64 // node centroids, d per node
+	sorted []float64 // the points in the order of idx
 }
 
 type ballNode struct {
@@ -43,6 +44,12 @@ func newBallTreeContext(ctx context.Context, data []float64, n, d int) *ballTree
 	}
 	proj := make([]float64, n)
 	t.build(0, n, proj)
+	// A copy of the points in tree order, so that a leaf is scanned
+	// through contiguous memory.
+	t.sorted = make([]float64, n*d)
+	for k, i := range t.idx {
+		copy(t.sorted[k*d:(k+1)*d], t.row(int(i)))
+	}
 	return t
 }
 
@@ -179,7 +186,7 @@ func (t *ballTree) searchNode(id int32, q int, qr []float64, dc float64, h *knnH
 				continue
 			}
 			tau := h.tau()
-			d2 := sqDistBounded(qr, t.row(int(j)), tau*tau)
+			d2 := sqDistBounded(qr, t.sorted[int(k)*t.d:int(k+1)*t.d], tau*tau)
 			if d2 <= tau*tau {
 				h.push(math.Sqrt(d2), j)
 			}
@@ -363,10 +370,13 @@ func (t *knnAffinityTask) run(lo, hi int) {
 	h := &knnHeap{k: t.k, dist: make([]float64, 0, t.k), idx: make([]int32, 0, t.k)}
 	d2 := make([]float64, t.k)
 	order := make([]int, t.k)
-	for i := lo; i < hi; i++ {
-		if i%64 == 0 && t.ctx.Err() != nil {
+	// Queries are taken in tree order: consecutive queries then search the
+	// same leaves, which stay in cache. Each writes only its own row.
+	for a := lo; a < hi; a++ {
+		if a%64 == 0 && t.ctx.Err() != nil {
 			return
 		}
+		i := int(t.tree.idx[a])
 		t.tree.search(i, h)
 		// Sort the neighbours by distance, then index.
 		for a := range order {
