@@ -35,11 +35,11 @@ type fftRepulsion struct {
 	wx, wy []float64 // per point: fftInterp Lagrange weights per axis
 
 	charge  [4][]float64 // spread charges on the ng x ng grid
-	a, b    []complex128 // charges (0+i1, 2+i3), zero padded to m x m
-	kern    []float64    // kernel on the m x m circulant grid, then its FFT (real: the kernel is even)
+	a, b    []complex64  // charges (0+i1, 2+i3), zero padded to m x m
+	kern    []float32    // kernel on the m x m circulant grid, then its FFT (real: the kernel is even)
 	plan    *fftPlan
-	col     [][]complex128 // per worker column buffer
-	scratch [][]complex128 // per worker FFT scratch
+	col     [][]complex64 // per worker column buffer
+	scratch [][]complex64 // per worker FFT scratch
 }
 
 const fftInterp = 3
@@ -47,8 +47,8 @@ const fftInterp = 3
 func newFFTRepulsion(n, workers, boxesMin int) *fftRepulsion {
 	f := &fftRepulsion{n: n, workers: max(workers, 1), boxesMin: boxesMin, boxWidth: 1,
 		node: make([]int32, n), wx: make([]float64, n*fftInterp), wy: make([]float64, n*fftInterp)}
-	f.col = make([][]complex128, f.workers)
-	f.scratch = make([][]complex128, f.workers)
+	f.col = make([][]complex64, f.workers)
+	f.scratch = make([][]complex64, f.workers)
 	return f
 }
 
@@ -67,7 +67,10 @@ func (f *fftRepulsion) resize(m int) {
 	}
 	f.a = growComplex(f.a, mm)
 	f.b = growComplex(f.b, mm)
-	f.kern = growFloat(f.kern, mm)
+	if cap(f.kern) < mm {
+		f.kern = make([]float32, mm)
+	}
+	f.kern = f.kern[:mm]
 	f.plan = newFFTPlan(m)
 	for w := range f.col {
 		f.col[w] = growComplex(f.col[w], fftColBlock*m)
@@ -83,9 +86,9 @@ func growFloat(s []float64, n int) []float64 {
 	return s[:n]
 }
 
-func growComplex(s []complex128, n int) []complex128 {
+func growComplex(s []complex64, n int) []complex64 {
 	if cap(s) < n {
-		return make([]complex128, n)
+		return make([]complex64, n)
 	}
 	return s[:n]
 }
@@ -219,10 +222,10 @@ func (t *fftInterpTask) run(lo, hi int) {
 				w := wy * f.wx[i*fftInterp+ax]
 				p := gy*m + gx + ax
 				av, bv := f.a[p], f.b[p]
-				phi[0] += w * real(av)
-				phi[1] += w * imag(av)
-				phi[2] += w * real(bv)
-				phi[3] += w * imag(bv)
+				phi[0] += w * float64(real(av))
+				phi[1] += w * float64(imag(av))
+				phi[2] += w * float64(real(bv))
+				phi[3] += w * float64(imag(bv))
 			}
 		}
 		for c := range phi {
@@ -280,8 +283,8 @@ func (t *fftRowTask) run(lo, hi int) {
 				}
 				for c := 0; c < ng; c++ {
 					p := r*ng + c
-					arow[c] = complex(f.charge[0][p], f.charge[1][p])
-					brow[c] = complex(f.charge[2][p], f.charge[3][p])
+					arow[c] = complex(float32(f.charge[0][p]), float32(f.charge[1][p]))
+					brow[c] = complex(float32(f.charge[2][p]), float32(f.charge[3][p]))
 				}
 				clear(arow[ng:])
 				clear(brow[ng:])
@@ -301,7 +304,7 @@ func (t *fftRowTask) run(lo, hi int) {
 						krow[c] = 0
 					} else {
 						q := 1 / (1 + f.kernG2*float64(dr*dr+dc*dc))
-						krow[c] = q * q
+						krow[c] = float32(q * q)
 					}
 				}
 			}
@@ -371,7 +374,7 @@ func (t *fftColTask) run(lo, hi int) {
 		b0, b1 := w*nblk/f.workers, (w+1)*nblk/f.workers
 		for blk := b0; blk < b1; blk++ {
 			c0 := blk * fftColBlock
-			for _, arr := range [2][]complex128{f.a, f.b} {
+			for _, arr := range [2][]complex64{f.a, f.b} {
 				rows := m
 				if !t.inverse {
 					rows = ng // the rows below are zero padding
@@ -431,10 +434,10 @@ func fftOffset(i, ng, m int) (int, bool) {
 // length n per call.
 type fftPlan struct {
 	n       int
-	rev     []int32      // bit-reversal permutation
-	tw, itw []complex128 // exp(-2 pi i k/n) and its conjugate, k < n/2
-	sub     *fftPlan     // for n = 3L: the plan of length L
-	tw3     []complex128 // for n = 3L: exp(-2 pi i k/n), k < 2L
+	rev     []int32     // bit-reversal permutation
+	tw, itw []complex64 // exp(-2 pi i k/n) and its conjugate, k < n/2
+	sub     *fftPlan    // for n = 3L: the plan of length L
+	tw3     []complex64 // for n = 3L: exp(-2 pi i k/n), k < 2L
 }
 
 // fftLength returns the smallest length 2^k or 3·2^k that is at least n.
@@ -449,25 +452,25 @@ func fftLength(n int) int {
 func newFFTPlan(n int) *fftPlan {
 	if n%3 == 0 {
 		l := n / 3
-		p := &fftPlan{n: n, sub: newFFTPlan(l), tw3: make([]complex128, 2*l)}
+		p := &fftPlan{n: n, sub: newFFTPlan(l), tw3: make([]complex64, 2*l)}
 		for k := range p.tw3 {
 			s, c := math.Sincos(-2 * math.Pi * float64(k) / float64(n))
-			p.tw3[k] = complex(c, s)
+			p.tw3[k] = complex(float32(c), float32(s))
 		}
 		return p
 	}
 	if n < 2 || n&(n-1) != 0 {
 		panic("style: fft length is not 2^k or 3·2^k")
 	}
-	p := &fftPlan{n: n, rev: make([]int32, n), tw: make([]complex128, n/2), itw: make([]complex128, n/2)}
+	p := &fftPlan{n: n, rev: make([]int32, n), tw: make([]complex64, n/2), itw: make([]complex64, n/2)}
 	lg := bits.Len(uint(n)) - 1
 	for i := range p.rev {
 		p.rev[i] = int32(bits.Reverse(uint(i)) >> (bits.UintSize - lg))
 	}
 	for k := range p.tw {
 		s, c := math.Sincos(-2 * math.Pi * float64(k) / float64(n))
-		p.tw[k] = complex(c, s)
-		p.itw[k] = complex(c, -s)
+		p.tw[k] = complex(float32(c), float32(s))
+		p.itw[k] = complex(float32(c), float32(-s))
 	}
 	return p
 }
@@ -475,7 +478,7 @@ func newFFTPlan(n int) *fftPlan {
 // forward replaces x by its discrete Fourier transform
 // X[k] = sum_j x[j] exp(-2 pi i jk/n), using scratch (length n) when n is
 // not a power of two.
-func (p *fftPlan) forward(x, scratch []complex128) {
+func (p *fftPlan) forward(x, scratch []complex64) {
 	if p.sub != nil {
 		p.radix3(x, scratch, false)
 		return
@@ -484,7 +487,7 @@ func (p *fftPlan) forward(x, scratch []complex128) {
 }
 
 // inverse replaces x by sum_k x[k] exp(+2 pi i jk/n), without the 1/n.
-func (p *fftPlan) inverse(x, scratch []complex128) {
+func (p *fftPlan) inverse(x, scratch []complex64) {
 	if p.sub != nil {
 		p.radix3(x, scratch, true)
 		return
@@ -494,7 +497,7 @@ func (p *fftPlan) inverse(x, scratch []complex128) {
 
 // radix3 computes X[k + Lq] = sum_r w^(r(k+Lq)) Y_r[k], q, r < 3, where
 // Y_r is the length-L transform of x[3j+r] and w = exp(-+2 pi i/n).
-func (p *fftPlan) radix3(x, scratch []complex128, inverse bool) {
+func (p *fftPlan) radix3(x, scratch []complex64, inverse bool) {
 	l := p.n / 3
 	x, scratch = x[:p.n], scratch[:p.n]
 	for j := 0; j < l; j++ {
@@ -512,9 +515,9 @@ func (p *fftPlan) radix3(x, scratch []complex128, inverse bool) {
 	}
 	// Cube roots of unity: w3 = exp(-+2 pi i/3).
 	const s3 = 0.8660254037844386 // sqrt(3)/2
-	w3 := complex(-0.5, -s3)
+	w3 := complex64(complex(-0.5, -s3))
 	if inverse {
-		w3 = complex(-0.5, s3)
+		w3 = complex64(complex(-0.5, s3))
 	}
 	w3b := complex(real(w3), -imag(w3)) // w3^2
 	for k := 0; k < l; k++ {
@@ -532,7 +535,7 @@ func (p *fftPlan) radix3(x, scratch []complex128, inverse bool) {
 	}
 }
 
-func (p *fftPlan) transform(x []complex128, tw []complex128) {
+func (p *fftPlan) transform(x []complex64, tw []complex64) {
 	n := p.n
 	x = x[:n]
 	for i, j := range p.rev {
@@ -543,9 +546,9 @@ func (p *fftPlan) transform(x []complex128, tw []complex128) {
 	// First two stages together as radix-4 butterflies without twiddles
 	// other than -i (or +i for the inverse).
 	if n >= 4 {
-		rot := complex(0, -1)
+		rot := complex64(complex(0, -1))
 		if imag(tw[n/4]) > 0 {
-			rot = complex(0, 1)
+			rot = complex64(complex(0, 1))
 		}
 		for s := 0; s < n; s += 4 {
 			a0, a1, a2, a3 := x[s], x[s+1], x[s+2], x[s+3]
