@@ -37,9 +37,9 @@ const (
 // TSNEFFTThreshold is the number of points from which TSNEAuto switches
 // from Barnes-Hut to FFT-accelerated interpolation for 2-D embeddings. The
 // cost of the interpolation grid depends on the extent of the embedding,
-// not on N, so it pays off only for large N: on 128-D data one gradient
-// evaluation costs about the same with both methods at 50,000 points, and
-// Barnes-Hut is four times faster at 10,000.
+// not on N, so it pays off only for large N: on 128-D data Barnes-Hut is
+// several times faster at 10,000 points and FFT interpolation is the faster
+// one at 50,000.
 const TSNEFFTThreshold = 50000
 
 // TSNEInit selects the initial embedding.
