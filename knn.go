@@ -186,7 +186,7 @@ func (t *ballTree) searchNode(id int32, q int, qr []float64, dc float64, h *knnH
 				continue
 			}
 			tau := h.tau()
-			d2 := sqDistBounded(qr, t.sorted[int(k)*t.d:int(k+1)*t.d], tau*tau)
+			d2 := sqDistBounded64(qr, t.sorted[int(k)*t.d:int(k+1)*t.d], tau*tau)
 			if d2 <= tau*tau {
 				h.push(math.Sqrt(d2), j)
 			}
@@ -206,12 +206,12 @@ func (t *ballTree) searchNode(id int32, q int, qr []float64, dc float64, h *knnH
 }
 
 // sqDist returns the squared Euclidean distance between a and b.
-func sqDist(a, b []float64) float64 { return sqDistBounded(a, b, math.Inf(1)) }
+func sqDist(a, b []float64) float64 { return sqDistBounded64(a, b, math.Inf(1)) }
 
-// sqDistBounded returns the squared Euclidean distance between a and b,
+// sqDistBounded64 returns the squared Euclidean distance between a and b,
 // or some value greater than bound as soon as the partial sum exceeds it:
 // in high dimension most candidates are rejected halfway.
-func sqDistBounded(a, b []float64, bound float64) float64 {
+func sqDistBounded64(a, b []float64, bound float64) float64 {
 	b = b[:len(a)]
 	var s float64
 	k := 0
