@@ -1,11 +1,15 @@
 package style_test
 
 import (
+	"context"
 	"fmt"
 	"log"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"gonum.org/v1/gonum/mat"
 
 	"github.com/stylespace/style"
 )
@@ -94,4 +98,40 @@ func ExampleParsePairs() {
 	// shirt.jpg shoes.jpg 1 line 2
 	// shirt.jpg hat.jpg 0 line 3
 	// style: bad.csv: line 1: label "2" is not 0 or 1
+}
+
+// TSNE maps style vectors to 2-D so that neighbours stay neighbours: here
+// two well-separated groups of 10-D points stay apart on the map.
+func ExampleTSNE_Embed() {
+	const n, dim = 60, 10
+	x := mat.NewDense(n, dim, nil)
+	for i := range n {
+		for j := range dim {
+			v := math.Sin(float64(i*dim+j)) // deterministic jitter
+			if i < n/2 && j == 0 {
+				v += 20 // the first group is far along the first axis
+			}
+			x.Set(i, j, v)
+		}
+	}
+	y, err := style.TSNE{Perplexity: 10, Seed: 1}.Embed(context.Background(), x)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Mean distance on the map within the groups and between them.
+	var within, between float64
+	var nw, nb int
+	for i := range n {
+		for j := range i {
+			d := math.Hypot(y.At(i, 0)-y.At(j, 0), y.At(i, 1)-y.At(j, 1))
+			if (i < n/2) == (j < n/2) {
+				within, nw = within+d, nw+1
+			} else {
+				between, nb = between+d, nb+1
+			}
+		}
+	}
+	r, c := y.Dims()
+	fmt.Println(r, c, between/float64(nb) > 2*within/float64(nw))
+	// Output: 60 2 true
 }
