@@ -419,7 +419,7 @@ var benchWeights = flag.String("bench.weights", "generated:narrow:1",
 // bundles run in parallel and each forward pass uses GOMAXPROCS goroutines.
 // -bench.weights=generated:full:1 gives the cost of a real-size VGG16.
 func BenchmarkPipeline(b *testing.B) {
-	n := 8
+	n := 32
 	if strings.HasPrefix(*benchWeights, "generated:narrow") {
 		n = 200
 	}
