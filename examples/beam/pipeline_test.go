@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -494,5 +495,29 @@ func TestHeadOfAnotherBackbone(t *testing.T) {
 	_, err = loadModel(context.Background(), spec)
 	if !errors.Is(err, style.ErrBackboneMismatch) {
 		t.Fatalf("head of another backbone: err = %v, want ErrBackboneMismatch", err)
+	}
+}
+
+// TestLoadWeightFile loads the narrow VGG16 checkpoint of the shared golden
+// data through the pipeline's model loader: the backbone must carry the
+// file's SHA-256, so that heads and stores can be checked against it.
+func TestLoadWeightFile(t *testing.T) {
+	const path = "../../../shared/golden/vgg16_narrow_tv.safetensors"
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		t.Skipf("%s is absent: the shared golden weights are needed for this test", path)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := loadModel(context.Background(), ModelSpec{Weights: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.ext.FeatureLen(); got != 64*7*7 {
+		t.Errorf("FeatureLen = %d, want %d", got, 64*7*7)
+	}
+	if got, want := m.ext.Backbone().SHA256, fmt.Sprintf("%x", sha256.Sum256(data)); got != want {
+		t.Errorf("backbone SHA-256 %q, want %q", got, want)
 	}
 }
