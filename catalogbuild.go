@@ -417,7 +417,7 @@ func ParseCategories(r io.Reader, name, idColumn, categoryColumn string) (map[st
 func csvFormatError(name string, err error) error {
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
-		return &FormatError{Path: name, Line: pe.Line, Offset: -1, Msg: pe.Err.Error(), Err: err}
+		return &FormatError{Path: name, Line: pe.Line, Offset: -1, Msg: "malformed CSV", Err: pe.Err}
 	}
 	return fmt.Errorf("style: reading %s: %w", name, err)
 }
