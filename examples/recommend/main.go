@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("recommend", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	var mf modelFlags
-	mf.register(fl, "catalog.bin")
+	mf.register(fl, "catalog.bin", "articleType")
 	query := fl.String("query", "", "item ID (file name, with or without extension) or image file to find matches for; empty: only index")
 	k := fl.Int("k", 5, "number of matches")
 	otherCat := fl.Bool("other-category", false, "leave out items of the query's category (no shoes for shoes)")

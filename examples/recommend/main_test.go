@@ -228,7 +228,7 @@ func TestRunRecommendErrors(t *testing.T) {
 		msg  string
 	}{
 		{append(base, "-head", headPath), "built with another model"},
-		{append(base, "-seed", "2"), "built with another model"},
+		{append(base, "-weights-seed", "2"), "built with another model"},
 		{append(base, "-query", "no-such-item"), "not an item of the catalogue"},
 		{append(base, "-meta", badCSV, "-catalog", ""), "bad.csv: line 3"},
 		{append(base, "-divisor", "3"), "must divide 64"},

@@ -37,15 +37,15 @@ type modelFlags struct {
 	noProgress bool
 }
 
-func (m *modelFlags) register(fl *flag.FlagSet, catalogDefault string) {
+func (m *modelFlags) register(fl *flag.FlagSet, catalogDefault, categoryDefault string) {
 	fl.StringVar(&m.images, "images", "", "folder of product images to index (JPEG, PNG or GIF, searched recursively)")
 	fl.StringVar(&m.meta, "meta", "", "optional CSV file giving each image's category, e.g. ../shared/fashion/styles.csv")
 	fl.StringVar(&m.idColumn, "id-column", "id", "column of -meta holding the image ID (the file name without extension, or with it)")
-	fl.StringVar(&m.catColumn, "category-column", "articleType", "column of -meta holding the category (e.g. articleType, subCategory, masterCategory)")
+	fl.StringVar(&m.catColumn, "category-column", categoryDefault, "column of -meta holding the category (e.g. articleType, subCategory, masterCategory)")
 	fl.StringVar(&m.weights, "weights", "", "VGG16 weight file (.safetensors or torchvision .pth); empty: a generated network, NOT ImageNet features")
 	fl.StringVar(&m.head, "head", "", "trained siamese head (.safetensors from examples/train); empty: compare raw features (visual similarity, not learned style)")
 	fl.StringVar(&m.catalog, "catalog", catalogDefault, "catalogue file: reused and completed if it exists, written after indexing; empty: keep it in memory only")
-	fl.Uint64Var(&m.seed, "seed", 1, "seed of the generated network (without -weights)")
+	fl.Uint64Var(&m.seed, "weights-seed", 1, "seed of the generated network (without -weights)")
 	fl.IntVar(&m.divisor, "divisor", 8, "width divisor of the generated network (without -weights): 1 is full VGG16, 8 is 8x narrower and ~50x faster")
 	fl.IntVar(&m.limit, "limit", 0, "index only the first N images in name order (0: all)")
 	fl.IntVar(&m.workers, "workers", 0, "images processed at once (0: number of CPUs)")
