@@ -198,6 +198,68 @@ func TestRunRecommend(t *testing.T) {
 	}
 }
 
+// writeHead saves an untrained head for the generated network of -divisor 16
+// and returns its path.
+func writeHead(t *testing.T, dir string, seed uint64) string {
+	t.Helper()
+	fx, err := style.NewVGG16(style.GenerateVGG16Weights(1, 16), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := style.NewSiameseHead(&style.HeadConfig{In: fx.FeatureLen(), Out: 16, Seed: seed, Scale: 100, Backbone: fx.Backbone()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, fmt.Sprintf("head%d.safetensors", seed))
+	if err := head.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestRunRecommendHead(t *testing.T) {
+	fashion := fashionDir(t)
+	images := filepath.Join(fashion, "images")
+	dir := t.TempDir()
+	headPath := writeHead(t, dir, 7)
+	catalog := filepath.Join(dir, "catalog.bin")
+	names, err := listImages(images)
+	if err != nil {
+		t.Fatal(err)
+	}
+	query := names[5]
+	out := runOK(t, "-images", images, "-catalog", catalog, "-limit", "40", "-divisor", "16", "-no-progress",
+		"-head", headPath, "-query", query, "-k", "4", "-sheet", "")
+	if !strings.Contains(out, "embedding: siamese head") || !strings.Contains(out, "top 4 most compatible items:") {
+		t.Errorf("output does not say the head is used:\n%s", out)
+	}
+	// The catalogue holds the head's 16-value embeddings, and the matches
+	// are the brute-force nearest ones (no categories without -meta).
+	c, err := style.LoadCatalog(catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Dim() != 16 || c.Meta[style.MetaEmbedding] != "head" {
+		t.Fatalf("catalogue of dim %d, meta %v", c.Dim(), c.Meta)
+	}
+	qi, ok := c.Index(query)
+	if !ok {
+		t.Fatalf("query %s not in the catalogue", query)
+	}
+	q := c.Item(qi).Embedding
+	checkMatches(t, parseMatches(t, out), bruteForce(c, q, 4, func(it style.Item) bool { return it.ID != query }))
+	if t.Failed() {
+		t.Logf("output:\n%s", out)
+	}
+	// Another head must not extend or search this catalogue.
+	var stdout, stderr bytes.Buffer
+	err = run(context.Background(), []string{"-images", images, "-catalog", catalog, "-limit", "40", "-divisor", "16",
+		"-no-progress", "-head", writeHead(t, dir, 8)}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "built with another model") {
+		t.Errorf("another head: err %v, want a refusal", err)
+	}
+}
+
 func TestRunRecommendErrors(t *testing.T) {
 	fashion := fashionDir(t)
 	images := filepath.Join(fashion, "images")
@@ -207,18 +269,7 @@ func TestRunRecommendErrors(t *testing.T) {
 	catalog := filepath.Join(dir, "catalog.bin")
 	base := []string{"-images", images, "-catalog", catalog, "-limit", "4", "-divisor", "16", "-no-progress"}
 	runOK(t, base...)
-	fx, err := style.NewVGG16(style.GenerateVGG16Weights(1, 16), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	head, err := style.NewSiameseHead(&style.HeadConfig{In: fx.FeatureLen(), Out: 16, Backbone: fx.Backbone()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	headPath := filepath.Join(dir, "head.safetensors")
-	if err := head.Save(headPath); err != nil {
-		t.Fatal(err)
-	}
+	headPath := writeHead(t, dir, 1)
 	badCSV := filepath.Join(dir, "bad.csv")
 	if err := os.WriteFile(badCSV, []byte("id,articleType\n1,Shirts\n2\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -119,6 +119,9 @@ func newBar(w io.Writer, desc string, quiet bool) (func(style.Progress), func())
 				progressbar.OptionSetWidth(30),
 			)
 		}
+		if p.Loss != 0 {
+			bar.Describe(fmt.Sprintf("%s (loss %.4g)", desc, p.Loss))
+		}
 		bar.Set64(p.Done)
 	}
 	finish := func() {
@@ -184,7 +187,7 @@ func openModel(ctx context.Context, f *modelFlags, stdout, stderr io.Writer) (*m
 		if err := m.head.CheckBackbone(m.fx.Backbone()); err != nil {
 			return nil, fmt.Errorf("head %s does not fit these weights: %w", f.head, err)
 		}
-		fmt.Fprintf(stdout, "embedding: siamese head %s (%d -> %d): distances are learned style scores\n", f.head, m.head.In(), m.head.Out())
+		fmt.Fprintf(stdout, "embedding: siamese head %s (%d -> %d): distances are its style-space distances, smaller = more compatible\n", f.head, m.head.In(), m.head.Out())
 	} else {
 		fmt.Fprintf(stdout, "embedding: none (no -head): items are compared by their raw features, so distances\n")
 		fmt.Fprintf(stdout, "  measure visual similarity under this network, not a learned style compatibility.\n")
