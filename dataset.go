@@ -31,6 +31,7 @@ type ImageFailure struct {
 	Err  error
 }
 
+// String returns the name and the reason.
 func (f ImageFailure) String() string { return f.Name + ": " + f.Err.Error() }
 
 // ExtractReport summarises an ExtractFeatures run.

@@ -192,6 +192,9 @@ func TestExtractFeaturesFailuresAndResume(t *testing.T) {
 	if _, err := ExtractFeatures(context.Background(), store, src, &fakeExtractor{dim: dim + 1}, names, nil); err == nil {
 		t.Fatal("extractor of another dimension accepted")
 	}
+	if _, err := ExtractFeatures(context.Background(), store, src, &otherBackbone{fakeExtractor{dim: dim}}, names, nil); err == nil {
+		t.Fatal("extractor of another backbone accepted")
+	}
 }
 
 // TestExtractFeaturesAfterCrash resumes from a store whose last record was
@@ -364,4 +367,10 @@ func TestExtractFeaturesRejectedVector(t *testing.T) {
 	if rep.Extracted != 5 || len(rep.Failed) != 1 || rep.Failed[0].Name != names[1] || !strings.Contains(rep.Failed[0].Err.Error(), "float16 range") {
 		t.Fatalf("report %+v", rep)
 	}
+}
+
+type otherBackbone struct{ fakeExtractor }
+
+func (*otherBackbone) Backbone() Backbone {
+	return Backbone{Name: "vgg16", Preprocess: PreprocessTorch}
 }

@@ -125,7 +125,7 @@ func DownloadVGG16(ctx context.Context, opts *DownloadOptions) (string, error) {
 		os.Remove(part)
 		return "", fmt.Errorf("style: download %s: SHA-256 %s does not start with %s; the download was deleted", o.URL, sum, o.SHA256Prefix)
 	}
-	w, err := ReadVGG16Weights(part)
+	w, err := readVGG16Weights(part, sum)
 	if err != nil {
 		return "", fmt.Errorf("style: download %s: converting: %w", o.URL, err)
 	}
@@ -177,6 +177,9 @@ func downloadResumable(ctx context.Context, o *DownloadOptions, part string) (st
 		if fileSize(part) <= before { // no progress: do not retry
 			break
 		}
+	}
+	if fileSize(part) == 0 {
+		os.Remove(part)
 	}
 	return "", fmt.Errorf("style: download %s: %w (partial file %s kept for resuming)", o.URL, lastErr, part)
 }

@@ -127,3 +127,27 @@ func TestReadPairsAmazon(t *testing.T) {
 		t.Fatalf("last pair on line %d, want 35001", last.Line)
 	}
 }
+
+func FuzzParsePairs(f *testing.F) {
+	f.Add("pic1;pic2;score\r\na.jpg;b.jpg;0\r\n")
+	f.Add("\ufeffa,b,label\n\"x,y\",z,1\n\n")
+	f.Add("a.jpg\tb.jpg\t1.0\nc\td\t0")
+	f.Add("a;b\"c;1\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		pairs, err := ParsePairs(strings.NewReader(text), "fuzz.csv")
+		if err != nil {
+			var fe *FormatError
+			if errors.As(err, &fe) && (fe.Path != "fuzz.csv" || fe.Line < 1) {
+				t.Fatalf("error without file and line: %v", err)
+			}
+			return
+		}
+		line := 0
+		for _, p := range pairs {
+			if p.A == "" || p.B == "" || (p.Label != 0 && p.Label != 1) || p.Line <= line {
+				t.Fatalf("bad pair %+v after line %d", p, line)
+			}
+			line = p.Line
+		}
+	})
+}

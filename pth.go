@@ -133,9 +133,21 @@ func pickleInts(v any, what string) ([]int, error) {
 	return out, nil
 }
 
-// pthFindClass resolves the globals a pickled state dict may name. gopickle
-// itself resolves collections.OrderedDict (to an inert Go map type) before
-// asking; everything not listed here is refused.
+// pthGlobalAllowed reports whether a pickle may name a global: the few a
+// state dict of tensors needs.
+func pthGlobalAllowed(module, name string) bool {
+	if module == "collections" && name == "OrderedDict" {
+		return true
+	}
+	_, err := pthFindClass(module, name)
+	return err == nil
+}
+
+// pthFindClass resolves the globals a pickled state dict may name; every
+// other one is refused. gopickle resolves three names itself before asking
+// (collections.OrderedDict, __builtin__.object, copy_reg._reconstructor, all
+// to inert Go values); scanPickle refuses the last two when they are named
+// by GLOBAL or INST, which is how protocol 2 (torch.save's) names globals.
 func pthFindClass(module, name string) (any, error) {
 	switch module + "." + name {
 	case "torch._utils._rebuild_tensor":
@@ -215,7 +227,7 @@ func scanPickle(r io.ReaderAt, off, limit int64, path string) ([]byte, error) {
 	if limit <= 0 {
 		return nil, &FormatError{Path: path, Offset: off, Msg: "missing pickle"}
 	}
-	buf := make([]byte, min(limit, 64<<10))
+	buf := make([]byte, min(limit, 4<<10))
 	n, err := r.ReadAt(buf, off)
 	buf = buf[:n]
 	if err != nil && err != io.EOF {
@@ -320,9 +332,16 @@ func scanPickle(r io.ReaderAt, off, limit int64, path string) ([]byte, error) {
 			// no argument
 		case 'F', 'I', 'L', 'P', 'S', 'V', 'g', 'p':
 			err = line()
-		case 'c', 'i':
+		case 'c', 'i': // GLOBAL, INST: "module\nname\n", checked here
+			at := p
 			if err = line(); err == nil {
-				err = line()
+				mid := p
+				if err = line(); err == nil {
+					module, name := string(buf[at:mid-1]), string(buf[mid:p-1])
+					if !pthGlobalAllowed(module, name) {
+						err = &FormatError{Path: path, Offset: off + at - 1, Msg: fmt.Sprintf("refusing pickle global %s.%s", module, name)}
+					}
+				}
 			}
 		case 'K', 'h', 'q', 0x80, 0x82:
 			err = fixed(1)
@@ -550,7 +569,7 @@ func pthPersistentStorage(tup *types.Tuple, storages map[string]*pthStorage, vie
 		return nil, errors.New("storage key is not a string")
 	}
 	numel, ok := tup.Get(4).(int)
-	if !ok || numel < 0 || numel > math.MaxInt64/8 {
+	if !ok || numel < 0 || int64(numel) > math.MaxInt64/8 {
 		return nil, fmt.Errorf("storage %q has invalid size %v", key, tup.Get(4))
 	}
 	if view != nil {
@@ -634,6 +653,9 @@ func readPTHZip(r io.ReaderAt, size int64, path string, keep func(string) bool) 
 			return nil, &FormatError{Path: path, Offset: -1, Msg: fmt.Sprintf("tensor %q: storage record data/%s is missing", name, t.storage.key)}
 		}
 		esize := t.storage.dtype.size()
+		if err := checkZipRecordSize(rec, size); err != nil {
+			return nil, &FormatError{Path: path, Offset: recordOffset(rec), Msg: fmt.Sprintf("tensor %q: %v", name, err)}
+		}
 		if rec.UncompressedSize64 != uint64(t.storage.numel*esize) {
 			return nil, &FormatError{Path: path, Offset: recordOffset(rec), Msg: fmt.Sprintf("tensor %q: storage record %s holds %d bytes, the pickle says %d", name, rec.Name, rec.UncompressedSize64, t.storage.numel*esize)}
 		}
@@ -656,6 +678,25 @@ func readPTHZip(r io.ReaderAt, size int64, path string, keep func(string) bool) 
 		out[name] = tensor{name: name, shape: t.size, data: data}
 	}
 	return out, nil
+}
+
+// checkZipRecordSize checks that the sizes a zip record declares are
+// possible in an archive of the given size, so that they can be trusted to
+// size buffers: stored records (what torch.save writes) hold no more than
+// the archive, deflated ones no more than deflate's maximum ratio allows.
+func checkZipRecordSize(f *zip.File, archive int64) error {
+	c, u := f.CompressedSize64, f.UncompressedSize64
+	switch {
+	case c > uint64(archive):
+		return fmt.Errorf("record %s claims %d compressed bytes in a %d-byte archive", f.Name, c, archive)
+	case f.Method == zip.Store && u != c:
+		return fmt.Errorf("stored record %s claims %d bytes but holds %d", f.Name, u, c)
+	case f.Method == zip.Deflate && u/1032 > c:
+		return fmt.Errorf("deflated record %s claims %d bytes from %d compressed", f.Name, u, c)
+	case f.Method != zip.Store && f.Method != zip.Deflate:
+		return fmt.Errorf("record %s uses unsupported compression method %d", f.Name, f.Method)
+	}
+	return nil
 }
 
 // readZipRecord reads a whole zip record of at most limit bytes.

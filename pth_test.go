@@ -43,6 +43,14 @@ type pthFile struct {
 	bigEndian bool
 	// countDelta is added to the legacy storage element counts on disk.
 	countDelta int
+	// lieSize makes the zip directory claim 1 TB for storage 0.
+	lieSize bool
+	// v1 rebuilds tensors with torch._utils._rebuild_tensor(storage,
+	// offset, size, stride), as PyTorch before 0.4 wrote them.
+	v1 bool
+	// stateMeta adds the _metadata attribute that Module.state_dict()
+	// sets, restored with BUILD.
+	stateMeta bool
 }
 
 // pickler appends pickle opcodes.
@@ -125,7 +133,11 @@ func (f *pthFile) mainPickle() []byte {
 	p.op(')', 'R', '(')
 	for i, t := range f.tensors {
 		p.str(t.name)
-		p.global("torch._utils", "_rebuild_tensor_v2")
+		if f.v1 {
+			p.global("torch._utils", "_rebuild_tensor")
+		} else {
+			p.global("torch._utils", "_rebuild_tensor_v2")
+		}
 		p.op('(', '(')
 		p.str("storage")
 		if t.half {
@@ -155,12 +167,27 @@ func (f *pthFile) mainPickle() []byte {
 			stride = contiguousStride(t.shape)
 		}
 		p.ints(stride)
-		p.op(0x89)
-		p.global("collections", "OrderedDict")
-		p.op(')', 'R', 't', 'R')
+		if !f.v1 {
+			p.op(0x89)
+			p.global("collections", "OrderedDict")
+			p.op(')', 'R')
+		}
+		p.op('t', 'R')
 	}
 	p.Write(f.inject)
-	p.op('u', '.')
+	p.op('u')
+	if f.stateMeta { // {"_metadata": OrderedDict([("", {"version": 1})])}
+		p.op('}')
+		p.str("_metadata")
+		p.global("collections", "OrderedDict")
+		p.op(')', 'R', '(')
+		p.str("")
+		p.op('}')
+		p.str("version")
+		p.int(1)
+		p.op('s', 'u', 's', 'b')
+	}
+	p.op('.')
 	return p.Bytes()
 }
 
@@ -171,6 +198,10 @@ func (f *pthFile) bytes(t testing.TB) []byte {
 		zw := zip.NewWriter(&buf)
 		add := func(name string, data []byte) {
 			w, err := zw.CreateHeader(&zip.FileHeader{Name: "archive/" + name, Method: zip.Store})
+			if f.lieSize && name == "data/0" {
+				w, err = zw.CreateRaw(&zip.FileHeader{Name: "archive/" + name, Method: zip.Store,
+					CompressedSize64: uint64(len(data)), UncompressedSize64: 1 << 40})
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -248,7 +279,7 @@ var narrowWidths = [13]int{2, 2, 3, 3, 4, 4, 4, 5, 5, 5, 5, 5, 6}
 func vgg16Specs(widths [13]int, half bool, classifier int) []pthSpec {
 	var specs []pthSpec
 	in := 3
-	for i, idx := range VGG16ConvIndices {
+	for i, idx := range vgg16ConvIndices {
 		out := widths[i]
 		n := strconv.Itoa(idx)
 		specs = append(specs,
@@ -293,11 +324,22 @@ func equalFloats(a, b []float32) bool {
 func TestReadPTHSynthetic(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
+		file      pthFile
 		zip, half bool
-	}{{"legacy", false, false}, {"legacy_f16", false, true}, {"zip", true, false}, {"zip_f16", true, true}} {
+	}{
+		{name: "legacy"},
+		{name: "legacy_v1", file: pthFile{v1: true}},
+		{name: "legacy_f16", half: true},
+		{name: "legacy_state_meta", file: pthFile{stateMeta: true}},
+		{name: "zip", zip: true},
+		{name: "zip_f16", zip: true, half: true},
+		{name: "zip_state_meta", zip: true, file: pthFile{stateMeta: true}},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			specs := vgg16Specs(narrowWidths, tc.half, 1000)
-			p := writeTemp(t, "w.pth", (&pthFile{tensors: specs, zip: tc.zip}).bytes(t))
+			f := tc.file
+			f.tensors, f.zip = specs, tc.zip
+			p := writeTemp(t, "w.pth", f.bytes(t))
 			w, err := ReadVGG16Weights(p)
 			if err != nil {
 				t.Fatal(err)
@@ -383,6 +425,8 @@ func TestReadPTHHostile(t *testing.T) {
 	reduceGlobal.op('(')
 	reduceGlobal.str("true")
 	reduceGlobal.op('t', 'R')
+	var reconstructor pickler // resolved inside gopickle, refused by the scanner
+	reconstructor.global("copy_reg", "_reconstructor")
 	var stackGlobal pickler // builtins.eval via STACK_GLOBAL
 	stackGlobal.str("builtins")
 	stackGlobal.str("eval")
@@ -409,6 +453,7 @@ func TestReadPTHHostile(t *testing.T) {
 	}{
 		{"reduce_global", pthFile{tensors: base(), inject: withInject(reduceGlobal.Bytes())}, "os.system"},
 		{"reduce_global_zip", pthFile{tensors: base(), zip: true, inject: withInject(reduceGlobal.Bytes())}, "os.system"},
+		{"copy_reg_global", pthFile{tensors: base(), inject: withInject(reconstructor.Bytes())}, "copy_reg._reconstructor"},
 		{"stack_global", pthFile{tensors: base(), inject: withInject(stackGlobal.Bytes())}, "builtins.eval"},
 		{"huge_string", pthFile{tensors: base(), inject: withInject(hugeString.Bytes())}, "limit"},
 		{"odd_dict", pthFile{tensors: base(), inject: withInject(oddDict.Bytes())}, "pickle"},
@@ -416,6 +461,7 @@ func TestReadPTHHostile(t *testing.T) {
 		{"non_contiguous", pthFile{tensors: nonContig}, "not contiguous"},
 		{"view", pthFile{tensors: base(), view: true}, "view"},
 		{"big_endian", pthFile{tensors: base(), bigEndian: true}, "big-endian"},
+		{"zip_size_lie", pthFile{tensors: base(), zip: true, lieSize: true}, "claims"},
 		{"count_mismatch", pthFile{tensors: base(), countDelta: 1}, "elements"},
 		{"count_mismatch_f16", pthFile{tensors: half(), countDelta: -1}, "elements"},
 	}
@@ -496,4 +542,41 @@ func TestScanPickleLimits(t *testing.T) {
 			t.Errorf("%q: no error", bad)
 		}
 	}
+}
+
+// FuzzReadPTH checks that no checkpoint makes the .pth reader panic and
+// that every failure is a *FormatError.
+func FuzzReadPTH(f *testing.F) {
+	small := [13]int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}
+	f.Add((&pthFile{tensors: vgg16Specs(small, false, 0)}).bytes(f))
+	f.Add((&pthFile{tensors: vgg16Specs(small, true, 0), zip: true}).bytes(f))
+	var evil pickler
+	evil.str("x")
+	evil.global("os", "system")
+	f.Add((&pthFile{tensors: vgg16Specs(small, false, 0)[:2], inject: evil.Bytes()}).bytes(f))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := bytes.NewReader(data)
+		var ts map[string]tensor
+		var err error
+		if bytes.HasPrefix(data, []byte("PK\x03\x04")) {
+			ts, err = readPTHZip(r, int64(len(data)), "fuzz", nil)
+		} else {
+			ts, err = readPTHLegacy(r, int64(len(data)), "fuzz", nil)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrFormat) {
+				t.Fatalf("error %v is not a *FormatError", err)
+			}
+			return
+		}
+		for name, tt := range ts {
+			n := 1
+			for _, d := range tt.shape {
+				n *= d
+			}
+			if n != len(tt.data) {
+				t.Fatalf("tensor %q: shape %v, %d values", name, tt.shape, len(tt.data))
+			}
+		}
+	})
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"slices"
 	"sort"
-	"strings"
 )
 
 // maxSafetensorsHeader caps the JSON header of a safetensors file. The
@@ -340,7 +339,19 @@ func float16to32(h uint16) float32 {
 // and nothing is written. The header is padded with spaces so that the data
 // section starts at a multiple of 8 bytes.
 func writeSafetensors(path string, ts []tensor, meta map[string]string) error {
-	var hdr strings.Builder
+	hdr, err := safetensorsHeader(ts, meta)
+	if err != nil {
+		return fmt.Errorf("style: write %s: %w", path, err)
+	}
+	return writeFileAtomic(path, func(w io.Writer) error {
+		return encodeSafetensors(w, hdr, ts)
+	})
+}
+
+// safetensorsHeader validates ts and returns the padded JSON header
+// describing them as F32, in order, with meta as __metadata__.
+func safetensorsHeader(ts []tensor, meta map[string]string) ([]byte, error) {
+	var hdr bytes.Buffer
 	hdr.WriteByte('{')
 	first := true
 	sep := func() {
@@ -354,7 +365,7 @@ func writeSafetensors(path string, ts []tensor, meta map[string]string) error {
 		hdr.WriteString(`"__metadata__":`)
 		mb, err := json.Marshal(meta) // keys sorted, values strings
 		if err != nil {
-			return fmt.Errorf("style: write %s: %w", path, err)
+			return nil, err
 		}
 		hdr.Write(mb)
 	}
@@ -362,21 +373,24 @@ func writeSafetensors(path string, ts []tensor, meta map[string]string) error {
 	var off uint64
 	for _, t := range ts {
 		if t.name == "" || t.name == "__metadata__" || seen[t.name] {
-			return fmt.Errorf("style: write %s: invalid or duplicate tensor name %q", path, t.name)
+			return nil, fmt.Errorf("invalid or duplicate tensor name %q", t.name)
 		}
 		seen[t.name] = true
 		n := 1
 		for _, d := range t.shape {
 			if d < 0 {
-				return fmt.Errorf("style: write %s: tensor %q has negative dimension in shape %v", path, t.name, t.shape)
+				return nil, fmt.Errorf("tensor %q has a negative dimension in shape %v", t.name, t.shape)
 			}
 			n *= d
 		}
 		if n != len(t.data) {
-			return fmt.Errorf("style: write %s: tensor %q has %d values, shape %v needs %d", path, t.name, len(t.data), t.shape, n)
+			return nil, fmt.Errorf("tensor %q has %d values, shape %v needs %d", t.name, len(t.data), t.shape, n)
 		}
 		sep()
-		nb, _ := json.Marshal(t.name)
+		nb, err := json.Marshal(t.name)
+		if err != nil {
+			return nil, err
+		}
 		hdr.Write(nb)
 		shape := t.shape
 		if shape == nil {
@@ -391,28 +405,32 @@ func writeSafetensors(path string, ts []tensor, meta map[string]string) error {
 	for (8+hdr.Len())%8 != 0 {
 		hdr.WriteByte(' ')
 	}
-	return writeFileAtomic(path, func(w io.Writer) error {
-		var lenBuf [8]byte
-		binary.LittleEndian.PutUint64(lenBuf[:], uint64(hdr.Len()))
-		if _, err := w.Write(lenBuf[:]); err != nil {
-			return err
-		}
-		if _, err := io.WriteString(w, hdr.String()); err != nil {
-			return err
-		}
-		buf := make([]byte, 0, 64<<10)
-		for _, t := range ts {
-			for _, v := range t.data {
-				buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
-				if len(buf) == cap(buf) {
-					if _, err := w.Write(buf); err != nil {
-						return err
-					}
-					buf = buf[:0]
+	return hdr.Bytes(), nil
+}
+
+// encodeSafetensors writes a safetensors file: the header length, the
+// header made by safetensorsHeader for ts, and the data.
+func encodeSafetensors(w io.Writer, hdr []byte, ts []tensor) error {
+	var lenBuf [8]byte
+	binary.LittleEndian.PutUint64(lenBuf[:], uint64(len(hdr)))
+	if _, err := w.Write(lenBuf[:]); err != nil {
+		return err
+	}
+	if _, err := w.Write(hdr); err != nil {
+		return err
+	}
+	buf := make([]byte, 0, 64<<10)
+	for _, t := range ts {
+		for _, v := range t.data {
+			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+			if len(buf) == cap(buf) {
+				if _, err := w.Write(buf); err != nil {
+					return err
 				}
+				buf = buf[:0]
 			}
 		}
-		_, err := w.Write(buf)
-		return err
-	})
+	}
+	_, err := w.Write(buf)
+	return err
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -262,4 +263,74 @@ func TestSafetensorsReadsOnlyKept(t *testing.T) {
 	if c.n > 1024 {
 		t.Errorf("read %d bytes of a %d-byte file, want the header and 12 bytes", c.n, len(data))
 	}
+}
+
+// FuzzReadSafetensors checks that no input makes the reader panic, that
+// every failure is a *FormatError, that what it decodes is consistent and
+// bounded by the input (at least 2 bytes of data per value, so a short
+// input cannot make it allocate much), and that decoded tensors survive a
+// write/read round trip bit for bit. Seeds are in
+// testdata/fuzz/FuzzReadSafetensors.
+func FuzzReadSafetensors(f *testing.F) {
+	f.Add(rawSafetensors(`{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, make([]byte, 8)))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ts, meta, err := decodeSafetensors(bytes.NewReader(data), int64(len(data)), "fuzz", nil)
+		if err != nil {
+			var fe *FormatError
+			if !errors.As(err, &fe) || !errors.Is(err, ErrFormat) {
+				t.Fatalf("error %v is not a *FormatError", err)
+			}
+			if ts != nil || meta != nil {
+				t.Fatal("result returned with an error")
+			}
+			return
+		}
+		names := make([]string, 0, len(ts))
+		total := 0
+		for name, tt := range ts {
+			n := 1
+			for _, d := range tt.shape {
+				n *= d
+			}
+			if tt.name != name || n != len(tt.data) {
+				t.Fatalf("tensor %q: name %q, shape %v, %d values", name, tt.name, tt.shape, len(tt.data))
+			}
+			total += len(tt.data)
+			names = append(names, name)
+		}
+		if 2*total > len(data) {
+			t.Fatalf("decoded %d values from %d bytes", total, len(data))
+		}
+		sort.Strings(names)
+		var list []tensor
+		for _, n := range names {
+			list = append(list, ts[n])
+		}
+		hdr, err := safetensorsHeader(list, meta)
+		if err != nil {
+			t.Fatalf("decoded tensors cannot be written: %v", err)
+		}
+		var buf bytes.Buffer
+		if err := encodeSafetensors(&buf, hdr, list); err != nil {
+			t.Fatal(err)
+		}
+		ts2, meta2, err := decodeSafetensors(bytes.NewReader(buf.Bytes()), int64(buf.Len()), "round trip", nil)
+		if err != nil {
+			t.Fatalf("re-reading: %v", err)
+		}
+		if len(ts2) != len(ts) || len(meta2) != len(meta) {
+			t.Fatalf("round trip: %d tensors and %d metadata keys, want %d and %d", len(ts2), len(meta2), len(ts), len(meta))
+		}
+		for k, v := range meta {
+			if meta2[k] != v {
+				t.Fatalf("round trip: metadata %q = %q, want %q", k, meta2[k], v)
+			}
+		}
+		for n, a := range ts {
+			b := ts2[n]
+			if !reflect.DeepEqual(a.shape, b.shape) && !(len(a.shape) == 0 && len(b.shape) == 0) || !equalFloats(a.data, b.data) {
+				t.Fatalf("round trip: tensor %q differs", n)
+			}
+		}
+	})
 }

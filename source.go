@@ -177,6 +177,7 @@ type HTTPError struct {
 	StatusCode int
 }
 
+// Error returns the URL and the status.
 func (e *HTTPError) Error() string {
 	return fmt.Sprintf("style: GET %s: %d %s", e.URL, e.StatusCode, http.StatusText(e.StatusCode))
 }

@@ -153,7 +153,7 @@ func storeRecordSize(dim int) int64 {
 // data file gives a *FormatError. If index.json is missing but data is
 // present (the index was deleted), the index is rebuilt by checking every
 // record, which needs opts.Dim.
-func OpenFeatureStore(dir string, opts *StoreOptions) (_ *FeatureStore, err error) {
+func OpenFeatureStore(dir string, opts *StoreOptions) (store *FeatureStore, err error) {
 	var o StoreOptions
 	if opts != nil {
 		o = *opts

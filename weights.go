@@ -28,11 +28,11 @@ type VGG16Weights struct {
 	Metadata   map[string]string // the file's metadata, if any
 }
 
-// VGG16ConvIndices are the positions of the 13 convolution layers in
-// torchvision's VGG16 "features" sequence: the weight file names layer i
-// "features.N.weight" and "features.N.bias" with N = VGG16ConvIndices[i].
+// vgg16ConvIndices are the positions of the 13 convolution layers in
+// torchvision's VGG16 "features" sequence: weight files name layer i
+// "features.N.weight" and "features.N.bias" with N = vgg16ConvIndices[i].
 // Max-pooling follows layers 1, 3, 6, 9 and 12 (0-based).
-var VGG16ConvIndices = [13]int{0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28}
+var vgg16ConvIndices = [13]int{0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28}
 
 // VGG16FormatName is the value of the "format" metadata key of the files
 // ConvertVGG16 and VGG16Weights.WriteSafetensors write.
@@ -71,7 +71,7 @@ func sniffWeightFormat(path string) (weightFormat, error) {
 // vgg16TensorNames returns the 26 tensor names of the VGG16 conv stack.
 func vgg16TensorNames() map[string]bool {
 	m := make(map[string]bool, 26)
-	for _, i := range VGG16ConvIndices {
+	for _, i := range vgg16ConvIndices {
 		m["features."+strconv.Itoa(i)+".weight"] = true
 		m["features."+strconv.Itoa(i)+".bias"] = true
 	}
@@ -84,8 +84,9 @@ func vgg16TensorNames() map[string]bool {
 // converted files, timm's model.safetensors), or a PyTorch checkpoint in the
 // legacy format (torchvision's vgg16-397923af.pth) or the zip format, with
 // float32, float16 or bfloat16 values (converted to float32). Only the
-// tensors features.{0,2,5,...,28}.weight and .bias are read; the classifier
-// is skipped without being loaded. The layers must form a VGG16-shaped
+// tensors features.N.weight [out,in,3,3] and features.N.bias [out] for N in
+// 0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28 (torchvision's names) are
+// read; the classifier is skipped without being loaded. The layers must form a VGG16-shaped
 // chain: 13 layers of 3x3 kernels, the first taking 3 channels, each taking
 // the previous one's outputs, with Out biases; the widths are taken from the
 // shapes, so narrowed networks load too.
@@ -97,6 +98,12 @@ func vgg16TensorNames() map[string]bool {
 // Pickles are never executed: a checkpoint naming any Python global beyond
 // the few a state dict of tensors needs is refused.
 func ReadVGG16Weights(path string) (*VGG16Weights, error) {
+	return readVGG16Weights(path, "")
+}
+
+// readVGG16Weights is ReadVGG16Weights; a non-empty sum is used as the
+// file's SHA-256 instead of hashing it again.
+func readVGG16Weights(path, sum string) (*VGG16Weights, error) {
 	format, err := sniffWeightFormat(path)
 	if err != nil {
 		return nil, err
@@ -126,8 +133,10 @@ func ReadVGG16Weights(path string) (*VGG16Weights, error) {
 	if w.Layers, err = vgg16Layers(ts, path); err != nil {
 		return nil, err
 	}
-	if w.SHA256, err = fileSHA256(path); err != nil {
-		return nil, err
+	if w.SHA256 = sum; sum == "" {
+		if w.SHA256, err = fileSHA256(path); err != nil {
+			return nil, err
+		}
 	}
 	return w, nil
 }
@@ -137,9 +146,9 @@ func vgg16Layers(ts map[string]tensor, path string) ([]ConvWeights, error) {
 	ferr := func(format string, args ...any) error {
 		return &FormatError{Path: path, Offset: -1, Msg: fmt.Sprintf(format, args...)}
 	}
-	layers := make([]ConvWeights, len(VGG16ConvIndices))
+	layers := make([]ConvWeights, len(vgg16ConvIndices))
 	in := 3
-	for i, idx := range VGG16ConvIndices {
+	for i, idx := range vgg16ConvIndices {
 		wn := "features." + strconv.Itoa(idx) + ".weight"
 		bn := "features." + strconv.Itoa(idx) + ".bias"
 		wt, ok := ts[wn]
@@ -191,8 +200,8 @@ func fileSHA256(path string) (string, error) {
 // "source_sha256" (w.SHA256). It returns an error without writing anything
 // if w does not hold 13 layers of consistent sizes.
 func (w *VGG16Weights) WriteSafetensors(path string) error {
-	if len(w.Layers) != len(VGG16ConvIndices) {
-		return fmt.Errorf("style: write %s: %d layers, VGG16 has %d", path, len(w.Layers), len(VGG16ConvIndices))
+	if len(w.Layers) != len(vgg16ConvIndices) {
+		return fmt.Errorf("style: write %s: %d layers, VGG16 has %d", path, len(w.Layers), len(vgg16ConvIndices))
 	}
 	pre := w.Preprocess
 	if pre == "" {
@@ -215,7 +224,7 @@ func (w *VGG16Weights) WriteSafetensors(path string) error {
 			return fmt.Errorf("style: write %s: layer %d (%d -> %d, %d weights, %d biases) does not continue a VGG16 chain from %d channels", path, i+1, l.In, l.Out, len(l.Weight), len(l.Bias), in)
 		}
 		in = l.Out
-		n := strconv.Itoa(VGG16ConvIndices[i])
+		n := strconv.Itoa(vgg16ConvIndices[i])
 		ts = append(ts,
 			tensor{name: "features." + n + ".weight", shape: []int{l.Out, l.In, 3, 3}, data: l.Weight},
 			tensor{name: "features." + n + ".bias", shape: []int{l.Out}, data: l.Bias})

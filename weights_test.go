@@ -1,8 +1,11 @@
 package style
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log"
 	"math"
 	"os"
 	"path/filepath"
@@ -200,7 +203,7 @@ func TestReadVGG16WeightsPreprocess(t *testing.T) {
 func layersToTensors(layers []ConvWeights) []tensor {
 	var ts []tensor
 	for i, l := range layers {
-		n := strconv.Itoa(VGG16ConvIndices[i])
+		n := strconv.Itoa(vgg16ConvIndices[i])
 		ts = append(ts,
 			tensor{name: "features." + n + ".weight", shape: []int{l.Out, l.In, 3, 3}, data: l.Weight},
 			tensor{name: "features." + n + ".bias", shape: []int{l.Out}, data: l.Bias})
@@ -357,4 +360,23 @@ func BenchmarkReadVGG16Weights(b *testing.B) {
 			}
 		})
 	}
+}
+
+// Fetch torchvision's VGG16 weights once into the user's cache directory,
+// convert them, and read the converted file; later runs use the cache
+// without any network access.
+func ExampleDownloadVGG16() {
+	path, err := DownloadVGG16(context.Background(), &DownloadOptions{
+		Progress: func(p Progress) {
+			fmt.Printf("\r%s: %d / %d bytes", p.Stage, p.Done, p.Total)
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	w, err := ReadVGG16Weights(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(len(w.Layers), w.Preprocess, w.Metadata["source"])
 }
