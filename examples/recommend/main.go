@@ -26,6 +26,7 @@ import (
 	"strings"
 
 	"github.com/stylespace/style"
+	"github.com/stylespace/style/examples/internal/cli"
 )
 
 func main() {
@@ -68,7 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-thumb %d: must be between 1 and 1024", *thumb)
 	}
 
-	m, err := openModel(ctx, &mf, stdout, stderr)
+	bars := cli.NewBars(stderr, mf.noProgress)
+	m, err := openModel(ctx, &mf, stdout, stderr, bars)
 	if err != nil {
 		return err
 	}

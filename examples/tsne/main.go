@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/stylespace/style"
+	"github.com/stylespace/style/examples/internal/cli"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -87,7 +88,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New("-perplexity and -iterations must be positive")
 	}
 
-	m, err := openModel(ctx, &mf, stdout, stderr)
+	bars := cli.NewBars(stderr, mf.noProgress)
+	m, err := openModel(ctx, &mf, stdout, stderr, bars)
 	if err != nil {
 		return err
 	}
@@ -124,11 +126,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else {
 		*initFlag = "pca"
 	}
-	bar, finish := newBar(stderr, "t-SNE", mf.noProgress)
-	ts := style.TSNE{Perplexity: *perplexity, Iterations: *iterations, Seed: *seed, Init: initMode, Workers: mf.workers, Progress: bar}
+	ts := style.TSNE{Perplexity: *perplexity, Iterations: *iterations, Seed: *seed, Init: initMode, Workers: mf.workers, Progress: bars.Update}
 	start := time.Now()
 	res, err := ts.Fit(ctx, x)
-	finish()
+	bars.Finish()
 	if err != nil {
 		return fmt.Errorf("t-SNE: %w", err)
 	}

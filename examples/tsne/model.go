@@ -1,8 +1,8 @@
 package main
 
 // This file is shared word for word by examples/recommend and examples/tsne:
-// the model and catalogue flags, indexing with a progress bar. It belongs in
-// a shared internal package of the examples.
+// the model and catalogue flags and the indexing of a folder into a
+// catalogue. It could move to examples/internal/cli.
 
 import (
 	"context"
@@ -17,8 +17,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/stylespace/style"
+	"github.com/stylespace/style/examples/internal/cli"
 )
 
 // modelFlags are the flags choosing the images, the model and the catalogue.
@@ -34,6 +34,7 @@ type modelFlags struct {
 	divisor    int
 	limit      int
 	workers    int
+	winograd   bool
 	noProgress bool
 }
 
@@ -49,6 +50,7 @@ func (m *modelFlags) register(fl *flag.FlagSet, catalogDefault, categoryDefault 
 	fl.IntVar(&m.divisor, "divisor", 8, "width divisor of the generated network (without -weights): 1 is full VGG16, 8 is 8x narrower and ~50x faster")
 	fl.IntVar(&m.limit, "limit", 0, "index only the first N images in name order (0: all)")
 	fl.IntVar(&m.workers, "workers", 0, "images processed at once (0: number of CPUs)")
+	fl.BoolVar(&m.winograd, "winograd", false, "use Winograd convolutions (faster, same accuracy)")
 	fl.BoolVar(&m.noProgress, "no-progress", false, "do not draw progress bars")
 }
 
@@ -100,43 +102,11 @@ func (m *model) category(name string) string {
 	return m.cats[base]
 }
 
-// newBar returns a Progress callback drawing a bar on w, and a function
-// to finish it. With quiet it draws nothing.
-func newBar(w io.Writer, desc string, quiet bool) (func(style.Progress), func()) {
-	if quiet {
-		return nil, func() {}
-	}
-	var bar *progressbar.ProgressBar
-	update := func(p style.Progress) {
-		if bar == nil {
-			bar = progressbar.NewOptions64(max(p.Total, 1),
-				progressbar.OptionSetWriter(w),
-				progressbar.OptionSetDescription(desc),
-				progressbar.OptionShowCount(),
-				progressbar.OptionSetPredictTime(true),
-				progressbar.OptionSetElapsedTime(true),
-				progressbar.OptionThrottle(200*time.Millisecond),
-				progressbar.OptionSetWidth(30),
-			)
-		}
-		if p.Loss != 0 {
-			bar.Describe(fmt.Sprintf("%s (loss %.4g)", desc, p.Loss))
-		}
-		bar.Set64(p.Done)
-	}
-	finish := func() {
-		if bar != nil {
-			bar.Finish()
-			fmt.Fprintln(w)
-		}
-	}
-	return update, finish
-}
-
 // openModel loads the weights, the head and the categories, lists the
 // images and builds or completes the catalogue, printing what it does on
-// stdout (honestly, when the model is generated) and progress on stderr.
-func openModel(ctx context.Context, f *modelFlags, stdout, stderr io.Writer) (*model, error) {
+// stdout (honestly, when the model is generated), progress on bars and
+// failed images on stderr.
+func openModel(ctx context.Context, f *modelFlags, stdout, stderr io.Writer, bars *cli.Bars) (*model, error) {
 	if f.images == "" {
 		return nil, errors.New("-images is required: the folder of product images to index")
 	}
@@ -164,7 +134,7 @@ func openModel(ctx context.Context, f *modelFlags, stdout, stderr io.Writer) (*m
 
 	var modelDesc string
 	if f.weights != "" {
-		if m.fx, err = style.LoadVGG16(f.weights); err != nil {
+		if m.fx, err = cli.LoadVGG16(f.weights, f.winograd); err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(stdout, "model: VGG16 weights %s (%d features per image)\n", f.weights, m.fx.FeatureLen())
@@ -172,7 +142,11 @@ func openModel(ctx context.Context, f *modelFlags, stdout, stderr io.Writer) (*m
 		if f.divisor <= 0 || 64%f.divisor != 0 {
 			return nil, fmt.Errorf("-divisor %d: must divide 64 (1, 2, 4, 8, 16, 32 or 64)", f.divisor)
 		}
-		if m.fx, err = style.NewVGG16(style.GenerateVGG16Weights(f.seed, f.divisor), nil); err != nil {
+		opts := &style.VGG16Options{}
+		if f.winograd {
+			opts.Algorithm = style.ConvWinograd
+		}
+		if m.fx, err = style.NewVGG16(style.GenerateVGG16Weights(f.seed, f.divisor), opts); err != nil {
 			return nil, err
 		}
 		modelDesc = fmt.Sprintf("generated VGG16, seed %d, width divisor %d", f.seed, f.divisor)
@@ -208,11 +182,10 @@ func openModel(ctx context.Context, f *modelFlags, stdout, stderr io.Writer) (*m
 			return nil, err
 		}
 	}
-	bar, finish := newBar(stderr, "indexing", f.noProgress)
 	rep, err := m.cat.AddImages(ctx, m.src, names, m.fx, m.head, &style.AddImagesOptions{
-		Category: m.category, Model: modelDesc, Workers: f.workers, Progress: bar,
+		Category: m.category, Model: modelDesc, Workers: f.workers, Progress: bars.Update,
 	})
-	finish()
+	bars.Finish()
 	if errors.Is(err, style.ErrBackboneMismatch) {
 		return nil, fmt.Errorf("catalogue %s was built with another model (%w); delete it or choose another -catalog", f.catalog, err)
 	}
