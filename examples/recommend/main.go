@@ -110,6 +110,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			vec = m.head.Embed(feat)
 		}
 		qcat = m.category(*query)
+		fmt.Fprintf(stdout, "query: image file %s (%s)\n", *query, orNone(qcat))
 		opts := &style.RecommendOptions{}
 		if *otherCat {
 			if qcat == "" {
@@ -119,7 +120,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		matches = m.cat.Recommend(vec, *k, opts)
 		qlabel = filepath.Base(*query)
-		fmt.Fprintf(stdout, "query: image file %s (%s)\n", *query, orNone(qcat))
 	}
 
 	what := "most compatible"
