@@ -18,16 +18,18 @@ import (
 // single-precision GEMM per band of output rows, through the BLAS given at
 // construction, so that the GEMM dominates the time; ConvWinograd replaces
 // it by 16 smaller GEMMs per band (see ConvAlgorithm).
-// The work is split into bands whose size depends only on the layer and the
-// image shape, never on the number of workers, so results are bit-identical
-// for any Workers setting.
+// The work is split into tasks (bands of output rows of one image, and
+// chunks of output channels when an image has few bands) that depend only
+// on the layer and the image shape, never on the number of workers, and
+// each output value is written by exactly one task, so results are
+// bit-identical for any Workers setting and any batch composition.
 //
 // A Conv is immutable after NewConv and safe for concurrent use by multiple
 // goroutines, provided its BLAS implementation is (gonum's is). Scratch
 // buffers are pooled and reused across calls.
 type Conv struct {
 	in, out int
-	weight  []float32 // out x (in*9), PyTorch OIHW order
+	weight  []float32 // out x (in*9), PyTorch OIHW order; nil with ConvWinograd
 	bias    []float32 // out
 	relu    bool
 	pool    bool
@@ -61,6 +63,7 @@ type ConvOptions struct {
 type convScratch struct {
 	col []float32 // im2col matrix of one band, (in*9) x (rows*w); or the Winograd-transformed input
 	out []float32 // pre-pool output of one band, out x (rows*w); or the Winograd products
+	pad []float32 // Winograd: padded input rows and their combinations
 }
 
 // convBandBudget bounds the im2col buffer of one band, in floats (4 MiB), so
@@ -98,16 +101,18 @@ func NewConv(w ConvWeights, opts *ConvOptions) (*Conv, error) {
 	if o.BLAS == nil {
 		o.BLAS = defaultBLAS()
 	}
-	var wino []float32
+	var weight, wino []float32
 	if o.Algorithm == ConvWinograd {
-		wino = winogradWeights(w.Weight, w.Out, w.In)
+		wino = winogradWeights(w.Weight, w.Out, w.In) // the only copy kept
+	} else {
+		weight = append([]float32(nil), w.Weight...)
 	}
 	return &Conv{
 		algo:    o.Algorithm,
 		wino:    wino,
 		in:      w.In,
 		out:     w.Out,
-		weight:  append([]float32(nil), w.Weight...),
+		weight:  weight,
 		bias:    append([]float32(nil), w.Bias...),
 		relu:    o.ReLU,
 		pool:    o.Pool,
@@ -189,16 +194,20 @@ func (c *Conv) forward(dst, x []float32, n, h, w int, ws *convWorkspace) {
 	band := c.band
 	if c.algo == ConvWinograd {
 		hc, rows, nb = c.winogradBands(h, w)
-		colN, outN = c.winogradScratch(rows, w)
 		band = c.winogradBand
 	} else {
 		hc, rows, nb = c.bands(h, w)
+	}
+	oc, osz := c.outChunks(nb)
+	if c.algo == ConvWinograd {
+		colN, outN = c.winogradScratch(rows, w, osz)
+	} else {
 		colN = c.in * 9 * rows * w
 		if c.pool {
-			outN = c.out * rows * w
+			outN = osz * rows * w
 		}
 	}
-	tasks := n * nb
+	tasks := n * nb * oc
 	workers := c.workers
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -218,10 +227,12 @@ func (c *Conv) forward(dst, x []float32, n, h, w int, ws *convWorkspace) {
 			if t >= tasks {
 				return
 			}
-			img, b := t/nb, t%nb
+			img, b, j := t/(nb*oc), t/oc%nb, t%oc
 			y0 := b * rows
 			y1 := min(y0+rows, hc)
-			band(dst[img*c.out*oh*ow:(img+1)*c.out*oh*ow], x[img*c.in*h*w:(img+1)*c.in*h*w], h, w, y0, y1, s)
+			o0 := j * osz
+			o1 := min(o0+osz, c.out)
+			band(dst[img*c.out*oh*ow:(img+1)*c.out*oh*ow], x[img*c.in*h*w:(img+1)*c.in*h*w], h, w, y0, y1, o0, o1, s)
 		}
 	}
 	if workers <= 1 {
@@ -256,6 +267,25 @@ func (c *Conv) bands(h, w int) (hc, rows, nb int) {
 	return hc, rows, nb
 }
 
+// convMinTasks is the number of tasks per image below which the output
+// channels are split too, so that a batch-1 pass on a small late layer
+// (one band) still keeps several cores busy with a single-threaded BLAS.
+const convMinTasks = 4
+
+// outChunks splits the output channels into oc chunks of osz channels
+// (the last may be smaller) when the image has fewer than convMinTasks
+// bands. Each chunk repeats the band's im2col or input transform, which is
+// cheap next to its GEMM. The split depends on the shape only.
+func (c *Conv) outChunks(nb int) (oc, osz int) {
+	oc = 1
+	if nb < convMinTasks {
+		oc = max(1, min((convMinTasks+nb-1)/nb, c.out/64))
+	}
+	osz = (c.out + oc - 1) / oc
+	oc = (c.out + osz - 1) / osz
+	return oc, osz
+}
+
 // grow makes the buffers of s hold at least colN and outN floats.
 func (s *convScratch) grow(colN, outN int) {
 	if cap(s.col) < colN {
@@ -266,29 +296,32 @@ func (s *convScratch) grow(colN, outN int) {
 	}
 }
 
-// band computes output rows y0..y1 of one image: src is In x h x w, dst is
-// Out x oh x ow.
-func (c *Conv) band(dst, src []float32, h, w, y0, y1 int, s *convScratch) {
+// band computes output rows y0..y1 of output channels o0..o1 of one image:
+// src is In x h x w, dst is Out x oh x ow.
+func (c *Conv) band(dst, src []float32, h, w, y0, y1, o0, o1 int, s *convScratch) {
 	k := c.in * 9
 	cols := (y1 - y0) * w
 	col := s.col[:k*cols]
 	im2col3x3(col, src, c.in, h, w, y0, y1)
+	m := o1 - o0
+	a := c.weight[o0*k : o1*k]
 	if !c.pool {
 		hw := h * w
-		out := dst[y0*w : (c.out-1)*hw+y1*w]
-		c.impl.Sgemm(blas.NoTrans, blas.NoTrans, c.out, cols, k, 1, c.weight, k, col, cols, 0, out, hw)
-		for o := range c.out {
-			biasReLU(out[o*hw:o*hw+cols], c.bias[o], c.relu)
+		out := dst[o0*hw+y0*w : (o1-1)*hw+y1*w]
+		c.impl.Sgemm(blas.NoTrans, blas.NoTrans, m, cols, k, 1, a, k, col, cols, 0, out, hw)
+		for o := range m {
+			biasReLU(out[o*hw:o*hw+cols], c.bias[o0+o], c.relu)
 		}
 		return
 	}
-	out := s.out[:c.out*cols]
-	c.impl.Sgemm(blas.NoTrans, blas.NoTrans, c.out, cols, k, 1, c.weight, k, col, cols, 0, out, cols)
+	out := s.out[:m*cols]
+	c.impl.Sgemm(blas.NoTrans, blas.NoTrans, m, cols, k, 1, a, k, col, cols, 0, out, cols)
 	oh, ow := h/2, w/2
-	for o := range c.out {
+	for o := range m {
 		plane := out[o*cols : (o+1)*cols]
-		biasReLU(plane, c.bias[o], c.relu)
-		maxPool2x2Rows(dst[o*oh*ow+(y0/2)*ow:o*oh*ow+(y1/2)*ow], plane, y1-y0, w)
+		biasReLU(plane, c.bias[o0+o], c.relu)
+		d := (o0 + o) * oh * ow
+		maxPool2x2Rows(dst[d+(y0/2)*ow:d+(y1/2)*ow], plane, y1-y0, w)
 	}
 }
 

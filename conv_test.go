@@ -98,6 +98,8 @@ func TestConvMatchesNaive(t *testing.T) {
 		{1, 130, 9, 6, 6},
 		{2, 3, 8, 64, 40}, // several bands per image
 		{1, 2, 3, 129, 33},
+		{1, 5, 130, 6, 7},  // output channels split in 2 chunks
+		{2, 3, 200, 9, 10}, // output channels split in 3 uneven chunks
 	}
 	for _, s := range shapes {
 		for _, relu := range []bool{false, true} {
@@ -292,6 +294,11 @@ func (serialBLAS) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []f
 // allocation-free BLAS, only a few small allocations for the worker
 // goroutines; with the default BLAS, far fewer bytes than the output.
 func TestConvSteadyStateAllocs(t *testing.T) {
+	if catalogRaceEnabled {
+		// The race detector makes sync.Pool drop items at random, so
+		// allocation counts say nothing there; the normal build checks them.
+		t.Skip("allocation counts are not meaningful under the race detector")
+	}
 	r := rand.New(rand.NewPCG(4, 4))
 	cw := randomConvWeights(r, 8, 16)
 	x := randomSlice(r, 2*8*64*64)
@@ -357,4 +364,74 @@ func BenchmarkConvVGG16Layers(b *testing.B) {
 		}
 		in, size = out, oh
 	}
+}
+
+// nopBLAS is a BLAS whose Sgemm does nothing, to measure the cost of
+// everything around the matrix products.
+type nopBLAS struct{ gonum.Implementation }
+
+func (nopBLAS) Sgemm(blas.Transpose, blas.Transpose, int, int, int, float32, []float32, int, []float32, int, float32, []float32, int) {
+}
+
+// BenchmarkConvOverhead measures a batch-1 pass of the VGG16 layers with
+// the matrix products skipped: im2col or the Winograd transforms, bias,
+// ReLU and pooling, which must stay small next to the GEMM time.
+func BenchmarkConvOverhead(b *testing.B) {
+	r := rand.New(rand.NewPCG(6, 6))
+	for _, algo := range []ConvAlgorithm{ConvIm2col, ConvWinograd} {
+		var convs []*Conv
+		in := 3
+		for i, out := range vgg16Widths {
+			c, err := NewConv(randomConvWeights(r, in, out), &ConvOptions{ReLU: true, Pool: vgg16Pools[i], Algorithm: algo, BLAS: nopBLAS{}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			convs = append(convs, c)
+			in = out
+		}
+		x := randomSlice(r, 3*224*224)
+		b.Run(algo.String(), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				cur, size := x, 224
+				for _, c := range convs {
+					cur = c.Forward(cur, 1, size, size)
+					size, _ = c.OutputSize(size, size)
+				}
+			}
+		})
+	}
+}
+
+func ExampleConv_Forward() {
+	// One channel, a 3x3 kernel of ones (the sum of each neighbourhood),
+	// bias -1, ReLU; then the same layer with a fused 2x2 max-pool.
+	w := ConvWeights{In: 1, Out: 1, Weight: []float32{1, 1, 1, 1, 1, 1, 1, 1, 1}, Bias: []float32{-1}}
+	x := []float32{
+		1, 0, 0, 0,
+		0, 0, 0, 0,
+		0, 0, 2, 0,
+		0, 0, 0, 0,
+	}
+	conv, err := NewConv(w, &ConvOptions{ReLU: true})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	y := conv.Forward(x, 1, 4, 4) // batch of 1 image of 4x4
+	for r := range 4 {
+		fmt.Println(y[4*r : 4*r+4])
+	}
+	pooled, err := NewConv(w, &ConvOptions{ReLU: true, Pool: true})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(pooled.Forward(x, 1, 4, 4))
+	// Output:
+	// [0 0 0 0]
+	// [0 2 1 1]
+	// [0 1 1 1]
+	// [0 1 1 1]
+	// [2 1 1 1]
 }

@@ -20,7 +20,10 @@ const (
 	// FilterNearest is nearest-neighbour sampling exactly as PIL's
 	// Image.NEAREST, which Keras' load_img(target_size=...) uses: per
 	// axis, destination pixel d of D samples source pixel
-	// floor((d + 0.5) * S / D) of S. It is the default, and the only
+	// floor((d + 0.5) * S / D) of S, computed with PIL's float64
+	// accumulation so that exact ties round as PIL rounds them (for
+	// sizes that are multiples of 64, such as 640, the exact formula
+	// differs from PIL at a few pixels). It is the default, and the only
 	// filter that reproduces Keras features.
 	FilterNearest ResizeFilter = iota
 	// FilterBilinear is bilinear interpolation (github.com/nfnt/resize).
@@ -60,20 +63,33 @@ type PreprocessOptions struct {
 	Matte color.Color
 }
 
-// nearestIndex returns the source index that PIL's nearest-neighbour resize
-// samples for destination index d when resizing src pixels to dst pixels:
-// floor((d + 0.5) * src / dst), computed exactly in integers.
-func nearestIndex(d, src, dst int) int {
-	return int((int64(2*d+1) * int64(src)) / int64(2*dst))
+// pilNearestIndex fills tab with the source index that PIL's
+// nearest-neighbour resize (Image.NEAREST, used by Keras' load_img) samples
+// for each of the len(tab) destination pixels of an axis of src pixels.
+// Mathematically that is floor((d + 0.5) * src / dst), but PIL
+// (ImagingScaleAffine) computes it by accumulating the float64 step
+// src/dst, which lands just below the integer at exact ties: for example
+// for 640 -> 224 pixels, destination 17 samples 49, not 50. This function
+// repeats PIL's arithmetic operation for operation, so it agrees with PIL
+// for every size, ties included (checked against Pillow in the tests).
+func pilNearestIndex(tab []int, src int) {
+	step := float64(src) / float64(len(tab))
+	pos := step * 0.5
+	for d := range tab {
+		i := int(pos) // pos >= 0: truncation is floor, as PIL's COORD
+		tab[d] = min(i, src-1)
+		pos += step
+	}
 }
 
 // ResizeNearest resizes img to width x height pixels by nearest-neighbour
-// sampling exactly as PIL's Image.NEAREST (and Keras' load_img) does, and
+// sampling exactly as PIL's Image.NEAREST (and Keras' load_img) does (see
+// FilterNearest), and
 // returns the result as non-premultiplied RGBA. Colours of translucent
 // pixels are kept as stored (see PreprocessOptions.Matte).
 //
-// ResizeNearest panics if width or height is not positive, and returns an
-// empty image for an empty img.
+// ResizeNearest panics if width or height is not positive. For a nil or
+// empty img it returns a fully transparent width x height image.
 func ResizeNearest(img image.Image, width, height int) *image.NRGBA {
 	if width <= 0 || height <= 0 {
 		panic(fmt.Sprintf("style: ResizeNearest: invalid size %dx%d", width, height))
@@ -85,14 +101,14 @@ func ResizeNearest(img image.Image, width, height int) *image.NRGBA {
 	s := newPixelSampler(img)
 	b := img.Bounds()
 	xs := make([]int, width)
-	for x := range xs {
-		xs[x] = b.Min.X + nearestIndex(x, b.Dx(), width)
-	}
+	ys := make([]int, height)
+	pilNearestIndex(xs, b.Dx())
+	pilNearestIndex(ys, b.Dy())
 	for y := range height {
-		sy := b.Min.Y + nearestIndex(y, b.Dy(), height)
+		sy := b.Min.Y + ys[y]
 		row := dst.Pix[y*dst.Stride : y*dst.Stride+4*width]
 		for x, sx := range xs {
-			r, g, bl, a := s.at(sx, sy)
+			r, g, bl, a := s.at(b.Min.X+sx, sy)
 			row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = r, g, bl, a
 		}
 	}
@@ -110,9 +126,15 @@ func ResizeNearest(img image.Image, width, height int) *image.NRGBA {
 // (0.229, 0.224, 0.225). Values are computed in float64 and rounded once.
 //
 // Any image.Image works: fast paths exist for *image.YCbCr, *image.RGBA,
-// *image.NRGBA and *image.Gray; others (paletted, CMYK, 16-bit, ...) go
-// through their color model, keeping the high 8 bits of 16-bit samples.
-// Alpha is handled as described at PreprocessOptions.Matte.
+// *image.NRGBA, *image.Gray and *image.Paletted; others go through their
+// color model. Compared with PIL's convert("RGB") that Keras applies:
+// grey is replicated to R, G and B as PIL does; 16-bit samples keep their
+// high 8 bits, as PIL does for 16-bit colour PNGs (PIL opens 16-bit grey
+// PNGs in mode "I" and clips them to 255, turning them almost white; that
+// is not reproduced); CMYK uses Go's color.CMYK model, within one level of
+// PIL's; alpha is handled as described at PreprocessOptions.Matte
+// (ignored by default, as PIL does; Go's premultiplied *image.RGBA is
+// un-premultiplied first, which can move a translucent pixel by one level).
 //
 // PreprocessImageTo returns an error wrapping ErrEmptyImage for a nil or
 // empty image, and an error for an unknown mode or filter. It panics if dst
@@ -176,15 +198,14 @@ func PreprocessImageTo(dst []float32, img image.Image, mode Preprocess, opts *Pr
 	}
 	s := newPixelSampler(img)
 	b := img.Bounds()
-	var xs [n]int
-	for x := range xs {
-		xs[x] = b.Min.X + nearestIndex(x, b.Dx(), n)
-	}
+	var xs, ys [n]int
+	pilNearestIndex(xs[:], b.Dx())
+	pilNearestIndex(ys[:], b.Dy())
 	plane := n * n
 	for y := range n {
-		sy := b.Min.Y + nearestIndex(y, b.Dy(), n)
+		sy := b.Min.Y + ys[y]
 		for x, sx := range xs {
-			r, g, bl, a := s.at(sx, sy)
+			r, g, bl, a := s.at(b.Min.X+sx, sy)
 			rgb := [3]uint8{r, g, bl}
 			if matte && a != 255 {
 				// Composite over the matte, rounding to the nearest level.

@@ -1,11 +1,13 @@
 package style
 
 import (
+	"context"
 	"fmt"
 	"image"
 	"image/color"
 	"runtime"
 	"sync"
+	"time"
 
 	"gonum.org/v1/gonum/blas"
 )
@@ -19,8 +21,10 @@ var vgg16Pools = [13]bool{1: true, 3: true, 6: true, 9: true, 12: true}
 // floats in C,H,W order (25,088 for the published weights, C = 512).
 //
 // A *VGG16 is immutable after construction and safe for concurrent use by
-// multiple goroutines; each call takes its scratch memory from a pool, so
-// concurrent calls do not contend except for the cores.
+// multiple goroutines; each call takes its scratch memory (about 26 MB per
+// image in flight for the full network: two activation buffers) from a
+// pool, so concurrent calls do not contend except for the cores, and a
+// steady stream of calls does not allocate it again.
 type VGG16 struct {
 	convs    [13]*Conv
 	pre      Preprocess
@@ -51,8 +55,8 @@ type VGG16Options struct {
 	// runtime.GOMAXPROCS(0).
 	Workers int
 	// Algorithm selects the convolution algorithm of all 13 layers. Zero
-	// value: ConvIm2col. ConvWinograd does 2.25x fewer multiply-adds with
-	// a slightly larger rounding error (see ConvWinograd).
+	// value: ConvIm2col. ConvWinograd does 2.25x fewer multiply-adds, with
+	// a rounding error of the same order (see ConvWinograd).
 	Algorithm ConvAlgorithm
 }
 
@@ -63,7 +67,9 @@ type vggWork struct {
 }
 
 // LoadVGG16 reads a VGG16 weight file (see ReadVGG16Weights for the
-// formats) and returns the feature extractor with default options.
+// formats) and returns the feature extractor with default options and the
+// preprocessing the file asks for ("torch" for torchvision and timm files).
+// Use ReadVGG16Weights and NewVGG16 to set options.
 func LoadVGG16(path string) (*VGG16, error) {
 	w, err := ReadVGG16Weights(path)
 	if err != nil {
@@ -158,7 +164,17 @@ func (m *VGG16) Features(img image.Image) ([]float32, error) {
 // uses the cores better than one image at a time). The i-th result belongs
 // to imgs[i]; the results do not depend on how images are batched.
 func (m *VGG16) FeaturesBatch(imgs []image.Image) ([][]float32, error) {
+	return m.FeaturesContext(context.Background(), imgs, nil)
+}
+
+// FeaturesContext is FeaturesBatch for long lists of images: it checks ctx
+// before each group of images pushed through the network together (a few
+// seconds of work at most) and returns ctx.Err() when it is cancelled, and
+// it calls progress, if not nil, after each group with Stage "features"
+// and Done/Total counted in images. progress runs on the calling goroutine.
+func (m *VGG16) FeaturesContext(ctx context.Context, imgs []image.Image, progress func(Progress)) ([][]float32, error) {
 	const size = 3 * VGG16InputSize * VGG16InputSize
+	begin := time.Now()
 	out := make([][]float32, len(imgs))
 	fl := m.FeatureLen()
 	chunk := m.chunk()
@@ -172,6 +188,9 @@ func (m *VGG16) FeaturesBatch(imgs []image.Image) ([][]float32, error) {
 	}
 	x := (*xp)[:cap(*xp)]
 	for start := 0; start < len(imgs); start += chunk {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		end := min(start+chunk, len(imgs))
 		for i := start; i < end; i++ {
 			if _, err := PreprocessImageTo(x[(i-start)*size:(i-start+1)*size], imgs[i], m.pre, &m.popts); err != nil {
@@ -183,6 +202,9 @@ func (m *VGG16) FeaturesBatch(imgs []image.Image) ([][]float32, error) {
 		m.forwardTo(feats, x[:n*size], n, VGG16InputSize, VGG16InputSize)
 		for i := range n {
 			out[start+i] = feats[i*fl : (i+1)*fl : (i+1)*fl]
+		}
+		if progress != nil {
+			progress(Progress{Stage: "features", Done: int64(end), Total: int64(len(imgs)), Elapsed: time.Since(begin)})
 		}
 	}
 	return out, nil

@@ -95,62 +95,67 @@ func (c *Conv) winogradTileCols(w int) int {
 }
 
 // winogradScratch returns the sizes of the transformed input and output
-// buffers of a band of rows x w outputs.
-func (c *Conv) winogradScratch(rows, w int) (colN, outN int) {
+// buffers of a band of rows x w outputs and osz output channels.
+func (c *Conv) winogradScratch(rows, w, osz int) (colN, outN int) {
 	tiles := (rows / 2) * c.winogradTileCols(w)
-	return 16 * c.in * tiles, 16 * c.out * tiles
+	return 16 * c.in * tiles, 16 * osz * tiles
 }
 
-// winogradBand computes output rows y0..y1 (y0 even) of one image with
-// F(2x2, 3x3): src is In x h x w, dst is Out x oh x ow.
-func (c *Conv) winogradBand(dst, src []float32, h, w, y0, y1 int, s *convScratch) {
+// winogradBand computes output rows y0..y1 (y0 even) of output channels
+// o0..o1 of one image with F(2x2, 3x3): src is In x h x w, dst is
+// Out x oh x ow.
+func (c *Conv) winogradBand(dst, src []float32, h, w, y0, y1, o0, o1 int, s *convScratch) {
 	tw := c.winogradTileCols(w)
 	th := (y1 - y0 + 1) / 2
 	tiles := th * tw
-	in, out := c.in, c.out
+	in, out := c.in, o1-o0
 	v := s.col[:16*in*tiles]
 	m := s.out[:16*out*tiles]
+	// Four zero-padded input rows (columns -1 .. 2*tw+1) and their row
+	// combinations.
+	pw := 2*tw + 2
+	if cap(s.pad) < 8*pw {
+		s.pad = make([]float32, 8*pw)
+	}
+	pad := s.pad[:8*pw]
+	d := [4][]float32{pad[0:pw], pad[pw : 2*pw], pad[2*pw : 3*pw], pad[3*pw : 4*pw]}
+	t := [4][]float32{pad[4*pw : 5*pw], pad[5*pw : 6*pw], pad[6*pw : 7*pw], pad[7*pw : 8*pw]}
+	stride := in * tiles
+	var vr [16][]float32
 
 	// Input transform V = B^T d B of every 4x4 patch (rows 2ty-1..2ty+2,
-	// columns 2tx-1..2tx+2, zero outside the image).
+	// columns 2tx-1..2tx+2, zero outside the image), one row of tiles at a
+	// time: first t = B^T d on whole rows, then t B per tile.
 	for ci := range in {
 		plane := src[ci*h*w : (ci+1)*h*w]
 		for ty := range th {
-			oy := y0 + 2*ty - 1
-			for tx := range tw {
-				ox := 2*tx - 1
-				var d [4][4]float32
-				for r := range 4 {
-					sy := oy + r
-					if sy < 0 || sy >= h {
-						continue
-					}
-					row := plane[sy*w : sy*w+w]
-					if ox >= 0 && ox+3 < w {
-						d[r] = [4]float32(row[ox : ox+4])
-						continue
-					}
-					for k := range 4 {
-						if sx := ox + k; sx >= 0 && sx < w {
-							d[r][k] = row[sx]
-						}
-					}
+			for r := range 4 {
+				clear(d[r])
+				if sy := y0 + 2*ty - 1 + r; sy >= 0 && sy < h {
+					copy(d[r][1:], plane[sy*w:sy*w+min(w, pw-1)])
 				}
-				// t = B^T d (combine rows), then V = t B (combine columns).
-				var t [4][4]float32
-				for k := range 4 {
-					t[0][k] = d[0][k] - d[2][k]
-					t[1][k] = d[1][k] + d[2][k]
-					t[2][k] = d[2][k] - d[1][k]
-					t[3][k] = d[1][k] - d[3][k]
-				}
-				base := ci*tiles + ty*tw + tx
-				stride := in * tiles
-				for r := range 4 {
-					v[(r*4+0)*stride+base] = t[r][0] - t[r][2]
-					v[(r*4+1)*stride+base] = t[r][1] + t[r][2]
-					v[(r*4+2)*stride+base] = t[r][2] - t[r][1]
-					v[(r*4+3)*stride+base] = t[r][1] - t[r][3]
+			}
+			d0, d1, d2, d3 := d[0], d[1][:len(d[0])], d[2][:len(d[0])], d[3][:len(d[0])]
+			t0, t1, t2, t3 := t[0][:len(d0)], t[1][:len(d0)], t[2][:len(d0)], t[3][:len(d0)]
+			for k := range d0 {
+				t0[k] = d0[k] - d2[k]
+				t1[k] = d1[k] + d2[k]
+				t2[k] = d2[k] - d1[k]
+				t3[k] = d1[k] - d3[k]
+			}
+			base := ci*tiles + ty*tw
+			for p := range 16 {
+				vr[p] = v[p*stride+base : p*stride+base+tw]
+			}
+			for r := range 4 {
+				tr := t[r]
+				o0, o1, o2, o3 := vr[4*r][:tw], vr[4*r+1][:tw], vr[4*r+2][:tw], vr[4*r+3][:tw]
+				for tx := range tw {
+					q := tr[2*tx : 2*tx+4 : 2*tx+4]
+					o0[tx] = q[0] - q[2]
+					o1[tx] = q[1] + q[2]
+					o2[tx] = q[2] - q[1]
+					o3[tx] = q[1] - q[3]
 				}
 			}
 		}
@@ -158,52 +163,55 @@ func (c *Conv) winogradBand(dst, src []float32, h, w, y0, y1 int, s *convScratch
 
 	// 16 independent products M_p = U_p V_p.
 	for p := range 16 {
+		u := c.wino[(p*c.out+o0)*in : (p*c.out+o1)*in]
 		c.impl.Sgemm(blas.NoTrans, blas.NoTrans, out, tiles, in, 1,
-			c.wino[p*out*in:(p+1)*out*in], in,
+			u, in,
 			v[p*in*tiles:(p+1)*in*tiles], tiles,
 			0, m[p*out*tiles:(p+1)*out*tiles], tiles)
 	}
 
-	// Output transform Y = A^T M A, bias, ReLU, and pooling or clipping.
+	// Output transform Y = A^T M A, bias, ReLU, and pooling or clipping,
+	// one row of tiles at a time.
 	oh, ow := c.OutputSize(h, w)
-	stride := out * tiles
+	mstride := out * tiles
+	var mr [16][]float32
 	for o := range out {
-		b := c.bias[o]
-		plane := dst[o*oh*ow : (o+1)*oh*ow]
+		b := c.bias[o0+o]
+		plane := dst[(o0+o)*oh*ow : (o0+o+1)*oh*ow]
 		for ty := range th {
+			base := o*tiles + ty*tw
+			for p := range 16 {
+				mr[p] = m[p*mstride+base : p*mstride+base+tw]
+			}
+			// Row combinations r = A^T q, one output row pair at a time.
 			for tx := range tw {
-				base := o*tiles + ty*tw + tx
-				var q [4][4]float32
-				for p := range 16 {
-					q[p/4][p%4] = m[p*stride+base]
+				var r0, r1 [4]float32
+				for k := range 4 {
+					q0, q1, q2, q3 := mr[k][tx], mr[4+k][tx], mr[8+k][tx], mr[12+k][tx]
+					r0[k] = q0 + q1 + q2
+					r1[k] = q1 - q2 - q3
 				}
-				// r = A^T q (2x4), y = r A (2x2).
-				var y [2][2]float32
-				for r, row := range [2][4]float32{
-					{q[0][0] + q[1][0] + q[2][0], q[0][1] + q[1][1] + q[2][1], q[0][2] + q[1][2] + q[2][2], q[0][3] + q[1][3] + q[2][3]},
-					{q[1][0] - q[2][0] - q[3][0], q[1][1] - q[2][1] - q[3][1], q[1][2] - q[2][2] - q[3][2], q[1][3] - q[2][3] - q[3][3]},
-				} {
-					y[r][0] = row[0] + row[1] + row[2] + b
-					y[r][1] = row[1] - row[2] - row[3] + b
-					if c.relu {
-						y[r][0] = max(y[r][0], 0)
-						y[r][1] = max(y[r][1], 0)
-					}
+				y00 := r0[0] + r0[1] + r0[2] + b
+				y01 := r0[1] - r0[2] - r0[3] + b
+				y10 := r1[0] + r1[1] + r1[2] + b
+				y11 := r1[1] - r1[2] - r1[3] + b
+				if c.relu {
+					y00, y01, y10, y11 = max(y00, 0), max(y01, 0), max(y10, 0), max(y11, 0)
 				}
 				if c.pool {
 					// The tile is exactly one pooling window.
-					plane[(y0/2+ty)*ow+tx] = max(max(y[0][0], y[0][1]), max(y[1][0], y[1][1]))
+					plane[(y0/2+ty)*ow+tx] = max(max(y00, y01), max(y10, y11))
 					continue
 				}
-				for r := range 2 {
-					oy := y0 + 2*ty + r
-					if oy >= y1 {
-						break
-					}
-					for k := range 2 {
-						if ox := 2*tx + k; ox < w {
-							plane[oy*w+ox] = y[r][k]
-						}
+				oy, ox := y0+2*ty, 2*tx
+				plane[oy*w+ox] = y00
+				if ox+1 < w {
+					plane[oy*w+ox+1] = y01
+				}
+				if oy+1 < y1 {
+					plane[(oy+1)*w+ox] = y10
+					if ox+1 < w {
+						plane[(oy+1)*w+ox+1] = y11
 					}
 				}
 			}

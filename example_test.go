@@ -1,0 +1,137 @@
+package style_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/stylespace/style"
+)
+
+// A VGG16 weight file is converted once to safetensors and then loaded in
+// milliseconds. Here the weights are generated (a narrow network, 1/8 of
+// the widths), so the example runs offline.
+func ExampleLoadVGG16() {
+	dir, err := os.MkdirTemp("", "style-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "vgg16-narrow.safetensors")
+	if err := style.GenerateVGG16Weights(1, 8).WriteSafetensors(path); err != nil {
+		log.Fatal(err)
+	}
+
+	net, err := style.LoadVGG16(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := net.Backbone()
+	fmt.Println(b.Name, b.Preprocess, net.FeatureLen(), len(b.SHA256))
+	// Output: vgg16 caffe 3136 64
+}
+
+// Compare embeds two feature vectors and gives their style distance and the
+// verdict against the head's cutoff.
+func ExampleSiameseHead_Compare() {
+	head, err := style.NewSiameseHead(&style.HeadConfig{In: 6, Out: 4, Seed: 1, Cutoff: 0.5})
+	if err != nil {
+		log.Fatal(err)
+	}
+	shirt := []float32{0.9, 0.1, 0.4, 0, 0.2, 0.7}
+	similar := []float32{0.8, 0.1, 0.5, 0, 0.2, 0.6}
+	other := []float32{0, 0.9, 0, 1, 0.8, 0}
+	d, v := head.Compare(shirt, similar)
+	fmt.Printf("%.3f %v\n", d, v)
+	d, v = head.Compare(shirt, other)
+	fmt.Printf("%.3f %v\n", d, v)
+	// Output:
+	// 0.162 Nice, this looks good together!
+	// 1.627 Sorry, these styles do not match.
+}
+
+// The contrastive loss pulls compatible pairs together and pushes
+// incompatible ones at least the margin apart.
+func ExampleContrastiveLoss() {
+	var loss style.ContrastiveLoss // margin 1, as in the study
+	fmt.Printf("compatible at 0.3:   %.2f\n", loss.Pair(0.3, 1))
+	fmt.Printf("incompatible at 0.3: %.2f\n", loss.Pair(0.3, 0))
+	fmt.Printf("incompatible at 1.5: %.2f\n", loss.Pair(1.5, 0))
+	// Output:
+	// compatible at 0.3:   0.09
+	// incompatible at 0.3: 0.49
+	// incompatible at 1.5: 0.00
+}
+
+// RMSProp with Keras' defaults takes steps of a few times the learning rate
+// at first, whatever the gradient's scale: 3.16e-3, 2.29e-3, 1.92e-3 here.
+func ExampleRMSProp() {
+	var opt style.RMSProp
+	w := []float32{1, 1}
+	for range 3 {
+		opt.Step([][]float32{w}, [][]float32{{0.5, -200}})
+	}
+	fmt.Printf("%.4f %.4f\n", w[0], w[1])
+	// Output: 0.9926 1.0074
+}
+
+// Pair lists are the study's "pic1;pic2;score" files or comma-separated
+// files with a header.
+func ExampleParsePairs() {
+	csv := "image1,image2,label\nshirt.jpg,shoes.jpg,1\nshirt.jpg,hat.jpg,0\n"
+	pairs, err := style.ParsePairs(strings.NewReader(csv), "pairs.csv")
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, p := range pairs {
+		fmt.Println(p.A, p.B, p.Label, "line", p.Line)
+	}
+	_, err = style.ParsePairs(strings.NewReader("a.jpg;b.jpg;2\n"), "bad.csv")
+	fmt.Println(err)
+	// Output:
+	// shirt.jpg shoes.jpg 1 line 2
+	// shirt.jpg hat.jpg 0 line 3
+	// style: bad.csv: line 1: label "2" is not 0 or 1
+}
+
+// TSNE maps style vectors to 2-D so that neighbours stay neighbours: here
+// two well-separated groups of 10-D points stay apart on the map.
+func ExampleTSNE_Embed() {
+	const n, dim = 60, 10
+	x := mat.NewDense(n, dim, nil)
+	for i := range n {
+		for j := range dim {
+			v := math.Sin(float64(i*dim+j)) // deterministic jitter
+			if i < n/2 && j == 0 {
+				v += 20 // the first group is far along the first axis
+			}
+			x.Set(i, j, v)
+		}
+	}
+	y, err := style.TSNE{Perplexity: 10, Seed: 1}.Embed(context.Background(), x)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Mean distance on the map within the groups and between them.
+	var within, between float64
+	var nw, nb int
+	for i := range n {
+		for j := range i {
+			d := math.Hypot(y.At(i, 0)-y.At(j, 0), y.At(i, 1)-y.At(j, 1))
+			if (i < n/2) == (j < n/2) {
+				within, nw = within+d, nw+1
+			} else {
+				between, nb = between+d, nb+1
+			}
+		}
+	}
+	r, c := y.Dims()
+	fmt.Println(r, c, between/float64(nb) > 2*within/float64(nw))
+	// Output: 60 2 true
+}

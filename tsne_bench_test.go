@@ -1,0 +1,160 @@
+package style
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime/metrics"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"gonum.org/v1/gonum/mat"
+)
+
+// gaussianMixture returns n points of dimension d drawn from a seeded
+// mixture of k spherical Gaussians of unit variance whose centres are drawn
+// with standard deviation 2 per coordinate.
+func gaussianMixture(n, d, k int, seed uint64) (*mat.Dense, []int) {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	centers := make([]float64, k*d)
+	for i := range centers {
+		centers[i] = 2 * rng.NormFloat64()
+	}
+	x := mat.NewDense(n, d, nil)
+	labels := make([]int, n)
+	for i := 0; i < n; i++ {
+		c := rng.IntN(k)
+		labels[i] = c
+		row := x.RawRowView(i)
+		for j := range row {
+			row[j] = centers[c*d+j] + rng.NormFloat64()
+		}
+	}
+	return x, labels
+}
+
+// peakHeap samples the live heap every 10 ms until stop is called and
+// returns the largest value seen, in bytes.
+func peakHeap() (stop func() uint64) {
+	var mu sync.Mutex
+	var peak uint64
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	read := func() {
+		metrics.Read(sample)
+		v := sample[0].Value.Uint64()
+		mu.Lock()
+		peak = max(peak, v)
+		mu.Unlock()
+	}
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			read()
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() uint64 {
+		close(done)
+		<-finished
+		read()
+		return peak
+	}
+}
+
+// BenchmarkTSNE embeds a 20-cluster Gaussian mixture of 128-D points, 1,000
+// iterations, reporting seconds per embedding and the peak live heap.
+func BenchmarkTSNE(b *testing.B) {
+	for _, bc := range []struct {
+		n      int
+		method TSNEMethod
+	}{
+		{2000, TSNEBarnesHut}, {10000, TSNEBarnesHut}, {10000, TSNEFFT}, {50000, TSNEFFT},
+	} {
+		for _, workers := range []int{1, 2} {
+			name := map[TSNEMethod]string{TSNEBarnesHut: "bh", TSNEFFT: "fft"}[bc.method]
+			b.Run(fmt.Sprintf("n=%d/%s/workers=%d", bc.n, name, workers), func(b *testing.B) {
+				x, _ := gaussianMixture(bc.n, 128, 20, 1)
+				b.ReportAllocs()
+				b.ResetTimer()
+				cpu0 := cpuSeconds()
+				stop := peakHeap()
+				for i := 0; i < b.N; i++ {
+					if _, err := (TSNE{Seed: 1, Method: bc.method, Workers: workers}).Fit(context.Background(), x); err != nil {
+						b.Fatal(err)
+					}
+				}
+				peak := stop()
+				b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/embed")
+				b.ReportMetric(float64(peak)/(1<<20), "peak-MB")
+				// CPU time of the process: on a shared machine the wall
+				// time depends on the load, the CPU time much less.
+				b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/embed")
+			})
+		}
+	}
+}
+
+// cpuSeconds returns the user plus system CPU time of the process.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// BenchmarkTSNEGradient times one gradient evaluation on an embedding
+// spread over about 100 x 100 units, the size a 50,000-point embedding
+// reaches, so that the FFT grid has its late-iteration size.
+func BenchmarkTSNEGradient(b *testing.B) {
+	for _, bc := range []struct {
+		n      int
+		method TSNEMethod
+	}{{10000, TSNEBarnesHut}, {10000, TSNEFFT}, {50000, TSNEBarnesHut}, {50000, TSNEFFT}} {
+		for _, workers := range []int{1, 2} {
+			name := map[TSNEMethod]string{TSNEBarnesHut: "bh", TSNEFFT: "fft"}[bc.method]
+			b.Run(fmt.Sprintf("n=%d/%s/workers=%d", bc.n, name, workers), func(b *testing.B) {
+				s := testState(b, bc.n, 2, bc.method, 0.5, workers)
+				for i := range s.y {
+					s.y[i] *= 3 // std 15: a span of about 100
+				}
+				s.gradient()
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					s.gradient()
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkTSNEAffinities times the exact 91-nearest-neighbour search and
+// the perplexity calibration on 128-D Gaussian mixture data.
+func BenchmarkTSNEAffinities(b *testing.B) {
+	for _, n := range []int{10000, 50000} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			x, _ := gaussianMixture(n, 128, 20, 1)
+			pool := newTSNEPool(1)
+			defer pool.close()
+			b.ResetTimer()
+			cpu0 := cpuSeconds()
+			for i := 0; i < b.N; i++ {
+				if _, _, err := tsneAffinities(context.Background(), pool, x.RawMatrix().Data, n, 128, 91, 30); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/op")
+		})
+	}
+}

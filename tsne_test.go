@@ -1,0 +1,509 @@
+package style
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"gonum.org/v1/gonum/mat"
+)
+
+// loadDigits reads testdata/digits.csv (label, then 64 pixels per row).
+func loadDigits(t testing.TB) (*mat.Dense, []int) {
+	t.Helper()
+	f, err := os.Open("testdata/digits.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs = recs[1:]
+	x := mat.NewDense(len(recs), len(recs[0])-1, nil)
+	labels := make([]int, len(recs))
+	for i, r := range recs {
+		labels[i], _ = strconv.Atoi(r[0])
+		for j, v := range r[1:] {
+			fv, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("digits.csv line %d: %v", i+2, err)
+			}
+			x.Set(i, j, fv)
+		}
+	}
+	return x, labels
+}
+
+// testState builds an optimisation state on random data and a random
+// embedding, for gradient comparisons.
+func testState(t testing.TB, n, dims int, method TSNEMethod, theta float64, workers int) *tsneState {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	d := 10
+	data := make([]float64, n*d)
+	for i := range data {
+		data[i] = rng.NormFloat64() + float64(i/d%5)
+	}
+	c, err := TSNE{Dims: dims, Method: method, Workers: workers, Perplexity: 10}.config(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.theta = theta
+	pool := newTSNEPool(workers)
+	t.Cleanup(pool.close)
+	P, _, err := tsneAffinities(context.Background(), pool, data, n, d, 31, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	P.setPLogP()
+	y := make([]float64, n*dims)
+	for i := range y {
+		y[i] = 5 * rng.NormFloat64()
+	}
+	s := newTSNEState(c, P, y, n, pool)
+	s.exag = 1
+	return s
+}
+
+func relErr(a, b []float64) float64 {
+	var num, den float64
+	for i := range a {
+		num += (a[i] - b[i]) * (a[i] - b[i])
+		den += b[i] * b[i]
+	}
+	return math.Sqrt(num / den)
+}
+
+func TestTSNEGradientMatchesExact(t *testing.T) {
+	for _, dims := range []int{2, 3} {
+		exact := testState(t, 500, dims, TSNEExact, 0.5, 2)
+		exact.gradient()
+		ref := slices.Clone(exact.grad)
+		refZ := exact.z
+
+		// theta = 0 opens every cell: the same sums in another order, so
+		// agreement to rounding (1e-10 relative, far above 1e-16 rounding).
+		bh0 := testState(t, 500, dims, TSNEBarnesHut, 0, 2)
+		bh0.gradient()
+		if e := relErr(bh0.grad, ref); e > 1e-10 {
+			t.Errorf("dims %d: theta 0 gradient differs from exact by %.3g relative", dims, e)
+		}
+		if e := math.Abs(bh0.z-refZ) / refZ; e > 1e-10 {
+			t.Errorf("dims %d: theta 0 normalisation differs by %.3g relative", dims, e)
+		}
+		// theta = 0.5: the usual Barnes-Hut accuracy, a few percent.
+		bh := testState(t, 500, dims, TSNEBarnesHut, 0.5, 2)
+		bh.gradient()
+		e := relErr(bh.grad, ref)
+		t.Logf("dims %d: theta 0.5 gradient relative error %.4f", dims, e)
+		if e > 0.03 {
+			t.Errorf("dims %d: theta 0.5 gradient differs from exact by %.3g relative, want < 0.03", dims, e)
+		}
+	}
+	// FFT-accelerated interpolation: 3 nodes per box of width <= 1, as
+	// FIt-SNE, give errors of the order of the Barnes-Hut ones at theta
+	// 0.5 (about 1%), and a normalisation within 0.1%.
+	exact := testState(t, 2000, 2, TSNEExact, 0.5, 2)
+	exact.gradient()
+	fft := testState(t, 2000, 2, TSNEFFT, 0.5, 2)
+	fft.gradient()
+	e := relErr(fft.grad, exact.grad)
+	ez := math.Abs(fft.z-exact.z) / exact.z
+	t.Logf("fft: gradient relative error %.2e, normalisation %.2e", e, ez)
+	if e > 0.02 || ez > 0.001 {
+		t.Errorf("fft gradient relative error %.3g, normalisation %.3g, want < 0.02 and < 0.001", e, ez)
+	}
+}
+
+func TestTSNEPerplexityRows(t *testing.T) {
+	x, _ := loadDigits(t)
+	n, d := x.Dims()
+	data := slices.Clone(x.RawMatrix().Data)
+	tree := newBallTree(data, n, d)
+	k := 91
+	task := &knnAffinityTask{ctx: context.Background(), tree: tree, k: k, perplexity: 30,
+		nbr: make([]int32, n*k), cond: make([]float64, n*k)}
+	task.run(0, n)
+	want := math.Log(30)
+	brute := make([]float64, n)
+	for i := 0; i < n; i++ {
+		p := task.cond[i*k : (i+1)*k]
+		h, sum := 0.0, 0.0
+		for _, v := range p {
+			sum += v
+			if v > 0 {
+				h -= v * math.Log(v)
+			}
+		}
+		// Entropy within the bisection tolerance 1e-5 (plus rounding).
+		if math.Abs(h-want) > 1.1e-5 || math.Abs(sum-1) > 1e-12 {
+			t.Fatalf("row %d: entropy %.8f want %.8f, sum %.15f", i, h, want, sum)
+		}
+		// Exact neighbours: compare the k-th distance with brute force
+		// on a sample of rows.
+		if i%97 == 0 {
+			for j := 0; j < n; j++ {
+				brute[j] = sqDist(data[i*d:(i+1)*d], data[j*d:(j+1)*d])
+			}
+			brute[i] = math.Inf(1)
+			slices.Sort(brute)
+			got := sqDist(data[i*d:(i+1)*d], data[int(task.nbr[i*k+k-1])*d:][:d])
+			if got != brute[k-1] {
+				t.Fatalf("row %d: k-th neighbour at squared distance %v, brute force %v", i, got, brute[k-1])
+			}
+		}
+	}
+}
+
+// trustworthiness is scikit-learn's sklearn.manifold.trustworthiness with
+// Euclidean distances.
+func trustworthiness(x, y *mat.Dense, k int) float64 {
+	n, _ := x.Dims()
+	rank := make([]int, n)
+	order := make([]int, n)
+	dx := make([]float64, n)
+	dy := make([]float64, n)
+	sum := 0.0
+	for i := 0; i < n; i++ {
+		for j := 0; j < n; j++ {
+			dx[j] = sqDist(x.RawRowView(i), x.RawRowView(j))
+			dy[j] = sqDist(y.RawRowView(i), y.RawRowView(j))
+			order[j] = j
+		}
+		dx[i], dy[i] = -1, -1
+		slices.SortStableFunc(order, func(a, b int) int { return cmpFloat(dx[a], dx[b]) })
+		for r, j := range order {
+			rank[j] = r // self has rank 0
+		}
+		for j := range order {
+			order[j] = j
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return cmpFloat(dy[a], dy[b]) })
+		for _, j := range order[1 : k+1] {
+			if r := rank[j]; r > k {
+				sum += float64(r - k)
+			}
+		}
+	}
+	return 1 - sum*2/(float64(n)*float64(k)*(2*float64(n)-3*float64(k)-1))
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// knnAccuracy is the mean 5-fold cross-validated accuracy of a 10-nearest-
+// neighbour majority vote (ties to the smallest label, as scikit-learn's
+// KNeighborsClassifier), with stratified folds: the samples of each class
+// are cut into 5 consecutive blocks, as StratifiedKFold without shuffling
+// does up to the exact block boundaries.
+func knnAccuracy(y *mat.Dense, labels []int, k, folds int) float64 {
+	n := len(labels)
+	fold := make([]int, n)
+	byClass := map[int][]int{}
+	for i, l := range labels {
+		byClass[l] = append(byClass[l], i)
+	}
+	for _, idx := range byClass {
+		for r, i := range idx {
+			fold[i] = r * folds / len(idx)
+		}
+	}
+	acc := 0.0
+	type nd struct {
+		d float64
+		j int
+	}
+	for f := 0; f < folds; f++ {
+		correct, total := 0, 0
+		for i := 0; i < n; i++ {
+			if fold[i] != f {
+				continue
+			}
+			var cand []nd
+			for j := 0; j < n; j++ {
+				if fold[j] != f {
+					cand = append(cand, nd{sqDist(y.RawRowView(i), y.RawRowView(j)), j})
+				}
+			}
+			slices.SortStableFunc(cand, func(a, b nd) int { return cmpFloat(a.d, b.d) })
+			votes := map[int]int{}
+			for _, c := range cand[:k] {
+				votes[labels[c.j]]++
+			}
+			best, bestN := -1, -1
+			for l, v := range votes {
+				if v > bestN || (v == bestN && l < best) {
+					best, bestN = l, v
+				}
+			}
+			if best == labels[i] {
+				correct++
+			}
+			total++
+		}
+		acc += float64(correct) / float64(total)
+	}
+	return acc / float64(folds)
+}
+
+// TestTSNEDigits checks quality on real data against scikit-learn 1.9.1 at
+// the same settings (perplexity 30, theta 0.5, 1,000 iterations, learning
+// rate auto): the final KL divergence must be no worse than scikit-learn's
+// (plus 0.5% for the run-to-run spread of t-SNE across seeds, since the
+// random streams cannot be the same), trustworthiness(10) at least 0.99
+// and 5-fold 10-NN accuracy at least 0.96.
+func TestTSNEDigits(t *testing.T) {
+	x, labels := loadDigits(t)
+	raw, err := os.ReadFile("testdata/tsne_digits_sklearn.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type sk struct {
+		KL    float64 `json:"kl"`
+		Trust float64 `json:"trustworthiness10"`
+		Acc   float64 `json:"knn10_cv_acc"`
+		Secs  float64 `json:"seconds_1thread"`
+	}
+	var refs struct {
+		PCA    sk `json:"pca"`
+		Random sk `json:"random"`
+	}
+	if err := json.Unmarshal(raw, &refs); err != nil {
+		t.Fatal(err)
+	}
+	ref := map[string]sk{"pca": refs.PCA, "random": refs.Random}
+	for _, tc := range []struct {
+		name string
+		init TSNEInit
+	}{{"pca", TSNEInitPCA}, {"random", TSNEInitRandom}} {
+		start := time.Now()
+		r, err := TSNE{Init: tc.init, Seed: 1}.Fit(context.Background(), x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secs := time.Since(start).Seconds()
+		tw := trustworthiness(x, r.Y, 10)
+		acc := knnAccuracy(r.Y, labels, 10, 5)
+		s := ref[tc.name]
+		t.Logf("%-6s  KL %.4f (sklearn %.4f)  trust10 %.4f (%.4f)  10-NN acc %.4f (%.4f)  %.2f s (%.2f s)",
+			tc.name, r.KL, s.KL, tw, s.Trust, acc, s.Acc, secs, s.Secs)
+		if r.KL > s.KL*1.005 {
+			t.Errorf("%s: KL %.4f worse than scikit-learn's %.4f", tc.name, r.KL, s.KL)
+		}
+		if tw < 0.99 {
+			t.Errorf("%s: trustworthiness %.4f < 0.99", tc.name, tw)
+		}
+		if acc < 0.96 {
+			t.Errorf("%s: 10-NN accuracy %.4f < 0.96", tc.name, acc)
+		}
+		if r.Iterations != 1000 {
+			t.Errorf("%s: %d iterations, want 1000", tc.name, r.Iterations)
+		}
+	}
+}
+
+// TestTSNEDeterministic checks that the embedding is bit-identical for 1
+// and 2 workers, for each method.
+func TestTSNEDeterministic(t *testing.T) {
+	x, _ := loadDigits(t)
+	x = mat.DenseCopyOf(x.Slice(0, 600, 0, 64))
+	for _, m := range []TSNEMethod{TSNEBarnesHut, TSNEFFT, TSNEExact} {
+		cfg := TSNE{Seed: 7, Iterations: 120, ExaggerationIterations: 60, Method: m, Init: TSNEInitRandom}
+		cfg.Workers = 1
+		a, err := cfg.Fit(context.Background(), x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Workers = 2
+		b, err := cfg.Fit(context.Background(), x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !mat.Equal(a.Y, b.Y) || a.KL != b.KL {
+			t.Errorf("method %d: embeddings differ between 1 and 2 workers", m)
+		}
+		cfg.Seed = 8
+		c, err := cfg.Fit(context.Background(), x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mat.Equal(a.Y, c.Y) {
+			t.Errorf("method %d: seeds 7 and 8 gave the same embedding", m)
+		}
+	}
+}
+
+func TestTSNE3D(t *testing.T) {
+	x, labels := loadDigits(t)
+	x = mat.DenseCopyOf(x.Slice(0, 500, 0, 64))
+	r, err := TSNE{Dims: 3, Seed: 1, Iterations: 500}.Fit(context.Background(), x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rr, cc := r.Y.Dims(); rr != 500 || cc != 3 {
+		t.Fatalf("got %dx%d, want 500x3", rr, cc)
+	}
+	// A 3-D embedding of digits separates the classes as well as 2-D.
+	if acc := knnAccuracy(r.Y, labels[:500], 10, 5); acc < 0.9 {
+		t.Errorf("3-D 10-NN accuracy %.3f < 0.9", acc)
+	}
+}
+
+func TestTSNEErrors(t *testing.T) {
+	ctx := context.Background()
+	good := mat.NewDense(40, 3, nil)
+	rng := rand.New(rand.NewPCG(3, 3))
+	for i := 0; i < 40; i++ {
+		for j := 0; j < 3; j++ {
+			good.Set(i, j, rng.NormFloat64())
+		}
+	}
+	nan := mat.DenseCopyOf(good)
+	nan.Set(5, 1, math.NaN())
+	inf := mat.DenseCopyOf(good)
+	inf.Set(7, 2, math.Inf(-1))
+	same := mat.NewDense(40, 3, nil)
+	for i := 0; i < 40; i++ {
+		same.SetRow(i, []float64{1, 2, 3})
+	}
+	for _, tc := range []struct {
+		name  string
+		cfg   TSNE
+		x     *mat.Dense
+		input bool // expect ErrTSNEInput
+	}{
+		{"too few points", TSNE{}, good, true}, // 40 <= 30? no: perplexity 30 < 40 is fine, see below
+		{"perplexity >= N", TSNE{Perplexity: 40}, good, true},
+		{"NaN", TSNE{Perplexity: 5}, nan, true},
+		{"Inf", TSNE{Perplexity: 5}, inf, true},
+		{"zero variance", TSNE{Perplexity: 5}, same, true},
+		{"negative perplexity", TSNE{Perplexity: -1}, good, false},
+		{"negative theta", TSNE{Theta: -0.5}, good, false},
+		{"dims 4", TSNE{Dims: 4}, good, false},
+		{"dims 1", TSNE{Dims: 1}, good, false},
+		{"fft in 3-D", TSNE{Dims: 3, Method: TSNEFFT}, good, false},
+		{"negative learning rate", TSNE{LearningRate: -1}, good, false},
+		{"negative workers", TSNE{Workers: -2}, good, false},
+	} {
+		if tc.name == "too few points" {
+			tc.x = mat.DenseCopyOf(good.Slice(0, 30, 0, 3))
+		}
+		_, err := tc.cfg.Fit(ctx, tc.x)
+		if err == nil {
+			t.Errorf("%s: no error", tc.name)
+			continue
+		}
+		if errors.Is(err, ErrTSNEInput) != tc.input {
+			t.Errorf("%s: errors.Is(err, ErrTSNEInput) = %v: %v", tc.name, !tc.input, err)
+		}
+	}
+	// Small but valid input gives finite output.
+	y, err := TSNE{Perplexity: 5, Iterations: 100}.Embed(ctx, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range y.RawMatrix().Data {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			t.Fatal("non-finite embedding")
+		}
+	}
+}
+
+func TestTSNECancel(t *testing.T) {
+	x, _ := loadDigits(t)
+	// Cancelled before the start: returns at once.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := (TSNE{}).Fit(ctx, x); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled context: err = %v", err)
+	}
+	// Cancelled from the progress callback during the iterations.
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	last := int64(0)
+	_, err := TSNE{Progress: func(p Progress) {
+		last = p.Done
+		if p.Stage != "tsne" || p.Total != 1000 {
+			t.Errorf("progress %+v", p)
+		}
+		if p.Done == 10 {
+			cancel()
+		}
+	}}.Fit(ctx, x)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if last != 10 {
+		t.Errorf("ran to iteration %d after cancelling at 10", last)
+	}
+}
+
+// TestTSNEIterationNoAlloc checks that a steady-state iteration (gradient
+// and update) allocates nothing, for each method.
+func TestTSNEIterationNoAlloc(t *testing.T) {
+	for _, m := range []TSNEMethod{TSNEBarnesHut, TSNEFFT, TSNEExact} {
+		s := testState(t, 1000, 2, m, 0.5, 2)
+		s.gradient() // grow the buffers
+		allocs := testing.AllocsPerRun(5, func() {
+			s.gradient()
+			s.pool.run(&s.updT, s.n, 512)
+		})
+		if allocs != 0 {
+			t.Errorf("method %d: %.1f allocations per iteration", m, allocs)
+		}
+	}
+}
+
+// TestFFTPlan checks the single-precision radix-2/3 FFT against the naive
+// DFT in double precision (float32 rounding over log n stages: 1e-6
+// relative) and the inverse round trip.
+func TestFFTPlan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, n := range []int{2, 4, 8, 64, 512, 6, 12, 96, 768} {
+		x := make([]complex64, n)
+		for i := range x {
+			x[i] = complex(float32(rng.NormFloat64()), float32(rng.NormFloat64()))
+		}
+		got := slices.Clone(x)
+		p := newFFTPlan(n)
+		scratch := make([]complex64, n)
+		p.forward(got, scratch)
+		var num, den float64
+		for k := 0; k < n; k++ {
+			var want complex128
+			for j := 0; j < n; j++ {
+				s, c := math.Sincos(-2 * math.Pi * float64(j*k%n) / float64(n))
+				want += complex128(x[j]) * complex(c, s)
+			}
+			d := complex128(got[k]) - want
+			num += real(d)*real(d) + imag(d)*imag(d)
+			den += real(want)*real(want) + imag(want)*imag(want)
+		}
+		if e := math.Sqrt(num / den); e > 1e-6 {
+			t.Errorf("n=%d: forward FFT relative error %.3g", n, e)
+		}
+		p.inverse(got, scratch)
+		for i := range got {
+			if d := complex128(got[i])/complex(float64(n), 0) - complex128(x[i]); math.Hypot(real(d), imag(d)) > 1e-5 {
+				t.Fatalf("n=%d: round trip differs at %d by %v", n, i, d)
+			}
+		}
+	}
+}
