@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	perplexity := fl.Float64("perplexity", 30, "t-SNE perplexity: the effective number of neighbours")
 	iterations := fl.Int("iterations", 1000, "t-SNE gradient steps")
 	seed := fl.Uint64("seed", 1, "t-SNE seed")
-	initFlag := fl.String("init", "auto", "t-SNE initial embedding: pca, random, or auto (pca up to 256 values per item, random above, where the principal components cost too much)")
+	initFlag := fl.String("init", "pca", "t-SNE initial embedding: pca or random")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "Usage: tsne -images DIR [-meta CSV] [-weights FILE] [-head FILE] [flags]\n\n")
 		fl.PrintDefaults()
@@ -81,8 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *width <= 0 || *height <= 0 || *thumb <= 0 || *plotW <= 0 || *plotH <= 0 {
 		return errors.New("-width, -height, -thumb, -scatter-width and -scatter-height must be positive")
 	}
-	if *initFlag != "auto" && *initFlag != "pca" && *initFlag != "random" {
-		return fmt.Errorf("-init %q: want pca, random or auto", *initFlag)
+	if *initFlag != "pca" && *initFlag != "random" {
+		return fmt.Errorf("-init %q: want pca or random", *initFlag)
 	}
 	if *perplexity <= 0 || *iterations <= 0 {
 		return errors.New("-perplexity and -iterations must be positive")
@@ -120,11 +120,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	initMode := style.TSNEInitPCA
-	if *initFlag == "random" || *initFlag == "auto" && dim > 256 {
+	if *initFlag == "random" {
 		initMode = style.TSNEInitRandom
-		*initFlag = "random"
-	} else {
-		*initFlag = "pca"
 	}
 	ts := style.TSNE{Perplexity: *perplexity, Iterations: *iterations, Seed: *seed, Init: initMode, Workers: mf.workers, Progress: bars.Update}
 	start := time.Now()

@@ -69,7 +69,7 @@ func TestRunTSNE(t *testing.T) {
 		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
 	}
 	out := stdout.String()
-	for _, want := range []string{"NOTE: no -weights given", "embedding: none (no -head)", "random init"} {
+	for _, want := range []string{"NOTE: no -weights given", "embedding: none (no -head)", "pca init"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
