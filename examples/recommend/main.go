@@ -45,8 +45,8 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("recommend", flag.ContinueOnError)
 	fl.SetOutput(stderr)
-	var mf modelFlags
-	mf.register(fl, "catalog.bin", "articleType")
+	var mf cli.ModelFlags
+	mf.Register(fl, "catalog.bin", "articleType")
 	query := fl.String("query", "", "item ID (file name, with or without extension) or image file to find matches for; empty: only index")
 	k := fl.Int("k", 5, "number of matches")
 	otherCat := fl.Bool("other-category", false, "leave out items of the query's category (no shoes for shoes)")
@@ -69,8 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-thumb %d: must be between 1 and 1024", *thumb)
 	}
 
-	bars := cli.NewBars(stderr, mf.noProgress)
-	m, err := openModel(ctx, &mf, stdout, stderr, bars)
+	bars := cli.NewBars(stderr, mf.NoProgress)
+	m, err := cli.OpenModel(ctx, &mf, stdout, stderr, bars)
 	if err != nil {
 		return err
 	}
@@ -86,30 +86,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		qimg    image.Image
 		qlabel  string
 		qcat    string
-		qID     = findItem(m.cat, mf.images, *query)
+		qID     = findItem(m.Cat, mf.Images, *query)
 	)
 	if qID != "" {
-		i, _ := m.cat.Index(qID)
-		qcat = m.cat.Item(i).Category
-		if matches, err = m.cat.RecommendItem(qID, *k, &style.RecommendOptions{ExcludeSameCategory: *otherCat}); err != nil {
+		i, _ := m.Cat.Index(qID)
+		qcat = m.Cat.Item(i).Category
+		if matches, err = m.Cat.RecommendItem(qID, *k, &style.RecommendOptions{ExcludeSameCategory: *otherCat}); err != nil {
 			return err
 		}
-		qimg, _ = style.OpenImage(ctx, m.src, qID)
+		qimg, _ = style.OpenImage(ctx, m.Src, qID)
 		qlabel = qID
 		fmt.Fprintf(stdout, "query: catalogue item %s (%s)\n", qID, orNone(qcat))
 	} else {
 		if qimg, err = style.LoadImage(*query); err != nil {
 			return fmt.Errorf("-query %q is not an item of the catalogue, and not a readable image: %w", *query, err)
 		}
-		feat, err := m.fx.Features(qimg)
+		feat, err := m.FX.Features(qimg)
 		if err != nil {
 			return err
 		}
 		vec := feat
-		if m.head != nil {
-			vec = m.head.Embed(feat)
+		if m.Head != nil {
+			vec = m.Head.Embed(feat)
 		}
-		qcat = m.category(*query)
+		qcat = m.Category(*query)
 		fmt.Fprintf(stdout, "query: image file %s (%s)\n", *query, orNone(qcat))
 		opts := &style.RecommendOptions{}
 		if *otherCat {
@@ -118,12 +118,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			opts.ExcludeCategory = qcat
 		}
-		matches = m.cat.Recommend(vec, *k, opts)
+		matches = m.Cat.Recommend(vec, *k, opts)
 		qlabel = filepath.Base(*query)
 	}
 
 	what := "most compatible"
-	if m.head == nil {
+	if m.Head == nil {
 		what = "most similar (raw features)"
 	}
 	excl := ""
@@ -145,7 +145,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	labels := make([]string, 0, 1+len(matches))
 	labels = append(labels, "query\n"+qlabel+"\n"+orNone(qcat))
 	for i, mt := range matches {
-		img, err := style.OpenImage(ctx, m.src, mt.ID)
+		img, err := style.OpenImage(ctx, m.Src, mt.ID)
 		if err != nil {
 			fmt.Fprintf(stderr, "contact sheet: %v\n", err) // drawn as a grey box
 		}
@@ -167,7 +167,7 @@ func findItem(c *style.Catalog, images, query string) string {
 	if _, ok := c.Index(query); ok {
 		return query
 	}
-	for _, ext := range imageExts {
+	for _, ext := range cli.ImageExts {
 		if _, ok := c.Index(query + ext); ok {
 			return query + ext
 		}

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/stylespace/style"
+	"github.com/stylespace/style/examples/internal/cli"
 )
 
 // fashionDir returns ../shared/fashion seen from the repository root, or
@@ -113,7 +114,7 @@ func bruteForce(c *style.Catalog, q []float32, k int, keep func(style.Item) bool
 func TestRunRecommend(t *testing.T) {
 	fashion := fashionDir(t)
 	images := filepath.Join(fashion, "images")
-	names, err := listImages(images)
+	names, err := cli.ListImages(images)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +224,7 @@ func TestRunRecommendHead(t *testing.T) {
 	dir := t.TempDir()
 	headPath := writeHead(t, dir, 7)
 	catalog := filepath.Join(dir, "catalog.bin")
-	names, err := listImages(images)
+	names, err := cli.ListImages(images)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,8 +45,8 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("tsne", flag.ContinueOnError)
 	fl.SetOutput(stderr)
-	var mf modelFlags
-	mf.register(fl, "", "subCategory")
+	var mf cli.ModelFlags
+	mf.Register(fl, "", "subCategory")
 	mapPath := fl.String("map", "tsne_map.png", "the map of thumbnails, a PNG file")
 	scatterPath := fl.String("scatter", "tsne_scatter.png", "the scatter plot coloured by category, a PNG file; empty: none")
 	width := fl.Int("width", 2000, "width of the map in pixels")
@@ -88,8 +88,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New("-perplexity and -iterations must be positive")
 	}
 
-	bars := cli.NewBars(stderr, mf.noProgress)
-	m, err := openModel(ctx, &mf, stdout, stderr, bars)
+	bars := cli.NewBars(stderr, mf.NoProgress)
+	m, err := cli.OpenModel(ctx, &mf, stdout, stderr, bars)
 	if err != nil {
 		return err
 	}
@@ -97,12 +97,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	// The listed images that made it into the catalogue, in name order.
 	var idx []int
-	for _, n := range m.names {
-		if i, ok := m.cat.Index(n); ok {
+	for _, n := range m.Names {
+		if i, ok := m.Cat.Index(n); ok {
 			idx = append(idx, i)
 		}
 	}
-	n, dim := len(idx), m.cat.Dim()
+	n, dim := len(idx), m.Cat.Dim()
 	if n < 4 || float64(n) <= *perplexity {
 		return fmt.Errorf("%d images embedded: t-SNE with perplexity %g needs more (lower -perplexity or index more images)", n, *perplexity)
 	}
@@ -110,12 +110,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	row := make([]float32, dim)
 	cats := make([]string, n)
 	for r, i := range idx {
-		m.cat.FeatureTo(row, i)
+		m.Cat.FeatureTo(row, i)
 		for j, v := range row {
 			x.Set(r, j, float64(v))
 		}
-		if cats[r] = m.category(m.cat.Item(i).ID); cats[r] == "" {
-			cats[r] = m.cat.Item(i).Category
+		if cats[r] = m.Category(m.Cat.Item(i).ID); cats[r] == "" {
+			cats[r] = m.Cat.Item(i).Category
 		}
 	}
 
@@ -123,7 +123,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *initFlag == "random" {
 		initMode = style.TSNEInitRandom
 	}
-	ts := style.TSNE{Perplexity: *perplexity, Iterations: *iterations, Seed: *seed, Init: initMode, Workers: mf.workers, Progress: bars.Update}
+	ts := style.TSNE{Perplexity: *perplexity, Iterations: *iterations, Seed: *seed, Init: initMode, Workers: mf.Workers, Progress: bars.Update}
 	start := time.Now()
 	res, err := ts.Fit(ctx, x)
 	bars.Finish()
@@ -135,10 +135,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	ids := make([]string, n)
 	for r, i := range idx {
-		ids[r] = m.cat.Item(i).ID
+		ids[r] = m.Cat.Item(i).ID
 	}
 	thumbOf := func(r int) (image.Image, error) {
-		img, err := style.OpenImage(ctx, m.src, ids[r])
+		img, err := style.OpenImage(ctx, m.Src, ids[r])
 		if err != nil {
 			fmt.Fprintf(stderr, "map: leaving out %s: %v\n", ids[r], err)
 			return nil, nil
@@ -155,14 +155,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	if *scatterPath != "" {
 		title := "t-SNE of the style space"
-		if m.head == nil {
+		if m.Head == nil {
 			title = "t-SNE of raw image features (no head)"
 		}
 		if err := style.PlotScatter(*scatterPath, res.Y, cats, &style.PlotOptions{Title: title, Width: *plotW, Height: *plotH}); err != nil {
 			return err
 		}
-		what := "categories: " + mf.catColumn
-		if mf.meta == "" {
+		what := "categories: " + mf.CatColumn
+		if mf.Meta == "" {
 			what = "categories stored in the catalogue"
 		}
 		fmt.Fprintf(stdout, "scatter plot: %s (%dx%d pixels, %s)\n", *scatterPath, *plotW, *plotH, what)
