@@ -107,7 +107,7 @@ func ExampleTSNE_Embed() {
 	x := mat.NewDense(n, dim, nil)
 	for i := range n {
 		for j := range dim {
-			v := math.Sin(float64(i*dim+j)) // deterministic jitter
+			v := math.Sin(float64(i*dim + j)) // deterministic jitter
 			if i < n/2 && j == 0 {
 				v += 20 // the first group is far along the first axis
 			}

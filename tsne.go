@@ -340,48 +340,29 @@ func pcaInit(data []float64, n, d, dims int) []float64 {
 			xc.Set(i, j, data[i*d+j]-mean[j])
 		}
 	}
-	var cov mat.SymDense
-	cov.SymOuterK(1, xc.T())
-	var eig mat.EigenSym
+	comps := principalComponents(xc, dims)
 	y := make([]float64, n*dims)
-	if !eig.Factorize(&cov, true) {
-		// Fall back to the first coordinates; cannot happen for finite data.
-		for i := 0; i < n; i++ {
-			for a := 0; a < dims; a++ {
-				y[i*dims+a] = xc.At(i, a%d)
+	for _, v := range comps {
+		big := 0.0
+		for _, x := range v {
+			if math.Abs(x) > math.Abs(big) {
+				big = x
 			}
 		}
-	} else {
-		var vecs mat.Dense
-		eig.VectorsTo(&vecs)
-		// Eigenvalues are in ascending order: take the last dims columns.
-		comps := make([][]float64, dims)
+		if big < 0 {
+			for j := range v {
+				v[j] = -v[j]
+			}
+		}
+	}
+	for i := 0; i < n; i++ {
+		row := xc.RawRowView(i)
 		for a := 0; a < dims; a++ {
-			col := d - 1 - a
-			v := make([]float64, d)
-			big := 0.0
-			for j := 0; j < d; j++ {
-				v[j] = vecs.At(j, col)
-				if math.Abs(v[j]) > math.Abs(big) {
-					big = v[j]
-				}
+			s := 0.0
+			for j, v := range comps[a] {
+				s += row[j] * v
 			}
-			if big < 0 {
-				for j := range v {
-					v[j] = -v[j]
-				}
-			}
-			comps[a] = v
-		}
-		for i := 0; i < n; i++ {
-			row := xc.RawRowView(i)
-			for a := 0; a < dims; a++ {
-				s := 0.0
-				for j, v := range comps[a] {
-					s += row[j] * v
-				}
-				y[i*dims+a] = s
-			}
+			y[i*dims+a] = s
 		}
 	}
 	var m, ss float64
@@ -715,5 +696,108 @@ func (p *tsnePool) close() {
 	if p.jobs != nil {
 		close(p.jobs)
 		p.done.Wait()
+	}
+}
+
+// pcaExactMaxDim is the largest dimension whose covariance matrix
+// principalComponents decomposes exactly; above it, subspace iteration
+// finds the leading components in O(n·d) per step instead of O(d³).
+const pcaExactMaxDim = 256
+
+// principalComponents returns the first k principal axes (unit vectors of
+// length d, largest variance first) of the centred n x d matrix xc.
+func principalComponents(xc *mat.Dense, k int) [][]float64 {
+	n, d := xc.Dims()
+	comps := make([][]float64, k)
+	if d <= pcaExactMaxDim {
+		var cov mat.SymDense
+		cov.SymOuterK(1, xc.T())
+		var eig mat.EigenSym
+		if eig.Factorize(&cov, true) {
+			var vecs mat.Dense
+			eig.VectorsTo(&vecs)
+			// Eigenvalues are in ascending order: take the last k columns.
+			for a := range comps {
+				comps[a] = mat.Col(nil, d-1-a, &vecs)
+			}
+			return comps
+		}
+	}
+	// Block subspace iteration with a few extra vectors, started from a
+	// fixed pseudo-random basis so the result is deterministic, followed
+	// by a Rayleigh-Ritz step. The gap between the leading variances and
+	// the rest makes it converge in a few steps; the components only seed
+	// the optimisation, so a direction good to ~1e-6 is plenty.
+	p := min(k+8, d, n)
+	rng := rand.New(rand.NewPCG(0x9ca, 1))
+	q := mat.NewDense(d, p, nil)
+	for i := 0; i < d; i++ {
+		for j := 0; j < p; j++ {
+			q.Set(i, j, rng.NormFloat64())
+		}
+	}
+	orthonormalize(q)
+	var b mat.Dense
+	for range 12 {
+		b.Mul(xc, q)
+		q.Mul(xc.T(), &b)
+		orthonormalize(q)
+	}
+	b.Mul(xc, q)
+	var s mat.SymDense
+	s.SymOuterK(1, b.T())
+	var eig mat.EigenSym
+	if !eig.Factorize(&s, true) {
+		for a := range comps {
+			comps[a] = mat.Col(nil, a, q)
+		}
+		return comps
+	}
+	var w mat.Dense
+	eig.VectorsTo(&w)
+	for a := range comps {
+		var v mat.VecDense
+		v.MulVec(q, w.ColView(p-1-a))
+		comps[a] = v.RawVector().Data
+	}
+	return comps
+}
+
+// orthonormalize makes the columns of q orthonormal in place by modified
+// Gram-Schmidt, run twice for accuracy. A column that vanishes (q of
+// lower rank) is left at zero.
+func orthonormalize(q *mat.Dense) {
+	d, p := q.Dims()
+	col := make([][]float64, p)
+	for j := range col {
+		col[j] = mat.Col(nil, j, q)
+	}
+	for range 2 {
+		for j := range col {
+			for i := range j {
+				dot := 0.0
+				for r := range d {
+					dot += col[i][r] * col[j][r]
+				}
+				for r := range d {
+					col[j][r] -= dot * col[i][r]
+				}
+			}
+			norm := 0.0
+			for _, x := range col[j] {
+				norm += x * x
+			}
+			norm = math.Sqrt(norm)
+			for r := range col[j] {
+				if norm > 0 {
+					col[j][r] /= norm
+				} else {
+					col[j][r] = 0
+				}
+			}
+		}
+	}
+	for j := range col {
+		q.SetCol(j, col[j])
 	}
 }

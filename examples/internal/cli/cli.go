@@ -85,6 +85,7 @@ var stageNames = map[string]string{
 	"features": "features   ",
 	"train":    "training   ",
 	"tsne":     "t-SNE      ",
+	"index":    "indexing   ",
 }
 
 // Update shows p (every call is drawn: the library reports at most once

@@ -1,0 +1,220 @@
+package cli
+
+// The model and catalogue flags of examples/recommend and examples/tsne, and
+// the indexing of a folder into a catalogue.
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/stylespace/style"
+)
+
+// ModelFlags are the flags choosing the images, the model and the catalogue.
+type ModelFlags struct {
+	Images     string
+	Meta       string
+	IDColumn   string
+	CatColumn  string
+	Weights    string
+	Head       string
+	Catalog    string
+	Seed       uint64
+	Divisor    int
+	Limit      int
+	Workers    int
+	Winograd   bool
+	NoProgress bool
+}
+
+// Register defines the flags on fl, with the given defaults for -catalog
+// and -category-column.
+func (m *ModelFlags) Register(fl *flag.FlagSet, catalogDefault, categoryDefault string) {
+	fl.StringVar(&m.Images, "images", "", "folder of product images to index (JPEG, PNG or GIF, searched recursively)")
+	fl.StringVar(&m.Meta, "meta", "", "optional CSV file giving each image's category, e.g. ../shared/fashion/styles.csv")
+	fl.StringVar(&m.IDColumn, "id-column", "id", "column of -meta holding the image ID (the file name without extension, or with it)")
+	fl.StringVar(&m.CatColumn, "category-column", categoryDefault, "column of -meta holding the category (e.g. articleType, subCategory, masterCategory)")
+	fl.StringVar(&m.Weights, "weights", "", "VGG16 weight file (.safetensors or torchvision .pth); empty: a generated network, NOT ImageNet features")
+	fl.StringVar(&m.Head, "head", "", "trained siamese head (.safetensors from examples/train); empty: compare raw features (visual similarity, not learned style)")
+	fl.StringVar(&m.Catalog, "catalog", catalogDefault, "catalogue file: reused and completed if it exists, written after indexing; empty: keep it in memory only")
+	fl.Uint64Var(&m.Seed, "weights-seed", 1, "seed of the generated network (without -weights)")
+	fl.IntVar(&m.Divisor, "divisor", 8, "width divisor of the generated network (without -weights): 1 is full VGG16, 8 is 8x narrower and ~50x faster")
+	fl.IntVar(&m.Limit, "limit", 0, "index only the first N images in name order (0: all)")
+	fl.IntVar(&m.Workers, "workers", 0, "images processed at once (0: number of CPUs)")
+	fl.BoolVar(&m.Winograd, "winograd", false, "use Winograd convolutions (faster, same accuracy)")
+	fl.BoolVar(&m.NoProgress, "no-progress", false, "do not draw progress bars")
+}
+
+// Model is what the flags select, with the catalogue built.
+type Model struct {
+	Src   *style.DirSource
+	FX    *style.VGG16
+	Head  *style.SiameseHead
+	Cats  map[string]string // ID column value -> category; nil without -meta
+	Cat   *style.Catalog
+	Names []string // the images listed in the folder (after -limit)
+}
+
+// Close releases the image folder.
+func (m *Model) Close() { m.Src.Close() }
+
+// ImageExts are the file extensions indexed.
+var ImageExts = []string{".jpg", ".jpeg", ".png", ".gif"}
+
+// ListImages returns the slash-separated paths of the images under dir, in
+// name order.
+func ListImages(dir string) ([]string, error) {
+	var names []string
+	err := fs.WalkDir(os.DirFS(dir), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() && slices.Contains(ImageExts, strings.ToLower(path.Ext(p))) {
+			names = append(names, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// Category returns the -meta category of an image name or file: the row
+// whose ID is its base name without extension, or with it.
+func (m *Model) Category(name string) string {
+	if m.Cats == nil {
+		return ""
+	}
+	base := path.Base(strings.ReplaceAll(name, `\`, "/"))
+	if c, ok := m.Cats[strings.TrimSuffix(base, path.Ext(base))]; ok {
+		return c
+	}
+	return m.Cats[base]
+}
+
+// OpenModel loads the weights, the head and the categories, lists the
+// images and builds or completes the catalogue, printing what it does on
+// stdout (honestly, when the model is generated), progress on bars and
+// failed images on stderr.
+func OpenModel(ctx context.Context, f *ModelFlags, stdout, stderr io.Writer, bars *Bars) (*Model, error) {
+	if f.Images == "" {
+		return nil, errors.New("-images is required: the folder of product images to index")
+	}
+	m := &Model{}
+	names, err := ListImages(f.Images)
+	if err != nil {
+		return nil, fmt.Errorf("listing images: %w", err)
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no JPEG, PNG or GIF images in %s", f.Images)
+	}
+	if f.Limit > 0 && f.Limit < len(names) {
+		names = names[:f.Limit]
+	}
+	m.Names = names
+	if m.Src, err = style.NewDirSource(f.Images); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			m.Src.Close()
+		}
+	}()
+
+	var modelDesc string
+	if f.Weights != "" {
+		if m.FX, err = LoadVGG16(f.Weights, f.Winograd); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(stdout, "model: VGG16 weights %s (%d features per image)\n", f.Weights, m.FX.FeatureLen())
+	} else {
+		if f.Divisor <= 0 || 64%f.Divisor != 0 {
+			return nil, fmt.Errorf("-divisor %d: must divide 64 (1, 2, 4, 8, 16, 32 or 64)", f.Divisor)
+		}
+		opts := &style.VGG16Options{}
+		if f.Winograd {
+			opts.Algorithm = style.ConvWinograd
+		}
+		if m.FX, err = style.NewVGG16(style.GenerateVGG16Weights(f.Seed, f.Divisor), opts); err != nil {
+			return nil, err
+		}
+		modelDesc = fmt.Sprintf("generated VGG16, seed %d, width divisor %d", f.Seed, f.Divisor)
+		fmt.Fprintf(stdout, "model: %s (%d features per image).\n", modelDesc, m.FX.FeatureLen())
+		fmt.Fprintln(stdout, "  NOTE: no -weights given, so the network's weights are generated from a formula, not")
+		fmt.Fprintln(stdout, "  learned on ImageNet: its features respond to colour, texture and shape only.")
+	}
+	if f.Head != "" {
+		if m.Head, err = style.LoadHead(f.Head); err != nil {
+			return nil, err
+		}
+		if err := m.Head.CheckBackbone(m.FX.Backbone()); err != nil {
+			return nil, fmt.Errorf("head %s does not fit these weights: %w", f.Head, err)
+		}
+		fmt.Fprintf(stdout, "embedding: siamese head %s (%d -> %d): distances are its style-space distances, smaller = more compatible\n", f.Head, m.Head.In(), m.Head.Out())
+	} else {
+		fmt.Fprintf(stdout, "embedding: none (no -head): items are compared by their raw features, so distances\n")
+		fmt.Fprintf(stdout, "  measure visual similarity under this network, not a learned style compatibility.\n")
+	}
+	if f.Meta != "" {
+		if m.Cats, err = style.ReadCategories(f.Meta, f.IDColumn, f.CatColumn); err != nil {
+			return nil, err
+		}
+	}
+
+	m.Cat = &style.Catalog{}
+	reused := false
+	if f.Catalog != "" {
+		switch c, err := style.LoadCatalog(f.Catalog); {
+		case err == nil:
+			m.Cat, reused = c, true
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, err
+		}
+	}
+	rep, err := m.Cat.AddImages(ctx, m.Src, names, m.FX, m.Head, &style.AddImagesOptions{
+		Category: m.Category, Model: modelDesc, Workers: f.Workers, Progress: bars.Update,
+	})
+	bars.Finish()
+	if errors.Is(err, style.ErrBackboneMismatch) {
+		return nil, fmt.Errorf("catalogue %s was built with another model (%w); delete it or choose another -catalog", f.Catalog, err)
+	}
+	if rep != nil && rep.Added > 0 && f.Catalog != "" {
+		// Saved even when interrupted, so that the next run resumes.
+		if serr := m.Cat.Save(f.Catalog); serr != nil && err == nil {
+			err = serr
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	where := f.Catalog
+	switch {
+	case where == "":
+		where = "in memory"
+	case reused:
+		where += " (reused)"
+	}
+	fmt.Fprintf(stdout, "catalogue: %s: %d items; this run indexed %d of %d images in %s, %d already there, %d failed\n",
+		where, m.Cat.Len(), rep.Added, rep.Total, rep.Elapsed.Round(time.Millisecond), rep.Skipped, len(rep.Failed))
+	for i, fl := range rep.Failed {
+		if i == 5 {
+			fmt.Fprintf(stderr, "  ... and %d more\n", len(rep.Failed)-5)
+			break
+		}
+		fmt.Fprintf(stderr, "  skipped %s\n", fl)
+	}
+	ok = true
+	return m, nil
+}

@@ -1,0 +1,171 @@
+// Command tsne draws the style space of a catalogue of product photos: it
+// embeds every photo, projects the embeddings to two dimensions with
+// t-SNE and writes the map of thumbnails (the study's Figure 9) and a
+// scatter plot coloured by category.
+//
+//	go run ./examples/tsne -images ../shared/fashion/images \
+//	    -meta ../shared/fashion/styles.csv -map tsne_map.png -scatter tsne_scatter.png
+//
+// Without -weights the VGG16 network is generated from a formula (its
+// features are not ImageNet features); without -head the raw features are
+// projected, so the map groups visually similar items rather than learned
+// style. The program says so in its output. -catalog reuses (and extends) a
+// catalogue file written by examples/recommend with the same model.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"image"
+	"io"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/stylespace/style"
+	"github.com/stylespace/style/examples/internal/cli"
+	"gonum.org/v1/gonum/mat"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "tsne:", err)
+		}
+		stop()
+		os.Exit(2)
+	}
+}
+
+// run is the whole program, callable from tests.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("tsne", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	var mf cli.ModelFlags
+	mf.Register(fl, "", "subCategory")
+	mapPath := fl.String("map", "tsne_map.png", "the map of thumbnails, a PNG file")
+	scatterPath := fl.String("scatter", "tsne_scatter.png", "the scatter plot coloured by category, a PNG file; empty: none")
+	width := fl.Int("width", 2000, "width of the map in pixels")
+	height := fl.Int("height", 2000, "height of the map in pixels")
+	thumb := fl.Int("thumb", 40, "side of the box each thumbnail is fitted into (aspect ratio kept), in pixels")
+	layout := fl.String("layout", "grid", "how overlapping thumbnails are placed: grid (moved to free cells nearby) or scatter (drawn over each other)")
+	plotW := fl.Int("scatter-width", 1000, "width of the scatter plot in pixels")
+	plotH := fl.Int("scatter-height", 800, "height of the scatter plot in pixels")
+	perplexity := fl.Float64("perplexity", 30, "t-SNE perplexity: the effective number of neighbours")
+	iterations := fl.Int("iterations", 1000, "t-SNE gradient steps")
+	seed := fl.Uint64("seed", 1, "t-SNE seed")
+	initFlag := fl.String("init", "pca", "t-SNE initial embedding: pca or random")
+	fl.Usage = func() {
+		fmt.Fprintf(fl.Output(), "Usage: tsne -images DIR [-meta CSV] [-weights FILE] [-head FILE] [flags]\n\n")
+		fl.PrintDefaults()
+	}
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if fl.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fl.Args())
+	}
+	var lay style.TSNEMapLayout
+	switch *layout {
+	case "grid":
+		lay = style.TSNEMapGrid
+	case "scatter":
+		lay = style.TSNEMapScatter
+	default:
+		return fmt.Errorf("-layout %q: want grid or scatter", *layout)
+	}
+	if *width <= 0 || *height <= 0 || *thumb <= 0 || *plotW <= 0 || *plotH <= 0 {
+		return errors.New("-width, -height, -thumb, -scatter-width and -scatter-height must be positive")
+	}
+	if *initFlag != "pca" && *initFlag != "random" {
+		return fmt.Errorf("-init %q: want pca or random", *initFlag)
+	}
+	if *perplexity <= 0 || *iterations <= 0 {
+		return errors.New("-perplexity and -iterations must be positive")
+	}
+
+	bars := cli.NewBars(stderr, mf.NoProgress)
+	m, err := cli.OpenModel(ctx, &mf, stdout, stderr, bars)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+
+	// The listed images that made it into the catalogue, in name order.
+	var idx []int
+	for _, n := range m.Names {
+		if i, ok := m.Cat.Index(n); ok {
+			idx = append(idx, i)
+		}
+	}
+	n, dim := len(idx), m.Cat.Dim()
+	if n < 4 || float64(n) <= *perplexity {
+		return fmt.Errorf("%d images embedded: t-SNE with perplexity %g needs more (lower -perplexity or index more images)", n, *perplexity)
+	}
+	x := mat.NewDense(n, dim, nil)
+	row := make([]float32, dim)
+	cats := make([]string, n)
+	for r, i := range idx {
+		m.Cat.FeatureTo(row, i)
+		for j, v := range row {
+			x.Set(r, j, float64(v))
+		}
+		if cats[r] = m.Category(m.Cat.Item(i).ID); cats[r] == "" {
+			cats[r] = m.Cat.Item(i).Category
+		}
+	}
+
+	initMode := style.TSNEInitPCA
+	if *initFlag == "random" {
+		initMode = style.TSNEInitRandom
+	}
+	ts := style.TSNE{Perplexity: *perplexity, Iterations: *iterations, Seed: *seed, Init: initMode, Workers: mf.Workers, Progress: bars.Update}
+	start := time.Now()
+	res, err := ts.Fit(ctx, x)
+	bars.Finish()
+	if err != nil {
+		return fmt.Errorf("t-SNE: %w", err)
+	}
+	fmt.Fprintf(stdout, "t-SNE: %d points of %d values -> 2-D (perplexity %g, %d iterations, %s init, seed %d): KL divergence %.4f, %s\n",
+		n, dim, *perplexity, res.Iterations, *initFlag, *seed, res.KL, time.Since(start).Round(time.Millisecond))
+
+	ids := make([]string, n)
+	for r, i := range idx {
+		ids[r] = m.Cat.Item(i).ID
+	}
+	thumbOf := func(r int) (image.Image, error) {
+		img, err := style.OpenImage(ctx, m.Src, ids[r])
+		if err != nil {
+			fmt.Fprintf(stderr, "map: leaving out %s: %v\n", ids[r], err)
+			return nil, nil
+		}
+		return img, nil
+	}
+	mapOpts := &style.TSNEMapOptions{Width: *width, Height: *height, Thumb: *thumb, Layout: lay}
+	start = time.Now()
+	if err := style.WriteTSNEMap(ctx, *mapPath, res.Y, thumbOf, mapOpts); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "map: %s (%dx%d pixels, %d-pixel thumbnails, %s layout), %s\n",
+		*mapPath, *width, *height, *thumb, *layout, time.Since(start).Round(time.Millisecond))
+
+	if *scatterPath != "" {
+		title := "t-SNE of the style space"
+		if m.Head == nil {
+			title = "t-SNE of raw image features (no head)"
+		}
+		if err := style.PlotScatter(*scatterPath, res.Y, cats, &style.PlotOptions{Title: title, Width: *plotW, Height: *plotH}); err != nil {
+			return err
+		}
+		what := "categories: " + mf.CatColumn
+		if mf.Meta == "" {
+			what = "categories stored in the catalogue"
+		}
+		fmt.Fprintf(stdout, "scatter plot: %s (%dx%d pixels, %s)\n", *scatterPath, *plotW, *plotH, what)
+	}
+	return nil
+}
