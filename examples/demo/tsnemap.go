@@ -47,7 +47,9 @@ func styleMap(ctx context.Context, out string, items []item, embeddings [][]floa
 	}
 	labels := make([]string, len(rows))
 	for r, i := range rows {
-		labels[r] = palettes[items[i].Style/len(patterns)].name
+		// Numbered, so the plot's colours are not read as the palette's.
+		pi := items[i].Style / len(patterns)
+		labels[r] = fmt.Sprintf("palette %d (%s)", pi+1, palettes[pi].name)
 	}
 	scatterPath := filepath.Join(out, "style_scatter.png")
 	err = style.PlotScatter(scatterPath, y, labels, &style.PlotOptions{
