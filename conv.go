@@ -37,6 +37,9 @@ type Conv struct {
 	wino    []float32 // Winograd-transformed weights, 16 x out x in
 	impl    blas.Float32Level3
 	workers int
+	// packed holds the weights and bias packed for the GEMM kernel when
+	// impl is this package's BLAS (see conv_packed.go); weight is then nil.
+	packed *convPacked
 	scratch sync.Pool // *convWorkspace
 }
 
@@ -61,6 +64,7 @@ type ConvOptions struct {
 
 // convScratch holds one worker's buffers.
 type convScratch struct {
+	packedScratch
 	col []float32 // im2col matrix of one band, (in*9) x (rows*w); or the Winograd-transformed input
 	out []float32 // pre-pool output of one band, out x (rows*w); or the Winograd products
 	pad []float32 // Winograd: padded input rows and their combinations
@@ -102,12 +106,17 @@ func NewConv(w ConvWeights, opts *ConvOptions) (*Conv, error) {
 		o.BLAS = defaultBLAS()
 	}
 	var weight, wino []float32
-	if o.Algorithm == ConvWinograd {
+	var packed *convPacked
+	switch {
+	case isPackageBLAS(o.BLAS) && o.Algorithm == ConvIm2col:
+		packed = packIm2colWeights(w)
+	case o.Algorithm == ConvWinograd:
 		wino = winogradWeights(w.Weight, w.Out, w.In) // the only copy kept
-	} else {
+	default:
 		weight = append([]float32(nil), w.Weight...)
 	}
 	return &Conv{
+		packed:  packed,
 		algo:    o.Algorithm,
 		wino:    wino,
 		in:      w.In,
@@ -188,6 +197,10 @@ type convWorkspace struct {
 func (c *Conv) forward(dst, x []float32, n, h, w int, ws *convWorkspace) {
 	oh, ow := c.OutputSize(h, w)
 	if oh == 0 || ow == 0 {
+		return
+	}
+	if c.packed != nil {
+		c.forwardPacked(dst, x, n, h, w, ws)
 		return
 	}
 	var hc, rows, nb, colN, outN int
