@@ -39,7 +39,7 @@ type Conv struct {
 	workers int
 	// packed holds the weights and bias packed for the GEMM kernel when
 	// impl is this package's BLAS (see conv_packed.go); weight is then nil.
-	packed *convPacked
+	packed  *convPacked
 	scratch sync.Pool // *convWorkspace
 }
 

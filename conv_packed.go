@@ -157,7 +157,7 @@ func packIm2col(pan, slab []float32, segs []int32, in, rows, w, nr, p0, kbb int)
 		covered := 0
 		for q := 0; segs[q+1] != 0; q += 3 {
 			l, n, off := int(segs[q]), int(segs[q+1]), base+int(segs[q+2])
-			copy(d[l:l+n], slab[off:off+n])
+			copyRun(d[l:l+n], slab[off:off+n])
 			covered = l + n
 		}
 		clear(d[covered:])
@@ -357,4 +357,18 @@ func copy32(dst, src []float32) {
 	*(*[4]float32)(d[20:24]) = *(*[4]float32)(s[20:24])
 	*(*[4]float32)(d[24:28]) = *(*[4]float32)(s[24:28])
 	*(*[4]float32)(d[28:32]) = *(*[4]float32)(s[28:32])
+}
+
+// copyRun copies src into dst (same length) in 16-byte moves and a
+// scalar tail: the runs of the packed path are short (at most 32 floats),
+// where a call to memmove costs more than the move.
+func copyRun(dst, src []float32) {
+	dst = dst[:len(src)]
+	i := 0
+	for ; i+4 <= len(src); i += 4 {
+		*(*[4]float32)(dst[i : i+4]) = *(*[4]float32)(src[i : i+4])
+	}
+	for ; i < len(src); i++ {
+		dst[i] = src[i]
+	}
 }
