@@ -39,7 +39,10 @@ type Conv struct {
 	workers int
 	// packed holds the weights and bias packed for the GEMM kernel when
 	// impl is this package's BLAS (see conv_packed.go); weight is then nil.
-	packed  *convPacked
+	packed *convPacked
+	// upk holds the 16 Winograd weight matrices packed for the kernel
+	// when the packed Winograd path is used; wino is then nil.
+	upk     []*convPacked
 	scratch sync.Pool // *convWorkspace
 }
 
@@ -107,9 +110,12 @@ func NewConv(w ConvWeights, opts *ConvOptions) (*Conv, error) {
 	}
 	var weight, wino []float32
 	var packed *convPacked
+	var upk []*convPacked
 	switch {
-	case isPackageBLAS(o.BLAS) && o.Algorithm == ConvIm2col:
+	case isPackageBLAS(o.BLAS) && (o.Algorithm == ConvIm2col || w.In < winogradMinIn):
 		packed = packIm2colWeights(w)
+	case isPackageBLAS(o.BLAS):
+		upk = packWinogradWeights(w)
 	case o.Algorithm == ConvWinograd:
 		wino = winogradWeights(w.Weight, w.Out, w.In) // the only copy kept
 	default:
@@ -117,6 +123,7 @@ func NewConv(w ConvWeights, opts *ConvOptions) (*Conv, error) {
 	}
 	return &Conv{
 		packed:  packed,
+		upk:     upk,
 		algo:    o.Algorithm,
 		wino:    wino,
 		in:      w.In,
@@ -201,6 +208,10 @@ func (c *Conv) forward(dst, x []float32, n, h, w int, ws *convWorkspace) {
 	}
 	if c.packed != nil {
 		c.forwardPacked(dst, x, n, h, w, ws)
+		return
+	}
+	if c.upk != nil {
+		c.forwardWinogradPacked(dst, x, n, h, w, ws)
 		return
 	}
 	var hc, rows, nb, colN, outN int

@@ -100,6 +100,9 @@ func TestConvMatchesNaive(t *testing.T) {
 		{1, 2, 3, 129, 33},
 		{1, 5, 130, 6, 7},  // output channels split in 2 chunks
 		{2, 3, 200, 9, 10}, // output channels split in 3 uneven chunks
+		{1, 8, 5, 9, 1},    // the smallest In of the packed Winograd path
+		{2, 9, 31, 5, 3},
+		{3, 16, 15, 23, 29}, // several Winograd bands per image, ragged last panel
 	}
 	for _, s := range shapes {
 		for _, relu := range []bool{false, true} {
