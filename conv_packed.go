@@ -214,7 +214,8 @@ func (c *Conv) packedIm2colBand(dst, src []float32, h, w, y0, y1, t0, t1 int, s 
 	fillSlab(s.slab, src, c.in, h, w, y0, rows)
 	s.segs = pixelSegments(s.segs, npix, w, nr)
 	s.b = growF32(s.b, pk.kb*nr)
-	s.c = growF32(s.c, (t1-t0)*mr*npad)
+	ldc := convLd(npad)
+	s.c = growF32(s.c, (t1-t0)*mr*ldc)
 	var beta float32
 	for p0 := 0; p0 < pk.k; p0 += pk.kb {
 		kbb := min(pk.kb, pk.k-p0)
@@ -228,14 +229,14 @@ func (c *Conv) packedIm2colBand(dst, src []float32, h, w, y0, y1, t0, t1 int, s 
 			}
 			seg += 3
 			for t := t0; t < t1; t++ {
-				kn.call(kbb, pk.panel(p0, t), s.b, s.c[(t-t0)*mr*npad+j*nr:], npad, 1, beta)
+				kn.call(kbb, pk.panel(p0, t), s.b, s.c[(t-t0)*mr*ldc+j*nr:], ldc, 1, beta)
 			}
 		}
 		beta = 1
 	}
 	oh, ow := c.OutputSize(h, w)
 	for o := t0 * mr; o < min(t1*mr, c.out); o++ {
-		row := s.c[(o-t0*mr)*npad : (o-t0*mr)*npad+npix]
+		row := s.c[(o-t0*mr)*ldc : (o-t0*mr)*ldc+npix]
 		if c.pool {
 			poolRows(dst[o*oh*ow+(y0/2)*ow:], row, rows, w, w, c.relu)
 			continue
@@ -370,5 +371,20 @@ func copyRun(dst, src []float32) {
 	}
 	for ; i < len(src); i++ {
 		dst[i] = src[i]
+	}
+}
+
+// convLd returns the leading dimension, at least n floats, of a product
+// written by the kernel: rows 4 KiB apart (or nearly) would fall into the
+// same L1 sets, so such strides are moved away from multiples of 4 KiB.
+func convLd(n int) int {
+	if n < 1024 {
+		return n
+	}
+	for {
+		if r := n * 4 % 4096; r >= 512 && r <= 3584 {
+			return n
+		}
+		n += 16
 	}
 }

@@ -23,6 +23,10 @@ const winogradMinIn = 8
 // tiles floats, 4 MiB), so that it stays in the last-level cache.
 const winogradBandFloats = 1 << 20
 
+// winogradSkew is the padding, in floats, between the 16 transformed
+// matrices of a band (see winogradPackedBand).
+const winogradSkew = 80
+
 // packWinogradWeights packs the 16 transformed weight matrices U_p
 // (Out x In each) for the active kernel.
 func packWinogradWeights(w ConvWeights) []*convPacked {
@@ -138,9 +142,14 @@ func (c *Conv) winogradPackedBand(dst, src []float32, h, w, tw, g0, g1 int, s *p
 	wp := 2*tw + 2
 	s.slab = growF32(s.slab, in*srows*wp)
 	fillSlabWide(s.slab, src, in, h, w, 2*ty0-1, srows, wp)
-	vstride := in * tpad
+	// The 16 matrices are written (V) and read (M) together, 16 streams
+	// at once: a stride of a multiple of 4 KiB would map them to the same
+	// L1 sets, so the strides are skewed by 5 cache lines.
+	vstride := in*tpad + winogradSkew
+	ldm := convLd(tpad)
+	mstride := mp*mr*ldm + winogradSkew
 	s.b = growF32(s.b, 16*vstride)
-	s.c = growF32(s.c, 16*mp*mr*tpad)
+	s.c = growF32(s.c, 16*mstride)
 	v, m := s.b, s.c
 	kb := c.upk[0].kb
 
@@ -152,47 +161,27 @@ func (c *Conv) winogradPackedBand(dst, src []float32, h, w, tw, g0, g1 int, s *p
 		kbb := min(kb, in-c0)
 		for ci := c0; ci < c0+kbb; ci++ {
 			plane := s.slab[ci*srows*wp : (ci+1)*srows*wp]
-			ty, tx := g0/tw, g0%tw
-			for g := range tiles {
+			vc := v[c0*tpad+(ci-c0)*nr:]
+			// Runs of tiles within one tile row and one panel.
+			for g := 0; g < tiles; {
+				ty, tx := (g0+g)/tw, (g0+g)%tw
 				j, l := g/nr, g%nr
-				o := c0*tpad + j*kbb*nr + (ci-c0)*nr + l
+				n := min(tw-tx, nr-l, tiles-g)
 				r := 2 * (ty - ty0) * wp
-				q0 := plane[r+2*tx : r+2*tx+4 : r+2*tx+4]
-				q1 := plane[r+wp+2*tx : r+wp+2*tx+4 : r+wp+2*tx+4]
-				q2 := plane[r+2*wp+2*tx : r+2*wp+2*tx+4 : r+2*wp+2*tx+4]
-				q3 := plane[r+3*wp+2*tx : r+3*wp+2*tx+4 : r+3*wp+2*tx+4]
-				var t [4][4]float32
-				for k := range 4 {
-					t[0][k] = q0[k] - q2[k]
-					t[1][k] = q1[k] + q2[k]
-					t[2][k] = q2[k] - q1[k]
-					t[3][k] = q1[k] - q3[k]
-				}
-				for rr := range 4 {
-					a0, a1, a2, a3 := t[rr][0], t[rr][1], t[rr][2], t[rr][3]
-					p := 4 * rr
-					v[p*vstride+o] = a0 - a2
-					v[(p+1)*vstride+o] = a1 + a2
-					v[(p+2)*vstride+o] = a2 - a1
-					v[(p+3)*vstride+o] = a1 - a3
-				}
-				if tx++; tx == tw {
-					tx = 0
-					ty++
-				}
+				winogradInputRun(vc[j*kbb*nr+l:], vstride, plane[r:r+4*wp], wp, 2*tx, n)
+				g += n
 			}
 			// Zero the unused lanes of the last panel.
 			if tiles < tpad {
-				o := c0*tpad + (np-1)*kbb*nr + (ci-c0)*nr
+				o := (np-1)*kbb*nr + tiles - (np-1)*nr
 				for p := range 16 {
-					clear(v[p*vstride+o+tiles-(np-1)*nr : p*vstride+o+nr])
+					clear(vc[p*vstride+o : p*vstride+(np-1)*kbb*nr+nr])
 				}
 			}
 		}
 	}
 
-	// The 16 products M_p = U_p V_p, into m[p*mp*mr*tpad + row*tpad + g].
-	mstride := mp * mr * tpad
+	// The 16 products M_p = U_p V_p, into m[p*mstride + row*ldm + g].
 	for p := range 16 {
 		up := c.upk[p]
 		vp := v[p*vstride : (p+1)*vstride]
@@ -203,7 +192,7 @@ func (c *Conv) winogradPackedBand(dst, src []float32, h, w, tw, g0, g1 int, s *p
 			for j := range np {
 				bp := vp[c0*tpad+j*kbb*nr:]
 				for t := range mp {
-					kn.call(kbb, up.panel(c0, t), bp, mpp[t*mr*tpad+j*nr:], tpad, 1, beta)
+					kn.call(kbb, up.panel(c0, t), bp, mpp[t*mr*ldm+j*nr:], ldm, 1, beta)
 				}
 			}
 			beta = 1
@@ -215,22 +204,21 @@ func (c *Conv) winogradPackedBand(dst, src []float32, h, w, tw, g0, g1 int, s *p
 	for o := range c.out {
 		b := c.bias[o]
 		plane := dst[o*oh*ow : (o+1)*oh*ow]
-		var mr16 [16][]float32
-		for p := range 16 {
-			mr16[p] = m[p*mstride+o*tpad : p*mstride+o*tpad+tiles]
-		}
+		mo := m[o*ldm:]
+		m0 := mo[0*mstride : 0*mstride+tiles]
+		m1, m2, m3 := mo[1*mstride:][:len(m0)], mo[2*mstride:][:len(m0)], mo[3*mstride:][:len(m0)]
+		m4, m5, m6, m7 := mo[4*mstride:][:len(m0)], mo[5*mstride:][:len(m0)], mo[6*mstride:][:len(m0)], mo[7*mstride:][:len(m0)]
+		m8, m9, m10, m11 := mo[8*mstride:][:len(m0)], mo[9*mstride:][:len(m0)], mo[10*mstride:][:len(m0)], mo[11*mstride:][:len(m0)]
+		m12, m13, m14, m15 := mo[12*mstride:][:len(m0)], mo[13*mstride:][:len(m0)], mo[14*mstride:][:len(m0)], mo[15*mstride:][:len(m0)]
 		ty, tx := g0/tw, g0%tw
-		for g := range tiles {
-			var r0, r1 [4]float32
-			for k := range 4 {
-				q0, q1, q2, q3 := mr16[k][g], mr16[4+k][g], mr16[8+k][g], mr16[12+k][g]
-				r0[k] = q0 + q1 + q2
-				r1[k] = q1 - q2 - q3
-			}
-			y00 := r0[0] + r0[1] + r0[2] + b
-			y01 := r0[1] - r0[2] - r0[3] + b
-			y10 := r1[0] + r1[1] + r1[2] + b
-			y11 := r1[1] - r1[2] - r1[3] + b
+		for g := range m0 {
+			// r = Aᵀ M (2 x 4), then Y = r A.
+			r00, r01, r02, r03 := m0[g]+m4[g]+m8[g], m1[g]+m5[g]+m9[g], m2[g]+m6[g]+m10[g], m3[g]+m7[g]+m11[g]
+			r10, r11, r12, r13 := m4[g]-m8[g]-m12[g], m5[g]-m9[g]-m13[g], m6[g]-m10[g]-m14[g], m7[g]-m11[g]-m15[g]
+			y00 := r00 + r01 + r02 + b
+			y01 := r01 - r02 - r03 + b
+			y10 := r10 + r11 + r12 + b
+			y11 := r11 - r12 - r13 + b
 			if c.pool {
 				// The tile is exactly one pooling window; ReLU commutes
 				// with the max.
@@ -260,5 +248,43 @@ func (c *Conv) winogradPackedBand(dst, src []float32, h, w, tw, g0, g1 int, s *p
 				ty++
 			}
 		}
+	}
+}
+
+// winogradInputRun transforms n consecutive 4x4 patches of one channel,
+// whose top-left corners are at columns x0, x0+2, ... of the four slab
+// rows d (row stride wp), and writes V_p of patch i to v[p*vstride+i].
+func winogradInputRun(v []float32, vstride int, d []float32, wp, x0, n int) {
+	cols := 2*n + 2
+	d0 := d[x0 : x0+cols]
+	d1 := d[wp+x0 : wp+x0+cols]
+	d2 := d[2*wp+x0 : 2*wp+x0+cols]
+	d3 := d[3*wp+x0 : 3*wp+x0+cols]
+	// t = Bᵀ d on whole rows, then t B per patch.
+	var buf [4 * 66]float32
+	if cols > 66 {
+		panic("style: winogradInputRun: run longer than 32 tiles")
+	}
+	t0, t1, t2, t3 := buf[0:cols], buf[66:66+cols], buf[132:132+cols], buf[198:198+cols]
+	for k := range d0 {
+		a, b, c, e := d0[k], d1[k], d2[k], d3[k]
+		t0[k] = a - c
+		t1[k] = b + c
+		t2[k] = c - b
+		t3[k] = b - e
+	}
+	v0, v1, v2, v3 := v[0*vstride:0*vstride+n], v[1*vstride:1*vstride+n], v[2*vstride:2*vstride+n], v[3*vstride:3*vstride+n]
+	v4, v5, v6, v7 := v[4*vstride:4*vstride+n], v[5*vstride:5*vstride+n], v[6*vstride:6*vstride+n], v[7*vstride:7*vstride+n]
+	v8, v9, v10, v11 := v[8*vstride:8*vstride+n], v[9*vstride:9*vstride+n], v[10*vstride:10*vstride+n], v[11*vstride:11*vstride+n]
+	v12, v13, v14, v15 := v[12*vstride:12*vstride+n], v[13*vstride:13*vstride+n], v[14*vstride:14*vstride+n], v[15*vstride:15*vstride+n]
+	for i := range v0 {
+		q := t0[2*i : 2*i+4 : 2*i+4]
+		v0[i], v1[i], v2[i], v3[i] = q[0]-q[2], q[1]+q[2], q[2]-q[1], q[1]-q[3]
+		q = t1[2*i : 2*i+4 : 2*i+4]
+		v4[i], v5[i], v6[i], v7[i] = q[0]-q[2], q[1]+q[2], q[2]-q[1], q[1]-q[3]
+		q = t2[2*i : 2*i+4 : 2*i+4]
+		v8[i], v9[i], v10[i], v11[i] = q[0]-q[2], q[1]+q[2], q[2]-q[1], q[1]-q[3]
+		q = t3[2*i : 2*i+4 : 2*i+4]
+		v12[i], v13[i], v14[i], v15[i] = q[0]-q[2], q[1]+q[2], q[2]-q[1], q[1]-q[3]
 	}
 }
