@@ -19,9 +19,11 @@ import (
 // has 3).
 const winogradMinIn = 8
 
-// winogradBandFloats bounds the transformed input of a band (16 x In x
-// tiles floats, 4 MiB), so that it stays in the last-level cache.
-const winogradBandFloats = 1 << 20
+// winogradBandFloats bounds the transformed input and products of a band
+// (16 x (In + Out) x tiles floats, 1.5 MiB), so that they stay in the L2
+// cache between the transforms and the products; bands have at least two
+// kernel panels of tiles, so that each weight panel is used twice.
+const winogradBandFloats = 384 << 10
 
 // winogradSkew is the padding, in floats, between the 16 transformed
 // matrices of a band (see winogradPackedBand).
@@ -55,7 +57,7 @@ func (c *Conv) winogradTiles(h, w int) (th, tw int) {
 func (c *Conv) winogradPackedBands(th, tw int) (nb, tsz int) {
 	nr := c.upk[0].kern.nr
 	g := th * tw
-	tmax := max(nr, winogradBandFloats/(16*c.in)/nr*nr)
+	tmax := max(2*nr, winogradBandFloats/(16*(c.in+c.out))/nr*nr)
 	nb = max((g+tmax-1)/tmax, min(2, (g+nr-1)/nr))
 	tsz = ((g+nb-1)/nb + nr - 1) / nr * nr
 	nb = (g + tsz - 1) / tsz
