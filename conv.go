@@ -43,6 +43,7 @@ type Conv struct {
 	// upk holds the 16 Winograd weight matrices packed for the kernel
 	// when the packed Winograd path is used; wino is then nil.
 	upk     []*convPacked
+	wm      int       // Winograd output tile size of the packed path: 2 or 4
 	scratch sync.Pool // *convWorkspace
 }
 
@@ -102,7 +103,7 @@ func NewConv(w ConvWeights, opts *ConvOptions) (*Conv, error) {
 	if o.Workers < 0 {
 		return nil, fmt.Errorf("style: NewConv: negative Workers %d", o.Workers)
 	}
-	if o.Algorithm != ConvIm2col && o.Algorithm != ConvWinograd {
+	if o.Algorithm != ConvIm2col && o.Algorithm != ConvWinograd && o.Algorithm != ConvWinograd4x4 {
 		return nil, fmt.Errorf("style: NewConv: unknown algorithm %v", o.Algorithm)
 	}
 	if o.BLAS == nil {
@@ -111,12 +112,17 @@ func NewConv(w ConvWeights, opts *ConvOptions) (*Conv, error) {
 	var weight, wino []float32
 	var packed *convPacked
 	var upk []*convPacked
+	var wm int
 	switch {
 	case isPackageBLAS(o.BLAS) && (o.Algorithm == ConvIm2col || w.In < winogradMinIn):
 		packed = packIm2colWeights(w)
 	case isPackageBLAS(o.BLAS):
-		upk = packWinogradWeights(w)
-	case o.Algorithm == ConvWinograd:
+		wm = 2
+		if o.Algorithm == ConvWinograd4x4 {
+			wm = 4
+		}
+		upk = packWinogradWeights(w, wm)
+	case o.Algorithm == ConvWinograd || o.Algorithm == ConvWinograd4x4:
 		wino = winogradWeights(w.Weight, w.Out, w.In) // the only copy kept
 	default:
 		weight = append([]float32(nil), w.Weight...)
@@ -124,6 +130,7 @@ func NewConv(w ConvWeights, opts *ConvOptions) (*Conv, error) {
 	return &Conv{
 		packed:  packed,
 		upk:     upk,
+		wm:      wm,
 		algo:    o.Algorithm,
 		wino:    wino,
 		in:      w.In,
@@ -216,14 +223,14 @@ func (c *Conv) forward(dst, x []float32, n, h, w int, ws *convWorkspace) {
 	}
 	var hc, rows, nb, colN, outN int
 	band := c.band
-	if c.algo == ConvWinograd {
+	if c.algo != ConvIm2col {
 		hc, rows, nb = c.winogradBands(h, w)
 		band = c.winogradBand
 	} else {
 		hc, rows, nb = c.bands(h, w)
 	}
 	oc, osz := c.outChunks(nb)
-	if c.algo == ConvWinograd {
+	if c.algo != ConvIm2col {
 		colN, outN = c.winogradScratch(rows, w, osz)
 	} else {
 		colN = c.in * 9 * rows * w

@@ -107,7 +107,7 @@ func TestConvMatchesNaive(t *testing.T) {
 	for _, s := range shapes {
 		for _, relu := range []bool{false, true} {
 			for _, pool := range []bool{false, true} {
-				for _, algo := range []ConvAlgorithm{ConvIm2col, ConvWinograd} {
+				for _, algo := range []ConvAlgorithm{ConvIm2col, ConvWinograd, ConvWinograd4x4} {
 					name := fmt.Sprintf("n%d_in%d_out%d_%dx%d_relu%v_pool%v_%v", s.n, s.in, s.out, s.h, s.w, relu, pool, algo)
 					t.Run(name, func(t *testing.T) {
 						cw := randomConvWeights(r, s.in, s.out)
@@ -151,7 +151,7 @@ func TestConvWorkersBitIdentical(t *testing.T) {
 	cw := randomConvWeights(r, 16, 24)
 	x := randomSlice(r, 3*16*70*50)
 	var ref []float32
-	for _, algo := range []ConvAlgorithm{ConvIm2col, ConvWinograd} {
+	for _, algo := range []ConvAlgorithm{ConvIm2col, ConvWinograd, ConvWinograd4x4} {
 		for _, pool := range []bool{false, true} {
 			var first []float32
 			for _, workers := range []int{1, 2, 3, 7} {
@@ -352,7 +352,7 @@ func BenchmarkConvVGG16Layers(b *testing.B) {
 		}
 		dst := make([]float32, out*oh*ow)
 		flops := 2 * float64(out) * float64(in*9) * float64(size*size)
-		for _, algo := range []ConvAlgorithm{ConvIm2col, ConvWinograd} {
+		for _, algo := range []ConvAlgorithm{ConvIm2col, ConvWinograd, ConvWinograd4x4} {
 			c, err := NewConv(cw, &ConvOptions{ReLU: true, Pool: vgg16Pools[i], Algorithm: algo})
 			if err != nil {
 				b.Fatal(err)

@@ -20,7 +20,7 @@ import (
 const winogradMinIn = 8
 
 // winogradBandFloats bounds the transformed input and products of a band
-// (16 x (In + Out) x tiles floats, 1.5 MiB), so that they stay in the L2
+// (16 or 36 x (In + Out) x tiles floats, 1.5 MiB), so that they stay in the L2
 // cache between the transforms and the products; bands have at least two
 // kernel panels of tiles, so that each weight panel is used twice.
 const winogradBandFloats = 384 << 10
@@ -29,25 +29,31 @@ const winogradBandFloats = 384 << 10
 // matrices of a band (see winogradPackedBand).
 const winogradSkew = 80
 
-// packWinogradWeights packs the 16 transformed weight matrices U_p
-// (Out x In each) for the active kernel.
-func packWinogradWeights(w ConvWeights) []*convPacked {
-	u := winogradWeights(w.Weight, w.Out, w.In)
-	pk := make([]*convPacked, 16)
+// packWinogradWeights packs the transformed weight matrices U_p (Out x In
+// each; 16 for F(2x2, 3x3), 36 for F(4x4, 3x3)) for the active kernel.
+func packWinogradWeights(w ConvWeights, wm int) []*convPacked {
+	var u []float32
+	if wm == 4 {
+		u = winograd4Weights(w.Weight, w.Out, w.In)
+	} else {
+		u = winogradWeights(w.Weight, w.Out, w.In)
+	}
+	pk := make([]*convPacked, (wm+2)*(wm+2))
 	for p := range pk {
 		pk[p] = newConvPacked(gemmActive, u[p*w.Out*w.In:(p+1)*w.Out*w.In], w.Out, w.In, w.In)
 	}
 	return pk
 }
 
-// winogradTiles returns the tile grid of an h x w image: th rows of tw
-// tiles (a partial last row or column when not pooling; an odd last row
-// or column is dropped when pooling).
+// winogradTiles returns the grid of wm x wm output tiles of an h x w
+// image: th rows of tw tiles, the last ones partial when wm does not
+// divide the computed size (h and w, or their even parts when pooling).
 func (c *Conv) winogradTiles(h, w int) (th, tw int) {
+	hc, wc := h, w
 	if c.pool {
-		return h / 2, w / 2
+		hc, wc = h&^1, w&^1
 	}
-	return (h + 1) / 2, (w + 1) / 2
+	return (hc + c.wm - 1) / c.wm, (wc + c.wm - 1) / c.wm
 }
 
 // winogradPackedBands splits the th*tw tiles of an image into nb bands of
@@ -57,7 +63,8 @@ func (c *Conv) winogradTiles(h, w int) (th, tw int) {
 func (c *Conv) winogradPackedBands(th, tw int) (nb, tsz int) {
 	nr := c.upk[0].kern.nr
 	g := th * tw
-	tmax := max(2*nr, winogradBandFloats/(16*(c.in+c.out))/nr*nr)
+	npos := (c.wm + 2) * (c.wm + 2)
+	tmax := max(2*nr, winogradBandFloats/(npos*(c.in+c.out))/nr*nr)
 	nb = max((g+tmax-1)/tmax, min(2, (g+nr-1)/nr))
 	tsz = ((g+nb-1)/nb + nr - 1) / nr * nr
 	nb = (g + tsz - 1) / tsz
@@ -139,24 +146,26 @@ func (c *Conv) winogradPackedBand(dst, src []float32, h, w, tw, g0, g1 int, s *p
 	tiles := g1 - g0
 	np := (tiles + nr - 1) / nr
 	tpad := np * nr
+	wm := c.wm
+	npos := len(c.upk)
 	ty0, ty1 := g0/tw, (g1-1)/tw+1 // tile rows touched
-	srows := 2*(ty1-ty0) + 2
-	wp := 2*tw + 2
+	srows := wm*(ty1-ty0) + 2
+	wp := wm*tw + 2
 	s.slab = growF32(s.slab, in*srows*wp)
-	fillSlabWide(s.slab, src, in, h, w, 2*ty0-1, srows, wp)
-	// The 16 matrices are written (V) and read (M) together, 16 streams
-	// at once: a stride of a multiple of 4 KiB would map them to the same
-	// L1 sets, so the strides are skewed by 5 cache lines.
+	fillSlabWide(s.slab, src, in, h, w, wm*ty0-1, srows, wp)
+	// The npos matrices are written (V) and read (M) together, npos
+	// streams at once: a stride of a multiple of 4 KiB would map them to
+	// the same L1 sets, so the strides are skewed by 5 cache lines.
 	vstride := in*tpad + winogradSkew
 	ldm := convLd(tpad)
 	mstride := mp*mr*ldm + winogradSkew
-	s.b = growF32(s.b, 16*vstride)
-	s.c = growF32(s.c, 16*mstride)
+	s.b = growF32(s.b, npos*vstride)
+	s.c = growF32(s.c, npos*mstride)
 	v, m := s.b, s.c
 	kb := c.upk[0].kb
 
-	// Input transform V = Bᵀ d B of every 4x4 patch, written into the
-	// B panels: V_p[ci][g] is at v[p*vstride + c0*tpad + j*kbb*nr +
+	// Input transform V = Bᵀ d B of every patch, written into the B
+	// panels: V_p[ci][g] is at v[p*vstride + c0*tpad + j*kbb*nr +
 	// (ci-c0)*nr + l] for the depth block c0 .. c0+kbb holding ci and
 	// g-g0 = j*nr + l.
 	for c0 := 0; c0 < in; c0 += kb {
@@ -169,14 +178,18 @@ func (c *Conv) winogradPackedBand(dst, src []float32, h, w, tw, g0, g1 int, s *p
 				ty, tx := (g0+g)/tw, (g0+g)%tw
 				j, l := g/nr, g%nr
 				n := min(tw-tx, nr-l, tiles-g)
-				r := 2 * (ty - ty0) * wp
-				winogradInputRun(vc[j*kbb*nr+l:], vstride, plane[r:r+4*wp], wp, 2*tx, n)
+				r := wm * (ty - ty0) * wp
+				if wm == 4 {
+					winograd4InputRun(vc[j*kbb*nr+l:], vstride, plane[r:r+6*wp], wp, 4*tx, n)
+				} else {
+					winogradInputRun(vc[j*kbb*nr+l:], vstride, plane[r:r+4*wp], wp, 2*tx, n)
+				}
 				g += n
 			}
 			// Zero the unused lanes of the last panel.
 			if tiles < tpad {
 				o := (np-1)*kbb*nr + tiles - (np-1)*nr
-				for p := range 16 {
+				for p := range npos {
 					clear(vc[p*vstride+o : p*vstride+(np-1)*kbb*nr+nr])
 				}
 			}
@@ -184,7 +197,7 @@ func (c *Conv) winogradPackedBand(dst, src []float32, h, w, tw, g0, g1 int, s *p
 	}
 
 	// The 16 products M_p = U_p V_p, into m[p*mstride + row*ldm + g].
-	for p := range 16 {
+	for p := range npos {
 		up := c.upk[p]
 		vp := v[p*vstride : (p+1)*vstride]
 		mpp := m[p*mstride : (p+1)*mstride]
@@ -202,6 +215,10 @@ func (c *Conv) winogradPackedBand(dst, src []float32, h, w, tw, g0, g1 int, s *p
 	}
 
 	// Output transform Y = Aᵀ M A, bias, ReLU, and pooling or clipping.
+	if wm == 4 {
+		c.winograd4Output(dst, m, h, w, tw, g0, tiles, ldm, mstride)
+		return
+	}
 	oh, ow := c.OutputSize(h, w)
 	for o := range c.out {
 		b := c.bias[o]

@@ -58,6 +58,10 @@ var formulaNetWinograd = sync.OnceValues(func() (*VGG16, error) {
 	return NewVGG16(formulaVGG16Weights(vgg16Widths), &VGG16Options{Algorithm: ConvWinograd})
 })
 
+var formulaNetWinograd4 = sync.OnceValues(func() (*VGG16, error) {
+	return NewVGG16(formulaVGG16Weights(vgg16Widths), &VGG16Options{Algorithm: ConvWinograd4x4})
+})
+
 func readF32(t testing.TB, path string) []float32 {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -143,6 +147,7 @@ func TestVGG16FormulaGolden(t *testing.T) {
 	}{
 		{formulaNet, ConvIm2col, goldenImageNames[:4]},
 		{formulaNetWinograd, ConvWinograd, goldenImageNames[4:]},
+		{formulaNetWinograd4, ConvWinograd4x4, goldenImageNames},
 	} {
 		t.Run(c.algo.String(), func(t *testing.T) {
 			m, err := c.net()
@@ -622,13 +627,17 @@ func BenchmarkVGG16Features(b *testing.B) {
 	for _, bc := range []struct {
 		algo  ConvAlgorithm
 		batch int
-	}{{ConvIm2col, 1}, {ConvIm2col, 8}, {ConvWinograd, 1}, {ConvWinograd, 8}} {
+	}{{ConvIm2col, 1}, {ConvIm2col, 8}, {ConvWinograd, 1}, {ConvWinograd, 8}, {ConvWinograd4x4, 1}, {ConvWinograd4x4, 8}} {
 		batch := bc.batch
 		m := m
-		if bc.algo == ConvWinograd {
-			if m, err = formulaNetWinograd(); err != nil {
-				b.Fatal(err)
-			}
+		switch bc.algo {
+		case ConvWinograd:
+			m, err = formulaNetWinograd()
+		case ConvWinograd4x4:
+			m, err = formulaNetWinograd4()
+		}
+		if err != nil {
+			b.Fatal(err)
 		}
 		imgs := make([]image.Image, batch)
 		for i := range imgs {
