@@ -56,13 +56,16 @@ func (c *Conv) winogradTiles(h, w int) (th, tw int) {
 	return (hc + c.wm - 1) / c.wm, (wc + c.wm - 1) / c.wm
 }
 
-// winogradPackedBands splits the th*tw tiles of an image into nb bands of
-// tsz tiles (a multiple of nr; the last band may be shorter): small enough
-// for the cache, and at least two per image when there are enough tiles
-// so that batch-1 passes use two cores. It depends on the shape only.
-func (c *Conv) winogradPackedBands(th, tw int) (nb, tsz int) {
+// winogradPackedBands splits the g tiles of a batch (image after image,
+// each th x tw in row-major order) into nb bands of tsz tiles (a multiple
+// of nr; the last band may be shorter). Bands span images, so that the
+// products of small late layers have enough columns; they are small
+// enough for the cache, and there are at least two when there are enough
+// tiles, so that batch-1 passes use two cores. Every output value is
+// computed the same way whatever band holds it, so results do not depend
+// on the split.
+func (c *Conv) winogradPackedBands(g int) (nb, tsz int) {
 	nr := c.upk[0].kern.nr
-	g := th * tw
 	npos := (c.wm + 2) * (c.wm + 2)
 	tmax := max(2*nr, winogradBandFloats/(npos*(c.in+c.out))/nr*nr)
 	nb = max((g+tmax-1)/tmax, min(2, (g+nr-1)/nr))
@@ -73,13 +76,13 @@ func (c *Conv) winogradPackedBands(th, tw int) (nb, tsz int) {
 
 // forwardWinogradPacked is forward for the packed Winograd path.
 func (c *Conv) forwardWinogradPacked(dst, x []float32, n, h, w int, ws *convWorkspace) {
-	oh, ow := c.OutputSize(h, w)
 	th, tw := c.winogradTiles(h, w)
 	if th == 0 || tw == 0 {
 		return
 	}
-	nb, tsz := c.winogradPackedBands(th, tw)
-	tasks := n * nb
+	g := n * th * tw
+	nb, tsz := c.winogradPackedBands(g)
+	tasks := nb
 	workers := c.workers
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -98,10 +101,8 @@ func (c *Conv) forwardWinogradPacked(dst, x []float32, n, h, w int, ws *convWork
 			if t >= tasks {
 				return
 			}
-			img, b := t/nb, t%nb
-			g0 := b * tsz
-			g1 := min(g0+tsz, th*tw)
-			c.winogradPackedBand(dst[img*c.out*oh*ow:(img+1)*c.out*oh*ow], x[img*c.in*h*w:(img+1)*c.in*h*w], h, w, tw, g0, g1, s)
+			g0 := t * tsz
+			c.winogradPackedBand(dst, x, h, w, th, tw, g0, min(g0+tsz, g), s)
 		}
 	}
 	if workers <= 1 {
@@ -135,10 +136,10 @@ func fillSlabWide(slab, src []float32, in, h, w, y0, rows, wp int) {
 	}
 }
 
-// winogradPackedBand computes tiles g0..g1 (row-major over the tw-wide
-// tile grid) of every output channel of one image: src is In x h x w,
-// dst is Out x oh x ow.
-func (c *Conv) winogradPackedBand(dst, src []float32, h, w, tw, g0, g1 int, s *packedScratch) {
+// winogradPackedBand computes tiles g0..g1 of the batch (image after
+// image, each th x tw tiles in row-major order) for every output channel:
+// x is n x In x h x w, dst is n x Out x oh x ow.
+func (c *Conv) winogradPackedBand(dst, x []float32, h, w, th, tw, g0, g1 int, s *packedScratch) {
 	kn := &c.upk[0].kern
 	mr, nr := kn.mr, kn.nr
 	in := c.in
@@ -146,13 +147,9 @@ func (c *Conv) winogradPackedBand(dst, src []float32, h, w, tw, g0, g1 int, s *p
 	tiles := g1 - g0
 	np := (tiles + nr - 1) / nr
 	tpad := np * nr
-	wm := c.wm
 	npos := len(c.upk)
-	ty0, ty1 := g0/tw, (g1-1)/tw+1 // tile rows touched
-	srows := wm*(ty1-ty0) + 2
-	wp := wm*tw + 2
-	s.slab = growF32(s.slab, in*srows*wp)
-	fillSlabWide(s.slab, src, in, h, w, wm*ty0-1, srows, wp)
+	per := th * tw
+	oh, ow := c.OutputSize(h, w)
 	// The npos matrices are written (V) and read (M) together, npos
 	// streams at once: a stride of a multiple of 4 KiB would map them to
 	// the same L1 sets, so the strides are skewed by 5 cache lines.
@@ -164,33 +161,20 @@ func (c *Conv) winogradPackedBand(dst, src []float32, h, w, tw, g0, g1 int, s *p
 	v, m := s.b, s.c
 	kb := c.upk[0].kb
 
-	// Input transform V = Bᵀ d B of every patch, written into the B
-	// panels: V_p[ci][g] is at v[p*vstride + c0*tpad + j*kbb*nr +
-	// (ci-c0)*nr + l] for the depth block c0 .. c0+kbb holding ci and
-	// g-g0 = j*nr + l.
-	for c0 := 0; c0 < in; c0 += kb {
-		kbb := min(kb, in-c0)
-		for ci := c0; ci < c0+kbb; ci++ {
-			plane := s.slab[ci*srows*wp : (ci+1)*srows*wp]
-			vc := v[c0*tpad+(ci-c0)*nr:]
-			// Runs of tiles within one tile row and one panel.
-			for g := 0; g < tiles; {
-				ty, tx := (g0+g)/tw, (g0+g)%tw
-				j, l := g/nr, g%nr
-				n := min(tw-tx, nr-l, tiles-g)
-				r := wm * (ty - ty0) * wp
-				if wm == 4 {
-					winograd4InputRun(vc[j*kbb*nr+l:], vstride, plane[r:r+6*wp], wp, 4*tx, n)
-				} else {
-					winogradInputRun(vc[j*kbb*nr+l:], vstride, plane[r:r+4*wp], wp, 2*tx, n)
-				}
-				g += n
-			}
-			// Zero the unused lanes of the last panel.
-			if tiles < tpad {
-				o := (np-1)*kbb*nr + tiles - (np-1)*nr
+	for a := g0; a < g1; {
+		img := a / per
+		e := min(g1, (img+1)*per)
+		c.winogradInput(v, vstride, tpad, x[img*in*h*w:(img+1)*in*h*w], h, w, tw, a-img*per, e-img*per, a-g0, s)
+		a = e
+	}
+	// Zero the unused lanes of the last panel.
+	if tiles < tpad {
+		for c0 := 0; c0 < in; c0 += kb {
+			kbb := min(kb, in-c0)
+			for ci := c0; ci < c0+kbb; ci++ {
+				o := c0*tpad + (ci-c0)*nr + (np-1)*kbb*nr
 				for p := range npos {
-					clear(vc[p*vstride+o : p*vstride+(np-1)*kbb*nr+nr])
+					clear(v[p*vstride+o+tiles-(np-1)*nr : p*vstride+o+nr])
 				}
 			}
 		}
@@ -214,11 +198,62 @@ func (c *Conv) winogradPackedBand(dst, src []float32, h, w, tw, g0, g1 int, s *p
 		}
 	}
 
-	// Output transform Y = Aᵀ M A, bias, ReLU, and pooling or clipping.
-	if wm == 4 {
-		c.winograd4Output(dst, m, h, w, tw, g0, tiles, ldm, mstride)
-		return
+	// Output transforms, image by image.
+	for a := g0; a < g1; {
+		img := a / per
+		e := min(g1, (img+1)*per)
+		d := dst[img*c.out*oh*ow : (img+1)*c.out*oh*ow]
+		if c.wm == 4 {
+			c.winograd4Output(d, m[a-g0:], h, w, tw, a-img*per, e-a, ldm, mstride)
+		} else {
+			c.winogradOutput(d, m[a-g0:], h, w, tw, a-img*per, e-a, ldm, mstride)
+		}
+		a = e
 	}
+}
+
+// winogradInput writes the input transform of tiles l0..l1 of one image
+// (src, In x h x w) into the band's B panels v, starting at band tile off.
+func (c *Conv) winogradInput(v []float32, vstride, tpad int, src []float32, h, w, tw, l0, l1, off int, s *packedScratch) {
+	nr := c.upk[0].kern.nr
+	kb := c.upk[0].kb
+	in, wm := c.in, c.wm
+	ty0, ty1 := l0/tw, (l1-1)/tw+1 // tile rows touched
+	srows := wm*(ty1-ty0) + 2
+	wp := wm*tw + 2
+	s.slab = growF32(s.slab, in*srows*wp)
+	fillSlabWide(s.slab, src, in, h, w, wm*ty0-1, srows, wp)
+	// V_p[ci][tile] is at v[p*vstride + c0*tpad + j*kbb*nr + (ci-c0)*nr +
+	// l] for the depth block c0 .. c0+kbb holding ci and band tile
+	// j*nr + l.
+	for c0 := 0; c0 < in; c0 += kb {
+		kbb := min(kb, in-c0)
+		for ci := c0; ci < c0+kbb; ci++ {
+			plane := s.slab[ci*srows*wp : (ci+1)*srows*wp]
+			vc := v[c0*tpad+(ci-c0)*nr:]
+			// Runs of tiles within one tile row and one panel.
+			for g := l0; g < l1; {
+				ty, tx := g/tw, g%tw
+				q := off + g - l0
+				j, l := q/nr, q%nr
+				n := min(tw-tx, nr-l, l1-g)
+				r := wm * (ty - ty0) * wp
+				if wm == 4 {
+					winograd4InputRun(vc[j*kbb*nr+l:], vstride, plane[r:r+6*wp], wp, 4*tx, n)
+				} else {
+					winogradInputRun(vc[j*kbb*nr+l:], vstride, plane[r:r+4*wp], wp, 2*tx, n)
+				}
+				g += n
+			}
+		}
+	}
+}
+
+// winogradOutput applies Y = Aᵀ M A of F(2x2, 3x3) to tiles g0 ..
+// g0+tiles of one image for every output channel (M_p of channel o, tile
+// g0+g at m[p*mstride+o*ldm+g]), adds the bias and applies ReLU and
+// pooling, writing into dst (Out x oh x ow).
+func (c *Conv) winogradOutput(dst, m []float32, h, w, tw, g0, tiles, ldm, mstride int) {
 	oh, ow := c.OutputSize(h, w)
 	for o := range c.out {
 		b := c.bias[o]
