@@ -46,20 +46,20 @@ func winograd4Weights(weight []float32, out, in int) []float32 {
 }
 
 // winograd4InputRun transforms n consecutive 6x6 patches of one channel,
-// whose top-left corners are at columns x0, x0+4, ... of the six slab
-// rows d (row stride wp), and writes V_p of patch i to v[p*vstride+i].
-func winograd4InputRun(v []float32, vstride int, d []float32, wp, x0, n int) {
+// whose top-left corners are at columns 0, 4, ... of the six rows d
+// (4n+2 floats each), and writes V_p of patch i to v[p*vstride+i].
+func winograd4InputRun(v []float32, vstride int, d *[6][]float32, n int) {
 	const maxCols = 4*32 + 2
 	cols := 4*n + 2
 	if cols > maxCols {
 		panic("style: winograd4InputRun: run longer than 32 tiles")
 	}
-	d0 := d[x0 : x0+cols]
-	d1 := d[wp+x0 : wp+x0+cols]
-	d2 := d[2*wp+x0 : 2*wp+x0+cols]
-	d3 := d[3*wp+x0 : 3*wp+x0+cols]
-	d4 := d[4*wp+x0 : 4*wp+x0+cols]
-	d5 := d[5*wp+x0 : 5*wp+x0+cols]
+	d0 := d[0][:cols]
+	d1 := d[1][:cols]
+	d2 := d[2][:cols]
+	d3 := d[3][:cols]
+	d4 := d[4][:cols]
+	d5 := d[5][:cols]
 	// t = Bᵀ d on whole rows, then t B per patch.
 	var buf [6 * maxCols]float32
 	t0 := buf[0*maxCols : 0*maxCols+cols]

@@ -116,26 +116,6 @@ func (c *Conv) forwardWinogradPacked(dst, x []float32, n, h, w int, ws *convWork
 	wg.Wait()
 }
 
-// fillSlabWide is fillSlab with slab rows of wp >= w+1 floats: column c
-// of a slab row holds input column c-1, zero outside the image.
-func fillSlabWide(slab, src []float32, in, h, w, y0, rows, wp int) {
-	cols := min(w, wp-1)
-	for ci := range in {
-		plane := src[ci*h*w : (ci+1)*h*w]
-		for r := range rows {
-			d := slab[(ci*rows+r)*wp : (ci*rows+r+1)*wp]
-			y := y0 + r
-			if y < 0 || y >= h {
-				clear(d)
-				continue
-			}
-			d[0] = 0
-			copy(d[1:1+cols], plane[y*w:y*w+cols])
-			clear(d[1+cols:])
-		}
-	}
-}
-
 // winogradPackedBand computes tiles g0..g1 of the batch (image after
 // image, each th x tw tiles in row-major order) for every output channel:
 // x is n x In x h x w, dst is n x Out x oh x ow.
@@ -214,22 +194,25 @@ func (c *Conv) winogradPackedBand(dst, x []float32, h, w, th, tw, g0, g1 int, s 
 
 // winogradInput writes the input transform of tiles l0..l1 of one image
 // (src, In x h x w) into the band's B panels v, starting at band tile off.
+// Patches inside the image are read in place; rows and columns outside
+// it come from zero-padded copies.
 func (c *Conv) winogradInput(v []float32, vstride, tpad int, src []float32, h, w, tw, l0, l1, off int, s *packedScratch) {
 	nr := c.upk[0].kern.nr
 	kb := c.upk[0].kb
 	in, wm := c.in, c.wm
-	ty0, ty1 := l0/tw, (l1-1)/tw+1 // tile rows touched
-	srows := wm*(ty1-ty0) + 2
-	wp := wm*tw + 2
-	s.slab = growF32(s.slab, in*srows*wp)
-	fillSlabWide(s.slab, src, in, h, w, wm*ty0-1, srows, wp)
+	alpha := wm + 2
+	maxCols := wm*nr + 2
+	s.slab = growF32(s.slab, (alpha+1)*maxCols)
+	zero := s.slab[alpha*maxCols : (alpha+1)*maxCols]
+	clear(zero)
+	var rows [6][]float32
 	// V_p[ci][tile] is at v[p*vstride + c0*tpad + j*kbb*nr + (ci-c0)*nr +
 	// l] for the depth block c0 .. c0+kbb holding ci and band tile
 	// j*nr + l.
 	for c0 := 0; c0 < in; c0 += kb {
 		kbb := min(kb, in-c0)
 		for ci := c0; ci < c0+kbb; ci++ {
-			plane := s.slab[ci*srows*wp : (ci+1)*srows*wp]
+			plane := src[ci*h*w : (ci+1)*h*w]
 			vc := v[c0*tpad+(ci-c0)*nr:]
 			// Runs of tiles within one tile row and one panel.
 			for g := l0; g < l1; {
@@ -237,11 +220,29 @@ func (c *Conv) winogradInput(v []float32, vstride, tpad int, src []float32, h, w
 				q := off + g - l0
 				j, l := q/nr, q%nr
 				n := min(tw-tx, nr-l, l1-g)
-				r := wm * (ty - ty0) * wp
+				cols := wm*n + 2
+				x0 := wm*tx - 1
+				for r := range alpha {
+					y := wm*ty - 1 + r
+					switch {
+					case y < 0 || y >= h:
+						rows[r] = zero[:cols]
+					case x0 >= 0 && x0+cols <= w:
+						rows[r] = plane[y*w+x0 : y*w+x0+cols]
+					default:
+						// Clip to the image and pad with zeros.
+						d := s.slab[r*maxCols : r*maxCols+cols]
+						a, b := max(x0, 0), min(x0+cols, w)
+						clear(d[:a-x0])
+						copyRun(d[a-x0:b-x0], plane[y*w+a:y*w+b])
+						clear(d[b-x0:])
+						rows[r] = d
+					}
+				}
 				if wm == 4 {
-					winograd4InputRun(vc[j*kbb*nr+l:], vstride, plane[r:r+6*wp], wp, 4*tx, n)
+					winograd4InputRun(vc[j*kbb*nr+l:], vstride, &rows, n)
 				} else {
-					winogradInputRun(vc[j*kbb*nr+l:], vstride, plane[r:r+4*wp], wp, 2*tx, n)
+					winogradInputRun(vc[j*kbb*nr+l:], vstride, (*[4][]float32)(rows[:4]), n)
 				}
 				g += n
 			}
@@ -306,14 +307,14 @@ func (c *Conv) winogradOutput(dst, m []float32, h, w, tw, g0, tiles, ldm, mstrid
 }
 
 // winogradInputRun transforms n consecutive 4x4 patches of one channel,
-// whose top-left corners are at columns x0, x0+2, ... of the four slab
-// rows d (row stride wp), and writes V_p of patch i to v[p*vstride+i].
-func winogradInputRun(v []float32, vstride int, d []float32, wp, x0, n int) {
+// whose top-left corners are at columns 0, 2, ... of the four rows d
+// (2n+2 floats each), and writes V_p of patch i to v[p*vstride+i].
+func winogradInputRun(v []float32, vstride int, d *[4][]float32, n int) {
 	cols := 2*n + 2
-	d0 := d[x0 : x0+cols]
-	d1 := d[wp+x0 : wp+x0+cols]
-	d2 := d[2*wp+x0 : 2*wp+x0+cols]
-	d3 := d[3*wp+x0 : 3*wp+x0+cols]
+	d0 := d[0][:cols]
+	d1 := d[1][:cols]
+	d2 := d[2][:cols]
+	d3 := d[3][:cols]
 	// t = Bᵀ d on whole rows, then t B per patch.
 	var buf [4 * 66]float32
 	if cols > 66 {
