@@ -131,42 +131,45 @@ func (c *Conv) winograd4Output(dst, m []float32, h, w, tw, g0, tiles, ldm, mstri
 				y[r][2] = a1 + a2 + 4*(a3+a4) + b
 				y[r][3] = a1 - a2 + 8*(a3-a4) + a5 + b
 			}
+			if c.relu {
+				for r := range 4 {
+					y[r][0], y[r][1], y[r][2], y[r][3] = relu32(y[r][0]), relu32(y[r][1]), relu32(y[r][2]), relu32(y[r][3])
+				}
+			}
 			if c.pool {
-				// Four 2x2 pooling windows; ReLU commutes with the max.
-				for a := range 2 {
-					py := 2*ty + a
-					if py >= oh {
-						break
-					}
-					for bb := range 2 {
-						px := 2*tx + bb
-						if px >= ow {
+				// Four 2x2 pooling windows (ReLU commutes with the max).
+				py, px := 2*ty, 2*tx
+				if py+1 < oh && px+1 < ow {
+					d0 := plane[py*ow+px : py*ow+px+2 : py*ow+px+2]
+					d1 := plane[(py+1)*ow+px : (py+1)*ow+px+2 : (py+1)*ow+px+2]
+					d0[0] = max(max(y[0][0], y[0][1]), max(y[1][0], y[1][1]))
+					d0[1] = max(max(y[0][2], y[0][3]), max(y[1][2], y[1][3]))
+					d1[0] = max(max(y[2][0], y[2][1]), max(y[3][0], y[3][1]))
+					d1[1] = max(max(y[2][2], y[2][3]), max(y[3][2], y[3][3]))
+				} else {
+					for a := range 2 {
+						if py+a >= oh {
 							break
 						}
-						v := max(max(y[2*a][2*bb], y[2*a][2*bb+1]), max(y[2*a+1][2*bb], y[2*a+1][2*bb+1]))
-						if c.relu {
-							v = relu32(v)
+						for bb := range 2 {
+							if px+bb >= ow {
+								break
+							}
+							plane[(py+a)*ow+px+bb] = max(max(y[2*a][2*bb], y[2*a][2*bb+1]), max(y[2*a+1][2*bb], y[2*a+1][2*bb+1]))
 						}
-						plane[py*ow+px] = v
 					}
 				}
 			} else {
-				for r := range 4 {
-					oy := 4*ty + r
-					if oy >= h {
-						break
+				oy, ox := 4*ty, 4*tx
+				if oy+3 < h && ox+3 < w {
+					for r := range 4 {
+						*(*[4]float32)(plane[(oy+r)*w+ox : (oy+r)*w+ox+4]) = y[r]
 					}
-					row := plane[oy*w : oy*w+w]
-					for cc := range 4 {
-						ox := 4*tx + cc
-						if ox >= w {
-							break
+				} else {
+					for r := range min(4, h-oy) {
+						for cc := range min(4, w-ox) {
+							plane[(oy+r)*w+ox+cc] = y[r][cc]
 						}
-						v := y[r][cc]
-						if c.relu {
-							v = relu32(v)
-						}
-						row[ox] = v
 					}
 				}
 			}

@@ -220,8 +220,15 @@ func (c *Conv) winogradInput(v []float32, vstride, tpad int, src []float32, h, w
 				q := off + g - l0
 				j, l := q/nr, q%nr
 				n := min(tw-tx, nr-l, l1-g)
-				cols := wm*n + 2
 				x0 := wm*tx - 1
+				// Split off the tiles that reach past the left or right
+				// edge, so that the rest of the run is read in place.
+				if x0 < 0 {
+					n = 1
+				} else if inside := (w-1)/wm - tx; inside >= 1 && inside < n {
+					n = inside
+				}
+				cols := wm*n + 2
 				for r := range alpha {
 					y := wm*ty - 1 + r
 					switch {
