@@ -14,13 +14,15 @@ import (
 // optionally a fused ReLU and a fused 2x2 max-pool with stride 2.
 //
 // Tensors are float32 in N,C,H,W order (row-major: x is the fastest index).
-// By default the convolution is computed as im2col followed by one
-// single-precision GEMM per band of output rows, through the BLAS given at
-// construction, so that the GEMM dominates the time; ConvWinograd replaces
-// it by 16 smaller GEMMs per band (see ConvAlgorithm).
-// The work is split into tasks (bands of output rows of one image, and
+// ConvIm2col computes im2col followed by one single-precision GEMM per
+// band of output rows; ConvWinograd and ConvWinograd4x4 replace it by 16
+// or 36 GEMMs with K = In per band of output tiles (see ConvAlgorithm;
+// the default, ConvAuto, is the fastest). With this package's BLAS the
+// GEMM micro-kernel is driven directly on weights packed once by NewConv
+// (see conv_packed.go); with another BLAS its Sgemm is called.
+// The work is split into tasks (bands of output rows or tiles, and
 // chunks of output channels when an image has few bands) that depend only
-// on the layer and the image shape, never on the number of workers, and
+// on the layer and the shapes, never on the number of workers, and
 // each output value is written by exactly one task, so results are
 // bit-identical for any Workers setting and any batch composition.
 //
@@ -62,7 +64,8 @@ type ConvOptions struct {
 	// Workers is the number of goroutines a forward pass may use.
 	// Zero value: runtime.GOMAXPROCS(0). Small inputs run serially.
 	Workers int
-	// Algorithm selects the convolution algorithm. Zero value: ConvIm2col.
+	// Algorithm selects the convolution algorithm. Zero value: ConvAuto,
+	// the fastest accurate one (see ConvAuto).
 	Algorithm ConvAlgorithm
 }
 
@@ -103,11 +106,17 @@ func NewConv(w ConvWeights, opts *ConvOptions) (*Conv, error) {
 	if o.Workers < 0 {
 		return nil, fmt.Errorf("style: NewConv: negative Workers %d", o.Workers)
 	}
-	if o.Algorithm != ConvIm2col && o.Algorithm != ConvWinograd && o.Algorithm != ConvWinograd4x4 {
+	if o.Algorithm < ConvAuto || o.Algorithm > ConvWinograd4x4 {
 		return nil, fmt.Errorf("style: NewConv: unknown algorithm %v", o.Algorithm)
 	}
 	if o.BLAS == nil {
 		o.BLAS = defaultBLAS()
+	}
+	if o.Algorithm == ConvAuto {
+		o.Algorithm = ConvIm2col
+		if isPackageBLAS(o.BLAS) {
+			o.Algorithm = ConvWinograd4x4
+		}
 	}
 	var weight, wino []float32
 	var packed *convPacked

@@ -51,7 +51,7 @@ func formulaVGG16Weights(widths [13]int) *VGG16Weights {
 }
 
 var formulaNet = sync.OnceValues(func() (*VGG16, error) {
-	return NewVGG16(formulaVGG16Weights(vgg16Widths), nil)
+	return NewVGG16(formulaVGG16Weights(vgg16Widths), &VGG16Options{Algorithm: ConvIm2col})
 })
 
 var formulaNetWinograd = sync.OnceValues(func() (*VGG16, error) {
