@@ -46,7 +46,12 @@ type Conv struct {
 	// when the packed Winograd path is used; wino is then nil.
 	upk     []*convPacked
 	wm      int       // Winograd output tile size of the packed path: 2 or 4
-	scratch sync.Pool // *convWorkspace
+	// free holds the workspaces of finished calls for reuse. Unlike a
+	// sync.Pool, whose per-P slots miss when the caller moves between
+	// threads and which the GC empties, it keeps them for the Conv's
+	// lifetime: at most one per concurrent call.
+	freeMu sync.Mutex
+	free   []*convWorkspace
 }
 
 // ConvOptions configures a Conv. A nil *ConvOptions means the zero value:
@@ -200,12 +205,20 @@ func (c *Conv) ForwardTo(dst, x []float32, n, h, w int) []float32 {
 	if oh == 0 || ow == 0 {
 		return dst
 	}
-	ws, _ := c.scratch.Get().(*convWorkspace)
+	var ws *convWorkspace
+	c.freeMu.Lock()
+	if k := len(c.free); k > 0 {
+		ws = c.free[k-1]
+		c.free = c.free[:k-1]
+	}
+	c.freeMu.Unlock()
 	if ws == nil {
 		ws = new(convWorkspace)
 	}
 	c.forward(dst, x, n, h, w, ws)
-	c.scratch.Put(ws)
+	c.freeMu.Lock()
+	c.free = append(c.free, ws)
+	c.freeMu.Unlock()
 	return dst
 }
 

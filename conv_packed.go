@@ -321,6 +321,9 @@ func (c *Conv) forwardPacked(dst, x []float32, n, h, w int, ws *convWorkspace) {
 	}
 	var next atomic.Int64
 	run := func(s *packedScratch) {
+		// Size the buffers for the largest task first, so that a worker
+		// never reallocates them whichever tasks it is handed.
+		c.packedGrow(s, h, w, rows, tsz)
 		for {
 			t := int(next.Add(1) - 1)
 			if t >= tasks {
@@ -386,5 +389,19 @@ func convLd(n int) int {
 			return n
 		}
 		n += 16
+	}
+}
+
+// packedGrow sizes the buffers of s for any band of at most rows rows of
+// w pixels and tsz row panels.
+func (c *Conv) packedGrow(s *packedScratch, h, w, rows, tsz int) {
+	pk := c.packed
+	nr, mr := pk.kern.nr, pk.kern.mr
+	npad := (rows*w + nr - 1) / nr * nr
+	s.slab = growF32(s.slab, c.in*(rows+2)*(w+2))
+	s.b = growF32(s.b, pk.kb*nr)
+	s.c = growF32(s.c, tsz*mr*convLd(npad))
+	if cap(s.segs) < 3*(rows*w+2*npad/nr+1) {
+		s.segs = make([]int32, 0, 3*(rows*w+2*npad/nr+1))
 	}
 }

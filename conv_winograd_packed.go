@@ -96,6 +96,7 @@ func (c *Conv) forwardWinogradPacked(dst, x []float32, n, h, w int, ws *convWork
 	}
 	var next atomic.Int64
 	run := func(s *packedScratch) {
+		c.winogradGrow(s, tsz)
 		for {
 			t := int(next.Add(1) - 1)
 			if t >= tasks {
@@ -349,4 +350,15 @@ func winogradInputRun(v []float32, vstride int, d *[4][]float32, n int) {
 		q = t3[2*i : 2*i+4 : 2*i+4]
 		v12[i], v13[i], v14[i], v15[i] = q[0]-q[2], q[1]+q[2], q[2]-q[1], q[1]-q[3]
 	}
+}
+
+// winogradGrow sizes the buffers of s for any band of at most tsz tiles,
+// so that a worker never reallocates them whichever bands it is handed.
+func (c *Conv) winogradGrow(s *packedScratch, tsz int) {
+	kn := &c.upk[0].kern
+	tpad := (tsz + kn.nr - 1) / kn.nr * kn.nr
+	npos := len(c.upk)
+	s.b = growF32(s.b, npos*(c.in*tpad+winogradSkew))
+	s.c = growF32(s.c, npos*(c.upk[0].mp*kn.mr*convLd(tpad)+winogradSkew))
+	s.slab = growF32(s.slab, (c.wm+3)*(c.wm*kn.nr+2))
 }
