@@ -42,10 +42,10 @@ type Conv struct {
 	// packed holds the weights and bias packed for the GEMM kernel when
 	// impl is this package's BLAS (see conv_packed.go); weight is then nil.
 	packed *convPacked
-	// upk holds the 16 Winograd weight matrices packed for the kernel
+	// upk holds the 16 or 36 Winograd weight matrices packed for the kernel
 	// when the packed Winograd path is used; wino is then nil.
-	upk     []*convPacked
-	wm      int       // Winograd output tile size of the packed path: 2 or 4
+	upk []*convPacked
+	wm  int // Winograd output tile size of the packed path: 2 or 4
 	// free holds the workspaces of finished calls for reuse. Unlike a
 	// sync.Pool, whose per-P slots miss when the caller moves between
 	// threads and which the GC empties, it keeps them for the Conv's

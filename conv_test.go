@@ -102,7 +102,8 @@ func TestConvMatchesNaive(t *testing.T) {
 		{2, 3, 200, 9, 10}, // output channels split in 3 uneven chunks
 		{1, 8, 5, 9, 1},    // the smallest In of the packed Winograd path
 		{2, 9, 31, 5, 3},
-		{3, 16, 15, 23, 29}, // several Winograd bands per image, ragged last panel
+		{3, 16, 15, 23, 29},  // several Winograd bands per image, ragged last panel
+		{1, 64, 120, 10, 10}, // one Winograd band: output channels split in chunks
 	}
 	for _, s := range shapes {
 		for _, relu := range []bool{false, true} {

@@ -98,18 +98,18 @@ func winograd4InputRun(v []float32, vstride int, d *[6][]float32, n int) {
 	}
 }
 
-// winograd4Output applies Y = Aᵀ M A to the tiles g0 .. g0+tiles of every
-// output channel (M_p of channel o, tile g0+g at m[p*mstride+o*ldm+g]),
-// adds the bias and applies ReLU and pooling, writing into dst (Out x oh
-// x ow).
-func (c *Conv) winograd4Output(dst, m []float32, h, w, tw, g0, tiles, ldm, mstride int) {
+// winograd4Output applies Y = Aᵀ M A to the tiles g0 .. g0+tiles of one
+// image for output channels o0..o1 (M_p of channel o, tile g0+g at
+// m[p*mstride+(o-o0)*ldm+g]), adds the bias and applies ReLU and pooling,
+// writing into dst (Out x oh x ow).
+func (c *Conv) winograd4Output(dst, m []float32, h, w, tw, g0, tiles, o0, o1, ldm, mstride int) {
 	oh, ow := c.OutputSize(h, w)
-	for o := range c.out {
+	for o := o0; o < o1; o++ {
 		b := c.bias[o]
 		plane := dst[o*oh*ow : (o+1)*oh*ow]
 		var ms [36][]float32
 		for p := range ms {
-			ms[p] = m[p*mstride+o*ldm : p*mstride+o*ldm+tiles]
+			ms[p] = m[p*mstride+(o-o0)*ldm : p*mstride+(o-o0)*ldm+tiles]
 		}
 		ty, tx := g0/tw, g0%tw
 		for g := range tiles {

@@ -82,7 +82,6 @@ func (c *Conv) forwardWinogradPacked(dst, x []float32, n, h, w int, ws *convWork
 	}
 	g := n * th * tw
 	nb, tsz := c.winogradPackedBands(g)
-	tasks := nb
 	workers := c.workers
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -90,20 +89,42 @@ func (c *Conv) forwardWinogradPacked(dst, x []float32, n, h, w int, ws *convWork
 	if flops := 2 * int64(n) * int64(c.out) * int64(c.in*9) * int64(h*w); flops < convMinParallelFlops {
 		workers = 1
 	}
+	// A band count that is a multiple of the workers keeps them all busy
+	// to the end. The split does not change the results (see
+	// winogradPackedBands).
+	if workers > 1 && nb > 1 && nb%workers != 0 {
+		nr := c.upk[0].kern.nr
+		nb2 := (nb + workers - 1) / workers * workers
+		if tsz2 := ((g+nb2-1)/nb2 + nr - 1) / nr * nr; (g+tsz2-1)/tsz2 == nb2 {
+			nb, tsz = nb2, tsz2
+		}
+	}
+	// With fewer bands than twice the workers (small late layers at
+	// batch 1), the output channels are split too; each chunk repeats
+	// its band's input transform, which is cheap next to its products.
+	mp := c.upk[0].mp
+	oc := 1
+	if workers > 1 && nb < 2*workers {
+		oc = max(1, min((2*workers+nb-1)/nb, mp/4))
+	}
+	csz := (mp + oc - 1) / oc
+	oc = (mp + csz - 1) / csz
+	tasks := nb * oc
 	workers = max(1, min(workers, tasks))
 	if len(ws.workers) < workers {
 		ws.workers = append(ws.workers, make([]convScratch, workers-len(ws.workers))...)
 	}
 	var next atomic.Int64
 	run := func(s *packedScratch) {
-		c.winogradGrow(s, tsz)
+		c.winogradGrow(s, tsz, csz)
 		for {
 			t := int(next.Add(1) - 1)
 			if t >= tasks {
 				return
 			}
-			g0 := t * tsz
-			c.winogradPackedBand(dst, x, h, w, th, tw, g0, min(g0+tsz, g), s)
+			g0 := t / oc * tsz
+			t0 := t % oc * csz
+			c.winogradPackedBand(dst, x, h, w, th, tw, g0, min(g0+tsz, g), t0, min(t0+csz, mp), s)
 		}
 	}
 	if workers <= 1 {
@@ -118,13 +139,14 @@ func (c *Conv) forwardWinogradPacked(dst, x []float32, n, h, w int, ws *convWork
 }
 
 // winogradPackedBand computes tiles g0..g1 of the batch (image after
-// image, each th x tw tiles in row-major order) for every output channel:
-// x is n x In x h x w, dst is n x Out x oh x ow.
-func (c *Conv) winogradPackedBand(dst, x []float32, h, w, th, tw, g0, g1 int, s *packedScratch) {
+// image, each th x tw tiles in row-major order) for the output channels
+// of row panels t0..t1: x is n x In x h x w, dst is n x Out x oh x ow.
+func (c *Conv) winogradPackedBand(dst, x []float32, h, w, th, tw, g0, g1, t0, t1 int, s *packedScratch) {
 	kn := &c.upk[0].kern
 	mr, nr := kn.mr, kn.nr
 	in := c.in
-	mp := c.upk[0].mp
+	mp := t1 - t0
+	o0, o1 := t0*mr, min(t1*mr, c.out)
 	tiles := g1 - g0
 	np := (tiles + nr - 1) / nr
 	tpad := np * nr
@@ -171,8 +193,8 @@ func (c *Conv) winogradPackedBand(dst, x []float32, h, w, th, tw, g0, g1 int, s 
 			kbb := min(kb, in-c0)
 			for j := range np {
 				bp := vp[c0*tpad+j*kbb*nr:]
-				for t := range mp {
-					kn.call(kbb, up.panel(c0, t), bp, mpp[t*mr*ldm+j*nr:], ldm, 1, beta)
+				for t := t0; t < t1; t++ {
+					kn.call(kbb, up.panel(c0, t), bp, mpp[(t-t0)*mr*ldm+j*nr:], ldm, 1, beta)
 				}
 			}
 			beta = 1
@@ -185,9 +207,9 @@ func (c *Conv) winogradPackedBand(dst, x []float32, h, w, th, tw, g0, g1 int, s 
 		e := min(g1, (img+1)*per)
 		d := dst[img*c.out*oh*ow : (img+1)*c.out*oh*ow]
 		if c.wm == 4 {
-			c.winograd4Output(d, m[a-g0:], h, w, tw, a-img*per, e-a, ldm, mstride)
+			c.winograd4Output(d, m[a-g0:], h, w, tw, a-img*per, e-a, o0, o1, ldm, mstride)
 		} else {
-			c.winogradOutput(d, m[a-g0:], h, w, tw, a-img*per, e-a, ldm, mstride)
+			c.winogradOutput(d, m[a-g0:], h, w, tw, a-img*per, e-a, o0, o1, ldm, mstride)
 		}
 		a = e
 	}
@@ -259,15 +281,15 @@ func (c *Conv) winogradInput(v []float32, vstride, tpad int, src []float32, h, w
 }
 
 // winogradOutput applies Y = Aᵀ M A of F(2x2, 3x3) to tiles g0 ..
-// g0+tiles of one image for every output channel (M_p of channel o, tile
-// g0+g at m[p*mstride+o*ldm+g]), adds the bias and applies ReLU and
-// pooling, writing into dst (Out x oh x ow).
-func (c *Conv) winogradOutput(dst, m []float32, h, w, tw, g0, tiles, ldm, mstride int) {
+// g0+tiles of one image for output channels o0..o1 (M_p of channel o,
+// tile g0+g at m[p*mstride+(o-o0)*ldm+g]), adds the bias and applies ReLU
+// and pooling, writing into dst (Out x oh x ow).
+func (c *Conv) winogradOutput(dst, m []float32, h, w, tw, g0, tiles, o0, o1, ldm, mstride int) {
 	oh, ow := c.OutputSize(h, w)
-	for o := range c.out {
+	for o := o0; o < o1; o++ {
 		b := c.bias[o]
 		plane := dst[o*oh*ow : (o+1)*oh*ow]
-		mo := m[o*ldm:]
+		mo := m[(o-o0)*ldm:]
 		m0 := mo[0*mstride : 0*mstride+tiles]
 		m1, m2, m3 := mo[1*mstride:][:len(m0)], mo[2*mstride:][:len(m0)], mo[3*mstride:][:len(m0)]
 		m4, m5, m6, m7 := mo[4*mstride:][:len(m0)], mo[5*mstride:][:len(m0)], mo[6*mstride:][:len(m0)], mo[7*mstride:][:len(m0)]
@@ -352,13 +374,14 @@ func winogradInputRun(v []float32, vstride int, d *[4][]float32, n int) {
 	}
 }
 
-// winogradGrow sizes the buffers of s for any band of at most tsz tiles,
+// winogradGrow sizes the buffers of s for any band of at most tsz tiles
+// and csz row panels,
 // so that a worker never reallocates them whichever bands it is handed.
-func (c *Conv) winogradGrow(s *packedScratch, tsz int) {
+func (c *Conv) winogradGrow(s *packedScratch, tsz, csz int) {
 	kn := &c.upk[0].kern
 	tpad := (tsz + kn.nr - 1) / kn.nr * kn.nr
 	npos := len(c.upk)
 	s.b = growF32(s.b, npos*(c.in*tpad+winogradSkew))
-	s.c = growF32(s.c, npos*(c.upk[0].mp*kn.mr*convLd(tpad)+winogradSkew))
+	s.c = growF32(s.c, npos*(csz*kn.mr*convLd(tpad)+winogradSkew))
 	s.slab = growF32(s.slab, (c.wm+3)*(c.wm*kn.nr+2))
 }
