@@ -118,10 +118,7 @@ func NewConv(w ConvWeights, opts *ConvOptions) (*Conv, error) {
 		o.BLAS = defaultBLAS()
 	}
 	if o.Algorithm == ConvAuto {
-		o.Algorithm = ConvIm2col
-		if isPackageBLAS(o.BLAS) {
-			o.Algorithm = ConvWinograd4x4
-		}
+		o.Algorithm = autoAlgorithm(w.In, w.Out, isPackageBLAS(o.BLAS))
 	}
 	var weight, wino []float32
 	var packed *convPacked
@@ -452,4 +449,23 @@ func im2col3x3(col, src []float32, in, h, w, y0, y1 int) {
 			}
 		}
 	}
+}
+
+// autoAlgorithmBytes is the size of F(4x4, 3x3)'s transformed weights
+// (36 x In x Out floats) above which ConvAuto uses F(2x2, 3x3): the
+// products stream the weights from memory once per band, and for the
+// widest layers at small batches (VGG16's 28x28 and 14x14 layers, 256 or
+// 512 channels in and 512 out) that traffic costs more than F(4x4) saves
+// in arithmetic; F(2x2)'s weights are 16/36 as large.
+const autoAlgorithmBytes = 16 << 20
+
+// autoAlgorithm is the algorithm ConvAuto selects for a layer.
+func autoAlgorithm(in, out int, packageBLAS bool) ConvAlgorithm {
+	switch {
+	case !packageBLAS:
+		return ConvIm2col
+	case 36*4*in*out > autoAlgorithmBytes:
+		return ConvWinograd
+	}
+	return ConvWinograd4x4
 }

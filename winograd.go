@@ -10,10 +10,13 @@ import (
 type ConvAlgorithm int
 
 const (
-	// ConvAuto, the zero value, picks the fastest algorithm whose error
-	// stays at float32 rounding level: ConvWinograd4x4 with this
-	// package's BLAS (layers with fewer than 8 input channels, such as
-	// VGG16's first, use im2col), ConvIm2col with any other BLAS.
+	// ConvAuto, the zero value, picks per layer the fastest algorithm
+	// whose error stays at float32 rounding level. With this package's
+	// BLAS that is ConvWinograd4x4, or ConvWinograd for layers whose
+	// F(4x4) weights would exceed 16 MiB (In x Out > 116,508, such as
+	// VGG16's 512-channel layers; see autoAlgorithmBytes), and im2col for
+	// layers with fewer than 8 input channels (VGG16's first); with any
+	// other BLAS it is ConvIm2col.
 	ConvAuto ConvAlgorithm = iota
 	// ConvIm2col lowers the convolution to one GEMM with K = 9 x In + 1
 	// (the bias) per band of output rows. It is the reference: float32
