@@ -14,13 +14,15 @@ import (
 // optionally a fused ReLU and a fused 2x2 max-pool with stride 2.
 //
 // Tensors are float32 in N,C,H,W order (row-major: x is the fastest index).
-// By default the convolution is computed as im2col followed by one
-// single-precision GEMM per band of output rows, through the BLAS given at
-// construction, so that the GEMM dominates the time; ConvWinograd replaces
-// it by 16 smaller GEMMs per band (see ConvAlgorithm).
-// The work is split into tasks (bands of output rows of one image, and
+// ConvIm2col computes im2col followed by one single-precision GEMM per
+// band of output rows; ConvWinograd and ConvWinograd4x4 replace it by 16
+// or 36 GEMMs with K = In per band of output tiles (see ConvAlgorithm;
+// the default, ConvAuto, is the fastest). With this package's BLAS the
+// GEMM micro-kernel is driven directly on weights packed once by NewConv
+// (see conv_packed.go); with another BLAS its Sgemm is called.
+// The work is split into tasks (bands of output rows or tiles, and
 // chunks of output channels when an image has few bands) that depend only
-// on the layer and the image shape, never on the number of workers, and
+// on the layer and the shapes, never on the number of workers, and
 // each output value is written by exactly one task, so results are
 // bit-identical for any Workers setting and any batch composition.
 //
@@ -37,7 +39,19 @@ type Conv struct {
 	wino    []float32 // Winograd-transformed weights, 16 x out x in
 	impl    blas.Float32Level3
 	workers int
-	scratch sync.Pool // *convWorkspace
+	// packed holds the weights and bias packed for the GEMM kernel when
+	// impl is this package's BLAS (see conv_packed.go); weight is then nil.
+	packed *convPacked
+	// upk holds the 16 or 36 Winograd weight matrices packed for the kernel
+	// when the packed Winograd path is used; wino is then nil.
+	upk []*convPacked
+	wm  int // Winograd output tile size of the packed path: 2 or 4
+	// free holds the workspaces of finished calls for reuse. Unlike a
+	// sync.Pool, whose per-P slots miss when the caller moves between
+	// threads and which the GC empties, it keeps them for the Conv's
+	// lifetime: at most one per concurrent call.
+	freeMu sync.Mutex
+	free   []*convWorkspace
 }
 
 // ConvOptions configures a Conv. A nil *ConvOptions means the zero value:
@@ -55,12 +69,14 @@ type ConvOptions struct {
 	// Workers is the number of goroutines a forward pass may use.
 	// Zero value: runtime.GOMAXPROCS(0). Small inputs run serially.
 	Workers int
-	// Algorithm selects the convolution algorithm. Zero value: ConvIm2col.
+	// Algorithm selects the convolution algorithm. Zero value: ConvAuto,
+	// the fastest accurate one (see ConvAuto).
 	Algorithm ConvAlgorithm
 }
 
 // convScratch holds one worker's buffers.
 type convScratch struct {
+	packedScratch
 	col []float32 // im2col matrix of one band, (in*9) x (rows*w); or the Winograd-transformed input
 	out []float32 // pre-pool output of one band, out x (rows*w); or the Winograd products
 	pad []float32 // Winograd: padded input rows and their combinations
@@ -95,19 +111,37 @@ func NewConv(w ConvWeights, opts *ConvOptions) (*Conv, error) {
 	if o.Workers < 0 {
 		return nil, fmt.Errorf("style: NewConv: negative Workers %d", o.Workers)
 	}
-	if o.Algorithm != ConvIm2col && o.Algorithm != ConvWinograd {
+	if o.Algorithm < ConvAuto || o.Algorithm > ConvWinograd4x4 {
 		return nil, fmt.Errorf("style: NewConv: unknown algorithm %v", o.Algorithm)
 	}
 	if o.BLAS == nil {
 		o.BLAS = defaultBLAS()
 	}
+	if o.Algorithm == ConvAuto {
+		o.Algorithm = autoAlgorithm(w.In, w.Out, isPackageBLAS(o.BLAS))
+	}
 	var weight, wino []float32
-	if o.Algorithm == ConvWinograd {
+	var packed *convPacked
+	var upk []*convPacked
+	var wm int
+	switch {
+	case isPackageBLAS(o.BLAS) && (o.Algorithm == ConvIm2col || w.In < winogradMinIn):
+		packed = packIm2colWeights(w)
+	case isPackageBLAS(o.BLAS):
+		wm = 2
+		if o.Algorithm == ConvWinograd4x4 {
+			wm = 4
+		}
+		upk = packWinogradWeights(w, wm)
+	case o.Algorithm == ConvWinograd || o.Algorithm == ConvWinograd4x4:
 		wino = winogradWeights(w.Weight, w.Out, w.In) // the only copy kept
-	} else {
+	default:
 		weight = append([]float32(nil), w.Weight...)
 	}
 	return &Conv{
+		packed:  packed,
+		upk:     upk,
+		wm:      wm,
 		algo:    o.Algorithm,
 		wino:    wino,
 		in:      w.In,
@@ -168,12 +202,20 @@ func (c *Conv) ForwardTo(dst, x []float32, n, h, w int) []float32 {
 	if oh == 0 || ow == 0 {
 		return dst
 	}
-	ws, _ := c.scratch.Get().(*convWorkspace)
+	var ws *convWorkspace
+	c.freeMu.Lock()
+	if k := len(c.free); k > 0 {
+		ws = c.free[k-1]
+		c.free = c.free[:k-1]
+	}
+	c.freeMu.Unlock()
 	if ws == nil {
 		ws = new(convWorkspace)
 	}
 	c.forward(dst, x, n, h, w, ws)
-	c.scratch.Put(ws)
+	c.freeMu.Lock()
+	c.free = append(c.free, ws)
+	c.freeMu.Unlock()
 	return dst
 }
 
@@ -190,16 +232,24 @@ func (c *Conv) forward(dst, x []float32, n, h, w int, ws *convWorkspace) {
 	if oh == 0 || ow == 0 {
 		return
 	}
+	if c.packed != nil {
+		c.forwardPacked(dst, x, n, h, w, ws)
+		return
+	}
+	if c.upk != nil {
+		c.forwardWinogradPacked(dst, x, n, h, w, ws)
+		return
+	}
 	var hc, rows, nb, colN, outN int
 	band := c.band
-	if c.algo == ConvWinograd {
+	if c.algo != ConvIm2col {
 		hc, rows, nb = c.winogradBands(h, w)
 		band = c.winogradBand
 	} else {
 		hc, rows, nb = c.bands(h, w)
 	}
 	oc, osz := c.outChunks(nb)
-	if c.algo == ConvWinograd {
+	if c.algo != ConvIm2col {
 		colN, outN = c.winogradScratch(rows, w, osz)
 	} else {
 		colN = c.in * 9 * rows * w
@@ -399,4 +449,23 @@ func im2col3x3(col, src []float32, in, h, w, y0, y1 int) {
 			}
 		}
 	}
+}
+
+// autoAlgorithmBytes is the size of F(4x4, 3x3)'s transformed weights
+// (36 x In x Out floats) above which ConvAuto uses F(2x2, 3x3): the
+// products stream the weights from memory once per band, and for the
+// widest layers at small batches (VGG16's 28x28 and 14x14 layers, 256 or
+// 512 channels in and 512 out) that traffic costs more than F(4x4) saves
+// in arithmetic; F(2x2)'s weights are 16/36 as large.
+const autoAlgorithmBytes = 16 << 20
+
+// autoAlgorithm is the algorithm ConvAuto selects for a layer.
+func autoAlgorithm(in, out int, packageBLAS bool) ConvAlgorithm {
+	switch {
+	case !packageBLAS:
+		return ConvIm2col
+	case 36*4*in*out > autoAlgorithmBytes:
+		return ConvWinograd
+	}
+	return ConvWinograd4x4
 }

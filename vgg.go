@@ -55,8 +55,9 @@ type VGG16Options struct {
 	// runtime.GOMAXPROCS(0).
 	Workers int
 	// Algorithm selects the convolution algorithm of all 13 layers. Zero
-	// value: ConvIm2col. ConvWinograd does 2.25x fewer multiply-adds, with
-	// a rounding error of the same order (see ConvWinograd).
+	// value: ConvAuto, the fastest accurate one for each layer (Winograd
+	// F(4x4, 3x3) or F(2x2, 3x3) with the package's BLAS; see
+	// ConvAlgorithm for each one's error).
 	Algorithm ConvAlgorithm
 }
 

@@ -10,29 +10,50 @@ import (
 type ConvAlgorithm int
 
 const (
-	// ConvIm2col lowers the convolution to one GEMM with K = 9 x In per
-	// band of output rows. It is the default and the reference: float32
-	// accumulation over 9 x In products.
-	ConvIm2col ConvAlgorithm = iota
+	// ConvAuto, the zero value, picks per layer the fastest algorithm
+	// whose error stays at float32 rounding level. With this package's
+	// BLAS that is ConvWinograd4x4, or ConvWinograd for layers whose
+	// F(4x4) weights would exceed 16 MiB (In x Out > 116,508, such as
+	// VGG16's 512-channel layers; see autoAlgorithmBytes), and im2col for
+	// layers with fewer than 8 input channels (VGG16's first); with any
+	// other BLAS it is ConvIm2col.
+	ConvAuto ConvAlgorithm = iota
+	// ConvIm2col lowers the convolution to one GEMM with K = 9 x In + 1
+	// (the bias) per band of output rows. It is the reference: float32
+	// accumulation over 9 x In products. On the VGG16 formula golden the
+	// relative L2 error of the features against float64 PyTorch is about
+	// 9e-7 with this package's BLAS (fused multiply-adds).
+	ConvIm2col
 	// ConvWinograd uses Winograd's minimal filtering F(2x2, 3x3) (Lavin and
 	// Gray, "Fast Algorithms for Convolutional Neural Networks", 2016):
 	// each 2x2 output tile costs 16 products per input channel instead of
 	// 36, as 16 GEMMs with K = In, 2.25x fewer multiply-adds than im2col.
 	// The transforms only add, subtract and halve, and each GEMM sums
 	// In products instead of 9 x In, so the error stays at im2col's level:
-	// on the VGG16 formula golden the relative L2 error of the features
-	// against float64 PyTorch is about 8e-7 (im2col: 2e-6). The larger
-	// F(4x4, 3x3) tiles, with transform constants up to 8, would lose more.
+	// on the VGG16 formula golden the relative L2 error is about 8e-7.
 	ConvWinograd
+	// ConvWinograd4x4 uses Winograd's F(4x4, 3x3): each 4x4 output tile
+	// costs 36 products per input channel instead of 144, 4x fewer
+	// multiply-adds than im2col. Its transforms multiply by constants up
+	// to 8 (and the weight transform divides by 24), so it rounds a little
+	// more than F(2x2, 3x3): on the VGG16 formula golden the relative L2
+	// error is 1.6e-6 to 1.9e-6 (tolerance 1e-4). It needs this package's
+	// BLAS, whose kernel it drives directly; with another BLAS it computes
+	// as ConvWinograd.
+	ConvWinograd4x4
 )
 
 // String returns the algorithm's name.
 func (a ConvAlgorithm) String() string {
 	switch a {
+	case ConvAuto:
+		return "auto"
 	case ConvIm2col:
 		return "im2col"
 	case ConvWinograd:
 		return "winograd"
+	case ConvWinograd4x4:
+		return "winograd4x4"
 	}
 	return fmt.Sprintf("ConvAlgorithm(%d)", int(a))
 }

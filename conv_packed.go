@@ -1,0 +1,407 @@
+package style
+
+import (
+	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"gonum.org/v1/gonum/blas"
+)
+
+// The packed convolution path: when a Conv uses this package's BLAS, it
+// skips Sgemm and drives the GEMM micro-kernel itself, so that
+//
+//   - the constant weights are packed into the kernel's panel layout once,
+//     in NewConv, instead of once per band and call;
+//   - the im2col matrix is never materialised: each band packs its input
+//     straight into the kernel's B panels (an implicit GEMM), and Winograd's
+//     input transform writes its products' B panels directly;
+//   - the bias is folded into the product (a column of A against a row of
+//     ones in B), and ReLU and pooling run on the band while it is in cache;
+//   - there is one level of parallelism: the conv's tasks run on the
+//     workers and each task calls the single-threaded kernel, so the cores
+//     are never oversubscribed by nested GEMM goroutines.
+//
+// Every output value is the same sequence of kernel operations whatever
+// the band or worker split (the depth blocking depends on the layer only),
+// so results stay bit-identical for any Workers and batch composition.
+
+// convKC is the largest depth of one packed block. The kernels are tuned
+// for 512; allowing a little more keeps K = 9*64+1 = 577 in one block and
+// splits the deeper layers into equal blocks of 577.
+const convKC = 640
+
+// convPacked is a weight matrix (rows x k, row-major) packed for one
+// kernel: depth blocks of kb (the last may be shorter), each holding the
+// mp row panels of mr rows (zero-padded) one after another.
+type convPacked struct {
+	kern gemmKernel
+	rows int
+	k    int
+	kb   int
+	mp   int
+	a    []float32
+}
+
+// newConvPacked packs the rows x k row-major matrix w (leading dimension
+// ld) for the kernel kn.
+func newConvPacked(kn gemmKernel, w []float32, rows, k, ld int) *convPacked {
+	nkb := (k + convKC - 1) / convKC
+	kb := (k + nkb - 1) / nkb
+	mp := (rows + kn.mr - 1) / kn.mr
+	p := &convPacked{kern: kn, rows: rows, k: k, kb: kb, mp: mp, a: make([]float32, mp*kn.mr*k)}
+	for p0 := 0; p0 < k; p0 += kb {
+		kbb := min(kb, k-p0)
+		gemmPack(p.a[p0*mp*kn.mr:(p0+kbb)*mp*kn.mr], w, ld, false, 0, rows, p0, kbb, kn.mr)
+	}
+	return p
+}
+
+// panel returns row panel t of the depth block starting at p0.
+func (p *convPacked) panel(p0, t int) []float32 {
+	mr := p.kern.mr
+	kbb := min(p.kb, p.k-p0)
+	off := p0*p.mp*mr + t*kbb*mr
+	return p.a[off : off+kbb*mr]
+}
+
+// packedScratch holds one worker's buffers for the packed path.
+type packedScratch struct {
+	slab []float32 // zero-padded input rows of the band, in x (rows+2) x (w+2)
+	b    []float32 // packed B block
+	c    []float32 // product of the band, (row panels * mr) x npad
+	segs []int32   // per B panel: runs of output pixels within one row
+}
+
+func growF32(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
+
+// fillSlab copies rows y0-1 .. y0+rows of every channel of src (in x h x w)
+// into slab as (rows+2) x (w+2) planes with a zero border, and zero rows
+// outside the image.
+func fillSlab(slab, src []float32, in, h, w, y0, rows int) {
+	wp := w + 2
+	for ci := range in {
+		plane := src[ci*h*w : (ci+1)*h*w]
+		for r := range rows + 2 {
+			d := slab[(ci*(rows+2)+r)*wp : (ci*(rows+2)+r+1)*wp]
+			y := y0 - 1 + r
+			if y < 0 || y >= h {
+				clear(d)
+				continue
+			}
+			d[0] = 0
+			copy(d[1:w+1], plane[y*w:(y+1)*w])
+			d[w+1] = 0
+		}
+	}
+}
+
+// pixelSegments lists, for each B panel of nr output pixels of a band of
+// npix pixels in rows of w, the runs of pixels within one row as triples
+// (first lane, length, offset of the pixel in a (w+2)-wide slab row
+// layout: row*(w+2)+x). Each panel's list ends with a length-0 triple.
+func pixelSegments(segs []int32, npix, w, nr int) []int32 {
+	segs = segs[:0]
+	for q0 := 0; q0 < npix; q0 += nr {
+		end := min(q0+nr, npix)
+		for q := q0; q < end; {
+			y, x := q/w, q%w
+			n := min(w-x, end-q)
+			segs = append(segs, int32(q-q0), int32(n), int32(y*(w+2)+x))
+			q += n
+		}
+		segs = append(segs, 0, 0, 0)
+	}
+	return segs
+}
+
+// packIm2col packs depth rows p0 .. p0+kbb of one panel of nr pixels of
+// the band's implicit im2col matrix (row ci*9+ky*3+kx, plus a last row of
+// ones for the bias at 9*in) into pan: pan[(p-p0)*nr + l] is the input
+// under tap (ky, kx) of the panel's pixel l, zero beyond the band. segs
+// is the panel's run list (see pixelSegments).
+func packIm2col(pan, slab []float32, segs []int32, in, rows, w, nr, p0, kbb int) {
+	wp := w + 2
+	plane := (rows + 2) * wp
+	k9 := in * 9
+	one := segs[1] == int32(nr) && nr == 32 // one full-row run
+	off0 := int(segs[2])
+	var tap [9]int
+	for i := range tap {
+		tap[i] = (i/3)*wp + i%3
+	}
+	ci, t := p0/9, p0%9
+	for p := p0; p < p0+kbb; p++ {
+		d := pan[(p-p0)*nr : (p-p0+1)*nr]
+		if p == k9 {
+			for l := range d {
+				d[l] = 1
+			}
+			continue
+		}
+		base := ci*plane + tap[t]
+		if t++; t == 9 {
+			t = 0
+			ci++
+		}
+		if one {
+			copy32(d, slab[base+off0:base+off0+32])
+			continue
+		}
+		covered := 0
+		for q := 0; segs[q+1] != 0; q += 3 {
+			l, n, off := int(segs[q]), int(segs[q+1]), base+int(segs[q+2])
+			copyRun(d[l:l+n], slab[off:off+n])
+			covered = l + n
+		}
+		clear(d[covered:])
+	}
+}
+
+// reluCopy writes max(v, 0) of every v of src into dst (branch-free: the
+// sign of ReLU's input is unpredictable).
+func reluCopy(dst, src []float32) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		u := math.Float32bits(v)
+		u &^= uint32(int32(u) >> 31)
+		dst[i] = math.Float32frombits(u)
+	}
+}
+
+// relu32 is max(v, 0) without a branch.
+func relu32(v float32) float32 {
+	u := math.Float32bits(v)
+	return math.Float32frombits(u &^ uint32(int32(u)>>31))
+}
+
+// poolRows max-pools rows x w values of src (rows even; row stride ld)
+// into dst (rows/2 x w/2), applying ReLU after the max if relu.
+func poolRows(dst, src []float32, rows, w, ld int, relu bool) {
+	ow := w / 2
+	for y := 0; y < rows/2; y++ {
+		r0 := src[2*y*ld : 2*y*ld+2*ow]
+		r1 := src[(2*y+1)*ld : (2*y+1)*ld+2*ow]
+		d := dst[y*ow : y*ow+ow]
+		for x := range d {
+			m := max(max(r0[2*x], r0[2*x+1]), max(r1[2*x], r1[2*x+1]))
+			if relu {
+				m = relu32(m)
+			}
+			d[x] = m
+		}
+	}
+}
+
+// packedIm2colBand computes output rows y0..y1 of the output channels in
+// row panels t0..t1 of one image with the packed weights: src is In x h x
+// w, dst is Out x oh x ow.
+func (c *Conv) packedIm2colBand(dst, src []float32, h, w, y0, y1, t0, t1 int, s *packedScratch) {
+	pk := c.packed
+	kn := &pk.kern
+	mr, nr := kn.mr, kn.nr
+	rows := y1 - y0
+	npix := rows * w
+	np := (npix + nr - 1) / nr
+	npad := np * nr
+	s.slab = growF32(s.slab, c.in*(rows+2)*(w+2))
+	fillSlab(s.slab, src, c.in, h, w, y0, rows)
+	s.segs = pixelSegments(s.segs, npix, w, nr)
+	s.b = growF32(s.b, pk.kb*nr)
+	ldc := convLd(npad)
+	s.c = growF32(s.c, (t1-t0)*mr*ldc)
+	var beta float32
+	for p0 := 0; p0 < pk.k; p0 += pk.kb {
+		kbb := min(pk.kb, pk.k-p0)
+		seg := 0
+		for j := range np {
+			// Pack one B panel and run all row panels on it while it is
+			// in cache; the A panels of the chunk stay in L2.
+			packIm2col(s.b, s.slab, s.segs[seg:], c.in, rows, w, nr, p0, kbb)
+			for s.segs[seg+1] != 0 {
+				seg += 3
+			}
+			seg += 3
+			for t := t0; t < t1; t++ {
+				kn.call(kbb, pk.panel(p0, t), s.b, s.c[(t-t0)*mr*ldc+j*nr:], ldc, 1, beta)
+			}
+		}
+		beta = 1
+	}
+	oh, ow := c.OutputSize(h, w)
+	for o := t0 * mr; o < min(t1*mr, c.out); o++ {
+		row := s.c[(o-t0*mr)*ldc : (o-t0*mr)*ldc+npix]
+		if c.pool {
+			poolRows(dst[o*oh*ow+(y0/2)*ow:], row, rows, w, w, c.relu)
+			continue
+		}
+		d := dst[o*h*w+y0*w : o*h*w+y1*w]
+		if c.relu {
+			reluCopy(d, row)
+		} else {
+			copy(d, row)
+		}
+	}
+}
+
+// packedBands splits the hc computed rows of an h x w image into bands of
+// about convBandPixels output pixels (an even number of rows when
+// pooling; the product of a band, up to 518 x 1792 floats, stays in L2), and the output row panels into chunks when there are too few
+// bands to keep several cores busy. The split depends on the shape only.
+func (c *Conv) packedBands(h, w int) (hc, rows, nb, oc, tsz int) {
+	hc = h
+	if c.pool {
+		hc = h &^ 1
+	}
+	rows = max(1, (convBandPixels+w/2)/w)
+	nb = max(1, (hc+rows-1)/rows)
+	rows = (hc + nb - 1) / nb
+	if c.pool && rows%2 == 1 {
+		rows++
+	}
+	nb = (hc + rows - 1) / rows
+	mp := c.packed.mp
+	oc = 1
+	if nb < convMinTasks {
+		oc = max(1, min((convMinTasks+nb-1)/nb, mp/4))
+	}
+	tsz = (mp + oc - 1) / oc
+	oc = (mp + tsz - 1) / tsz
+	return hc, rows, nb, oc, tsz
+}
+
+// convBandPixels is the target number of output pixels of a band of the
+// packed path: its packed input (up to 577 x 512 floats) and product stay
+// in the L2 cache.
+const convBandPixels = 1792
+
+// isPackageBLAS reports whether impl is this package's BLAS, whose kernel
+// the packed path may drive directly.
+func isPackageBLAS(impl blas.Float32Level3) bool {
+	switch impl.(type) {
+	case BLAS, *BLAS:
+		return true
+	}
+	return false
+}
+
+// packIm2colWeights packs the weights of w as the out x (9*in+1) matrix
+// [W | bias] for the active kernel.
+func packIm2colWeights(w ConvWeights) *convPacked {
+	k := w.In*9 + 1
+	m := make([]float32, w.Out*k)
+	for o := range w.Out {
+		copy(m[o*k:], w.Weight[o*w.In*9:(o+1)*w.In*9])
+		m[o*k+k-1] = w.Bias[o]
+	}
+	return newConvPacked(gemmActive, m, w.Out, k, k)
+}
+
+// forwardPacked is forward for the packed im2col path.
+func (c *Conv) forwardPacked(dst, x []float32, n, h, w int, ws *convWorkspace) {
+	oh, ow := c.OutputSize(h, w)
+	hc, rows, nb, oc, tsz := c.packedBands(h, w)
+	tasks := n * nb * oc
+	workers := c.workers
+	if workers == 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	if flops := 2 * int64(n) * int64(c.out) * int64(c.in*9) * int64(hc*w); flops < convMinParallelFlops {
+		workers = 1
+	}
+	workers = max(1, min(workers, tasks))
+	if len(ws.workers) < workers {
+		ws.workers = append(ws.workers, make([]convScratch, workers-len(ws.workers))...)
+	}
+	var next atomic.Int64
+	run := func(s *packedScratch) {
+		// Size the buffers for the largest task first, so that a worker
+		// never reallocates them whichever tasks it is handed.
+		c.packedGrow(s, h, w, rows, tsz)
+		for {
+			t := int(next.Add(1) - 1)
+			if t >= tasks {
+				return
+			}
+			img, b, j := t/(nb*oc), t/oc%nb, t%oc
+			y0 := b * rows
+			y1 := min(y0+rows, hc)
+			t0 := j * tsz
+			t1 := min(t0+tsz, c.packed.mp)
+			c.packedIm2colBand(dst[img*c.out*oh*ow:(img+1)*c.out*oh*ow], x[img*c.in*h*w:(img+1)*c.in*h*w], h, w, y0, y1, t0, t1, s)
+		}
+	}
+	if workers <= 1 {
+		run(&ws.workers[0].packedScratch)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Go(func() { run(&ws.workers[i].packedScratch) })
+	}
+	wg.Wait()
+}
+
+// copy32 copies 32 floats as eight 16-byte moves, which the compiler
+// inlines (copy and larger array assignments call memmove, whose call
+// and size dispatch cost as much as the move).
+func copy32(dst, src []float32) {
+	d, s := (*[32]float32)(dst), (*[32]float32)(src)
+	*(*[4]float32)(d[0:4]) = *(*[4]float32)(s[0:4])
+	*(*[4]float32)(d[4:8]) = *(*[4]float32)(s[4:8])
+	*(*[4]float32)(d[8:12]) = *(*[4]float32)(s[8:12])
+	*(*[4]float32)(d[12:16]) = *(*[4]float32)(s[12:16])
+	*(*[4]float32)(d[16:20]) = *(*[4]float32)(s[16:20])
+	*(*[4]float32)(d[20:24]) = *(*[4]float32)(s[20:24])
+	*(*[4]float32)(d[24:28]) = *(*[4]float32)(s[24:28])
+	*(*[4]float32)(d[28:32]) = *(*[4]float32)(s[28:32])
+}
+
+// copyRun copies src into dst (same length) in 16-byte moves and a
+// scalar tail: the runs of the packed path are short (at most 32 floats),
+// where a call to memmove costs more than the move.
+func copyRun(dst, src []float32) {
+	dst = dst[:len(src)]
+	i := 0
+	for ; i+4 <= len(src); i += 4 {
+		*(*[4]float32)(dst[i : i+4]) = *(*[4]float32)(src[i : i+4])
+	}
+	for ; i < len(src); i++ {
+		dst[i] = src[i]
+	}
+}
+
+// convLd returns the leading dimension, at least n floats, of a product
+// written by the kernel: rows 4 KiB apart (or nearly) would fall into the
+// same L1 sets, so such strides are moved away from multiples of 4 KiB.
+func convLd(n int) int {
+	if n < 1024 {
+		return n
+	}
+	for {
+		if r := n * 4 % 4096; r >= 512 && r <= 3584 {
+			return n
+		}
+		n += 16
+	}
+}
+
+// packedGrow sizes the buffers of s for any band of at most rows rows of
+// w pixels and tsz row panels.
+func (c *Conv) packedGrow(s *packedScratch, h, w, rows, tsz int) {
+	pk := c.packed
+	nr, mr := pk.kern.nr, pk.kern.mr
+	npad := (rows*w + nr - 1) / nr * nr
+	s.slab = growF32(s.slab, c.in*(rows+2)*(w+2))
+	s.b = growF32(s.b, pk.kb*nr)
+	s.c = growF32(s.c, tsz*mr*convLd(npad))
+	if cap(s.segs) < 3*(rows*w+2*npad/nr+1) {
+		s.segs = make([]int32, 0, 3*(rows*w+2*npad/nr+1))
+	}
+}

@@ -1,0 +1,387 @@
+package style
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// The packed Winograd F(2x2, 3x3) path (see conv_packed.go for the packed
+// path in general). A band is a range of 2x2 output tiles of one image, a
+// multiple of the kernel's nr tiles long; its input transform writes the
+// 16 matrices V_p (In x tiles) straight into the kernel's B panel layout,
+// the 16 products M_p = U_p V_p run on the weights U_p packed at NewConv,
+// and the output transform adds the bias and applies ReLU and pooling.
+
+// winogradMinIn is the number of input channels below which a Winograd
+// layer uses the packed im2col path instead: with K = In, the 16 products
+// would be too thin to run the kernel efficiently (VGG16's first layer
+// has 3).
+const winogradMinIn = 8
+
+// winogradBandFloats bounds the transformed input and products of a band
+// (16 or 36 x (In + Out) x tiles floats, 1.5 MiB), so that they stay in the L2
+// cache between the transforms and the products; bands have at least two
+// kernel panels of tiles, so that each weight panel is used twice.
+const winogradBandFloats = 384 << 10
+
+// winogradSkew is the padding, in floats, between the 16 transformed
+// matrices of a band (see winogradPackedBand).
+const winogradSkew = 80
+
+// packWinogradWeights packs the transformed weight matrices U_p (Out x In
+// each; 16 for F(2x2, 3x3), 36 for F(4x4, 3x3)) for the active kernel.
+func packWinogradWeights(w ConvWeights, wm int) []*convPacked {
+	var u []float32
+	if wm == 4 {
+		u = winograd4Weights(w.Weight, w.Out, w.In)
+	} else {
+		u = winogradWeights(w.Weight, w.Out, w.In)
+	}
+	pk := make([]*convPacked, (wm+2)*(wm+2))
+	for p := range pk {
+		pk[p] = newConvPacked(gemmActive, u[p*w.Out*w.In:(p+1)*w.Out*w.In], w.Out, w.In, w.In)
+	}
+	return pk
+}
+
+// winogradTiles returns the grid of wm x wm output tiles of an h x w
+// image: th rows of tw tiles, the last ones partial when wm does not
+// divide the computed size (h and w, or their even parts when pooling).
+func (c *Conv) winogradTiles(h, w int) (th, tw int) {
+	hc, wc := h, w
+	if c.pool {
+		hc, wc = h&^1, w&^1
+	}
+	return (hc + c.wm - 1) / c.wm, (wc + c.wm - 1) / c.wm
+}
+
+// winogradPackedBands splits the g tiles of a batch (image after image,
+// each th x tw in row-major order) into nb bands of tsz tiles (a multiple
+// of nr; the last band may be shorter). Bands span images, so that the
+// products of small late layers have enough columns; they are small
+// enough for the cache, and there are at least two when there are enough
+// tiles, so that batch-1 passes use two cores. Every output value is
+// computed the same way whatever band holds it, so results do not depend
+// on the split.
+func (c *Conv) winogradPackedBands(g int) (nb, tsz int) {
+	nr := c.upk[0].kern.nr
+	npos := (c.wm + 2) * (c.wm + 2)
+	tmax := max(2*nr, winogradBandFloats/(npos*(c.in+c.out))/nr*nr)
+	nb = max((g+tmax-1)/tmax, min(2, (g+nr-1)/nr))
+	tsz = ((g+nb-1)/nb + nr - 1) / nr * nr
+	nb = (g + tsz - 1) / tsz
+	return nb, tsz
+}
+
+// forwardWinogradPacked is forward for the packed Winograd path.
+func (c *Conv) forwardWinogradPacked(dst, x []float32, n, h, w int, ws *convWorkspace) {
+	th, tw := c.winogradTiles(h, w)
+	if th == 0 || tw == 0 {
+		return
+	}
+	g := n * th * tw
+	nb, tsz := c.winogradPackedBands(g)
+	workers := c.workers
+	if workers == 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	if flops := 2 * int64(n) * int64(c.out) * int64(c.in*9) * int64(h*w); flops < convMinParallelFlops {
+		workers = 1
+	}
+	// A band count that is a multiple of the workers keeps them all busy
+	// to the end. The split does not change the results (see
+	// winogradPackedBands).
+	if workers > 1 && nb > 1 && nb%workers != 0 {
+		nr := c.upk[0].kern.nr
+		nb2 := (nb + workers - 1) / workers * workers
+		if tsz2 := ((g+nb2-1)/nb2 + nr - 1) / nr * nr; (g+tsz2-1)/tsz2 == nb2 {
+			nb, tsz = nb2, tsz2
+		}
+	}
+	// With fewer bands than twice the workers (small late layers at
+	// batch 1), the output channels are split too; each chunk repeats
+	// its band's input transform, which is cheap next to its products.
+	mp := c.upk[0].mp
+	oc := 1
+	if workers > 1 && nb < 2*workers {
+		oc = max(1, min((2*workers+nb-1)/nb, mp/4))
+	}
+	csz := (mp + oc - 1) / oc
+	oc = (mp + csz - 1) / csz
+	tasks := nb * oc
+	workers = max(1, min(workers, tasks))
+	if len(ws.workers) < workers {
+		ws.workers = append(ws.workers, make([]convScratch, workers-len(ws.workers))...)
+	}
+	var next atomic.Int64
+	run := func(s *packedScratch) {
+		c.winogradGrow(s, tsz, csz)
+		for {
+			t := int(next.Add(1) - 1)
+			if t >= tasks {
+				return
+			}
+			g0 := t / oc * tsz
+			t0 := t % oc * csz
+			c.winogradPackedBand(dst, x, h, w, th, tw, g0, min(g0+tsz, g), t0, min(t0+csz, mp), s)
+		}
+	}
+	if workers <= 1 {
+		run(&ws.workers[0].packedScratch)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Go(func() { run(&ws.workers[i].packedScratch) })
+	}
+	wg.Wait()
+}
+
+// winogradPackedBand computes tiles g0..g1 of the batch (image after
+// image, each th x tw tiles in row-major order) for the output channels
+// of row panels t0..t1: x is n x In x h x w, dst is n x Out x oh x ow.
+func (c *Conv) winogradPackedBand(dst, x []float32, h, w, th, tw, g0, g1, t0, t1 int, s *packedScratch) {
+	kn := &c.upk[0].kern
+	mr, nr := kn.mr, kn.nr
+	in := c.in
+	mp := t1 - t0
+	o0, o1 := t0*mr, min(t1*mr, c.out)
+	tiles := g1 - g0
+	np := (tiles + nr - 1) / nr
+	tpad := np * nr
+	npos := len(c.upk)
+	per := th * tw
+	oh, ow := c.OutputSize(h, w)
+	// The npos matrices are written (V) and read (M) together, npos
+	// streams at once: a stride of a multiple of 4 KiB would map them to
+	// the same L1 sets, so the strides are skewed by 5 cache lines.
+	vstride := in*tpad + winogradSkew
+	ldm := convLd(tpad)
+	mstride := mp*mr*ldm + winogradSkew
+	s.b = growF32(s.b, npos*vstride)
+	s.c = growF32(s.c, npos*mstride)
+	v, m := s.b, s.c
+	kb := c.upk[0].kb
+
+	for a := g0; a < g1; {
+		img := a / per
+		e := min(g1, (img+1)*per)
+		c.winogradInput(v, vstride, tpad, x[img*in*h*w:(img+1)*in*h*w], h, w, tw, a-img*per, e-img*per, a-g0, s)
+		a = e
+	}
+	// Zero the unused lanes of the last panel.
+	if tiles < tpad {
+		for c0 := 0; c0 < in; c0 += kb {
+			kbb := min(kb, in-c0)
+			for ci := c0; ci < c0+kbb; ci++ {
+				o := c0*tpad + (ci-c0)*nr + (np-1)*kbb*nr
+				for p := range npos {
+					clear(v[p*vstride+o+tiles-(np-1)*nr : p*vstride+o+nr])
+				}
+			}
+		}
+	}
+
+	// The 16 products M_p = U_p V_p, into m[p*mstride + row*ldm + g].
+	for p := range npos {
+		up := c.upk[p]
+		vp := v[p*vstride : (p+1)*vstride]
+		mpp := m[p*mstride : (p+1)*mstride]
+		var beta float32
+		for c0 := 0; c0 < in; c0 += kb {
+			kbb := min(kb, in-c0)
+			for j := range np {
+				bp := vp[c0*tpad+j*kbb*nr:]
+				for t := t0; t < t1; t++ {
+					kn.call(kbb, up.panel(c0, t), bp, mpp[(t-t0)*mr*ldm+j*nr:], ldm, 1, beta)
+				}
+			}
+			beta = 1
+		}
+	}
+
+	// Output transforms, image by image.
+	for a := g0; a < g1; {
+		img := a / per
+		e := min(g1, (img+1)*per)
+		d := dst[img*c.out*oh*ow : (img+1)*c.out*oh*ow]
+		if c.wm == 4 {
+			c.winograd4Output(d, m[a-g0:], h, w, tw, a-img*per, e-a, o0, o1, ldm, mstride)
+		} else {
+			c.winogradOutput(d, m[a-g0:], h, w, tw, a-img*per, e-a, o0, o1, ldm, mstride)
+		}
+		a = e
+	}
+}
+
+// winogradInput writes the input transform of tiles l0..l1 of one image
+// (src, In x h x w) into the band's B panels v, starting at band tile off.
+// Patches inside the image are read in place; rows and columns outside
+// it come from zero-padded copies.
+func (c *Conv) winogradInput(v []float32, vstride, tpad int, src []float32, h, w, tw, l0, l1, off int, s *packedScratch) {
+	nr := c.upk[0].kern.nr
+	kb := c.upk[0].kb
+	in, wm := c.in, c.wm
+	alpha := wm + 2
+	maxCols := wm*nr + 2
+	s.slab = growF32(s.slab, (alpha+1)*maxCols)
+	zero := s.slab[alpha*maxCols : (alpha+1)*maxCols]
+	clear(zero)
+	var rows [6][]float32
+	// V_p[ci][tile] is at v[p*vstride + c0*tpad + j*kbb*nr + (ci-c0)*nr +
+	// l] for the depth block c0 .. c0+kbb holding ci and band tile
+	// j*nr + l.
+	for c0 := 0; c0 < in; c0 += kb {
+		kbb := min(kb, in-c0)
+		for ci := c0; ci < c0+kbb; ci++ {
+			plane := src[ci*h*w : (ci+1)*h*w]
+			vc := v[c0*tpad+(ci-c0)*nr:]
+			// Runs of tiles within one tile row and one panel.
+			for g := l0; g < l1; {
+				ty, tx := g/tw, g%tw
+				q := off + g - l0
+				j, l := q/nr, q%nr
+				n := min(tw-tx, nr-l, l1-g)
+				x0 := wm*tx - 1
+				// Split off the tiles that reach past the left or right
+				// edge, so that the rest of the run is read in place.
+				if x0 < 0 {
+					n = 1
+				} else if inside := (w-1)/wm - tx; inside >= 1 && inside < n {
+					n = inside
+				}
+				cols := wm*n + 2
+				for r := range alpha {
+					y := wm*ty - 1 + r
+					switch {
+					case y < 0 || y >= h:
+						rows[r] = zero[:cols]
+					case x0 >= 0 && x0+cols <= w:
+						rows[r] = plane[y*w+x0 : y*w+x0+cols]
+					default:
+						// Clip to the image and pad with zeros.
+						d := s.slab[r*maxCols : r*maxCols+cols]
+						a, b := max(x0, 0), min(x0+cols, w)
+						clear(d[:a-x0])
+						copyRun(d[a-x0:b-x0], plane[y*w+a:y*w+b])
+						clear(d[b-x0:])
+						rows[r] = d
+					}
+				}
+				if wm == 4 {
+					winograd4InputRun(vc[j*kbb*nr+l:], vstride, &rows, n)
+				} else {
+					winogradInputRun(vc[j*kbb*nr+l:], vstride, (*[4][]float32)(rows[:4]), n)
+				}
+				g += n
+			}
+		}
+	}
+}
+
+// winogradOutput applies Y = Aᵀ M A of F(2x2, 3x3) to tiles g0 ..
+// g0+tiles of one image for output channels o0..o1 (M_p of channel o,
+// tile g0+g at m[p*mstride+(o-o0)*ldm+g]), adds the bias and applies ReLU
+// and pooling, writing into dst (Out x oh x ow).
+func (c *Conv) winogradOutput(dst, m []float32, h, w, tw, g0, tiles, o0, o1, ldm, mstride int) {
+	oh, ow := c.OutputSize(h, w)
+	for o := o0; o < o1; o++ {
+		b := c.bias[o]
+		plane := dst[o*oh*ow : (o+1)*oh*ow]
+		mo := m[(o-o0)*ldm:]
+		m0 := mo[0*mstride : 0*mstride+tiles]
+		m1, m2, m3 := mo[1*mstride:][:len(m0)], mo[2*mstride:][:len(m0)], mo[3*mstride:][:len(m0)]
+		m4, m5, m6, m7 := mo[4*mstride:][:len(m0)], mo[5*mstride:][:len(m0)], mo[6*mstride:][:len(m0)], mo[7*mstride:][:len(m0)]
+		m8, m9, m10, m11 := mo[8*mstride:][:len(m0)], mo[9*mstride:][:len(m0)], mo[10*mstride:][:len(m0)], mo[11*mstride:][:len(m0)]
+		m12, m13, m14, m15 := mo[12*mstride:][:len(m0)], mo[13*mstride:][:len(m0)], mo[14*mstride:][:len(m0)], mo[15*mstride:][:len(m0)]
+		ty, tx := g0/tw, g0%tw
+		for g := range m0 {
+			// r = Aᵀ M (2 x 4), then Y = r A.
+			r00, r01, r02, r03 := m0[g]+m4[g]+m8[g], m1[g]+m5[g]+m9[g], m2[g]+m6[g]+m10[g], m3[g]+m7[g]+m11[g]
+			r10, r11, r12, r13 := m4[g]-m8[g]-m12[g], m5[g]-m9[g]-m13[g], m6[g]-m10[g]-m14[g], m7[g]-m11[g]-m15[g]
+			y00 := r00 + r01 + r02 + b
+			y01 := r01 - r02 - r03 + b
+			y10 := r10 + r11 + r12 + b
+			y11 := r11 - r12 - r13 + b
+			if c.pool {
+				// The tile is exactly one pooling window; ReLU commutes
+				// with the max.
+				y := max(max(y00, y01), max(y10, y11))
+				if c.relu {
+					y = relu32(y)
+				}
+				plane[ty*ow+tx] = y
+			} else {
+				if c.relu {
+					y00, y01, y10, y11 = relu32(y00), relu32(y01), relu32(y10), relu32(y11)
+				}
+				oy, ox := 2*ty, 2*tx
+				plane[oy*w+ox] = y00
+				if ox+1 < w {
+					plane[oy*w+ox+1] = y01
+				}
+				if oy+1 < h {
+					plane[(oy+1)*w+ox] = y10
+					if ox+1 < w {
+						plane[(oy+1)*w+ox+1] = y11
+					}
+				}
+			}
+			if tx++; tx == tw {
+				tx = 0
+				ty++
+			}
+		}
+	}
+}
+
+// winogradInputRun transforms n consecutive 4x4 patches of one channel,
+// whose top-left corners are at columns 0, 2, ... of the four rows d
+// (2n+2 floats each), and writes V_p of patch i to v[p*vstride+i].
+func winogradInputRun(v []float32, vstride int, d *[4][]float32, n int) {
+	cols := 2*n + 2
+	d0 := d[0][:cols]
+	d1 := d[1][:cols]
+	d2 := d[2][:cols]
+	d3 := d[3][:cols]
+	// t = Bᵀ d on whole rows, then t B per patch.
+	var buf [4 * 66]float32
+	if cols > 66 {
+		panic("style: winogradInputRun: run longer than 32 tiles")
+	}
+	t0, t1, t2, t3 := buf[0:cols], buf[66:66+cols], buf[132:132+cols], buf[198:198+cols]
+	for k := range d0 {
+		a, b, c, e := d0[k], d1[k], d2[k], d3[k]
+		t0[k] = a - c
+		t1[k] = b + c
+		t2[k] = c - b
+		t3[k] = b - e
+	}
+	v0, v1, v2, v3 := v[0*vstride:0*vstride+n], v[1*vstride:1*vstride+n], v[2*vstride:2*vstride+n], v[3*vstride:3*vstride+n]
+	v4, v5, v6, v7 := v[4*vstride:4*vstride+n], v[5*vstride:5*vstride+n], v[6*vstride:6*vstride+n], v[7*vstride:7*vstride+n]
+	v8, v9, v10, v11 := v[8*vstride:8*vstride+n], v[9*vstride:9*vstride+n], v[10*vstride:10*vstride+n], v[11*vstride:11*vstride+n]
+	v12, v13, v14, v15 := v[12*vstride:12*vstride+n], v[13*vstride:13*vstride+n], v[14*vstride:14*vstride+n], v[15*vstride:15*vstride+n]
+	for i := range v0 {
+		q := t0[2*i : 2*i+4 : 2*i+4]
+		v0[i], v1[i], v2[i], v3[i] = q[0]-q[2], q[1]+q[2], q[2]-q[1], q[1]-q[3]
+		q = t1[2*i : 2*i+4 : 2*i+4]
+		v4[i], v5[i], v6[i], v7[i] = q[0]-q[2], q[1]+q[2], q[2]-q[1], q[1]-q[3]
+		q = t2[2*i : 2*i+4 : 2*i+4]
+		v8[i], v9[i], v10[i], v11[i] = q[0]-q[2], q[1]+q[2], q[2]-q[1], q[1]-q[3]
+		q = t3[2*i : 2*i+4 : 2*i+4]
+		v12[i], v13[i], v14[i], v15[i] = q[0]-q[2], q[1]+q[2], q[2]-q[1], q[1]-q[3]
+	}
+}
+
+// winogradGrow sizes the buffers of s for any band of at most tsz tiles
+// and csz row panels,
+// so that a worker never reallocates them whichever bands it is handed.
+func (c *Conv) winogradGrow(s *packedScratch, tsz, csz int) {
+	kn := &c.upk[0].kern
+	tpad := (tsz + kn.nr - 1) / kn.nr * kn.nr
+	npos := len(c.upk)
+	s.b = growF32(s.b, npos*(c.in*tpad+winogradSkew))
+	s.c = growF32(s.c, npos*(csz*kn.mr*convLd(tpad)+winogradSkew))
+	s.slab = growF32(s.slab, (c.wm+3)*(c.wm*kn.nr+2))
+}
