@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"runtime/metrics"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -86,7 +85,7 @@ func BenchmarkTSNE(b *testing.B) {
 				x, _ := gaussianMixture(bc.n, 128, 20, 1)
 				b.ReportAllocs()
 				b.ResetTimer()
-				cpu0 := cpuSeconds()
+				cpu0 := processCPUSeconds()
 				stop := peakHeap()
 				for i := 0; i < b.N; i++ {
 					if _, err := (TSNE{Seed: 1, Method: bc.method, Workers: workers}).Fit(context.Background(), x); err != nil {
@@ -98,19 +97,10 @@ func BenchmarkTSNE(b *testing.B) {
 				b.ReportMetric(float64(peak)/(1<<20), "peak-MB")
 				// CPU time of the process: on a shared machine the wall
 				// time depends on the load, the CPU time much less.
-				b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/embed")
+				b.ReportMetric((processCPUSeconds()-cpu0)/float64(b.N), "cpu-s/embed")
 			})
 		}
 	}
-}
-
-// cpuSeconds returns the user plus system CPU time of the process.
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // BenchmarkTSNEGradient times one gradient evaluation on an embedding
@@ -148,13 +138,13 @@ func BenchmarkTSNEAffinities(b *testing.B) {
 			pool := newTSNEPool(1)
 			defer pool.close()
 			b.ResetTimer()
-			cpu0 := cpuSeconds()
+			cpu0 := processCPUSeconds()
 			for i := 0; i < b.N; i++ {
 				if _, _, err := tsneAffinities(context.Background(), pool, x.RawMatrix().Data, n, 128, 91, 30); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/op")
+			b.ReportMetric((processCPUSeconds()-cpu0)/float64(b.N), "cpu-s/op")
 		})
 	}
 }
