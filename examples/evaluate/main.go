@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		asJSON       = flags.Bool("json", false, "print the result as JSON")
 		timeout      = flags.Duration("timeout", 30*time.Second, "timeout of each image download")
 		quiet        = flags.Bool("quiet", false, "no progress bars")
-		winograd     = flags.Bool("winograd", false, "Winograd convolutions: about 1.7x faster feature extraction, same accuracy")
+		conv         = flags.String("conv", "auto", cli.ConvUsage)
 	)
 	flags.Usage = func() {
 		fmt.Fprintf(flags.Output(), "Usage: evaluate [flags] IMAGE1 IMAGE2\n\nTells whether two product photos (file paths or http(s) URLs) go well together.\n\n")
@@ -93,7 +93,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	vgg, err := cli.LoadVGG16(wpath, *winograd)
+	vgg, err := cli.LoadVGG16(wpath, *conv)
 	if err != nil {
 		return err
 	}

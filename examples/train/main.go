@@ -74,7 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		downloads    = fs.Int("downloads", 16, "image downloads at once (URL prefix only)")
 		timeout      = fs.Duration("timeout", 30*time.Second, "timeout of each download")
 		quiet        = fs.Bool("quiet", false, "no progress bars")
-		winograd     = fs.Bool("winograd", false, "Winograd convolutions: about 1.7x faster feature extraction, same accuracy")
+		conv         = fs.String("conv", "auto", cli.ConvUsage)
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: train [flags]\n\nTrains a style evaluator on labelled pairs of product photos and writes the head, charts and report.\n\n")
@@ -132,7 +132,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	vgg, err := cli.LoadVGG16(wpath, *winograd)
+	vgg, err := cli.LoadVGG16(wpath, *conv)
 	if err != nil {
 		return err
 	}

@@ -203,7 +203,7 @@ func TestTrainHTTP(t *testing.T) {
 
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
-	args := append(commonArgs(srv.URL+"/pairs.csv", out), "-images", srv.URL+"/img/", "-quiet", "-winograd")
+	args := append(commonArgs(srv.URL+"/pairs.csv", out), "-images", srv.URL+"/img/", "-quiet", "-conv", "winograd")
 	var stdout, stderr bytes.Buffer
 	if err := run(context.Background(), args, &stdout, &stderr); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())

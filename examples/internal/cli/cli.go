@@ -147,18 +147,32 @@ func (b *Bars) finishLocked() {
 	b.bar = nil
 }
 
-// LoadVGG16 loads the VGG16 weight file path, with Winograd convolutions
-// (about 1.7 times faster, with the same accuracy, see style.ConvWinograd)
-// if winograd is set.
-func LoadVGG16(path string, winograd bool) (*style.VGG16, error) {
-	if !winograd {
-		return style.LoadVGG16(path)
+// ConvUsage is the help text of the -conv flag of the example programs.
+const ConvUsage = "convolution `algorithm`: auto (the fastest accurate one per layer), im2col, winograd (F(2x2,3x3)) or winograd4x4 (F(4x4,3x3))"
+
+// ParseConv returns the convolution algorithm named name, as
+// style.ConvAlgorithm's String method writes it.
+func ParseConv(name string) (style.ConvAlgorithm, error) {
+	for _, a := range []style.ConvAlgorithm{style.ConvAuto, style.ConvIm2col, style.ConvWinograd, style.ConvWinograd4x4} {
+		if a.String() == name {
+			return a, nil
+		}
+	}
+	return 0, fmt.Errorf("-conv %q: want auto, im2col, winograd or winograd4x4", name)
+}
+
+// LoadVGG16 loads the VGG16 weight file path, computing convolutions with
+// the algorithm named conv (see ParseConv).
+func LoadVGG16(path, conv string) (*style.VGG16, error) {
+	algo, err := ParseConv(conv)
+	if err != nil {
+		return nil, err
 	}
 	w, err := style.ReadVGG16Weights(path)
 	if err != nil {
 		return nil, err
 	}
-	return style.NewVGG16(w, &style.VGG16Options{Algorithm: style.ConvWinograd})
+	return style.NewVGG16(w, &style.VGG16Options{Algorithm: algo})
 }
 
 // IsURL reports whether s is an http or https URL rather than a file path.

@@ -149,3 +149,15 @@ func TestFashionPairs(t *testing.T) {
 		}
 	}
 }
+
+func TestParseConv(t *testing.T) {
+	for _, a := range []style.ConvAlgorithm{style.ConvAuto, style.ConvIm2col, style.ConvWinograd, style.ConvWinograd4x4} {
+		got, err := ParseConv(a.String())
+		if err != nil || got != a {
+			t.Errorf("ParseConv(%q) = %v, %v", a.String(), got, err)
+		}
+	}
+	if _, err := ParseConv("fft"); err == nil || !strings.Contains(err.Error(), "-conv") {
+		t.Errorf("ParseConv(fft) = %v, want an error naming -conv", err)
+	}
+}

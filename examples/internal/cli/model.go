@@ -32,7 +32,7 @@ type ModelFlags struct {
 	Divisor    int
 	Limit      int
 	Workers    int
-	Winograd   bool
+	Conv       string
 	NoProgress bool
 }
 
@@ -50,7 +50,7 @@ func (m *ModelFlags) Register(fl *flag.FlagSet, catalogDefault, categoryDefault 
 	fl.IntVar(&m.Divisor, "divisor", 8, "width divisor of the generated network (without -weights): 1 is full VGG16, 8 is 8x narrower and ~50x faster")
 	fl.IntVar(&m.Limit, "limit", 0, "index only the first N images in name order (0: all)")
 	fl.IntVar(&m.Workers, "workers", 0, "images processed at once (0: number of CPUs)")
-	fl.BoolVar(&m.Winograd, "winograd", false, "use Winograd convolutions (faster, same accuracy)")
+	fl.StringVar(&m.Conv, "conv", "auto", ConvUsage)
 	fl.BoolVar(&m.NoProgress, "no-progress", false, "do not draw progress bars")
 }
 
@@ -135,7 +135,7 @@ func OpenModel(ctx context.Context, f *ModelFlags, stdout, stderr io.Writer, bar
 
 	var modelDesc string
 	if f.Weights != "" {
-		if m.FX, err = LoadVGG16(f.Weights, f.Winograd); err != nil {
+		if m.FX, err = LoadVGG16(f.Weights, f.Conv); err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(stdout, "model: VGG16 weights %s (%d features per image)\n", f.Weights, m.FX.FeatureLen())
@@ -143,10 +143,11 @@ func OpenModel(ctx context.Context, f *ModelFlags, stdout, stderr io.Writer, bar
 		if f.Divisor <= 0 || 64%f.Divisor != 0 {
 			return nil, fmt.Errorf("-divisor %d: must divide 64 (1, 2, 4, 8, 16, 32 or 64)", f.Divisor)
 		}
-		opts := &style.VGG16Options{}
-		if f.Winograd {
-			opts.Algorithm = style.ConvWinograd
+		algo, err := ParseConv(f.Conv)
+		if err != nil {
+			return nil, err
 		}
+		opts := &style.VGG16Options{Algorithm: algo}
 		if m.FX, err = style.NewVGG16(style.GenerateVGG16Weights(f.Seed, f.Divisor), opts); err != nil {
 			return nil, err
 		}
