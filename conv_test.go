@@ -393,7 +393,7 @@ func BenchmarkConvOverhead(b *testing.B) {
 	for _, algo := range []ConvAlgorithm{ConvIm2col, ConvWinograd} {
 		var convs []*Conv
 		in := 3
-		for i, out := range vgg16Widths {
+		for i, out := range vgg16FullWidths {
 			c, err := NewConv(randomConvWeights(r, in, out), &ConvOptions{ReLU: true, Pool: vgg16Pools[i], Algorithm: algo, BLAS: nopBLAS{}})
 			if err != nil {
 				b.Fatal(err)

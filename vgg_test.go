@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gonum.org/v1/gonum/blas/gonum"
 	"image"
 	"math"
 	"math/rand/v2"
@@ -15,9 +16,6 @@ import (
 	"sync"
 	"testing"
 )
-
-// vgg16Widths are the output channels of the 13 conv layers of VGG16.
-var vgg16Widths = [13]int{64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512}
 
 // splitmix64 is the generator of the formula weights (../shared/README.md).
 func splitmix64(x uint64) uint64 {
@@ -31,7 +29,8 @@ func splitmix64(x uint64) uint64 {
 func formulaU(key uint64) float64 { return float64(splitmix64(key)>>40) / (1 << 24) }
 
 // formulaVGG16Weights builds the VGG16 whose weights come from the formula
-// of ../shared/README.md, with the given widths.
+// of ../shared/README.md, with the given widths: written straight from the
+// README, it is the reference GenerateVGG16Weights is checked against.
 func formulaVGG16Weights(widths [13]int) *VGG16Weights {
 	w := &VGG16Weights{Preprocess: PreprocessCaffe, Layers: make([]ConvWeights, 13)}
 	in := 3
@@ -51,19 +50,19 @@ func formulaVGG16Weights(widths [13]int) *VGG16Weights {
 }
 
 var formulaNet = sync.OnceValues(func() (*VGG16, error) {
-	return NewVGG16(formulaVGG16Weights(vgg16Widths), &VGG16Options{Algorithm: ConvIm2col})
+	return NewVGG16(formulaVGG16Weights(vgg16FullWidths), &VGG16Options{Algorithm: ConvIm2col})
 })
 
 var formulaNetWinograd = sync.OnceValues(func() (*VGG16, error) {
-	return NewVGG16(formulaVGG16Weights(vgg16Widths), &VGG16Options{Algorithm: ConvWinograd})
+	return NewVGG16(formulaVGG16Weights(vgg16FullWidths), &VGG16Options{Algorithm: ConvWinograd})
 })
 
 var formulaNetAuto = sync.OnceValues(func() (*VGG16, error) {
-	return NewVGG16(formulaVGG16Weights(vgg16Widths), nil)
+	return NewVGG16(formulaVGG16Weights(vgg16FullWidths), nil)
 })
 
 var formulaNetWinograd4 = sync.OnceValues(func() (*VGG16, error) {
-	return NewVGG16(formulaVGG16Weights(vgg16Widths), &VGG16Options{Algorithm: ConvWinograd4x4})
+	return NewVGG16(formulaVGG16Weights(vgg16FullWidths), &VGG16Options{Algorithm: ConvWinograd4x4})
 })
 
 func readF32(t testing.TB, path string) []float32 {
@@ -113,7 +112,7 @@ func TestFormulaWeightsCheck(t *testing.T) {
 	if err := json.Unmarshal(b, &check); err != nil {
 		t.Fatal(err)
 	}
-	w := formulaVGG16Weights(vgg16Widths)
+	w := formulaVGG16Weights(vgg16FullWidths)
 	cases := map[string][]float32{
 		"layer0_weight_first8":  w.Layers[0].Weight[:8],
 		"layer12_weight_first8": w.Layers[12].Weight[:8],
@@ -633,15 +632,21 @@ func BenchmarkVGG16Features(b *testing.B) {
 	for _, bc := range []struct {
 		algo  ConvAlgorithm
 		batch int
-	}{{ConvIm2col, 1}, {ConvIm2col, 8}, {ConvWinograd, 1}, {ConvWinograd, 8}, {ConvWinograd4x4, 1}, {ConvWinograd4x4, 8}, {ConvAuto, 1}, {ConvAuto, 8}} {
+		gonum bool // im2col through gonum's own Sgemm: the baseline
+	}{{ConvIm2col, 1, true}, {ConvIm2col, 1, false}, {ConvIm2col, 8, false}, {ConvWinograd, 1, false}, {ConvWinograd, 8, false},
+		{ConvWinograd4x4, 1, false}, {ConvWinograd4x4, 8, false}, {ConvAuto, 1, false}, {ConvAuto, 8, false}} {
 		batch := bc.batch
 		m := m
-		switch bc.algo {
-		case ConvWinograd:
+		name := bc.algo.String()
+		switch {
+		case bc.gonum:
+			name = "gonum-" + name
+			m, err = NewVGG16(formulaVGG16Weights(vgg16FullWidths), &VGG16Options{Algorithm: ConvIm2col, BLAS: gonum.Implementation{}})
+		case bc.algo == ConvWinograd:
 			m, err = formulaNetWinograd()
-		case ConvWinograd4x4:
+		case bc.algo == ConvWinograd4x4:
 			m, err = formulaNetWinograd4()
-		case ConvAuto:
+		case bc.algo == ConvAuto:
 			m, err = formulaNetAuto()
 		}
 		if err != nil {
@@ -651,7 +656,7 @@ func BenchmarkVGG16Features(b *testing.B) {
 		for i := range imgs {
 			imgs[i] = img
 		}
-		b.Run(fmt.Sprintf("%v/batch%d", bc.algo, batch), func(b *testing.B) {
+		b.Run(fmt.Sprintf("%s/batch%d", name, batch), func(b *testing.B) {
 			b.ReportAllocs()
 			cpu0 := processCPUSeconds()
 			for b.Loop() {
