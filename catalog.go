@@ -489,8 +489,23 @@ func (c *Catalog) search(q []float32, k int, filter *candFilter, workers int) []
 // closest, and returns h.
 func (c *Catalog) scan(q []float32, lo, hi, k int, f *candFilter, h []hit) []hit {
 	d := c.dim
+	i := lo
+	if distActive.fast {
+		// Blocks of 16 items through the vector kernel, which gives
+		// exactly the distances of sqDistBounded without its early exit
+		// (an item it abandons is farther than the bound, so it is
+		// rejected below all the same).
+		var part [64]float32
+		for ; i+16 <= hi; i += 16 {
+			sqDist16(q, c.vecs[i*d:(i+16)*d], d, &part)
+			for j := range 16 {
+				v := c.vecs[(i+j)*d : (i+j+1)*d : (i+j+1)*d]
+				h = c.offer(h, k, f, i+j, v, sqDistFinish(q, v, part[4*j:4*j+4]))
+			}
+		}
+	}
 	inf := float32(math.Inf(1))
-	for i := lo; i < hi; i++ {
+	for ; i < hi; i++ {
 		if f.skip(c, i) {
 			continue
 		}
@@ -503,24 +518,34 @@ func (c *Catalog) scan(q []float32, lo, hi, k int, f *candFilter, h []hit) []hit
 		if !ok {
 			continue
 		}
-		if dist != dist { // NaN query
-			dist = inf
-		}
-		// Items are scanned in increasing index order, so an item tied
-		// with the current worst never displaces it.
-		if len(h) == k && dist >= h[0].d {
-			continue
-		}
-		if f.pred != nil && !f.pred(Item{ID: c.ids[i], Category: c.cats[c.cat[i]], Embedding: v}) {
-			continue
-		}
-		if len(h) < k {
-			h = append(h, hit{dist, int32(i)})
-			maxHeap(h).up(len(h) - 1)
-		} else {
-			h[0] = hit{dist, int32(i)}
-			maxHeap(h).down(0)
-		}
+		h = c.offer(h, k, f, i, v, dist)
+	}
+	return h
+}
+
+// offer pushes item i, with embedding v at squared distance dist from the
+// query, into the heap h of the k best if it passes f and beats the
+// current worst, and returns h. Items must be offered in increasing index
+// order: an item tied with the current worst never displaces it.
+func (c *Catalog) offer(h []hit, k int, f *candFilter, i int, v []float32, dist float32) []hit {
+	if dist != dist { // NaN query
+		dist = float32(math.Inf(1))
+	}
+	if len(h) == k && dist >= h[0].d {
+		return h
+	}
+	if f.skip(c, i) {
+		return h
+	}
+	if f.pred != nil && !f.pred(Item{ID: c.ids[i], Category: c.cats[c.cat[i]], Embedding: v}) {
+		return h
+	}
+	if len(h) < k {
+		h = append(h, hit{dist, int32(i)})
+		maxHeap(h).up(len(h) - 1)
+	} else {
+		h[0] = hit{dist, int32(i)}
+		maxHeap(h).down(0)
 	}
 	return h
 }
@@ -547,18 +572,18 @@ func sqDistBounded(a, b []float32, bound float32) (float32, bool) {
 			d1 := xx[1] - yy[1]
 			d2 := xx[2] - yy[2]
 			d3 := xx[3] - yy[3]
-			s0 += d0 * d0
-			s1 += d1 * d1
-			s2 += d2 * d2
-			s3 += d3 * d3
+			s0 += float32(d0 * d0)
+			s1 += float32(d1 * d1)
+			s2 += float32(d2 * d2)
+			s3 += float32(d3 * d3)
 			d0 = xx[4] - yy[4]
 			d1 = xx[5] - yy[5]
 			d2 = xx[6] - yy[6]
 			d3 = xx[7] - yy[7]
-			s0 += d0 * d0
-			s1 += d1 * d1
-			s2 += d2 * d2
-			s3 += d3 * d3
+			s0 += float32(d0 * d0)
+			s1 += float32(d1 * d1)
+			s2 += float32(d2 * d2)
+			s3 += float32(d3 * d3)
 		}
 		if (s0+s1)+(s2+s3) > bound {
 			return 0, false
@@ -571,15 +596,15 @@ func sqDistBounded(a, b []float32, bound float32) (float32, bool) {
 		d1 := x[1] - y[1]
 		d2 := x[2] - y[2]
 		d3 := x[3] - y[3]
-		s0 += d0 * d0
-		s1 += d1 * d1
-		s2 += d2 * d2
-		s3 += d3 * d3
+		s0 += float32(d0 * d0)
+		s1 += float32(d1 * d1)
+		s2 += float32(d2 * d2)
+		s3 += float32(d3 * d3)
 		a, b = a[4:], b[4:]
 	}
 	for i := range a {
 		d := a[i] - b[i]
-		s0 += d * d
+		s0 += float32(d * d)
 	}
 	s := (s0 + s1) + (s2 + s3)
 	if s > bound {

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"flag"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// kernels selects what this run generates: "gemm" (gemm_amd64.s) or
+// "dist" (dist_amd64.s, the catalogue search kernels).
+var kernels = flag.String("kernels", "gemm", `kernels to generate: "gemm" or "dist"`)
+
+// genDist generates sqDist16AVX512, which computes the four partial sums
+// of sqDistBounded (catalog.go) for 16 consecutive catalogue items at
+// once. The partial sum r of an item accumulates (q[e]-x[e])² over the
+// e ≡ r (mod 4), in increasing e, each difference, square and sum
+// rounded to float32 (VSUBPS, VMULPS, VADDPS: no fused multiply-add), so
+// the sums are bit-identical to the Go loop's four accumulators.
+//
+// Register plan: the 128-bit lanes of one ZMM hold four items, lane r of
+// each lane one partial sum; Z0–Z3 accumulate items 0–3, 4–7, 8–11 and
+// 12–15, Z4–Z7 receive their data (one 128-bit load and three inserts
+// each) and Z8 holds q[e:e+4] broadcast to the four lanes.
+func genDist() {
+	TEXT("sqDist16AVX512", NOSPLIT, "func(q, x []float32, stride int, out *[64]float32)")
+	Pragma("noescape")
+	Doc(
+		"sqDist16AVX512 computes, with AVX-512F, for the 16 items",
+		"x[j*stride : j*stride+len(q)&^3] (0 ≤ j < 16),",
+		"",
+		"\tout[4*j+r] = Σ_{e ≡ r mod 4, e < len(q)&^3} (q[e] - x[j*stride+e])²",
+		"",
+		"each sum accumulated in increasing e with float32 rounding after every",
+		"subtraction, multiplication and addition. The caller checks that x holds",
+		"the 16 items. The reference is sqDist16Generic in dist.go.",
+	)
+	q := Load(Param("q").Base(), GP64())
+	n := Load(Param("q").Len(), GP64())
+	x := Load(Param("x").Base(), GP64())
+	s := Load(Param("stride"), GP64())
+	SHLQ(U8(2), s)
+	s3 := GP64()
+	LEAQ(Mem{Base: s, Index: s, Scale: 2}, s3)
+	var base [4]Register
+	base[0] = x
+	for k := 1; k < 4; k++ {
+		base[k] = GP64()
+		LEAQ(Mem{Base: base[k-1], Index: s, Scale: 4}, base[k])
+	}
+	SHRQ(U8(2), n)
+
+	acc := []VecPhysical{Z0, Z1, Z2, Z3}
+	dat := []VecPhysical{Z4, Z5, Z6, Z7}
+	qv := Z8
+	for _, r := range acc {
+		VPXORD(r, r, r)
+	}
+	Label("sqDist16_loop")
+	TESTQ(n, n)
+	JE(LabelRef("sqDist16_done"))
+	VBROADCASTF32X4(Mem{Base: q}, qv)
+	for k := 0; k < 4; k++ {
+		b := base[k]
+		VMOVUPS(Mem{Base: b}, dat[k].AsX())
+		VINSERTF32X4(U8(1), Mem{Base: b, Index: s, Scale: 1}, dat[k], dat[k])
+		VINSERTF32X4(U8(2), Mem{Base: b, Index: s, Scale: 2}, dat[k], dat[k])
+		VINSERTF32X4(U8(3), Mem{Base: b, Index: s3, Scale: 1}, dat[k], dat[k])
+	}
+	for k := 0; k < 4; k++ {
+		VSUBPS(dat[k], qv, dat[k])
+	}
+	for k := 0; k < 4; k++ {
+		VMULPS(dat[k], dat[k], dat[k])
+	}
+	for k := 0; k < 4; k++ {
+		VADDPS(dat[k], acc[k], acc[k])
+	}
+	ADDQ(U8(16), q)
+	for k := 0; k < 4; k++ {
+		ADDQ(U8(16), base[k])
+	}
+	DECQ(n)
+	JMP(LabelRef("sqDist16_loop"))
+
+	Label("sqDist16_done")
+	out := Load(Param("out"), GP64())
+	for k := 0; k < 4; k++ {
+		VMOVUPS(acc[k], Mem{Base: out, Disp: 64 * k})
+	}
+	VZEROUPPER()
+	RET()
+}

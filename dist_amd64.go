@@ -1,0 +1,29 @@
+//go:build !purego
+
+package style
+
+import "golang.org/x/sys/cpu"
+
+// init selects the distance kernel once; x/sys/cpu honours GODEBUG
+// settings such as cpu.avx512f=off. The AVX-512 kernel uses only
+// AVX-512F instructions.
+func init() {
+	if cpu.X86.HasAVX512F {
+		distKernels = append(distKernels, distKernel{name: "avx512", fast: true, asm: distAVX512})
+	}
+	distKernels = append(distKernels, distGeneric)
+	distActive = distKernels[0]
+}
+
+const distAVX512 = 1
+
+// distAsm calls assembly kernel id. A direct call (not through a function
+// value) lets out stay on the caller's stack.
+func distAsm(id int, q, x []float32, stride int, out *[64]float32) {
+	switch id {
+	case distAVX512:
+		sqDist16AVX512(q, x, stride, out)
+	default:
+		panic("style: unknown distance kernel")
+	}
+}
