@@ -282,6 +282,9 @@ func (c *Catalog) RecommendBatch(ctx context.Context, queries [][]float32, k int
 	if workers > len(queries) {
 		workers = len(queries)
 	}
+	if k > 0 && len(c.ids) > 0 && len(queries) >= batchGEMMMin {
+		return c.searchBatch(ctx, queries, k, &f, max(1, workers))
+	}
 	if workers <= 1 || k == 0 || len(c.ids) == 0 {
 		for i, q := range queries {
 			if err := ctx.Err(); err != nil {

@@ -544,17 +544,20 @@ func BenchmarkRecommend(b *testing.B) {
 			})
 		}
 	}
-	b.Run("n=100000/dim=128/k=10/batch=64", func(b *testing.B) {
-		qs := make([][]float32, 64)
-		for i := range qs {
-			qs[i] = c.Item(i * 1000).Embedding
-		}
-		b.ReportAllocs()
-		for b.Loop() {
-			c.RecommendBatch(context.Background(), qs, 10, nil)
-		}
-		b.ReportMetric(float64(b.N*len(qs))/b.Elapsed().Seconds(), "queries/s")
-	})
+	for _, w := range []int{1, 2} {
+		b.Run(fmt.Sprintf("n=100000/dim=128/k=10/batch=64/workers=%d", w), func(b *testing.B) {
+			qs := make([][]float32, 64)
+			for i := range qs {
+				qs[i] = c.Item(i * 1000).Embedding
+			}
+			opts := &RecommendOptions{Workers: w}
+			b.ReportAllocs()
+			for b.Loop() {
+				c.RecommendBatch(context.Background(), qs, 10, opts)
+			}
+			b.ReportMetric(float64(b.N*len(qs))/b.Elapsed().Seconds(), "queries/s")
+		})
+	}
 }
 
 func BenchmarkCatalogSaveLoad(b *testing.B) {

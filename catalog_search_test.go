@@ -1,0 +1,173 @@
+package style
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// searchTestCatalog builds a catalogue of n items of dimension d whose
+// embeddings come from gen(i, j), with three categories.
+func searchTestCatalog(t testing.TB, n, d int, gen func(i, j int) float32) *Catalog {
+	var c Catalog
+	for i := range n {
+		e := make([]float32, d)
+		for j := range e {
+			e[j] = gen(i, j)
+		}
+		if err := c.Add(Item{ID: fmt.Sprintf("it%d", i), Category: fmt.Sprint(i % 3), Embedding: e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &c
+}
+
+// TestRecommendBatchScreenedMatchesDirect checks that the matrix-product
+// screening of RecommendBatch returns exactly what Recommend returns (IDs,
+// order and float64 distances compared with ==, no tolerance) on data
+// built to stress the error bound: near-duplicates whose distances are far
+// below the cancellation error of |q|²+|x|²-2q·x, large norms, ties and
+// subnormal differences.
+func TestRecommendBatchScreenedMatchesDirect(t *testing.T) {
+	old := batchGEMMMin
+	batchGEMMMin = 1
+	t.Cleanup(func() { batchGEMMMin = old })
+	rng := rand.New(rand.NewPCG(1, 2))
+	const n = 2500 // several item blocks and a partial one
+	base := make([]float32, 37)
+	for j := range base {
+		base[j] = float32(rng.NormFloat64())
+	}
+	centres := make([][]float32, 8)
+	for c := range centres {
+		centres[c] = make([]float32, 37)
+		for j := range centres[c] {
+			centres[c][j] = 10 * float32(rng.NormFloat64())
+		}
+	}
+	datasets := []struct {
+		name string
+		d    int
+		gen  func(i, j int) float32
+	}{
+		{"random", 37, func(i, j int) float32 { return float32(rng.NormFloat64()) }},
+		{"clustered", 37, func(i, j int) float32 { return centres[i%8][j] + 0.01*float32(rng.NormFloat64()) }},
+		{"nearDuplicates", 37, func(i, j int) float32 { return 1000 + base[j] + 1e-4*float32(rng.IntN(5)) }},
+		{"largeNorm", 37, func(i, j int) float32 { return 1e15 * (1 + 1e-6*float32(rng.NormFloat64())) }},
+		{"ties", 16, func(i, j int) float32 { return float32(rng.IntN(3)) }},
+		{"subnormal", 8, func(i, j int) float32 { return 1e-38 * float32(rng.IntN(4)) }},
+	}
+	for _, ds := range datasets {
+		c := searchTestCatalog(t, n, ds.d, ds.gen)
+		qs := make([][]float32, 70)
+		for i := range qs {
+			qs[i] = c.Item(rng.IntN(n)).Embedding
+			if i%2 == 1 { // a perturbed copy
+				for j := range qs[i] {
+					qs[i][j] += qs[i][j] * 1e-7 * float32(rng.NormFloat64())
+				}
+			}
+		}
+		opts := []RecommendOptions{
+			{},
+			{ExcludeCategory: "1"},
+			{ExcludeID: "it5", Filter: func(it Item) bool { return !strings.HasSuffix(it.ID, "7") }},
+		}
+		for _, k := range []int{1, 10, 100} {
+			for oi, o := range opts {
+				want := make([][]Match, len(qs))
+				for i, q := range qs {
+					o1 := o
+					o1.Workers = 1
+					want[i] = c.Recommend(q, k, &o1)
+				}
+				for _, w := range []int{1, 2, 3} {
+					o.Workers = w
+					got, err := c.RecommendBatch(context.Background(), qs, k, &o)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i := range qs {
+						if !reflect.DeepEqual(got[i], want[i]) {
+							t.Fatalf("%s k=%d opts %d workers %d query %d:\n got %v\nwant %v", ds.name, k, oi, w, i, got[i], want[i])
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestDistKernelsAgree checks every available distance kernel against the
+// scalar loop bit for bit, for dimensions with and without a remainder.
+func TestDistKernelsAgree(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, kn := range distKernels {
+		t.Run(kn.name, func(t *testing.T) {
+			defer useDistKernel(kn.name)()
+			for _, d := range []int{1, 3, 4, 7, 32, 37, 128, 129} {
+				q := make([]float32, d)
+				x := make([]float32, 16*d+5)
+				for j := range q {
+					q[j] = float32(rng.NormFloat64())
+				}
+				for j := range x {
+					x[j] = float32(rng.NormFloat64()) * 100
+				}
+				var part [64]float32
+				sqDist16(q, x, d, &part)
+				for j := range 16 {
+					v := x[j*d : (j+1)*d]
+					got := sqDistFinish(q, v, part[4*j:4*j+4])
+					want, _ := sqDistBounded(q, v, float32(1e30))
+					if got != want {
+						t.Fatalf("d=%d item %d: %v, scalar loop %v", d, j, got, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestRecommendKernelsAgree checks that Recommend gives the same results
+// with each distance kernel.
+func TestRecommendKernelsAgree(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	c := searchTestCatalog(t, 1000, 33, func(i, j int) float32 { return float32(rng.IntN(4)) })
+	q := c.Item(3).Embedding
+	var ref []Match
+	for _, kn := range distKernels {
+		restore := useDistKernel(kn.name)
+		got := c.Recommend(q, 50, &RecommendOptions{Workers: 2, ExcludeCategory: "2"})
+		restore()
+		if ref == nil {
+			ref = got
+		} else if !reflect.DeepEqual(got, ref) {
+			t.Fatalf("kernel %s differs", kn.name)
+		}
+	}
+}
+
+// TestRecommendBatchAllocs checks that the screened batch path allocates
+// a bounded number of times: a few per call, plus the handful each Sgemm
+// call makes (its worker team), one call per 64 queries × 1024 items; the
+// per-query path allocates at least once per query and the buffers
+// proportional to the work (dot products, packed queries) are pooled.
+func TestRecommendBatchAllocs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	c := searchTestCatalog(t, 3000, 16, func(i, j int) float32 { return float32(rng.NormFloat64()) })
+	qs := make([][]float32, 200)
+	for i := range qs {
+		qs[i] = c.Item(i).Embedding
+	}
+	opts := &RecommendOptions{Workers: 1}
+	c.RecommendBatch(context.Background(), qs, 10, opts)
+	// 4 query blocks × 3 item blocks = 12 Sgemm calls of at most 8
+	// allocations each, plus 6 of the call itself and slack for pool churn.
+	if n := testing.AllocsPerRun(5, func() { c.RecommendBatch(context.Background(), qs, 10, opts) }); n > 12*8+12 {
+		t.Errorf("RecommendBatch of %d queries allocates %v times", len(qs), n)
+	}
+}
