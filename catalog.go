@@ -257,9 +257,13 @@ func (c *Catalog) RecommendItem(id string, k int, opts *RecommendOptions) ([]Mat
 	return c.search(c.row(qi), k, &f, o.Workers), nil
 }
 
-// RecommendBatch runs Recommend for each query, spreading the queries over
-// the workers (each query is then scanned serially), and returns the
-// results in the order of the queries. It checks ctx between queries and
+// RecommendBatch runs Recommend for each query and returns the results in
+// the order of the queries; they are identical to Recommend's, distances
+// included, for any number of workers. From a few queries on, it screens
+// the catalogue for blocks of queries at once with matrix products
+// (|q|²+|x|²-2q·x, with a rigorous bound on its rounding error) and
+// computes the exact distance only for items that may enter a query's
+// top k, which is many times faster than separate queries. It checks ctx between queries and
 // returns ctx.Err() if it is cancelled. It panics if k is negative or a
 // query's length differs from Dim() for a non-empty catalogue.
 func (c *Catalog) RecommendBatch(ctx context.Context, queries [][]float32, k int, opts *RecommendOptions) ([][]Match, error) {

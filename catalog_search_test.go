@@ -36,7 +36,10 @@ func TestRecommendBatchScreenedMatchesDirect(t *testing.T) {
 	batchGEMMMin = 1
 	t.Cleanup(func() { batchGEMMMin = old })
 	rng := rand.New(rand.NewPCG(1, 2))
-	const n = 2500 // several item blocks and a partial one
+	n, ks, workers := 2500, []int{1, 10, 100}, []int{1, 2, 3} // several item blocks and a partial one
+	if testing.Short() {
+		n, ks, workers = 1100, []int{1, 100}, []int{1, 3} // still two item blocks, one partial
+	}
 	base := make([]float32, 37)
 	for j := range base {
 		base[j] = float32(rng.NormFloat64())
@@ -76,7 +79,7 @@ func TestRecommendBatchScreenedMatchesDirect(t *testing.T) {
 			{ExcludeCategory: "1"},
 			{ExcludeID: "it5", Filter: func(it Item) bool { return !strings.HasSuffix(it.ID, "7") }},
 		}
-		for _, k := range []int{1, 10, 100} {
+		for _, k := range ks {
 			for oi, o := range opts {
 				want := make([][]Match, len(qs))
 				for i, q := range qs {
@@ -84,7 +87,7 @@ func TestRecommendBatchScreenedMatchesDirect(t *testing.T) {
 					o1.Workers = 1
 					want[i] = c.Recommend(q, k, &o1)
 				}
-				for _, w := range []int{1, 2, 3} {
+				for _, w := range workers {
 					o.Workers = w
 					got, err := c.RecommendBatch(context.Background(), qs, k, &o)
 					if err != nil {
