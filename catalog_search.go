@@ -59,6 +59,7 @@ type batchScratch struct {
 	dots []float32 // batchQueryBlock × batchItemBlock
 	xs   []float32 // (1-cγ)·|x|² of the block's items
 	q    []float32 // the query block, contiguous
+	zero []float32 // d zeros: |x|² is sqDist16 from the origin
 }
 
 var batchPool = sync.Pool{New: func() any { return new(batchScratch) }}
@@ -180,6 +181,9 @@ func (c *Catalog) screenUnit(qs [][]float32, qn []float64, hs [][]hit, lo, hi, k
 		s.q = make([]float32, batchQueryBlock*d)
 	}
 	qbuf := s.q[:nqb*d]
+	if len(s.zero) != d {
+		s.zero = make([]float32, d)
+	}
 	for i, q := range qs {
 		copy(qbuf[i*d:], q)
 	}
@@ -202,12 +206,31 @@ func (c *Catalog) screenUnit(qs [][]float32, qn []float64, hs [][]hit, lo, hi, k
 		nb := b1 - b0
 		x := c.vecs[b0*d : b1*d]
 		xs := s.xs[:nb]
-		for j := range nb {
-			var t float32
-			for _, v := range x[j*d : (j+1)*d] {
-				t += v * v
+		j := 0
+		if distActive.fast {
+			// |x|² is the squared distance to the origin.
+			var part [64]float32
+			for ; j+16 <= nb; j += 16 {
+				sqDist16(s.zero, x[j*d:(j+16)*d], d, &part)
+				for t := range 16 {
+					xs[j+t] = float32(shrink * float64(sqDistFinish(s.zero, x[(j+t)*d:(j+t+1)*d], part[4*t:4*t+4])))
+				}
 			}
-			xs[j] = float32(shrink * float64(t))
+		}
+		for ; j < nb; j++ {
+			var t0, t1, t2, t3 float32
+			v := x[j*d : (j+1)*d]
+			e := 0
+			for ; e+4 <= d; e += 4 {
+				t0 += v[e] * v[e]
+				t1 += v[e+1] * v[e+1]
+				t2 += v[e+2] * v[e+2]
+				t3 += v[e+3] * v[e+3]
+			}
+			for ; e < d; e++ {
+				t0 += v[e] * v[e]
+			}
+			xs[j] = float32(shrink * float64((t0+t1)+(t2+t3)))
 		}
 		dots := s.dots[:nqb*nb]
 		impl.Sgemm(blas.NoTrans, blas.Trans, nqb, nb, d, 1, qbuf, d, x, d, 0, dots, nb)
