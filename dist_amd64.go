@@ -6,16 +6,24 @@ import "golang.org/x/sys/cpu"
 
 // init selects the distance kernel once; x/sys/cpu honours GODEBUG
 // settings such as cpu.avx512f=off. The AVX-512 kernel uses only
-// AVX-512F instructions.
+// AVX-512F instructions, the AVX2 one only AVX and AVX2 (no FMA: the
+// products are rounded before they are added).
 func init() {
 	if cpu.X86.HasAVX512F {
 		distKernels = append(distKernels, distKernel{name: "avx512", fast: true, asm: distAVX512})
+	}
+	if cpu.X86.HasAVX2 {
+		distKernels = append(distKernels, distKernel{name: "avx2", fast: true, asm: distAVX2})
 	}
 	distKernels = append(distKernels, distGeneric)
 	distActive = distKernels[0]
 }
 
-const distAVX512 = 1
+// Assembly kernel identifiers for distAsm.
+const (
+	distAVX512 = 1 + iota
+	distAVX2
+)
 
 // distAsm calls assembly kernel id. A direct call (not through a function
 // value) lets out stay on the caller's stack.
@@ -23,6 +31,8 @@ func distAsm(id int, q, x []float32, stride int, out *[64]float32) {
 	switch id {
 	case distAVX512:
 		sqDist16AVX512(q, x, stride, out)
+	case distAVX2:
+		sqDist16AVX2(q, x, stride, out)
 	default:
 		panic("style: unknown distance kernel")
 	}

@@ -70,3 +70,104 @@ sqDist16_done:
 	VMOVUPS Z3, 192(AX)
 	VZEROUPPER
 	RET
+
+// func sqDist16AVX2(q []float32, x []float32, stride int, out *[64]float32)
+// Requires: AVX
+TEXT ·sqDist16AVX2(SB), NOSPLIT, $0-64
+	MOVQ   stride+48(FP), AX
+	SHLQ   $0x02, AX
+	LEAQ   (AX)(AX*2), CX
+	MOVQ   out+56(FP), DX
+	MOVQ   q_base+0(FP), BX
+	MOVQ   q_len+8(FP), SI
+	SHRQ   $0x02, SI
+	MOVQ   x_base+24(FP), DI
+	LEAQ   (DI)(AX*4), R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+sqDist16AVX2_loop0:
+	TESTQ          SI, SI
+	JE             sqDist16AVX2_done0
+	VBROADCASTF128 (BX), Y8
+	VMOVUPS        (DI), X4
+	VINSERTF128    $0x01, (DI)(AX*1), Y4, Y4
+	VMOVUPS        (DI)(AX*2), X5
+	VINSERTF128    $0x01, (DI)(CX*1), Y5, Y5
+	VMOVUPS        (R8), X6
+	VINSERTF128    $0x01, (R8)(AX*1), Y6, Y6
+	VMOVUPS        (R8)(AX*2), X7
+	VINSERTF128    $0x01, (R8)(CX*1), Y7, Y7
+	VSUBPS         Y4, Y8, Y4
+	VSUBPS         Y5, Y8, Y5
+	VSUBPS         Y6, Y8, Y6
+	VSUBPS         Y7, Y8, Y7
+	VMULPS         Y4, Y4, Y4
+	VMULPS         Y5, Y5, Y5
+	VMULPS         Y6, Y6, Y6
+	VMULPS         Y7, Y7, Y7
+	VADDPS         Y4, Y0, Y0
+	VADDPS         Y5, Y1, Y1
+	VADDPS         Y6, Y2, Y2
+	VADDPS         Y7, Y3, Y3
+	ADDQ           $0x10, BX
+	ADDQ           $0x10, DI
+	ADDQ           $0x10, R8
+	DECQ           SI
+	JMP            sqDist16AVX2_loop0
+
+sqDist16AVX2_done0:
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	MOVQ    q_base+0(FP), BX
+	MOVQ    q_len+8(FP), SI
+	SHRQ    $0x02, SI
+	MOVQ    x_base+24(FP), DI
+	LEAQ    (DI)(AX*8), DI
+	LEAQ    (DI)(AX*4), R8
+	VXORPS  Y0, Y0, Y0
+	VXORPS  Y1, Y1, Y1
+	VXORPS  Y2, Y2, Y2
+	VXORPS  Y3, Y3, Y3
+
+sqDist16AVX2_loop1:
+	TESTQ          SI, SI
+	JE             sqDist16AVX2_done1
+	VBROADCASTF128 (BX), Y8
+	VMOVUPS        (DI), X4
+	VINSERTF128    $0x01, (DI)(AX*1), Y4, Y4
+	VMOVUPS        (DI)(AX*2), X5
+	VINSERTF128    $0x01, (DI)(CX*1), Y5, Y5
+	VMOVUPS        (R8), X6
+	VINSERTF128    $0x01, (R8)(AX*1), Y6, Y6
+	VMOVUPS        (R8)(AX*2), X7
+	VINSERTF128    $0x01, (R8)(CX*1), Y7, Y7
+	VSUBPS         Y4, Y8, Y4
+	VSUBPS         Y5, Y8, Y5
+	VSUBPS         Y6, Y8, Y6
+	VSUBPS         Y7, Y8, Y7
+	VMULPS         Y4, Y4, Y4
+	VMULPS         Y5, Y5, Y5
+	VMULPS         Y6, Y6, Y6
+	VMULPS         Y7, Y7, Y7
+	VADDPS         Y4, Y0, Y0
+	VADDPS         Y5, Y1, Y1
+	VADDPS         Y6, Y2, Y2
+	VADDPS         Y7, Y3, Y3
+	ADDQ           $0x10, BX
+	ADDQ           $0x10, DI
+	ADDQ           $0x10, R8
+	DECQ           SI
+	JMP            sqDist16AVX2_loop1
+
+sqDist16AVX2_done1:
+	VMOVUPS Y0, 128(DX)
+	VMOVUPS Y1, 160(DX)
+	VMOVUPS Y2, 192(DX)
+	VMOVUPS Y3, 224(DX)
+	VZEROUPPER
+	RET

@@ -15,3 +15,15 @@ package style
 //
 //go:noescape
 func sqDist16AVX512(q []float32, x []float32, stride int, out *[64]float32)
+
+// sqDist16AVX2 computes, with AVX2, for the 16 items
+// x[j*stride : j*stride+len(q)&^3] (0 ≤ j < 16),
+//
+//	out[4*j+r] = Σ_{e ≡ r mod 4, e < len(q)&^3} (q[e] - x[j*stride+e])²
+//
+// each sum accumulated in increasing e with float32 rounding after every
+// subtraction, multiplication and addition. The caller checks that x holds
+// the 16 items. The reference is sqDist16Generic in dist.go.
+//
+//go:noescape
+func sqDist16AVX2(q []float32, x []float32, stride int, out *[64]float32)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"fmt"
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
@@ -88,6 +89,89 @@ func genDist() {
 	out := Load(Param("out"), GP64())
 	for k := 0; k < 4; k++ {
 		VMOVUPS(acc[k], Mem{Base: out, Disp: 64 * k})
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// genDistAVX2 generates sqDist16AVX2, the same computation as
+// sqDist16AVX512 with 256-bit vectors: each YMM holds two items, and the
+// 16 items are done as two halves of 8 (Y0–Y3 accumulate, Y4–Y7 receive
+// the data, Y8 holds q[e:e+4] twice).
+func genDistAVX2() {
+	TEXT("sqDist16AVX2", NOSPLIT, "func(q, x []float32, stride int, out *[64]float32)")
+	Pragma("noescape")
+	Doc(
+		"sqDist16AVX2 computes, with AVX2, for the 16 items",
+		"x[j*stride : j*stride+len(q)&^3] (0 ≤ j < 16),",
+		"",
+		"\tout[4*j+r] = Σ_{e ≡ r mod 4, e < len(q)&^3} (q[e] - x[j*stride+e])²",
+		"",
+		"each sum accumulated in increasing e with float32 rounding after every",
+		"subtraction, multiplication and addition. The caller checks that x holds",
+		"the 16 items. The reference is sqDist16Generic in dist.go.",
+	)
+	s := Load(Param("stride"), GP64())
+	SHLQ(U8(2), s)
+	s3 := GP64()
+	LEAQ(Mem{Base: s, Index: s, Scale: 2}, s3)
+	out := Load(Param("out"), GP64())
+	acc := []VecPhysical{Y0, Y1, Y2, Y3}
+	dat := []VecPhysical{Y4, Y5, Y6, Y7}
+	qv := Y8
+	for half := 0; half < 2; half++ {
+		q := Load(Param("q").Base(), GP64())
+		n := Load(Param("q").Len(), GP64())
+		SHRQ(U8(2), n)
+		b0 := Load(Param("x").Base(), GP64())
+		if half == 1 {
+			// Items 8–15 start 8 strides further.
+			LEAQ(Mem{Base: b0, Index: s, Scale: 8}, b0)
+		}
+		b1 := GP64()
+		LEAQ(Mem{Base: b0, Index: s, Scale: 4}, b1)
+		for _, r := range acc {
+			VXORPS(r, r, r)
+		}
+		loop := fmt.Sprintf("sqDist16AVX2_loop%d", half)
+		done := fmt.Sprintf("sqDist16AVX2_done%d", half)
+		Label(loop)
+		TESTQ(n, n)
+		JE(LabelRef(done))
+		VBROADCASTF128(Mem{Base: q}, qv)
+		for k := 0; k < 4; k++ {
+			// dat[k] holds items 2k and 2k+1 of the half.
+			b := b0
+			if k >= 2 {
+				b = b1
+			}
+			var lo, hi Mem
+			if k%2 == 0 {
+				lo, hi = Mem{Base: b}, Mem{Base: b, Index: s, Scale: 1}
+			} else {
+				lo, hi = Mem{Base: b, Index: s, Scale: 2}, Mem{Base: b, Index: s3, Scale: 1}
+			}
+			VMOVUPS(lo, dat[k].AsX())
+			VINSERTF128(U8(1), hi, dat[k], dat[k])
+		}
+		for k := 0; k < 4; k++ {
+			VSUBPS(dat[k], qv, dat[k])
+		}
+		for k := 0; k < 4; k++ {
+			VMULPS(dat[k], dat[k], dat[k])
+		}
+		for k := 0; k < 4; k++ {
+			VADDPS(dat[k], acc[k], acc[k])
+		}
+		ADDQ(U8(16), q)
+		ADDQ(U8(16), b0)
+		ADDQ(U8(16), b1)
+		DECQ(n)
+		JMP(LabelRef(loop))
+		Label(done)
+		for k := 0; k < 4; k++ {
+			VMOVUPS(acc[k], Mem{Base: out, Disp: 128*half + 32*k})
+		}
 	}
 	VZEROUPPER()
 	RET()

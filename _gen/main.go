@@ -68,6 +68,7 @@ func main() {
 	ConstraintExpr("!purego")
 	if *kernels == "dist" {
 		genDist()
+		genDistAVX2()
 		Generate()
 		return
 	}
