@@ -26,20 +26,25 @@ import (
 // not) is within γ times its sum of absolute terms of the true value, and
 // |q·x| <= (|q|²+|x|²)/2, so |a - D*| <= 2γ/(1-γ)·(qn+xn) <= 3γ·(qn+xn)
 // for the true squared distance D* and the computed norms qn, xn. The
-// screening evaluates xs - 2·dot in float32, with xs = (1-cγ)·xn, adding
-// at most 3u·(qn+xn) more, and rounding xs to float32 u·xn; c = 8 covers both with room to spare, so
+// screening evaluates xs - 2·dot in float32, with xs = (1-cγ)·xn rounded
+// to float32, adding at most 4u·(qn+xn) more; since u <= γ, c = 8 covers
+// the 3γ + 4u with room to spare, so
 //
 //	L = (1-cγ)·(qn+xn) - 2·dot  <=  D*.
 //
 // The reported distance D (sqDistBounded: a difference, a square and at
-// most d/4+5 chained additions per term, all rounded) satisfies
-// D >= D*·(1-(d+2)u) - η, with η = (d+8)·2⁻¹²⁶ bounding the absolute
-// error of subnormal results. An item is skipped only when
-// L > (w+η)/(1-(d+2)u) for the current k-th distance w of the query;
+// most d/4+5 chained additions per term, all rounded, so at most d+10
+// roundings of a non-negative term) satisfies D >= D*·(1-(d+10)u) - η,
+// where η = (d+8)·2⁻¹²⁶ exceeds the absolute error, at most 2⁻¹⁵⁰ per
+// operation, of the subnormal results on either side (the relative bounds
+// above hold for normal results only). An item is skipped only when
+// L > (w+η)/(1-(d+10)u) for the current k-th distance w of the query;
 // then D > w, and search would reject it as well (it keeps an item only
 // when D < w). Skipped items never reach the filter either, as in
-// search. NaN or infinite values make the comparison false, so such items
-// are computed exactly.
+// search. Items whose squared norm overflows float32 are never screened
+// out (their xs is -Inf), nor is anything for a query whose threshold is
+// not finite (an overflowing |q|², a NaN query, w = +Inf), so those
+// distances are all computed exactly.
 const screenC = 8
 
 // batchGEMMMin is the least number of queries RecommendBatch sends
@@ -168,7 +173,7 @@ func (c *Catalog) screenUnit(qs [][]float32, qn []float64, hs [][]hit, lo, hi, k
 	gamma := float64(d) * u / (1 - float64(d)*u)
 	shrink := 1 - screenC*gamma
 	eta := float64(d+8) * math.Ldexp(1, -126)
-	grow := 1 / (1 - float64(d+2)*u)
+	grow := 1 / (1 - float64(d+10)*u)
 	inf := float32(math.Inf(1))
 
 	nqb := len(qs)
@@ -194,6 +199,9 @@ func (c *Catalog) screenUnit(qs [][]float32, qn []float64, hs [][]hit, lo, hi, k
 			return inf
 		}
 		t := (float64(h[0].d)+eta)*grow - shrink*qn[i]
+		if math.IsInf(t, 0) || math.IsNaN(t) {
+			return inf // qn or w overflowed, or a NaN query: screen nothing
+		}
 		t32 := float32(t)
 		if float64(t32) > t {
 			t32 = math.Nextafter32(t32, float32(math.Inf(-1)))
@@ -213,7 +221,7 @@ func (c *Catalog) screenUnit(qs [][]float32, qn []float64, hs [][]hit, lo, hi, k
 			for ; j+16 <= nb; j += 16 {
 				sqDist16(s.zero, x[j*d:(j+16)*d], d, &part)
 				for t := range 16 {
-					xs[j+t] = float32(shrink * float64(sqDistFinish(s.zero, x[(j+t)*d:(j+t+1)*d], part[4*t:4*t+4])))
+					xs[j+t] = screenNorm(shrink, sqDistFinish(s.zero, x[(j+t)*d:(j+t+1)*d], part[4*t:4*t+4]))
 				}
 			}
 		}
@@ -230,7 +238,7 @@ func (c *Catalog) screenUnit(qs [][]float32, qn []float64, hs [][]hit, lo, hi, k
 			for ; e < d; e++ {
 				t0 += v[e] * v[e]
 			}
-			xs[j] = float32(shrink * float64((t0+t1)+(t2+t3)))
+			xs[j] = screenNorm(shrink, (t0+t1)+(t2+t3))
 		}
 		dots := s.dots[:nqb*nb]
 		impl.Sgemm(blas.NoTrans, blas.Trans, nqb, nb, d, 1, qbuf, d, x, d, 0, dots, nb)
@@ -261,4 +269,15 @@ func (c *Catalog) screenUnit(qs [][]float32, qn []float64, hs [][]hit, lo, hi, k
 			hs[i] = h
 		}
 	}
+}
+
+// screenNorm returns xs = shrink·xn rounded to float32, or -Inf when the
+// squared norm xn overflowed float32: the bound does not hold then, and
+// -Inf - 2·dot is never above a threshold, so the item is never screened
+// out.
+func screenNorm(shrink float64, xn float32) float32 {
+	if math.IsInf(float64(xn), 0) {
+		return float32(math.Inf(-1))
+	}
+	return float32(shrink * float64(xn))
 }

@@ -3,6 +3,7 @@ package style
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -172,5 +173,74 @@ func TestRecommendBatchAllocs(t *testing.T) {
 	// allocations each, plus 6 of the call itself and slack for pool churn.
 	if n := testing.AllocsPerRun(5, func() { c.RecommendBatch(context.Background(), qs, 10, opts) }); n > 12*8+12 {
 		t.Errorf("RecommendBatch of %d queries allocates %v times", len(qs), n)
+	}
+}
+
+// TestRecommendBatchScreenedEdgeCases compares the screened batch path
+// with Recommend for k beyond the catalogue size, for items and queries
+// whose squared norms overflow float32 while their distances do not, and
+// for queries with NaN, infinite or overflowing values, whose distances are NaN or +Inf and
+// must not be screened out by the comparisons with the bound.
+func TestRecommendBatchScreenedEdgeCases(t *testing.T) {
+	old := batchGEMMMin
+	batchGEMMMin = 1
+	t.Cleanup(func() { batchGEMMMin = old })
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, n := range []int{20, 1030} {
+		c := searchTestCatalog(t, n, 12, func(i, j int) float32 { return float32(rng.NormFloat64()) })
+		// Norms beyond MaxFloat32 (12·(1.5e19)² ≈ 2.7e39) with finite
+		// distances between the items and to the query.
+		huge := searchTestCatalog(t, n, 12, func(i, j int) float32 { return 1.5e19 * float32(1+1e-3*rng.NormFloat64()) })
+		hq := huge.Item(n / 2).Embedding
+		hq[0] *= 1.0001
+		got, err := huge.RecommendBatch(context.Background(), [][]float32{hq, huge.Item(1).Embedding}, 5, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, q := range [][]float32{hq, huge.Item(1).Embedding} {
+			if want := huge.Recommend(q, 5, nil); !reflect.DeepEqual(got[i], want) {
+				t.Fatalf("n=%d overflowing norms, query %d:\n got %v\nwant %v", n, i, got[i], want)
+			}
+		}
+		// A finite query norm and an item whose norm overflows although it
+		// is the closest item: item n-1 at distance 9.7e18 from the query,
+		// the others at 1.4e19.
+		edge := searchTestCatalog(t, n, 2, func(i, j int) float32 {
+			if j == 1 {
+				return float32(i) * 1e6
+			}
+			if i == n-1 {
+				return 1.87e19 // |x|² = 3.5e38 > MaxFloat32, 2q·x = 3.37e38 < MaxFloat32
+			}
+			return -5e18
+		})
+		eq := []float32{9e18, 0}
+		got, err = edge.RecommendBatch(context.Background(), [][]float32{eq}, 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := edge.Recommend(eq, 1, nil); !reflect.DeepEqual(got[0], want) || want[0].Index != n-1 {
+			t.Fatalf("n=%d overflowing item norm: got %v, want %v (item %d)", n, got[0], want, n-1)
+		}
+		nan := float32(math.NaN())
+		inf := float32(math.Inf(1))
+		qs := [][]float32{
+			c.Item(0).Embedding,
+			{nan, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+			{inf, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+			{1e30, 1e30, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+			{1e19, -1e19, 1e19, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		}
+		for _, k := range []int{3, 50, 2000} {
+			got, err := c.RecommendBatch(context.Background(), qs, k, &RecommendOptions{Workers: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, q := range qs {
+				if want := c.Recommend(q, k, &RecommendOptions{Workers: 1}); !reflect.DeepEqual(got[i], want) {
+					t.Fatalf("n=%d k=%d query %d:\n got %v\nwant %v", n, k, i, got[i], want)
+				}
+			}
+		}
 	}
 }
