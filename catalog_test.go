@@ -501,7 +501,7 @@ func FuzzLoadCatalog(f *testing.F) {
 // benchCatalog builds a catalogue of n clustered 128-D items (a seeded
 // 20-cluster Gaussian mixture, closer to real embeddings than uniform
 // noise) and a query drawn from the same mixture.
-func benchCatalog(b *testing.B, n int) (*Catalog, []float32) {
+func benchCatalog(b testing.TB, n int) (*Catalog, []float32) {
 	b.Helper()
 	const dim = 128
 	rng := rand.New(rand.NewPCG(1, 1))
