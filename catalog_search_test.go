@@ -2,6 +2,7 @@ package style
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -241,6 +242,24 @@ func TestRecommendBatchScreenedEdgeCases(t *testing.T) {
 					t.Fatalf("n=%d k=%d query %d:\n got %v\nwant %v", n, k, i, got[i], want)
 				}
 			}
+		}
+	}
+}
+
+// TestRecommendBatchScreenedCancel checks that the screened path returns
+// the context's error when it is cancelled.
+func TestRecommendBatchScreenedCancel(t *testing.T) {
+	old := batchGEMMMin
+	batchGEMMMin = 1
+	t.Cleanup(func() { batchGEMMMin = old })
+	rng := rand.New(rand.NewPCG(11, 12))
+	c := searchTestCatalog(t, 300, 8, func(i, j int) float32 { return float32(rng.NormFloat64()) })
+	qs := [][]float32{c.Item(1).Embedding, c.Item(2).Embedding}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, w := range []int{1, 2} {
+		if got, err := c.RecommendBatch(ctx, qs, 3, &RecommendOptions{Workers: w}); !errors.Is(err, context.Canceled) || got != nil {
+			t.Fatalf("workers %d: cancelled batch returned %v, %v", w, got, err)
 		}
 	}
 }
