@@ -497,21 +497,29 @@ func (c *Catalog) search(q []float32, k int, filter *candFilter, workers int) []
 func (c *Catalog) scan(q []float32, lo, hi, k int, f *candFilter, h []hit) []hit {
 	d := c.dim
 	i := lo
-	if distActive.fast {
-		// Blocks of 16 items through the vector kernel, which gives
-		// exactly the distances of sqDistBounded without its early exit
-		// (an item it abandons is farther than the bound, so it is
-		// rejected below all the same).
-		var part [64]float32
-		for ; i+16 <= hi; i += 16 {
-			sqDist16(q, c.vecs[i*d:(i+16)*d], d, &part)
-			for j := range 16 {
-				v := c.vecs[(i+j)*d : (i+j+1)*d : (i+j+1)*d]
-				h = c.offer(h, k, f, i+j, v, sqDistFinish(q, v, part[4*j:4*j+4]))
+	inf := float32(math.Inf(1))
+	// Blocks of 16 items through the distance kernel, which gives exactly
+	// the distances of sqDistBounded. It may abandon items farther than
+	// the bound of the block's start; the bound only decreases, so they
+	// would be rejected below all the same.
+	var part [64]float32
+	for ; i+16 <= hi; i += 16 {
+		bound := inf
+		if len(h) == k {
+			bound = h[0].d
+		}
+		abandoned := sqDist16(q, c.vecs[i*d:(i+16)*d], d, bound, &part)
+		if abandoned == 0xffff {
+			continue
+		}
+		for j := range 16 {
+			if abandoned&(1<<j) != 0 {
+				continue
 			}
+			v := c.vecs[(i+j)*d : (i+j+1)*d : (i+j+1)*d]
+			h = c.offer(h, k, f, i+j, v, sqDistFinish(q, v, part[4*j:4*j+4]))
 		}
 	}
-	inf := float32(math.Inf(1))
 	for ; i < hi; i++ {
 		if f.skip(c, i) {
 			continue

@@ -215,14 +215,12 @@ func (c *Catalog) screenUnit(qs [][]float32, qn []float64, hs [][]hit, lo, hi, k
 		x := c.vecs[b0*d : b1*d]
 		xs := s.xs[:nb]
 		j := 0
-		if distActive.fast {
-			// |x|² is the squared distance to the origin.
-			var part [64]float32
-			for ; j+16 <= nb; j += 16 {
-				sqDist16(s.zero, x[j*d:(j+16)*d], d, &part)
-				for t := range 16 {
-					xs[j+t] = screenNorm(shrink, sqDistFinish(s.zero, x[(j+t)*d:(j+t+1)*d], part[4*t:4*t+4]))
-				}
+		// |x|² is the squared distance to the origin.
+		var part [64]float32
+		for ; j+16 <= nb; j += 16 {
+			sqDist16(s.zero, x[j*d:(j+16)*d], d, inf, &part)
+			for t := range 16 {
+				xs[j+t] = screenNorm(shrink, sqDistFinish(s.zero, x[(j+t)*d:(j+t+1)*d], part[4*t:4*t+4]))
 			}
 		}
 		for ; j < nb; j++ {

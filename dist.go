@@ -8,8 +8,7 @@ import "fmt"
 // consecutive catalogue items at once; see sqDist16Generic.
 type distKernel struct {
 	name string
-	fast bool // worth calling instead of the early-exit scalar loop
-	asm  int  // which assembly kernel distAsm calls; 0 for sqDist16Generic
+	asm  int // which assembly kernel distAsm calls; 0 for sqDist16Generic
 }
 
 var distGeneric = distKernel{name: "generic"}
@@ -38,9 +37,12 @@ func useDistKernel(name string) (restore func()) {
 
 // sqDist16 sets out[4*j+r], for the 16 items x[j*stride:j*stride+len(q)]
 // (0 <= j < 16), to the partial sum r of sqDistBounded over the first
-// len(q)&^3 elements; sqDistFinish completes them. It panics if x is too
-// short.
-func sqDist16(q, x []float32, stride int, out *[64]float32) {
+// len(q)&^3 elements; sqDistFinish completes them. Items whose squared
+// distance is found to exceed bound part way (checked every 32 elements,
+// as sqDistBounded does) may be abandoned: bit j of the result is then
+// set and out[4*j:4*j+4] is unspecified. A bound of +Inf abandons
+// nothing. It panics if x is too short.
+func sqDist16(q, x []float32, stride int, bound float32, out *[64]float32) uint32 {
 	n4 := len(q) &^ 3
 	if stride < len(q) || len(x) < 15*stride+len(q) {
 		panic(fmt.Sprintf("style: sqDist16: %d floats for 16 items of stride %d and length %d", len(x), stride, len(q)))
@@ -53,18 +55,20 @@ func sqDist16(q, x []float32, stride int, out *[64]float32) {
 		raceWriteFloat32s(out[:])
 	}
 	if distActive.asm != 0 {
-		distAsm(distActive.asm, q, x, stride, out)
-		return
+		return distAsm(distActive.asm, q, x, stride, bound, out)
 	}
-	sqDist16Generic(q, x, stride, out)
+	return sqDist16Generic(q, x, stride, bound, out)
 }
 
 // sqDist16Generic is the reference of sqDist16 and of its assembly
 // kernels: the four accumulators of sqDistBounded, element e going to
 // accumulator e mod 4 in increasing e, every product rounded to float32
-// before it is added (no fused multiply-add).
-func sqDist16Generic(q, x []float32, stride int, out *[64]float32) {
+// before it is added (no fused multiply-add), and the same early exit,
+// item by item. (The assembly kernels abandon groups of 8 or 16 items
+// only when all of them exceed the bound.)
+func sqDist16Generic(q, x []float32, stride int, bound float32, out *[64]float32) uint32 {
 	n4 := len(q) &^ 3
+	var abandoned uint32
 	for j := range 16 {
 		v := x[j*stride : j*stride+n4 : j*stride+n4]
 		var s0, s1, s2, s3 float32
@@ -78,9 +82,14 @@ func sqDist16Generic(q, x []float32, stride int, out *[64]float32) {
 			s1 += float32(d1 * d1)
 			s2 += float32(d2 * d2)
 			s3 += float32(d3 * d3)
+			if (e+4)%32 == 0 && (s0+s1)+(s2+s3) > bound {
+				abandoned |= 1 << j
+				break
+			}
 		}
 		out[4*j], out[4*j+1], out[4*j+2], out[4*j+3] = s0, s1, s2, s3
 	}
+	return abandoned
 }
 
 // sqDistFinish completes the partial sums p of sqDist16 for the item v

@@ -10,10 +10,10 @@ import "golang.org/x/sys/cpu"
 // products are rounded before they are added).
 func init() {
 	if cpu.X86.HasAVX512F {
-		distKernels = append(distKernels, distKernel{name: "avx512", fast: true, asm: distAVX512})
+		distKernels = append(distKernels, distKernel{name: "avx512", asm: distAVX512})
 	}
 	if cpu.X86.HasAVX2 {
-		distKernels = append(distKernels, distKernel{name: "avx2", fast: true, asm: distAVX2})
+		distKernels = append(distKernels, distKernel{name: "avx2", asm: distAVX2})
 	}
 	distKernels = append(distKernels, distGeneric)
 	distActive = distKernels[0]
@@ -27,12 +27,12 @@ const (
 
 // distAsm calls assembly kernel id. A direct call (not through a function
 // value) lets out stay on the caller's stack.
-func distAsm(id int, q, x []float32, stride int, out *[64]float32) {
+func distAsm(id int, q, x []float32, stride int, bound float32, out *[64]float32) uint32 {
 	switch id {
 	case distAVX512:
-		sqDist16AVX512(q, x, stride, out)
+		return sqDist16AVX512(q, x, stride, bound, out)
 	case distAVX2:
-		sqDist16AVX2(q, x, stride, out)
+		return sqDist16AVX2(q, x, stride, bound, out)
 	default:
 		panic("style: unknown distance kernel")
 	}

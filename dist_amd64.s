@@ -4,23 +4,25 @@
 
 #include "textflag.h"
 
-// func sqDist16AVX512(q []float32, x []float32, stride int, out *[64]float32)
+// func sqDist16AVX512(q []float32, x []float32, stride int, bound float32, out *[64]float32) uint32
 // Requires: AVX, AVX512F
-TEXT ·sqDist16AVX512(SB), NOSPLIT, $0-64
-	MOVQ   q_base+0(FP), AX
-	MOVQ   q_len+8(FP), CX
-	MOVQ   x_base+24(FP), DX
-	MOVQ   stride+48(FP), BX
-	SHLQ   $0x02, BX
-	LEAQ   (BX)(BX*2), SI
-	LEAQ   (DX)(BX*4), DI
-	LEAQ   (DI)(BX*4), R8
-	LEAQ   (R8)(BX*4), R9
-	SHRQ   $0x02, CX
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
+TEXT ·sqDist16AVX512(SB), NOSPLIT, $0-76
+	MOVQ         q_base+0(FP), AX
+	MOVQ         q_len+8(FP), CX
+	MOVQ         x_base+24(FP), DX
+	MOVQ         stride+48(FP), BX
+	SHLQ         $0x02, BX
+	LEAQ         (BX)(BX*2), SI
+	LEAQ         (DX)(BX*4), DI
+	LEAQ         (DI)(BX*4), R8
+	LEAQ         (R8)(BX*4), R9
+	SHRQ         $0x02, CX
+	VBROADCASTSS bound+56(FP), Z9
+	VPXORD       Z0, Z0, Z0
+	VPXORD       Z1, Z1, Z1
+	VPXORD       Z2, Z2, Z2
+	VPXORD       Z3, Z3, Z3
+	MOVQ         $0x00000008, R10
 
 sqDist16_loop:
 	TESTQ           CX, CX
@@ -60,46 +62,84 @@ sqDist16_loop:
 	ADDQ            $0x10, R8
 	ADDQ            $0x10, R9
 	DECQ            CX
-	JMP             sqDist16_loop
+	DECQ            R10
+	JNZ             sqDist16_loop
+	MOVQ            $0x00000008, R10
+
+	// Every 32 elements: stop if every item's (s0+s1)+(s2+s3) > bound.
+	VPERMILPS $0xb1, Z0, Z4
+	VADDPS    Z0, Z4, Z4
+	VPERMILPS $0x4e, Z4, Z8
+	VADDPS    Z8, Z4, Z4
+	VCMPPS    $0x1e, Z9, Z4, K1
+	VPERMILPS $0xb1, Z1, Z5
+	VADDPS    Z1, Z5, Z5
+	VPERMILPS $0x4e, Z5, Z8
+	VADDPS    Z8, Z5, Z5
+	VCMPPS    $0x1e, Z9, Z5, K2
+	VPERMILPS $0xb1, Z2, Z6
+	VADDPS    Z2, Z6, Z6
+	VPERMILPS $0x4e, Z6, Z8
+	VADDPS    Z8, Z6, Z6
+	VCMPPS    $0x1e, Z9, Z6, K3
+	VPERMILPS $0xb1, Z3, Z7
+	VADDPS    Z3, Z7, Z7
+	VPERMILPS $0x4e, Z7, Z8
+	VADDPS    Z8, Z7, Z7
+	VCMPPS    $0x1e, Z9, Z7, K4
+	KANDW     K2, K1, K1
+	KANDW     K4, K3, K3
+	KANDW     K3, K1, K1
+	KORTESTW  K1, K1
+	JCC       sqDist16_loop
+	MOVL      $0x0000ffff, AX
+	MOVL      AX, ret+72(FP)
+	VZEROUPPER
+	RET
 
 sqDist16_done:
-	MOVQ    out+56(FP), AX
+	MOVQ    out+64(FP), AX
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 64(AX)
 	VMOVUPS Z2, 128(AX)
 	VMOVUPS Z3, 192(AX)
+	XORL    AX, AX
+	MOVL    AX, ret+72(FP)
 	VZEROUPPER
 	RET
 
-// func sqDist16AVX2(q []float32, x []float32, stride int, out *[64]float32)
+// func sqDist16AVX2(q []float32, x []float32, stride int, bound float32, out *[64]float32) uint32
 // Requires: AVX
-TEXT ·sqDist16AVX2(SB), NOSPLIT, $0-64
-	MOVQ   stride+48(FP), AX
-	SHLQ   $0x02, AX
-	LEAQ   (AX)(AX*2), CX
-	MOVQ   out+56(FP), DX
-	MOVQ   q_base+0(FP), BX
-	MOVQ   q_len+8(FP), SI
-	SHRQ   $0x02, SI
-	MOVQ   x_base+24(FP), DI
-	LEAQ   (DI)(AX*4), R8
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
+TEXT ·sqDist16AVX2(SB), NOSPLIT, $0-76
+	MOVQ         stride+48(FP), AX
+	SHLQ         $0x02, AX
+	LEAQ         (AX)(AX*2), CX
+	MOVQ         out+64(FP), DX
+	VBROADCASTSS bound+56(FP), Y9
+	XORL         BX, BX
+	MOVQ         q_base+0(FP), R8
+	MOVQ         q_len+8(FP), R9
+	SHRQ         $0x02, R9
+	MOVQ         x_base+24(FP), R10
+	LEAQ         (R10)(AX*4), R11
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	MOVQ         $0x00000008, SI
 
 sqDist16AVX2_loop0:
-	TESTQ          SI, SI
+	TESTQ          R9, R9
 	JE             sqDist16AVX2_done0
-	VBROADCASTF128 (BX), Y8
-	VMOVUPS        (DI), X4
-	VINSERTF128    $0x01, (DI)(AX*1), Y4, Y4
-	VMOVUPS        (DI)(AX*2), X5
-	VINSERTF128    $0x01, (DI)(CX*1), Y5, Y5
-	VMOVUPS        (R8), X6
-	VINSERTF128    $0x01, (R8)(AX*1), Y6, Y6
-	VMOVUPS        (R8)(AX*2), X7
-	VINSERTF128    $0x01, (R8)(CX*1), Y7, Y7
+	VBROADCASTF128 (R8), Y8
+	VMOVUPS        (R10), X4
+	VINSERTF128    $0x01, (R10)(AX*1), Y4, Y4
+	VMOVUPS        (R10)(AX*2), X5
+	VINSERTF128    $0x01, (R10)(CX*1), Y5, Y5
+	VMOVUPS        (R11), X6
+	VINSERTF128    $0x01, (R11)(AX*1), Y6, Y6
+	VMOVUPS        (R11)(AX*2), X7
+	VINSERTF128    $0x01, (R11)(CX*1), Y7, Y7
 	VSUBPS         Y4, Y8, Y4
 	VSUBPS         Y5, Y8, Y5
 	VSUBPS         Y6, Y8, Y6
@@ -112,40 +152,75 @@ sqDist16AVX2_loop0:
 	VADDPS         Y5, Y1, Y1
 	VADDPS         Y6, Y2, Y2
 	VADDPS         Y7, Y3, Y3
-	ADDQ           $0x10, BX
-	ADDQ           $0x10, DI
 	ADDQ           $0x10, R8
+	ADDQ           $0x10, R10
+	ADDQ           $0x10, R11
+	DECQ           R9
 	DECQ           SI
-	JMP            sqDist16AVX2_loop0
+	JNZ            sqDist16AVX2_loop0
+	MOVQ           $0x00000008, SI
+
+	// Every 32 elements: abandon the half if every item's (s0+s1)+(s2+s3) > bound.
+	VPERMILPS $0xb1, Y0, Y4
+	VADDPS    Y0, Y4, Y4
+	VPERMILPS $0x4e, Y4, Y8
+	VADDPS    Y8, Y4, Y4
+	VCMPPS    $0x1e, Y9, Y4, Y4
+	VPERMILPS $0xb1, Y1, Y5
+	VADDPS    Y1, Y5, Y5
+	VPERMILPS $0x4e, Y5, Y8
+	VADDPS    Y8, Y5, Y5
+	VCMPPS    $0x1e, Y9, Y5, Y5
+	VPERMILPS $0xb1, Y2, Y6
+	VADDPS    Y2, Y6, Y6
+	VPERMILPS $0x4e, Y6, Y8
+	VADDPS    Y8, Y6, Y6
+	VCMPPS    $0x1e, Y9, Y6, Y6
+	VPERMILPS $0xb1, Y3, Y7
+	VADDPS    Y3, Y7, Y7
+	VPERMILPS $0x4e, Y7, Y8
+	VADDPS    Y8, Y7, Y7
+	VCMPPS    $0x1e, Y9, Y7, Y7
+	VANDPS    Y5, Y4, Y4
+	VANDPS    Y7, Y6, Y6
+	VANDPS    Y6, Y4, Y4
+	VMOVMSKPS Y4, DI
+	CMPL      DI, $0xff
+	JNE       sqDist16AVX2_loop0
+	ORL       $0x000000ff, BX
+	JMP       sqDist16AVX2_next0
 
 sqDist16AVX2_done0:
 	VMOVUPS Y0, (DX)
 	VMOVUPS Y1, 32(DX)
 	VMOVUPS Y2, 64(DX)
 	VMOVUPS Y3, 96(DX)
-	MOVQ    q_base+0(FP), BX
-	MOVQ    q_len+8(FP), SI
-	SHRQ    $0x02, SI
-	MOVQ    x_base+24(FP), DI
-	LEAQ    (DI)(AX*8), DI
-	LEAQ    (DI)(AX*4), R8
-	VXORPS  Y0, Y0, Y0
-	VXORPS  Y1, Y1, Y1
-	VXORPS  Y2, Y2, Y2
-	VXORPS  Y3, Y3, Y3
+
+sqDist16AVX2_next0:
+	MOVQ   q_base+0(FP), R8
+	MOVQ   q_len+8(FP), R9
+	SHRQ   $0x02, R9
+	MOVQ   x_base+24(FP), R10
+	LEAQ   (R10)(AX*8), R10
+	LEAQ   (R10)(AX*4), R11
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   $0x00000008, SI
 
 sqDist16AVX2_loop1:
-	TESTQ          SI, SI
+	TESTQ          R9, R9
 	JE             sqDist16AVX2_done1
-	VBROADCASTF128 (BX), Y8
-	VMOVUPS        (DI), X4
-	VINSERTF128    $0x01, (DI)(AX*1), Y4, Y4
-	VMOVUPS        (DI)(AX*2), X5
-	VINSERTF128    $0x01, (DI)(CX*1), Y5, Y5
-	VMOVUPS        (R8), X6
-	VINSERTF128    $0x01, (R8)(AX*1), Y6, Y6
-	VMOVUPS        (R8)(AX*2), X7
-	VINSERTF128    $0x01, (R8)(CX*1), Y7, Y7
+	VBROADCASTF128 (R8), Y8
+	VMOVUPS        (R10), X4
+	VINSERTF128    $0x01, (R10)(AX*1), Y4, Y4
+	VMOVUPS        (R10)(AX*2), X5
+	VINSERTF128    $0x01, (R10)(CX*1), Y5, Y5
+	VMOVUPS        (R11), X6
+	VINSERTF128    $0x01, (R11)(AX*1), Y6, Y6
+	VMOVUPS        (R11)(AX*2), X7
+	VINSERTF128    $0x01, (R11)(CX*1), Y7, Y7
 	VSUBPS         Y4, Y8, Y4
 	VSUBPS         Y5, Y8, Y5
 	VSUBPS         Y6, Y8, Y6
@@ -158,16 +233,51 @@ sqDist16AVX2_loop1:
 	VADDPS         Y5, Y1, Y1
 	VADDPS         Y6, Y2, Y2
 	VADDPS         Y7, Y3, Y3
-	ADDQ           $0x10, BX
-	ADDQ           $0x10, DI
 	ADDQ           $0x10, R8
+	ADDQ           $0x10, R10
+	ADDQ           $0x10, R11
+	DECQ           R9
 	DECQ           SI
-	JMP            sqDist16AVX2_loop1
+	JNZ            sqDist16AVX2_loop1
+	MOVQ           $0x00000008, SI
+
+	// Every 32 elements: abandon the half if every item's (s0+s1)+(s2+s3) > bound.
+	VPERMILPS $0xb1, Y0, Y4
+	VADDPS    Y0, Y4, Y4
+	VPERMILPS $0x4e, Y4, Y8
+	VADDPS    Y8, Y4, Y4
+	VCMPPS    $0x1e, Y9, Y4, Y4
+	VPERMILPS $0xb1, Y1, Y5
+	VADDPS    Y1, Y5, Y5
+	VPERMILPS $0x4e, Y5, Y8
+	VADDPS    Y8, Y5, Y5
+	VCMPPS    $0x1e, Y9, Y5, Y5
+	VPERMILPS $0xb1, Y2, Y6
+	VADDPS    Y2, Y6, Y6
+	VPERMILPS $0x4e, Y6, Y8
+	VADDPS    Y8, Y6, Y6
+	VCMPPS    $0x1e, Y9, Y6, Y6
+	VPERMILPS $0xb1, Y3, Y7
+	VADDPS    Y3, Y7, Y7
+	VPERMILPS $0x4e, Y7, Y8
+	VADDPS    Y8, Y7, Y7
+	VCMPPS    $0x1e, Y9, Y7, Y7
+	VANDPS    Y5, Y4, Y4
+	VANDPS    Y7, Y6, Y6
+	VANDPS    Y6, Y4, Y4
+	VMOVMSKPS Y4, DI
+	CMPL      DI, $0xff
+	JNE       sqDist16AVX2_loop1
+	ORL       $0x0000ff00, BX
+	JMP       sqDist16AVX2_next1
 
 sqDist16AVX2_done1:
 	VMOVUPS Y0, 128(DX)
 	VMOVUPS Y1, 160(DX)
 	VMOVUPS Y2, 192(DX)
 	VMOVUPS Y3, 224(DX)
+
+sqDist16AVX2_next1:
+	MOVL BX, ret+72(FP)
 	VZEROUPPER
 	RET

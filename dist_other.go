@@ -10,6 +10,6 @@ func init() {
 }
 
 // distAsm is never called: there are no assembly kernels here.
-func distAsm(int, []float32, []float32, int, *[64]float32) {
+func distAsm(int, []float32, []float32, int, float32, *[64]float32) uint32 {
 	panic("style: no assembly distance kernels")
 }

@@ -10,11 +10,14 @@ package style
 //	out[4*j+r] = Σ_{e ≡ r mod 4, e < len(q)&^3} (q[e] - x[j*stride+e])²
 //
 // each sum accumulated in increasing e with float32 rounding after every
-// subtraction, multiplication and addition. The caller checks that x holds
-// the 16 items. The reference is sqDist16Generic in dist.go.
+// subtraction, multiplication and addition. Every 32 elements, if
+// (s0+s1)+(s2+s3) > bound for all 16 items, it stops and returns 0xffff
+// (the items are abandoned, out is unspecified); otherwise it returns 0.
+// The caller checks that x holds the 16 items. The reference is
+// sqDist16Generic in dist.go.
 //
 //go:noescape
-func sqDist16AVX512(q []float32, x []float32, stride int, out *[64]float32)
+func sqDist16AVX512(q []float32, x []float32, stride int, bound float32, out *[64]float32) uint32
 
 // sqDist16AVX2 computes, with AVX2, for the 16 items
 // x[j*stride : j*stride+len(q)&^3] (0 ≤ j < 16),
@@ -22,8 +25,12 @@ func sqDist16AVX512(q []float32, x []float32, stride int, out *[64]float32)
 //	out[4*j+r] = Σ_{e ≡ r mod 4, e < len(q)&^3} (q[e] - x[j*stride+e])²
 //
 // each sum accumulated in increasing e with float32 rounding after every
-// subtraction, multiplication and addition. The caller checks that x holds
-// the 16 items. The reference is sqDist16Generic in dist.go.
+// subtraction, multiplication and addition. The items are done in two
+// halves of 8; every 32 elements, if (s0+s1)+(s2+s3) > bound for all
+// items of the half, it abandons the half and sets its 8 bits (0xff or
+// 0xff00) in the result; out is unspecified for abandoned items. The caller
+// checks that x holds the 16 items. The reference is sqDist16Generic in
+// dist.go.
 //
 //go:noescape
-func sqDist16AVX2(q []float32, x []float32, stride int, out *[64]float32)
+func sqDist16AVX2(q []float32, x []float32, stride int, bound float32, out *[64]float32) uint32
