@@ -502,8 +502,10 @@ func (c *Catalog) scan(q []float32, lo, hi, k int, f *candFilter, h []hit) []hit
 	// the distances of sqDistBounded. It may abandon items farther than
 	// the bound of the block's start; the bound only decreases, so they
 	// would be rejected below all the same.
+	// (The pure-Go kernel is slower than the item-by-item loop below,
+	// whose bound tightens after every item.)
 	var part [64]float32
-	for ; i+16 <= hi; i += 16 {
+	for ; distActive.asm != 0 && i+16 <= hi; i += 16 {
 		bound := inf
 		if len(h) == k {
 			bound = h[0].d
