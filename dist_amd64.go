@@ -7,8 +7,8 @@ import "golang.org/x/sys/cpu"
 // init selects the distance kernel once, preferring AVX2 even where
 // AVX-512 is available: on a 2-core AVX-512 Xeon it scanned 100,000×128
 // catalogues about 10% faster (it abandons items in groups of 8 rather
-// than 16, and the scan is bound by memory more than by arithmetic); x/sys/cpu honours GODEBUG
-// settings such as cpu.avx512f=off. The AVX-512 kernel uses only
+// than 16, and the scan is bound by memory more than by arithmetic).
+// x/sys/cpu honours GODEBUG settings such as cpu.avx512f=off. The AVX-512 kernel uses only
 // AVX-512F instructions, the AVX2 one only AVX and AVX2 (no FMA: the
 // products are rounded before they are added).
 func init() {
