@@ -257,9 +257,13 @@ func (c *Catalog) RecommendItem(id string, k int, opts *RecommendOptions) ([]Mat
 	return c.search(c.row(qi), k, &f, o.Workers), nil
 }
 
-// RecommendBatch runs Recommend for each query, spreading the queries over
-// the workers (each query is then scanned serially), and returns the
-// results in the order of the queries. It checks ctx between queries and
+// RecommendBatch runs Recommend for each query and returns the results in
+// the order of the queries; they are identical to Recommend's, distances
+// included, for any number of workers. From a few queries on, it screens
+// the catalogue for blocks of queries at once with matrix products
+// (|q|²+|x|²-2q·x, with a rigorous bound on its rounding error) and
+// computes the exact distance only for items that may enter a query's
+// top k, which is many times faster than separate queries. It checks ctx between queries and
 // returns ctx.Err() if it is cancelled. It panics if k is negative or a
 // query's length differs from Dim() for a non-empty catalogue.
 func (c *Catalog) RecommendBatch(ctx context.Context, queries [][]float32, k int, opts *RecommendOptions) ([][]Match, error) {
@@ -281,6 +285,9 @@ func (c *Catalog) RecommendBatch(ctx context.Context, queries [][]float32, k int
 	}
 	if workers > len(queries) {
 		workers = len(queries)
+	}
+	if k > 0 && len(c.ids) > 0 && len(queries) >= batchGEMMMin {
+		return c.searchBatch(ctx, queries, k, &f, max(1, workers))
 	}
 	if workers <= 1 || k == 0 || len(c.ids) == 0 {
 		for i, q := range queries {
@@ -489,8 +496,33 @@ func (c *Catalog) search(q []float32, k int, filter *candFilter, workers int) []
 // closest, and returns h.
 func (c *Catalog) scan(q []float32, lo, hi, k int, f *candFilter, h []hit) []hit {
 	d := c.dim
+	i := lo
 	inf := float32(math.Inf(1))
-	for i := lo; i < hi; i++ {
+	// Blocks of 16 items through the distance kernel, which gives exactly
+	// the distances of sqDistBounded. It may abandon items farther than
+	// the bound of the block's start; the bound only decreases, so they
+	// would be rejected below all the same.
+	// (The pure-Go kernel is slower than the item-by-item loop below,
+	// whose bound tightens after every item.)
+	var part [64]float32
+	for ; distActive.asm != 0 && i+16 <= hi; i += 16 {
+		bound := inf
+		if len(h) == k {
+			bound = h[0].d
+		}
+		abandoned := sqDist16(q, c.vecs[i*d:(i+16)*d], d, bound, &part)
+		if abandoned == 0xffff {
+			continue
+		}
+		for j := range 16 {
+			if abandoned&(1<<j) != 0 {
+				continue
+			}
+			v := c.vecs[(i+j)*d : (i+j+1)*d : (i+j+1)*d]
+			h = c.offer(h, k, f, i+j, v, sqDistFinish(q, v, part[4*j:4*j+4]))
+		}
+	}
+	for ; i < hi; i++ {
 		if f.skip(c, i) {
 			continue
 		}
@@ -503,24 +535,34 @@ func (c *Catalog) scan(q []float32, lo, hi, k int, f *candFilter, h []hit) []hit
 		if !ok {
 			continue
 		}
-		if dist != dist { // NaN query
-			dist = inf
-		}
-		// Items are scanned in increasing index order, so an item tied
-		// with the current worst never displaces it.
-		if len(h) == k && dist >= h[0].d {
-			continue
-		}
-		if f.pred != nil && !f.pred(Item{ID: c.ids[i], Category: c.cats[c.cat[i]], Embedding: v}) {
-			continue
-		}
-		if len(h) < k {
-			h = append(h, hit{dist, int32(i)})
-			maxHeap(h).up(len(h) - 1)
-		} else {
-			h[0] = hit{dist, int32(i)}
-			maxHeap(h).down(0)
-		}
+		h = c.offer(h, k, f, i, v, dist)
+	}
+	return h
+}
+
+// offer pushes item i, with embedding v at squared distance dist from the
+// query, into the heap h of the k best if it passes f and beats the
+// current worst, and returns h. Items must be offered in increasing index
+// order: an item tied with the current worst never displaces it.
+func (c *Catalog) offer(h []hit, k int, f *candFilter, i int, v []float32, dist float32) []hit {
+	if dist != dist { // NaN query
+		dist = float32(math.Inf(1))
+	}
+	if len(h) == k && dist >= h[0].d {
+		return h
+	}
+	if f.skip(c, i) {
+		return h
+	}
+	if f.pred != nil && !f.pred(Item{ID: c.ids[i], Category: c.cats[c.cat[i]], Embedding: v}) {
+		return h
+	}
+	if len(h) < k {
+		h = append(h, hit{dist, int32(i)})
+		maxHeap(h).up(len(h) - 1)
+	} else {
+		h[0] = hit{dist, int32(i)}
+		maxHeap(h).down(0)
 	}
 	return h
 }
@@ -547,18 +589,18 @@ func sqDistBounded(a, b []float32, bound float32) (float32, bool) {
 			d1 := xx[1] - yy[1]
 			d2 := xx[2] - yy[2]
 			d3 := xx[3] - yy[3]
-			s0 += d0 * d0
-			s1 += d1 * d1
-			s2 += d2 * d2
-			s3 += d3 * d3
+			s0 += float32(d0 * d0)
+			s1 += float32(d1 * d1)
+			s2 += float32(d2 * d2)
+			s3 += float32(d3 * d3)
 			d0 = xx[4] - yy[4]
 			d1 = xx[5] - yy[5]
 			d2 = xx[6] - yy[6]
 			d3 = xx[7] - yy[7]
-			s0 += d0 * d0
-			s1 += d1 * d1
-			s2 += d2 * d2
-			s3 += d3 * d3
+			s0 += float32(d0 * d0)
+			s1 += float32(d1 * d1)
+			s2 += float32(d2 * d2)
+			s3 += float32(d3 * d3)
 		}
 		if (s0+s1)+(s2+s3) > bound {
 			return 0, false
@@ -571,15 +613,15 @@ func sqDistBounded(a, b []float32, bound float32) (float32, bool) {
 		d1 := x[1] - y[1]
 		d2 := x[2] - y[2]
 		d3 := x[3] - y[3]
-		s0 += d0 * d0
-		s1 += d1 * d1
-		s2 += d2 * d2
-		s3 += d3 * d3
+		s0 += float32(d0 * d0)
+		s1 += float32(d1 * d1)
+		s2 += float32(d2 * d2)
+		s3 += float32(d3 * d3)
 		a, b = a[4:], b[4:]
 	}
 	for i := range a {
 		d := a[i] - b[i]
-		s0 += d * d
+		s0 += float32(d * d)
 	}
 	s := (s0 + s1) + (s2 + s3)
 	if s > bound {

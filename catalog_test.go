@@ -501,7 +501,7 @@ func FuzzLoadCatalog(f *testing.F) {
 // benchCatalog builds a catalogue of n clustered 128-D items (a seeded
 // 20-cluster Gaussian mixture, closer to real embeddings than uniform
 // noise) and a query drawn from the same mixture.
-func benchCatalog(b *testing.B, n int) (*Catalog, []float32) {
+func benchCatalog(b testing.TB, n int) (*Catalog, []float32) {
 	b.Helper()
 	const dim = 128
 	rng := rand.New(rand.NewPCG(1, 1))
@@ -544,17 +544,20 @@ func BenchmarkRecommend(b *testing.B) {
 			})
 		}
 	}
-	b.Run("n=100000/dim=128/k=10/batch=64", func(b *testing.B) {
-		qs := make([][]float32, 64)
-		for i := range qs {
-			qs[i] = c.Item(i * 1000).Embedding
-		}
-		b.ReportAllocs()
-		for b.Loop() {
-			c.RecommendBatch(context.Background(), qs, 10, nil)
-		}
-		b.ReportMetric(float64(b.N*len(qs))/b.Elapsed().Seconds(), "queries/s")
-	})
+	for _, w := range []int{1, 2} {
+		b.Run(fmt.Sprintf("n=100000/dim=128/k=10/batch=64/workers=%d", w), func(b *testing.B) {
+			qs := make([][]float32, 64)
+			for i := range qs {
+				qs[i] = c.Item(i * 1000).Embedding
+			}
+			opts := &RecommendOptions{Workers: w}
+			b.ReportAllocs()
+			for b.Loop() {
+				c.RecommendBatch(context.Background(), qs, 10, opts)
+			}
+			b.ReportMetric(float64(b.N*len(qs))/b.Elapsed().Seconds(), "queries/s")
+		})
+	}
 }
 
 func BenchmarkCatalogSaveLoad(b *testing.B) {

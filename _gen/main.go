@@ -29,6 +29,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 
 	"github.com/mmcloughlin/avo/gotypes"
@@ -63,7 +64,14 @@ var ymm = []VecPhysical{
 }
 
 func main() {
+	flag.Parse()
 	ConstraintExpr("!purego")
+	if *kernels == "dist" {
+		genDist()
+		genDistAVX2()
+		Generate()
+		return
+	}
 	gen(kernel{
 		name: "sgemmKernelAVX512", isa: "AVX-512F",
 		mr: 14, nvec: 2, lanes: 16, unroll: 4, prefetch: 8,

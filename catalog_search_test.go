@@ -1,0 +1,292 @@
+package style
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// searchTestCatalog builds a catalogue of n items of dimension d whose
+// embeddings come from gen(i, j), with three categories.
+func searchTestCatalog(t testing.TB, n, d int, gen func(i, j int) float32) *Catalog {
+	var c Catalog
+	for i := range n {
+		e := make([]float32, d)
+		for j := range e {
+			e[j] = gen(i, j)
+		}
+		if err := c.Add(Item{ID: fmt.Sprintf("it%d", i), Category: fmt.Sprint(i % 3), Embedding: e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &c
+}
+
+// TestRecommendBatchScreenedMatchesDirect checks that the matrix-product
+// screening of RecommendBatch returns exactly what Recommend returns (IDs,
+// order and float64 distances compared with ==, no tolerance) on data
+// built to stress the error bound: near-duplicates whose distances are far
+// below the cancellation error of |q|²+|x|²-2q·x, large norms, ties and
+// subnormal differences.
+func TestRecommendBatchScreenedMatchesDirect(t *testing.T) {
+	old := batchGEMMMin
+	batchGEMMMin = 1
+	t.Cleanup(func() { batchGEMMMin = old })
+	rng := rand.New(rand.NewPCG(1, 2))
+	n, ks, workers := 2500, []int{1, 10, 100}, []int{1, 2, 3} // several item blocks and a partial one
+	if testing.Short() {
+		n, ks, workers = 1100, []int{1, 100}, []int{1, 3} // still two item blocks, one partial
+	}
+	base := make([]float32, 37)
+	for j := range base {
+		base[j] = float32(rng.NormFloat64())
+	}
+	centres := make([][]float32, 8)
+	for c := range centres {
+		centres[c] = make([]float32, 37)
+		for j := range centres[c] {
+			centres[c][j] = 10 * float32(rng.NormFloat64())
+		}
+	}
+	datasets := []struct {
+		name string
+		d    int
+		gen  func(i, j int) float32
+	}{
+		{"random", 37, func(i, j int) float32 { return float32(rng.NormFloat64()) }},
+		{"clustered", 37, func(i, j int) float32 { return centres[i%8][j] + 0.01*float32(rng.NormFloat64()) }},
+		{"nearDuplicates", 37, func(i, j int) float32 { return 1000 + base[j] + 1e-4*float32(rng.IntN(5)) }},
+		{"largeNorm", 37, func(i, j int) float32 { return 1e15 * (1 + 1e-6*float32(rng.NormFloat64())) }},
+		{"ties", 16, func(i, j int) float32 { return float32(rng.IntN(3)) }},
+		{"subnormal", 8, func(i, j int) float32 { return 1e-38 * float32(rng.IntN(4)) }},
+	}
+	for _, ds := range datasets {
+		c := searchTestCatalog(t, n, ds.d, ds.gen)
+		qs := make([][]float32, 70)
+		for i := range qs {
+			qs[i] = c.Item(rng.IntN(n)).Embedding
+			if i%2 == 1 { // a perturbed copy
+				for j := range qs[i] {
+					qs[i][j] += qs[i][j] * 1e-7 * float32(rng.NormFloat64())
+				}
+			}
+		}
+		opts := []RecommendOptions{
+			{},
+			{ExcludeCategory: "1"},
+			{ExcludeID: "it5", Filter: func(it Item) bool { return !strings.HasSuffix(it.ID, "7") }},
+		}
+		for _, k := range ks {
+			for oi, o := range opts {
+				want := make([][]Match, len(qs))
+				for i, q := range qs {
+					o1 := o
+					o1.Workers = 1
+					want[i] = c.Recommend(q, k, &o1)
+				}
+				for _, w := range workers {
+					o.Workers = w
+					got, err := c.RecommendBatch(context.Background(), qs, k, &o)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i := range qs {
+						if !reflect.DeepEqual(got[i], want[i]) {
+							t.Fatalf("%s k=%d opts %d workers %d query %d:\n got %v\nwant %v", ds.name, k, oi, w, i, got[i], want[i])
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestDistKernelsAgree checks every available distance kernel against the
+// scalar loop bit for bit, for dimensions with and without a remainder,
+// and that items are abandoned only when farther than the bound.
+func TestDistKernelsAgree(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, kn := range distKernels {
+		t.Run(kn.name, func(t *testing.T) {
+			defer useDistKernel(kn.name)()
+			for _, d := range []int{1, 3, 4, 7, 32, 37, 128, 129} {
+				q := make([]float32, d)
+				x := make([]float32, 16*d+5)
+				for j := range q {
+					q[j] = float32(rng.NormFloat64())
+				}
+				for j := range x {
+					x[j] = float32(rng.NormFloat64()) * 100
+				}
+				var part [64]float32
+				if ab := sqDist16(q, x, d, float32(math.Inf(1)), &part); ab != 0 {
+					t.Fatalf("d=%d: items abandoned (%#x) with an infinite bound", d, ab)
+				}
+				var dists [16]float32
+				for j := range 16 {
+					v := x[j*d : (j+1)*d]
+					got := sqDistFinish(q, v, part[4*j:4*j+4])
+					want, _ := sqDistBounded(q, v, float32(math.Inf(1)))
+					if got != want {
+						t.Fatalf("d=%d item %d: %v, scalar loop %v", d, j, got, want)
+					}
+					dists[j] = want
+				}
+				// With a finite bound: an abandoned item must be farther
+				// than the bound, the others exact. Bounds below, between
+				// and above the distances; the lowest abandons all items
+				// once 32 elements are summed.
+				for _, bound := range []float32{0, slices.Min(dists[:]), dists[5], slices.Max(dists[:])} {
+					ab := sqDist16(q, x, d, bound, &part)
+					if d >= 32 && bound == 0 && ab != 0xffff {
+						t.Errorf("d=%d bound 0: abandoned %#x, want all", d, ab)
+					}
+					for j := range 16 {
+						if ab&(1<<j) != 0 {
+							if !(dists[j] > bound) {
+								t.Fatalf("d=%d bound %v: item %d at %v abandoned", d, bound, j, dists[j])
+							}
+							continue
+						}
+						if got := sqDistFinish(q, x[j*d:(j+1)*d], part[4*j:4*j+4]); got != dists[j] {
+							t.Fatalf("d=%d bound %v item %d: %v, scalar loop %v", d, bound, j, got, dists[j])
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestRecommendKernelsAgree checks that Recommend gives the same results
+// with each distance kernel.
+func TestRecommendKernelsAgree(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	c := searchTestCatalog(t, 1000, 33, func(i, j int) float32 { return float32(rng.IntN(4)) })
+	q := c.Item(3).Embedding
+	var ref []Match
+	for _, kn := range distKernels {
+		restore := useDistKernel(kn.name)
+		got := c.Recommend(q, 50, &RecommendOptions{Workers: 2, ExcludeCategory: "2"})
+		restore()
+		if ref == nil {
+			ref = got
+		} else if !reflect.DeepEqual(got, ref) {
+			t.Fatalf("kernel %s differs", kn.name)
+		}
+	}
+}
+
+// TestRecommendBatchAllocs checks that the screened batch path allocates
+// a bounded number of times: a few per call, plus the handful each Sgemm
+// call makes (its worker team), one call per 64 queries × 1024 items; the
+// per-query path allocates at least once per query and the buffers
+// proportional to the work (dot products, packed queries) are pooled.
+func TestRecommendBatchAllocs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	c := searchTestCatalog(t, 3000, 16, func(i, j int) float32 { return float32(rng.NormFloat64()) })
+	qs := make([][]float32, 200)
+	for i := range qs {
+		qs[i] = c.Item(i).Embedding
+	}
+	opts := &RecommendOptions{Workers: 1}
+	c.RecommendBatch(context.Background(), qs, 10, opts)
+	// 4 query blocks × 3 item blocks = 12 Sgemm calls of at most 8
+	// allocations each, plus 6 of the call itself and slack for pool churn.
+	if n := testing.AllocsPerRun(5, func() { c.RecommendBatch(context.Background(), qs, 10, opts) }); n > 12*8+12 {
+		t.Errorf("RecommendBatch of %d queries allocates %v times", len(qs), n)
+	}
+}
+
+// TestRecommendBatchScreenedEdgeCases compares the screened batch path
+// with Recommend for k beyond the catalogue size, for items and queries
+// whose squared norms overflow float32 while their distances do not, and
+// for queries with NaN, infinite or overflowing values, whose distances are NaN or +Inf and
+// must not be screened out by the comparisons with the bound.
+func TestRecommendBatchScreenedEdgeCases(t *testing.T) {
+	old := batchGEMMMin
+	batchGEMMMin = 1
+	t.Cleanup(func() { batchGEMMMin = old })
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, n := range []int{20, 1030} {
+		c := searchTestCatalog(t, n, 12, func(i, j int) float32 { return float32(rng.NormFloat64()) })
+		// Norms beyond MaxFloat32 (12·(1.5e19)² ≈ 2.7e39) with finite
+		// distances between the items and to the query.
+		huge := searchTestCatalog(t, n, 12, func(i, j int) float32 { return 1.5e19 * float32(1+1e-3*rng.NormFloat64()) })
+		hq := huge.Item(n / 2).Embedding
+		hq[0] *= 1.0001
+		got, err := huge.RecommendBatch(context.Background(), [][]float32{hq, huge.Item(1).Embedding}, 5, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, q := range [][]float32{hq, huge.Item(1).Embedding} {
+			if want := huge.Recommend(q, 5, nil); !reflect.DeepEqual(got[i], want) {
+				t.Fatalf("n=%d overflowing norms, query %d:\n got %v\nwant %v", n, i, got[i], want)
+			}
+		}
+		// A finite query norm and an item whose norm overflows although it
+		// is the closest item: item n-1 at distance 9.7e18 from the query,
+		// the others at 1.4e19.
+		edge := searchTestCatalog(t, n, 2, func(i, j int) float32 {
+			if j == 1 {
+				return float32(i) * 1e6
+			}
+			if i == n-1 {
+				return 1.87e19 // |x|² = 3.5e38 > MaxFloat32, 2q·x = 3.37e38 < MaxFloat32
+			}
+			return -5e18
+		})
+		eq := []float32{9e18, 0}
+		got, err = edge.RecommendBatch(context.Background(), [][]float32{eq}, 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := edge.Recommend(eq, 1, nil); !reflect.DeepEqual(got[0], want) || want[0].Index != n-1 {
+			t.Fatalf("n=%d overflowing item norm: got %v, want %v (item %d)", n, got[0], want, n-1)
+		}
+		nan := float32(math.NaN())
+		inf := float32(math.Inf(1))
+		qs := [][]float32{
+			c.Item(0).Embedding,
+			{nan, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+			{inf, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+			{1e30, 1e30, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+			{1e19, -1e19, 1e19, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		}
+		for _, k := range []int{3, 50, 2000} {
+			got, err := c.RecommendBatch(context.Background(), qs, k, &RecommendOptions{Workers: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, q := range qs {
+				if want := c.Recommend(q, k, &RecommendOptions{Workers: 1}); !reflect.DeepEqual(got[i], want) {
+					t.Fatalf("n=%d k=%d query %d:\n got %v\nwant %v", n, k, i, got[i], want)
+				}
+			}
+		}
+	}
+}
+
+// TestRecommendBatchScreenedCancel checks that the screened path returns
+// the context's error when it is cancelled.
+func TestRecommendBatchScreenedCancel(t *testing.T) {
+	old := batchGEMMMin
+	batchGEMMMin = 1
+	t.Cleanup(func() { batchGEMMMin = old })
+	rng := rand.New(rand.NewPCG(11, 12))
+	c := searchTestCatalog(t, 300, 8, func(i, j int) float32 { return float32(rng.NormFloat64()) })
+	qs := [][]float32{c.Item(1).Embedding, c.Item(2).Embedding}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, w := range []int{1, 2} {
+		if got, err := c.RecommendBatch(ctx, qs, 3, &RecommendOptions{Workers: w}); !errors.Is(err, context.Canceled) || got != nil {
+			t.Fatalf("workers %d: cancelled batch returned %v, %v", w, got, err)
+		}
+	}
+}
