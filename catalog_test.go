@@ -312,7 +312,7 @@ func mustPanic(t *testing.T, substr string, f func()) {
 }
 
 func TestCatalogRecommendAllocs(t *testing.T) {
-	if catalogRaceEnabled {
+	if raceEnabled {
 		t.Skip("the race detector makes sync.Pool drop items, so allocations are not counted")
 	}
 	c := randomCatalog(t, 4000, 32, false, 2)

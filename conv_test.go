@@ -301,7 +301,7 @@ func (serialBLAS) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []f
 // allocation-free BLAS, only a few small allocations for the worker
 // goroutines; with the default BLAS, far fewer bytes than the output.
 func TestConvSteadyStateAllocs(t *testing.T) {
-	if catalogRaceEnabled {
+	if raceEnabled {
 		// The race detector makes sync.Pool drop items at random, so
 		// allocation counts say nothing there; the normal build checks them.
 		t.Skip("allocation counts are not meaningful under the race detector")

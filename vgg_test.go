@@ -579,7 +579,7 @@ func TestNewVGG16Validation(t *testing.T) {
 // activations and scratch: with an allocation-free BLAS only a small,
 // constant number of allocations remains (goroutine closures).
 func TestVGG16SteadyStateAllocs(t *testing.T) {
-	if catalogRaceEnabled {
+	if raceEnabled {
 		// The race detector makes sync.Pool drop items at random, so
 		// allocation counts say nothing there; the normal build checks them.
 		t.Skip("allocation counts are not meaningful under the race detector")
