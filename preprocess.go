@@ -276,8 +276,7 @@ func (s *pixelSampler) at(x, y int) (r, g, b, a uint8) {
 		if p[3] == 255 {
 			return p[0], p[1], p[2], 255
 		}
-		c := color.NRGBAModel.Convert(color.RGBA{p[0], p[1], p[2], p[3]}).(color.NRGBA)
-		return c.R, c.G, c.B, c.A
+		return unpremultiply(p[0], p[1], p[2], p[3])
 	case s.gray != nil:
 		v := s.gray.Pix[s.gray.PixOffset(x, y)]
 		return v, v, v, 255
@@ -287,4 +286,18 @@ func (s *pixelSampler) at(x, y int) (r, g, b, a uint8) {
 	}
 	c := color.NRGBA64Model.Convert(s.img.At(x, y)).(color.NRGBA64)
 	return uint8(c.R >> 8), uint8(c.G >> 8), uint8(c.B >> 8), uint8(c.A >> 8)
+}
+
+// unpremultiply converts an alpha-premultiplied 8-bit pixel to
+// non-premultiplied, with exactly the arithmetic of color.NRGBAModel but
+// without its interface conversions, which allocate.
+func unpremultiply(r8, g8, b8, a8 uint8) (r, g, b, a uint8) {
+	if a8 == 0 {
+		return 0, 0, 0, 0
+	}
+	ca := uint32(a8) * 0x101
+	cr := uint32(r8) * 0x101 * 0xffff / ca
+	cg := uint32(g8) * 0x101 * 0xffff / ca
+	cb := uint32(b8) * 0x101 * 0xffff / ca
+	return uint8(cr >> 8), uint8(cg >> 8), uint8(cb >> 8), a8
 }

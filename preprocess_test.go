@@ -329,3 +329,17 @@ func TestPreprocessFilters(t *testing.T) {
 		}
 	}
 }
+
+// TestUnpremultiplyMatchesColorModel checks the inlined conversion against
+// color.NRGBAModel on every valid premultiplied pixel (channel <= alpha).
+func TestUnpremultiplyMatchesColorModel(t *testing.T) {
+	for a := 0; a < 256; a++ {
+		for v := 0; v <= a; v++ {
+			want := color.NRGBAModel.Convert(color.RGBA{uint8(v), uint8(a - v), uint8(v / 2), uint8(a)}).(color.NRGBA)
+			r, g, b, al := unpremultiply(uint8(v), uint8(a-v), uint8(v/2), uint8(a))
+			if (color.NRGBA{r, g, b, al}) != want {
+				t.Fatalf("unpremultiply(%d, %d, %d, %d) = %v, want %v", v, a-v, v/2, a, color.NRGBA{r, g, b, al}, want)
+			}
+		}
+	}
+}
