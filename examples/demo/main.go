@@ -216,7 +216,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	bars.Finish()
 
-	fmt.Fprintf(stdout, "\nWrote, in %s:\n", *out)
+	where, err := filepath.Abs(*out)
+	if err != nil {
+		where = *out
+	}
+	fmt.Fprintf(stdout, "\nWrote, in %s:\n", where)
 	for _, name := range []string{style.StudyReportFile, style.StudyHeadFile, style.StudyLearningCurvesFile,
 		style.StudyROCFile, style.StudyDensitiesFile} {
 		if p, ok := res.Files[name]; ok {
