@@ -125,20 +125,8 @@ func (c *Catalog) AddImages(ctx context.Context, src ImageSource, names []string
 	}
 
 	rep := &AddImagesReport{}
-	seen := make(map[string]struct{}, len(names))
-	var todo []string
-	for _, n := range names {
-		if _, ok := seen[n]; ok {
-			continue
-		}
-		seen[n] = struct{}{}
-		if _, ok := c.Index(n); ok {
-			rep.Skipped++
-			continue
-		}
-		todo = append(todo, n)
-	}
-	rep.Total = len(seen)
+	todo, total := pendingNames(names, c.Index)
+	rep.Total, rep.Skipped = total, total-len(todo)
 	progress := func() {
 		if o.Progress != nil {
 			o.Progress(Progress{Stage: "index", Done: int64(rep.Skipped + rep.Added + len(rep.Failed)),

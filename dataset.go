@@ -79,20 +79,8 @@ func ExtractFeatures(ctx context.Context, store *FeatureStore, src ImageSource, 
 	}
 
 	rep := &ExtractReport{}
-	seen := make(map[string]struct{}, len(names))
-	var todo []string
-	for _, n := range names {
-		if _, ok := seen[n]; ok {
-			continue
-		}
-		seen[n] = struct{}{}
-		if _, ok := store.Index(n); ok {
-			rep.Skipped++
-			continue
-		}
-		todo = append(todo, n)
-	}
-	rep.Total = len(seen)
+	todo, total := pendingNames(names, store.Index)
+	rep.Total, rep.Skipped = total, total-len(todo)
 	progress := func() {
 		if o.Progress != nil {
 			o.Progress(Progress{Stage: "features", Done: int64(rep.Skipped + rep.Extracted + len(rep.Failed)),
@@ -214,4 +202,20 @@ func (s *FeatureStore) LabeledPairs(pairs []Pair) (labeled []LabeledPair, droppe
 		labeled = append(labeled, LabeledPair{A: a, B: b, Label: p.Label})
 	}
 	return labeled, dropped
+}
+
+// pendingNames returns the distinct names, in first-appearance order, that
+// done does not know yet, and the number of distinct names.
+func pendingNames(names []string, done func(string) (int, bool)) (todo []string, distinct int) {
+	seen := make(map[string]struct{}, len(names))
+	for _, n := range names {
+		if _, ok := seen[n]; ok {
+			continue
+		}
+		seen[n] = struct{}{}
+		if _, ok := done(n); !ok {
+			todo = append(todo, n)
+		}
+	}
+	return todo, len(seen)
 }
