@@ -20,7 +20,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"image"
@@ -28,8 +27,6 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -39,17 +36,7 @@ import (
 	"github.com/stylespace/style/examples/internal/cli"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		fmt.Fprintln(os.Stderr, "demo:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("demo", "", run) }
 
 // imageSize is the side of the generated product images, in pixels.
 const imageSize = 128

@@ -19,25 +19,13 @@ import (
 	"image"
 	"io"
 	"io/fs"
-	"os"
-	"os/signal"
 	"time"
 
 	"github.com/stylespace/style"
 	"github.com/stylespace/style/examples/internal/cli"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		fmt.Fprintln(os.Stderr, "evaluate:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("evaluate", "", run) }
 
 // Result is what -json prints.
 type Result struct {

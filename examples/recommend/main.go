@@ -15,13 +15,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"image"
 	"io"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 
@@ -30,15 +27,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "recommend:", err)
-		}
-		stop()
-		os.Exit(2)
-	}
+	cli.Main("recommend", "run the same command again to finish indexing (images done are kept in the catalogue file)", run)
 }
 
 // run is the whole program, callable from tests.

@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"time"
 
@@ -37,18 +36,7 @@ import (
 const StudyImages = "https://m.media-amazon.com/images/I/"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		fmt.Fprintln(os.Stderr, "train:", err)
-		if ctx.Err() != nil {
-			fmt.Fprintln(os.Stderr, "train: interrupted; run the same command again to resume (features already computed are kept)")
-		}
-		os.Exit(1)
-	}
+	cli.Main("train", "interrupted; run the same command again to resume (features already computed are kept)", run)
 }
 
 // wrapExtractor, if not nil, wraps the feature extractor (tests count and

@@ -20,8 +20,6 @@ import (
 	"fmt"
 	"image"
 	"io"
-	"os"
-	"os/signal"
 	"time"
 
 	"github.com/stylespace/style"
@@ -29,17 +27,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "tsne:", err)
-		}
-		stop()
-		os.Exit(2)
-	}
-}
+func main() { cli.Main("tsne", "", run) }
 
 // run is the whole program, callable from tests.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
