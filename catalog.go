@@ -526,18 +526,25 @@ func (c *Catalog) scan(q []float32, lo, hi, k int, f *candFilter, h []hit) []hit
 		if f.skip(c, i) {
 			continue
 		}
-		v := c.vecs[i*d : (i+1)*d : (i+1)*d]
-		bound := inf
-		if len(h) == k {
-			bound = h[0].d
-		}
-		dist, ok := sqDistBounded(q, v, bound)
-		if !ok {
-			continue
-		}
-		h = c.offer(h, k, f, i, v, dist)
+		h = c.offerExact(h, k, f, i, q)
 	}
 	return h
+}
+
+// offerExact computes the distance from q to item i, giving up as soon as it
+// cannot enter the full heap h, and offers the item if it can.
+func (c *Catalog) offerExact(h []hit, k int, f *candFilter, i int, q []float32) []hit {
+	d := len(q)
+	v := c.vecs[i*d : (i+1)*d : (i+1)*d]
+	bound := float32(math.Inf(1))
+	if len(h) == k {
+		bound = h[0].d
+	}
+	dist, ok := sqDistBounded(q, v, bound)
+	if !ok {
+		return h
+	}
+	return c.offer(h, k, f, i, v, dist)
 }
 
 // offer pushes item i, with embedding v at squared distance dist from the

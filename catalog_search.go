@@ -252,16 +252,7 @@ func (c *Catalog) screenUnit(qs [][]float32, qn []float64, hs [][]hit, lo, hi, k
 				if f.skip(c, ix) {
 					continue
 				}
-				v := c.vecs[ix*d : (ix+1)*d : (ix+1)*d]
-				bound := inf
-				if len(h) == k {
-					bound = h[0].d
-				}
-				dist, ok := sqDistBounded(q, v, bound)
-				if !ok {
-					continue
-				}
-				h = c.offer(h, k, f, ix, v, dist)
+				h = c.offerExact(h, k, f, ix, q)
 				t = threshold(h, i)
 			}
 			hs[i] = h
