@@ -263,12 +263,26 @@ func knnAccuracy(y *mat.Dense, labels []int, k, folds int) float64 {
 	return acc / float64(folds)
 }
 
-// TestTSNEDigits checks quality on real data against scikit-learn 1.9.1 at
-// the same settings (perplexity 30, theta 0.5, 1,000 iterations, learning
-// rate auto): the final KL divergence must be no worse than scikit-learn's
-// (plus 0.5% for the run-to-run spread of t-SNE across seeds, since the
-// random streams cannot be the same), trustworthiness(10) at least 0.99
-// and 5-fold 10-NN accuracy at least 0.96.
+// TestTSNEDigits checks quality on real data against scikit-learn at the
+// same settings (perplexity 30, theta 0.5, 1,000 iterations, learning rate
+// auto, early exaggeration 12 for 250 iterations).
+//
+// With PCA initialisation both runs are deterministic, and the final KL
+// divergence must be no worse than scikit-learn 1.9.1's.
+//
+// With random initialisation the final KL depends on the random start, by
+// more than the differences between implementations: over 30 seeds,
+// scikit-learn's Barnes-Hut t-SNE ends between 0.747 and 0.764
+// (testdata/tsne_digits_sklearn_seeds.json, made by the script beside it
+// with scikit-learn 1.2.1, whose Barnes-Hut code gives the golden PCA
+// result within 0.0004). The golden 0.7481 is one draw near the bottom of
+// that spread. So the random case compares distributions: over seeds 1-6,
+// our mean and median KL must be no worse than scikit-learn's mean and
+// median over its 30 seeds, and every one of our seeds must stay within
+// scikit-learn's range.
+//
+// Every run must reach trustworthiness(10) 0.99 and 5-fold 10-NN accuracy
+// 0.96 (checked on seed 1, as the metrics cost O(N^2)).
 func TestTSNEDigits(t *testing.T) {
 	x, labels := loadDigits(t)
 	raw, err := os.ReadFile("testdata/tsne_digits_sklearn.json")
@@ -288,35 +302,92 @@ func TestTSNEDigits(t *testing.T) {
 	if err := json.Unmarshal(raw, &refs); err != nil {
 		t.Fatal(err)
 	}
-	ref := map[string]sk{"pca": refs.PCA, "random": refs.Random}
-	for _, tc := range []struct {
-		name string
-		init TSNEInit
-	}{{"pca", TSNEInitPCA}, {"random", TSNEInitRandom}} {
+	raw, err = os.ReadFile("testdata/tsne_digits_sklearn_seeds.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seeds struct {
+		PCA    float64   `json:"pca"`
+		Random []float64 `json:"random"`
+	}
+	if err := json.Unmarshal(raw, &seeds); err != nil {
+		t.Fatal(err)
+	}
+	if len(seeds.Random) < 10 {
+		t.Fatalf("tsne_digits_sklearn_seeds.json has %d seeds, want at least 10", len(seeds.Random))
+	}
+
+	check := func(name string, r *TSNEResult, secs float64, s sk) {
+		t.Helper()
+		tw := trustworthiness(x, r.Y, 10)
+		acc := knnAccuracy(r.Y, labels, 10, 5)
+		t.Logf("%-6s  KL %.4f (sklearn %.4f)  trust10 %.4f (%.4f)  10-NN acc %.4f (%.4f)  %.2f s (%.2f s)",
+			name, r.KL, s.KL, tw, s.Trust, acc, s.Acc, secs, s.Secs)
+		if tw < 0.99 {
+			t.Errorf("%s: trustworthiness %.4f < 0.99", name, tw)
+		}
+		if acc < 0.96 {
+			t.Errorf("%s: 10-NN accuracy %.4f < 0.96", name, acc)
+		}
+		if r.Iterations != 1000 {
+			t.Errorf("%s: %d iterations, want 1000", name, r.Iterations)
+		}
+	}
+
+	start := time.Now()
+	r, err := TSNE{Init: TSNEInitPCA, Seed: 1}.Fit(context.Background(), x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("pca", r, time.Since(start).Seconds(), refs.PCA)
+	if r.KL > refs.PCA.KL {
+		t.Errorf("pca: KL %.4f worse than scikit-learn's %.4f", r.KL, refs.PCA.KL)
+	}
+
+	var ours []float64
+	for seed := uint64(1); seed <= 6; seed++ {
 		start := time.Now()
-		r, err := TSNE{Init: tc.init, Seed: 1}.Fit(context.Background(), x)
+		r, err := TSNE{Init: TSNEInitRandom, Seed: seed}.Fit(context.Background(), x)
 		if err != nil {
 			t.Fatal(err)
 		}
-		secs := time.Since(start).Seconds()
-		tw := trustworthiness(x, r.Y, 10)
-		acc := knnAccuracy(r.Y, labels, 10, 5)
-		s := ref[tc.name]
-		t.Logf("%-6s  KL %.4f (sklearn %.4f)  trust10 %.4f (%.4f)  10-NN acc %.4f (%.4f)  %.2f s (%.2f s)",
-			tc.name, r.KL, s.KL, tw, s.Trust, acc, s.Acc, secs, s.Secs)
-		if r.KL > s.KL*1.005 {
-			t.Errorf("%s: KL %.4f worse than scikit-learn's %.4f", tc.name, r.KL, s.KL)
+		if seed == 1 {
+			check("random", r, time.Since(start).Seconds(), refs.Random)
 		}
-		if tw < 0.99 {
-			t.Errorf("%s: trustworthiness %.4f < 0.99", tc.name, tw)
-		}
-		if acc < 0.96 {
-			t.Errorf("%s: 10-NN accuracy %.4f < 0.96", tc.name, acc)
-		}
-		if r.Iterations != 1000 {
-			t.Errorf("%s: %d iterations, want 1000", tc.name, r.Iterations)
+		ours = append(ours, r.KL)
+	}
+	skMin, skMax := slices.Min(seeds.Random), slices.Max(seeds.Random)
+	t.Logf("random init, KL over seeds: ours (6) mean %.4f median %.4f range %.4f-%.4f; scikit-learn (%d) mean %.4f median %.4f range %.4f-%.4f",
+		meanOf(ours), medianOf(ours), slices.Min(ours), slices.Max(ours),
+		len(seeds.Random), meanOf(seeds.Random), medianOf(seeds.Random), skMin, skMax)
+	if m, skm := meanOf(ours), meanOf(seeds.Random); m > skm {
+		t.Errorf("random: mean KL %.4f worse than scikit-learn's %.4f", m, skm)
+	}
+	if m, skm := medianOf(ours), medianOf(seeds.Random); m > skm {
+		t.Errorf("random: median KL %.4f worse than scikit-learn's %.4f", m, skm)
+	}
+	for i, kl := range ours {
+		if kl > skMax {
+			t.Errorf("random seed %d: KL %.4f above scikit-learn's worst seed %.4f", i+1, kl, skMax)
 		}
 	}
+}
+
+func meanOf(v []float64) float64 {
+	s := 0.0
+	for _, x := range v {
+		s += x
+	}
+	return s / float64(len(v))
+}
+
+func medianOf(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // TestTSNEDeterministic checks that the embedding is bit-identical for 1
