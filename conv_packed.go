@@ -14,11 +14,12 @@ import (
 //
 //   - the constant weights are packed into the kernel's panel layout once,
 //     in NewConv, instead of once per band and call;
-//   - the im2col matrix is never materialised: each band packs its input
-//     straight into the kernel's B panels (an implicit GEMM), and Winograd's
-//     input transform writes its products' B panels directly;
-//   - the bias is folded into the product (a column of A against a row of
-//     ones in B), and ReLU and pooling run on the band while it is in cache;
+//   - the im2col matrix is never materialised: each band copies its input
+//     rows once into a zero-bordered slab, and the indirect kernel reads
+//     every row of the implicit im2col matrix in place from the slab
+//     (an implicit GEMM), while Winograd's input transform writes its
+//     products' B panels directly;
+//   - the bias, ReLU and pooling run on the band while it is in cache;
 //   - there is one level of parallelism: the conv's tasks run on the
 //     workers and each task calls the single-threaded kernel, so the cores
 //     are never oversubscribed by nested GEMM goroutines.
@@ -68,10 +69,10 @@ func (p *convPacked) panel(p0, t int) []float32 {
 
 // packedScratch holds one worker's buffers for the packed path.
 type packedScratch struct {
-	slab []float32 // zero-padded input rows of the band, in x (rows+2) x (w+2)
-	b    []float32 // packed B block
+	slab []float32 // zero-padded input rows of the band, in planes of (rows+2) x (w+2)
+	b    []float32 // packed B block (Winograd)
 	c    []float32 // product of the band, (row panels * mr) x npad
-	segs []int32   // per B panel: runs of output pixels within one row
+	off  []int32   // im2col row offsets into the slab (see im2colOffsets)
 }
 
 func growF32(s []float32, n int) []float32 {
@@ -82,94 +83,56 @@ func growF32(s []float32, n int) []float32 {
 }
 
 // fillSlab copies rows y0-1 .. y0+rows of every channel of src (in x h x w)
-// into slab as (rows+2) x (w+2) planes with a zero border, and zero rows
-// outside the image.
-func fillSlab(slab, src []float32, in, h, w, y0, rows int) {
+// into slab as (rows+2) x (w+2) planes, plane floats apart, with a zero
+// border, and zero rows outside the image.
+func fillSlab(slab, src []float32, in, h, w, y0, rows, plane int) {
 	wp := w + 2
 	for ci := range in {
-		plane := src[ci*h*w : (ci+1)*h*w]
+		img := src[ci*h*w : (ci+1)*h*w]
 		for r := range rows + 2 {
-			d := slab[(ci*(rows+2)+r)*wp : (ci*(rows+2)+r+1)*wp]
+			d := slab[ci*plane+r*wp : ci*plane+(r+1)*wp]
 			y := y0 - 1 + r
 			if y < 0 || y >= h {
 				clear(d)
 				continue
 			}
 			d[0] = 0
-			copy(d[1:w+1], plane[y*w:(y+1)*w])
+			copy(d[1:w+1], img[y*w:(y+1)*w])
 			d[w+1] = 0
 		}
 	}
 }
 
-// pixelSegments lists, for each B panel of nr output pixels of a band of
-// npix pixels in rows of w, the runs of pixels within one row as triples
-// (first lane, length, offset of the pixel in a (w+2)-wide slab row
-// layout: row*(w+2)+x). Each panel's list ends with a length-0 triple.
-func pixelSegments(segs []int32, npix, w, nr int) []int32 {
-	segs = segs[:0]
-	for q0 := 0; q0 < npix; q0 += nr {
-		end := min(q0+nr, npix)
-		for q := q0; q < end; {
-			y, x := q/w, q%w
-			n := min(w-x, end-q)
-			segs = append(segs, int32(q-q0), int32(n), int32(y*(w+2)+x))
-			q += n
-		}
-		segs = append(segs, 0, 0, 0)
-	}
-	return segs
-}
-
-// packIm2col packs depth rows p0 .. p0+kbb of one panel of nr pixels of
-// the band's implicit im2col matrix (row ci*9+ky*3+kx, plus a last row of
-// ones for the bias at 9*in) into pan: pan[(p-p0)*nr + l] is the input
-// under tap (ky, kx) of the panel's pixel l, zero beyond the band. segs
-// is the panel's run list (see pixelSegments).
-func packIm2col(pan, slab []float32, segs []int32, in, rows, w, nr, p0, kbb int) {
+// im2colOffsets fills off with the offsets, in a slab of planes plane
+// floats apart and rows w+2 floats wide, of the rows of the implicit
+// im2col matrix: row ci*9+ky*3+kx is the input under tap (ky, kx) of
+// channel ci. Output pixel (r, x) of a band sits at q = r*(w+2)+x of the
+// padded grid, and its input under that tap at slab[off[row]+q], so a
+// run of nr consecutive q is one contiguous B row for the indirect
+// kernel. The offsets increase with the row.
+func im2colOffsets(off []int32, in, w, plane int) []int32 {
+	off = off[:0]
 	wp := w + 2
-	plane := (rows + 2) * wp
-	k9 := in * 9
-	one := segs[1] == int32(nr) && nr == 32 // one full-row run
-	off0 := int(segs[2])
-	var tap [9]int
-	for i := range tap {
-		tap[i] = (i/3)*wp + i%3
+	for ci := range in {
+		for t := range 9 {
+			off = append(off, int32(ci*plane+(t/3)*wp+t%3))
+		}
 	}
-	ci, t := p0/9, p0%9
-	for p := p0; p < p0+kbb; p++ {
-		d := pan[(p-p0)*nr : (p-p0+1)*nr]
-		if p == k9 {
-			for l := range d {
-				d[l] = 1
-			}
-			continue
-		}
-		base := ci*plane + tap[t]
-		if t++; t == 9 {
-			t = 0
-			ci++
-		}
-		if one {
-			copy32(d, slab[base+off0:base+off0+32])
-			continue
-		}
-		covered := 0
-		for q := 0; segs[q+1] != 0; q += 3 {
-			l, n, off := int(segs[q]), int(segs[q+1]), base+int(segs[q+2])
-			copyRun(d[l:l+n], slab[off:off+n])
-			covered = l + n
-		}
-		clear(d[covered:])
-	}
+	return off
 }
 
-// reluCopy writes max(v, 0) of every v of src into dst (branch-free: the
-// sign of ReLU's input is unpredictable).
-func reluCopy(dst, src []float32) {
+// biasCopy writes v+bias of every v of src into dst, or max(v+bias, 0)
+// if relu (branch-free: the sign of ReLU's input is unpredictable).
+func biasCopy(dst, src []float32, bias float32, relu bool) {
 	dst = dst[:len(src)]
+	if !relu {
+		for i, v := range src {
+			dst[i] = v + bias
+		}
+		return
+	}
 	for i, v := range src {
-		u := math.Float32bits(v)
+		u := math.Float32bits(v + bias)
 		u &^= uint32(int32(u) >> 31)
 		dst[i] = math.Float32frombits(u)
 	}
@@ -182,15 +145,17 @@ func relu32(v float32) float32 {
 }
 
 // poolRows max-pools rows x w values of src (rows even; row stride ld)
-// into dst (rows/2 x w/2), applying ReLU after the max if relu.
-func poolRows(dst, src []float32, rows, w, ld int, relu bool) {
+// into dst (rows/2 x w/2), adding bias to each maximum and applying ReLU
+// after if relu (max(a+b, c+b) = max(a, c)+b, and ReLU commutes with the
+// max).
+func poolRows(dst, src []float32, rows, w, ld int, bias float32, relu bool) {
 	ow := w / 2
 	for y := 0; y < rows/2; y++ {
 		r0 := src[2*y*ld : 2*y*ld+2*ow]
 		r1 := src[(2*y+1)*ld : (2*y+1)*ld+2*ow]
 		d := dst[y*ow : y*ow+ow]
 		for x := range d {
-			m := max(max(r0[2*x], r0[2*x+1]), max(r1[2*x], r1[2*x+1]))
+			m := max(max(r0[2*x], r0[2*x+1]), max(r1[2*x], r1[2*x+1])) + bias
 			if relu {
 				m = relu32(m)
 			}
@@ -201,53 +166,59 @@ func poolRows(dst, src []float32, rows, w, ld int, relu bool) {
 
 // packedIm2colBand computes output rows y0..y1 of the output channels in
 // row panels t0..t1 of one image with the packed weights: src is In x h x
-// w, dst is Out x oh x ow.
-func (c *Conv) packedIm2colBand(dst, src []float32, h, w, y0, y1, t0, t1 int, s *packedScratch) {
+// w, dst is Out x oh x ow. maxRows is the largest band of the layer, which
+// sets the slab's plane stride so that the offsets in s.off serve every
+// band.
+func (c *Conv) packedIm2colBand(dst, src []float32, h, w, maxRows, y0, y1, t0, t1 int, s *packedScratch) {
 	pk := c.packed
 	kn := &pk.kern
 	mr, nr := kn.mr, kn.nr
 	rows := y1 - y0
-	npix := rows * w
+	wp := w + 2
+	plane := (maxRows + 2) * wp
+	// The band's pixels on the padded grid: the two border columns of
+	// each row are computed too and discarded.
+	npix := (rows-1)*wp + w
 	np := (npix + nr - 1) / nr
 	npad := np * nr
-	s.slab = growF32(s.slab, c.in*(rows+2)*(w+2))
-	fillSlab(s.slab, src, c.in, h, w, y0, rows)
-	s.segs = pixelSegments(s.segs, npix, w, nr)
-	s.b = growF32(s.b, pk.kb*nr)
+	s.slab = growF32(s.slab, im2colSlabLen(c.in, plane, nr))
+	fillSlab(s.slab, src, c.in, h, w, y0, rows, plane)
 	ldc := convLd(npad)
 	s.c = growF32(s.c, (t1-t0)*mr*ldc)
 	var beta float32
 	for p0 := 0; p0 < pk.k; p0 += pk.kb {
 		kbb := min(pk.kb, pk.k-p0)
-		seg := 0
+		off := s.off[p0 : p0+kbb]
+		maxOff := int(off[kbb-1])
 		for j := range np {
-			// Pack one B panel and run all row panels on it while it is
-			// in cache; the A panels of the chunk stay in L2.
-			packIm2col(s.b, s.slab, s.segs[seg:], c.in, rows, w, nr, p0, kbb)
-			for s.segs[seg+1] != 0 {
-				seg += 3
-			}
-			seg += 3
+			// All row panels run on one panel of pixels while its
+			// slab rows are in cache; the A panels of the chunk stay
+			// in L2.
+			b := s.slab[j*nr:]
 			for t := t0; t < t1; t++ {
-				kn.call(kbb, pk.panel(p0, t), s.b, s.c[(t-t0)*mr*ldc+j*nr:], ldc, 1, beta)
+				kn.callInd(kbb, pk.panel(p0, t), b, off, maxOff, s.c[(t-t0)*mr*ldc+j*nr:], ldc, beta)
 			}
 		}
 		beta = 1
 	}
 	oh, ow := c.OutputSize(h, w)
 	for o := t0 * mr; o < min(t1*mr, c.out); o++ {
-		row := s.c[(o-t0*mr)*ldc : (o-t0*mr)*ldc+npix]
+		prod := s.c[(o-t0*mr)*ldc : (o-t0*mr)*ldc+npix]
 		if c.pool {
-			poolRows(dst[o*oh*ow+(y0/2)*ow:], row, rows, w, w, c.relu)
+			poolRows(dst[o*oh*ow+(y0/2)*ow:], prod, rows, w, wp, c.bias[o], c.relu)
 			continue
 		}
-		d := dst[o*h*w+y0*w : o*h*w+y1*w]
-		if c.relu {
-			reluCopy(d, row)
-		} else {
-			copy(d, row)
+		for r := range rows {
+			biasCopy(dst[o*h*w+(y0+r)*w:o*h*w+(y0+r+1)*w], prod[r*wp:r*wp+w], c.bias[o], c.relu)
 		}
 	}
+}
+
+// im2colSlabLen is the length of a slab of in planes of plane floats,
+// plus the slack that the last panel of pixels reads past the last plane
+// (its lanes beyond the band are discarded).
+func im2colSlabLen(in, plane, nr int) int {
+	return in*plane + nr + 2
 }
 
 // packedBands splits the hc computed rows of an h x w image into bands of
@@ -291,16 +262,11 @@ func isPackageBLAS(impl blas.Float32Level3) bool {
 	return false
 }
 
-// packIm2colWeights packs the weights of w as the out x (9*in+1) matrix
-// [W | bias] for the active kernel.
+// packIm2colWeights packs the weights of w as the out x 9*in matrix for
+// the active kernel (the bias is added after the product).
 func packIm2colWeights(w ConvWeights) *convPacked {
-	k := w.In*9 + 1
-	m := make([]float32, w.Out*k)
-	for o := range w.Out {
-		copy(m[o*k:], w.Weight[o*w.In*9:(o+1)*w.In*9])
-		m[o*k+k-1] = w.Bias[o]
-	}
-	return newConvPacked(gemmActive, m, w.Out, k, k)
+	k := w.In * 9
+	return newConvPacked(gemmActive, w.Weight, w.Out, k, k)
 }
 
 // forwardPacked is forward for the packed im2col path.
@@ -334,7 +300,7 @@ func (c *Conv) forwardPacked(dst, x []float32, n, h, w int, ws *convWorkspace) {
 			y1 := min(y0+rows, hc)
 			t0 := j * tsz
 			t1 := min(t0+tsz, c.packed.mp)
-			c.packedIm2colBand(dst[img*c.out*oh*ow:(img+1)*c.out*oh*ow], x[img*c.in*h*w:(img+1)*c.in*h*w], h, w, y0, y1, t0, t1, s)
+			c.packedIm2colBand(dst[img*c.out*oh*ow:(img+1)*c.out*oh*ow], x[img*c.in*h*w:(img+1)*c.in*h*w], h, w, rows, y0, y1, t0, t1, s)
 		}
 	}
 	if workers <= 1 {
@@ -348,23 +314,8 @@ func (c *Conv) forwardPacked(dst, x []float32, n, h, w int, ws *convWorkspace) {
 	wg.Wait()
 }
 
-// copy32 copies 32 floats as eight 16-byte moves, which the compiler
-// inlines (copy and larger array assignments call memmove, whose call
-// and size dispatch cost as much as the move).
-func copy32(dst, src []float32) {
-	d, s := (*[32]float32)(dst), (*[32]float32)(src)
-	*(*[4]float32)(d[0:4]) = *(*[4]float32)(s[0:4])
-	*(*[4]float32)(d[4:8]) = *(*[4]float32)(s[4:8])
-	*(*[4]float32)(d[8:12]) = *(*[4]float32)(s[8:12])
-	*(*[4]float32)(d[12:16]) = *(*[4]float32)(s[12:16])
-	*(*[4]float32)(d[16:20]) = *(*[4]float32)(s[16:20])
-	*(*[4]float32)(d[20:24]) = *(*[4]float32)(s[20:24])
-	*(*[4]float32)(d[24:28]) = *(*[4]float32)(s[24:28])
-	*(*[4]float32)(d[28:32]) = *(*[4]float32)(s[28:32])
-}
-
 // copyRun copies src into dst (same length) in 16-byte moves and a
-// scalar tail: the runs of the packed path are short (at most 32 floats),
+// scalar tail: the runs of the Winograd input are short (at most 130 floats),
 // where a call to memmove costs more than the move.
 func copyRun(dst, src []float32) {
 	dst = dst[:len(src)]
@@ -393,15 +344,17 @@ func convLd(n int) int {
 }
 
 // packedGrow sizes the buffers of s for any band of at most rows rows of
-// w pixels and tsz row panels.
+// w pixels and tsz row panels, and fills its im2col offsets.
 func (c *Conv) packedGrow(s *packedScratch, h, w, rows, tsz int) {
 	pk := c.packed
 	nr, mr := pk.kern.nr, pk.kern.mr
-	npad := (rows*w + nr - 1) / nr * nr
-	s.slab = growF32(s.slab, c.in*(rows+2)*(w+2))
-	s.b = growF32(s.b, pk.kb*nr)
+	wp := w + 2
+	plane := (rows + 2) * wp
+	npad := ((rows-1)*wp + w + nr - 1) / nr * nr
+	s.slab = growF32(s.slab, im2colSlabLen(c.in, plane, nr))
 	s.c = growF32(s.c, tsz*mr*convLd(npad))
-	if cap(s.segs) < 3*(rows*w+2*npad/nr+1) {
-		s.segs = make([]int32, 0, 3*(rows*w+2*npad/nr+1))
+	if cap(s.off) < 9*c.in {
+		s.off = make([]int32, 0, 9*c.in)
 	}
+	s.off = im2colOffsets(s.off, c.in, w, plane)
 }

@@ -196,6 +196,11 @@ type gemmKernel struct {
 	// fn computes c[i*ldc+j] = alpha*Σ_p a[p*mr+i]*b[p*nr+j] + beta*c[i*ldc+j]
 	// for the full mr×nr tile; see sgemmKernelGeneric.
 	fn func(kc int, a, b, c []float32, ldc int, alpha, beta float32)
+	// ind computes c[i*ldc+j] = Σ_p a[p*mr+i]*b[off[p]+j] + beta*c[i*ldc+j]
+	// for the full mr×nr tile, reading B rows in place (the implicit
+	// im2col matrix of the packed convolution path); see
+	// sgemmKernelIndGeneric.
+	ind func(kc int, a, b []float32, off []int32, c []float32, ldc int, beta float32)
 	// peak, if set, runs n iterations of an FMA-only loop of peakFlops
 	// flops each; BenchmarkSgemmKernel measures fn against it.
 	peak      func(n int)
@@ -207,6 +212,9 @@ var gemmGeneric = gemmKernel{
 	name: "generic", mr: 4, nr: 4, kc: 256, mc: 64, nc: 1024,
 	fn: func(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
 		sgemmKernelGeneric4x4(kc, a, b, c, ldc, alpha, beta)
+	},
+	ind: func(kc int, a, b []float32, off []int32, c []float32, ldc int, beta float32) {
+		sgemmKernelIndGeneric(4, 4, kc, a, b, off, c, ldc, beta)
 	},
 }
 
@@ -255,6 +263,29 @@ func (kn *gemmKernel) call(kc int, a, b, c []float32, ldc int, alpha, beta float
 		}
 	}
 	kn.fn(kc, a, b, c, ldc, alpha, beta)
+}
+
+// callInd runs the indirect kernel on one full tile: B row p is the nr
+// floats at b[off[p]:]. maxOff must be at least every off[p] (the
+// re-slicing then checks that b is long enough for the assembly); the
+// offsets must not be negative.
+func (kn *gemmKernel) callInd(kc int, a, b []float32, off []int32, maxOff int, c []float32, ldc int, beta float32) {
+	a = a[:kc*kn.mr]
+	b = b[:maxOff+kn.nr]
+	off = off[:kc]
+	c = c[:(kn.mr-1)*ldc+kn.nr]
+	if raceEnabled && kn.asm {
+		raceReadFloat32s(a)
+		raceReadFloat32s(b)
+		for i := 0; i < kn.mr; i++ {
+			row := c[i*ldc : i*ldc+kn.nr]
+			if beta != 0 {
+				raceReadFloat32s(row)
+			}
+			raceWriteFloat32s(row)
+		}
+	}
+	kn.ind(kc, a, b, off, c, ldc, beta)
 }
 
 // sgemmJob is one Sgemm call after validation, with alpha != 0, k > 0 and

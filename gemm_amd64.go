@@ -14,12 +14,12 @@ import "golang.org/x/sys/cpu"
 var (
 	gemmAVX512 = gemmKernel{
 		name: "avx512", mr: 14, nr: 32, kc: 512, mc: 14 * 24, nc: 32 * 96,
-		asm: true, fn: sgemmKernelAVX512,
+		asm: true, fn: sgemmKernelAVX512, ind: sgemmKernelIndAVX512,
 		peak: sgemmPeakAVX512, peakFlops: 24 * 32,
 	}
 	gemmAVX2 = gemmKernel{
 		name: "avx2", mr: 6, nr: 16, kc: 384, mc: 6 * 48, nc: 16 * 192,
-		asm: true, fn: sgemmKernelAVX2,
+		asm: true, fn: sgemmKernelAVX2, ind: sgemmKernelIndAVX2,
 		peak: sgemmPeakAVX2, peakFlops: 12 * 16,
 	}
 )

@@ -29,6 +29,30 @@ func sgemmKernelGeneric(mr, nr, kc int, a, b, c []float32, ldc int, alpha, beta 
 	sgemmStoreTile(mr, nr, acc[:mr*nr], nr, c, ldc, alpha, beta)
 }
 
+// sgemmKernelIndGeneric is the pure-Go reference of the indirect
+// micro-kernels: sgemmKernelGeneric with alpha = 1 and B row p read at
+// b[off[p]:off[p]+nr] instead of from a packed panel:
+//
+//	acc[i][j] = Σ_p a[p*mr+i] * b[off[p]+j]   for 0 ≤ p < kc, in order of p
+//	c[i*ldc+j] = acc[i][j] + beta*c[i*ldc+j]
+//
+// It is also the fallback without assembly.
+func sgemmKernelIndGeneric(mr, nr, kc int, a, b []float32, off []int32, c []float32, ldc int, beta float32) {
+	var acc [maxGemmTile]float32
+	a = a[:kc*mr]
+	for p, o := range off[:kc] {
+		ap := a[p*mr : p*mr+mr]
+		bp := b[o : int(o)+nr]
+		for i, av := range ap {
+			row := acc[i*nr : i*nr+nr]
+			for j, bv := range bp {
+				row[j] += av * bv
+			}
+		}
+	}
+	sgemmStoreTile(mr, nr, acc[:mr*nr], nr, c, ldc, 1, beta)
+}
+
 // sgemmStoreTile writes c[i*ldc+j] = alpha*t[i*ldt+j] + beta*c[i*ldc+j] for
 // 0 ≤ i < rows, 0 ≤ j < cols, not reading c when beta is zero.
 func sgemmStoreTile(rows, cols int, t []float32, ldt int, c []float32, ldc int, alpha, beta float32) {

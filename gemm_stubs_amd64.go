@@ -28,6 +28,32 @@ func sgemmKernelAVX512(kc int, a []float32, b []float32, c []float32, ldc int, a
 //go:noescape
 func sgemmKernelAVX2(kc int, a []float32, b []float32, c []float32, ldc int, alpha float32, beta float32)
 
+// sgemmKernelIndAVX512 computes one 14×32 tile of C with AVX-512F from an
+// indirect B:
+//
+//	C[i*ldc+j] = Σ_p a[p*14+i]*b[off[p]+j] + beta*C[i*ldc+j]
+//
+// for 0 ≤ i < 14, 0 ≤ j < 32, 0 ≤ p < kc, reading no C when beta is ±0.
+// a is a packed panel of at least kc*14 elements, off holds kc offsets with
+// 0 ≤ off[p] ≤ len(b)-32, and c holds at least 13*ldc+32; the caller
+// checks this. The reference loop is sgemmKernelIndGeneric in gemm_generic.go.
+//
+//go:noescape
+func sgemmKernelIndAVX512(kc int, a []float32, b []float32, off []int32, c []float32, ldc int, beta float32)
+
+// sgemmKernelIndAVX2 computes one 6×16 tile of C with AVX2 and FMA from an
+// indirect B:
+//
+//	C[i*ldc+j] = Σ_p a[p*6+i]*b[off[p]+j] + beta*C[i*ldc+j]
+//
+// for 0 ≤ i < 6, 0 ≤ j < 16, 0 ≤ p < kc, reading no C when beta is ±0.
+// a is a packed panel of at least kc*6 elements, off holds kc offsets with
+// 0 ≤ off[p] ≤ len(b)-16, and c holds at least 5*ldc+16; the caller
+// checks this. The reference loop is sgemmKernelIndGeneric in gemm_generic.go.
+//
+//go:noescape
+func sgemmKernelIndAVX2(kc int, a []float32, b []float32, off []int32, c []float32, ldc int, beta float32)
+
 // sgemmPeakAVX512 executes n×24 independent AVX-512F VFMADD231PS on registers
 // (32 flops each) and nothing else. Benchmarks compare the micro-kernel
 // with it to measure the kernel against the FMA peak of the machine as it is

@@ -315,6 +315,95 @@ func TestSgemmKernelsMatchGeneric(t *testing.T) {
 	}
 }
 
+// TestSgemmIndKernels runs each indirect micro-kernel (B rows read in
+// place at b[off[p]:]) against the same kernel on a packed panel gathered
+// from those rows, which must agree bit for bit (the same fused
+// multiply-adds in the same order, alpha = 1 being exact), and against a
+// float64 sum with the tolerance of TestSgemmKernelsMatchGeneric. The
+// offsets are random, include the first and the last valid row start,
+// and B and C are surrounded by guard values.
+func TestSgemmIndKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	for _, kn := range gemmKernels {
+		mr, nr := kn.mr, kn.nr
+		for _, kc := range []int{0, 1, 2, 3, 4, 5, 7, 8, 9, 17, 27, 40, 255, 576} {
+			for _, beta := range []float32{0, 1} {
+				src := randSlice(r, 3*nr+kc)
+				off := make([]int32, kc)
+				maxOff := 0
+				for p := range off {
+					off[p] = int32(r.IntN(len(src) - nr + 1))
+					switch p {
+					case 0:
+						off[p] = 0
+					case 1:
+						off[p] = int32(len(src) - nr)
+					}
+					maxOff = max(maxOff, int(off[p]))
+				}
+				a := randSlice(r, kc*mr)
+				packed := make([]float32, kc*nr)
+				for p, o := range off {
+					copy(packed[p*nr:(p+1)*nr], src[o:int(o)+nr])
+				}
+				ldc := nr + 3
+				c := make([]float32, 2+mr*ldc)
+				for i := range c {
+					c[i] = gemmGuard
+				}
+				c0 := make([]float32, len(c))
+				for i := 0; i < mr; i++ {
+					for j := 0; j < nr; j++ {
+						v := float32(r.NormFloat64())
+						if beta == 0 {
+							v = float32(math.NaN()) // must not be read
+						}
+						c[2+i*ldc+j] = v
+					}
+				}
+				copy(c0, c)
+				want := append([]float32(nil), c...)
+				kn.callInd(kc, a, src, off, maxOff, c[2:], ldc, beta)
+				kn.call(kc, a, packed, want[2:], ldc, 1, beta)
+				for i := range c {
+					ii, jj := (i-2)/ldc, (i-2)%ldc
+					if i < 2 || jj >= nr {
+						if math.Float32bits(c[i]) != math.Float32bits(gemmGuard) {
+							t.Fatalf("%s kc=%d: out-of-bounds write at %d", kn.name, kc, i)
+						}
+						continue
+					}
+					if math.Float32bits(c[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("%s kc=%d beta=%v: C[%d][%d] = %v indirect, %v packed", kn.name, kc, beta, ii, jj, c[i], want[i])
+					}
+					var sum, mag float64
+					for p, o := range off {
+						v := float64(a[p*mr+ii]) * float64(src[int(o)+jj])
+						sum += v
+						mag += math.Abs(v)
+					}
+					if beta != 0 {
+						sum += float64(c0[i])
+						mag += math.Abs(float64(c0[i]))
+					}
+					if d := math.Abs(float64(c[i]) - sum); !(d <= gemmTol(kc, mag)) {
+						t.Fatalf("%s kc=%d beta=%v: C[%d][%d] = %v, float64 sum %v", kn.name, kc, beta, ii, jj, c[i], sum)
+					}
+				}
+			}
+		}
+		// A too-short B is caught before the assembly runs.
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: callInd with maxOff past the end of b did not panic", kn.name)
+				}
+			}()
+			kn.callInd(1, make([]float32, mr), make([]float32, nr), []int32{1}, 1, make([]float32, mr*nr), nr, 0)
+		}()
+	}
+}
+
 // TestSgemmSpecialScalars checks the BLAS conventions: alpha = 0 does not
 // read A or B, beta = 0 does not read C, k = 0 scales C.
 func TestSgemmSpecialScalars(t *testing.T) {

@@ -41,6 +41,10 @@ import (
 
 const signature = "func(kc int, a, b, c []float32, ldc int, alpha, beta float32)"
 
+// indSignature is the signature of the indirect kernels, whose B rows are
+// read at b[off[p]:] instead of from a packed panel.
+const indSignature = "func(kc int, a, b []float32, off []int32, c []float32, ldc int, beta float32)"
+
 // kernel describes one register-tiled micro-kernel.
 type kernel struct {
 	name     string
@@ -52,6 +56,9 @@ type kernel struct {
 	prefetch int    // prefetch distance in k steps (0: none)
 	vec      func(i int) VecPhysical
 	zero     func(r VecPhysical) // clears a vector register
+	// ind makes the indirect variant: B row p is the nr floats at
+	// b[off[p]:] (an implicit im2col matrix read in place), and alpha is 1.
+	ind bool
 }
 
 var zmm = []VecPhysical{
@@ -81,6 +88,18 @@ func main() {
 	gen(kernel{
 		name: "sgemmKernelAVX2", isa: "AVX2 and FMA",
 		mr: 6, nvec: 2, lanes: 8, unroll: 4,
+		vec:  func(i int) VecPhysical { return ymm[i] },
+		zero: func(r VecPhysical) { VXORPS(r, r, r) },
+	})
+	gen(kernel{
+		name: "sgemmKernelIndAVX512", isa: "AVX-512F",
+		mr: 14, nvec: 2, lanes: 16, unroll: 4, prefetch: 8, ind: true,
+		vec:  func(i int) VecPhysical { return zmm[i] },
+		zero: func(r VecPhysical) { VPXORD(r, r, r) },
+	})
+	gen(kernel{
+		name: "sgemmKernelIndAVX2", isa: "AVX2 and FMA",
+		mr: 6, nvec: 2, lanes: 8, unroll: 4, ind: true,
 		vec:  func(i int) VecPhysical { return ymm[i] },
 		zero: func(r VecPhysical) { VXORPS(r, r, r) },
 	})
@@ -140,22 +159,44 @@ func gen(k kernel) {
 	bv := func(v int) VecPhysical { return k.vec(nacc + v) }
 	bc := k.vec(nacc + k.nvec)
 
-	TEXT(k.name, NOSPLIT, signature)
-	Pragma("noescape")
-	Doc(
-		fmt.Sprintf("%s computes one %d×%d tile of C with %s:", k.name, k.mr, nr, k.isa),
-		"",
-		fmt.Sprintf("\tC[i*ldc+j] = alpha*Σ_p a[p*%d+i]*b[p*%d+j] + beta*C[i*ldc+j]", k.mr, nr),
-		"",
-		"for 0 ≤ i < "+fmt.Sprint(k.mr)+", 0 ≤ j < "+fmt.Sprint(nr)+", 0 ≤ p < kc, reading no C when beta is ±0.",
-		"a and b are packed panels (see packA and packB) of at least",
-		fmt.Sprintf("kc*%d and kc*%d elements and c holds at least %d*ldc+%d; the caller", k.mr, nr, k.mr-1, nr),
-		"checks this. The reference loop is sgemmKernelGeneric in gemm_generic.go.",
-	)
+	if k.ind {
+		TEXT(k.name, NOSPLIT, indSignature)
+		Pragma("noescape")
+		Doc(
+			fmt.Sprintf("%s computes one %d×%d tile of C with %s from an", k.name, k.mr, nr, k.isa),
+			"indirect B:",
+			"",
+			fmt.Sprintf("\tC[i*ldc+j] = Σ_p a[p*%d+i]*b[off[p]+j] + beta*C[i*ldc+j]", k.mr),
+			"",
+			"for 0 ≤ i < "+fmt.Sprint(k.mr)+", 0 ≤ j < "+fmt.Sprint(nr)+", 0 ≤ p < kc, reading no C when beta is ±0.",
+			fmt.Sprintf("a is a packed panel of at least kc*%d elements, off holds kc offsets with", k.mr),
+			fmt.Sprintf("0 ≤ off[p] ≤ len(b)-%d, and c holds at least %d*ldc+%d; the caller", nr, k.mr-1, nr),
+			"checks this. The reference loop is sgemmKernelIndGeneric in gemm_generic.go.",
+		)
+	} else {
+		TEXT(k.name, NOSPLIT, signature)
+		Pragma("noescape")
+		Doc(
+			fmt.Sprintf("%s computes one %d×%d tile of C with %s:", k.name, k.mr, nr, k.isa),
+			"",
+			fmt.Sprintf("\tC[i*ldc+j] = alpha*Σ_p a[p*%d+i]*b[p*%d+j] + beta*C[i*ldc+j]", k.mr, nr),
+			"",
+			"for 0 ≤ i < "+fmt.Sprint(k.mr)+", 0 ≤ j < "+fmt.Sprint(nr)+", 0 ≤ p < kc, reading no C when beta is ±0.",
+			"a and b are packed panels (see packA and packB) of at least",
+			fmt.Sprintf("kc*%d and kc*%d elements and c holds at least %d*ldc+%d; the caller", k.mr, nr, k.mr-1, nr),
+			"checks this. The reference loop is sgemmKernelGeneric in gemm_generic.go.",
+		)
+	}
 
 	kc := Load(Param("kc"), GP64())
 	a := Load(Param("a").Base(), GP64())
 	b := Load(Param("b").Base(), GP64())
+	var off Register
+	var row GPVirtual
+	if k.ind {
+		off = Load(Param("off").Base(), GP64())
+		row = GP64()
+	}
 
 	Comment("Prefetch the C tile, which is read after the loop.")
 	{
@@ -181,10 +222,22 @@ func gen(k kernel) {
 	}
 
 	step := func(p int) {
-		for v := 0; v < k.nvec; v++ {
-			VMOVUPS(Mem{Base: b, Disp: 4 * (p*nr + v*k.lanes)}, bv(v))
+		if k.ind {
+			// B row p: nr floats at b + 4*off[p].
+			MOVLQSX(Mem{Base: off, Disp: 4 * p}, row)
+			for v := 0; v < k.nvec; v++ {
+				VMOVUPS(Mem{Base: b, Index: row, Scale: 4, Disp: 4 * v * k.lanes}, bv(v))
+			}
+		} else {
+			for v := 0; v < k.nvec; v++ {
+				VMOVUPS(Mem{Base: b, Disp: 4 * (p*nr + v*k.lanes)}, bv(v))
+			}
 		}
-		if k.prefetch > 0 {
+		if k.ind && k.prefetch > 0 {
+			// The rows of an indirect B are reused across row panels
+			// and stay in cache; only A streams.
+			PREFETCHT0(Mem{Base: a, Disp: 4 * (p + k.prefetch) * k.mr})
+		} else if k.prefetch > 0 {
 			// Software prefetch of the packed panels, which stream from
 			// L2: one line of A and the nr floats of B, prefetch steps
 			// ahead. Prefetches past the end of the panels are harmless.
@@ -209,7 +262,11 @@ func gen(k kernel) {
 		step(p)
 	}
 	ADDQ(U32(4*k.mr*k.unroll), a)
-	ADDQ(U32(4*nr*k.unroll), b)
+	if k.ind {
+		ADDQ(U32(4*k.unroll), off)
+	} else {
+		ADDQ(U32(4*nr*k.unroll), b)
+	}
 	SUBQ(U8(k.unroll), kc)
 	JMP(LabelRef(k.name + "_loop4"))
 
@@ -218,7 +275,11 @@ func gen(k kernel) {
 	JE(LabelRef(k.name + "_store"))
 	step(0)
 	ADDQ(U8(4*k.mr), a)
-	ADDQ(U32(4*nr), b)
+	if k.ind {
+		ADDQ(U8(4), off)
+	} else {
+		ADDQ(U32(4*nr), b)
+	}
 	DECQ(kc)
 	JMP(LabelRef(k.name + "_tail"))
 
@@ -226,13 +287,16 @@ func gen(k kernel) {
 	c := Load(Param("c").Base(), GP64())
 	ldc := Load(Param("ldc"), GP64())
 	SHLQ(U8(2), ldc)
-	alpha, beta := bv(0), bv(1)
-	VBROADCASTSS(addr(Param("alpha")), alpha)
+	beta := bv(1)
 	VBROADCASTSS(addr(Param("beta")), beta)
-	Comment("Scale by alpha.")
-	for i := 0; i < k.mr; i++ {
-		for v := 0; v < k.nvec; v++ {
-			VMULPS(alpha, acc(i, v), acc(i, v))
+	if !k.ind {
+		alpha := bv(0)
+		VBROADCASTSS(addr(Param("alpha")), alpha)
+		Comment("Scale by alpha.")
+		for i := 0; i < k.mr; i++ {
+			for v := 0; v < k.nvec; v++ {
+				VMULPS(alpha, acc(i, v), acc(i, v))
+			}
 		}
 	}
 	Comment("beta == ±0: overwrite C without reading it.")
@@ -240,14 +304,14 @@ func gen(k kernel) {
 	MOVL(addr(Param("beta")), bits)
 	SHLL(U8(1), bits)
 	JNE(LabelRef(k.name + "_beta"))
-	row := GP64()
-	MOVQ(c, row)
+	crow := GP64()
+	MOVQ(c, crow)
 	for i := 0; i < k.mr; i++ {
 		for v := 0; v < k.nvec; v++ {
-			VMOVUPS(acc(i, v), Mem{Base: row, Disp: v * vbytes})
+			VMOVUPS(acc(i, v), Mem{Base: crow, Disp: v * vbytes})
 		}
 		if i < k.mr-1 {
-			ADDQ(ldc, row)
+			ADDQ(ldc, crow)
 		}
 	}
 	VZEROUPPER()
