@@ -43,6 +43,7 @@ type convPacked struct {
 	kb   int
 	mp   int
 	a    []float32
+	bias []float32 // im2col path: the bias, zero-padded to mp*mr rows
 }
 
 // newConvPacked packs the rows x k row-major matrix w (leading dimension
@@ -121,23 +122,6 @@ func im2colOffsets(off []int32, in, w, plane int) []int32 {
 	return off
 }
 
-// biasCopy writes v+bias of every v of src into dst, or max(v+bias, 0)
-// if relu (branch-free: the sign of ReLU's input is unpredictable).
-func biasCopy(dst, src []float32, bias float32, relu bool) {
-	dst = dst[:len(src)]
-	if !relu {
-		for i, v := range src {
-			dst[i] = v + bias
-		}
-		return
-	}
-	for i, v := range src {
-		u := math.Float32bits(v + bias)
-		u &^= uint32(int32(u) >> 31)
-		dst[i] = math.Float32frombits(u)
-	}
-}
-
 // relu32 is max(v, 0) without a branch.
 func relu32(v float32) float32 {
 	u := math.Float32bits(v)
@@ -145,21 +129,15 @@ func relu32(v float32) float32 {
 }
 
 // poolRows max-pools rows x w values of src (rows even; row stride ld)
-// into dst (rows/2 x w/2), adding bias to each maximum and applying ReLU
-// after if relu (max(a+b, c+b) = max(a, c)+b, and ReLU commutes with the
-// max).
-func poolRows(dst, src []float32, rows, w, ld int, bias float32, relu bool) {
+// into dst (rows/2 x w/2).
+func poolRows(dst, src []float32, rows, w, ld int) {
 	ow := w / 2
 	for y := 0; y < rows/2; y++ {
 		r0 := src[2*y*ld : 2*y*ld+2*ow]
 		r1 := src[(2*y+1)*ld : (2*y+1)*ld+2*ow]
 		d := dst[y*ow : y*ow+ow]
 		for x := range d {
-			m := max(max(r0[2*x], r0[2*x+1]), max(r1[2*x], r1[2*x+1])) + bias
-			if relu {
-				m = relu32(m)
-			}
-			d[x] = m
+			d[x] = max(max(r0[2*x], r0[2*x+1]), max(r1[2*x], r1[2*x+1]))
 		}
 	}
 }
@@ -190,13 +168,24 @@ func (c *Conv) packedIm2colBand(dst, src []float32, h, w, maxRows, y0, y1, t0, t
 		kbb := min(pk.kb, pk.k-p0)
 		off := s.off[p0 : p0+kbb]
 		maxOff := int(off[kbb-1])
+		// The last depth block adds the bias and applies ReLU (which
+		// commutes with the max-pool) as it stores the tile.
+		var bias []float32
+		last := p0+kbb == pk.k
+		if last {
+			bias = pk.bias
+		}
 		for j := range np {
 			// All row panels run on one panel of pixels while its
 			// slab rows are in cache; the A panels of the chunk stay
 			// in L2.
 			b := s.slab[j*nr:]
 			for t := t0; t < t1; t++ {
-				kn.callInd(kbb, pk.panel(p0, t), b, off, maxOff, s.c[(t-t0)*mr*ldc+j*nr:], ldc, beta)
+				var bt []float32
+				if last {
+					bt = bias[t*mr : (t+1)*mr]
+				}
+				kn.callInd(kbb, pk.panel(p0, t), b, off, maxOff, s.c[(t-t0)*mr*ldc+j*nr:], ldc, beta, bt, last && c.relu)
 			}
 		}
 		beta = 1
@@ -205,11 +194,11 @@ func (c *Conv) packedIm2colBand(dst, src []float32, h, w, maxRows, y0, y1, t0, t
 	for o := t0 * mr; o < min(t1*mr, c.out); o++ {
 		prod := s.c[(o-t0*mr)*ldc : (o-t0*mr)*ldc+npix]
 		if c.pool {
-			poolRows(dst[o*oh*ow+(y0/2)*ow:], prod, rows, w, wp, c.bias[o], c.relu)
+			poolRows(dst[o*oh*ow+(y0/2)*ow:], prod, rows, w, wp)
 			continue
 		}
 		for r := range rows {
-			biasCopy(dst[o*h*w+(y0+r)*w:o*h*w+(y0+r+1)*w], prod[r*wp:r*wp+w], c.bias[o], c.relu)
+			copy(dst[o*h*w+(y0+r)*w:o*h*w+(y0+r+1)*w], prod[r*wp:r*wp+w])
 		}
 	}
 }
@@ -266,7 +255,10 @@ func isPackageBLAS(impl blas.Float32Level3) bool {
 // the active kernel (the bias is added after the product).
 func packIm2colWeights(w ConvWeights) *convPacked {
 	k := w.In * 9
-	return newConvPacked(gemmActive, w.Weight, w.Out, k, k)
+	p := newConvPacked(gemmActive, w.Weight, w.Out, k, k)
+	p.bias = make([]float32, p.mp*p.kern.mr)
+	copy(p.bias, w.Bias)
+	return p
 }
 
 // forwardPacked is forward for the packed im2col path.

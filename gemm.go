@@ -198,9 +198,10 @@ type gemmKernel struct {
 	fn func(kc int, a, b, c []float32, ldc int, alpha, beta float32)
 	// ind computes c[i*ldc+j] = Σ_p a[p*mr+i]*b[off[p]+j] + beta*c[i*ldc+j]
 	// for the full mr×nr tile, reading B rows in place (the implicit
-	// im2col matrix of the packed convolution path); see
+	// im2col matrix of the packed convolution path), then adds bias[i]
+	// (if bias is not empty) and applies ReLU (if relu); see
 	// sgemmKernelIndGeneric.
-	ind func(kc int, a, b []float32, off []int32, c []float32, ldc int, beta float32)
+	ind func(kc int, a, b []float32, off []int32, c []float32, ldc int, beta float32, bias []float32, relu bool)
 	// peak, if set, runs n iterations of an FMA-only loop of peakFlops
 	// flops each; BenchmarkSgemmKernel measures fn against it.
 	peak      func(n int)
@@ -213,8 +214,8 @@ var gemmGeneric = gemmKernel{
 	fn: func(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
 		sgemmKernelGeneric4x4(kc, a, b, c, ldc, alpha, beta)
 	},
-	ind: func(kc int, a, b []float32, off []int32, c []float32, ldc int, beta float32) {
-		sgemmKernelIndGeneric(4, 4, kc, a, b, off, c, ldc, beta)
+	ind: func(kc int, a, b []float32, off []int32, c []float32, ldc int, beta float32, bias []float32, relu bool) {
+		sgemmKernelIndGeneric(4, 4, kc, a, b, off, c, ldc, beta, bias, relu)
 	},
 }
 
@@ -268,11 +269,15 @@ func (kn *gemmKernel) call(kc int, a, b, c []float32, ldc int, alpha, beta float
 // callInd runs the indirect kernel on one full tile: B row p is the nr
 // floats at b[off[p]:]. maxOff must be at least every off[p] (the
 // re-slicing then checks that b is long enough for the assembly); the
-// offsets must not be negative.
-func (kn *gemmKernel) callInd(kc int, a, b []float32, off []int32, maxOff int, c []float32, ldc int, beta float32) {
+// offsets must not be negative. bias, if not empty, holds the mr values
+// added to the rows of the tile; relu applies max(·, 0) after.
+func (kn *gemmKernel) callInd(kc int, a, b []float32, off []int32, maxOff int, c []float32, ldc int, beta float32, bias []float32, relu bool) {
 	a = a[:kc*kn.mr]
 	b = b[:maxOff+kn.nr]
 	off = off[:kc]
+	if len(bias) > 0 {
+		bias = bias[:kn.mr]
+	}
 	c = c[:(kn.mr-1)*ldc+kn.nr]
 	if raceEnabled && kn.asm {
 		raceReadFloat32s(a)
@@ -285,7 +290,7 @@ func (kn *gemmKernel) callInd(kc int, a, b []float32, off []int32, maxOff int, c
 			raceWriteFloat32s(row)
 		}
 	}
-	kn.ind(kc, a, b, off, c, ldc, beta)
+	kn.ind(kc, a, b, off, c, ldc, beta, bias, relu)
 }
 
 // sgemmJob is one Sgemm call after validation, with alpha != 0, k > 0 and

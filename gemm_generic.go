@@ -31,13 +31,16 @@ func sgemmKernelGeneric(mr, nr, kc int, a, b, c []float32, ldc int, alpha, beta 
 
 // sgemmKernelIndGeneric is the pure-Go reference of the indirect
 // micro-kernels: sgemmKernelGeneric with alpha = 1 and B row p read at
-// b[off[p]:off[p]+nr] instead of from a packed panel:
+// b[off[p]:off[p]+nr] instead of from a packed panel, and a bias and ReLU
+// applied at the end:
 //
 //	acc[i][j] = Σ_p a[p*mr+i] * b[off[p]+j]   for 0 ≤ p < kc, in order of p
-//	c[i*ldc+j] = acc[i][j] + beta*c[i*ldc+j]
+//	v = acc[i][j] + beta*c[i*ldc+j]            (c not read when beta is 0)
+//	v += bias[i]                               if len(bias) > 0
+//	c[i*ldc+j] = max(v, 0) if relu, else v
 //
 // It is also the fallback without assembly.
-func sgemmKernelIndGeneric(mr, nr, kc int, a, b []float32, off []int32, c []float32, ldc int, beta float32) {
+func sgemmKernelIndGeneric(mr, nr, kc int, a, b []float32, off []int32, c []float32, ldc int, beta float32, bias []float32, relu bool) {
 	var acc [maxGemmTile]float32
 	a = a[:kc*mr]
 	for p, o := range off[:kc] {
@@ -51,6 +54,21 @@ func sgemmKernelIndGeneric(mr, nr, kc int, a, b []float32, off []int32, c []floa
 		}
 	}
 	sgemmStoreTile(mr, nr, acc[:mr*nr], nr, c, ldc, 1, beta)
+	if len(bias) == 0 && !relu {
+		return
+	}
+	for i := 0; i < mr; i++ {
+		row := c[i*ldc : i*ldc+nr]
+		for j, v := range row {
+			if len(bias) > 0 {
+				v += bias[i]
+			}
+			if relu {
+				v = relu32(v)
+			}
+			row[j] = v
+		}
+	}
 }
 
 // sgemmStoreTile writes c[i*ldc+j] = alpha*t[i*ldt+j] + beta*c[i*ldc+j] for

@@ -31,28 +31,30 @@ func sgemmKernelAVX2(kc int, a []float32, b []float32, c []float32, ldc int, alp
 // sgemmKernelIndAVX512 computes one 14×32 tile of C with AVX-512F from an
 // indirect B:
 //
-//	C[i*ldc+j] = Σ_p a[p*14+i]*b[off[p]+j] + beta*C[i*ldc+j]
+//	C[i*ldc+j] = Σ_p a[p*14+i]*b[off[p]+j] + beta*C[i*ldc+j] (+ bias[i]) (then max(·, 0) if relu)
 //
-// for 0 ≤ i < 14, 0 ≤ j < 32, 0 ≤ p < kc, reading no C when beta is ±0.
+// for 0 ≤ i < 14, 0 ≤ j < 32, 0 ≤ p < kc, reading no C when beta is ±0;
+// bias is added when it is not empty (it then holds at least 14 values).
 // a is a packed panel of at least kc*14 elements, off holds kc offsets with
 // 0 ≤ off[p] ≤ len(b)-32, and c holds at least 13*ldc+32; the caller
 // checks this. The reference loop is sgemmKernelIndGeneric in gemm_generic.go.
 //
 //go:noescape
-func sgemmKernelIndAVX512(kc int, a []float32, b []float32, off []int32, c []float32, ldc int, beta float32)
+func sgemmKernelIndAVX512(kc int, a []float32, b []float32, off []int32, c []float32, ldc int, beta float32, bias []float32, relu bool)
 
 // sgemmKernelIndAVX2 computes one 6×16 tile of C with AVX2 and FMA from an
 // indirect B:
 //
-//	C[i*ldc+j] = Σ_p a[p*6+i]*b[off[p]+j] + beta*C[i*ldc+j]
+//	C[i*ldc+j] = Σ_p a[p*6+i]*b[off[p]+j] + beta*C[i*ldc+j] (+ bias[i]) (then max(·, 0) if relu)
 //
-// for 0 ≤ i < 6, 0 ≤ j < 16, 0 ≤ p < kc, reading no C when beta is ±0.
+// for 0 ≤ i < 6, 0 ≤ j < 16, 0 ≤ p < kc, reading no C when beta is ±0;
+// bias is added when it is not empty (it then holds at least 6 values).
 // a is a packed panel of at least kc*6 elements, off holds kc offsets with
 // 0 ≤ off[p] ≤ len(b)-16, and c holds at least 5*ldc+16; the caller
 // checks this. The reference loop is sgemmKernelIndGeneric in gemm_generic.go.
 //
 //go:noescape
-func sgemmKernelIndAVX2(kc int, a []float32, b []float32, off []int32, c []float32, ldc int, beta float32)
+func sgemmKernelIndAVX2(kc int, a []float32, b []float32, off []int32, c []float32, ldc int, beta float32, bias []float32, relu bool)
 
 // sgemmPeakAVX512 executes n×24 independent AVX-512F VFMADD231PS on registers
 // (32 flops each) and nothing else. Benchmarks compare the micro-kernel

@@ -317,17 +317,26 @@ func TestSgemmKernelsMatchGeneric(t *testing.T) {
 
 // TestSgemmIndKernels runs each indirect micro-kernel (B rows read in
 // place at b[off[p]:]) against the same kernel on a packed panel gathered
-// from those rows, which must agree bit for bit (the same fused
-// multiply-adds in the same order, alpha = 1 being exact), and against a
-// float64 sum with the tolerance of TestSgemmKernelsMatchGeneric. The
-// offsets are random, include the first and the last valid row start,
-// and B and C are surrounded by guard values.
+// from those rows, followed by the bias and ReLU in Go: they must agree
+// bit for bit (the same fused multiply-adds in the same order, alpha = 1
+// being exact, then one float32 addition and a max). Each is also
+// checked against a float64 sum with the tolerance of
+// TestSgemmKernelsMatchGeneric. The offsets are random, include the first
+// and the last valid row start, and C is surrounded by guard values.
 func TestSgemmIndKernels(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 5))
 	for _, kn := range gemmKernels {
 		mr, nr := kn.mr, kn.nr
 		for _, kc := range []int{0, 1, 2, 3, 4, 5, 7, 8, 9, 17, 27, 40, 255, 576} {
-			for _, beta := range []float32{0, 1} {
+			for _, mode := range []struct {
+				beta       float32
+				bias, relu bool
+			}{{0, false, false}, {1, false, false}, {0, true, false}, {1, true, true}, {0, false, true}} {
+				beta := mode.beta
+				var bias []float32
+				if mode.bias {
+					bias = randSlice(r, mr)
+				}
 				src := randSlice(r, 3*nr+kc)
 				off := make([]int32, kc)
 				maxOff := 0
@@ -363,8 +372,20 @@ func TestSgemmIndKernels(t *testing.T) {
 				}
 				copy(c0, c)
 				want := append([]float32(nil), c...)
-				kn.callInd(kc, a, src, off, maxOff, c[2:], ldc, beta)
+				kn.callInd(kc, a, src, off, maxOff, c[2:], ldc, beta, bias, mode.relu)
 				kn.call(kc, a, packed, want[2:], ldc, 1, beta)
+				for i := 0; i < mr; i++ {
+					for j := 0; j < nr; j++ {
+						v := want[2+i*ldc+j]
+						if bias != nil {
+							v += bias[i]
+						}
+						if mode.relu {
+							v = max(v, 0)
+						}
+						want[2+i*ldc+j] = v
+					}
+				}
 				for i := range c {
 					ii, jj := (i-2)/ldc, (i-2)%ldc
 					if i < 2 || jj >= nr {
@@ -374,7 +395,7 @@ func TestSgemmIndKernels(t *testing.T) {
 						continue
 					}
 					if math.Float32bits(c[i]) != math.Float32bits(want[i]) {
-						t.Fatalf("%s kc=%d beta=%v: C[%d][%d] = %v indirect, %v packed", kn.name, kc, beta, ii, jj, c[i], want[i])
+						t.Fatalf("%s kc=%d %+v: C[%d][%d] = %v indirect, %v packed", kn.name, kc, mode, ii, jj, c[i], want[i])
 					}
 					var sum, mag float64
 					for p, o := range off {
@@ -386,8 +407,15 @@ func TestSgemmIndKernels(t *testing.T) {
 						sum += float64(c0[i])
 						mag += math.Abs(float64(c0[i]))
 					}
+					if bias != nil {
+						sum += float64(bias[ii])
+						mag += math.Abs(float64(bias[ii]))
+					}
+					if mode.relu {
+						sum = max(sum, 0)
+					}
 					if d := math.Abs(float64(c[i]) - sum); !(d <= gemmTol(kc, mag)) {
-						t.Fatalf("%s kc=%d beta=%v: C[%d][%d] = %v, float64 sum %v", kn.name, kc, beta, ii, jj, c[i], sum)
+						t.Fatalf("%s kc=%d %+v: C[%d][%d] = %v, float64 sum %v", kn.name, kc, mode, ii, jj, c[i], sum)
 					}
 				}
 			}
@@ -399,7 +427,7 @@ func TestSgemmIndKernels(t *testing.T) {
 					t.Errorf("%s: callInd with maxOff past the end of b did not panic", kn.name)
 				}
 			}()
-			kn.callInd(1, make([]float32, mr), make([]float32, nr), []int32{1}, 1, make([]float32, mr*nr), nr, 0)
+			kn.callInd(1, make([]float32, mr), make([]float32, nr), []int32{1}, 1, make([]float32, mr*nr), nr, 0, nil, false)
 		}()
 	}
 }

@@ -43,7 +43,7 @@ const signature = "func(kc int, a, b, c []float32, ldc int, alpha, beta float32)
 
 // indSignature is the signature of the indirect kernels, whose B rows are
 // read at b[off[p]:] instead of from a packed panel.
-const indSignature = "func(kc int, a, b []float32, off []int32, c []float32, ldc int, beta float32)"
+const indSignature = "func(kc int, a, b []float32, off []int32, c []float32, ldc int, beta float32, bias []float32, relu bool)"
 
 // kernel describes one register-tiled micro-kernel.
 type kernel struct {
@@ -166,9 +166,10 @@ func gen(k kernel) {
 			fmt.Sprintf("%s computes one %d×%d tile of C with %s from an", k.name, k.mr, nr, k.isa),
 			"indirect B:",
 			"",
-			fmt.Sprintf("\tC[i*ldc+j] = Σ_p a[p*%d+i]*b[off[p]+j] + beta*C[i*ldc+j]", k.mr),
+			fmt.Sprintf("\tC[i*ldc+j] = Σ_p a[p*%d+i]*b[off[p]+j] + beta*C[i*ldc+j] (+ bias[i]) (then max(·, 0) if relu)", k.mr),
 			"",
-			"for 0 ≤ i < "+fmt.Sprint(k.mr)+", 0 ≤ j < "+fmt.Sprint(nr)+", 0 ≤ p < kc, reading no C when beta is ±0.",
+			"for 0 ≤ i < "+fmt.Sprint(k.mr)+", 0 ≤ j < "+fmt.Sprint(nr)+", 0 ≤ p < kc, reading no C when beta is ±0;",
+			fmt.Sprintf("bias is added when it is not empty (it then holds at least %d values).", k.mr),
 			fmt.Sprintf("a is a packed panel of at least kc*%d elements, off holds kc offsets with", k.mr),
 			fmt.Sprintf("0 ≤ off[p] ≤ len(b)-%d, and c holds at least %d*ldc+%d; the caller", nr, k.mr-1, nr),
 			"checks this. The reference loop is sgemmKernelIndGeneric in gemm_generic.go.",
@@ -283,6 +284,10 @@ func gen(k kernel) {
 	DECQ(kc)
 	JMP(LabelRef(k.name + "_tail"))
 
+	if k.ind {
+		genIndStore(k, acc, bv, bc)
+		return
+	}
 	Label(k.name + "_store")
 	c := Load(Param("c").Base(), GP64())
 	ldc := Load(Param("ldc"), GP64())
@@ -324,6 +329,74 @@ func gen(k kernel) {
 			m := Mem{Base: c, Disp: v * vbytes}
 			VFMADD231PS(m, beta, acc(i, v))
 			VMOVUPS(acc(i, v), m)
+		}
+		if i < k.mr-1 {
+			ADDQ(ldc, c)
+		}
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// genIndStore generates the end of an indirect kernel: C = acc + beta*C,
+// plus bias[i] on row i when bias is not empty, then ReLU when relu is
+// set, so that the last depth block of a convolution leaves finished
+// outputs.
+func genIndStore(k kernel, acc func(i, v int) VecPhysical, bv func(v int) VecPhysical, bc VecPhysical) {
+	vbytes := 4 * k.lanes
+	Label(k.name + "_store")
+	c := Load(Param("c").Base(), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(U8(2), ldc)
+	beta := bv(1)
+	VBROADCASTSS(addr(Param("beta")), beta)
+	Comment("beta == ±0: C is not read.")
+	bits := GP32()
+	MOVL(addr(Param("beta")), bits)
+	SHLL(U8(1), bits)
+	JE(LabelRef(k.name + "_bias"))
+	Comment("acc += beta*C.")
+	crow := GP64()
+	MOVQ(c, crow)
+	for i := 0; i < k.mr; i++ {
+		for v := 0; v < k.nvec; v++ {
+			VFMADD231PS(Mem{Base: crow, Disp: v * vbytes}, beta, acc(i, v))
+		}
+		if i < k.mr-1 {
+			ADDQ(ldc, crow)
+		}
+	}
+
+	Label(k.name + "_bias")
+	n := Load(Param("bias").Len(), GP64())
+	TESTQ(n, n)
+	JE(LabelRef(k.name + "_relu"))
+	Comment("acc[i] += bias[i].")
+	bias := Load(Param("bias").Base(), GP64())
+	for i := 0; i < k.mr; i++ {
+		VBROADCASTSS(Mem{Base: bias, Disp: 4 * i}, bc)
+		for v := 0; v < k.nvec; v++ {
+			VADDPS(bc, acc(i, v), acc(i, v))
+		}
+	}
+
+	Label(k.name + "_relu")
+	relu := Load(Param("relu"), GP32())
+	TESTL(relu, relu)
+	JE(LabelRef(k.name + "_out"))
+	Comment("acc = max(acc, 0).")
+	zero := bv(0)
+	k.zero(zero)
+	for i := 0; i < k.mr; i++ {
+		for v := 0; v < k.nvec; v++ {
+			VMAXPS(zero, acc(i, v), acc(i, v))
+		}
+	}
+
+	Label(k.name + "_out")
+	for i := 0; i < k.mr; i++ {
+		for v := 0; v < k.nvec; v++ {
+			VMOVUPS(acc(i, v), Mem{Base: c, Disp: v * vbytes})
 		}
 		if i < k.mr-1 {
 			ADDQ(ldc, c)
