@@ -447,3 +447,46 @@ func ExampleConv_Forward() {
 	// [0 1 1 1]
 	// [2 1 1 1]
 }
+
+// FuzzConvIm2col runs the packed im2col convolution for fuzzed shapes,
+// ReLU, pooling and worker counts on the kernel this CPU uses (the
+// indirect assembly kernel on amd64) and on the pure-Go kernel, and checks
+// both against the float64 naive convolution with the tolerance of
+// TestConvMatchesNaive. Band and panel edges (ragged last pixel panel,
+// partial last band, several output-channel chunks) come from the sizes.
+func FuzzConvIm2col(f *testing.F) {
+	f.Add(uint8(3), uint8(20), uint8(17), uint8(9), uint8(0), uint64(1))
+	f.Add(uint8(9), uint8(70), uint8(6), uint8(40), uint8(7), uint64(2))
+	f.Fuzz(func(t *testing.T, in8, out8, h8, w8, flags uint8, seed uint64) {
+		in, out := 1+int(in8)%24, 1+int(out8)%80
+		h, w := 1+int(h8)%48, 1+int(w8)%48
+		n := 1 + int(flags)%2
+		relu, pool := flags&2 != 0, flags&4 != 0
+		workers := 1 + int(flags>>3)%3
+		r := rand.New(rand.NewPCG(seed, 9))
+		cw := randomConvWeights(r, in, out)
+		x := randomSlice(r, n*in*h*w)
+		want := naiveConv3x3(x, n, in, h, w, cw, relu)
+		if pool {
+			want = naiveMaxPool2x2(want, n*out, h, w)
+		}
+		tol := 1e-5 * (1 + math.Sqrt(float64(in*9)))
+		for _, kernel := range []string{gemmActive.name, "generic"} {
+			restore := useGemmKernel(kernel)
+			c, err := NewConv(cw, &ConvOptions{ReLU: relu, Pool: pool, Workers: workers, Algorithm: ConvIm2col})
+			restore()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := c.Forward(x, n, h, w)
+			if len(got) != len(want) {
+				t.Fatalf("%s: output length %d, want %d", kernel, len(got), len(want))
+			}
+			for i := range got {
+				if d := math.Abs(float64(got[i]) - want[i]); !(d <= tol*(1+math.Abs(want[i]))) {
+					t.Fatalf("%s n%d in%d out%d %dx%d relu=%v pool=%v: element %d = %v, want %v", kernel, n, in, out, h, w, relu, pool, i, got[i], want[i])
+				}
+			}
+		}
+	})
+}
