@@ -73,6 +73,11 @@ var ymm = []VecPhysical{
 func main() {
 	flag.Parse()
 	ConstraintExpr("!purego")
+	if *kernels == "optim" {
+		genOptim()
+		Generate()
+		return
+	}
 	if *kernels == "dist" {
 		genDist()
 		genDistAVX2()

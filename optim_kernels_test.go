@@ -1,0 +1,85 @@
+package style
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// ulpDiff returns the distance in units in the last place between two
+// finite float32 values of the same sign.
+func ulpDiff(a, b float32) int64 {
+	d := int64(math.Float32bits(a)) - int64(math.Float32bits(b))
+	if d < 0 {
+		d = -d
+	}
+	return d
+}
+
+// TestRMSPropKernels checks the RMSProp step with the assembly bulk
+// (rmsprop32) against the Go loop rmspropUpdate on every length 0..100
+// (all tail sizes) and one large slice. Both round after every operation
+// in the same order, so they agree bit for bit when Go does not contract
+// a*b+c into a fused multiply-add (the default amd64 build); 1 ulp is
+// allowed for builds that do (GOAMD64=v3). Guard values after the slices
+// catch writes past their ends.
+func TestRMSPropKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	t.Logf("kernels: %q", optimAsm.name)
+	for _, n := range append(seq(0, 100), 3*32*1024+17) {
+		for step := range 3 {
+			p0, g := randSlice(r, n+4), randSlice(r, n)
+			a0 := make([]float32, n+4)
+			for i := range a0 {
+				a0[i] = float32(r.Float64()) * float32(step) // zero on the first step
+			}
+			p1, a1 := append([]float32(nil), p0...), append([]float32(nil), a0...)
+			for i := n; i < n+4; i++ {
+				p0[i], a0[i], p1[i], a1[i] = 7, 7, 7, 7
+			}
+			rmsprop32(p0[:n], g, a0[:n], 1e-3, 0.9, 1e-7)
+			rmspropUpdate(p1[:n], g, a1[:n], 1e-3, 0.9, 1e-7)
+			for i := range p0 {
+				if ulpDiff(p0[i], p1[i]) > 1 || ulpDiff(a0[i], a1[i]) > 1 {
+					t.Fatalf("n=%d step %d: element %d: p %v a %v, Go loop p %v a %v", n, step, i, p0[i], a0[i], p1[i], a1[i])
+				}
+			}
+		}
+	}
+}
+
+// TestL2PenaltyKernels checks l2Penalty32 against the Go loop l2Penalty:
+// the gradients agree bit for bit (1 ulp under FMA contraction, see
+// TestRMSPropKernels) and the penalties to 1e-12 relative (float64 sums of
+// the same squares in another order).
+func TestL2PenaltyKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, n := range append(seq(0, 100), 3*32*1024+17) {
+		w, g0 := randSlice(r, n), randSlice(r, n+4)
+		for i := n; i < n+4; i++ {
+			g0[i] = 7
+		}
+		g1 := append([]float32(nil), g0...)
+		got := l2Penalty32(g0[:n], w, 1.25e-4)
+		want := l2Penalty(g1[:n], w, 1.25e-4)
+		if math.Abs(got-want) > 1e-12*math.Abs(want) {
+			t.Fatalf("n=%d: penalty %v, Go loop %v", n, got, want)
+		}
+		for i := range g0 {
+			if ulpDiff(g0[i], g1[i]) > 1 {
+				t.Fatalf("n=%d: gradient %d = %v, Go loop %v", n, i, g0[i], g1[i])
+			}
+		}
+	}
+	if got := l2Penalty32(make([]float32, 64), randSlice(r, 64), 0); got != 0 {
+		t.Errorf("l2 = 0: penalty %v, want 0", got)
+	}
+}
+
+func seq(lo, hi int) []int {
+	s := make([]int, 0, hi-lo+1)
+	for i := lo; i <= hi; i++ {
+		s = append(s, i)
+	}
+	return s
+}
