@@ -9,9 +9,10 @@ import (
 	. "github.com/mmcloughlin/avo/reg"
 )
 
-// kernels selects what this run generates: "gemm" (gemm_amd64.s) or
-// "dist" (dist_amd64.s, the catalogue search kernels).
-var kernels = flag.String("kernels", "gemm", `kernels to generate: "gemm" or "dist"`)
+// kernels selects what this run generates: "gemm" (gemm_amd64.s),
+// "dist" (dist_amd64.s, the catalogue search kernels) or "winograd"
+// (winograd_amd64.s, the Winograd transform kernels).
+var kernels = flag.String("kernels", "gemm", `kernels to generate: "gemm", "dist" or "winograd"`)
 
 // genDist generates sqDist16AVX512, which computes the four partial sums
 // of sqDistBounded (catalog.go) for 16 consecutive catalogue items at

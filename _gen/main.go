@@ -66,6 +66,12 @@ var ymm = []VecPhysical{
 func main() {
 	flag.Parse()
 	ConstraintExpr("!purego")
+	if *kernels == "winograd" {
+		genWinograd4Input()
+		genWinograd4Output()
+		Generate()
+		return
+	}
 	if *kernels == "dist" {
 		genDist()
 		genDistAVX2()

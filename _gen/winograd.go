@@ -1,0 +1,328 @@
+package main
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// The Winograd F(4x4, 3x3) transform kernels (-kernels winograd, into
+// winograd_amd64.s). Each vector lane handles one tile, 16 tiles per
+// ZMM register, with the same operations in the same order as the Go
+// references in winograd_kernels.go, each rounded to float32 (VADDPS,
+// VSUBPS, VMULPS: no fused multiply-add), so the results are
+// bit-identical to them. Multiplications by 2, 4 and 8 are exact and are
+// done by doubling (x+x) where no register is free for a constant.
+// Ragged tails use the mask BZHI(remaining, 0xffff): masked-off lanes are
+// neither loaded nor stored.
+
+// winogradRowStride is the row stride, in floats, of the scratch t of
+// winograd4InputAVX512: at least 4*32+2 columns, a multiple of 16.
+const winogradRowStride = 144
+
+// tailMask sets k to the lower min(rem, 16) bits (rem > 0), using tmp
+// and ones (which holds 0xffff).
+func tailMask(rem, ones, tmp, k Register) {
+	BZHIL(rem, ones, tmp)
+	KMOVW(tmp, k)
+}
+
+// genWinograd4Input generates winograd4InputAVX512.
+//
+// Register plan: the row pass loads the six rows into Z0–Z5 and computes
+// t into Z6–Z7 with the constants 4, 5 in Z8, Z9, storing t to the local
+// scratch (6 rows of winogradRowStride floats). The column pass gathers
+// q_j[i] = t[r][4i+j] (j = 0..5) for 16 patches at once into Z0–Z5 with
+// the indices 0, 4, ..., 60 in Z10, computes V into Z6–Z7 and stores it
+// with the tail mask K1 (K2 is the gather mask, which VGATHERDPS clears).
+func genWinograd4Input() {
+	idx := GLOBL("winograd4GatherIdx", RODATA|NOPTR)
+	for i := 0; i < 16; i++ {
+		DATA(4*i, U32(4*i))
+	}
+
+	TEXT("winograd4InputAVX512", 0, "func(v []float32, vstride int, d *[6][]float32, n int)")
+	Pragma("noescape")
+	Doc(
+		"winograd4InputAVX512 computes, with AVX-512F, the input transform of",
+		"winograd4InputRunGeneric: V = Bᵀ P B of the n ≤ 32 consecutive 6x6",
+		"patches P_i whose top-left corners are at columns 4i of the six rows d",
+		"(4n+2 floats each), V_p of patch i going to v[p*vstride+i]. The caller",
+		"checks the lengths.",
+	)
+	t := AllocLocal(6 * winogradRowStride * 4)
+	tb := GP64()
+	LEAQ(t, tb)
+	dp := Load(Param("d"), GP64())
+	var rows [6]Register
+	for r := range rows {
+		rows[r] = GP64()
+		MOVQ(Mem{Base: dp, Disp: 24 * r}, rows[r])
+	}
+	n := GP64()
+	Load(Param("n"), n)
+	ones := GP32()
+	MOVL(U32(0xffff), ones)
+	tmp := GP32()
+	c4, c5 := Z8, Z9
+	MOVL(U32(0x40800000), tmp) // 4.0
+	VPBROADCASTD(tmp, c4)
+	MOVL(U32(0x40a00000), tmp) // 5.0
+	VPBROADCASTD(tmp, c5)
+
+	Comment("Row pass: t = Bᵀ d on the 4n+2 columns, 16 at a time.")
+	rem := GP64()
+	LEAQ(Mem{Base: n, Index: n, Scale: 2}, rem) // 3n
+	ADDQ(n, rem)                                // 4n
+	ADDQ(U8(2), rem)
+	off := GP64()
+	XORQ(off, off)
+	a := []VecPhysical{Z0, Z1, Z2, Z3, Z4, Z5}
+	x, y := Z6, Z7
+	Label("winograd4InputRow")
+	tailMask(rem.As32(), ones, tmp, K1)
+	for r := 0; r < 6; r++ {
+		VMOVUPS_Z(Mem{Base: rows[r], Index: off, Scale: 1}, K1, a[r])
+	}
+	store := func(r int) {
+		VMOVUPS(x, Mem{Base: tb, Index: off, Scale: 1, Disp: 4 * winogradRowStride * r})
+	}
+	bt(a, x, y, c4, c5, store)
+	ADDQ(U8(64), off)
+	SUBQ(U8(16), rem)
+	JG(LabelRef("winograd4InputRow"))
+
+	Comment("Column pass: V = t B, 16 patches at a time (at most two blocks).")
+	vp := Load(Param("v").Base(), GP64())
+	vs := Load(Param("vstride"), GP64())
+	SHLQ(U8(2), vs)
+	VMOVDQU32(idx, Z10)
+	q := []VecPhysical{Z0, Z1, Z2, Z3, Z4, Z5}
+	p := GP64()
+	for b := 0; b < 2; b++ {
+		if b == 1 {
+			SUBQ(U8(16), n)
+			JLE(LabelRef("winograd4InputDone"))
+		}
+		tailMask(n.As32(), ones, tmp, K1)
+		LEAQ(Mem{Base: vp, Disp: 64 * b}, p)
+		for r := 0; r < 6; r++ {
+			for j := 0; j < 6; j++ {
+				KMOVW(K1, K2)
+				VGATHERDPS(Mem{Base: tb, Index: Z10, Scale: 4, Disp: 4 * (r*winogradRowStride + 16*4*b + j)}, K2, q[j])
+			}
+			bt(q, x, y, c4, c5, func(int) {
+				VMOVUPS(x, K1, Mem{Base: p})
+				ADDQ(vs, p)
+			})
+		}
+	}
+	Label("winograd4InputDone")
+	VZEROUPPER()
+	RET()
+}
+
+// bt computes the six rows of Bᵀ a into x, in order, calling store(r)
+// after row r, with the same operations as winograd4InputRunGeneric:
+//
+//	t0 = 4*a0 - 5*a2 + a4
+//	t1 = a3 + a4 - 4*(a1+a2)
+//	t2 = 4*(a1-a2) + a4 - a3
+//	t3 = 2*(a3-a1) + a4 - a2
+//	t4 = 2*(a1-a3) + a4 - a2
+//	t5 = 4*a1 - 5*a3 + a5
+//
+// (Go asm order: VSUBPS b, a, d sets d = a - b.)
+func bt(a []VecPhysical, x, y, c4, c5 VecPhysical, store func(r int)) {
+	VMULPS(c4, a[0], x)
+	VMULPS(c5, a[2], y)
+	VSUBPS(y, x, x)
+	VADDPS(a[4], x, x)
+	store(0)
+	VADDPS(a[4], a[3], x)
+	VADDPS(a[2], a[1], y)
+	VMULPS(c4, y, y)
+	VSUBPS(y, x, x)
+	store(1)
+	VSUBPS(a[2], a[1], x)
+	VMULPS(c4, x, x)
+	VADDPS(a[4], x, x)
+	VSUBPS(a[3], x, x)
+	store(2)
+	VSUBPS(a[1], a[3], x)
+	VADDPS(x, x, x)
+	VADDPS(a[4], x, x)
+	VSUBPS(a[2], x, x)
+	store(3)
+	VSUBPS(a[3], a[1], x)
+	VADDPS(x, x, x)
+	VADDPS(a[4], x, x)
+	VSUBPS(a[2], x, x)
+	store(4)
+	VMULPS(c4, a[1], x)
+	VMULPS(c5, a[3], y)
+	VSUBPS(y, x, x)
+	VADDPS(a[5], x, x)
+	store(5)
+}
+
+// genWinograd4Output generates winograd4OutputAVX512.
+//
+// Register plan: for each column k of the 6x6 products, Z0–Z5 receive
+// M rows k, 6+k, ..., 30+k and become temporaries; t = Aᵀ M (4x6) is
+// kept in Z6–Z29 (t[r][k] in Z(6+6r+k)); then each row of Y = t A is
+// computed into Z0–Z5 and stored. Z30 holds the bias, Z31 zero (ReLU is
+// VPMAXSD with 0, which clears exactly the values with the sign bit set,
+// as relu32 does).
+func genWinograd4Output() {
+	TEXT("winograd4OutputAVX512", NOSPLIT, "func(y []float32, ystride int, m []float32, mstride, n int, bias float32, relu bool)")
+	Pragma("noescape")
+	Doc(
+		"winograd4OutputAVX512 computes, with AVX-512F, the output transform of",
+		"winograd4OutputRunGeneric: for the n tiles g, Y = Aᵀ M A + bias of",
+		"M_p = m[p*mstride+g] (p = 6i+j), with ReLU if relu, Y[r][c] going to",
+		"y[(4r+c)*ystride+g]. The caller checks the lengths.",
+	)
+	yp := Load(Param("y").Base(), GP64())
+	ys := Load(Param("ystride"), GP64())
+	SHLQ(U8(2), ys)
+	mp := Load(Param("m").Base(), GP64())
+	ms := Load(Param("mstride"), GP64())
+	SHLQ(U8(2), ms)
+	s6 := GP64()
+	LEAQ(Mem{Base: ms, Index: ms, Scale: 2}, s6) // 3 rows
+	ADDQ(s6, s6)                                 // 6 rows
+	s18 := GP64()
+	LEAQ(Mem{Base: s6, Index: s6, Scale: 2}, s18)
+	n := GP64()
+	Load(Param("n"), n)
+	bias, zero := Z30, Z31
+	VBROADCASTSS(addr(Param("bias")), bias)
+	VPXORD(zero, zero, zero)
+	relu := Load(Param("relu"), GP8())
+	ones, tmp := GP32(), GP32()
+	MOVL(U32(0xffff), ones)
+	TESTQ(n, n)
+	JLE(LabelRef("winograd4OutputDone"))
+	base, base2, p := GP64(), GP64(), GP64()
+	T := func(r, k int) VecPhysical { return zmm[6+6*r+k] }
+	z := zmm[:6]
+
+	Label("winograd4OutputLoop")
+	tailMask(n.As32(), ones, tmp, K1)
+	MOVQ(mp, base)
+	for k := 0; k < 6; k++ {
+		if k > 0 {
+			ADDQ(ms, base)
+		}
+		LEAQ(Mem{Base: base, Index: s18, Scale: 1}, base2)
+		VMOVUPS_Z(Mem{Base: base}, K1, z[0])
+		VMOVUPS_Z(Mem{Base: base, Index: s6, Scale: 1}, K1, z[1])
+		VMOVUPS_Z(Mem{Base: base, Index: s6, Scale: 2}, K1, z[2])
+		VMOVUPS_Z(Mem{Base: base2}, K1, z[3])
+		VMOVUPS_Z(Mem{Base: base2, Index: s6, Scale: 1}, K1, z[4])
+		VMOVUPS_Z(Mem{Base: base2, Index: s6, Scale: 2}, K1, z[5])
+		// t0 = m0 + m1 + m2 + m3 + m4
+		VADDPS(z[1], z[0], T(0, k))
+		VADDPS(z[2], T(0, k), T(0, k))
+		VADDPS(z[3], T(0, k), T(0, k))
+		VADDPS(z[4], T(0, k), T(0, k))
+		at(z, z[5], T(1, k), T(2, k), T(3, k), nil)
+	}
+	Comment("Y = t A + bias, row by row.")
+	MOVQ(yp, p)
+	for r := 0; r < 4; r++ {
+		a := []VecPhysical{T(r, 0), T(r, 1), T(r, 2), T(r, 3), T(r, 4), T(r, 5)}
+		// y0 = a0 + a1 + a2 + a3 + a4 + b
+		VADDPS(a[1], a[0], z[0])
+		VADDPS(a[2], z[0], z[0])
+		VADDPS(a[3], z[0], z[0])
+		VADDPS(a[4], z[0], z[0])
+		VADDPS(bias, z[0], z[0])
+		out := func(v VecPhysical) {
+			label := fmt.Sprintf("winograd4OutputStore%d_%d", r, v.ID())
+			TESTB(relu, relu)
+			JE(LabelRef(label))
+			VPMAXSD(zero, v, v)
+			Label(label)
+			VMOVUPS(v, K1, Mem{Base: p})
+			ADDQ(ys, p)
+		}
+		out(z[0])
+		// z1..z4 = a1..a4; at needs them as temporaries.
+		at([]VecPhysical{nil, a[1], a[2], a[3], a[4]}, a[5], z[1], z[2], z[3], func(v VecPhysical) {
+			VADDPS(bias, v, v)
+			out(v)
+		})
+	}
+	ADDQ(U8(64), mp)
+	ADDQ(U8(64), yp)
+	SUBQ(U8(16), n)
+	JG(LabelRef("winograd4OutputLoop"))
+	Label("winograd4OutputDone")
+	VZEROUPPER()
+	RET()
+}
+
+// at computes rows 1–3 of Aᵀ m for one column (or columns 1–3 of t A for
+// one row), with the operations of winograd4OutputRunGeneric:
+//
+//	o1 = m1 - m2 + 2*(m3-m4)
+//	o2 = m1 + m2 + 4*(m3+m4)
+//	o3 = m1 - m2 + 8*(m3-m4) + m5
+//
+// m[1..4] must be registers it may not overwrite unless they are Z0–Z5
+// (in the column pass it overwrites m[0]..m[4], which are then dead).
+// done, if not nil, is called after each output.
+func at(m []VecPhysical, m5, o1, o2, o3 VecPhysical, done func(VecPhysical)) {
+	if done == nil {
+		done = func(VecPhysical) {}
+	}
+	// Temporaries: in the column pass m[0] is dead after t0; in the row
+	// pass the outputs come first, so use o1–o3 and one of them in turn.
+	if m[0] != nil {
+		d12, s12, d34, s34, w := m[0], m[1], m[2], m[3], m[4]
+		VSUBPS(m[2], m[1], d12)
+		VADDPS(m[2], m[1], s12)
+		VSUBPS(m[4], m[3], d34)
+		VADDPS(m[4], m[3], s34)
+		// w is m[4], dead now.
+		VADDPS(d34, d34, w)
+		VADDPS(w, d12, o1)
+		done(o1)
+		VADDPS(s34, s34, w)
+		VADDPS(w, w, w)
+		VADDPS(w, s12, o2)
+		done(o2)
+		VADDPS(d34, d34, w)
+		VADDPS(w, w, w)
+		VADDPS(w, w, w)
+		VADDPS(w, d12, o3)
+		VADDPS(m5, o3, o3)
+		done(o3)
+		return
+	}
+	// Row pass: outputs o1..o3 and two more temporaries Z4, Z5.
+	d12, s12, d34, s34 := Z4, Z5, o3, o2
+	VSUBPS(m[2], m[1], d12)
+	VADDPS(m[2], m[1], s12)
+	VSUBPS(m[4], m[3], d34)
+	VADDPS(m[4], m[3], s34)
+	VADDPS(d34, d34, o1)
+	VADDPS(o1, d12, o1)
+	done(o1)
+	// o2 = s12 + 4*s34, s34 being o2 itself.
+	VADDPS(s34, s34, o2)
+	VADDPS(o2, o2, o2)
+	VADDPS(o2, s12, o2)
+	done(o2)
+	// o3 = d12 + 8*d34 + m5, d34 being o3 itself.
+	VADDPS(d34, d34, o3)
+	VADDPS(o3, o3, o3)
+	VADDPS(o3, o3, o3)
+	VADDPS(o3, d12, o3)
+	VADDPS(m5, o3, o3)
+	done(o3)
+}

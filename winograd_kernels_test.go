@@ -1,0 +1,385 @@
+package style
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// Tolerances. The assembly kernels do the float32 operations of the Go
+// references in the same order, one tile per lane, without fused
+// multiply-adds, so on finite inputs they must agree bit for bit. The
+// references in turn match the scalar code they replaced (copied below
+// as naive references) bit for bit when the compiler does not fuse
+// x*y+z (GOAMD64 < v3); with fusion, the only inexact products (by 5 in
+// the input transform) may be rounded once instead of twice, so those
+// comparisons allow winogradNaiveTol relative to the largest magnitude
+// in the sum, a few float32 ulps.
+const winogradNaiveTol = 4e-7
+
+// winogradGuard is the sentinel written around and between the outputs;
+// a kernel writing out of bounds changes it.
+var winogradGuard = math.Float32frombits(0x7fa0beef)
+
+func sameBits(a, b float32) bool { return math.Float32bits(a) == math.Float32bits(b) }
+
+func randFloats(r *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(r.NormFloat64())
+	}
+	return s
+}
+
+// guarded returns a slice of n floats inside a larger buffer whose other
+// floats, like the returned ones, hold winogradGuard, and a function
+// checking that the floats outside the slice and outside the
+// positions keep(i) are still the guard.
+func guarded(n int) (s []float32, check func(t *testing.T, keep func(i int) bool)) {
+	const pad = 37
+	buf := make([]float32, n+2*pad)
+	for i := range buf {
+		buf[i] = winogradGuard
+	}
+	s = buf[pad : pad+n : pad+n]
+	return s, func(t *testing.T, keep func(i int) bool) {
+		t.Helper()
+		for i, x := range buf {
+			j := i - pad
+			if j >= 0 && j < n && keep(j) {
+				continue
+			}
+			if !sameBits(x, winogradGuard) {
+				t.Fatalf("float %d (offset %d from the output) was overwritten: %v", j, j, x)
+			}
+		}
+	}
+}
+
+func TestWinograd4InputRunKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for n := 0; n <= winograd4MaxRun; n++ {
+		cols := 4*n + 2
+		var d [6][]float32
+		for k := range d {
+			d[k] = randFloats(r, cols)
+		}
+		vstride := n + r.IntN(5)
+		size := 35*vstride + n
+		inRun := func(i int) bool { return i%vstride < n }
+
+		want := make([]float32, size)
+		winograd4InputRunGeneric(want, vstride, &d, n)
+		naive := make([]float32, size)
+		winograd4InputRunNaive(naive, vstride, &d, n)
+		for i := range size {
+			if !inRun(i) {
+				continue
+			}
+			if err := closeTo(want[i], naive[i], winograd4InputScale(&d)); err != nil {
+				t.Fatalf("n=%d: generic V[%d][%d] vs the scalar code: %v", n, i/vstride, i%vstride, err)
+			}
+		}
+
+		kernels := map[string]func(v []float32){
+			"dispatch": func(v []float32) { winograd4InputRun(v, vstride, &d, n) },
+		}
+		if winogradAsm && n > 0 {
+			kernels["asm"] = func(v []float32) { winograd4InputAsm(v, vstride, &d, n) }
+		}
+		for name, run := range kernels {
+			v, check := guarded(size)
+			run(v)
+			check(t, inRun)
+			for i := range size {
+				if inRun(i) && !sameBits(v[i], want[i]) {
+					t.Fatalf("%s n=%d: V[%d][%d] = %v, reference %v", name, n, i/vstride, i%vstride, v[i], want[i])
+				}
+			}
+		}
+	}
+	for _, n := range []int{33, 40} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("winograd4InputRun did not panic on a run of %d", n)
+				}
+			}()
+			var d [6][]float32
+			for k := range d {
+				d[k] = make([]float32, 4*n+2)
+			}
+			winograd4InputRun(make([]float32, 36*n), n, &d, n)
+		}()
+	}
+}
+
+// winograd4InputScale bounds the magnitude of the terms of the input
+// transform: |V| sums at most 100x the largest input.
+func winograd4InputScale(d *[6][]float32) float32 {
+	var m float32
+	for _, row := range d {
+		for _, x := range row {
+			m = max(m, float32(math.Abs(float64(x))))
+		}
+	}
+	return 100 * m
+}
+
+func closeTo(got, want, scale float32) error {
+	if sameBits(got, want) || math.Abs(float64(got-want)) <= winogradNaiveTol*float64(scale) {
+		return nil
+	}
+	return fmt.Errorf("%v, want %v (scale %v)", got, want, scale)
+}
+
+func TestWinograd4OutputRunKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for n := 0; n <= 40; n++ {
+		mstride := n + r.IntN(7)
+		m := randFloats(r, 35*mstride+n)
+		ystride := n + r.IntN(3)
+		size := 15*ystride + n
+		inRun := func(i int) bool { return i%ystride < n }
+		bias := float32(r.NormFloat64())
+		for _, relu := range []bool{false, true} {
+			want := make([]float32, size)
+			winograd4OutputRunGeneric(want, ystride, m, mstride, n, bias, relu)
+			kernels := map[string]func(y []float32){
+				"dispatch": func(y []float32) { winograd4OutputRun(y, ystride, m, mstride, n, bias, relu) },
+			}
+			if winogradAsm && n > 0 {
+				kernels["asm"] = func(y []float32) { winograd4OutputAsm(y, ystride, m, mstride, n, bias, relu) }
+			}
+			for name, run := range kernels {
+				y, check := guarded(size)
+				run(y)
+				check(t, inRun)
+				for i := range size {
+					if inRun(i) && !sameBits(y[i], want[i]) {
+						t.Fatalf("%s n=%d relu=%v: Y[%d] of tile %d = %v, reference %v", name, n, relu, i/ystride, i%ystride, y[i], want[i])
+					}
+				}
+				if relu {
+					for i := range size {
+						if inRun(i) && (y[i] < 0 || math.Signbit(float64(y[i]))) {
+							t.Fatalf("%s n=%d: ReLU left %v", name, n, y[i])
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestWinograd4OutputMatchesScalar runs the whole output transform of a
+// band (transform and placement, with and without ReLU and pooling, odd
+// and even image sizes) against the scalar code it replaced.
+func TestWinograd4OutputMatchesScalar(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	const out = 3
+	for _, sz := range [][2]int{{4, 4}, {7, 5}, {9, 13}, {16, 16}, {17, 30}, {36, 40}} {
+		h, w := sz[0], sz[1]
+		for _, relu := range []bool{false, true} {
+			for _, pool := range []bool{false, true} {
+				c := &Conv{out: out, bias: randFloats(r, out), relu: relu, pool: pool, wm: 4}
+				th, tw := c.winogradTiles(h, w)
+				oh, ow := c.OutputSize(h, w)
+				tiles := th * tw
+				for _, g0 := range []int{0, tiles / 3} {
+					nt := tiles - g0
+					ldm := nt + 3
+					o0, o1 := 1, out
+					mstride := (o1-o0)*ldm + 5
+					m := randFloats(r, 36*mstride)
+					got := make([]float32, out*oh*ow)
+					want := make([]float32, out*oh*ow)
+					for i := range got {
+						got[i], want[i] = winogradGuard, winogradGuard
+					}
+					c.winograd4Output(got, m, h, w, tw, g0, nt, o0, o1, ldm, mstride)
+					winograd4OutputNaive(c, want, m, h, w, tw, g0, nt, o0, o1, ldm, mstride)
+					written := 0
+					for i := range got {
+						if !sameBits(got[i], want[i]) {
+							t.Fatalf("%dx%d relu=%v pool=%v g0=%d: dst[%d] = %v, scalar code %v", h, w, relu, pool, g0, i, got[i], want[i])
+						}
+						if !sameBits(got[i], winogradGuard) {
+							written++
+						}
+					}
+					// Channels o0..o1 from tile g0 on: everything but the
+					// first channel and the first g0 tiles' area.
+					if written == 0 || written > (o1-o0)*oh*ow {
+						t.Fatalf("%dx%d relu=%v pool=%v g0=%d: %d values written", h, w, relu, pool, g0, written)
+					}
+				}
+			}
+		}
+	}
+}
+
+func BenchmarkWinograd4Kernels(b *testing.B) {
+	r := rand.New(rand.NewPCG(7, 8))
+	const n = 32
+	var d [6][]float32
+	for k := range d {
+		d[k] = randFloats(r, 4*n+2)
+	}
+	v := make([]float32, 36*n)
+	m := randFloats(r, 36*n)
+	y := make([]float32, 16*n)
+	b.Run("input", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			winograd4InputRun(v, n, &d, n)
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/tile")
+	})
+	b.Run("input/generic", func(b *testing.B) {
+		for b.Loop() {
+			winograd4InputRunGeneric(v, n, &d, n)
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/tile")
+	})
+	b.Run("output", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			winograd4OutputRun(y, n, m, n, n, 0.5, true)
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/tile")
+	})
+	b.Run("output/generic", func(b *testing.B) {
+		for b.Loop() {
+			winograd4OutputRunGeneric(y, n, m, n, n, 0.5, true)
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/tile")
+	})
+}
+
+// winograd4InputRunNaive is the scalar input transform that
+// winograd4InputRun replaced, kept as a reference.
+func winograd4InputRunNaive(v []float32, vstride int, d *[6][]float32, n int) {
+	const maxCols = 4*32 + 2
+	cols := 4*n + 2
+	d0 := d[0][:cols]
+	d1 := d[1][:cols]
+	d2 := d[2][:cols]
+	d3 := d[3][:cols]
+	d4 := d[4][:cols]
+	d5 := d[5][:cols]
+	var buf [6 * maxCols]float32
+	t0 := buf[0*maxCols : 0*maxCols+cols]
+	t1 := buf[1*maxCols : 1*maxCols+cols]
+	t2 := buf[2*maxCols : 2*maxCols+cols]
+	t3 := buf[3*maxCols : 3*maxCols+cols]
+	t4 := buf[4*maxCols : 4*maxCols+cols]
+	t5 := buf[5*maxCols : 5*maxCols+cols]
+	for k := range d0 {
+		a0, a1, a2, a3, a4, a5 := d0[k], d1[k], d2[k], d3[k], d4[k], d5[k]
+		t0[k] = 4*a0 - 5*a2 + a4
+		t1[k] = a3 + a4 - 4*(a1+a2)
+		t2[k] = 4*(a1-a2) + a4 - a3
+		t3[k] = 2*(a3-a1) + a4 - a2
+		t4[k] = 2*(a1-a3) + a4 - a2
+		t5[k] = 4*a1 - 5*a3 + a5
+	}
+	for r, t := range [6][]float32{t0, t1, t2, t3, t4, t5} {
+		base := 6 * r * vstride
+		w0 := v[base : base+n]
+		w1 := v[base+vstride:][:len(w0)]
+		w2 := v[base+2*vstride:][:len(w0)]
+		w3 := v[base+3*vstride:][:len(w0)]
+		w4 := v[base+4*vstride:][:len(w0)]
+		w5 := v[base+5*vstride:][:len(w0)]
+		for i := range w0 {
+			q := t[4*i : 4*i+6 : 4*i+6]
+			a0, a1, a2, a3, a4, a5 := q[0], q[1], q[2], q[3], q[4], q[5]
+			w0[i] = 4*a0 - 5*a2 + a4
+			w1[i] = a3 + a4 - 4*(a1+a2)
+			w2[i] = 4*(a1-a2) + a4 - a3
+			w3[i] = 2*(a3-a1) + a4 - a2
+			w4[i] = 2*(a1-a3) + a4 - a2
+			w5[i] = 4*a1 - 5*a3 + a5
+		}
+	}
+}
+
+// winograd4OutputNaive is the scalar output transform that
+// (*Conv).winograd4Output replaced, kept as a reference.
+func winograd4OutputNaive(c *Conv, dst, m []float32, h, w, tw, g0, tiles, o0, o1, ldm, mstride int) {
+	oh, ow := c.OutputSize(h, w)
+	for o := o0; o < o1; o++ {
+		b := c.bias[o]
+		plane := dst[o*oh*ow : (o+1)*oh*ow]
+		var ms [36][]float32
+		for p := range ms {
+			ms[p] = m[p*mstride+(o-o0)*ldm : p*mstride+(o-o0)*ldm+tiles]
+		}
+		ty, tx := g0/tw, g0%tw
+		for g := range tiles {
+			var t [4][6]float32
+			for k := range 6 {
+				m0, m1, m2, m3, m4, m5 := ms[k][g], ms[6+k][g], ms[12+k][g], ms[18+k][g], ms[24+k][g], ms[30+k][g]
+				t[0][k] = m0 + m1 + m2 + m3 + m4
+				t[1][k] = m1 - m2 + 2*(m3-m4)
+				t[2][k] = m1 + m2 + 4*(m3+m4)
+				t[3][k] = m1 - m2 + 8*(m3-m4) + m5
+			}
+			var y [4][4]float32
+			for r := range 4 {
+				a0, a1, a2, a3, a4, a5 := t[r][0], t[r][1], t[r][2], t[r][3], t[r][4], t[r][5]
+				y[r][0] = a0 + a1 + a2 + a3 + a4 + b
+				y[r][1] = a1 - a2 + 2*(a3-a4) + b
+				y[r][2] = a1 + a2 + 4*(a3+a4) + b
+				y[r][3] = a1 - a2 + 8*(a3-a4) + a5 + b
+			}
+			if c.relu {
+				for r := range 4 {
+					y[r][0], y[r][1], y[r][2], y[r][3] = relu32(y[r][0]), relu32(y[r][1]), relu32(y[r][2]), relu32(y[r][3])
+				}
+			}
+			if c.pool {
+				py, px := 2*ty, 2*tx
+				if py+1 < oh && px+1 < ow {
+					d0 := plane[py*ow+px : py*ow+px+2 : py*ow+px+2]
+					d1 := plane[(py+1)*ow+px : (py+1)*ow+px+2 : (py+1)*ow+px+2]
+					d0[0] = max(max(y[0][0], y[0][1]), max(y[1][0], y[1][1]))
+					d0[1] = max(max(y[0][2], y[0][3]), max(y[1][2], y[1][3]))
+					d1[0] = max(max(y[2][0], y[2][1]), max(y[3][0], y[3][1]))
+					d1[1] = max(max(y[2][2], y[2][3]), max(y[3][2], y[3][3]))
+				} else {
+					for a := range 2 {
+						if py+a >= oh {
+							break
+						}
+						for bb := range 2 {
+							if px+bb >= ow {
+								break
+							}
+							plane[(py+a)*ow+px+bb] = max(max(y[2*a][2*bb], y[2*a][2*bb+1]), max(y[2*a+1][2*bb], y[2*a+1][2*bb+1]))
+						}
+					}
+				}
+			} else {
+				oy, ox := 4*ty, 4*tx
+				if oy+3 < h && ox+3 < w {
+					for r := range 4 {
+						*(*[4]float32)(plane[(oy+r)*w+ox : (oy+r)*w+ox+4]) = y[r]
+					}
+				} else {
+					for r := range min(4, h-oy) {
+						for cc := range min(4, w-ox) {
+							plane[(oy+r)*w+ox+cc] = y[r][cc]
+						}
+					}
+				}
+			}
+			if tx++; tx == tw {
+				tx = 0
+				ty++
+			}
+		}
+	}
+}
