@@ -5,9 +5,9 @@
 package style
 
 // winograd4InputAVX512 computes, with AVX-512F, the input transform of
-// winograd4InputRunGeneric: V = Bᵀ P B of the n ≤ 32 consecutive 6x6
-// patches P_i whose top-left corners are at columns 4i of the six rows d
-// (4n+2 floats each), V_p of patch i going to v[p*vstride+i]. The caller
+// winograd4InputRunGeneric: V = Bᵀ P B of the n (1 ≤ n ≤ 32) consecutive
+// 6x6 patches P_i whose top-left corners are at columns 4i of the six rows
+// d (4n+2 floats each), V_p of patch i going to v[p*vstride+i]. The caller
 // checks the lengths.
 //
 //go:noescape

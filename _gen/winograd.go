@@ -31,25 +31,31 @@ func tailMask(rem, ones, tmp, k Register) {
 
 // genWinograd4Input generates winograd4InputAVX512.
 //
-// Register plan: the row pass loads the six rows into Z0–Z5 and computes
-// t into Z6–Z7 with the constants 4, 5 in Z8, Z9, storing t to the local
-// scratch (6 rows of winogradRowStride floats). The column pass gathers
-// q_j[i] = t[r][4i+j] (j = 0..5) for 16 patches at once into Z0–Z5 with
-// the indices 0, 4, ..., 60 in Z10, computes V into Z6–Z7 and stores it
-// with the tail mask K1 (K2 is the gather mask, which VGATHERDPS clears).
+// The row pass computes t = Bᵀ d, 16 columns at a time, into the local
+// scratch t (6 rows of winogradRowStride floats): it loads the six rows
+// into Z0–Z5 (masked: columns past 4n+2 read as zero), computes t into
+// Z6–Z7 with the constants 4, 5 in Z8, Z9, and covers 64 columns per
+// block of 16 patches plus 16 more, so that the column pass reads only
+// computed values. The column pass, per block and row of t, loads its
+// 64 columns into Z11–Z14 and de-interleaves them into the phases
+// q_j[i] = t[4i+j] (j = 0..3) in Z0–Z3: VPERMPS sorts each vector by
+// phase (Z10 holds the permutation), and VSHUFF32X4 transposes the 4x4
+// grid of 128-bit lanes. q_4 and q_5 are q_0 and q_1 shifted by one
+// patch (VALIGND), the last lanes taken from columns 64 and 65 (Z15,
+// Z16). V goes out through Z6–Z7 with the tail mask K1.
 func genWinograd4Input() {
-	idx := GLOBL("winograd4GatherIdx", RODATA|NOPTR)
+	perm := GLOBL("winograd4PhasePerm", RODATA|NOPTR)
 	for i := 0; i < 16; i++ {
-		DATA(4*i, U32(4*i))
+		DATA(4*i, U32(4*(i%4)+i/4))
 	}
 
 	TEXT("winograd4InputAVX512", 0, "func(v []float32, vstride int, d *[6][]float32, n int)")
 	Pragma("noescape")
 	Doc(
 		"winograd4InputAVX512 computes, with AVX-512F, the input transform of",
-		"winograd4InputRunGeneric: V = Bᵀ P B of the n ≤ 32 consecutive 6x6",
-		"patches P_i whose top-left corners are at columns 4i of the six rows d",
-		"(4n+2 floats each), V_p of patch i going to v[p*vstride+i]. The caller",
+		"winograd4InputRunGeneric: V = Bᵀ P B of the n (1 ≤ n ≤ 32) consecutive",
+		"6x6 patches P_i whose top-left corners are at columns 4i of the six rows",
+		"d (4n+2 floats each), V_p of patch i going to v[p*vstride+i]. The caller",
 		"checks the lengths.",
 	)
 	t := AllocLocal(6 * winogradRowStride * 4)
@@ -72,16 +78,26 @@ func genWinograd4Input() {
 	MOVL(U32(0x40a00000), tmp) // 5.0
 	VPBROADCASTD(tmp, c5)
 
-	Comment("Row pass: t = Bᵀ d on the 4n+2 columns, 16 at a time.")
+	Comment("Row pass: t = Bᵀ d, 16 columns at a time, 4*ceil(n/16)+1 times.")
 	rem := GP64()
 	LEAQ(Mem{Base: n, Index: n, Scale: 2}, rem) // 3n
 	ADDQ(n, rem)                                // 4n
 	ADDQ(U8(2), rem)
+	chunks := GP64()
+	MOVQ(U32(5), chunks)
+	CMPQ(n, U8(16))
+	JLE(LabelRef("winograd4InputChunks"))
+	MOVQ(U32(9), chunks)
+	Label("winograd4InputChunks")
+	zero := GP64()
+	XORQ(zero, zero)
 	off := GP64()
 	XORQ(off, off)
 	a := []VecPhysical{Z0, Z1, Z2, Z3, Z4, Z5}
 	x, y := Z6, Z7
 	Label("winograd4InputRow")
+	TESTQ(rem, rem)
+	CMOVQLT(zero, rem)
 	tailMask(rem.As32(), ones, tmp, K1)
 	for r := 0; r < 6; r++ {
 		VMOVUPS_Z(Mem{Base: rows[r], Index: off, Scale: 1}, K1, a[r])
@@ -92,14 +108,17 @@ func genWinograd4Input() {
 	bt(a, x, y, c4, c5, store)
 	ADDQ(U8(64), off)
 	SUBQ(U8(16), rem)
-	JG(LabelRef("winograd4InputRow"))
+	DECQ(chunks)
+	JNZ(LabelRef("winograd4InputRow"))
 
 	Comment("Column pass: V = t B, 16 patches at a time (at most two blocks).")
 	vp := Load(Param("v").Base(), GP64())
 	vs := Load(Param("vstride"), GP64())
 	SHLQ(U8(2), vs)
-	VMOVDQU32(idx, Z10)
+	VMOVDQU32(perm, Z10)
 	q := []VecPhysical{Z0, Z1, Z2, Z3, Z4, Z5}
+	T := []VecPhysical{Z11, Z12, Z13, Z14}
+	x64, x65 := Z15, Z16
 	p := GP64()
 	for b := 0; b < 2; b++ {
 		if b == 1 {
@@ -109,11 +128,26 @@ func genWinograd4Input() {
 		tailMask(n.As32(), ones, tmp, K1)
 		LEAQ(Mem{Base: vp, Disp: 64 * b}, p)
 		for r := 0; r < 6; r++ {
-			for j := 0; j < 6; j++ {
-				KMOVW(K1, K2)
-				VGATHERDPS(Mem{Base: tb, Index: Z10, Scale: 4, Disp: 4 * (r*winogradRowStride + 16*4*b + j)}, K2, q[j])
+			col := func(c int) Mem {
+				return Mem{Base: tb, Disp: 4 * (r*winogradRowStride + 64*b + c)}
 			}
-			bt(q, x, y, c4, c5, func(int) {
+			for k := range T {
+				VPERMPS(col(16*k), Z10, T[k])
+			}
+			// Lanes: T[k] = [phase 0 | 1 | 2 | 3] of patches 4k..4k+3.
+			VSHUFF32X4(U8(0x44), T[1], T[0], q[0])
+			VSHUFF32X4(U8(0xee), T[1], T[0], q[1])
+			VSHUFF32X4(U8(0x44), T[3], T[2], q[2])
+			VSHUFF32X4(U8(0xee), T[3], T[2], q[3])
+			VSHUFF32X4(U8(0x88), q[2], q[0], T[0])
+			VSHUFF32X4(U8(0xdd), q[2], q[0], T[1])
+			VSHUFF32X4(U8(0x88), q[3], q[1], T[2])
+			VSHUFF32X4(U8(0xdd), q[3], q[1], T[3])
+			VMOVUPS(col(64), x64)
+			VALIGND(U8(1), x64, x64, x65)
+			VALIGND(U8(1), T[0], x64, q[4])
+			VALIGND(U8(1), T[1], x65, q[5])
+			bt([]VecPhysical{T[0], T[1], T[2], T[3], q[4], q[5]}, x, y, c4, c5, func(int) {
 				VMOVUPS(x, K1, Mem{Base: p})
 				ADDQ(vs, p)
 			})
