@@ -51,15 +51,17 @@ func winograd4Weights(weight []float32, out, in int) []float32 {
 // writing into dst (Out x oh x ow).
 func (c *Conv) winograd4Output(dst, m []float32, h, w, tw, g0, tiles, o0, o1, ldm, mstride int) {
 	oh, ow := c.OutputSize(h, w)
-	// The transform writes chunks of tiles position-major into y, then
+	// The transform writes chunks of tiles into y, the four rows of
+	// output values of each tile after those of the previous tile; then
 	// winograd4Place puts them into the plane.
-	var y [16 * winograd4OutputChunk]float32
+	const s = 4 * winograd4OutputChunk
+	var y [4 * s]float32
 	for o := o0; o < o1; o++ {
 		plane := dst[o*oh*ow : (o+1)*oh*ow]
 		mo := m[(o-o0)*ldm:]
 		for a := 0; a < tiles; a += winograd4OutputChunk {
 			n := min(winograd4OutputChunk, tiles-a)
-			winograd4OutputRun(y[:], winograd4OutputChunk, mo[a:], mstride, n, c.bias[o], c.relu)
+			winograd4OutputRun(y[:], s, mo[a:], mstride, n, c.bias[o], c.relu)
 			c.winograd4Place(plane, &y, h, w, oh, ow, tw, g0+a, n)
 		}
 	}
@@ -70,54 +72,33 @@ func (c *Conv) winograd4Output(dst, m []float32, h, w, tw, g0, tiles, o0, o1, ld
 const winograd4OutputChunk = 64
 
 // winograd4Place writes the n output tiles g0 .. g0+n of one channel
-// (Y[r][c] of tile g0+g at y[(4r+c)*winograd4OutputChunk+g]) into plane
-// (oh x ow), max-pooling them if the layer pools.
+// (Y[r][c] of tile g0+g at y[r*4*winograd4OutputChunk+4g+c]) into plane
+// (oh x ow), max-pooling them if the layer pools (ReLU, applied before,
+// commutes with the max).
 func (c *Conv) winograd4Place(plane []float32, y *[16 * winograd4OutputChunk]float32, h, w, oh, ow, tw, g0, n int) {
-	const s = winograd4OutputChunk
-	ty, tx := g0/tw, g0%tw
-	for g := range n {
+	const s = 4 * winograd4OutputChunk
+	for g := 0; g < n; {
+		// The k tiles g.. are in tile row ty.
+		ty, tx := (g0+g)/tw, (g0+g)%tw
+		k := min(n-g, tw-tx)
 		if c.pool {
-			// Four 2x2 pooling windows (ReLU commutes with the max).
 			py, px := 2*ty, 2*tx
-			if py+1 < oh && px+1 < ow {
-				d0 := plane[py*ow+px : py*ow+px+2 : py*ow+px+2]
-				d1 := plane[(py+1)*ow+px : (py+1)*ow+px+2 : (py+1)*ow+px+2]
-				d0[0] = max(max(y[0*s+g], y[1*s+g]), max(y[4*s+g], y[5*s+g]))
-				d0[1] = max(max(y[2*s+g], y[3*s+g]), max(y[6*s+g], y[7*s+g]))
-				d1[0] = max(max(y[8*s+g], y[9*s+g]), max(y[12*s+g], y[13*s+g]))
-				d1[1] = max(max(y[10*s+g], y[11*s+g]), max(y[14*s+g], y[15*s+g]))
-			} else {
-				for a := range 2 {
-					if py+a >= oh {
-						break
-					}
-					for bb := range 2 {
-						if px+bb >= ow {
-							break
-						}
-						q := 8*a + 2*bb
-						plane[(py+a)*ow+px+bb] = max(max(y[q*s+g], y[(q+1)*s+g]), max(y[(q+4)*s+g], y[(q+5)*s+g]))
-					}
+			cols := min(2*k, ow-px)
+			for a := range min(2, oh-py) {
+				y0 := y[2*a*s+4*g : 2*a*s+4*g+2*cols]
+				y1 := y[(2*a+1)*s+4*g : (2*a+1)*s+4*g+2*cols]
+				d := plane[(py+a)*ow+px : (py+a)*ow+px+cols]
+				for j := range d {
+					d[j] = max(max(y0[2*j], y0[2*j+1]), max(y1[2*j], y1[2*j+1]))
 				}
 			}
 		} else {
 			oy, ox := 4*ty, 4*tx
-			if oy+3 < h && ox+3 < w {
-				for r := range 4 {
-					d := plane[(oy+r)*w+ox : (oy+r)*w+ox+4 : (oy+r)*w+ox+4]
-					d[0], d[1], d[2], d[3] = y[(4*r)*s+g], y[(4*r+1)*s+g], y[(4*r+2)*s+g], y[(4*r+3)*s+g]
-				}
-			} else {
-				for r := range min(4, h-oy) {
-					for cc := range min(4, w-ox) {
-						plane[(oy+r)*w+ox+cc] = y[(4*r+cc)*s+g]
-					}
-				}
+			cols := min(4*k, w-ox)
+			for r := range min(4, h-oy) {
+				copy(plane[(oy+r)*w+ox:(oy+r)*w+ox+cols], y[r*s+4*g:r*s+4*g+cols])
 			}
 		}
-		if tx++; tx == tw {
-			tx = 0
-			ty++
-		}
+		g += k
 	}
 }

@@ -742,7 +742,7 @@ winograd4InputDone:
 	RET
 
 // func winograd4OutputAVX512(y []float32, ystride int, m []float32, mstride int, n int, bias float32, relu bool)
-// Requires: AVX, AVX512F, BMI2
+// Requires: AVX, AVX512F, BMI2, CMOV
 TEXT ·winograd4OutputAVX512(SB), NOSPLIT, $0-77
 	MOVQ         y_base+0(FP), AX
 	MOVQ         ystride+24(FP), CX
@@ -758,20 +758,25 @@ TEXT ·winograd4OutputAVX512(SB), NOSPLIT, $0-77
 	VPXORD       Z31, Z31, Z31
 	MOVB         relu+76(FP), R9
 	MOVL         $0x0000ffff, R10
+	MOVQ         $-1, R12
 	TESTQ        R8, R8
 	JLE          winograd4OutputDone
 
 winograd4OutputLoop:
-	BZHIL     R8, R10, R11
+	MOVQ      $0x00000010, R11
+	MOVQ      R8, R13
+	CMPQ      R13, R11
+	CMOVQGT   R11, R13
+	BZHIL     R13, R10, R11
 	KMOVW     R11, K1
 	MOVQ      DX, R11
-	LEAQ      (R11)(DI*1), R12
+	LEAQ      (R11)(DI*1), R14
 	VMOVUPS.Z (R11), K1, Z0
 	VMOVUPS.Z (R11)(SI*1), K1, Z1
 	VMOVUPS.Z (R11)(SI*2), K1, Z2
-	VMOVUPS.Z (R12), K1, Z3
-	VMOVUPS.Z (R12)(SI*1), K1, Z4
-	VMOVUPS.Z (R12)(SI*2), K1, Z5
+	VMOVUPS.Z (R14), K1, Z3
+	VMOVUPS.Z (R14)(SI*1), K1, Z4
+	VMOVUPS.Z (R14)(SI*2), K1, Z5
 	VADDPS    Z1, Z0, Z6
 	VADDPS    Z2, Z6, Z6
 	VADDPS    Z3, Z6, Z6
@@ -791,13 +796,13 @@ winograd4OutputLoop:
 	VADDPS    Z4, Z0, Z24
 	VADDPS    Z5, Z24, Z24
 	ADDQ      BX, R11
-	LEAQ      (R11)(DI*1), R12
+	LEAQ      (R11)(DI*1), R14
 	VMOVUPS.Z (R11), K1, Z0
 	VMOVUPS.Z (R11)(SI*1), K1, Z1
 	VMOVUPS.Z (R11)(SI*2), K1, Z2
-	VMOVUPS.Z (R12), K1, Z3
-	VMOVUPS.Z (R12)(SI*1), K1, Z4
-	VMOVUPS.Z (R12)(SI*2), K1, Z5
+	VMOVUPS.Z (R14), K1, Z3
+	VMOVUPS.Z (R14)(SI*1), K1, Z4
+	VMOVUPS.Z (R14)(SI*2), K1, Z5
 	VADDPS    Z1, Z0, Z7
 	VADDPS    Z2, Z7, Z7
 	VADDPS    Z3, Z7, Z7
@@ -817,13 +822,13 @@ winograd4OutputLoop:
 	VADDPS    Z4, Z0, Z25
 	VADDPS    Z5, Z25, Z25
 	ADDQ      BX, R11
-	LEAQ      (R11)(DI*1), R12
+	LEAQ      (R11)(DI*1), R14
 	VMOVUPS.Z (R11), K1, Z0
 	VMOVUPS.Z (R11)(SI*1), K1, Z1
 	VMOVUPS.Z (R11)(SI*2), K1, Z2
-	VMOVUPS.Z (R12), K1, Z3
-	VMOVUPS.Z (R12)(SI*1), K1, Z4
-	VMOVUPS.Z (R12)(SI*2), K1, Z5
+	VMOVUPS.Z (R14), K1, Z3
+	VMOVUPS.Z (R14)(SI*1), K1, Z4
+	VMOVUPS.Z (R14)(SI*2), K1, Z5
 	VADDPS    Z1, Z0, Z8
 	VADDPS    Z2, Z8, Z8
 	VADDPS    Z3, Z8, Z8
@@ -843,13 +848,13 @@ winograd4OutputLoop:
 	VADDPS    Z4, Z0, Z26
 	VADDPS    Z5, Z26, Z26
 	ADDQ      BX, R11
-	LEAQ      (R11)(DI*1), R12
+	LEAQ      (R11)(DI*1), R14
 	VMOVUPS.Z (R11), K1, Z0
 	VMOVUPS.Z (R11)(SI*1), K1, Z1
 	VMOVUPS.Z (R11)(SI*2), K1, Z2
-	VMOVUPS.Z (R12), K1, Z3
-	VMOVUPS.Z (R12)(SI*1), K1, Z4
-	VMOVUPS.Z (R12)(SI*2), K1, Z5
+	VMOVUPS.Z (R14), K1, Z3
+	VMOVUPS.Z (R14)(SI*1), K1, Z4
+	VMOVUPS.Z (R14)(SI*2), K1, Z5
 	VADDPS    Z1, Z0, Z9
 	VADDPS    Z2, Z9, Z9
 	VADDPS    Z3, Z9, Z9
@@ -869,13 +874,13 @@ winograd4OutputLoop:
 	VADDPS    Z4, Z0, Z27
 	VADDPS    Z5, Z27, Z27
 	ADDQ      BX, R11
-	LEAQ      (R11)(DI*1), R12
+	LEAQ      (R11)(DI*1), R14
 	VMOVUPS.Z (R11), K1, Z0
 	VMOVUPS.Z (R11)(SI*1), K1, Z1
 	VMOVUPS.Z (R11)(SI*2), K1, Z2
-	VMOVUPS.Z (R12), K1, Z3
-	VMOVUPS.Z (R12)(SI*1), K1, Z4
-	VMOVUPS.Z (R12)(SI*2), K1, Z5
+	VMOVUPS.Z (R14), K1, Z3
+	VMOVUPS.Z (R14)(SI*1), K1, Z4
+	VMOVUPS.Z (R14)(SI*2), K1, Z5
 	VADDPS    Z1, Z0, Z10
 	VADDPS    Z2, Z10, Z10
 	VADDPS    Z3, Z10, Z10
@@ -895,13 +900,13 @@ winograd4OutputLoop:
 	VADDPS    Z4, Z0, Z28
 	VADDPS    Z5, Z28, Z28
 	ADDQ      BX, R11
-	LEAQ      (R11)(DI*1), R12
+	LEAQ      (R11)(DI*1), R14
 	VMOVUPS.Z (R11), K1, Z0
 	VMOVUPS.Z (R11)(SI*1), K1, Z1
 	VMOVUPS.Z (R11)(SI*2), K1, Z2
-	VMOVUPS.Z (R12), K1, Z3
-	VMOVUPS.Z (R12)(SI*1), K1, Z4
-	VMOVUPS.Z (R12)(SI*2), K1, Z5
+	VMOVUPS.Z (R14), K1, Z3
+	VMOVUPS.Z (R14)(SI*1), K1, Z4
+	VMOVUPS.Z (R14)(SI*2), K1, Z5
 	VADDPS    Z1, Z0, Z11
 	VADDPS    Z2, Z11, Z11
 	VADDPS    Z3, Z11, Z11
@@ -921,7 +926,19 @@ winograd4OutputLoop:
 	VADDPS    Z4, Z0, Z29
 	VADDPS    Z5, Z29, Z29
 
-	// Y = t A + bias, row by row.
+	// Store masks: K2–K5 cover the 4*min(n, 16) floats of each output row.
+	SHLQ  $0x02, R13
+	BZHIQ R13, R12, R13
+	KMOVW R13, K2
+	SHRQ  $0x10, R13
+	KMOVW R13, K3
+	SHRQ  $0x10, R13
+	KMOVW R13, K4
+	SHRQ  $0x10, R13
+	KMOVW R13, K5
+	SHRQ  $0x10, R13
+
+	// Y = t A + bias, row by row, interleaved into tile order.
 	MOVQ    AX, R11
 	VADDPS  Z7, Z6, Z0
 	VADDPS  Z8, Z0, Z0
@@ -929,12 +946,10 @@ winograd4OutputLoop:
 	VADDPS  Z10, Z0, Z0
 	VADDPS  Z30, Z0, Z0
 	TESTB   R9, R9
-	JE      winograd4OutputStore0_512
+	JE      winograd4OutputReLU0_512
 	VPMAXSD Z31, Z0, Z0
 
-winograd4OutputStore0_512:
-	VMOVUPS Z0, K1, (R11)
-	ADDQ    CX, R11
+winograd4OutputReLU0_512:
 	VSUBPS  Z8, Z7, Z4
 	VADDPS  Z8, Z7, Z5
 	VSUBPS  Z10, Z9, Z3
@@ -943,23 +958,19 @@ winograd4OutputStore0_512:
 	VADDPS  Z1, Z4, Z1
 	VADDPS  Z30, Z1, Z1
 	TESTB   R9, R9
-	JE      winograd4OutputStore0_66048
+	JE      winograd4OutputReLU0_66048
 	VPMAXSD Z31, Z1, Z1
 
-winograd4OutputStore0_66048:
-	VMOVUPS Z1, K1, (R11)
-	ADDQ    CX, R11
+winograd4OutputReLU0_66048:
 	VADDPS  Z2, Z2, Z2
 	VADDPS  Z2, Z2, Z2
 	VADDPS  Z2, Z5, Z2
 	VADDPS  Z30, Z2, Z2
 	TESTB   R9, R9
-	JE      winograd4OutputStore0_131584
+	JE      winograd4OutputReLU0_131584
 	VPMAXSD Z31, Z2, Z2
 
-winograd4OutputStore0_131584:
-	VMOVUPS Z2, K1, (R11)
-	ADDQ    CX, R11
+winograd4OutputReLU0_131584:
 	VADDPS  Z3, Z3, Z3
 	VADDPS  Z3, Z3, Z3
 	VADDPS  Z3, Z3, Z3
@@ -967,24 +978,41 @@ winograd4OutputStore0_131584:
 	VADDPS  Z11, Z3, Z3
 	VADDPS  Z30, Z3, Z3
 	TESTB   R9, R9
-	JE      winograd4OutputStore0_197120
+	JE      winograd4OutputReLU0_197120
 	VPMAXSD Z31, Z3, Z3
 
-winograd4OutputStore0_197120:
-	VMOVUPS Z3, K1, (R11)
-	ADDQ    CX, R11
-	VADDPS  Z13, Z12, Z0
-	VADDPS  Z14, Z0, Z0
-	VADDPS  Z15, Z0, Z0
-	VADDPS  Z16, Z0, Z0
-	VADDPS  Z30, Z0, Z0
-	TESTB   R9, R9
-	JE      winograd4OutputStore1_512
-	VPMAXSD Z31, Z0, Z0
+winograd4OutputReLU0_197120:
+	VUNPCKLPS  Z1, Z0, Z4
+	VUNPCKHPS  Z1, Z0, Z5
+	VUNPCKLPS  Z3, Z2, Z6
+	VUNPCKHPS  Z3, Z2, Z7
+	VUNPCKLPD  Z6, Z4, Z0
+	VUNPCKHPD  Z6, Z4, Z1
+	VUNPCKLPD  Z7, Z5, Z2
+	VUNPCKHPD  Z7, Z5, Z3
+	VSHUFF32X4 $0x44, Z1, Z0, Z4
+	VSHUFF32X4 $0xee, Z1, Z0, Z5
+	VSHUFF32X4 $0x44, Z3, Z2, Z6
+	VSHUFF32X4 $0xee, Z3, Z2, Z7
+	VSHUFF32X4 $0x88, Z6, Z4, Z0
+	VSHUFF32X4 $0xdd, Z6, Z4, Z1
+	VSHUFF32X4 $0x88, Z7, Z5, Z2
+	VSHUFF32X4 $0xdd, Z7, Z5, Z3
+	VMOVUPS    Z0, K2, (R11)
+	VMOVUPS    Z1, K3, 64(R11)
+	VMOVUPS    Z2, K4, 128(R11)
+	VMOVUPS    Z3, K5, 192(R11)
+	ADDQ       CX, R11
+	VADDPS     Z13, Z12, Z0
+	VADDPS     Z14, Z0, Z0
+	VADDPS     Z15, Z0, Z0
+	VADDPS     Z16, Z0, Z0
+	VADDPS     Z30, Z0, Z0
+	TESTB      R9, R9
+	JE         winograd4OutputReLU1_512
+	VPMAXSD    Z31, Z0, Z0
 
-winograd4OutputStore1_512:
-	VMOVUPS Z0, K1, (R11)
-	ADDQ    CX, R11
+winograd4OutputReLU1_512:
 	VSUBPS  Z14, Z13, Z4
 	VADDPS  Z14, Z13, Z5
 	VSUBPS  Z16, Z15, Z3
@@ -993,23 +1021,19 @@ winograd4OutputStore1_512:
 	VADDPS  Z1, Z4, Z1
 	VADDPS  Z30, Z1, Z1
 	TESTB   R9, R9
-	JE      winograd4OutputStore1_66048
+	JE      winograd4OutputReLU1_66048
 	VPMAXSD Z31, Z1, Z1
 
-winograd4OutputStore1_66048:
-	VMOVUPS Z1, K1, (R11)
-	ADDQ    CX, R11
+winograd4OutputReLU1_66048:
 	VADDPS  Z2, Z2, Z2
 	VADDPS  Z2, Z2, Z2
 	VADDPS  Z2, Z5, Z2
 	VADDPS  Z30, Z2, Z2
 	TESTB   R9, R9
-	JE      winograd4OutputStore1_131584
+	JE      winograd4OutputReLU1_131584
 	VPMAXSD Z31, Z2, Z2
 
-winograd4OutputStore1_131584:
-	VMOVUPS Z2, K1, (R11)
-	ADDQ    CX, R11
+winograd4OutputReLU1_131584:
 	VADDPS  Z3, Z3, Z3
 	VADDPS  Z3, Z3, Z3
 	VADDPS  Z3, Z3, Z3
@@ -1017,24 +1041,41 @@ winograd4OutputStore1_131584:
 	VADDPS  Z17, Z3, Z3
 	VADDPS  Z30, Z3, Z3
 	TESTB   R9, R9
-	JE      winograd4OutputStore1_197120
+	JE      winograd4OutputReLU1_197120
 	VPMAXSD Z31, Z3, Z3
 
-winograd4OutputStore1_197120:
-	VMOVUPS Z3, K1, (R11)
-	ADDQ    CX, R11
-	VADDPS  Z19, Z18, Z0
-	VADDPS  Z20, Z0, Z0
-	VADDPS  Z21, Z0, Z0
-	VADDPS  Z22, Z0, Z0
-	VADDPS  Z30, Z0, Z0
-	TESTB   R9, R9
-	JE      winograd4OutputStore2_512
-	VPMAXSD Z31, Z0, Z0
+winograd4OutputReLU1_197120:
+	VUNPCKLPS  Z1, Z0, Z4
+	VUNPCKHPS  Z1, Z0, Z5
+	VUNPCKLPS  Z3, Z2, Z12
+	VUNPCKHPS  Z3, Z2, Z13
+	VUNPCKLPD  Z12, Z4, Z0
+	VUNPCKHPD  Z12, Z4, Z1
+	VUNPCKLPD  Z13, Z5, Z2
+	VUNPCKHPD  Z13, Z5, Z3
+	VSHUFF32X4 $0x44, Z1, Z0, Z4
+	VSHUFF32X4 $0xee, Z1, Z0, Z5
+	VSHUFF32X4 $0x44, Z3, Z2, Z12
+	VSHUFF32X4 $0xee, Z3, Z2, Z13
+	VSHUFF32X4 $0x88, Z12, Z4, Z0
+	VSHUFF32X4 $0xdd, Z12, Z4, Z1
+	VSHUFF32X4 $0x88, Z13, Z5, Z2
+	VSHUFF32X4 $0xdd, Z13, Z5, Z3
+	VMOVUPS    Z0, K2, (R11)
+	VMOVUPS    Z1, K3, 64(R11)
+	VMOVUPS    Z2, K4, 128(R11)
+	VMOVUPS    Z3, K5, 192(R11)
+	ADDQ       CX, R11
+	VADDPS     Z19, Z18, Z0
+	VADDPS     Z20, Z0, Z0
+	VADDPS     Z21, Z0, Z0
+	VADDPS     Z22, Z0, Z0
+	VADDPS     Z30, Z0, Z0
+	TESTB      R9, R9
+	JE         winograd4OutputReLU2_512
+	VPMAXSD    Z31, Z0, Z0
 
-winograd4OutputStore2_512:
-	VMOVUPS Z0, K1, (R11)
-	ADDQ    CX, R11
+winograd4OutputReLU2_512:
 	VSUBPS  Z20, Z19, Z4
 	VADDPS  Z20, Z19, Z5
 	VSUBPS  Z22, Z21, Z3
@@ -1043,23 +1084,19 @@ winograd4OutputStore2_512:
 	VADDPS  Z1, Z4, Z1
 	VADDPS  Z30, Z1, Z1
 	TESTB   R9, R9
-	JE      winograd4OutputStore2_66048
+	JE      winograd4OutputReLU2_66048
 	VPMAXSD Z31, Z1, Z1
 
-winograd4OutputStore2_66048:
-	VMOVUPS Z1, K1, (R11)
-	ADDQ    CX, R11
+winograd4OutputReLU2_66048:
 	VADDPS  Z2, Z2, Z2
 	VADDPS  Z2, Z2, Z2
 	VADDPS  Z2, Z5, Z2
 	VADDPS  Z30, Z2, Z2
 	TESTB   R9, R9
-	JE      winograd4OutputStore2_131584
+	JE      winograd4OutputReLU2_131584
 	VPMAXSD Z31, Z2, Z2
 
-winograd4OutputStore2_131584:
-	VMOVUPS Z2, K1, (R11)
-	ADDQ    CX, R11
+winograd4OutputReLU2_131584:
 	VADDPS  Z3, Z3, Z3
 	VADDPS  Z3, Z3, Z3
 	VADDPS  Z3, Z3, Z3
@@ -1067,24 +1104,41 @@ winograd4OutputStore2_131584:
 	VADDPS  Z23, Z3, Z3
 	VADDPS  Z30, Z3, Z3
 	TESTB   R9, R9
-	JE      winograd4OutputStore2_197120
+	JE      winograd4OutputReLU2_197120
 	VPMAXSD Z31, Z3, Z3
 
-winograd4OutputStore2_197120:
-	VMOVUPS Z3, K1, (R11)
-	ADDQ    CX, R11
-	VADDPS  Z25, Z24, Z0
-	VADDPS  Z26, Z0, Z0
-	VADDPS  Z27, Z0, Z0
-	VADDPS  Z28, Z0, Z0
-	VADDPS  Z30, Z0, Z0
-	TESTB   R9, R9
-	JE      winograd4OutputStore3_512
-	VPMAXSD Z31, Z0, Z0
+winograd4OutputReLU2_197120:
+	VUNPCKLPS  Z1, Z0, Z4
+	VUNPCKHPS  Z1, Z0, Z5
+	VUNPCKLPS  Z3, Z2, Z18
+	VUNPCKHPS  Z3, Z2, Z19
+	VUNPCKLPD  Z18, Z4, Z0
+	VUNPCKHPD  Z18, Z4, Z1
+	VUNPCKLPD  Z19, Z5, Z2
+	VUNPCKHPD  Z19, Z5, Z3
+	VSHUFF32X4 $0x44, Z1, Z0, Z4
+	VSHUFF32X4 $0xee, Z1, Z0, Z5
+	VSHUFF32X4 $0x44, Z3, Z2, Z18
+	VSHUFF32X4 $0xee, Z3, Z2, Z19
+	VSHUFF32X4 $0x88, Z18, Z4, Z0
+	VSHUFF32X4 $0xdd, Z18, Z4, Z1
+	VSHUFF32X4 $0x88, Z19, Z5, Z2
+	VSHUFF32X4 $0xdd, Z19, Z5, Z3
+	VMOVUPS    Z0, K2, (R11)
+	VMOVUPS    Z1, K3, 64(R11)
+	VMOVUPS    Z2, K4, 128(R11)
+	VMOVUPS    Z3, K5, 192(R11)
+	ADDQ       CX, R11
+	VADDPS     Z25, Z24, Z0
+	VADDPS     Z26, Z0, Z0
+	VADDPS     Z27, Z0, Z0
+	VADDPS     Z28, Z0, Z0
+	VADDPS     Z30, Z0, Z0
+	TESTB      R9, R9
+	JE         winograd4OutputReLU3_512
+	VPMAXSD    Z31, Z0, Z0
 
-winograd4OutputStore3_512:
-	VMOVUPS Z0, K1, (R11)
-	ADDQ    CX, R11
+winograd4OutputReLU3_512:
 	VSUBPS  Z26, Z25, Z4
 	VADDPS  Z26, Z25, Z5
 	VSUBPS  Z28, Z27, Z3
@@ -1093,23 +1147,19 @@ winograd4OutputStore3_512:
 	VADDPS  Z1, Z4, Z1
 	VADDPS  Z30, Z1, Z1
 	TESTB   R9, R9
-	JE      winograd4OutputStore3_66048
+	JE      winograd4OutputReLU3_66048
 	VPMAXSD Z31, Z1, Z1
 
-winograd4OutputStore3_66048:
-	VMOVUPS Z1, K1, (R11)
-	ADDQ    CX, R11
+winograd4OutputReLU3_66048:
 	VADDPS  Z2, Z2, Z2
 	VADDPS  Z2, Z2, Z2
 	VADDPS  Z2, Z5, Z2
 	VADDPS  Z30, Z2, Z2
 	TESTB   R9, R9
-	JE      winograd4OutputStore3_131584
+	JE      winograd4OutputReLU3_131584
 	VPMAXSD Z31, Z2, Z2
 
-winograd4OutputStore3_131584:
-	VMOVUPS Z2, K1, (R11)
-	ADDQ    CX, R11
+winograd4OutputReLU3_131584:
 	VADDPS  Z3, Z3, Z3
 	VADDPS  Z3, Z3, Z3
 	VADDPS  Z3, Z3, Z3
@@ -1117,16 +1167,34 @@ winograd4OutputStore3_131584:
 	VADDPS  Z29, Z3, Z3
 	VADDPS  Z30, Z3, Z3
 	TESTB   R9, R9
-	JE      winograd4OutputStore3_197120
+	JE      winograd4OutputReLU3_197120
 	VPMAXSD Z31, Z3, Z3
 
-winograd4OutputStore3_197120:
-	VMOVUPS Z3, K1, (R11)
-	ADDQ    CX, R11
-	ADDQ    $0x40, DX
-	ADDQ    $0x40, AX
-	SUBQ    $0x10, R8
-	JG      winograd4OutputLoop
+winograd4OutputReLU3_197120:
+	VUNPCKLPS  Z1, Z0, Z4
+	VUNPCKHPS  Z1, Z0, Z5
+	VUNPCKLPS  Z3, Z2, Z24
+	VUNPCKHPS  Z3, Z2, Z25
+	VUNPCKLPD  Z24, Z4, Z0
+	VUNPCKHPD  Z24, Z4, Z1
+	VUNPCKLPD  Z25, Z5, Z2
+	VUNPCKHPD  Z25, Z5, Z3
+	VSHUFF32X4 $0x44, Z1, Z0, Z4
+	VSHUFF32X4 $0xee, Z1, Z0, Z5
+	VSHUFF32X4 $0x44, Z3, Z2, Z24
+	VSHUFF32X4 $0xee, Z3, Z2, Z25
+	VSHUFF32X4 $0x88, Z24, Z4, Z0
+	VSHUFF32X4 $0xdd, Z24, Z4, Z1
+	VSHUFF32X4 $0x88, Z25, Z5, Z2
+	VSHUFF32X4 $0xdd, Z25, Z5, Z3
+	VMOVUPS    Z0, K2, (R11)
+	VMOVUPS    Z1, K3, 64(R11)
+	VMOVUPS    Z2, K4, 128(R11)
+	VMOVUPS    Z3, K5, 192(R11)
+	ADDQ       $0x40, DX
+	ADDQ       $0x00000100, AX
+	SUBQ       $0x10, R8
+	JG         winograd4OutputLoop
 
 winograd4OutputDone:
 	VZEROUPPER

@@ -102,13 +102,14 @@ func winograd4InputRunGeneric(v []float32, vstride int, d *[6][]float32, n int) 
 
 // winograd4OutputRun applies Y = Aᵀ M A + bias to the n tiles g of one
 // output channel, M_p of tile g (p = 6i+j) being m[p*mstride+g], applies
-// ReLU if relu, and writes Y[r][c] to y[(4r+c)*ystride+g]. It panics if
-// the strides are shorter than n or the slices too short.
+// ReLU if relu, and writes row r of the tiles one after another:
+// Y[r][c] of tile g goes to y[r*ystride+4g+c]. It panics if the strides
+// are shorter than n (4n for ystride) or the slices too short.
 func winograd4OutputRun(y []float32, ystride int, m []float32, mstride, n int, bias float32, relu bool) {
 	if n <= 0 {
 		return
 	}
-	if ystride < n || len(y) < 15*ystride+n || mstride < n || len(m) < 35*mstride+n {
+	if ystride < 4*n || len(y) < 3*ystride+4*n || mstride < n || len(m) < 35*mstride+n {
 		panic(fmt.Sprintf("style: winograd4OutputRun: %d tiles, y has %d floats (stride %d), m %d (stride %d)",
 			n, len(y), ystride, len(m), mstride))
 	}
@@ -120,8 +121,8 @@ func winograd4OutputRun(y []float32, ystride int, m []float32, mstride, n int, b
 		for p := range 36 {
 			raceReadFloat32s(m[p*mstride : p*mstride+n])
 		}
-		for q := range 16 {
-			raceWriteFloat32s(y[q*ystride : q*ystride+n])
+		for r := range 4 {
+			raceWriteFloat32s(y[r*ystride : r*ystride+4*n])
 		}
 	}
 	winograd4OutputAsm(y, ystride, m, mstride, n, bias, relu)
@@ -134,9 +135,9 @@ func winograd4OutputRunGeneric(y []float32, ystride int, m []float32, mstride, n
 	for p := range ms {
 		ms[p] = m[p*mstride : p*mstride+n]
 	}
-	var ys [16][]float32
-	for q := range ys {
-		ys[q] = y[q*ystride : q*ystride+n]
+	var ys [4][]float32
+	for r := range ys {
+		ys[r] = y[r*ystride : r*ystride+4*n]
 	}
 	b := bias
 	for g := range n {
@@ -159,7 +160,8 @@ func winograd4OutputRunGeneric(y []float32, ystride int, m []float32, mstride, n
 			if relu {
 				y0, y1, y2, y3 = relu32(y0), relu32(y1), relu32(y2), relu32(y3)
 			}
-			ys[4*r][g], ys[4*r+1][g], ys[4*r+2][g], ys[4*r+3][g] = y0, y1, y2, y3
+			d := ys[r][4*g : 4*g+4 : 4*g+4]
+			d[0], d[1], d[2], d[3] = y0, y1, y2, y3
 		}
 	}
 }

@@ -136,12 +136,18 @@ func closeTo(got, want, scale float32) error {
 
 func TestWinograd4OutputRunKernels(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	for n := 0; n <= 40; n++ {
+	// All tile counts up to 40 (every tail), and long runs whose counts
+	// (times 4) cross the byte boundaries of the mask arithmetic.
+	counts := []int{64, 65, 127, 256, 300}
+	for n := 40; n >= 0; n-- {
+		counts = append([]int{n}, counts...)
+	}
+	for _, n := range counts {
 		mstride := n + r.IntN(7)
 		m := randFloats(r, 35*mstride+n)
-		ystride := n + r.IntN(3)
-		size := 15*ystride + n
-		inRun := func(i int) bool { return i%ystride < n }
+		ystride := 4*n + r.IntN(3)
+		size := 3*ystride + 4*n
+		inRun := func(i int) bool { return i%ystride < 4*n }
 		bias := float32(r.NormFloat64())
 		for _, relu := range []bool{false, true} {
 			want := make([]float32, size)
@@ -158,7 +164,7 @@ func TestWinograd4OutputRunKernels(t *testing.T) {
 				check(t, inRun)
 				for i := range size {
 					if inRun(i) && !sameBits(y[i], want[i]) {
-						t.Fatalf("%s n=%d relu=%v: Y[%d] of tile %d = %v, reference %v", name, n, relu, i/ystride, i%ystride, y[i], want[i])
+						t.Fatalf("%s n=%d relu=%v: Y[%d][%d] of tile %d = %v, reference %v", name, n, relu, i/ystride, i%4, i%ystride/4, y[i], want[i])
 					}
 				}
 				if relu {
@@ -229,7 +235,7 @@ func BenchmarkWinograd4Kernels(b *testing.B) {
 	}
 	v := make([]float32, 36*n)
 	m := randFloats(r, 36*n)
-	y := make([]float32, 16*n)
+	y := make([]float32, 16*n) // 4 rows of 4n
 	b.Run("input", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -246,13 +252,13 @@ func BenchmarkWinograd4Kernels(b *testing.B) {
 	b.Run("output", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			winograd4OutputRun(y, n, m, n, n, 0.5, true)
+			winograd4OutputRun(y, 4*n, m, n, n, 0.5, true)
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/tile")
 	})
 	b.Run("output/generic", func(b *testing.B) {
 		for b.Loop() {
-			winograd4OutputRunGeneric(y, n, m, n, n, 0.5, true)
+			winograd4OutputRunGeneric(y, 4*n, m, n, n, 0.5, true)
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/tile")
 	})

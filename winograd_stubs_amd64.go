@@ -16,7 +16,7 @@ func winograd4InputAVX512(v []float32, vstride int, d *[6][]float32, n int)
 // winograd4OutputAVX512 computes, with AVX-512F, the output transform of
 // winograd4OutputRunGeneric: for the n tiles g, Y = Aᵀ M A + bias of
 // M_p = m[p*mstride+g] (p = 6i+j), with ReLU if relu, Y[r][c] going to
-// y[(4r+c)*ystride+g]. The caller checks the lengths.
+// y[r*ystride+4g+c]. The caller checks the lengths.
 //
 //go:noescape
 func winograd4OutputAVX512(y []float32, ystride int, m []float32, mstride int, n int, bias float32, relu bool)

@@ -15,8 +15,9 @@ import (
 // VSUBPS, VMULPS: no fused multiply-add), so the results are
 // bit-identical to them. Multiplications by 2, 4 and 8 are exact and are
 // done by doubling (x+x) where no register is free for a constant.
-// Ragged tails use the mask BZHI(remaining, 0xffff): masked-off lanes are
-// neither loaded nor stored.
+// Ragged tails use the mask BZHI(remaining, 0xffff) (remaining clamped to
+// at most 16, as BZHI reads only the low byte of the bit index):
+// masked-off lanes are neither loaded nor stored.
 
 // winogradRowStride is the row stride, in floats, of the scratch t of
 // winograd4InputAVX512: at least 4*32+2 columns, a multiple of 16.
@@ -207,7 +208,8 @@ func bt(a []VecPhysical, x, y, c4, c5 VecPhysical, store func(r int)) {
 // Register plan: for each column k of the 6x6 products, Z0–Z5 receive
 // M rows k, 6+k, ..., 30+k and become temporaries; t = Aᵀ M (4x6) is
 // kept in Z6–Z29 (t[r][k] in Z(6+6r+k)); then each row of Y = t A is
-// computed into Z0–Z5 and stored. Z30 holds the bias, Z31 zero (ReLU is
+// computed into Z0–Z3 (temporaries Z4, Z5), transposed into tile order
+// and stored with the masks K2–K5 (K1 masks the loads). Z30 holds the bias, Z31 zero (ReLU is
 // VPMAXSD with 0, which clears exactly the values with the sign bit set,
 // as relu32 does).
 func genWinograd4Output() {
@@ -217,7 +219,7 @@ func genWinograd4Output() {
 		"winograd4OutputAVX512 computes, with AVX-512F, the output transform of",
 		"winograd4OutputRunGeneric: for the n tiles g, Y = Aᵀ M A + bias of",
 		"M_p = m[p*mstride+g] (p = 6i+j), with ReLU if relu, Y[r][c] going to",
-		"y[(4r+c)*ystride+g]. The caller checks the lengths.",
+		"y[r*ystride+4g+c]. The caller checks the lengths.",
 	)
 	yp := Load(Param("y").Base(), GP64())
 	ys := Load(Param("ystride"), GP64())
@@ -238,6 +240,8 @@ func genWinograd4Output() {
 	relu := Load(Param("relu"), GP8())
 	ones, tmp := GP32(), GP32()
 	MOVL(U32(0xffff), ones)
+	allOnes, tmp64 := GP64(), GP64()
+	MOVQ(I32(-1), allOnes)
 	TESTQ(n, n)
 	JLE(LabelRef("winograd4OutputDone"))
 	base, base2, p := GP64(), GP64(), GP64()
@@ -245,7 +249,13 @@ func genWinograd4Output() {
 	z := zmm[:6]
 
 	Label("winograd4OutputLoop")
-	tailMask(n.As32(), ones, tmp, K1)
+	// BZHI looks at the low 8 bits of the index only: clamp it to 16.
+	sixteen := GP64()
+	MOVQ(U32(16), sixteen)
+	MOVQ(n, tmp64)
+	CMPQ(tmp64, sixteen)
+	CMOVQGT(sixteen, tmp64)
+	tailMask(tmp64.As32(), ones, tmp, K1)
 	MOVQ(mp, base)
 	for k := 0; k < 6; k++ {
 		if k > 0 {
@@ -265,7 +275,14 @@ func genWinograd4Output() {
 		VADDPS(z[4], T(0, k), T(0, k))
 		at(z, z[5], T(1, k), T(2, k), T(3, k), nil)
 	}
-	Comment("Y = t A + bias, row by row.")
+	Comment("Store masks: K2–K5 cover the 4*min(n, 16) floats of each output row.")
+	SHLQ(U8(2), tmp64)
+	BZHIQ(tmp64, allOnes, tmp64)
+	for _, k := range []Register{K2, K3, K4, K5} {
+		KMOVW(tmp64.As32(), k)
+		SHRQ(U8(16), tmp64)
+	}
+	Comment("Y = t A + bias, row by row, interleaved into tile order.")
 	MOVQ(yp, p)
 	for r := 0; r < 4; r++ {
 		a := []VecPhysical{T(r, 0), T(r, 1), T(r, 2), T(r, 3), T(r, 4), T(r, 5)}
@@ -275,24 +292,49 @@ func genWinograd4Output() {
 		VADDPS(a[3], z[0], z[0])
 		VADDPS(a[4], z[0], z[0])
 		VADDPS(bias, z[0], z[0])
-		out := func(v VecPhysical) {
-			label := fmt.Sprintf("winograd4OutputStore%d_%d", r, v.ID())
+		act := func(v VecPhysical) {
+			label := fmt.Sprintf("winograd4OutputReLU%d_%d", r, v.ID())
 			TESTB(relu, relu)
 			JE(LabelRef(label))
 			VPMAXSD(zero, v, v)
 			Label(label)
-			VMOVUPS(v, K1, Mem{Base: p})
-			ADDQ(ys, p)
 		}
-		out(z[0])
+		act(z[0])
 		// z1..z4 = a1..a4; at needs them as temporaries.
 		at([]VecPhysical{nil, a[1], a[2], a[3], a[4]}, a[5], z[1], z[2], z[3], func(v VecPhysical) {
 			VADDPS(bias, v, v)
-			out(v)
+			act(v)
 		})
+		// Transpose: Z0–Z3 hold column c of the 16 tiles; the row wants
+		// tile after tile (Y[r][0..3] of tile 0, of tile 1, ...). The
+		// unpacks transpose within 128-bit lanes, the shuffles the 4x4
+		// grid of lanes. a[0..3] are dead now.
+		w := []VecPhysical{z[4], z[5], a[0], a[1]}
+		VUNPCKLPS(z[1], z[0], w[0])
+		VUNPCKHPS(z[1], z[0], w[1])
+		VUNPCKLPS(z[3], z[2], w[2])
+		VUNPCKHPS(z[3], z[2], w[3])
+		VUNPCKLPD(w[2], w[0], z[0]) // lane L: tile 4L
+		VUNPCKHPD(w[2], w[0], z[1]) // tile 4L+1
+		VUNPCKLPD(w[3], w[1], z[2]) // tile 4L+2
+		VUNPCKHPD(w[3], w[1], z[3]) // tile 4L+3
+		VSHUFF32X4(U8(0x44), z[1], z[0], w[0])
+		VSHUFF32X4(U8(0xee), z[1], z[0], w[1])
+		VSHUFF32X4(U8(0x44), z[3], z[2], w[2])
+		VSHUFF32X4(U8(0xee), z[3], z[2], w[3])
+		VSHUFF32X4(U8(0x88), w[2], w[0], z[0]) // tiles 0–3
+		VSHUFF32X4(U8(0xdd), w[2], w[0], z[1]) // tiles 4–7
+		VSHUFF32X4(U8(0x88), w[3], w[1], z[2]) // tiles 8–11
+		VSHUFF32X4(U8(0xdd), w[3], w[1], z[3]) // tiles 12–15
+		for j, k := range []Register{K2, K3, K4, K5} {
+			VMOVUPS(z[j], k, Mem{Base: p, Disp: 64 * j})
+		}
+		if r < 3 {
+			ADDQ(ys, p)
+		}
 	}
 	ADDQ(U8(64), mp)
-	ADDQ(U8(64), yp)
+	ADDQ(U32(256), yp)
 	SUBQ(U8(16), n)
 	JG(LabelRef("winograd4OutputLoop"))
 	Label("winograd4OutputDone")
