@@ -1199,3 +1199,409 @@ winograd4OutputReLU3_197120:
 winograd4OutputDone:
 	VZEROUPPER
 	RET
+
+DATA winograd2EvenOdd<>+0(SB)/4, $0x00000000
+DATA winograd2EvenOdd<>+4(SB)/4, $0x00000002
+DATA winograd2EvenOdd<>+8(SB)/4, $0x00000004
+DATA winograd2EvenOdd<>+12(SB)/4, $0x00000006
+DATA winograd2EvenOdd<>+16(SB)/4, $0x00000008
+DATA winograd2EvenOdd<>+20(SB)/4, $0x0000000a
+DATA winograd2EvenOdd<>+24(SB)/4, $0x0000000c
+DATA winograd2EvenOdd<>+28(SB)/4, $0x0000000e
+DATA winograd2EvenOdd<>+32(SB)/4, $0x00000010
+DATA winograd2EvenOdd<>+36(SB)/4, $0x00000012
+DATA winograd2EvenOdd<>+40(SB)/4, $0x00000014
+DATA winograd2EvenOdd<>+44(SB)/4, $0x00000016
+DATA winograd2EvenOdd<>+48(SB)/4, $0x00000018
+DATA winograd2EvenOdd<>+52(SB)/4, $0x0000001a
+DATA winograd2EvenOdd<>+56(SB)/4, $0x0000001c
+DATA winograd2EvenOdd<>+60(SB)/4, $0x0000001e
+DATA winograd2EvenOdd<>+64(SB)/4, $0x00000001
+DATA winograd2EvenOdd<>+68(SB)/4, $0x00000003
+DATA winograd2EvenOdd<>+72(SB)/4, $0x00000005
+DATA winograd2EvenOdd<>+76(SB)/4, $0x00000007
+DATA winograd2EvenOdd<>+80(SB)/4, $0x00000009
+DATA winograd2EvenOdd<>+84(SB)/4, $0x0000000b
+DATA winograd2EvenOdd<>+88(SB)/4, $0x0000000d
+DATA winograd2EvenOdd<>+92(SB)/4, $0x0000000f
+DATA winograd2EvenOdd<>+96(SB)/4, $0x00000011
+DATA winograd2EvenOdd<>+100(SB)/4, $0x00000013
+DATA winograd2EvenOdd<>+104(SB)/4, $0x00000015
+DATA winograd2EvenOdd<>+108(SB)/4, $0x00000017
+DATA winograd2EvenOdd<>+112(SB)/4, $0x00000019
+DATA winograd2EvenOdd<>+116(SB)/4, $0x0000001b
+DATA winograd2EvenOdd<>+120(SB)/4, $0x0000001d
+DATA winograd2EvenOdd<>+124(SB)/4, $0x0000001f
+GLOBL winograd2EvenOdd<>(SB), RODATA|NOPTR, $128
+
+// func winograd2InputAVX512(v []float32, vstride int, d *[4][]float32, n int)
+// Requires: AVX, AVX512F, BMI2, CMOV
+TEXT ·winograd2InputAVX512(SB), $1280-48
+	LEAQ (SP), AX
+	MOVQ d+32(FP), CX
+	MOVQ (CX), DX
+	MOVQ 24(CX), BX
+	MOVQ 48(CX), SI
+	MOVQ 72(CX), CX
+	MOVQ n+40(FP), DI
+	MOVL $0x0000ffff, R8
+
+	// Row pass: t = Bᵀ d, 16 columns at a time, 2*ceil(n/16)+1 times.
+	LEAQ 2(DI)(DI*1), R10
+	MOVQ $0x00000003, R11
+	CMPQ DI, $0x10
+	JLE  winograd2InputChunks
+	MOVQ $0x00000005, R11
+
+winograd2InputChunks:
+	XORQ R12, R12
+	XORQ R13, R13
+
+winograd2InputRow:
+	TESTQ     R10, R10
+	CMOVQLT   R12, R10
+	BZHIL     R10, R8, R9
+	KMOVW     R9, K1
+	VMOVUPS.Z (DX)(R13*1), K1, Z0
+	VMOVUPS.Z (BX)(R13*1), K1, Z1
+	VMOVUPS.Z (SI)(R13*1), K1, Z2
+	VMOVUPS.Z (CX)(R13*1), K1, Z3
+	VSUBPS    Z2, Z0, Z4
+	VMOVUPS   Z4, (AX)(R13*1)
+	VADDPS    Z2, Z1, Z4
+	VMOVUPS   Z4, 320(AX)(R13*1)
+	VSUBPS    Z1, Z2, Z4
+	VMOVUPS   Z4, 640(AX)(R13*1)
+	VSUBPS    Z3, Z1, Z4
+	VMOVUPS   Z4, 960(AX)(R13*1)
+	ADDQ      $0x40, R13
+	SUBQ      $0x10, R10
+	DECQ      R11
+	JNZ       winograd2InputRow
+
+	// Column pass: V = t B, 16 patches at a time (at most two blocks).
+	MOVQ      v_base+0(FP), CX
+	MOVQ      vstride+24(FP), DX
+	SHLQ      $0x02, DX
+	VMOVDQU32 winograd2EvenOdd<>+0(SB), Z8
+	VMOVDQU32 winograd2EvenOdd<>+64(SB), Z9
+	BZHIL     DI, R8, R9
+	KMOVW     R9, K1
+	LEAQ      (CX), BX
+	VMOVUPS   (AX), Z0
+	VPERMT2PS 64(AX), Z8, Z0
+	VMOVUPS   (AX), Z1
+	VPERMT2PS 64(AX), Z9, Z1
+	VMOVUPS   128(AX), Z6
+	VALIGND   $0x01, Z6, Z6, Z7
+	VALIGND   $0x01, Z0, Z6, Z2
+	VALIGND   $0x01, Z1, Z7, Z3
+	VSUBPS    Z2, Z0, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VADDPS    Z2, Z1, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VSUBPS    Z1, Z2, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VSUBPS    Z3, Z1, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VMOVUPS   320(AX), Z0
+	VPERMT2PS 384(AX), Z8, Z0
+	VMOVUPS   320(AX), Z1
+	VPERMT2PS 384(AX), Z9, Z1
+	VMOVUPS   448(AX), Z6
+	VALIGND   $0x01, Z6, Z6, Z7
+	VALIGND   $0x01, Z0, Z6, Z2
+	VALIGND   $0x01, Z1, Z7, Z3
+	VSUBPS    Z2, Z0, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VADDPS    Z2, Z1, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VSUBPS    Z1, Z2, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VSUBPS    Z3, Z1, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VMOVUPS   640(AX), Z0
+	VPERMT2PS 704(AX), Z8, Z0
+	VMOVUPS   640(AX), Z1
+	VPERMT2PS 704(AX), Z9, Z1
+	VMOVUPS   768(AX), Z6
+	VALIGND   $0x01, Z6, Z6, Z7
+	VALIGND   $0x01, Z0, Z6, Z2
+	VALIGND   $0x01, Z1, Z7, Z3
+	VSUBPS    Z2, Z0, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VADDPS    Z2, Z1, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VSUBPS    Z1, Z2, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VSUBPS    Z3, Z1, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VMOVUPS   960(AX), Z0
+	VPERMT2PS 1024(AX), Z8, Z0
+	VMOVUPS   960(AX), Z1
+	VPERMT2PS 1024(AX), Z9, Z1
+	VMOVUPS   1088(AX), Z6
+	VALIGND   $0x01, Z6, Z6, Z7
+	VALIGND   $0x01, Z0, Z6, Z2
+	VALIGND   $0x01, Z1, Z7, Z3
+	VSUBPS    Z2, Z0, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VADDPS    Z2, Z1, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VSUBPS    Z1, Z2, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VSUBPS    Z3, Z1, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	SUBQ      $0x10, DI
+	JLE       winograd2InputDone
+	BZHIL     DI, R8, R9
+	KMOVW     R9, K1
+	LEAQ      64(CX), BX
+	VMOVUPS   128(AX), Z0
+	VPERMT2PS 192(AX), Z8, Z0
+	VMOVUPS   128(AX), Z1
+	VPERMT2PS 192(AX), Z9, Z1
+	VMOVUPS   256(AX), Z6
+	VALIGND   $0x01, Z6, Z6, Z7
+	VALIGND   $0x01, Z0, Z6, Z2
+	VALIGND   $0x01, Z1, Z7, Z3
+	VSUBPS    Z2, Z0, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VADDPS    Z2, Z1, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VSUBPS    Z1, Z2, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VSUBPS    Z3, Z1, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VMOVUPS   448(AX), Z0
+	VPERMT2PS 512(AX), Z8, Z0
+	VMOVUPS   448(AX), Z1
+	VPERMT2PS 512(AX), Z9, Z1
+	VMOVUPS   576(AX), Z6
+	VALIGND   $0x01, Z6, Z6, Z7
+	VALIGND   $0x01, Z0, Z6, Z2
+	VALIGND   $0x01, Z1, Z7, Z3
+	VSUBPS    Z2, Z0, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VADDPS    Z2, Z1, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VSUBPS    Z1, Z2, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VSUBPS    Z3, Z1, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VMOVUPS   768(AX), Z0
+	VPERMT2PS 832(AX), Z8, Z0
+	VMOVUPS   768(AX), Z1
+	VPERMT2PS 832(AX), Z9, Z1
+	VMOVUPS   896(AX), Z6
+	VALIGND   $0x01, Z6, Z6, Z7
+	VALIGND   $0x01, Z0, Z6, Z2
+	VALIGND   $0x01, Z1, Z7, Z3
+	VSUBPS    Z2, Z0, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VADDPS    Z2, Z1, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VSUBPS    Z1, Z2, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VSUBPS    Z3, Z1, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VMOVUPS   1088(AX), Z0
+	VPERMT2PS 1152(AX), Z8, Z0
+	VMOVUPS   1088(AX), Z1
+	VPERMT2PS 1152(AX), Z9, Z1
+	VMOVUPS   1216(AX), Z6
+	VALIGND   $0x01, Z6, Z6, Z7
+	VALIGND   $0x01, Z0, Z6, Z2
+	VALIGND   $0x01, Z1, Z7, Z3
+	VSUBPS    Z2, Z0, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VADDPS    Z2, Z1, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VSUBPS    Z1, Z2, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+	VSUBPS    Z3, Z1, Z4
+	VMOVUPS   Z4, K1, (BX)
+	ADDQ      DX, BX
+
+winograd2InputDone:
+	VZEROUPPER
+	RET
+
+DATA winograd2Interleave<>+0(SB)/4, $0x00000000
+DATA winograd2Interleave<>+4(SB)/4, $0x00000010
+DATA winograd2Interleave<>+8(SB)/4, $0x00000001
+DATA winograd2Interleave<>+12(SB)/4, $0x00000011
+DATA winograd2Interleave<>+16(SB)/4, $0x00000002
+DATA winograd2Interleave<>+20(SB)/4, $0x00000012
+DATA winograd2Interleave<>+24(SB)/4, $0x00000003
+DATA winograd2Interleave<>+28(SB)/4, $0x00000013
+DATA winograd2Interleave<>+32(SB)/4, $0x00000004
+DATA winograd2Interleave<>+36(SB)/4, $0x00000014
+DATA winograd2Interleave<>+40(SB)/4, $0x00000005
+DATA winograd2Interleave<>+44(SB)/4, $0x00000015
+DATA winograd2Interleave<>+48(SB)/4, $0x00000006
+DATA winograd2Interleave<>+52(SB)/4, $0x00000016
+DATA winograd2Interleave<>+56(SB)/4, $0x00000007
+DATA winograd2Interleave<>+60(SB)/4, $0x00000017
+DATA winograd2Interleave<>+64(SB)/4, $0x00000008
+DATA winograd2Interleave<>+68(SB)/4, $0x00000018
+DATA winograd2Interleave<>+72(SB)/4, $0x00000009
+DATA winograd2Interleave<>+76(SB)/4, $0x00000019
+DATA winograd2Interleave<>+80(SB)/4, $0x0000000a
+DATA winograd2Interleave<>+84(SB)/4, $0x0000001a
+DATA winograd2Interleave<>+88(SB)/4, $0x0000000b
+DATA winograd2Interleave<>+92(SB)/4, $0x0000001b
+DATA winograd2Interleave<>+96(SB)/4, $0x0000000c
+DATA winograd2Interleave<>+100(SB)/4, $0x0000001c
+DATA winograd2Interleave<>+104(SB)/4, $0x0000000d
+DATA winograd2Interleave<>+108(SB)/4, $0x0000001d
+DATA winograd2Interleave<>+112(SB)/4, $0x0000000e
+DATA winograd2Interleave<>+116(SB)/4, $0x0000001e
+DATA winograd2Interleave<>+120(SB)/4, $0x0000000f
+DATA winograd2Interleave<>+124(SB)/4, $0x0000001f
+GLOBL winograd2Interleave<>(SB), RODATA|NOPTR, $128
+
+// func winograd2OutputAVX512(y []float32, ystride int, m []float32, mstride int, n int, bias float32, relu bool)
+// Requires: AVX, AVX512F, BMI2, CMOV
+TEXT ·winograd2OutputAVX512(SB), NOSPLIT, $0-77
+	MOVQ         y_base+0(FP), AX
+	MOVQ         ystride+24(FP), CX
+	SHLQ         $0x02, CX
+	MOVQ         m_base+32(FP), DX
+	MOVQ         mstride+56(FP), BX
+	SHLQ         $0x02, BX
+	LEAQ         (BX)(BX*2), SI
+	ADDQ         BX, SI
+	LEAQ         (SI)(SI*2), DI
+	MOVQ         n+64(FP), R8
+	VBROADCASTSS bias+72(FP), Z30
+	VPXORD       Z31, Z31, Z31
+	VMOVDQU32    winograd2Interleave<>+0(SB), Z16
+	VMOVDQU32    winograd2Interleave<>+64(SB), Z17
+	MOVB         relu+76(FP), R9
+	MOVL         $0x0000ffff, R10
+	MOVQ         $-1, R12
+	MOVQ         $0x00000010, R14
+	TESTQ        R8, R8
+	JLE          winograd2OutputDone
+
+winograd2OutputLoop:
+	MOVQ      R8, R13
+	CMPQ      R13, R14
+	CMOVQGT   R14, R13
+	BZHIL     R13, R10, R11
+	KMOVW     R11, K1
+	SHLQ      $0x01, R13
+	BZHIQ     R13, R12, R13
+	KMOVW     R13, K2
+	SHRQ      $0x10, R13
+	KMOVW     R13, K3
+	MOVQ      DX, R11
+	VMOVUPS.Z (R11), K1, Z0
+	VMOVUPS.Z (R11)(SI*1), K1, Z1
+	VMOVUPS.Z (R11)(SI*2), K1, Z2
+	VMOVUPS.Z (R11)(DI*1), K1, Z3
+	VADDPS    Z1, Z0, Z4
+	VADDPS    Z2, Z4, Z4
+	VSUBPS    Z2, Z1, Z8
+	VSUBPS    Z3, Z8, Z8
+	ADDQ      BX, R11
+	VMOVUPS.Z (R11), K1, Z0
+	VMOVUPS.Z (R11)(SI*1), K1, Z1
+	VMOVUPS.Z (R11)(SI*2), K1, Z2
+	VMOVUPS.Z (R11)(DI*1), K1, Z3
+	VADDPS    Z1, Z0, Z5
+	VADDPS    Z2, Z5, Z5
+	VSUBPS    Z2, Z1, Z9
+	VSUBPS    Z3, Z9, Z9
+	ADDQ      BX, R11
+	VMOVUPS.Z (R11), K1, Z0
+	VMOVUPS.Z (R11)(SI*1), K1, Z1
+	VMOVUPS.Z (R11)(SI*2), K1, Z2
+	VMOVUPS.Z (R11)(DI*1), K1, Z3
+	VADDPS    Z1, Z0, Z6
+	VADDPS    Z2, Z6, Z6
+	VSUBPS    Z2, Z1, Z10
+	VSUBPS    Z3, Z10, Z10
+	ADDQ      BX, R11
+	VMOVUPS.Z (R11), K1, Z0
+	VMOVUPS.Z (R11)(SI*1), K1, Z1
+	VMOVUPS.Z (R11)(SI*2), K1, Z2
+	VMOVUPS.Z (R11)(DI*1), K1, Z3
+	VADDPS    Z1, Z0, Z7
+	VADDPS    Z2, Z7, Z7
+	VSUBPS    Z2, Z1, Z11
+	VSUBPS    Z3, Z11, Z11
+	VADDPS    Z5, Z4, Z12
+	VADDPS    Z6, Z12, Z12
+	VADDPS    Z30, Z12, Z12
+	VSUBPS    Z6, Z5, Z13
+	VSUBPS    Z7, Z13, Z13
+	VADDPS    Z30, Z13, Z13
+	VADDPS    Z9, Z8, Z14
+	VADDPS    Z10, Z14, Z14
+	VADDPS    Z30, Z14, Z14
+	VSUBPS    Z10, Z9, Z15
+	VSUBPS    Z11, Z15, Z15
+	VADDPS    Z30, Z15, Z15
+	TESTB     R9, R9
+	JE        winograd2OutputStore
+	VPMAXSD   Z31, Z12, Z12
+	VPMAXSD   Z31, Z13, Z13
+	VPMAXSD   Z31, Z14, Z14
+	VPMAXSD   Z31, Z15, Z15
+
+winograd2OutputStore:
+	MOVQ      AX, R11
+	VMOVAPS   Z12, Z0
+	VPERMT2PS Z13, Z16, Z0
+	VMOVAPS   Z12, Z1
+	VPERMT2PS Z13, Z17, Z1
+	VMOVUPS   Z0, K2, (R11)
+	VMOVUPS   Z1, K3, 64(R11)
+	ADDQ      CX, R11
+	VMOVAPS   Z14, Z0
+	VPERMT2PS Z15, Z16, Z0
+	VMOVAPS   Z14, Z1
+	VPERMT2PS Z15, Z17, Z1
+	VMOVUPS   Z0, K2, (R11)
+	VMOVUPS   Z1, K3, 64(R11)
+	ADDQ      $0x40, DX
+	ADDQ      $0x00000080, AX
+	SUBQ      $0x10, R8
+	JG        winograd2OutputLoop
+
+winograd2OutputDone:
+	VZEROUPPER
+	RET

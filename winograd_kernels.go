@@ -4,8 +4,8 @@ package style
 
 import "fmt"
 
-// The Winograd F(4x4, 3x3) transform kernels (see conv_winograd4.go for
-// the matrices). Each has a pure-Go reference, always compiled, which is
+// The Winograd F(4x4, 3x3) and F(2x2, 3x3) transform kernels (see
+// conv_winograd4.go and winograd.go for the matrices). Each has a pure-Go reference, always compiled, which is
 // also the fallback; winograd_kernels_amd64.go selects AVX-512 versions
 // (generated into winograd_amd64.s by _gen) when the CPU has AVX-512F.
 // The assembly does the same float32 operations in the same order, one
@@ -163,5 +163,125 @@ func winograd4OutputRunGeneric(y []float32, ystride int, m []float32, mstride, n
 			d := ys[r][4*g : 4*g+4 : 4*g+4]
 			d[0], d[1], d[2], d[3] = y0, y1, y2, y3
 		}
+	}
+}
+
+// winogradInputRun transforms n ≤ 32 consecutive 4x4 patches of one
+// channel (F(2x2, 3x3)), whose top-left corners are at columns 0, 2, ...
+// of the four rows d (2n+2 floats each), and writes V_p of patch i to
+// v[p*vstride+i]. It panics if n > 32 or the slices are too short.
+func winogradInputRun(v []float32, vstride int, d *[4][]float32, n int) {
+	if n <= 0 {
+		return
+	}
+	if n > winograd4MaxRun {
+		panic("style: winogradInputRun: run longer than 32 tiles")
+	}
+	cols := 2*n + 2
+	for r := range d {
+		if len(d[r]) < cols {
+			panic(fmt.Sprintf("style: winogradInputRun: row %d has %d floats, want %d", r, len(d[r]), cols))
+		}
+	}
+	if vstride < n || len(v) < 15*vstride+n {
+		panic(fmt.Sprintf("style: winogradInputRun: %d floats for 16 rows of stride %d and length %d", len(v), vstride, n))
+	}
+	if !winogradAsm {
+		winogradInputRunGeneric(v, vstride, d, n)
+		return
+	}
+	if raceEnabled {
+		for r := range d {
+			raceReadFloat32s(d[r][:cols])
+		}
+		for p := range 16 {
+			raceWriteFloat32s(v[p*vstride : p*vstride+n])
+		}
+	}
+	winograd2InputAsm(v, vstride, d, n)
+}
+
+// winogradInputRunGeneric is the reference of winogradInputRun and of
+// its assembly kernel: t = Bᵀ d on whole rows, then t B per patch.
+func winogradInputRunGeneric(v []float32, vstride int, d *[4][]float32, n int) {
+	const maxCols = 2*winograd4MaxRun + 2
+	cols := 2*n + 2
+	d0 := d[0][:cols]
+	d1 := d[1][:cols]
+	d2 := d[2][:cols]
+	d3 := d[3][:cols]
+	var buf [4 * maxCols]float32
+	t0, t1 := buf[0:cols], buf[maxCols:maxCols+cols]
+	t2, t3 := buf[2*maxCols:2*maxCols+cols], buf[3*maxCols:3*maxCols+cols]
+	for k := range d0 {
+		a, b, c, e := d0[k], d1[k], d2[k], d3[k]
+		t0[k] = a - c
+		t1[k] = b + c
+		t2[k] = c - b
+		t3[k] = b - e
+	}
+	for r, t := range [4][]float32{t0, t1, t2, t3} {
+		base := 4 * r * vstride
+		w0 := v[base : base+n]
+		w1 := v[base+vstride:][:len(w0)]
+		w2 := v[base+2*vstride:][:len(w0)]
+		w3 := v[base+3*vstride:][:len(w0)]
+		for i := range w0 {
+			q := t[2*i : 2*i+4 : 2*i+4]
+			w0[i], w1[i], w2[i], w3[i] = q[0]-q[2], q[1]+q[2], q[2]-q[1], q[1]-q[3]
+		}
+	}
+}
+
+// winograd2OutputRun applies Y = Aᵀ M A + bias of F(2x2, 3x3) to the n
+// tiles g of one output channel, M_p of tile g (p = 4i+j) being
+// m[p*mstride+g], applies ReLU if relu, and writes row r of the tiles one
+// after another: Y[r][c] of tile g goes to y[r*ystride+2g+c]. It panics
+// if the strides are shorter than n (2n for ystride) or the slices too
+// short.
+func winograd2OutputRun(y []float32, ystride int, m []float32, mstride, n int, bias float32, relu bool) {
+	if n <= 0 {
+		return
+	}
+	if ystride < 2*n || len(y) < ystride+2*n || mstride < n || len(m) < 15*mstride+n {
+		panic(fmt.Sprintf("style: winograd2OutputRun: %d tiles, y has %d floats (stride %d), m %d (stride %d)",
+			n, len(y), ystride, len(m), mstride))
+	}
+	if !winogradAsm {
+		winograd2OutputRunGeneric(y, ystride, m, mstride, n, bias, relu)
+		return
+	}
+	if raceEnabled {
+		for p := range 16 {
+			raceReadFloat32s(m[p*mstride : p*mstride+n])
+		}
+		for r := range 2 {
+			raceWriteFloat32s(y[r*ystride : r*ystride+2*n])
+		}
+	}
+	winograd2OutputAsm(y, ystride, m, mstride, n, bias, relu)
+}
+
+// winograd2OutputRunGeneric is the reference of winograd2OutputRun and
+// of its assembly kernel.
+func winograd2OutputRunGeneric(y []float32, ystride int, m []float32, mstride, n int, bias float32, relu bool) {
+	var ms [16][]float32
+	for p := range ms {
+		ms[p] = m[p*mstride : p*mstride+n]
+	}
+	y0, y1 := y[:2*n], y[ystride:ystride+2*n]
+	b := bias
+	for g := range n {
+		// r = Aᵀ M (2 x 4), then Y = r A.
+		r00, r01, r02, r03 := ms[0][g]+ms[4][g]+ms[8][g], ms[1][g]+ms[5][g]+ms[9][g], ms[2][g]+ms[6][g]+ms[10][g], ms[3][g]+ms[7][g]+ms[11][g]
+		r10, r11, r12, r13 := ms[4][g]-ms[8][g]-ms[12][g], ms[5][g]-ms[9][g]-ms[13][g], ms[6][g]-ms[10][g]-ms[14][g], ms[7][g]-ms[11][g]-ms[15][g]
+		y00 := r00 + r01 + r02 + b
+		y01 := r01 - r02 - r03 + b
+		y10 := r10 + r11 + r12 + b
+		y11 := r11 - r12 - r13 + b
+		if relu {
+			y00, y01, y10, y11 = relu32(y00), relu32(y01), relu32(y10), relu32(y11)
+		}
+		y0[2*g], y0[2*g+1], y1[2*g], y1[2*g+1] = y00, y01, y10, y11
 	}
 }

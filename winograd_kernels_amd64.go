@@ -17,3 +17,11 @@ func winograd4InputAsm(v []float32, vstride int, d *[6][]float32, n int) {
 func winograd4OutputAsm(y []float32, ystride int, m []float32, mstride, n int, bias float32, relu bool) {
 	winograd4OutputAVX512(y, ystride, m, mstride, n, bias, relu)
 }
+
+func winograd2InputAsm(v []float32, vstride int, d *[4][]float32, n int) {
+	winograd2InputAVX512(v, vstride, d, n)
+}
+
+func winograd2OutputAsm(y []float32, ystride int, m []float32, mstride, n int, bias float32, relu bool) {
+	winograd2OutputAVX512(y, ystride, m, mstride, n, bias, relu)
+}

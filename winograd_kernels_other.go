@@ -13,3 +13,11 @@ func winograd4InputAsm([]float32, int, *[6][]float32, int) {
 func winograd4OutputAsm([]float32, int, []float32, int, int, float32, bool) {
 	panic("style: no assembly Winograd kernels")
 }
+
+func winograd2InputAsm([]float32, int, *[4][]float32, int) {
+	panic("style: no assembly Winograd kernels")
+}
+
+func winograd2OutputAsm([]float32, int, []float32, int, int, float32, bool) {
+	panic("style: no assembly Winograd kernels")
+}

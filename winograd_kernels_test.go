@@ -185,7 +185,7 @@ func TestWinograd4OutputRunKernels(t *testing.T) {
 func TestWinograd4OutputMatchesScalar(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	const out = 3
-	for _, sz := range [][2]int{{4, 4}, {7, 5}, {9, 13}, {16, 16}, {17, 30}, {36, 40}} {
+	for _, sz := range [][2]int{{4, 4}, {7, 5}, {9, 13}, {16, 16}, {17, 30}, {36, 40}, {20, 300}} {
 		h, w := sz[0], sz[1]
 		for _, relu := range []bool{false, true} {
 			for _, pool := range []bool{false, true} {
@@ -217,6 +217,127 @@ func TestWinograd4OutputMatchesScalar(t *testing.T) {
 					}
 					// Channels o0..o1 from tile g0 on: everything but the
 					// first channel and the first g0 tiles' area.
+					if written == 0 || written > (o1-o0)*oh*ow {
+						t.Fatalf("%dx%d relu=%v pool=%v g0=%d: %d values written", h, w, relu, pool, g0, written)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestWinograd2InputRunKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for n := 0; n <= winograd4MaxRun; n++ {
+		var d [4][]float32
+		for k := range d {
+			d[k] = randFloats(r, 2*n+2)
+		}
+		vstride := n + r.IntN(5)
+		size := 15*vstride + n
+		inRun := func(i int) bool { return i%vstride < n }
+		want := make([]float32, size)
+		winogradInputRunGeneric(want, vstride, &d, n)
+		// Only additions and subtractions: the scalar code gives the
+		// same bits whatever the compiler fuses.
+		naive := make([]float32, size)
+		winogradInputRunNaive(naive, vstride, &d, n)
+		for i := range size {
+			if inRun(i) && !sameBits(want[i], naive[i]) {
+				t.Fatalf("n=%d: generic V[%d][%d] = %v, scalar code %v", n, i/vstride, i%vstride, want[i], naive[i])
+			}
+		}
+		kernels := map[string]func(v []float32){
+			"dispatch": func(v []float32) { winogradInputRun(v, vstride, &d, n) },
+		}
+		if winogradAsm && n > 0 {
+			kernels["asm"] = func(v []float32) { winograd2InputAsm(v, vstride, &d, n) }
+		}
+		for name, run := range kernels {
+			v, check := guarded(size)
+			run(v)
+			check(t, inRun)
+			for i := range size {
+				if inRun(i) && !sameBits(v[i], want[i]) {
+					t.Fatalf("%s n=%d: V[%d][%d] = %v, reference %v", name, n, i/vstride, i%vstride, v[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+func TestWinograd2OutputRunKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	counts := []int{64, 65, 127, 128, 129, 300}
+	for n := 40; n >= 0; n-- {
+		counts = append([]int{n}, counts...)
+	}
+	for _, n := range counts {
+		mstride := n + r.IntN(7)
+		m := randFloats(r, 15*mstride+n)
+		ystride := 2*n + r.IntN(3)
+		size := ystride + 2*n
+		inRun := func(i int) bool { return i%ystride < 2*n }
+		bias := float32(r.NormFloat64())
+		for _, relu := range []bool{false, true} {
+			want := make([]float32, size)
+			winograd2OutputRunGeneric(want, ystride, m, mstride, n, bias, relu)
+			kernels := map[string]func(y []float32){
+				"dispatch": func(y []float32) { winograd2OutputRun(y, ystride, m, mstride, n, bias, relu) },
+			}
+			if winogradAsm && n > 0 {
+				kernels["asm"] = func(y []float32) { winograd2OutputAsm(y, ystride, m, mstride, n, bias, relu) }
+			}
+			for name, run := range kernels {
+				y, check := guarded(size)
+				run(y)
+				check(t, inRun)
+				for i := range size {
+					if inRun(i) && !sameBits(y[i], want[i]) {
+						t.Fatalf("%s n=%d relu=%v: Y[%d][%d] of tile %d = %v, reference %v", name, n, relu, i/ystride, i%2, i%ystride/2, y[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestWinogradOutputMatchesScalar is TestWinograd4OutputMatchesScalar
+// for F(2x2, 3x3). Only additions and subtractions: the comparison is
+// exact.
+func TestWinogradOutputMatchesScalar(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	const out = 3
+	for _, sz := range [][2]int{{2, 2}, {7, 5}, {9, 13}, {16, 16}, {17, 30}, {36, 300}} {
+		h, w := sz[0], sz[1]
+		for _, relu := range []bool{false, true} {
+			for _, pool := range []bool{false, true} {
+				c := &Conv{out: out, bias: randFloats(r, out), relu: relu, pool: pool, wm: 2}
+				th, tw := c.winogradTiles(h, w)
+				oh, ow := c.OutputSize(h, w)
+				tiles := th * tw
+				for _, g0 := range []int{0, tiles / 3} {
+					nt := tiles - g0
+					ldm := nt + 3
+					o0, o1 := 1, out
+					mstride := (o1-o0)*ldm + 5
+					m := randFloats(r, 16*mstride)
+					got := make([]float32, out*oh*ow)
+					want := make([]float32, out*oh*ow)
+					for i := range got {
+						got[i], want[i] = winogradGuard, winogradGuard
+					}
+					c.winogradOutput(got, m, h, w, tw, g0, nt, o0, o1, ldm, mstride)
+					winogradOutputNaive(c, want, m, h, w, tw, g0, nt, o0, o1, ldm, mstride)
+					written := 0
+					for i := range got {
+						if !sameBits(got[i], want[i]) {
+							t.Fatalf("%dx%d relu=%v pool=%v g0=%d: dst[%d] = %v, scalar code %v", h, w, relu, pool, g0, i, got[i], want[i])
+						}
+						if !sameBits(got[i], winogradGuard) {
+							written++
+						}
+					}
 					if written == 0 || written > (o1-o0)*oh*ow {
 						t.Fatalf("%dx%d relu=%v pool=%v g0=%d: %d values written", h, w, relu, pool, g0, written)
 					}
@@ -379,6 +500,103 @@ func winograd4OutputNaive(c *Conv, dst, m []float32, h, w, tw, g0, tiles, o0, o1
 						for cc := range min(4, w-ox) {
 							plane[(oy+r)*w+ox+cc] = y[r][cc]
 						}
+					}
+				}
+			}
+			if tx++; tx == tw {
+				tx = 0
+				ty++
+			}
+		}
+	}
+}
+
+// winogradInputRunNaive is the scalar F(2x2) input transform that
+// winogradInputRun replaced, kept as a reference: it transforms n
+// consecutive 4x4 patches of one channel,
+// whose top-left corners are at columns 0, 2, ... of the four rows d
+// (2n+2 floats each), and writes V_p of patch i to v[p*vstride+i].
+func winogradInputRunNaive(v []float32, vstride int, d *[4][]float32, n int) {
+	cols := 2*n + 2
+	d0 := d[0][:cols]
+	d1 := d[1][:cols]
+	d2 := d[2][:cols]
+	d3 := d[3][:cols]
+	// t = Bᵀ d on whole rows, then t B per patch.
+	var buf [4 * 66]float32
+	if cols > 66 {
+		panic("style: winogradInputRun: run longer than 32 tiles")
+	}
+	t0, t1, t2, t3 := buf[0:cols], buf[66:66+cols], buf[132:132+cols], buf[198:198+cols]
+	for k := range d0 {
+		a, b, c, e := d0[k], d1[k], d2[k], d3[k]
+		t0[k] = a - c
+		t1[k] = b + c
+		t2[k] = c - b
+		t3[k] = b - e
+	}
+	v0, v1, v2, v3 := v[0*vstride:0*vstride+n], v[1*vstride:1*vstride+n], v[2*vstride:2*vstride+n], v[3*vstride:3*vstride+n]
+	v4, v5, v6, v7 := v[4*vstride:4*vstride+n], v[5*vstride:5*vstride+n], v[6*vstride:6*vstride+n], v[7*vstride:7*vstride+n]
+	v8, v9, v10, v11 := v[8*vstride:8*vstride+n], v[9*vstride:9*vstride+n], v[10*vstride:10*vstride+n], v[11*vstride:11*vstride+n]
+	v12, v13, v14, v15 := v[12*vstride:12*vstride+n], v[13*vstride:13*vstride+n], v[14*vstride:14*vstride+n], v[15*vstride:15*vstride+n]
+	for i := range v0 {
+		q := t0[2*i : 2*i+4 : 2*i+4]
+		v0[i], v1[i], v2[i], v3[i] = q[0]-q[2], q[1]+q[2], q[2]-q[1], q[1]-q[3]
+		q = t1[2*i : 2*i+4 : 2*i+4]
+		v4[i], v5[i], v6[i], v7[i] = q[0]-q[2], q[1]+q[2], q[2]-q[1], q[1]-q[3]
+		q = t2[2*i : 2*i+4 : 2*i+4]
+		v8[i], v9[i], v10[i], v11[i] = q[0]-q[2], q[1]+q[2], q[2]-q[1], q[1]-q[3]
+		q = t3[2*i : 2*i+4 : 2*i+4]
+		v12[i], v13[i], v14[i], v15[i] = q[0]-q[2], q[1]+q[2], q[2]-q[1], q[1]-q[3]
+	}
+}
+
+// winogradOutputNaive is the scalar output transform that
+// (*Conv).winogradOutput replaced, kept as a reference. It applies Y = Aᵀ M A of F(2x2, 3x3) to tiles g0 ..
+// g0+tiles of one image for output channels o0..o1 (M_p of channel o,
+// tile g0+g at m[p*mstride+(o-o0)*ldm+g]), adds the bias and applies ReLU
+// and pooling, writing into dst (Out x oh x ow).
+func winogradOutputNaive(c *Conv, dst, m []float32, h, w, tw, g0, tiles, o0, o1, ldm, mstride int) {
+	oh, ow := c.OutputSize(h, w)
+	for o := o0; o < o1; o++ {
+		b := c.bias[o]
+		plane := dst[o*oh*ow : (o+1)*oh*ow]
+		mo := m[(o-o0)*ldm:]
+		m0 := mo[0*mstride : 0*mstride+tiles]
+		m1, m2, m3 := mo[1*mstride:][:len(m0)], mo[2*mstride:][:len(m0)], mo[3*mstride:][:len(m0)]
+		m4, m5, m6, m7 := mo[4*mstride:][:len(m0)], mo[5*mstride:][:len(m0)], mo[6*mstride:][:len(m0)], mo[7*mstride:][:len(m0)]
+		m8, m9, m10, m11 := mo[8*mstride:][:len(m0)], mo[9*mstride:][:len(m0)], mo[10*mstride:][:len(m0)], mo[11*mstride:][:len(m0)]
+		m12, m13, m14, m15 := mo[12*mstride:][:len(m0)], mo[13*mstride:][:len(m0)], mo[14*mstride:][:len(m0)], mo[15*mstride:][:len(m0)]
+		ty, tx := g0/tw, g0%tw
+		for g := range m0 {
+			// r = Aᵀ M (2 x 4), then Y = r A.
+			r00, r01, r02, r03 := m0[g]+m4[g]+m8[g], m1[g]+m5[g]+m9[g], m2[g]+m6[g]+m10[g], m3[g]+m7[g]+m11[g]
+			r10, r11, r12, r13 := m4[g]-m8[g]-m12[g], m5[g]-m9[g]-m13[g], m6[g]-m10[g]-m14[g], m7[g]-m11[g]-m15[g]
+			y00 := r00 + r01 + r02 + b
+			y01 := r01 - r02 - r03 + b
+			y10 := r10 + r11 + r12 + b
+			y11 := r11 - r12 - r13 + b
+			if c.pool {
+				// The tile is exactly one pooling window; ReLU commutes
+				// with the max.
+				y := max(max(y00, y01), max(y10, y11))
+				if c.relu {
+					y = relu32(y)
+				}
+				plane[ty*ow+tx] = y
+			} else {
+				if c.relu {
+					y00, y01, y10, y11 = relu32(y00), relu32(y01), relu32(y10), relu32(y11)
+				}
+				oy, ox := 2*ty, 2*tx
+				plane[oy*w+ox] = y00
+				if ox+1 < w {
+					plane[oy*w+ox+1] = y01
+				}
+				if oy+1 < h {
+					plane[(oy+1)*w+ox] = y10
+					if ox+1 < w {
+						plane[(oy+1)*w+ox+1] = y11
 					}
 				}
 			}

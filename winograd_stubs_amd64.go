@@ -20,3 +20,20 @@ func winograd4InputAVX512(v []float32, vstride int, d *[6][]float32, n int)
 //
 //go:noescape
 func winograd4OutputAVX512(y []float32, ystride int, m []float32, mstride int, n int, bias float32, relu bool)
+
+// winograd2InputAVX512 computes, with AVX-512F, the input transform of
+// winogradInputRunGeneric: V = Bᵀ P B of the n (1 ≤ n ≤ 32) consecutive
+// 4x4 patches P_i whose top-left corners are at columns 2i of the four rows
+// d (2n+2 floats each), V_p of patch i going to v[p*vstride+i]. The caller
+// checks the lengths.
+//
+//go:noescape
+func winograd2InputAVX512(v []float32, vstride int, d *[4][]float32, n int)
+
+// winograd2OutputAVX512 computes, with AVX-512F, the output transform of
+// winograd2OutputRunGeneric: for the n tiles g, Y = Aᵀ M A + bias of
+// M_p = m[p*mstride+g] (p = 4i+j), with ReLU if relu, Y[r][c] going to
+// y[r*ystride+2g+c]. The caller checks the lengths.
+//
+//go:noescape
+func winograd2OutputAVX512(y []float32, ystride int, m []float32, mstride int, n int, bias float32, relu bool)

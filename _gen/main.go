@@ -69,6 +69,8 @@ func main() {
 	if *kernels == "winograd" {
 		genWinograd4Input()
 		genWinograd4Output()
+		genWinograd2Input()
+		genWinograd2Output()
 		Generate()
 		return
 	}

@@ -402,3 +402,241 @@ func at(m []VecPhysical, m5, o1, o2, o3 VecPhysical, done func(VecPhysical)) {
 	VADDPS(m5, o3, o3)
 	done(o3)
 }
+
+// winograd2RowStride is the row stride, in floats, of the scratch t of
+// winograd2InputAVX512: 2*32+2 columns rounded up, plus room for the 16
+// columns past the last block.
+const winograd2RowStride = 80
+
+// genWinograd2Input generates winograd2InputAVX512, the F(2x2, 3x3)
+// input transform, laid out like winograd4InputAVX512: a row pass
+// t = Bᵀ d (Z0–Z3 the rows, Z4 the result), 16 columns at a time over
+// 32 columns per block of 16 patches plus 16, into the local scratch;
+// then per block and row of t, the phases q_j[i] = t[2i+j]: the even
+// and odd columns by VPERMT2PS (indices in Z8, Z9) and those shifted by
+// one patch by VALIGND with columns 32, 33 (Z6, Z7).
+func genWinograd2Input() {
+	even := GLOBL("winograd2EvenOdd", RODATA|NOPTR)
+	for i := 0; i < 32; i++ {
+		DATA(4*i, U32(2*(i%16)+i/16))
+	}
+
+	TEXT("winograd2InputAVX512", 0, "func(v []float32, vstride int, d *[4][]float32, n int)")
+	Pragma("noescape")
+	Doc(
+		"winograd2InputAVX512 computes, with AVX-512F, the input transform of",
+		"winogradInputRunGeneric: V = Bᵀ P B of the n (1 ≤ n ≤ 32) consecutive",
+		"4x4 patches P_i whose top-left corners are at columns 2i of the four rows",
+		"d (2n+2 floats each), V_p of patch i going to v[p*vstride+i]. The caller",
+		"checks the lengths.",
+	)
+	t := AllocLocal(4 * winograd2RowStride * 4)
+	tb := GP64()
+	LEAQ(t, tb)
+	dp := Load(Param("d"), GP64())
+	var rows [4]Register
+	for r := range rows {
+		rows[r] = GP64()
+		MOVQ(Mem{Base: dp, Disp: 24 * r}, rows[r])
+	}
+	n := GP64()
+	Load(Param("n"), n)
+	ones := GP32()
+	MOVL(U32(0xffff), ones)
+	tmp := GP32()
+
+	Comment("Row pass: t = Bᵀ d, 16 columns at a time, 2*ceil(n/16)+1 times.")
+	rem := GP64()
+	LEAQ(Mem{Base: n, Index: n, Scale: 1, Disp: 2}, rem) // 2n+2
+	chunks := GP64()
+	MOVQ(U32(3), chunks)
+	CMPQ(n, U8(16))
+	JLE(LabelRef("winograd2InputChunks"))
+	MOVQ(U32(5), chunks)
+	Label("winograd2InputChunks")
+	zero := GP64()
+	XORQ(zero, zero)
+	off := GP64()
+	XORQ(off, off)
+	a := []VecPhysical{Z0, Z1, Z2, Z3}
+	x := Z4
+	Label("winograd2InputRow")
+	TESTQ(rem, rem)
+	CMOVQLT(zero, rem)
+	tailMask(rem.As32(), ones, tmp, K1)
+	for r := 0; r < 4; r++ {
+		VMOVUPS_Z(Mem{Base: rows[r], Index: off, Scale: 1}, K1, a[r])
+	}
+	bt2(a, x, func(r int) {
+		VMOVUPS(x, Mem{Base: tb, Index: off, Scale: 1, Disp: 4 * winograd2RowStride * r})
+	})
+	ADDQ(U8(64), off)
+	SUBQ(U8(16), rem)
+	DECQ(chunks)
+	JNZ(LabelRef("winograd2InputRow"))
+
+	Comment("Column pass: V = t B, 16 patches at a time (at most two blocks).")
+	vp := Load(Param("v").Base(), GP64())
+	vs := Load(Param("vstride"), GP64())
+	SHLQ(U8(2), vs)
+	ie, io := Z8, Z9
+	VMOVDQU32(even, ie)
+	VMOVDQU32(even.Offset(64), io)
+	q := []VecPhysical{Z0, Z1, Z2, Z3}
+	x32, x33 := Z6, Z7
+	p := GP64()
+	for b := 0; b < 2; b++ {
+		if b == 1 {
+			SUBQ(U8(16), n)
+			JLE(LabelRef("winograd2InputDone"))
+		}
+		tailMask(n.As32(), ones, tmp, K1)
+		LEAQ(Mem{Base: vp, Disp: 64 * b}, p)
+		for r := 0; r < 4; r++ {
+			col := func(c int) Mem {
+				return Mem{Base: tb, Disp: 4 * (r*winograd2RowStride + 32*b + c)}
+			}
+			VMOVUPS(col(0), q[0])
+			VPERMT2PS(col(16), ie, q[0])
+			VMOVUPS(col(0), q[1])
+			VPERMT2PS(col(16), io, q[1])
+			VMOVUPS(col(32), x32)
+			VALIGND(U8(1), x32, x32, x33)
+			VALIGND(U8(1), q[0], x32, q[2])
+			VALIGND(U8(1), q[1], x33, q[3])
+			bt2(q, x, func(int) {
+				VMOVUPS(x, K1, Mem{Base: p})
+				ADDQ(vs, p)
+			})
+		}
+	}
+	Label("winograd2InputDone")
+	VZEROUPPER()
+	RET()
+}
+
+// bt2 computes the four rows of Bᵀ a of F(2x2, 3x3) into x, calling
+// store(r) after row r: a0-a2, a1+a2, a2-a1, a1-a3.
+func bt2(a []VecPhysical, x VecPhysical, store func(r int)) {
+	VSUBPS(a[2], a[0], x)
+	store(0)
+	VADDPS(a[2], a[1], x)
+	store(1)
+	VSUBPS(a[1], a[2], x)
+	store(2)
+	VSUBPS(a[3], a[1], x)
+	store(3)
+}
+
+// genWinograd2Output generates winograd2OutputAVX512, the F(2x2, 3x3)
+// output transform. Per column j of the 4x4 products, Z0–Z3 receive M
+// rows j, 4+j, 8+j, 12+j; r = Aᵀ M (2x4) goes to Z4–Z11 (r[i][j] in
+// Z(4+4i+j)); the four outputs go to Z12–Z15, are interleaved by
+// VPERMT2PS (indices in Z16, Z17) into rows of tiles and stored with the
+// masks K2, K3 (K1 masks the loads). Z30 holds the bias, Z31 zero.
+func genWinograd2Output() {
+	il := GLOBL("winograd2Interleave", RODATA|NOPTR)
+	for i := 0; i < 32; i++ {
+		DATA(4*i, U32(i/2+16*(i%2)))
+	}
+
+	TEXT("winograd2OutputAVX512", NOSPLIT, "func(y []float32, ystride int, m []float32, mstride, n int, bias float32, relu bool)")
+	Pragma("noescape")
+	Doc(
+		"winograd2OutputAVX512 computes, with AVX-512F, the output transform of",
+		"winograd2OutputRunGeneric: for the n tiles g, Y = Aᵀ M A + bias of",
+		"M_p = m[p*mstride+g] (p = 4i+j), with ReLU if relu, Y[r][c] going to",
+		"y[r*ystride+2g+c]. The caller checks the lengths.",
+	)
+	yp := Load(Param("y").Base(), GP64())
+	ys := Load(Param("ystride"), GP64())
+	SHLQ(U8(2), ys)
+	mp := Load(Param("m").Base(), GP64())
+	ms := Load(Param("mstride"), GP64())
+	SHLQ(U8(2), ms)
+	s4 := GP64()
+	LEAQ(Mem{Base: ms, Index: ms, Scale: 2}, s4) // 3 rows
+	ADDQ(ms, s4)                                 // 4 rows
+	s12 := GP64()
+	LEAQ(Mem{Base: s4, Index: s4, Scale: 2}, s12)
+	n := GP64()
+	Load(Param("n"), n)
+	bias, zero := Z30, Z31
+	VBROADCASTSS(addr(Param("bias")), bias)
+	VPXORD(zero, zero, zero)
+	VMOVDQU32(il, Z16)
+	VMOVDQU32(il.Offset(64), Z17)
+	relu := Load(Param("relu"), GP8())
+	ones, tmp := GP32(), GP32()
+	MOVL(U32(0xffff), ones)
+	allOnes, tmp64, sixteen := GP64(), GP64(), GP64()
+	MOVQ(I32(-1), allOnes)
+	MOVQ(U32(16), sixteen)
+	TESTQ(n, n)
+	JLE(LabelRef("winograd2OutputDone"))
+	base := GP64()
+	R := func(i, j int) VecPhysical { return zmm[4+4*i+j] }
+	z := zmm[:4]
+
+	Label("winograd2OutputLoop")
+	MOVQ(n, tmp64)
+	CMPQ(tmp64, sixteen)
+	CMOVQGT(sixteen, tmp64)
+	tailMask(tmp64.As32(), ones, tmp, K1)
+	SHLQ(U8(1), tmp64)
+	BZHIQ(tmp64, allOnes, tmp64)
+	KMOVW(tmp64.As32(), K2)
+	SHRQ(U8(16), tmp64)
+	KMOVW(tmp64.As32(), K3)
+	MOVQ(mp, base)
+	for j := 0; j < 4; j++ {
+		if j > 0 {
+			ADDQ(ms, base)
+		}
+		VMOVUPS_Z(Mem{Base: base}, K1, z[0])
+		VMOVUPS_Z(Mem{Base: base, Index: s4, Scale: 1}, K1, z[1])
+		VMOVUPS_Z(Mem{Base: base, Index: s4, Scale: 2}, K1, z[2])
+		VMOVUPS_Z(Mem{Base: base, Index: s12, Scale: 1}, K1, z[3])
+		// r0j = m_j + m_4+j + m_8+j, r1j = m_4+j - m_8+j - m_12+j
+		VADDPS(z[1], z[0], R(0, j))
+		VADDPS(z[2], R(0, j), R(0, j))
+		VSUBPS(z[2], z[1], R(1, j))
+		VSUBPS(z[3], R(1, j), R(1, j))
+	}
+	y := []VecPhysical{Z12, Z13, Z14, Z15}
+	for i := 0; i < 2; i++ {
+		// y_i0 = r_i0 + r_i1 + r_i2 + b, y_i1 = r_i1 - r_i2 - r_i3 + b
+		VADDPS(R(i, 1), R(i, 0), y[2*i])
+		VADDPS(R(i, 2), y[2*i], y[2*i])
+		VADDPS(bias, y[2*i], y[2*i])
+		VSUBPS(R(i, 2), R(i, 1), y[2*i+1])
+		VSUBPS(R(i, 3), y[2*i+1], y[2*i+1])
+		VADDPS(bias, y[2*i+1], y[2*i+1])
+	}
+	TESTB(relu, relu)
+	JE(LabelRef("winograd2OutputStore"))
+	for _, v := range y {
+		VPMAXSD(zero, v, v)
+	}
+	Label("winograd2OutputStore")
+	MOVQ(yp, base)
+	for i := 0; i < 2; i++ {
+		// Row i: y_i0, y_i1 of tile 0, of tile 1, ...
+		VMOVAPS(y[2*i], z[0])
+		VPERMT2PS(y[2*i+1], Z16, z[0])
+		VMOVAPS(y[2*i], z[1])
+		VPERMT2PS(y[2*i+1], Z17, z[1])
+		VMOVUPS(z[0], K2, Mem{Base: base})
+		VMOVUPS(z[1], K3, Mem{Base: base, Disp: 64})
+		if i == 0 {
+			ADDQ(ys, base)
+		}
+	}
+	ADDQ(U8(64), mp)
+	ADDQ(U32(128), yp)
+	SUBQ(U8(16), n)
+	JG(LabelRef("winograd2OutputLoop"))
+	Label("winograd2OutputDone")
+	VZEROUPPER()
+	RET()
+}
