@@ -56,6 +56,30 @@ func (c *Conv) winograd4Output(dst, m []float32, h, w, tw, g0, tiles, o0, o1, ld
 	// winograd4Place puts them into the plane.
 	const s = 4 * winograd4OutputChunk
 	var y [4 * s]float32
+	if c.pool && c.relu {
+		// The kernel pools too: rows of 2 values per tile.
+		const s = 2 * winograd4OutputChunk
+		for o := o0; o < o1; o++ {
+			plane := dst[o*oh*ow : (o+1)*oh*ow]
+			mo := m[(o-o0)*ldm:]
+			for a := 0; a < tiles; a += winograd4OutputChunk {
+				n := min(winograd4OutputChunk, tiles-a)
+				winograd4OutputPoolRun(y[:], s, mo[a:], mstride, n, c.bias[o])
+				for g := 0; g < n; {
+					// The k tiles g.. are in tile row ty.
+					ty, tx := (g0+a+g)/tw, (g0+a+g)%tw
+					k := min(n-g, tw-tx)
+					py, px := 2*ty, 2*tx
+					cols := min(2*k, ow-px)
+					for r := range min(2, oh-py) {
+						copy(plane[(py+r)*ow+px:(py+r)*ow+px+cols], y[r*s+2*g:r*s+2*g+cols])
+					}
+					g += k
+				}
+			}
+		}
+		return
+	}
 	for o := o0; o < o1; o++ {
 		plane := dst[o*oh*ow : (o+1)*oh*ow]
 		mo := m[(o-o0)*ldm:]

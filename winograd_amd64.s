@@ -760,9 +760,9 @@ TEXT ·winograd4OutputAVX512(SB), NOSPLIT, $0-77
 	MOVL         $0x0000ffff, R10
 	MOVQ         $-1, R12
 	TESTQ        R8, R8
-	JLE          winograd4OutputDone
+	JLE          winograd4OutputAVX512Done
 
-winograd4OutputLoop:
+winograd4OutputAVX512Loop:
 	MOVQ      $0x00000010, R11
 	MOVQ      R8, R13
 	CMPQ      R13, R11
@@ -1194,11 +1194,379 @@ winograd4OutputReLU3_197120:
 	ADDQ       $0x40, DX
 	ADDQ       $0x00000100, AX
 	SUBQ       $0x10, R8
-	JG         winograd4OutputLoop
+	JG         winograd4OutputAVX512Loop
 
-winograd4OutputDone:
+winograd4OutputAVX512Done:
 	VZEROUPPER
 	RET
+
+// func winograd4OutputPoolAVX512(y []float32, ystride int, m []float32, mstride int, n int, bias float32)
+// Requires: AVX, AVX512F, BMI2, CMOV
+TEXT ·winograd4OutputPoolAVX512(SB), NOSPLIT, $0-76
+	MOVQ         y_base+0(FP), AX
+	MOVQ         ystride+24(FP), CX
+	SHLQ         $0x02, CX
+	MOVQ         m_base+32(FP), DX
+	MOVQ         mstride+56(FP), BX
+	SHLQ         $0x02, BX
+	LEAQ         (BX)(BX*2), SI
+	ADDQ         SI, SI
+	LEAQ         (SI)(SI*2), DI
+	MOVQ         n+64(FP), R8
+	VBROADCASTSS bias+72(FP), Z30
+	VPXORD       Z31, Z31, Z31
+	MOVL         $0x0000ffff, R9
+	MOVQ         $-1, R11
+	TESTQ        R8, R8
+	JLE          winograd4OutputPoolAVX512Done
+
+winograd4OutputPoolAVX512Loop:
+	MOVQ      $0x00000010, R10
+	MOVQ      R8, R12
+	CMPQ      R12, R10
+	CMOVQGT   R10, R12
+	BZHIL     R12, R9, R10
+	KMOVW     R10, K1
+	MOVQ      DX, R10
+	LEAQ      (R10)(DI*1), R13
+	VMOVUPS.Z (R10), K1, Z0
+	VMOVUPS.Z (R10)(SI*1), K1, Z1
+	VMOVUPS.Z (R10)(SI*2), K1, Z2
+	VMOVUPS.Z (R13), K1, Z3
+	VMOVUPS.Z (R13)(SI*1), K1, Z4
+	VMOVUPS.Z (R13)(SI*2), K1, Z5
+	VADDPS    Z1, Z0, Z6
+	VADDPS    Z2, Z6, Z6
+	VADDPS    Z3, Z6, Z6
+	VADDPS    Z4, Z6, Z6
+	VSUBPS    Z2, Z1, Z0
+	VADDPS    Z2, Z1, Z1
+	VSUBPS    Z4, Z3, Z2
+	VADDPS    Z4, Z3, Z3
+	VADDPS    Z2, Z2, Z4
+	VADDPS    Z4, Z0, Z12
+	VADDPS    Z3, Z3, Z4
+	VADDPS    Z4, Z4, Z4
+	VADDPS    Z4, Z1, Z18
+	VADDPS    Z2, Z2, Z4
+	VADDPS    Z4, Z4, Z4
+	VADDPS    Z4, Z4, Z4
+	VADDPS    Z4, Z0, Z24
+	VADDPS    Z5, Z24, Z24
+	ADDQ      BX, R10
+	LEAQ      (R10)(DI*1), R13
+	VMOVUPS.Z (R10), K1, Z0
+	VMOVUPS.Z (R10)(SI*1), K1, Z1
+	VMOVUPS.Z (R10)(SI*2), K1, Z2
+	VMOVUPS.Z (R13), K1, Z3
+	VMOVUPS.Z (R13)(SI*1), K1, Z4
+	VMOVUPS.Z (R13)(SI*2), K1, Z5
+	VADDPS    Z1, Z0, Z7
+	VADDPS    Z2, Z7, Z7
+	VADDPS    Z3, Z7, Z7
+	VADDPS    Z4, Z7, Z7
+	VSUBPS    Z2, Z1, Z0
+	VADDPS    Z2, Z1, Z1
+	VSUBPS    Z4, Z3, Z2
+	VADDPS    Z4, Z3, Z3
+	VADDPS    Z2, Z2, Z4
+	VADDPS    Z4, Z0, Z13
+	VADDPS    Z3, Z3, Z4
+	VADDPS    Z4, Z4, Z4
+	VADDPS    Z4, Z1, Z19
+	VADDPS    Z2, Z2, Z4
+	VADDPS    Z4, Z4, Z4
+	VADDPS    Z4, Z4, Z4
+	VADDPS    Z4, Z0, Z25
+	VADDPS    Z5, Z25, Z25
+	ADDQ      BX, R10
+	LEAQ      (R10)(DI*1), R13
+	VMOVUPS.Z (R10), K1, Z0
+	VMOVUPS.Z (R10)(SI*1), K1, Z1
+	VMOVUPS.Z (R10)(SI*2), K1, Z2
+	VMOVUPS.Z (R13), K1, Z3
+	VMOVUPS.Z (R13)(SI*1), K1, Z4
+	VMOVUPS.Z (R13)(SI*2), K1, Z5
+	VADDPS    Z1, Z0, Z8
+	VADDPS    Z2, Z8, Z8
+	VADDPS    Z3, Z8, Z8
+	VADDPS    Z4, Z8, Z8
+	VSUBPS    Z2, Z1, Z0
+	VADDPS    Z2, Z1, Z1
+	VSUBPS    Z4, Z3, Z2
+	VADDPS    Z4, Z3, Z3
+	VADDPS    Z2, Z2, Z4
+	VADDPS    Z4, Z0, Z14
+	VADDPS    Z3, Z3, Z4
+	VADDPS    Z4, Z4, Z4
+	VADDPS    Z4, Z1, Z20
+	VADDPS    Z2, Z2, Z4
+	VADDPS    Z4, Z4, Z4
+	VADDPS    Z4, Z4, Z4
+	VADDPS    Z4, Z0, Z26
+	VADDPS    Z5, Z26, Z26
+	ADDQ      BX, R10
+	LEAQ      (R10)(DI*1), R13
+	VMOVUPS.Z (R10), K1, Z0
+	VMOVUPS.Z (R10)(SI*1), K1, Z1
+	VMOVUPS.Z (R10)(SI*2), K1, Z2
+	VMOVUPS.Z (R13), K1, Z3
+	VMOVUPS.Z (R13)(SI*1), K1, Z4
+	VMOVUPS.Z (R13)(SI*2), K1, Z5
+	VADDPS    Z1, Z0, Z9
+	VADDPS    Z2, Z9, Z9
+	VADDPS    Z3, Z9, Z9
+	VADDPS    Z4, Z9, Z9
+	VSUBPS    Z2, Z1, Z0
+	VADDPS    Z2, Z1, Z1
+	VSUBPS    Z4, Z3, Z2
+	VADDPS    Z4, Z3, Z3
+	VADDPS    Z2, Z2, Z4
+	VADDPS    Z4, Z0, Z15
+	VADDPS    Z3, Z3, Z4
+	VADDPS    Z4, Z4, Z4
+	VADDPS    Z4, Z1, Z21
+	VADDPS    Z2, Z2, Z4
+	VADDPS    Z4, Z4, Z4
+	VADDPS    Z4, Z4, Z4
+	VADDPS    Z4, Z0, Z27
+	VADDPS    Z5, Z27, Z27
+	ADDQ      BX, R10
+	LEAQ      (R10)(DI*1), R13
+	VMOVUPS.Z (R10), K1, Z0
+	VMOVUPS.Z (R10)(SI*1), K1, Z1
+	VMOVUPS.Z (R10)(SI*2), K1, Z2
+	VMOVUPS.Z (R13), K1, Z3
+	VMOVUPS.Z (R13)(SI*1), K1, Z4
+	VMOVUPS.Z (R13)(SI*2), K1, Z5
+	VADDPS    Z1, Z0, Z10
+	VADDPS    Z2, Z10, Z10
+	VADDPS    Z3, Z10, Z10
+	VADDPS    Z4, Z10, Z10
+	VSUBPS    Z2, Z1, Z0
+	VADDPS    Z2, Z1, Z1
+	VSUBPS    Z4, Z3, Z2
+	VADDPS    Z4, Z3, Z3
+	VADDPS    Z2, Z2, Z4
+	VADDPS    Z4, Z0, Z16
+	VADDPS    Z3, Z3, Z4
+	VADDPS    Z4, Z4, Z4
+	VADDPS    Z4, Z1, Z22
+	VADDPS    Z2, Z2, Z4
+	VADDPS    Z4, Z4, Z4
+	VADDPS    Z4, Z4, Z4
+	VADDPS    Z4, Z0, Z28
+	VADDPS    Z5, Z28, Z28
+	ADDQ      BX, R10
+	LEAQ      (R10)(DI*1), R13
+	VMOVUPS.Z (R10), K1, Z0
+	VMOVUPS.Z (R10)(SI*1), K1, Z1
+	VMOVUPS.Z (R10)(SI*2), K1, Z2
+	VMOVUPS.Z (R13), K1, Z3
+	VMOVUPS.Z (R13)(SI*1), K1, Z4
+	VMOVUPS.Z (R13)(SI*2), K1, Z5
+	VADDPS    Z1, Z0, Z11
+	VADDPS    Z2, Z11, Z11
+	VADDPS    Z3, Z11, Z11
+	VADDPS    Z4, Z11, Z11
+	VSUBPS    Z2, Z1, Z0
+	VADDPS    Z2, Z1, Z1
+	VSUBPS    Z4, Z3, Z2
+	VADDPS    Z4, Z3, Z3
+	VADDPS    Z2, Z2, Z4
+	VADDPS    Z4, Z0, Z17
+	VADDPS    Z3, Z3, Z4
+	VADDPS    Z4, Z4, Z4
+	VADDPS    Z4, Z1, Z23
+	VADDPS    Z2, Z2, Z4
+	VADDPS    Z4, Z4, Z4
+	VADDPS    Z4, Z4, Z4
+	VADDPS    Z4, Z0, Z29
+	VADDPS    Z5, Z29, Z29
+
+	// Store masks: K2, K3 cover the 2*min(n, 16) floats of each output row.
+	SHLQ  $0x01, R12
+	BZHIQ R12, R11, R12
+	KMOVW R12, K2
+	SHRQ  $0x10, R12
+	KMOVW R12, K3
+	SHRQ  $0x10, R12
+
+	// Y = t A + bias, row by row, interleaved into tile order.
+	MOVQ      AX, R10
+	VADDPS    Z7, Z6, Z0
+	VADDPS    Z8, Z0, Z0
+	VADDPS    Z9, Z0, Z0
+	VADDPS    Z10, Z0, Z0
+	VADDPS    Z30, Z0, Z0
+	VPMAXSD   Z31, Z0, Z0
+	VSUBPS    Z8, Z7, Z4
+	VADDPS    Z8, Z7, Z5
+	VSUBPS    Z10, Z9, Z3
+	VADDPS    Z10, Z9, Z2
+	VADDPS    Z3, Z3, Z1
+	VADDPS    Z1, Z4, Z1
+	VADDPS    Z30, Z1, Z1
+	VPMAXSD   Z31, Z1, Z1
+	VADDPS    Z2, Z2, Z2
+	VADDPS    Z2, Z2, Z2
+	VADDPS    Z2, Z5, Z2
+	VADDPS    Z30, Z2, Z2
+	VPMAXSD   Z31, Z2, Z2
+	VADDPS    Z3, Z3, Z3
+	VADDPS    Z3, Z3, Z3
+	VADDPS    Z3, Z3, Z3
+	VADDPS    Z3, Z4, Z3
+	VADDPS    Z11, Z3, Z3
+	VADDPS    Z30, Z3, Z3
+	VPMAXSD   Z31, Z3, Z3
+	VMAXPS    Z1, Z0, Z6
+	VMAXPS    Z3, Z2, Z7
+	VADDPS    Z13, Z12, Z0
+	VADDPS    Z14, Z0, Z0
+	VADDPS    Z15, Z0, Z0
+	VADDPS    Z16, Z0, Z0
+	VADDPS    Z30, Z0, Z0
+	VPMAXSD   Z31, Z0, Z0
+	VSUBPS    Z14, Z13, Z4
+	VADDPS    Z14, Z13, Z5
+	VSUBPS    Z16, Z15, Z3
+	VADDPS    Z16, Z15, Z2
+	VADDPS    Z3, Z3, Z1
+	VADDPS    Z1, Z4, Z1
+	VADDPS    Z30, Z1, Z1
+	VPMAXSD   Z31, Z1, Z1
+	VADDPS    Z2, Z2, Z2
+	VADDPS    Z2, Z2, Z2
+	VADDPS    Z2, Z5, Z2
+	VADDPS    Z30, Z2, Z2
+	VPMAXSD   Z31, Z2, Z2
+	VADDPS    Z3, Z3, Z3
+	VADDPS    Z3, Z3, Z3
+	VADDPS    Z3, Z3, Z3
+	VADDPS    Z3, Z4, Z3
+	VADDPS    Z17, Z3, Z3
+	VADDPS    Z30, Z3, Z3
+	VPMAXSD   Z31, Z3, Z3
+	VMAXPS    Z1, Z0, Z4
+	VMAXPS    Z3, Z2, Z5
+	VMAXPS    Z4, Z6, Z0
+	VMAXPS    Z5, Z7, Z1
+	VMOVDQU32 winogradInterleave2<>+0(SB), Z8
+	VMOVDQU32 winogradInterleave2<>+64(SB), Z9
+	VMOVAPS   Z0, Z2
+	VPERMT2PS Z1, Z8, Z2
+	VMOVAPS   Z0, Z3
+	VPERMT2PS Z1, Z9, Z3
+	VMOVUPS   Z2, K2, (R10)
+	VMOVUPS   Z3, K3, 64(R10)
+	ADDQ      CX, R10
+	VADDPS    Z19, Z18, Z0
+	VADDPS    Z20, Z0, Z0
+	VADDPS    Z21, Z0, Z0
+	VADDPS    Z22, Z0, Z0
+	VADDPS    Z30, Z0, Z0
+	VPMAXSD   Z31, Z0, Z0
+	VSUBPS    Z20, Z19, Z4
+	VADDPS    Z20, Z19, Z5
+	VSUBPS    Z22, Z21, Z3
+	VADDPS    Z22, Z21, Z2
+	VADDPS    Z3, Z3, Z1
+	VADDPS    Z1, Z4, Z1
+	VADDPS    Z30, Z1, Z1
+	VPMAXSD   Z31, Z1, Z1
+	VADDPS    Z2, Z2, Z2
+	VADDPS    Z2, Z2, Z2
+	VADDPS    Z2, Z5, Z2
+	VADDPS    Z30, Z2, Z2
+	VPMAXSD   Z31, Z2, Z2
+	VADDPS    Z3, Z3, Z3
+	VADDPS    Z3, Z3, Z3
+	VADDPS    Z3, Z3, Z3
+	VADDPS    Z3, Z4, Z3
+	VADDPS    Z23, Z3, Z3
+	VADDPS    Z30, Z3, Z3
+	VPMAXSD   Z31, Z3, Z3
+	VMAXPS    Z1, Z0, Z18
+	VMAXPS    Z3, Z2, Z19
+	VADDPS    Z25, Z24, Z0
+	VADDPS    Z26, Z0, Z0
+	VADDPS    Z27, Z0, Z0
+	VADDPS    Z28, Z0, Z0
+	VADDPS    Z30, Z0, Z0
+	VPMAXSD   Z31, Z0, Z0
+	VSUBPS    Z26, Z25, Z4
+	VADDPS    Z26, Z25, Z5
+	VSUBPS    Z28, Z27, Z3
+	VADDPS    Z28, Z27, Z2
+	VADDPS    Z3, Z3, Z1
+	VADDPS    Z1, Z4, Z1
+	VADDPS    Z30, Z1, Z1
+	VPMAXSD   Z31, Z1, Z1
+	VADDPS    Z2, Z2, Z2
+	VADDPS    Z2, Z2, Z2
+	VADDPS    Z2, Z5, Z2
+	VADDPS    Z30, Z2, Z2
+	VPMAXSD   Z31, Z2, Z2
+	VADDPS    Z3, Z3, Z3
+	VADDPS    Z3, Z3, Z3
+	VADDPS    Z3, Z3, Z3
+	VADDPS    Z3, Z4, Z3
+	VADDPS    Z29, Z3, Z3
+	VADDPS    Z30, Z3, Z3
+	VPMAXSD   Z31, Z3, Z3
+	VMAXPS    Z1, Z0, Z4
+	VMAXPS    Z3, Z2, Z5
+	VMAXPS    Z4, Z18, Z0
+	VMAXPS    Z5, Z19, Z1
+	VMOVAPS   Z0, Z2
+	VPERMT2PS Z1, Z8, Z2
+	VMOVAPS   Z0, Z3
+	VPERMT2PS Z1, Z9, Z3
+	VMOVUPS   Z2, K2, (R10)
+	VMOVUPS   Z3, K3, 64(R10)
+	ADDQ      $0x40, DX
+	ADDQ      $0x00000080, AX
+	SUBQ      $0x10, R8
+	JG        winograd4OutputPoolAVX512Loop
+
+winograd4OutputPoolAVX512Done:
+	VZEROUPPER
+	RET
+
+DATA winogradInterleave2<>+0(SB)/4, $0x00000000
+DATA winogradInterleave2<>+4(SB)/4, $0x00000010
+DATA winogradInterleave2<>+8(SB)/4, $0x00000001
+DATA winogradInterleave2<>+12(SB)/4, $0x00000011
+DATA winogradInterleave2<>+16(SB)/4, $0x00000002
+DATA winogradInterleave2<>+20(SB)/4, $0x00000012
+DATA winogradInterleave2<>+24(SB)/4, $0x00000003
+DATA winogradInterleave2<>+28(SB)/4, $0x00000013
+DATA winogradInterleave2<>+32(SB)/4, $0x00000004
+DATA winogradInterleave2<>+36(SB)/4, $0x00000014
+DATA winogradInterleave2<>+40(SB)/4, $0x00000005
+DATA winogradInterleave2<>+44(SB)/4, $0x00000015
+DATA winogradInterleave2<>+48(SB)/4, $0x00000006
+DATA winogradInterleave2<>+52(SB)/4, $0x00000016
+DATA winogradInterleave2<>+56(SB)/4, $0x00000007
+DATA winogradInterleave2<>+60(SB)/4, $0x00000017
+DATA winogradInterleave2<>+64(SB)/4, $0x00000008
+DATA winogradInterleave2<>+68(SB)/4, $0x00000018
+DATA winogradInterleave2<>+72(SB)/4, $0x00000009
+DATA winogradInterleave2<>+76(SB)/4, $0x00000019
+DATA winogradInterleave2<>+80(SB)/4, $0x0000000a
+DATA winogradInterleave2<>+84(SB)/4, $0x0000001a
+DATA winogradInterleave2<>+88(SB)/4, $0x0000000b
+DATA winogradInterleave2<>+92(SB)/4, $0x0000001b
+DATA winogradInterleave2<>+96(SB)/4, $0x0000000c
+DATA winogradInterleave2<>+100(SB)/4, $0x0000001c
+DATA winogradInterleave2<>+104(SB)/4, $0x0000000d
+DATA winogradInterleave2<>+108(SB)/4, $0x0000001d
+DATA winogradInterleave2<>+112(SB)/4, $0x0000000e
+DATA winogradInterleave2<>+116(SB)/4, $0x0000001e
+DATA winogradInterleave2<>+120(SB)/4, $0x0000000f
+DATA winogradInterleave2<>+124(SB)/4, $0x0000001f
+GLOBL winogradInterleave2<>(SB), RODATA|NOPTR, $128
 
 DATA winograd2EvenOdd<>+0(SB)/4, $0x00000000
 DATA winograd2EvenOdd<>+4(SB)/4, $0x00000002
@@ -1458,40 +1826,6 @@ winograd2InputDone:
 	VZEROUPPER
 	RET
 
-DATA winograd2Interleave<>+0(SB)/4, $0x00000000
-DATA winograd2Interleave<>+4(SB)/4, $0x00000010
-DATA winograd2Interleave<>+8(SB)/4, $0x00000001
-DATA winograd2Interleave<>+12(SB)/4, $0x00000011
-DATA winograd2Interleave<>+16(SB)/4, $0x00000002
-DATA winograd2Interleave<>+20(SB)/4, $0x00000012
-DATA winograd2Interleave<>+24(SB)/4, $0x00000003
-DATA winograd2Interleave<>+28(SB)/4, $0x00000013
-DATA winograd2Interleave<>+32(SB)/4, $0x00000004
-DATA winograd2Interleave<>+36(SB)/4, $0x00000014
-DATA winograd2Interleave<>+40(SB)/4, $0x00000005
-DATA winograd2Interleave<>+44(SB)/4, $0x00000015
-DATA winograd2Interleave<>+48(SB)/4, $0x00000006
-DATA winograd2Interleave<>+52(SB)/4, $0x00000016
-DATA winograd2Interleave<>+56(SB)/4, $0x00000007
-DATA winograd2Interleave<>+60(SB)/4, $0x00000017
-DATA winograd2Interleave<>+64(SB)/4, $0x00000008
-DATA winograd2Interleave<>+68(SB)/4, $0x00000018
-DATA winograd2Interleave<>+72(SB)/4, $0x00000009
-DATA winograd2Interleave<>+76(SB)/4, $0x00000019
-DATA winograd2Interleave<>+80(SB)/4, $0x0000000a
-DATA winograd2Interleave<>+84(SB)/4, $0x0000001a
-DATA winograd2Interleave<>+88(SB)/4, $0x0000000b
-DATA winograd2Interleave<>+92(SB)/4, $0x0000001b
-DATA winograd2Interleave<>+96(SB)/4, $0x0000000c
-DATA winograd2Interleave<>+100(SB)/4, $0x0000001c
-DATA winograd2Interleave<>+104(SB)/4, $0x0000000d
-DATA winograd2Interleave<>+108(SB)/4, $0x0000001d
-DATA winograd2Interleave<>+112(SB)/4, $0x0000000e
-DATA winograd2Interleave<>+116(SB)/4, $0x0000001e
-DATA winograd2Interleave<>+120(SB)/4, $0x0000000f
-DATA winograd2Interleave<>+124(SB)/4, $0x0000001f
-GLOBL winograd2Interleave<>(SB), RODATA|NOPTR, $128
-
 // func winograd2OutputAVX512(y []float32, ystride int, m []float32, mstride int, n int, bias float32, relu bool)
 // Requires: AVX, AVX512F, BMI2, CMOV
 TEXT ·winograd2OutputAVX512(SB), NOSPLIT, $0-77
@@ -1507,8 +1841,8 @@ TEXT ·winograd2OutputAVX512(SB), NOSPLIT, $0-77
 	MOVQ         n+64(FP), R8
 	VBROADCASTSS bias+72(FP), Z30
 	VPXORD       Z31, Z31, Z31
-	VMOVDQU32    winograd2Interleave<>+0(SB), Z16
-	VMOVDQU32    winograd2Interleave<>+64(SB), Z17
+	VMOVDQU32    winogradInterleave2<>+0(SB), Z16
+	VMOVDQU32    winogradInterleave2<>+64(SB), Z17
 	MOVB         relu+76(FP), R9
 	MOVL         $0x0000ffff, R10
 	MOVQ         $-1, R12

@@ -285,3 +285,51 @@ func winograd2OutputRunGeneric(y []float32, ystride int, m []float32, mstride, n
 		y0[2*g], y0[2*g+1], y1[2*g], y1[2*g+1] = y00, y01, y10, y11
 	}
 }
+
+// winograd4OutputPoolRun is winograd4OutputRun with ReLU followed by
+// the 2x2 max-pool of each 4x4 tile: P[a][b] of tile g, the maximum of
+// Y[2a..2a+1][2b..2b+1], goes to y[a*ystride+2g+b]. It panics if the
+// strides are shorter than n (2n for ystride) or the slices too short.
+func winograd4OutputPoolRun(y []float32, ystride int, m []float32, mstride, n int, bias float32) {
+	if n <= 0 {
+		return
+	}
+	if ystride < 2*n || len(y) < ystride+2*n || mstride < n || len(m) < 35*mstride+n {
+		panic(fmt.Sprintf("style: winograd4OutputPoolRun: %d tiles, y has %d floats (stride %d), m %d (stride %d)",
+			n, len(y), ystride, len(m), mstride))
+	}
+	if !winogradAsm {
+		winograd4OutputPoolRunGeneric(y, ystride, m, mstride, n, bias)
+		return
+	}
+	if raceEnabled {
+		for p := range 36 {
+			raceReadFloat32s(m[p*mstride : p*mstride+n])
+		}
+		for a := range 2 {
+			raceWriteFloat32s(y[a*ystride : a*ystride+2*n])
+		}
+	}
+	winograd4OutputPoolAsm(y, ystride, m, mstride, n, bias)
+}
+
+// winograd4OutputPoolRunGeneric is the reference of
+// winograd4OutputPoolRun and of its assembly kernel: the values of
+// winograd4OutputRunGeneric with ReLU, max-pooled as
+// max(max(Y[2a][2b], Y[2a][2b+1]), max(Y[2a+1][2b], Y[2a+1][2b+1])).
+func winograd4OutputPoolRunGeneric(y []float32, ystride int, m []float32, mstride, n int, bias float32) {
+	var buf [4 * 4 * 16]float32
+	const s = 4 * 16
+	y0, y1 := y[:2*n], y[ystride:ystride+2*n]
+	for g0 := 0; g0 < n; g0 += 16 {
+		k := min(16, n-g0)
+		winograd4OutputRunGeneric(buf[:], s, m[g0:], mstride, k, bias, true)
+		for g := range k {
+			for b := range 2 {
+				q := 4*g + 2*b
+				y0[2*(g0+g)+b] = max(max(buf[q], buf[q+1]), max(buf[s+q], buf[s+q+1]))
+				y1[2*(g0+g)+b] = max(max(buf[2*s+q], buf[2*s+q+1]), max(buf[3*s+q], buf[3*s+q+1]))
+			}
+		}
+	}
+}

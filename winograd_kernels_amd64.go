@@ -25,3 +25,7 @@ func winograd2InputAsm(v []float32, vstride int, d *[4][]float32, n int) {
 func winograd2OutputAsm(y []float32, ystride int, m []float32, mstride, n int, bias float32, relu bool) {
 	winograd2OutputAVX512(y, ystride, m, mstride, n, bias, relu)
 }
+
+func winograd4OutputPoolAsm(y []float32, ystride int, m []float32, mstride, n int, bias float32) {
+	winograd4OutputPoolAVX512(y, ystride, m, mstride, n, bias)
+}

@@ -21,3 +21,7 @@ func winograd2InputAsm([]float32, int, *[4][]float32, int) {
 func winograd2OutputAsm([]float32, int, []float32, int, int, float32, bool) {
 	panic("style: no assembly Winograd kernels")
 }
+
+func winograd4OutputPoolAsm([]float32, int, []float32, int, int, float32) {
+	panic("style: no assembly Winograd kernels")
+}

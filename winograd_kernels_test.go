@@ -179,6 +179,59 @@ func TestWinograd4OutputRunKernels(t *testing.T) {
 	}
 }
 
+// TestWinograd4OutputPoolRunKernels checks the pooling output kernel
+// against its reference, and the reference against the unpooled
+// transform pooled here (ReLU makes every value non-negative, so the
+// maxima are exact whatever the order).
+func TestWinograd4OutputPoolRunKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	counts := []int{64, 65, 127, 128, 129, 300}
+	for n := 40; n >= 0; n-- {
+		counts = append([]int{n}, counts...)
+	}
+	for _, n := range counts {
+		mstride := n + r.IntN(7)
+		m := randFloats(r, 35*mstride+n)
+		ystride := 2*n + r.IntN(3)
+		size := ystride + 2*n
+		inRun := func(i int) bool { return i%ystride < 2*n }
+		bias := float32(r.NormFloat64())
+		want := make([]float32, size)
+		winograd4OutputPoolRunGeneric(want, ystride, m, mstride, n, bias)
+		full := make([]float32, 4*4*n)
+		winograd4OutputRunGeneric(full, 4*n, m, mstride, n, bias, true)
+		for g := range n {
+			for a := range 2 {
+				for b := range 2 {
+					v := float32(0)
+					for _, q := range [4]int{2*a*4*n + 4*g + 2*b, 2*a*4*n + 4*g + 2*b + 1, (2*a+1)*4*n + 4*g + 2*b, (2*a+1)*4*n + 4*g + 2*b + 1} {
+						v = max(v, full[q])
+					}
+					if got := want[a*ystride+2*g+b]; !sameBits(got, v) {
+						t.Fatalf("n=%d: reference P[%d][%d] of tile %d = %v, pooled transform %v", n, a, b, g, got, v)
+					}
+				}
+			}
+		}
+		kernels := map[string]func(y []float32){
+			"dispatch": func(y []float32) { winograd4OutputPoolRun(y, ystride, m, mstride, n, bias) },
+		}
+		if winogradAsm && n > 0 {
+			kernels["asm"] = func(y []float32) { winograd4OutputPoolAsm(y, ystride, m, mstride, n, bias) }
+		}
+		for name, run := range kernels {
+			y, check := guarded(size)
+			run(y)
+			check(t, inRun)
+			for i := range size {
+				if inRun(i) && !sameBits(y[i], want[i]) {
+					t.Fatalf("%s n=%d: P[%d][%d] of tile %d = %v, reference %v", name, n, i/ystride, i%2, i%ystride/2, y[i], want[i])
+				}
+			}
+		}
+	}
+}
+
 // TestWinograd4OutputMatchesScalar runs the whole output transform of a
 // band (transform and placement, with and without ReLU and pooling, odd
 // and even image sizes) against the scalar code it replaced.

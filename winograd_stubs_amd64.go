@@ -21,6 +21,14 @@ func winograd4InputAVX512(v []float32, vstride int, d *[6][]float32, n int)
 //go:noescape
 func winograd4OutputAVX512(y []float32, ystride int, m []float32, mstride int, n int, bias float32, relu bool)
 
+// winograd4OutputPoolAVX512 computes, with AVX-512F, the output transform
+// of winograd4OutputPoolRunGeneric: for the n tiles g, Y = Aᵀ M A + bias
+// of M_p = m[p*mstride+g] (p = 6i+j), ReLU, and the 2x2 max-pool P of Y,
+// P[a][b] going to y[a*ystride+2g+b]. The caller checks the lengths.
+//
+//go:noescape
+func winograd4OutputPoolAVX512(y []float32, ystride int, m []float32, mstride int, n int, bias float32)
+
 // winograd2InputAVX512 computes, with AVX-512F, the input transform of
 // winogradInputRunGeneric: V = Bᵀ P B of the n (1 ≤ n ≤ 32) consecutive
 // 4x4 patches P_i whose top-left corners are at columns 2i of the four rows

@@ -68,7 +68,8 @@ func main() {
 	ConstraintExpr("!purego")
 	if *kernels == "winograd" {
 		genWinograd4Input()
-		genWinograd4Output()
+		genWinograd4Output(false)
+		genWinograd4Output(true)
 		genWinograd2Input()
 		genWinograd2Output()
 		Generate()

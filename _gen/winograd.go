@@ -203,7 +203,10 @@ func bt(a []VecPhysical, x, y, c4, c5 VecPhysical, store func(r int)) {
 	store(5)
 }
 
-// genWinograd4Output generates winograd4OutputAVX512.
+// genWinograd4Output generates winograd4OutputAVX512, or with pool
+// winograd4OutputPoolAVX512, which always applies ReLU and then max-pools
+// each 4x4 tile into 2x2 (VMAXPS, which on values that ReLU has made
+// non-negative gives the same bits as Go's max).
 //
 // Register plan: for each column k of the 6x6 products, Z0–Z5 receive
 // M rows k, 6+k, ..., 30+k and become temporaries; t = Aᵀ M (4x6) is
@@ -212,15 +215,28 @@ func bt(a []VecPhysical, x, y, c4, c5 VecPhysical, store func(r int)) {
 // and stored with the masks K2–K5 (K1 masks the loads). Z30 holds the bias, Z31 zero (ReLU is
 // VPMAXSD with 0, which clears exactly the values with the sign bit set,
 // as relu32 does).
-func genWinograd4Output() {
-	TEXT("winograd4OutputAVX512", NOSPLIT, "func(y []float32, ystride int, m []float32, mstride, n int, bias float32, relu bool)")
-	Pragma("noescape")
-	Doc(
-		"winograd4OutputAVX512 computes, with AVX-512F, the output transform of",
-		"winograd4OutputRunGeneric: for the n tiles g, Y = Aᵀ M A + bias of",
-		"M_p = m[p*mstride+g] (p = 6i+j), with ReLU if relu, Y[r][c] going to",
-		"y[r*ystride+4g+c]. The caller checks the lengths.",
-	)
+func genWinograd4Output(pool bool) {
+	name := "winograd4OutputAVX512"
+	if pool {
+		name = "winograd4OutputPoolAVX512"
+		TEXT(name, NOSPLIT, "func(y []float32, ystride int, m []float32, mstride, n int, bias float32)")
+		Pragma("noescape")
+		Doc(
+			"winograd4OutputPoolAVX512 computes, with AVX-512F, the output transform",
+			"of winograd4OutputPoolRunGeneric: for the n tiles g, Y = Aᵀ M A + bias",
+			"of M_p = m[p*mstride+g] (p = 6i+j), ReLU, and the 2x2 max-pool P of Y,",
+			"P[a][b] going to y[a*ystride+2g+b]. The caller checks the lengths.",
+		)
+	} else {
+		TEXT(name, NOSPLIT, "func(y []float32, ystride int, m []float32, mstride, n int, bias float32, relu bool)")
+		Pragma("noescape")
+		Doc(
+			"winograd4OutputAVX512 computes, with AVX-512F, the output transform of",
+			"winograd4OutputRunGeneric: for the n tiles g, Y = Aᵀ M A + bias of",
+			"M_p = m[p*mstride+g] (p = 6i+j), with ReLU if relu, Y[r][c] going to",
+			"y[r*ystride+4g+c]. The caller checks the lengths.",
+		)
+	}
 	yp := Load(Param("y").Base(), GP64())
 	ys := Load(Param("ystride"), GP64())
 	SHLQ(U8(2), ys)
@@ -237,18 +253,21 @@ func genWinograd4Output() {
 	bias, zero := Z30, Z31
 	VBROADCASTSS(addr(Param("bias")), bias)
 	VPXORD(zero, zero, zero)
-	relu := Load(Param("relu"), GP8())
+	var relu Register
+	if !pool {
+		relu = Load(Param("relu"), GP8())
+	}
 	ones, tmp := GP32(), GP32()
 	MOVL(U32(0xffff), ones)
 	allOnes, tmp64 := GP64(), GP64()
 	MOVQ(I32(-1), allOnes)
 	TESTQ(n, n)
-	JLE(LabelRef("winograd4OutputDone"))
+	JLE(LabelRef(name + "Done"))
 	base, base2, p := GP64(), GP64(), GP64()
 	T := func(r, k int) VecPhysical { return zmm[6+6*r+k] }
 	z := zmm[:6]
 
-	Label("winograd4OutputLoop")
+	Label(name + "Loop")
 	// BZHI looks at the low 8 bits of the index only: clamp it to 16.
 	sixteen := GP64()
 	MOVQ(U32(16), sixteen)
@@ -275,10 +294,17 @@ func genWinograd4Output() {
 		VADDPS(z[4], T(0, k), T(0, k))
 		at(z, z[5], T(1, k), T(2, k), T(3, k), nil)
 	}
-	Comment("Store masks: K2–K5 cover the 4*min(n, 16) floats of each output row.")
-	SHLQ(U8(2), tmp64)
+	masks := []Register{K2, K3, K4, K5}
+	if pool {
+		Comment("Store masks: K2, K3 cover the 2*min(n, 16) floats of each output row.")
+		SHLQ(U8(1), tmp64)
+		masks = masks[:2]
+	} else {
+		Comment("Store masks: K2–K5 cover the 4*min(n, 16) floats of each output row.")
+		SHLQ(U8(2), tmp64)
+	}
 	BZHIQ(tmp64, allOnes, tmp64)
-	for _, k := range []Register{K2, K3, K4, K5} {
+	for _, k := range masks {
 		KMOVW(tmp64.As32(), k)
 		SHRQ(U8(16), tmp64)
 	}
@@ -293,6 +319,10 @@ func genWinograd4Output() {
 		VADDPS(a[4], z[0], z[0])
 		VADDPS(bias, z[0], z[0])
 		act := func(v VecPhysical) {
+			if pool {
+				VPMAXSD(zero, v, v)
+				return
+			}
 			label := fmt.Sprintf("winograd4OutputReLU%d_%d", r, v.ID())
 			TESTB(relu, relu)
 			JE(LabelRef(label))
@@ -305,6 +335,38 @@ func genWinograd4Output() {
 			VADDPS(bias, v, v)
 			act(v)
 		})
+		if pool {
+			// Pairs of columns, then pairs of rows; the tile rows 0, 2
+			// keep their maxima in T(r, 0), T(r, 1), dead now.
+			h := []VecPhysical{z[4], z[5]}
+			if r%2 == 0 {
+				h = []VecPhysical{a[0], a[1]}
+			}
+			VMAXPS(z[1], z[0], h[0])
+			VMAXPS(z[3], z[2], h[1])
+			if r%2 == 0 {
+				continue
+			}
+			prev := []VecPhysical{T(r-1, 0), T(r-1, 1)}
+			VMAXPS(h[0], prev[0], z[0])
+			VMAXPS(h[1], prev[1], z[1])
+			// Interleave into P[a][0], P[a][1] of tile 0, of tile 1, ...
+			il0, il1 := T(0, 2), T(0, 3)
+			if r == 1 {
+				VMOVDQU32(interleave2(), il0)
+				VMOVDQU32(interleave2().Offset(64), il1)
+			}
+			VMOVAPS(z[0], z[2])
+			VPERMT2PS(z[1], il0, z[2])
+			VMOVAPS(z[0], z[3])
+			VPERMT2PS(z[1], il1, z[3])
+			VMOVUPS(z[2], K2, Mem{Base: p})
+			VMOVUPS(z[3], K3, Mem{Base: p, Disp: 64})
+			if r == 1 {
+				ADDQ(ys, p)
+			}
+			continue
+		}
 		// Transpose: Z0–Z3 hold column c of the 16 tiles; the row wants
 		// tile after tile (Y[r][0..3] of tile 0, of tile 1, ...). The
 		// unpacks transpose within 128-bit lanes, the shuffles the 4x4
@@ -334,10 +396,14 @@ func genWinograd4Output() {
 		}
 	}
 	ADDQ(U8(64), mp)
-	ADDQ(U32(256), yp)
+	if pool {
+		ADDQ(U32(128), yp)
+	} else {
+		ADDQ(U32(256), yp)
+	}
 	SUBQ(U8(16), n)
-	JG(LabelRef("winograd4OutputLoop"))
-	Label("winograd4OutputDone")
+	JG(LabelRef(name + "Loop"))
+	Label(name + "Done")
 	VZEROUPPER()
 	RET()
 }
@@ -401,6 +467,23 @@ func at(m []VecPhysical, m5, o1, o2, o3 VecPhysical, done func(VecPhysical)) {
 	VADDPS(o3, d12, o3)
 	VADDPS(m5, o3, o3)
 	done(o3)
+}
+
+// interleave2Mem is the global of interleave2, once defined.
+var interleave2Mem *Mem
+
+// interleave2 returns the VPERMT2PS indices that interleave two vectors
+// a, b into a0 b0 a1 b1 ... a7 b7 (the first 64 bytes) and a8 b8 ... a15
+// b15 (the next 64), defining them on first use.
+func interleave2() Mem {
+	if interleave2Mem == nil {
+		m := GLOBL("winogradInterleave2", RODATA|NOPTR)
+		for i := 0; i < 32; i++ {
+			DATA(4*i, U32(i/2+16*(i%2)))
+		}
+		interleave2Mem = &m
+	}
+	return *interleave2Mem
 }
 
 // winograd2RowStride is the row stride, in floats, of the scratch t of
@@ -535,10 +618,7 @@ func bt2(a []VecPhysical, x VecPhysical, store func(r int)) {
 // VPERMT2PS (indices in Z16, Z17) into rows of tiles and stored with the
 // masks K2, K3 (K1 masks the loads). Z30 holds the bias, Z31 zero.
 func genWinograd2Output() {
-	il := GLOBL("winograd2Interleave", RODATA|NOPTR)
-	for i := 0; i < 32; i++ {
-		DATA(4*i, U32(i/2+16*(i%2)))
-	}
+	il := interleave2()
 
 	TEXT("winograd2OutputAVX512", NOSPLIT, "func(y []float32, ystride int, m []float32, mstride, n int, bias float32, relu bool)")
 	Pragma("noescape")
