@@ -286,91 +286,53 @@ func (c *Conv) winogradInput(v []float32, vstride, tpad int, src []float32, h, w
 // and pooling, writing into dst (Out x oh x ow).
 func (c *Conv) winogradOutput(dst, m []float32, h, w, tw, g0, tiles, o0, o1, ldm, mstride int) {
 	oh, ow := c.OutputSize(h, w)
+	// The transform writes chunks of tiles into y, the two rows of output
+	// values of each tile after those of the previous tile; then
+	// winograd2Place puts them into the plane.
+	const s = 2 * winograd2OutputChunk
+	var y [2 * s]float32
 	for o := o0; o < o1; o++ {
-		b := c.bias[o]
 		plane := dst[o*oh*ow : (o+1)*oh*ow]
 		mo := m[(o-o0)*ldm:]
-		m0 := mo[0*mstride : 0*mstride+tiles]
-		m1, m2, m3 := mo[1*mstride:][:len(m0)], mo[2*mstride:][:len(m0)], mo[3*mstride:][:len(m0)]
-		m4, m5, m6, m7 := mo[4*mstride:][:len(m0)], mo[5*mstride:][:len(m0)], mo[6*mstride:][:len(m0)], mo[7*mstride:][:len(m0)]
-		m8, m9, m10, m11 := mo[8*mstride:][:len(m0)], mo[9*mstride:][:len(m0)], mo[10*mstride:][:len(m0)], mo[11*mstride:][:len(m0)]
-		m12, m13, m14, m15 := mo[12*mstride:][:len(m0)], mo[13*mstride:][:len(m0)], mo[14*mstride:][:len(m0)], mo[15*mstride:][:len(m0)]
-		ty, tx := g0/tw, g0%tw
-		for g := range m0 {
-			// r = Aᵀ M (2 x 4), then Y = r A.
-			r00, r01, r02, r03 := m0[g]+m4[g]+m8[g], m1[g]+m5[g]+m9[g], m2[g]+m6[g]+m10[g], m3[g]+m7[g]+m11[g]
-			r10, r11, r12, r13 := m4[g]-m8[g]-m12[g], m5[g]-m9[g]-m13[g], m6[g]-m10[g]-m14[g], m7[g]-m11[g]-m15[g]
-			y00 := r00 + r01 + r02 + b
-			y01 := r01 - r02 - r03 + b
-			y10 := r10 + r11 + r12 + b
-			y11 := r11 - r12 - r13 + b
-			if c.pool {
-				// The tile is exactly one pooling window; ReLU commutes
-				// with the max.
-				y := max(max(y00, y01), max(y10, y11))
-				if c.relu {
-					y = relu32(y)
-				}
-				plane[ty*ow+tx] = y
-			} else {
-				if c.relu {
-					y00, y01, y10, y11 = relu32(y00), relu32(y01), relu32(y10), relu32(y11)
-				}
-				oy, ox := 2*ty, 2*tx
-				plane[oy*w+ox] = y00
-				if ox+1 < w {
-					plane[oy*w+ox+1] = y01
-				}
-				if oy+1 < h {
-					plane[(oy+1)*w+ox] = y10
-					if ox+1 < w {
-						plane[(oy+1)*w+ox+1] = y11
-					}
-				}
-			}
-			if tx++; tx == tw {
-				tx = 0
-				ty++
-			}
+		for a := 0; a < tiles; a += winograd2OutputChunk {
+			n := min(winograd2OutputChunk, tiles-a)
+			winograd2OutputRun(y[:], s, mo[a:], mstride, n, c.bias[o], c.relu)
+			c.winograd2Place(plane, &y, h, w, ow, tw, g0+a, n)
 		}
 	}
 }
 
-// winogradInputRun transforms n consecutive 4x4 patches of one channel,
-// whose top-left corners are at columns 0, 2, ... of the four rows d
-// (2n+2 floats each), and writes V_p of patch i to v[p*vstride+i].
-func winogradInputRun(v []float32, vstride int, d *[4][]float32, n int) {
-	cols := 2*n + 2
-	d0 := d[0][:cols]
-	d1 := d[1][:cols]
-	d2 := d[2][:cols]
-	d3 := d[3][:cols]
-	// t = Bᵀ d on whole rows, then t B per patch.
-	var buf [4 * 66]float32
-	if cols > 66 {
-		panic("style: winogradInputRun: run longer than 32 tiles")
-	}
-	t0, t1, t2, t3 := buf[0:cols], buf[66:66+cols], buf[132:132+cols], buf[198:198+cols]
-	for k := range d0 {
-		a, b, c, e := d0[k], d1[k], d2[k], d3[k]
-		t0[k] = a - c
-		t1[k] = b + c
-		t2[k] = c - b
-		t3[k] = b - e
-	}
-	v0, v1, v2, v3 := v[0*vstride:0*vstride+n], v[1*vstride:1*vstride+n], v[2*vstride:2*vstride+n], v[3*vstride:3*vstride+n]
-	v4, v5, v6, v7 := v[4*vstride:4*vstride+n], v[5*vstride:5*vstride+n], v[6*vstride:6*vstride+n], v[7*vstride:7*vstride+n]
-	v8, v9, v10, v11 := v[8*vstride:8*vstride+n], v[9*vstride:9*vstride+n], v[10*vstride:10*vstride+n], v[11*vstride:11*vstride+n]
-	v12, v13, v14, v15 := v[12*vstride:12*vstride+n], v[13*vstride:13*vstride+n], v[14*vstride:14*vstride+n], v[15*vstride:15*vstride+n]
-	for i := range v0 {
-		q := t0[2*i : 2*i+4 : 2*i+4]
-		v0[i], v1[i], v2[i], v3[i] = q[0]-q[2], q[1]+q[2], q[2]-q[1], q[1]-q[3]
-		q = t1[2*i : 2*i+4 : 2*i+4]
-		v4[i], v5[i], v6[i], v7[i] = q[0]-q[2], q[1]+q[2], q[2]-q[1], q[1]-q[3]
-		q = t2[2*i : 2*i+4 : 2*i+4]
-		v8[i], v9[i], v10[i], v11[i] = q[0]-q[2], q[1]+q[2], q[2]-q[1], q[1]-q[3]
-		q = t3[2*i : 2*i+4 : 2*i+4]
-		v12[i], v13[i], v14[i], v15[i] = q[0]-q[2], q[1]+q[2], q[2]-q[1], q[1]-q[3]
+// winograd2OutputChunk is the number of tiles winogradOutput transforms
+// at a time.
+const winograd2OutputChunk = 128
+
+// winograd2Place writes the n output tiles g0 .. g0+n of one channel
+// (Y[r][c] of tile g0+g at y[r*2*winograd2OutputChunk+2g+c]) into plane
+// (oh x ow), max-pooling them if the layer pools: each tile is then
+// exactly one pooling window (ReLU, applied before, commutes with the
+// max).
+func (c *Conv) winograd2Place(plane []float32, y *[4 * winograd2OutputChunk]float32, h, w, ow, tw, g0, n int) {
+	const s = 2 * winograd2OutputChunk
+	for g := 0; g < n; {
+		// The k tiles g.. are in tile row ty.
+		ty, tx := (g0+g)/tw, (g0+g)%tw
+		k := min(n-g, tw-tx)
+		y0 := y[2*g : 2*g+2*k]
+		y1 := y[s+2*g : s+2*g+2*k]
+		if c.pool {
+			d := plane[ty*ow+tx : ty*ow+tx+k]
+			for j := range d {
+				d[j] = max(max(y0[2*j], y0[2*j+1]), max(y1[2*j], y1[2*j+1]))
+			}
+		} else {
+			oy, ox := 2*ty, 2*tx
+			cols := min(2*k, w-ox)
+			copy(plane[oy*w+ox:oy*w+ox+cols], y0[:cols])
+			if oy+1 < h {
+				copy(plane[(oy+1)*w+ox:(oy+1)*w+ox+cols], y1[:cols])
+			}
+		}
+		g += k
 	}
 }
 

@@ -10,9 +10,10 @@ import (
 )
 
 // kernels selects what this run generates: "gemm" (gemm_amd64.s),
-// "dist" (dist_amd64.s, the catalogue search kernels) or "optim"
-// (optim_amd64.s, the optimizer's element-wise passes).
-var kernels = flag.String("kernels", "gemm", `kernels to generate: "gemm", "dist" or "optim"`)
+// "dist" (dist_amd64.s, the catalogue search kernels), "optim"
+// (optim_amd64.s, the optimizer's element-wise passes) or "winograd"
+// (winograd_amd64.s, the Winograd transform kernels).
+var kernels = flag.String("kernels", "gemm", `kernels to generate: "gemm", "dist", "optim" or "winograd"`)
 
 // genDist generates sqDist16AVX512, which computes the four partial sums
 // of sqDistBounded (catalog.go) for 16 consecutive catalogue items at

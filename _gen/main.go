@@ -78,6 +78,15 @@ func main() {
 		Generate()
 		return
 	}
+	if *kernels == "winograd" {
+		genWinograd4Input()
+		genWinograd4Output(false)
+		genWinograd4Output(true)
+		genWinograd2Input()
+		genWinograd2Output()
+		Generate()
+		return
+	}
 	if *kernels == "dist" {
 		genDist()
 		genDistAVX2()
