@@ -187,7 +187,9 @@ func (c *Conv) Forward(x []float32, n, h, w int) []float32 {
 // length n*Out*oh*ow, and returns it. dst must not overlap x.
 //
 // ForwardTo panics if n, h or w is not positive, len(x) != n*In*h*w or dst
-// has the wrong length.
+// has the wrong length, and on the im2col path with this package's BLAS
+// if a band of rows is beyond its 32-bit offsets (In x 3 x (w+2) floats
+// of 2^31 or more: rows millions of pixels wide).
 func (c *Conv) ForwardTo(dst, x []float32, n, h, w int) []float32 {
 	if n <= 0 || h <= 0 || w <= 0 {
 		panic(fmt.Sprintf("style: Conv.ForwardTo: invalid batch shape n=%d h=%d w=%d", n, h, w))

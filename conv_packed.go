@@ -1,6 +1,7 @@
 package style
 
 import (
+	"fmt"
 	"math"
 	"runtime"
 	"sync"
@@ -345,8 +346,17 @@ func (c *Conv) packedGrow(s *packedScratch, h, w, rows, tsz int) {
 	npad := ((rows-1)*wp + w + nr - 1) / nr * nr
 	s.slab = growF32(s.slab, im2colSlabLen(c.in, plane, nr))
 	s.c = growF32(s.c, tsz*mr*convLd(npad))
+	if !im2colOffsetsFit(c.in, plane, nr) {
+		panic(fmt.Sprintf("style: Conv.ForwardTo: %d channels of %d-wide rows are too large for the packed path's 32-bit offsets", c.in, w))
+	}
 	if cap(s.off) < 9*c.in {
 		s.off = make([]int32, 0, 9*c.in)
 	}
 	s.off = im2colOffsets(s.off, c.in, w, plane)
+}
+
+// im2colOffsetsFit reports whether every index into a slab of in planes
+// of plane floats (see im2colSlabLen) fits the kernels' int32 offsets.
+func im2colOffsetsFit(in, plane, nr int) bool {
+	return int64(in)*int64(plane)+int64(nr)+2 <= math.MaxInt32
 }

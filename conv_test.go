@@ -448,6 +448,21 @@ func ExampleConv_Forward() {
 	// [2 1 1 1]
 }
 
+// TestIm2colOffsetsFit checks the 32-bit limit of the implicit-GEMM
+// offsets at its boundary (without allocating such a slab).
+func TestIm2colOffsetsFit(t *testing.T) {
+	if !im2colOffsetsFit(512, 3*(224+2)*10, 32) {
+		t.Error("VGG16's widest band does not fit")
+	}
+	limit := (math.MaxInt32 - 34) / 512
+	if !im2colOffsetsFit(512, limit, 32) || im2colOffsetsFit(512, limit+1, 32) {
+		t.Errorf("boundary: plane %d should fit and %d not", limit, limit+1)
+	}
+	if im2colOffsetsFit(512, 3*(2_000_000+2), 32) {
+		t.Error("512 channels of 2,000,000-wide rows fit in int32 offsets")
+	}
+}
+
 // FuzzConvIm2col runs the packed im2col convolution for fuzzed shapes,
 // ReLU, pooling and worker counts on the kernel this CPU uses (the
 // indirect assembly kernel on amd64) and on the pure-Go kernel, and checks
