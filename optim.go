@@ -57,7 +57,7 @@ func (o *RMSProp) Step(params, grads [][]float32) {
 	o.acc = optimState(o.acc, params, grads, "RMSProp")
 	lr, rho, eps := o.hyper()
 	for i := range params {
-		rmsprop32(params[i], grads[i], o.acc[i], lr, rho, eps)
+		rmspropParallel(params[i], grads[i], o.acc[i], lr, rho, eps)
 	}
 }
 

@@ -1,5 +1,11 @@
 package style
 
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
 //go:generate go -C _gen run . -kernels optim -out ../optim_amd64.s -stubs ../optim_stubs_amd64.go -pkg style
 
 // optimKernels are assembly versions of the optimizer's element-wise
@@ -16,6 +22,74 @@ type optimKernels struct {
 // optimAsm is set by optim_amd64.go on CPUs with AVX-512F or AVX2 and
 // FMA; its zero value (no kernels) means pure Go.
 var optimAsm optimKernels
+
+// optimChunk is the number of elements one goroutine updates at a time
+// in the optimizer's passes. The chunks depend only on the length, so
+// results do not depend on the number of goroutines.
+const optimChunk = 1 << 16
+
+// optimChunks calls f on the consecutive chunks of optimChunk elements of
+// [0, n), spread over up to GOMAXPROCS goroutines when there are several
+// chunks (the passes are bound by memory bandwidth, which one core does
+// not saturate), and returns when all are done.
+func optimChunks(n int, f func(i, lo, hi int)) {
+	chunks := (n + optimChunk - 1) / optimChunk
+	workers := min(runtime.GOMAXPROCS(0), chunks)
+	if workers <= 1 {
+		for i := range chunks {
+			f(i, i*optimChunk, min(n, (i+1)*optimChunk))
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= chunks {
+					return
+				}
+				f(i, i*optimChunk, min(n, (i+1)*optimChunk))
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// rmspropParallel is rmsprop32 over chunks on several cores.
+func rmspropParallel(p, g, a []float32, lr, rho, eps float64) {
+	n := len(g)
+	p, a = p[:n], a[:n]
+	optimChunks(n, func(_, lo, hi int) {
+		rmsprop32(p[lo:hi], g[lo:hi], a[lo:hi], lr, rho, eps)
+	})
+}
+
+// l2PenaltyParallel is l2Penalty32 over chunks on several cores, the
+// chunks' penalties added in chunk order.
+func l2PenaltyParallel(g, w []float32, l2 float64) float64 {
+	if l2 == 0 {
+		return 0
+	}
+	n := len(w)
+	g = g[:n]
+	var small [64]float64
+	parts := small[:0]
+	if chunks := (n + optimChunk - 1) / optimChunk; chunks <= len(small) {
+		parts = small[:chunks]
+	} else {
+		parts = make([]float64, chunks)
+	}
+	optimChunks(n, func(i, lo, hi int) {
+		parts[i] = l2Penalty32(g[lo:hi], w[lo:hi], l2)
+	})
+	s := 0.0
+	for _, v := range parts {
+		s += v
+	}
+	return s
+}
 
 // rmsprop32 is rmspropUpdate for float32 with the bulk in assembly when
 // available; the results are bit-identical (the same roundings in the

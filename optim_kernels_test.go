@@ -3,6 +3,8 @@ package style
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"slices"
 	"testing"
 )
 
@@ -45,6 +47,49 @@ func TestRMSPropKernels(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestOptimParallel checks that the chunked, multi-core passes equal the
+// single-call ones bit for bit (RMSProp, L2 gradients) and within float64
+// rounding (the penalty, summed per chunk), with GOMAXPROCS 1 and 2
+// giving identical results.
+func TestOptimParallel(t *testing.T) {
+	r := rand.New(rand.NewPCG(10, 10))
+	n := 3*optimChunk + 1234
+	p, g, a, w := randSlice(r, n), randSlice(r, n), make([]float32, n), randSlice(r, n)
+	for i := range a {
+		a[i] = float32(r.Float64())
+	}
+	var results [][]float32
+	var penalties []float64
+	for _, procs := range []int{1, 2} {
+		prev := runtime.GOMAXPROCS(procs)
+		p1, a1, g1 := slices.Clone(p), slices.Clone(a), slices.Clone(g)
+		rmspropParallel(p1, g, a1, 1e-3, 0.9, 1e-7)
+		pen := l2PenaltyParallel(g1, w, 1.25e-4)
+		runtime.GOMAXPROCS(prev)
+		results = append(results, p1, a1, g1)
+		penalties = append(penalties, pen)
+	}
+	p2, a2, g2 := slices.Clone(p), slices.Clone(a), slices.Clone(g)
+	rmsprop32(p2, g, a2, 1e-3, 0.9, 1e-7)
+	pen := l2Penalty32(g2, w, 1.25e-4)
+	for k, want := range [][]float32{p2, a2, g2, p2, a2, g2} {
+		for i := range want {
+			if math.Float32bits(results[k][i]) != math.Float32bits(want[i]) {
+				t.Fatalf("result %d element %d: %v chunked, %v in one call", k, i, results[k][i], want[i])
+			}
+		}
+	}
+	if penalties[0] != penalties[1] {
+		t.Errorf("penalty %v with 1 goroutine, %v with 2", penalties[0], penalties[1])
+	}
+	if math.Abs(penalties[0]-pen) > 1e-12*pen {
+		t.Errorf("chunked penalty %v, one call %v", penalties[0], pen)
+	}
+	if got := l2PenaltyParallel(g2, w, 0); got != 0 {
+		t.Errorf("l2 = 0: penalty %v", got)
 	}
 }
 
