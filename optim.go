@@ -29,7 +29,9 @@ type Optimizer interface {
 //
 // Epsilon is added outside the square root. The zero value uses Keras'
 // defaults. The accumulators are float32 and live in the value, so use a
-// fresh RMSProp (or Reset) for each training run.
+// fresh RMSProp (or Reset) for each training run. Step spreads large
+// parameter slices over GOMAXPROCS goroutines in fixed chunks; the result
+// is the same for any number of cores.
 type RMSProp struct {
 	LearningRate float64 // step size; zero means 1e-3
 	Rho          float64 // decay of the squared-gradient average; zero means 0.9
