@@ -24,14 +24,6 @@ var winogradGuard = math.Float32frombits(0x7fa0beef)
 
 func sameBits(a, b float32) bool { return math.Float32bits(a) == math.Float32bits(b) }
 
-func randFloats(r *rand.Rand, n int) []float32 {
-	s := make([]float32, n)
-	for i := range s {
-		s[i] = float32(r.NormFloat64())
-	}
-	return s
-}
-
 // guarded returns a slice of n floats inside a larger buffer whose other
 // floats, like the returned ones, hold winogradGuard, and a function
 // checking that the floats outside the slice and outside the
@@ -63,7 +55,7 @@ func TestWinograd4InputRunKernels(t *testing.T) {
 		cols := 4*n + 2
 		var d [6][]float32
 		for k := range d {
-			d[k] = randFloats(r, cols)
+			d[k] = randSlice(r, cols)
 		}
 		vstride := n + r.IntN(5)
 		size := 35*vstride + n
@@ -144,7 +136,7 @@ func TestWinograd4OutputRunKernels(t *testing.T) {
 	}
 	for _, n := range counts {
 		mstride := n + r.IntN(7)
-		m := randFloats(r, 35*mstride+n)
+		m := randSlice(r, 35*mstride+n)
 		ystride := 4*n + r.IntN(3)
 		size := 3*ystride + 4*n
 		inRun := func(i int) bool { return i%ystride < 4*n }
@@ -191,7 +183,7 @@ func TestWinograd4OutputPoolRunKernels(t *testing.T) {
 	}
 	for _, n := range counts {
 		mstride := n + r.IntN(7)
-		m := randFloats(r, 35*mstride+n)
+		m := randSlice(r, 35*mstride+n)
 		ystride := 2*n + r.IntN(3)
 		size := ystride + 2*n
 		inRun := func(i int) bool { return i%ystride < 2*n }
@@ -232,59 +224,12 @@ func TestWinograd4OutputPoolRunKernels(t *testing.T) {
 	}
 }
 
-// TestWinograd4OutputMatchesScalar runs the whole output transform of a
-// band (transform and placement, with and without ReLU and pooling, odd
-// and even image sizes) against the scalar code it replaced.
-func TestWinograd4OutputMatchesScalar(t *testing.T) {
-	r := rand.New(rand.NewPCG(5, 6))
-	const out = 3
-	for _, sz := range [][2]int{{4, 4}, {7, 5}, {9, 13}, {16, 16}, {17, 30}, {36, 40}, {20, 300}} {
-		h, w := sz[0], sz[1]
-		for _, relu := range []bool{false, true} {
-			for _, pool := range []bool{false, true} {
-				c := &Conv{out: out, bias: randFloats(r, out), relu: relu, pool: pool, wm: 4}
-				th, tw := c.winogradTiles(h, w)
-				oh, ow := c.OutputSize(h, w)
-				tiles := th * tw
-				for _, g0 := range []int{0, tiles / 3} {
-					nt := tiles - g0
-					ldm := nt + 3
-					o0, o1 := 1, out
-					mstride := (o1-o0)*ldm + 5
-					m := randFloats(r, 36*mstride)
-					got := make([]float32, out*oh*ow)
-					want := make([]float32, out*oh*ow)
-					for i := range got {
-						got[i], want[i] = winogradGuard, winogradGuard
-					}
-					c.winograd4Output(got, m, h, w, tw, g0, nt, o0, o1, ldm, mstride)
-					winograd4OutputNaive(c, want, m, h, w, tw, g0, nt, o0, o1, ldm, mstride)
-					written := 0
-					for i := range got {
-						if !sameBits(got[i], want[i]) {
-							t.Fatalf("%dx%d relu=%v pool=%v g0=%d: dst[%d] = %v, scalar code %v", h, w, relu, pool, g0, i, got[i], want[i])
-						}
-						if !sameBits(got[i], winogradGuard) {
-							written++
-						}
-					}
-					// Channels o0..o1 from tile g0 on: everything but the
-					// first channel and the first g0 tiles' area.
-					if written == 0 || written > (o1-o0)*oh*ow {
-						t.Fatalf("%dx%d relu=%v pool=%v g0=%d: %d values written", h, w, relu, pool, g0, written)
-					}
-				}
-			}
-		}
-	}
-}
-
 func TestWinograd2InputRunKernels(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
 	for n := 0; n <= winograd4MaxRun; n++ {
 		var d [4][]float32
 		for k := range d {
-			d[k] = randFloats(r, 2*n+2)
+			d[k] = randSlice(r, 2*n+2)
 		}
 		vstride := n + r.IntN(5)
 		size := 15*vstride + n
@@ -327,7 +272,7 @@ func TestWinograd2OutputRunKernels(t *testing.T) {
 	}
 	for _, n := range counts {
 		mstride := n + r.IntN(7)
-		m := randFloats(r, 15*mstride+n)
+		m := randSlice(r, 15*mstride+n)
 		ystride := 2*n + r.IntN(3)
 		size := ystride + 2*n
 		inRun := func(i int) bool { return i%ystride < 2*n }
@@ -355,44 +300,59 @@ func TestWinograd2OutputRunKernels(t *testing.T) {
 	}
 }
 
-// TestWinogradOutputMatchesScalar is TestWinograd4OutputMatchesScalar
-// for F(2x2, 3x3). Only additions and subtractions: the comparison is
-// exact.
+// TestWinogradOutputMatchesScalar runs the whole output transform of a
+// band (transform and placement, with and without ReLU and pooling, odd
+// and even image sizes, bands starting at tile 0 and later) of F(4x4, 3x3)
+// and F(2x2, 3x3) against the scalar code it replaced, bit for bit, with
+// guard values in every output position the band must not write.
 func TestWinogradOutputMatchesScalar(t *testing.T) {
-	r := rand.New(rand.NewPCG(13, 14))
-	const out = 3
-	for _, sz := range [][2]int{{2, 2}, {7, 5}, {9, 13}, {16, 16}, {17, 30}, {36, 300}} {
-		h, w := sz[0], sz[1]
-		for _, relu := range []bool{false, true} {
-			for _, pool := range []bool{false, true} {
-				c := &Conv{out: out, bias: randFloats(r, out), relu: relu, pool: pool, wm: 2}
-				th, tw := c.winogradTiles(h, w)
-				oh, ow := c.OutputSize(h, w)
-				tiles := th * tw
-				for _, g0 := range []int{0, tiles / 3} {
-					nt := tiles - g0
-					ldm := nt + 3
-					o0, o1 := 1, out
-					mstride := (o1-o0)*ldm + 5
-					m := randFloats(r, 16*mstride)
-					got := make([]float32, out*oh*ow)
-					want := make([]float32, out*oh*ow)
-					for i := range got {
-						got[i], want[i] = winogradGuard, winogradGuard
-					}
-					c.winogradOutput(got, m, h, w, tw, g0, nt, o0, o1, ldm, mstride)
-					winogradOutputNaive(c, want, m, h, w, tw, g0, nt, o0, o1, ldm, mstride)
-					written := 0
-					for i := range got {
-						if !sameBits(got[i], want[i]) {
-							t.Fatalf("%dx%d relu=%v pool=%v g0=%d: dst[%d] = %v, scalar code %v", h, w, relu, pool, g0, i, got[i], want[i])
+	type outputFunc func(c *Conv, dst, m []float32, h, w, tw, g0, tiles, o0, o1, ldm, mstride int)
+	for _, tc := range []struct {
+		wm           int
+		sizes        [][2]int
+		output, want outputFunc
+	}{
+		{4, [][2]int{{4, 4}, {7, 5}, {9, 13}, {16, 16}, {17, 30}, {36, 40}, {20, 300}}, (*Conv).winograd4Output, winograd4OutputNaive},
+		{2, [][2]int{{2, 2}, {7, 5}, {9, 13}, {16, 16}, {17, 30}, {36, 300}}, (*Conv).winogradOutput, winogradOutputNaive},
+	} {
+		r := rand.New(rand.NewPCG(5, uint64(tc.wm)))
+		const out = 3
+		npos := (tc.wm + 2) * (tc.wm + 2)
+		for _, sz := range tc.sizes {
+			h, w := sz[0], sz[1]
+			for _, relu := range []bool{false, true} {
+				for _, pool := range []bool{false, true} {
+					c := &Conv{out: out, bias: randSlice(r, out), relu: relu, pool: pool, wm: tc.wm}
+					th, tw := c.winogradTiles(h, w)
+					oh, ow := c.OutputSize(h, w)
+					tiles := th * tw
+					for _, g0 := range []int{0, tiles / 3} {
+						nt := tiles - g0
+						ldm := nt + 3
+						o0, o1 := 1, out
+						mstride := (o1-o0)*ldm + 5
+						m := randSlice(r, npos*mstride)
+						got := make([]float32, out*oh*ow)
+						want := make([]float32, out*oh*ow)
+						for i := range got {
+							got[i], want[i] = winogradGuard, winogradGuard
 						}
-						if !sameBits(got[i], winogradGuard) {
-							written++
+						tc.output(c, got, m, h, w, tw, g0, nt, o0, o1, ldm, mstride)
+						tc.want(c, want, m, h, w, tw, g0, nt, o0, o1, ldm, mstride)
+						written := 0
+						for i := range got {
+							if !sameBits(got[i], want[i]) {
+								t.Fatalf("F(%dx%d) %dx%d relu=%v pool=%v g0=%d: dst[%d] = %v, scalar code %v", tc.wm, tc.wm, h, w, relu, pool, g0, i, got[i], want[i])
+							}
+							if !sameBits(got[i], winogradGuard) {
+								written++
+							}
 						}
-					}
-					if written == 0 || written > (o1-o0)*oh*ow {
-						t.Fatalf("%dx%d relu=%v pool=%v g0=%d: %d values written", h, w, relu, pool, g0, written)
+						// Channels o0..o1 from tile g0 on: everything but
+						// the first channel and the first g0 tiles' area.
+						if written == 0 || written > (o1-o0)*oh*ow {
+							t.Fatalf("F(%dx%d) %dx%d relu=%v pool=%v g0=%d: %d values written", tc.wm, tc.wm, h, w, relu, pool, g0, written)
+						}
 					}
 				}
 			}
@@ -405,10 +365,10 @@ func BenchmarkWinograd4Kernels(b *testing.B) {
 	const n = 32
 	var d [6][]float32
 	for k := range d {
-		d[k] = randFloats(r, 4*n+2)
+		d[k] = randSlice(r, 4*n+2)
 	}
 	v := make([]float32, 36*n)
-	m := randFloats(r, 36*n)
+	m := randSlice(r, 36*n)
 	y := make([]float32, 16*n) // 4 rows of 4n
 	b.Run("input", func(b *testing.B) {
 		b.ReportAllocs()
