@@ -171,22 +171,18 @@ func (c *Conv) packedIm2colBand(dst, src []float32, h, w, maxRows, y0, y1, t0, t
 		maxOff := int(off[kbb-1])
 		// The last depth block adds the bias and applies ReLU (which
 		// commutes with the max-pool) as it stores the tile.
-		var bias []float32
 		last := p0+kbb == pk.k
-		if last {
-			bias = pk.bias
-		}
 		for j := range np {
 			// All row panels run on one panel of pixels while its
 			// slab rows are in cache; the A panels of the chunk stay
 			// in L2.
 			b := s.slab[j*nr:]
 			for t := t0; t < t1; t++ {
-				var bt []float32
+				var bias []float32
 				if last {
-					bt = bias[t*mr : (t+1)*mr]
+					bias = pk.bias[t*mr : (t+1)*mr]
 				}
-				kn.callInd(kbb, pk.panel(p0, t), b, off, maxOff, s.c[(t-t0)*mr*ldc+j*nr:], ldc, beta, bt, last && c.relu)
+				kn.callInd(kbb, pk.panel(p0, t), b, off, maxOff, s.c[(t-t0)*mr*ldc+j*nr:], ldc, beta, bias, last && c.relu)
 			}
 		}
 		beta = 1

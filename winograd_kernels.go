@@ -43,9 +43,7 @@ func winograd4InputRun(v []float32, vstride int, d *[6][]float32, n int) {
 		for r := range d {
 			raceReadFloat32s(d[r][:cols])
 		}
-		for p := range 36 {
-			raceWriteFloat32s(v[p*vstride : p*vstride+n])
-		}
+		raceWriteRows(v, 36, vstride, n)
 	}
 	winograd4InputAsm(v, vstride, d, n)
 }
@@ -109,21 +107,14 @@ func winograd4OutputRun(y []float32, ystride int, m []float32, mstride, n int, b
 	if n <= 0 {
 		return
 	}
-	if ystride < 4*n || len(y) < 3*ystride+4*n || mstride < n || len(m) < 35*mstride+n {
-		panic(fmt.Sprintf("style: winograd4OutputRun: %d tiles, y has %d floats (stride %d), m %d (stride %d)",
-			n, len(y), ystride, len(m), mstride))
-	}
+	checkOutputRun("winograd4OutputRun", y, 4, ystride, 4*n, m, 36, mstride, n)
 	if !winogradAsm {
 		winograd4OutputRunGeneric(y, ystride, m, mstride, n, bias, relu)
 		return
 	}
 	if raceEnabled {
-		for p := range 36 {
-			raceReadFloat32s(m[p*mstride : p*mstride+n])
-		}
-		for r := range 4 {
-			raceWriteFloat32s(y[r*ystride : r*ystride+4*n])
-		}
+		raceReadRows(m, 36, mstride, n)
+		raceWriteRows(y, 4, ystride, 4*n)
 	}
 	winograd4OutputAsm(y, ystride, m, mstride, n, bias, relu)
 }
@@ -194,9 +185,7 @@ func winogradInputRun(v []float32, vstride int, d *[4][]float32, n int) {
 		for r := range d {
 			raceReadFloat32s(d[r][:cols])
 		}
-		for p := range 16 {
-			raceWriteFloat32s(v[p*vstride : p*vstride+n])
-		}
+		raceWriteRows(v, 16, vstride, n)
 	}
 	winograd2InputAsm(v, vstride, d, n)
 }
@@ -243,21 +232,14 @@ func winograd2OutputRun(y []float32, ystride int, m []float32, mstride, n int, b
 	if n <= 0 {
 		return
 	}
-	if ystride < 2*n || len(y) < ystride+2*n || mstride < n || len(m) < 15*mstride+n {
-		panic(fmt.Sprintf("style: winograd2OutputRun: %d tiles, y has %d floats (stride %d), m %d (stride %d)",
-			n, len(y), ystride, len(m), mstride))
-	}
+	checkOutputRun("winograd2OutputRun", y, 2, ystride, 2*n, m, 16, mstride, n)
 	if !winogradAsm {
 		winograd2OutputRunGeneric(y, ystride, m, mstride, n, bias, relu)
 		return
 	}
 	if raceEnabled {
-		for p := range 16 {
-			raceReadFloat32s(m[p*mstride : p*mstride+n])
-		}
-		for r := range 2 {
-			raceWriteFloat32s(y[r*ystride : r*ystride+2*n])
-		}
+		raceReadRows(m, 16, mstride, n)
+		raceWriteRows(y, 2, ystride, 2*n)
 	}
 	winograd2OutputAsm(y, ystride, m, mstride, n, bias, relu)
 }
@@ -294,21 +276,14 @@ func winograd4OutputPoolRun(y []float32, ystride int, m []float32, mstride, n in
 	if n <= 0 {
 		return
 	}
-	if ystride < 2*n || len(y) < ystride+2*n || mstride < n || len(m) < 35*mstride+n {
-		panic(fmt.Sprintf("style: winograd4OutputPoolRun: %d tiles, y has %d floats (stride %d), m %d (stride %d)",
-			n, len(y), ystride, len(m), mstride))
-	}
+	checkOutputRun("winograd4OutputPoolRun", y, 2, ystride, 2*n, m, 36, mstride, n)
 	if !winogradAsm {
 		winograd4OutputPoolRunGeneric(y, ystride, m, mstride, n, bias)
 		return
 	}
 	if raceEnabled {
-		for p := range 36 {
-			raceReadFloat32s(m[p*mstride : p*mstride+n])
-		}
-		for a := range 2 {
-			raceWriteFloat32s(y[a*ystride : a*ystride+2*n])
-		}
+		raceReadRows(m, 36, mstride, n)
+		raceWriteRows(y, 2, ystride, 2*n)
 	}
 	winograd4OutputPoolAsm(y, ystride, m, mstride, n, bias)
 }
@@ -331,5 +306,31 @@ func winograd4OutputPoolRunGeneric(y []float32, ystride int, m []float32, mstrid
 				y1[2*(g0+g)+b] = max(max(buf[2*s+q], buf[2*s+q+1]), max(buf[3*s+q], buf[3*s+q+1]))
 			}
 		}
+	}
+}
+
+// checkOutputRun panics unless m holds mrows rows of n floats mstride
+// apart and y holds yrows rows of yn floats ystride apart, as an output
+// kernel reads and writes them.
+func checkOutputRun(name string, y []float32, yrows, ystride, yn int, m []float32, mrows, mstride, n int) {
+	if ystride < yn || len(y) < (yrows-1)*ystride+yn || mstride < n || len(m) < (mrows-1)*mstride+n {
+		panic(fmt.Sprintf("style: %s: %d tiles, y has %d floats (stride %d), m %d (stride %d)",
+			name, n, len(y), ystride, len(m), mstride))
+	}
+}
+
+// raceReadRows tells the race detector that rows rows of n floats, stride
+// apart, are read from s.
+func raceReadRows(s []float32, rows, stride, n int) {
+	for r := range rows {
+		raceReadFloat32s(s[r*stride : r*stride+n])
+	}
+}
+
+// raceWriteRows tells the race detector that rows rows of n floats,
+// stride apart, are written in s.
+func raceWriteRows(s []float32, rows, stride, n int) {
+	for r := range rows {
+		raceWriteFloat32s(s[r*stride : r*stride+n])
 	}
 }
