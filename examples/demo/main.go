@@ -1,4 +1,4 @@
-// Command demo runs the whole style pipeline offline, in about a minute, on
+// Command demo runs the whole style pipeline offline, in about ten seconds, on
 // data and weights it generates itself: product images drawn in code, a
 // VGG16 network with seeded weights, labelled pairs from the hidden styles
 // of the drawn products. It extracts features, trains the siamese head with
