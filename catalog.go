@@ -16,6 +16,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/stylespace/style/internal/atomicfile"
 )
 
 // Item is one entry of a Catalog: an identified, categorised point of the
@@ -669,10 +671,14 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // Save writes the catalogue to path atomically: readers see the old file
 // or the complete new one, never a partial write.
 func (c *Catalog) Save(path string) error {
-	return writeFileAtomic(path, func(w io.Writer) error {
+	err := atomicfile.Write(path, func(w io.Writer) error {
 		_, err := c.WriteTo(w)
 		return err
 	})
+	if err != nil {
+		return fmt.Errorf("style: %w", err)
+	}
+	return nil
 }
 
 // WriteTo writes the catalogue to w in the format LoadCatalog reads and

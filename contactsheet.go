@@ -14,6 +14,8 @@ import (
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
+
+	"github.com/stylespace/style/internal/atomicfile"
 )
 
 // ContactSheetOptions sets the layout of a contact sheet. A nil
@@ -147,9 +149,13 @@ func ContactSheet(query image.Image, matches []image.Image, labels []string, opt
 // to path as a PNG file, atomically. It panics as ContactSheet does.
 func SaveContactSheet(path string, query image.Image, matches []image.Image, labels []string, opts *ContactSheetOptions) error {
 	sheet := ContactSheet(query, matches, labels, opts)
-	return writeFileAtomic(path, func(w io.Writer) error {
+	err := atomicfile.Write(path, func(w io.Writer) error {
 		return png.Encode(w, sheet)
 	})
+	if err != nil {
+		return fmt.Errorf("style: %w", err)
+	}
+	return nil
 }
 
 // captionLines splits a caption into at most sheetMaxCaptionLines lines,

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/stylespace/style/internal/atomicfile"
 )
 
 // Files a Study writes into its output folder.
@@ -386,7 +388,7 @@ func (s *Study) writeOutputs(res *StudyResult) error {
 			return wrap(err)
 		}
 	} else {
-		err := writeFileAtomic(path(StudyFailedImagesFile), func(w io.Writer) error {
+		err := atomicfile.Write(path(StudyFailedImagesFile), func(w io.Writer) error {
 			if _, err := io.WriteString(w, "image\terror\n"); err != nil {
 				return err
 			}
@@ -402,7 +404,7 @@ func (s *Study) writeOutputs(res *StudyResult) error {
 			return wrap(err)
 		}
 	}
-	err := writeFileAtomic(path(StudyReportFile), func(w io.Writer) error {
+	err := atomicfile.Write(path(StudyReportFile), func(w io.Writer) error {
 		_, err := io.WriteString(w, res.report())
 		return err
 	})

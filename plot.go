@@ -20,6 +20,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/stylespace/style/internal/atomicfile"
 )
 
 // PlotOptions sets the size and title of a chart. A nil *PlotOptions means
@@ -128,10 +130,14 @@ func writePlotPNG(path string, f plotFrame, drawFn func(dc draw.Canvas)) error {
 	if err != nil {
 		return fmt.Errorf("style: render %s: %w", path, err)
 	}
-	return writeFileAtomic(path, func(w io.Writer) error {
+	err = atomicfile.Write(path, func(w io.Writer) error {
 		_, err := w.Write(b)
 		return err
 	})
+	if err != nil {
+		return fmt.Errorf("style: %w", err)
+	}
+	return nil
 }
 
 // checkFinite returns an error naming the first NaN or infinite value.

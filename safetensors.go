@@ -12,6 +12,8 @@ import (
 	"os"
 	"slices"
 	"sort"
+
+	"github.com/stylespace/style/internal/atomicfile"
 )
 
 // maxSafetensorsHeader caps the JSON header of a safetensors file. The
@@ -343,9 +345,13 @@ func writeSafetensors(path string, ts []tensor, meta map[string]string) error {
 	if err != nil {
 		return fmt.Errorf("style: write %s: %w", path, err)
 	}
-	return writeFileAtomic(path, func(w io.Writer) error {
+	err = atomicfile.Write(path, func(w io.Writer) error {
 		return encodeSafetensors(w, hdr, ts)
 	})
+	if err != nil {
+		return fmt.Errorf("style: %w", err)
+	}
+	return nil
 }
 
 // safetensorsHeader validates ts and returns the padded JSON header

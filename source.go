@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/stylespace/style/internal/atomicfile"
 )
 
 // ImageSource opens encoded images (JPEG, PNG, GIF) by name. The names are
@@ -269,12 +271,12 @@ func (s *URLSource) Open(ctx context.Context, name string) (io.ReadCloser, error
 		return nil, err
 	}
 	if cache != "" {
-		err := writeFileAtomic(cache, func(w io.Writer) error {
+		err := atomicfile.Write(cache, func(w io.Writer) error {
 			_, err := w.Write(data)
 			return err
 		})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("style: %w", err)
 		}
 	}
 	return io.NopCloser(bytes.NewReader(data)), nil

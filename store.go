@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
+
+	"github.com/stylespace/style/internal/atomicfile"
 )
 
 // The feature store keeps one feature vector per image name in a folder:
@@ -533,11 +535,11 @@ func (s *FeatureStore) checkpointLocked() error {
 	if idx.Names == nil {
 		idx.Names, idx.Max = []string{}, []float32{}
 	}
-	err := writeFileAtomic(filepath.Join(s.dir, storeIndexFile), func(w io.Writer) error {
+	err := atomicfile.Write(filepath.Join(s.dir, storeIndexFile), func(w io.Writer) error {
 		return json.NewEncoder(w).Encode(&idx)
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("style: %w", err)
 	}
 	s.pending = 0
 	s.remap()

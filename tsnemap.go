@@ -13,6 +13,8 @@ import (
 
 	"github.com/nfnt/resize"
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/stylespace/style/internal/atomicfile"
 )
 
 // TSNEMapLayout selects how DrawTSNEMap places thumbnails whose positions
@@ -296,7 +298,11 @@ func WriteTSNEMap(ctx context.Context, path string, y *mat.Dense, thumb func(i i
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, func(w io.Writer) error {
+	err = atomicfile.Write(path, func(w io.Writer) error {
 		return png.Encode(w, img)
 	})
+	if err != nil {
+		return fmt.Errorf("style: %w", err)
+	}
+	return nil
 }
