@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"gonum.org/v1/gonum/mat"
-
 	"github.com/stylespace/style"
 )
 
@@ -101,29 +99,32 @@ func ExampleParsePairs() {
 }
 
 // TSNE maps style vectors to 2-D so that neighbours stay neighbours: here
-// two well-separated groups of 10-D points stay apart on the map.
-func ExampleTSNE_Embed() {
+// two well-separated groups of 10-D points, given as a Matrix (a catalogue
+// or a feature store would do as well), stay apart on the map.
+func ExampleTSNE_Fit() {
 	const n, dim = 60, 10
-	x := mat.NewDense(n, dim, nil)
+	x := &style.Matrix{Rows: n, Cols: dim, Data: make([]float32, n*dim)}
 	for i := range n {
 		for j := range dim {
 			v := math.Sin(float64(i*dim + j)) // deterministic jitter
 			if i < n/2 && j == 0 {
 				v += 20 // the first group is far along the first axis
 			}
-			x.Set(i, j, v)
+			x.Row(i)[j] = float32(v)
 		}
 	}
-	y, err := style.TSNE{Perplexity: 10, Seed: 1}.Embed(context.Background(), x)
+	res, err := style.TSNE{Perplexity: 10, Seed: 1}.Fit(context.Background(), x)
 	if err != nil {
 		log.Fatal(err)
 	}
+	y := res.Y
 	// Mean distance on the map within the groups and between them.
 	var within, between float64
 	var nw, nb int
 	for i := range n {
 		for j := range i {
-			d := math.Hypot(y.At(i, 0)-y.At(j, 0), y.At(i, 1)-y.At(j, 1))
+			a, b := y.Row(i), y.Row(j)
+			d := math.Hypot(float64(a[0]-b[0]), float64(a[1]-b[1]))
 			if (i < n/2) == (j < n/2) {
 				within, nw = within+d, nw+1
 			} else {
@@ -131,7 +132,6 @@ func ExampleTSNE_Embed() {
 			}
 		}
 	}
-	r, c := y.Dims()
-	fmt.Println(r, c, between/float64(nb) > 2*within/float64(nw))
+	fmt.Println(y.Rows, y.Cols, between/float64(nb) > 2*within/float64(nw))
 	// Output: 60 2 true
 }

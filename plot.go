@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 
-	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -138,6 +137,21 @@ func writePlotPNG(path string, f plotFrame, drawFn func(dc draw.Canvas)) error {
 		return fmt.Errorf("style: %w", err)
 	}
 	return nil
+}
+
+// readPoints returns the rows of xy as points. It panics, naming fn, if
+// xy.Dim() != 2.
+func readPoints(fn string, xy FeatureSource) plotter.XYs {
+	if d := xy.Dim(); d != 2 {
+		panic(fmt.Sprintf("style: %s: %d columns, want 2", fn, d))
+	}
+	pts := make(plotter.XYs, xy.Len())
+	var row [2]float32
+	for i := range pts {
+		xy.FeatureTo(row[:], i)
+		pts[i] = plotter.XY{X: float64(row[0]), Y: float64(row[1])}
+	}
+	return pts
 }
 
 // checkFinite returns an error naming the first NaN or infinite value.
@@ -509,35 +523,30 @@ func quantileSorted(s []float64, q float64) float64 {
 // colour by PlotScatter; the rest are grouped as "other".
 const maxScatterCategories = len(plotPalette)
 
-// PlotScatter writes a PNG scatter plot of a two-dimensional embedding (an
-// N x 2 matrix such as the output of t-SNE), one colour per category with a
+// PlotScatter writes a PNG scatter plot of a two-dimensional embedding (N
+// rows of 2 values such as TSNEResult.Y), one colour per category with a
 // legend beside the plot. categories gives each point's category and may be
 // nil (all points one colour). The most frequent categories get their own
 // colour (up to 10; the rest are drawn in grey as "other"), and points are
 // drawn in a fixed shuffled order so no category hides the others
-// systematically. It returns an error if xy has no rows, holds NaN or
-// infinite values, or the size in opts is invalid. It panics if xy does not
-// have 2 columns or categories is not nil and its length differs from the
-// number of rows. The file is written atomically.
-func PlotScatter(path string, xy *mat.Dense, categories []string, opts *PlotOptions) error {
+// systematically. It returns an error if xy is nil or has no rows, holds
+// NaN or infinite values, or the size in opts is invalid. It panics if
+// xy.Dim() != 2 or categories is not nil and its length differs from
+// xy.Len(). The file is written atomically.
+func PlotScatter(path string, xy FeatureSource, categories []string, opts *PlotOptions) error {
 	const fn = "PlotScatter"
-	if xy == nil || xy.IsEmpty() {
+	if xy == nil || xy.Len() == 0 {
 		return fmt.Errorf("style: %s: no points", fn)
 	}
-	n, c := xy.Dims()
-	if c != 2 {
-		panic(fmt.Sprintf("style: %s: %d columns, want 2", fn, c))
-	}
+	pts := readPoints(fn, xy)
+	n := len(pts)
 	if categories != nil && len(categories) != n {
 		panic(fmt.Sprintf("style: %s: %d points and %d categories", fn, n, len(categories)))
 	}
-	pts := make(plotter.XYs, n)
-	for i := range pts {
-		x, y := xy.At(i, 0), xy.At(i, 1)
-		if math.IsNaN(x) || math.IsInf(x, 0) || math.IsNaN(y) || math.IsInf(y, 0) {
-			return fmt.Errorf("style: %s: point %d = (%v, %v)", fn, i, x, y)
+	for i, p := range pts {
+		if math.IsNaN(p.X) || math.IsInf(p.X, 0) || math.IsNaN(p.Y) || math.IsInf(p.Y, 0) {
+			return fmt.Errorf("style: %s: point %d = (%v, %v)", fn, i, p.X, p.Y)
 		}
-		pts[i] = plotter.XY{X: x, Y: y}
 	}
 	f, err := resolvePlotFrame(opts, 800, 600, fn)
 	if err != nil {

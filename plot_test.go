@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"gonum.org/v1/gonum/mat"
 )
 
 var plotDir = flag.String("plotdir", "", "write the test charts into this directory to look at them")
@@ -196,15 +194,15 @@ func TestKernelDensityIntegratesToOne(t *testing.T) {
 }
 
 // clusters returns n points in k Gaussian clusters and their categories.
-func clusters(n, k int) (*mat.Dense, []string) {
+func clusters(n, k int) (*Matrix, []string) {
 	rng := rand.New(rand.NewPCG(3, 1))
-	xy := mat.NewDense(n, 2, nil)
+	xy := &Matrix{Rows: n, Cols: 2, Data: make([]float32, 2*n)}
 	cats := make([]string, n)
 	for i := range n {
 		c := rng.IntN(k)
 		a := 2 * math.Pi * float64(c) / float64(k)
-		xy.Set(i, 0, 10*math.Cos(a)+rng.NormFloat64())
-		xy.Set(i, 1, 10*math.Sin(a)+rng.NormFloat64())
+		xy.Data[2*i] = float32(10*math.Cos(a) + rng.NormFloat64())
+		xy.Data[2*i+1] = float32(10*math.Sin(a) + rng.NormFloat64())
 		cats[i] = fmt.Sprintf("category %02d", c)
 	}
 	return xy, cats
@@ -230,14 +228,17 @@ func TestPlotScatter(t *testing.T) {
 	}
 	checkPNG(t, plain, 800, 600)
 
-	if err := PlotScatter(path, &mat.Dense{}, nil, nil); err == nil {
+	if err := PlotScatter(path, &Matrix{}, nil, nil); err == nil {
 		t.Error("no points: no error")
 	}
-	bad := mat.NewDense(2, 2, []float64{0, 1, math.Inf(1), 2})
+	if err := PlotScatter(path, nil, nil, nil); err == nil {
+		t.Error("nil points: no error")
+	}
+	bad := &Matrix{Rows: 2, Cols: 2, Data: []float32{0, 1, float32(math.Inf(1)), 2}}
 	if err := PlotScatter(path, bad, nil, nil); err == nil || !strings.Contains(err.Error(), "point 1") {
 		t.Errorf("infinite point: err = %v", err)
 	}
-	mustPanic(t, "columns", func() { PlotScatter(path, mat.NewDense(2, 3, nil), nil, nil) })
+	mustPanic(t, "columns", func() { PlotScatter(path, &Matrix{Rows: 2, Cols: 3, Data: make([]float32, 6)}, nil, nil) })
 	mustPanic(t, "categories", func() { PlotScatter(path, xy, cats[:5], nil) })
 }
 

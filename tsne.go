@@ -55,9 +55,9 @@ const (
 	TSNEInitRandom
 )
 
-// ErrTSNEInput is matched by errors.Is when the data given to TSNE.Fit or
-// TSNE.Embed cannot be embedded: too few rows for the perplexity, NaN or
-// infinite values, or rows that are all identical.
+// ErrTSNEInput is matched by errors.Is when the data given to TSNE.Fit
+// cannot be embedded: too few rows for the perplexity, NaN or infinite
+// values, or rows that are all identical.
 var ErrTSNEInput = errors.New("style: tsne: unusable input")
 
 // TSNE configures t-distributed stochastic neighbour embedding (van der
@@ -108,7 +108,7 @@ type TSNE struct {
 // TSNEResult is the outcome of TSNE.Fit.
 type TSNEResult struct {
 	// Y is the N x Dims embedding, one row per input row.
-	Y *mat.Dense
+	Y *Matrix
 	// KL is the Kullback-Leibler divergence KL(P||Q) between the input
 	// affinities and the embedding affinities at the last iteration,
 	// computed over the sparse input affinities as scikit-learn does.
@@ -217,18 +217,10 @@ func (t TSNE) config(n int) (tsneConfig, error) {
 	return c, nil
 }
 
-// Embed runs t-SNE on the rows of x and returns the N x Dims embedding. It
-// is Fit without the KL divergence; see Fit.
-func (t TSNE) Embed(ctx context.Context, x *mat.Dense) (*mat.Dense, error) {
-	r, err := t.Fit(ctx, x)
-	if err != nil {
-		return nil, err
-	}
-	return r.Y, nil
-}
-
-// Fit runs t-SNE on the rows of x (N points of D features) and returns the
-// N x Dims embedding with its final KL divergence.
+// Fit runs t-SNE on the rows of x (N = x.Len() points of D = x.Dim()
+// features: a *Matrix, a *Catalog, a *FeatureStore, ...) and returns the
+// N x Dims embedding with its final KL divergence. It reads each row once,
+// into a float64 working copy.
 //
 // It finds the 3·Perplexity exact nearest neighbours of every point with a
 // ball tree, sets each point's Gaussian bandwidth by binary search
@@ -242,9 +234,9 @@ func (t TSNE) Embed(ctx context.Context, x *mat.Dense) (*mat.Dense, error) {
 // an invalid configuration, and ctx.Err() when the context is cancelled; it
 // checks the context at every iteration and regularly while computing the
 // affinities. x is not modified.
-func (t TSNE) Fit(ctx context.Context, x *mat.Dense) (*TSNEResult, error) {
+func (t TSNE) Fit(ctx context.Context, x FeatureSource) (*TSNEResult, error) {
 	start := time.Now()
-	n, d := x.Dims()
+	n, d := x.Len(), x.Dim()
 	c, err := t.config(n)
 	if err != nil {
 		return nil, err
@@ -253,13 +245,14 @@ func (t TSNE) Fit(ctx context.Context, x *mat.Dense) (*TSNEResult, error) {
 		return nil, fmt.Errorf("%w: %d points are too few for perplexity %v (need more points than the perplexity)", ErrTSNEInput, n, c.perplexity)
 	}
 	data := make([]float64, n*d)
+	row32 := make([]float32, d)
 	for i := 0; i < n; i++ {
 		row := data[i*d : (i+1)*d]
-		mat.Row(row, i, x)
-		for j, v := range row {
-			if math.IsNaN(v) || math.IsInf(v, 0) {
+		for j, v := range x.FeatureTo(row32, i) {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 				return nil, fmt.Errorf("%w: row %d column %d is %v", ErrTSNEInput, i, j, v)
 			}
+			row[j] = float64(v)
 		}
 	}
 	if zeroVariance(data, n, d) {
@@ -303,10 +296,13 @@ func (t TSNE) Fit(ctx context.Context, x *mat.Dense) (*TSNEResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	res := &TSNEResult{Y: &Matrix{Rows: n, Cols: c.dims, Data: make([]float32, n*c.dims)}, KL: kl, Iterations: iters}
 	for a, i := range order {
-		copy(y[int(i)*c.dims:(int(i)+1)*c.dims], s.y[a*c.dims:(a+1)*c.dims])
+		for k, v := range s.y[a*c.dims : (a+1)*c.dims] {
+			res.Y.Data[int(i)*c.dims+k] = float32(v)
+		}
 	}
-	return &TSNEResult{Y: mat.NewDense(n, c.dims, y), KL: kl, Iterations: iters}, nil
+	return res, nil
 }
 
 func zeroVariance(data []float64, n, d int) bool {

@@ -8,27 +8,25 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"gonum.org/v1/gonum/mat"
 )
 
 // gaussianMixture returns n points of dimension d drawn from a seeded
 // mixture of k spherical Gaussians of unit variance whose centres are drawn
 // with standard deviation 2 per coordinate.
-func gaussianMixture(n, d, k int, seed uint64) (*mat.Dense, []int) {
+func gaussianMixture(n, d, k int, seed uint64) (*Matrix, []int) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	centers := make([]float64, k*d)
 	for i := range centers {
 		centers[i] = 2 * rng.NormFloat64()
 	}
-	x := mat.NewDense(n, d, nil)
+	x := &Matrix{Rows: n, Cols: d, Data: make([]float32, n*d)}
 	labels := make([]int, n)
 	for i := 0; i < n; i++ {
 		c := rng.IntN(k)
 		labels[i] = c
-		row := x.RawRowView(i)
+		row := x.Row(i)
 		for j := range row {
-			row[j] = centers[c*d+j] + rng.NormFloat64()
+			row[j] = float32(centers[c*d+j] + rng.NormFloat64())
 		}
 	}
 	return x, labels
@@ -135,12 +133,13 @@ func BenchmarkTSNEAffinities(b *testing.B) {
 	for _, n := range []int{10000, 50000} {
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
 			x, _ := gaussianMixture(n, 128, 20, 1)
+			data := float64s(x.Data)
 			pool := newTSNEPool(1)
 			defer pool.close()
 			b.ResetTimer()
 			cpu0 := processCPUSeconds()
 			for i := 0; i < b.N; i++ {
-				if _, _, err := tsneAffinities(context.Background(), pool, x.RawMatrix().Data, n, 128, 91, 30); err != nil {
+				if _, _, err := tsneAffinities(context.Background(), pool, data, n, 128, 91, 30); err != nil {
 					b.Fatal(err)
 				}
 			}

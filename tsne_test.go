@@ -13,12 +13,14 @@ import (
 	"testing"
 	"time"
 
-	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/gonum/stat"
+
+	"github.com/stylespace/style/internal/embedtest"
 )
 
 // loadDigits reads testdata/digits.csv (label, then 64 pixels per row).
-func loadDigits(t testing.TB) (*mat.Dense, []int) {
+// The pixels are small integers, exact in float32.
+func loadDigits(t testing.TB) (*Matrix, []int) {
 	t.Helper()
 	f, err := os.Open("testdata/digits.csv")
 	if err != nil {
@@ -30,16 +32,17 @@ func loadDigits(t testing.TB) (*mat.Dense, []int) {
 		t.Fatal(err)
 	}
 	recs = recs[1:]
-	x := mat.NewDense(len(recs), len(recs[0])-1, nil)
+	x := &Matrix{Rows: len(recs), Cols: len(recs[0]) - 1}
+	x.Data = make([]float32, x.Rows*x.Cols)
 	labels := make([]int, len(recs))
 	for i, r := range recs {
 		labels[i], _ = strconv.Atoi(r[0])
 		for j, v := range r[1:] {
-			fv, err := strconv.ParseFloat(v, 64)
+			fv, err := strconv.ParseFloat(v, 32)
 			if err != nil {
 				t.Fatalf("digits.csv line %d: %v", i+2, err)
 			}
-			x.Set(i, j, fv)
+			x.Row(i)[j] = float32(fv)
 		}
 	}
 	return x, labels
@@ -128,8 +131,8 @@ func TestTSNEGradientMatchesExact(t *testing.T) {
 
 func TestTSNEPerplexityRows(t *testing.T) {
 	x, _ := loadDigits(t)
-	n, d := x.Dims()
-	data := slices.Clone(x.RawMatrix().Data)
+	n, d := x.Rows, x.Cols
+	data := float64s(x.Data)
 	tree := newBallTree(data, n, d)
 	k := 91
 	task := &knnAffinityTask{ctx: context.Background(), tree: tree, k: k, perplexity: 30,
@@ -166,102 +169,22 @@ func TestTSNEPerplexityRows(t *testing.T) {
 	}
 }
 
-// trustworthiness is scikit-learn's sklearn.manifold.trustworthiness with
-// Euclidean distances.
-func trustworthiness(x, y *mat.Dense, k int) float64 {
-	n, _ := x.Dims()
-	rank := make([]int, n)
-	order := make([]int, n)
-	dx := make([]float64, n)
-	dy := make([]float64, n)
-	sum := 0.0
-	for i := 0; i < n; i++ {
-		for j := 0; j < n; j++ {
-			dx[j] = sqDist(x.RawRowView(i), x.RawRowView(j))
-			dy[j] = sqDist(y.RawRowView(i), y.RawRowView(j))
-			order[j] = j
-		}
-		dx[i], dy[i] = -1, -1
-		slices.SortStableFunc(order, func(a, b int) int { return cmpFloat(dx[a], dx[b]) })
-		for r, j := range order {
-			rank[j] = r // self has rank 0
-		}
-		for j := range order {
-			order[j] = j
-		}
-		slices.SortStableFunc(order, func(a, b int) int { return cmpFloat(dy[a], dy[b]) })
-		for _, j := range order[1 : k+1] {
-			if r := rank[j]; r > k {
-				sum += float64(r - k)
-			}
-		}
+// float64s returns v converted to float64.
+func float64s(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
 	}
-	return 1 - sum*2/(float64(n)*float64(k)*(2*float64(n)-3*float64(k)-1))
+	return out
 }
 
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+// trustworthiness and knnAccuracy measure an embedding of the digits.
+func trustworthiness(x, y *Matrix, k int) float64 {
+	return embedtest.Trustworthiness(x.Data, x.Cols, y.Data, y.Cols, k)
 }
 
-// knnAccuracy is the mean 5-fold cross-validated accuracy of a 10-nearest-
-// neighbour majority vote (ties to the smallest label, as scikit-learn's
-// KNeighborsClassifier), with stratified folds: the samples of each class
-// are cut into 5 consecutive blocks, as StratifiedKFold without shuffling
-// does up to the exact block boundaries.
-func knnAccuracy(y *mat.Dense, labels []int, k, folds int) float64 {
-	n := len(labels)
-	fold := make([]int, n)
-	byClass := map[int][]int{}
-	for i, l := range labels {
-		byClass[l] = append(byClass[l], i)
-	}
-	for _, idx := range byClass {
-		for r, i := range idx {
-			fold[i] = r * folds / len(idx)
-		}
-	}
-	acc := 0.0
-	type nd struct {
-		d float64
-		j int
-	}
-	for f := 0; f < folds; f++ {
-		correct, total := 0, 0
-		for i := 0; i < n; i++ {
-			if fold[i] != f {
-				continue
-			}
-			var cand []nd
-			for j := 0; j < n; j++ {
-				if fold[j] != f {
-					cand = append(cand, nd{sqDist(y.RawRowView(i), y.RawRowView(j)), j})
-				}
-			}
-			slices.SortStableFunc(cand, func(a, b nd) int { return cmpFloat(a.d, b.d) })
-			votes := map[int]int{}
-			for _, c := range cand[:k] {
-				votes[labels[c.j]]++
-			}
-			best, bestN := -1, -1
-			for l, v := range votes {
-				if v > bestN || (v == bestN && l < best) {
-					best, bestN = l, v
-				}
-			}
-			if best == labels[i] {
-				correct++
-			}
-			total++
-		}
-		acc += float64(correct) / float64(total)
-	}
-	return acc / float64(folds)
+func knnAccuracy(y *Matrix, labels []int, k, folds int) float64 {
+	return embedtest.KNNAccuracy(y.Data, y.Cols, labels, k, folds)
 }
 
 // TestTSNEDigits checks quality on real data against scikit-learn at the
@@ -378,14 +301,18 @@ func TestTSNEDigits(t *testing.T) {
 func medianOf(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
-	return quantileSorted(s, 0.5)
+	m := len(s) / 2
+	if len(s)%2 == 1 {
+		return s[m]
+	}
+	return s[m-1] + 0.5*(s[m]-s[m-1])
 }
 
 // TestTSNEDeterministic checks that the embedding is bit-identical for 1
 // and 2 workers, for each method.
 func TestTSNEDeterministic(t *testing.T) {
 	x, _ := loadDigits(t)
-	x = mat.DenseCopyOf(x.Slice(0, 600, 0, 64))
+	x = &Matrix{Rows: 600, Cols: 64, Data: x.Data[:600*64]}
 	for _, m := range []TSNEMethod{TSNEBarnesHut, TSNEFFT, TSNEExact} {
 		cfg := TSNE{Seed: 7, Iterations: 120, ExaggerationIterations: 60, Method: m, Init: TSNEInitRandom}
 		cfg.Workers = 1
@@ -398,7 +325,7 @@ func TestTSNEDeterministic(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !mat.Equal(a.Y, b.Y) || a.KL != b.KL {
+		if !slices.Equal(a.Y.Data, b.Y.Data) || a.KL != b.KL {
 			t.Errorf("method %d: embeddings differ between 1 and 2 workers", m)
 		}
 		cfg.Seed = 8
@@ -406,7 +333,7 @@ func TestTSNEDeterministic(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if mat.Equal(a.Y, c.Y) {
+		if slices.Equal(a.Y.Data, c.Y.Data) {
 			t.Errorf("method %d: seeds 7 and 8 gave the same embedding", m)
 		}
 	}
@@ -414,12 +341,12 @@ func TestTSNEDeterministic(t *testing.T) {
 
 func TestTSNE3D(t *testing.T) {
 	x, labels := loadDigits(t)
-	x = mat.DenseCopyOf(x.Slice(0, 500, 0, 64))
+	x = &Matrix{Rows: 500, Cols: 64, Data: x.Data[:500*64]}
 	r, err := TSNE{Dims: 3, Seed: 1, Iterations: 500}.Fit(context.Background(), x)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rr, cc := r.Y.Dims(); rr != 500 || cc != 3 {
+	if rr, cc := r.Y.Rows, r.Y.Cols; rr != 500 || cc != 3 || len(r.Y.Data) != rr*cc {
 		t.Fatalf("got %dx%d, want 500x3", rr, cc)
 	}
 	// A 3-D embedding of digits separates the classes as well as 2-D.
@@ -430,25 +357,23 @@ func TestTSNE3D(t *testing.T) {
 
 func TestTSNEErrors(t *testing.T) {
 	ctx := context.Background()
-	good := mat.NewDense(40, 3, nil)
+	good := &Matrix{Rows: 40, Cols: 3, Data: make([]float32, 40*3)}
 	rng := rand.New(rand.NewPCG(3, 3))
-	for i := 0; i < 40; i++ {
-		for j := 0; j < 3; j++ {
-			good.Set(i, j, rng.NormFloat64())
-		}
+	for i := range good.Data {
+		good.Data[i] = float32(rng.NormFloat64())
 	}
-	nan := mat.DenseCopyOf(good)
-	nan.Set(5, 1, math.NaN())
-	inf := mat.DenseCopyOf(good)
-	inf.Set(7, 2, math.Inf(-1))
-	same := mat.NewDense(40, 3, nil)
-	for i := 0; i < 40; i++ {
-		same.SetRow(i, []float64{1, 2, 3})
+	nan := &Matrix{Rows: 40, Cols: 3, Data: slices.Clone(good.Data)}
+	nan.Row(5)[1] = float32(math.NaN())
+	inf := &Matrix{Rows: 40, Cols: 3, Data: slices.Clone(good.Data)}
+	inf.Row(7)[2] = float32(math.Inf(-1))
+	same := &Matrix{Rows: 40, Cols: 3}
+	for range 40 {
+		same.Data = append(same.Data, 1, 2, 3)
 	}
 	for _, tc := range []struct {
 		name  string
 		cfg   TSNE
-		x     *mat.Dense
+		x     *Matrix
 		input bool // expect ErrTSNEInput
 	}{
 		{"too few points", TSNE{}, good, true}, // 40 <= 30? no: perplexity 30 < 40 is fine, see below
@@ -465,7 +390,7 @@ func TestTSNEErrors(t *testing.T) {
 		{"negative workers", TSNE{Workers: -2}, good, false},
 	} {
 		if tc.name == "too few points" {
-			tc.x = mat.DenseCopyOf(good.Slice(0, 30, 0, 3))
+			tc.x = &Matrix{Rows: 30, Cols: 3, Data: good.Data[:30*3]}
 		}
 		_, err := tc.cfg.Fit(ctx, tc.x)
 		if err == nil {
@@ -477,12 +402,12 @@ func TestTSNEErrors(t *testing.T) {
 		}
 	}
 	// Small but valid input gives finite output.
-	y, err := TSNE{Perplexity: 5, Iterations: 100}.Embed(ctx, good)
+	r, err := TSNE{Perplexity: 5, Iterations: 100}.Fit(ctx, good)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range y.RawMatrix().Data {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
+	for _, v := range r.Y.Data {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 			t.Fatal("non-finite embedding")
 		}
 	}

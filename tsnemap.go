@@ -12,7 +12,7 @@ import (
 	"slices"
 
 	"github.com/nfnt/resize"
-	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/plot/plotter"
 
 	"github.com/stylespace/style/internal/atomicfile"
 )
@@ -109,11 +109,11 @@ func (o *TSNEMapOptions) config() (tsneMapConfig, error) {
 }
 
 // tsneMapPlace returns the top-left corner of the thumbnail box of every
-// point of the N x 2 embedding y, or ok[i] = false for a point left out.
+// point of the 2-D embedding y, or ok[i] = false for a point left out.
 // The embedding is scaled uniformly (its aspect ratio kept) and centred in
 // the canvas inside the margin.
-func tsneMapPlace(y *mat.Dense, c tsneMapConfig) (pos []image.Point, ok []bool) {
-	n, _ := y.Dims()
+func tsneMapPlace(y plotter.XYs, c tsneMapConfig) (pos []image.Point, ok []bool) {
+	n := len(y)
 	pos = make([]image.Point, n)
 	ok = make([]bool, n)
 	if n == 0 {
@@ -122,8 +122,8 @@ func tsneMapPlace(y *mat.Dense, c tsneMapConfig) (pos []image.Point, ok []bool) 
 	minX, maxX := math.Inf(1), math.Inf(-1)
 	minY, maxY := math.Inf(1), math.Inf(-1)
 	for i := 0; i < n; i++ {
-		minX, maxX = math.Min(minX, y.At(i, 0)), math.Max(maxX, y.At(i, 0))
-		minY, maxY = math.Min(minY, y.At(i, 1)), math.Max(maxY, y.At(i, 1))
+		minX, maxX = math.Min(minX, y[i].X), math.Max(maxX, y[i].X)
+		minY, maxY = math.Min(minY, y[i].Y), math.Max(maxY, y[i].Y)
 	}
 	// Region available to thumbnail centres.
 	aw := float64(c.w - 2*c.margin - c.thumb)
@@ -138,9 +138,9 @@ func tsneMapPlace(y *mat.Dense, c tsneMapConfig) (pos []image.Point, ok []bool) 
 	cx := make([]float64, n) // canvas position of each centre
 	cy := make([]float64, n)
 	for i := 0; i < n; i++ {
-		cx[i] = offX + (y.At(i, 0)-minX)*scale
+		cx[i] = offX + (y[i].X-minX)*scale
 		// Image rows grow downwards: put larger y at the top.
-		cy[i] = offY + (maxY-y.At(i, 1))*scale
+		cy[i] = offY + (maxY-y[i].Y)*scale
 	}
 	if c.layout == TSNEMapScatter {
 		for i := 0; i < n; i++ {
@@ -236,30 +236,30 @@ func fitThumb(img image.Image, size int) image.Image {
 	return resize.Resize(uint(tw), uint(th), img, resize.Lanczos3)
 }
 
-// DrawTSNEMap draws a map of the 2-D embedding y (N x 2, for example from
-// TSNE.Embed): the thumbnail of item i, given by thumb(i), at the position
-// of row i, on a canvas of the requested size. The embedding is scaled
+// DrawTSNEMap draws a map of the 2-D embedding y (N rows of 2 values, for
+// example TSNEResult.Y): the thumbnail of item i, given by thumb(i), at the
+// position of row i, on a canvas of the requested size. The embedding is scaled
 // uniformly to fill the canvas, with larger y at the top. Each image is
 // scaled to fit a Thumb x Thumb box keeping its aspect ratio (never
 // distorted) and centred in it. Overlaps are handled as opts.Layout says.
 // thumb may return a nil image to leave an item out; an error from it
 // stops the drawing and is returned. ctx is checked between thumbnails.
 //
-// DrawTSNEMap panics if y does not have 2 columns.
-func DrawTSNEMap(ctx context.Context, y *mat.Dense, thumb func(i int) (image.Image, error), opts *TSNEMapOptions) (*image.RGBA, error) {
-	if _, cols := y.Dims(); cols != 2 {
-		panic(fmt.Sprintf("style: DrawTSNEMap: embedding has %d columns, want 2", cols))
-	}
+// DrawTSNEMap panics if y.Dim() != 2.
+func DrawTSNEMap(ctx context.Context, y FeatureSource, thumb func(i int) (image.Image, error), opts *TSNEMapOptions) (*image.RGBA, error) {
+	pts := readPoints("DrawTSNEMap", y)
 	c, err := opts.config()
 	if err != nil {
 		return nil, err
 	}
-	for _, v := range y.RawMatrix().Data {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, fmt.Errorf("style: tsne map: embedding holds %v", v)
+	for _, p := range pts {
+		for _, v := range [2]float64{p.X, p.Y} {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, fmt.Errorf("style: tsne map: embedding holds %v", v)
+			}
 		}
 	}
-	pos, ok := tsneMapPlace(y, c)
+	pos, ok := tsneMapPlace(pts, c)
 	canvas := image.NewRGBA(image.Rect(0, 0, c.w, c.h))
 	draw.Draw(canvas, canvas.Bounds(), image.NewUniform(c.bg), image.Point{}, draw.Src)
 	pad := 0
@@ -293,7 +293,8 @@ func DrawTSNEMap(ctx context.Context, y *mat.Dense, thumb func(i int) (image.Ima
 
 // WriteTSNEMap draws the map as DrawTSNEMap does and writes it to path as a
 // PNG, atomically: the file is either the complete new map or untouched.
-func WriteTSNEMap(ctx context.Context, path string, y *mat.Dense, thumb func(i int) (image.Image, error), opts *TSNEMapOptions) error {
+// It panics as DrawTSNEMap does.
+func WriteTSNEMap(ctx context.Context, path string, y FeatureSource, thumb func(i int) (image.Image, error), opts *TSNEMapOptions) error {
 	img, err := DrawTSNEMap(ctx, y, thumb, opts)
 	if err != nil {
 		return err

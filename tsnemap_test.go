@@ -12,18 +12,18 @@ import (
 	"testing"
 
 	"github.com/nfnt/resize"
-	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/plot/plotter"
 )
 
 func TestTSNEMapGridNoOverlap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	n := 600
-	y := mat.NewDense(n, 2, nil)
+	y := make(plotter.XYs, n)
 	for i := 0; i < n; i++ {
 		// Five tight clusters: many points want the same cells.
 		c := float64(i % 5)
-		y.Set(i, 0, 10*c+rng.NormFloat64())
-		y.Set(i, 1, 3*c*c+rng.NormFloat64())
+		y[i].X = 10*c + rng.NormFloat64()
+		y[i].Y = 3*c*c + rng.NormFloat64()
 	}
 	c, err := (&TSNEMapOptions{Width: 900, Height: 700, Thumb: 30}).config()
 	if err != nil {
@@ -70,8 +70,7 @@ func TestTSNEMapGridNoOverlap(t *testing.T) {
 	// Spread-out points with room to spare are all placed: a 30 x 20
 	// lattice on a 39 x 29 grid.
 	for i := 0; i < n; i++ {
-		y.Set(i, 0, float64(i%30))
-		y.Set(i, 1, float64(i/30))
+		y[i] = plotter.XY{X: float64(i % 30), Y: float64(i / 30)}
 	}
 	big, err := (&TSNEMapOptions{Width: 1200, Height: 900, Thumb: 30}).config()
 	if err != nil {
@@ -94,7 +93,7 @@ func TestDrawTSNEMapAspect(t *testing.T) {
 			tall.Pix[i] = 255 // opaque red
 		}
 	}
-	y := mat.NewDense(1, 2, []float64{0, 0})
+	y := &Matrix{Rows: 1, Cols: 2, Data: []float32{0, 0}}
 	img, err := DrawTSNEMap(context.Background(), y, func(int) (image.Image, error) { return tall, nil },
 		&TSNEMapOptions{Width: 200, Height: 150, Thumb: 42})
 	if err != nil {
@@ -149,7 +148,7 @@ func TestWriteTSNEMapFashion(t *testing.T) {
 	imgs := make([]image.Image, n)
 	cats := make([]int, n)
 	catID := map[string]int{}
-	x := mat.NewDense(n, fw*fh*3, nil)
+	x := &Matrix{Rows: n, Cols: fw * fh * 3, Data: make([]float32, n*fw*fh*3)}
 	for k := 0; k < n; k++ {
 		rec := recs[k*step]
 		img, err := LoadImage(filepath.Join(dir, "images", rec[0]+".jpg"))
@@ -162,19 +161,20 @@ func TestWriteTSNEMapFashion(t *testing.T) {
 		}
 		cats[k] = catID[rec[3]] // subCategory: shoes, watches, topwear, ...
 		small := resize.Resize(fw, fh, img, resize.Bilinear)
-		row := x.RawRowView(k)
+		row := x.Row(k)
 		for yy := 0; yy < fh; yy++ {
 			for xx := 0; xx < fw; xx++ {
 				r, g, b, _ := small.At(small.Bounds().Min.X+xx, small.Bounds().Min.Y+yy).RGBA()
 				p := (yy*fw + xx) * 3
-				row[p], row[p+1], row[p+2] = float64(r)/65535, float64(g)/65535, float64(b)/65535
+				row[p], row[p+1], row[p+2] = float32(r)/65535, float32(g)/65535, float32(b)/65535
 			}
 		}
 	}
-	emb, err := TSNE{Seed: 1}.Embed(context.Background(), x)
+	res, err := TSNE{Seed: 1}.Fit(context.Background(), x)
 	if err != nil {
 		t.Fatal(err)
 	}
+	emb := res.Y
 	// Items visibly group: the sub-category (shoes, watches, bags,
 	// topwear, ...) of an item is mostly that of its 10 nearest neighbours
 	// in the map. Raw pixels separate shapes but not everything (socks
@@ -212,7 +212,7 @@ func TestWriteTSNEMapFashion(t *testing.T) {
 		t.Fatalf("map is %v, want 1400x1000", img.Bounds())
 	}
 	c, _ := opts.config()
-	pos, ok := tsneMapPlace(emb, c)
+	pos, ok := tsneMapPlace(readPoints("test", emb), c)
 	placed, inked := 0, 0
 	for i, p := range pos {
 		if !ok[i] {

@@ -159,7 +159,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	cat, embeddings, err := buildCatalog(store, res.Head, items)
+	cat, err := buildCatalog(store, res.Head, items)
 	if err != nil {
 		return err
 	}
@@ -197,7 +197,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	// The style-space map.
-	mapFiles, err := styleMap(ctx, *out, items, embeddings, src, *seed, *workers, bars)
+	mapFiles, err := styleMap(ctx, *out, cat, src, *seed, *workers, bars)
 	if err != nil {
 		return err
 	}
@@ -222,19 +222,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // buildCatalog embeds every product's stored features with the head.
-func buildCatalog(store *style.FeatureStore, head *style.SiameseHead, items []item) (*style.Catalog, [][]float32, error) {
+func buildCatalog(store *style.FeatureStore, head *style.SiameseHead, items []item) (*style.Catalog, error) {
 	cat := &style.Catalog{Meta: map[string]string{"source": "style demo: generated products"}}
 	feat := make([]float32, store.Dim())
-	embeddings := make([][]float32, len(items))
-	for i, it := range items {
+	var emb []float32
+	for _, it := range items {
 		idx, ok := store.Index(it.ID)
 		if !ok {
 			continue // an item no pair uses has no features
 		}
-		embeddings[i] = head.EmbedTo(nil, store.FeatureTo(feat, idx))
-		if err := cat.Add(style.Item{ID: it.ID, Category: it.Category, Embedding: embeddings[i]}); err != nil {
-			return nil, nil, err
+		emb = head.EmbedTo(emb, store.FeatureTo(feat, idx))
+		if err := cat.Add(style.Item{ID: it.ID, Category: it.Category, Embedding: emb}); err != nil {
+			return nil, err
 		}
 	}
-	return cat, embeddings, nil
+	return cat, nil
 }

@@ -24,7 +24,6 @@ import (
 
 	"github.com/stylespace/style"
 	"github.com/stylespace/style/examples/internal/cli"
-	"gonum.org/v1/gonum/mat"
 )
 
 func main() { cli.Main("tsne", "", run) }
@@ -94,14 +93,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if n < 4 || float64(n) <= *perplexity {
 		return fmt.Errorf("%d images embedded: t-SNE with perplexity %g needs more (lower -perplexity or index more images)", n, *perplexity)
 	}
-	x := mat.NewDense(n, dim, nil)
-	row := make([]float32, dim)
+	// Their embeddings, row r holding catalogue item idx[r].
+	x := &style.Matrix{Rows: n, Cols: dim, Data: make([]float32, n*dim)}
 	cats := make([]string, n)
 	for r, i := range idx {
-		m.Cat.FeatureTo(row, i)
-		for j, v := range row {
-			x.Set(r, j, float64(v))
-		}
+		m.Cat.FeatureTo(x.Row(r), i)
 		if cats[r] = m.Category(m.Cat.Item(i).ID); cats[r] == "" {
 			cats[r] = m.Cat.Item(i).Category
 		}
