@@ -34,6 +34,7 @@ import (
 
 	"github.com/stylespace/style"
 	"github.com/stylespace/style/examples/internal/cli"
+	"github.com/stylespace/style/study"
 )
 
 func main() { cli.Main("demo", "", run) }
@@ -131,7 +132,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	// Features, split, training, evaluation, charts, report.
-	study := &style.Study{
+	cfg := &study.Config{
 		Pairs:     pairs,
 		Images:    src,
 		Extractor: net,
@@ -142,7 +143,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Trainer:   &style.Trainer{Epochs: *epochs, Patience: 5, Seed: *seed, Workers: *workers},
 		Progress:  bars.Update,
 	}
-	res, err := study.Run(ctx)
+	res, err := study.Run(ctx, cfg)
 	bars.Finish()
 	if err != nil {
 		return err
@@ -154,7 +155,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		res.Cutoff.Threshold, 100*res.Cutoff.TPR, 100*res.Cutoff.FPR)
 
 	// The catalogue: every product embedded by the trained head.
-	store, err := style.OpenFeatureStore(study.StoreDir, &style.StoreOptions{ReadOnly: true})
+	store, err := style.OpenFeatureStore(cfg.StoreDir, &style.StoreOptions{ReadOnly: true})
 	if err != nil {
 		return err
 	}
@@ -208,8 +209,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		where = *out
 	}
 	fmt.Fprintf(stdout, "\nWrote, in %s:\n", where)
-	for _, name := range []string{style.StudyReportFile, style.StudyHeadFile, style.StudyLearningCurvesFile,
-		style.StudyROCFile, style.StudyDensitiesFile} {
+	for _, name := range []string{study.ReportFile, study.HeadFile, study.LearningCurvesFile,
+		study.ROCFile, study.DensitiesFile} {
 		if p, ok := res.Files[name]; ok {
 			fmt.Fprintf(stdout, "  %s\n", filepath.Base(p))
 		}

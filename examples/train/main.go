@@ -30,6 +30,7 @@ import (
 
 	"github.com/stylespace/style"
 	"github.com/stylespace/style/examples/internal/cli"
+	"github.com/stylespace/style/study"
 )
 
 // StudyImages is where the study's images are served.
@@ -88,7 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	study := &style.Study{
+	cfg := &study.Config{
 		Pairs:    pairs,
 		Limit:    *limit,
 		StoreDir: *store,
@@ -106,14 +107,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		study.Images, study.Prefetch, study.PrefetchWorkers = src, true, *downloads
+		cfg.Images, cfg.Prefetch, cfg.PrefetchWorkers = src, true, *downloads
 	} else {
 		src, err := style.NewDirSource(*images)
 		if err != nil {
 			return fmt.Errorf("images: %w", err)
 		}
 		defer src.Close()
-		study.Images = src
+		cfg.Images = src
 	}
 
 	wpath, err := cli.Weights(ctx, *weights, *weightsCache, bars)
@@ -124,12 +125,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	study.Extractor = vgg
+	cfg.Extractor = vgg
 	if wrapExtractor != nil {
-		study.Extractor = wrapExtractor(vgg)
+		cfg.Extractor = wrapExtractor(vgg)
 	}
 
-	res, err := study.Run(ctx)
+	res, err := study.Run(ctx, cfg)
 	bars.Finish()
 	if err != nil {
 		return err
@@ -138,7 +139,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func printSummary(w io.Writer, r *style.StudyResult) {
+func printSummary(w io.Writer, r *study.Result) {
 	ex := r.Extraction
 	fmt.Fprintf(w, "Pairs: %d used of %d (train %d, validation %d, test %d); %d dropped\n",
 		len(r.Train)+len(r.Val)+len(r.Test), r.Pairs, len(r.Train), len(r.Val), len(r.Test), len(r.Dropped))
@@ -155,8 +156,8 @@ func printSummary(w io.Writer, r *style.StudyResult) {
 		}
 		fmt.Fprintf(w, "%10.0f%%  %5.1f%%  %10s\n", 100*[]float64{0.05, 0.10, 0.20}[min(i, 2)], 100*p.TPR, c)
 	}
-	for _, name := range []string{style.StudyHeadFile, style.StudyReportFile, style.StudyLearningCurvesFile,
-		style.StudyROCFile, style.StudyDensitiesFile, style.StudyFailedImagesFile} {
+	for _, name := range []string{study.HeadFile, study.ReportFile, study.LearningCurvesFile,
+		study.ROCFile, study.DensitiesFile, study.FailedImagesFile} {
 		if p, ok := r.Files[name]; ok {
 			fmt.Fprintf(w, "Wrote %s\n", p)
 		}

@@ -1,4 +1,4 @@
-package style
+package study
 
 import (
 	"context"
@@ -13,32 +13,33 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stylespace/style"
 	"github.com/stylespace/style/internal/atomicfile"
 )
 
-// Files a Study writes into its output folder.
+// Files Run writes into the output folder.
 const (
-	StudyHeadFile           = "head.safetensors"    // the trained head (SiameseHead.Save)
-	StudyReportFile         = "report.md"           // the Markdown report tying the results together
-	StudyLearningCurvesFile = "learning_curves.png" // training and validation loss per epoch
-	StudyROCFile            = "roc.png"             // test ROC curve, AUC and chosen cutoff
-	StudyDensitiesFile      = "distances.png"       // test pair distances before and after training
-	StudyFailedImagesFile   = "failed_images.tsv"   // images left out and why (only if some failed)
+	HeadFile           = "head.safetensors"    // the trained head (style.SiameseHead.Save)
+	ReportFile         = "report.md"           // the Markdown report tying the results together
+	LearningCurvesFile = "learning_curves.png" // training and validation loss per epoch
+	ROCFile            = "roc.png"             // test ROC curve, AUC and chosen cutoff
+	DensitiesFile      = "distances.png"       // test pair distances before and after training
+	FailedImagesFile   = "failed_images.tsv"   // images left out and why (only if some failed)
 )
 
-// Study runs the whole study of the package: from labelled pairs of image
-// names to a trained, evaluated and saved SiameseHead with its pictures and
-// a report. Run does, in order:
+// Config configures a study: from labelled pairs of image names to a
+// trained, evaluated and saved style.SiameseHead with its pictures and a
+// report. Run does, in order:
 //
 //  1. take the first Limit pairs (all if Limit is 0);
 //  2. compute the features of every distinct image once, into the feature
-//     store in StoreDir (ExtractFeatures), after reading every image once
-//     through Prefetch if asked; images that fail are reported and their
-//     pairs dropped;
+//     store in StoreDir (style.ExtractFeatures), after reading every image
+//     once through style.Prefetch if asked; images that fail are reported
+//     and their pairs dropped;
 //  3. split the remaining pairs 60/20/20, stratified by label
-//     (StratifiedSplit with Seed);
+//     (style.StratifiedSplit with Seed);
 //  4. compute the MinMax feature scale on the training pairs only
-//     (FeatureScale);
+//     (style.FeatureScale);
 //  5. measure the untrained head on the test pairs (the "before" picture);
 //  6. train with Trainer (early stopping on the validation pairs);
 //  7. evaluate the trained head on the test pairs: ROC, AUC, and the
@@ -48,44 +49,38 @@ const (
 //     measure the result, play no part in choosing it), and report the
 //     rates that cutoff reaches on the test pairs;
 //  9. save the head (with its cutoff, scale and backbone) and write the
-//     charts and report (see the Study*File constants) into OutDir.
+//     charts and report (see the *File constants) into OutDir.
 //
-// Run is safe to interrupt: cancelling ctx (or killing the process) keeps
-// every feature already stored, so running the same Study again resumes the
-// extraction where it stopped without recomputing anything, and every
-// output file is written atomically (a reader sees the previous version or
-// the complete new one).
-//
-// A Study is a plain configuration value: Run does not modify it, and the
-// zero value of each field documented as optional selects its default.
-type Study struct {
-	// Pairs are the labelled pairs of image names, as read by ReadPairs.
-	// Required.
-	Pairs []Pair
+// A Config is a plain value: Run does not modify it, and the zero value of
+// each field documented as optional selects its default.
+type Config struct {
+	// Pairs are the labelled pairs of image names, as read by
+	// style.ReadPairs. Required.
+	Pairs []style.Pair
 	// Limit, if positive, keeps only the first Limit pairs, for quick
 	// runs. The study's pair list is in random order, so its first pairs
 	// are a fair sample.
 	Limit int
 
 	// Images opens the images the pairs name. Required.
-	Images ImageSource
+	Images style.ImageSource
 	// Prefetch reads every image not yet in the feature store from Images
 	// once before the extraction starts, with PrefetchWorkers requests at
-	// once: use it with a caching URLSource, whose downloads need more
-	// concurrency than the feature extraction. Images that fail here are
-	// reported without being tried again.
+	// once: use it with a caching style.URLSource, whose downloads need
+	// more concurrency than the feature extraction. Images that fail here
+	// are reported without being tried again.
 	Prefetch bool
 	// PrefetchWorkers bounds the images read at once by the prefetch; 0
 	// means 16.
 	PrefetchWorkers int
 
-	// Extractor computes the features of an image, typically a *VGG16.
-	// Required.
-	Extractor FeatureExtractor
-	// StoreDir is the folder of the feature store (see OpenFeatureStore),
-	// created if needed. Required. Reusing it across runs, or across pair
-	// lists with the same Extractor, skips images already done; a store
-	// made with another backbone is refused.
+	// Extractor computes the features of an image, typically a
+	// *style.VGG16. Required.
+	Extractor style.FeatureExtractor
+	// StoreDir is the folder of the feature store (see
+	// style.OpenFeatureStore), created if needed. Required. Reusing it
+	// across runs, or across pair lists with the same Extractor, skips
+	// images already done; a store made with another backbone is refused.
 	StoreDir string
 	// OutDir is the folder the head, the charts and the report are written
 	// to, created if needed. Required.
@@ -93,15 +88,15 @@ type Study struct {
 
 	// Seed seeds the stratified split and the head's initial weights.
 	Seed uint64
-	// HeadOut is the embedding length; 0 means DefaultHeadOut (128).
+	// HeadOut is the embedding length; 0 means style.DefaultHeadOut (128).
 	HeadOut int
 	// Margin is the contrastive-loss margin; 0 means 1.
 	Margin float64
 	// Trainer trains the head; nil means
-	// &Trainer{Epochs: 50, Patience: 5, Seed: Seed, Workers: Workers}.
-	// Its Progress, if nil, is set to Study.Progress for the run (the
+	// &style.Trainer{Epochs: 50, Patience: 5, Seed: Seed, Workers: Workers}.
+	// Its Progress, if nil, is set to Config.Progress for the run (the
 	// caller's Trainer is not modified).
-	Trainer *Trainer
+	Trainer *style.Trainer
 
 	// Workers bounds the images run through Extractor at once and the
 	// goroutines of the default Trainer; 0 means runtime.GOMAXPROCS(0).
@@ -110,153 +105,165 @@ type Study struct {
 	// "download" (prefetch, in images), "features" (in distinct images)
 	// and "train" (in epochs, with the losses). It is called on the
 	// goroutine running the stage, one call at a time.
-	Progress func(Progress)
+	Progress func(style.Progress)
 }
 
-// StudyResult holds what a Study produced.
-type StudyResult struct {
+// Result holds what a study produced.
+type Result struct {
 	// Pairs is the number of pairs considered (after Limit).
 	Pairs int
 	// Dropped are the pairs left out because an image failed.
-	Dropped []Pair
+	Dropped []style.Pair
 	// Extraction summarises the feature extraction of this run. Its
 	// Failed list also holds the images that failed during the prefetch.
-	Extraction *ExtractReport
+	Extraction *style.ExtractReport
 	// Backbone is the extractor's identity, recorded in the head.
-	Backbone Backbone
+	Backbone style.Backbone
 	// Scale is the MinMax feature scale: the largest training feature.
 	Scale float64
 	// Train, Val and Test are the split of the usable pairs, as indices
 	// into the feature store.
-	Train, Val, Test []LabeledPair
+	Train, Val, Test []style.LabeledPair
 	// History is the learning curve of the training.
-	History *History
+	History *style.History
 	// TrainTime is the duration of the training.
 	TrainTime time.Duration
 	// UntrainedDistances and Distances are the test-pair distances given
 	// by the head before and after training, in the order of Test.
 	UntrainedDistances, Distances []float64
 	// UntrainedROC and ROC are the ROC curves of those distances.
-	UntrainedROC, ROC *ROC
+	UntrainedROC, ROC *style.ROC
 	// Table is the test ROC at 5%, 10% and 20% false positives (ROC.Table).
-	Table []ROCPoint
+	Table []style.ROCPoint
 	// Cutoff is the head's cutoff: Threshold is the distance chosen by
 	// Youden's J on the validation pairs, FPR and TPR the rates it reaches
 	// on the test pairs. CutoffChosen is false if no validation cutoff beat
 	// chance; the head then keeps the default cutoff Margin/2.
-	Cutoff       ROCPoint
+	Cutoff       style.ROCPoint
 	CutoffChosen bool
 	// Head is the trained head, as saved.
-	Head *SiameseHead
-	// Files are the paths of the files written, keyed by the Study*File
+	Head *style.SiameseHead
+	// Files are the paths of the files written, keyed by the *File
 	// names.
 	Files map[string]string
 	// Elapsed is the duration of the whole run.
 	Elapsed time.Duration
 }
 
-// Run runs the study; see Study for the steps. It returns an error for a
-// missing required field, an empty pair list, a feature store that cannot be
-// opened or belongs to another backbone, too few usable pairs to split (each
-// of the training, validation and test sets needs both labels), and errors
-// writing the outputs. When ctx is cancelled it returns an error wrapping
-// ctx.Err(), after making the features stored so far durable.
-func (s *Study) Run(ctx context.Context) (*StudyResult, error) {
+// Run runs the study cfg describes; see Config for the steps. A nil cfg is
+// the zero Config, which lacks the required fields. Run returns an error
+// for a missing required field, an empty pair list, a feature store that
+// cannot be opened or belongs to another backbone, too few usable pairs to
+// split (each of the training, validation and test sets needs both
+// labels), and errors writing the outputs. When ctx is cancelled it
+// returns an error wrapping ctx.Err(), after making the features stored so
+// far durable.
+//
+// Run is safe to interrupt: cancelling ctx (or killing the process) keeps
+// every feature already stored, so running the same study again resumes
+// the extraction where it stopped without recomputing anything, and every
+// output file is written atomically (a reader sees the previous version or
+// the complete new one).
+func Run(ctx context.Context, cfg *Config) (*Result, error) {
 	start := time.Now()
-	switch {
-	case s.Images == nil:
-		return nil, errors.New("style: Study.Run: no Images source")
-	case s.Extractor == nil:
-		return nil, errors.New("style: Study.Run: no Extractor")
-	case s.StoreDir == "":
-		return nil, errors.New("style: Study.Run: no StoreDir")
-	case s.OutDir == "":
-		return nil, errors.New("style: Study.Run: no OutDir")
-	case s.Limit < 0 || s.HeadOut < 0 || s.Workers < 0 || s.PrefetchWorkers < 0:
-		return nil, fmt.Errorf("style: Study.Run: negative Limit, HeadOut, Workers or PrefetchWorkers")
+	var c Config
+	if cfg != nil {
+		c = *cfg
 	}
-	pairs := s.Pairs
-	if s.Limit > 0 && s.Limit < len(pairs) {
-		pairs = pairs[:s.Limit]
+	switch {
+	case c.Images == nil:
+		return nil, errors.New("study: no Images source")
+	case c.Extractor == nil:
+		return nil, errors.New("study: no Extractor")
+	case c.StoreDir == "":
+		return nil, errors.New("study: no StoreDir")
+	case c.OutDir == "":
+		return nil, errors.New("study: no OutDir")
+	case c.Limit < 0 || c.HeadOut < 0 || c.Workers < 0 || c.PrefetchWorkers < 0:
+		return nil, fmt.Errorf("study: negative Limit, HeadOut, Workers or PrefetchWorkers")
+	}
+	pairs := c.Pairs
+	if c.Limit > 0 && c.Limit < len(pairs) {
+		pairs = pairs[:c.Limit]
 	}
 	if len(pairs) == 0 {
-		return nil, errors.New("style: Study.Run: no pairs")
+		return nil, errors.New("study: no pairs")
 	}
-	if err := os.MkdirAll(s.OutDir, 0o755); err != nil {
-		return nil, fmt.Errorf("style: Study.Run: %w", err)
+	if err := os.MkdirAll(c.OutDir, 0o755); err != nil {
+		return nil, fmt.Errorf("study: %w", err)
 	}
-	res := &StudyResult{Pairs: len(pairs), Backbone: s.Extractor.Backbone(), Files: map[string]string{}}
+	res := &Result{Pairs: len(pairs), Backbone: c.Extractor.Backbone(), Files: map[string]string{}}
 
-	store, err := OpenFeatureStore(s.StoreDir, &StoreOptions{Dim: s.Extractor.FeatureLen(), Backbone: res.Backbone})
+	store, err := style.OpenFeatureStore(c.StoreDir, &style.StoreOptions{Dim: c.Extractor.FeatureLen(), Backbone: res.Backbone})
 	if err != nil {
-		return nil, fmt.Errorf("style: Study.Run: feature store: %w", err)
+		return nil, fmt.Errorf("study: feature store: %w", err)
 	}
 	defer store.Close()
 
-	if err := s.extract(ctx, store, pairs, res); err != nil {
+	if err := c.extract(ctx, store, pairs, res); err != nil {
 		return nil, err
 	}
 	labeled, dropped := store.LabeledPairs(pairs)
 	res.Dropped = dropped
-	res.Train, res.Val, res.Test = StratifiedSplit(labeled, s.Seed)
+	res.Train, res.Val, res.Test = style.StratifiedSplit(labeled, c.Seed)
 	for _, set := range []struct {
 		name  string
-		pairs []LabeledPair
+		pairs []style.LabeledPair
 	}{{"training", res.Train}, {"validation", res.Val}, {"test", res.Test}} {
 		pos := countCompatible(set.pairs)
 		if pos == 0 || pos == len(set.pairs) {
-			return nil, fmt.Errorf("style: Study.Run: the %s set has %d pairs, %d of them compatible: it needs both labels (%d usable pairs of %d; use more pairs)",
+			return nil, fmt.Errorf("study: the %s set has %d pairs, %d of them compatible: it needs both labels (%d usable pairs of %d; use more pairs)",
 				set.name, len(set.pairs), pos, len(labeled), len(pairs))
 		}
 	}
 
-	if res.Scale, err = FeatureScale(ctx, store, res.Train); err != nil {
-		return nil, fmt.Errorf("style: Study.Run: %w", err)
+	if res.Scale, err = style.FeatureScale(ctx, store, res.Train); err != nil {
+		return nil, fmt.Errorf("study: %w", err)
 	}
-	head, err := NewSiameseHead(&HeadConfig{
-		In: store.Dim(), Out: s.HeadOut, Margin: s.Margin, Seed: s.Seed,
+	head, err := style.NewSiameseHead(&style.HeadConfig{
+		In: store.Dim(), Out: c.HeadOut, Margin: c.Margin, Seed: c.Seed,
 		Scale: res.Scale, Backbone: res.Backbone,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("style: Study.Run: %w", err)
+		return nil, fmt.Errorf("study: %w", err)
 	}
 	if res.UntrainedDistances, err = head.PairDistances(ctx, store, res.Test); err != nil {
-		return nil, fmt.Errorf("style: Study.Run: %w", err)
+		return nil, fmt.Errorf("study: %w", err)
 	}
-	if res.UntrainedROC, err = ROCFromDistances(res.UntrainedDistances, pairLabels(res.Test)); err != nil {
-		return nil, fmt.Errorf("style: Study.Run: untrained head: %w", err)
+	if res.UntrainedROC, err = style.ROCFromDistances(res.UntrainedDistances, pairLabels(res.Test)); err != nil {
+		return nil, fmt.Errorf("study: untrained head: %w", err)
 	}
 
-	var tr Trainer
-	if s.Trainer != nil {
-		tr = *s.Trainer
+	var tr style.Trainer
+	if c.Trainer != nil {
+		tr = *c.Trainer
 	} else {
-		tr = Trainer{Epochs: 50, Patience: 5, Seed: s.Seed, Workers: s.Workers}
+		tr = style.Trainer{Epochs: 50, Patience: 5, Seed: c.Seed, Workers: c.Workers}
 	}
 	if tr.Progress == nil {
-		tr.Progress = s.Progress
+		tr.Progress = c.Progress
 	}
 	trainStart := time.Now()
 	if res.History, err = tr.Fit(ctx, head, store, res.Train, res.Val); err != nil {
-		return nil, fmt.Errorf("style: Study.Run: training: %w", err)
+		return nil, fmt.Errorf("study: training: %w", err)
 	}
 	res.TrainTime = time.Since(trainStart)
 
 	if res.Distances, err = head.PairDistances(ctx, store, res.Test); err != nil {
-		return nil, fmt.Errorf("style: Study.Run: %w", err)
+		return nil, fmt.Errorf("study: %w", err)
 	}
 	testLabels := pairLabels(res.Test)
-	if res.ROC, err = ROCFromDistances(res.Distances, testLabels); err != nil {
-		return nil, fmt.Errorf("style: Study.Run: trained head: %w", err)
+	if res.ROC, err = style.ROCFromDistances(res.Distances, testLabels); err != nil {
+		return nil, fmt.Errorf("study: trained head: %w", err)
 	}
 	res.Table = res.ROC.Table()
 	valDist, err := head.PairDistances(ctx, store, res.Val)
 	if err != nil {
-		return nil, fmt.Errorf("style: Study.Run: %w", err)
+		return nil, fmt.Errorf("study: %w", err)
 	}
-	valROC, err := ROCFromDistances(valDist, pairLabels(res.Val))
+	valROC, err := style.ROCFromDistances(valDist, pairLabels(res.Val))
 	if err != nil {
-		return nil, fmt.Errorf("style: Study.Run: validation: %w", err)
+		return nil, fmt.Errorf("study: validation: %w", err)
 	}
 	if y := valROC.Youden(); y.TPR > y.FPR && !math.IsInf(y.Threshold, 0) {
 		head.Cutoff = y.Threshold
@@ -265,7 +272,7 @@ func (s *Study) Run(ctx context.Context) (*StudyResult, error) {
 	res.Cutoff = ratesAtCutoff(res.Distances, testLabels, head.Cutoff)
 	res.Head = head
 
-	if err := s.writeOutputs(res); err != nil {
+	if err := c.writeOutputs(res); err != nil {
 		return nil, err
 	}
 	res.Elapsed = time.Since(start)
@@ -273,10 +280,10 @@ func (s *Study) Run(ctx context.Context) (*StudyResult, error) {
 }
 
 // extract fills the store with the features of the images of pairs.
-func (s *Study) extract(ctx context.Context, store *FeatureStore, pairs []Pair, res *StudyResult) error {
-	names := UniqueNames(pairs)
-	var prefailed []ImageFailure
-	if s.Prefetch {
+func (c *Config) extract(ctx context.Context, store *style.FeatureStore, pairs []style.Pair, res *Result) error {
+	names := style.UniqueNames(pairs)
+	var prefailed []style.ImageFailure
+	if c.Prefetch {
 		var todo []string
 		for _, n := range names {
 			if _, ok := store.Index(n); !ok {
@@ -284,9 +291,9 @@ func (s *Study) extract(ctx context.Context, store *FeatureStore, pairs []Pair, 
 			}
 		}
 		var err error
-		prefailed, err = Prefetch(ctx, s.Images, todo, &PrefetchOptions{Workers: s.PrefetchWorkers, Progress: s.Progress})
+		prefailed, err = style.Prefetch(ctx, c.Images, todo, &style.PrefetchOptions{Workers: c.PrefetchWorkers, Progress: c.Progress})
 		if err != nil {
-			return fmt.Errorf("style: Study.Run: prefetch: %w", err)
+			return fmt.Errorf("study: prefetch: %w", err)
 		}
 		if len(prefailed) > 0 {
 			bad := make(map[string]bool, len(prefailed))
@@ -296,10 +303,10 @@ func (s *Study) extract(ctx context.Context, store *FeatureStore, pairs []Pair, 
 			names = slices.DeleteFunc(names, func(n string) bool { return bad[n] })
 		}
 	}
-	rep, err := ExtractFeatures(ctx, store, s.Images, s.Extractor, names,
-		&ExtractOptions{Workers: s.Workers, Progress: s.Progress})
+	rep, err := style.ExtractFeatures(ctx, store, c.Images, c.Extractor, names,
+		&style.ExtractOptions{Workers: c.Workers, Progress: c.Progress})
 	if err != nil {
-		return fmt.Errorf("style: Study.Run: feature extraction: %w", err)
+		return fmt.Errorf("study: feature extraction: %w", err)
 	}
 	if len(prefailed) > 0 {
 		rep.Total += len(prefailed)
@@ -311,7 +318,7 @@ func (s *Study) extract(ctx context.Context, store *FeatureStore, pairs []Pair, 
 
 // ratesAtCutoff returns the rates at which the rule "compatible when the
 // distance is <= cutoff" calls pairs compatible.
-func ratesAtCutoff(dist []float64, labels []int, cutoff float64) ROCPoint {
+func ratesAtCutoff(dist []float64, labels []int, cutoff float64) style.ROCPoint {
 	var tp, fp, pos, neg int
 	for i, d := range dist {
 		if labels[i] == 1 {
@@ -326,10 +333,10 @@ func ratesAtCutoff(dist []float64, labels []int, cutoff float64) ROCPoint {
 			}
 		}
 	}
-	return ROCPoint{FPR: float64(fp) / float64(max(neg, 1)), TPR: float64(tp) / float64(max(pos, 1)), Threshold: cutoff}
+	return style.ROCPoint{FPR: float64(fp) / float64(max(neg, 1)), TPR: float64(tp) / float64(max(pos, 1)), Threshold: cutoff}
 }
 
-func pairLabels(pairs []LabeledPair) []int {
+func pairLabels(pairs []style.LabeledPair) []int {
 	l := make([]int, len(pairs))
 	for i, p := range pairs {
 		l[i] = p.Label
@@ -337,7 +344,7 @@ func pairLabels(pairs []LabeledPair) []int {
 	return l
 }
 
-func countCompatible(pairs []LabeledPair) int {
+func countCompatible(pairs []style.LabeledPair) int {
 	n := 0
 	for _, p := range pairs {
 		n += p.Label
@@ -346,21 +353,21 @@ func countCompatible(pairs []LabeledPair) int {
 }
 
 // writeOutputs saves the head and writes the charts and the report.
-func (s *Study) writeOutputs(res *StudyResult) error {
+func (c *Config) writeOutputs(res *Result) error {
 	path := func(name string) string {
-		p := filepath.Join(s.OutDir, name)
+		p := filepath.Join(c.OutDir, name)
 		res.Files[name] = p
 		return p
 	}
-	wrap := func(err error) error { return fmt.Errorf("style: Study.Run: %w", err) }
-	if err := res.Head.Save(path(StudyHeadFile)); err != nil {
+	wrap := func(err error) error { return fmt.Errorf("study: %w", err) }
+	if err := res.Head.Save(path(HeadFile)); err != nil {
 		return wrap(err)
 	}
-	if err := PlotLearningCurves(path(StudyLearningCurvesFile), res.History.Loss, res.History.ValLoss, nil); err != nil {
+	if err := style.PlotLearningCurves(path(LearningCurvesFile), res.History.Loss, res.History.ValLoss, nil); err != nil {
 		return wrap(err)
 	}
-	if err := PlotROC(path(StudyROCFile), res.ROC.FPR, res.ROC.TPR, res.ROC.AUC(), res.Cutoff.FPR, res.Cutoff.TPR,
-		&PlotOptions{Title: fmt.Sprintf("Test ROC: AUC %.3f (untrained head %.3f)", res.ROC.AUC(), res.UntrainedROC.AUC())}); err != nil {
+	if err := style.PlotROC(path(ROCFile), res.ROC.FPR, res.ROC.TPR, res.ROC.AUC(), res.Cutoff.FPR, res.Cutoff.TPR,
+		&style.PlotOptions{Title: fmt.Sprintf("Test ROC: AUC %.3f (untrained head %.3f)", res.ROC.AUC(), res.UntrainedROC.AUC())}); err != nil {
 		return wrap(err)
 	}
 	split := func(dist []float64) (comp, incomp []float64) {
@@ -375,20 +382,20 @@ func (s *Study) writeOutputs(res *StudyResult) error {
 	}
 	bc, bi := split(res.UntrainedDistances)
 	ac, ai := split(res.Distances)
-	panels := []DistanceDensity{
+	panels := []style.DistanceDensity{
 		{Title: fmt.Sprintf("Before training (AUC %.3f)", res.UntrainedROC.AUC()), Compatible: bc, Incompatible: bi},
 		{Title: fmt.Sprintf("After training (AUC %.3f)", res.ROC.AUC()), Compatible: ac, Incompatible: ai, Cutoff: res.Head.Cutoff},
 	}
-	if err := PlotDistanceDensities(path(StudyDensitiesFile), panels, &PlotOptions{Title: "Test pair distances"}); err != nil {
+	if err := style.PlotDistanceDensities(path(DensitiesFile), panels, &style.PlotOptions{Title: "Test pair distances"}); err != nil {
 		return wrap(err)
 	}
 	if len(res.Extraction.Failed) == 0 {
 		// No failures now: drop the list of an earlier run.
-		if err := os.Remove(filepath.Join(s.OutDir, StudyFailedImagesFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.Remove(filepath.Join(c.OutDir, FailedImagesFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return wrap(err)
 		}
 	} else {
-		err := atomicfile.Write(path(StudyFailedImagesFile), func(w io.Writer) error {
+		err := atomicfile.Write(path(FailedImagesFile), func(w io.Writer) error {
 			if _, err := io.WriteString(w, "image\terror\n"); err != nil {
 				return err
 			}
@@ -404,7 +411,7 @@ func (s *Study) writeOutputs(res *StudyResult) error {
 			return wrap(err)
 		}
 	}
-	err := atomicfile.Write(path(StudyReportFile), func(w io.Writer) error {
+	err := atomicfile.Write(path(ReportFile), func(w io.Writer) error {
 		_, err := io.WriteString(w, res.report())
 		return err
 	})
@@ -415,7 +422,7 @@ func (s *Study) writeOutputs(res *StudyResult) error {
 }
 
 // report returns the Markdown report of a finished study.
-func (res *StudyResult) report() string {
+func (res *Result) report() string {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	ex := res.Extraction
@@ -436,7 +443,7 @@ func (res *StudyResult) report() string {
 	p("- Images: %d distinct; %d features computed by this run, %d already in the feature store, %d failed",
 		ex.Total, ex.Extracted, ex.Skipped, len(ex.Failed))
 	if len(ex.Failed) > 0 {
-		p(" (all listed in `%s`)", StudyFailedImagesFile)
+		p(" (all listed in `%s`)", FailedImagesFile)
 	}
 	p(".\n")
 	if ex.Extracted > 0 {
@@ -458,7 +465,7 @@ func (res *StudyResult) report() string {
 		p("; the weights of epoch %d (lowest validation loss, %.5f) were kept", h.BestEpoch+1, h.ValLoss[h.BestEpoch])
 	}
 	p("; training loss of the last epoch %.5f; %s.\n\n", h.Loss[len(h.Loss)-1], res.TrainTime.Round(time.Millisecond))
-	p("![Learning curves](%s)\n\n", StudyLearningCurvesFile)
+	p("![Learning curves](%s)\n\n", LearningCurvesFile)
 
 	p("## Results on the %d test pairs\n\n", len(res.Test))
 	p("| head | AUC |\n|---|---|\n| untrained (random weights) | %.4f |\n| trained | %.4f |\n\n", res.UntrainedROC.AUC(), res.ROC.AUC())
@@ -474,16 +481,16 @@ func (res *StudyResult) report() string {
 		target := []float64{0.05, 0.10, 0.20}[min(i, 2)]
 		p("| %.0f%% | %.1f%% | %.1f%% | %s |\n", 100*target, 100*pt.FPR, 100*pt.TPR, formatCutoff(pt.Threshold))
 	}
-	p("\n![ROC curve](%s)\n\n", StudyROCFile)
-	p("Distances of compatible and incompatible test pairs before and after training (the vertical line is the cutoff):\n\n![Distance densities](%s)\n\n", StudyDensitiesFile)
+	p("\n![ROC curve](%s)\n\n", ROCFile)
+	p("Distances of compatible and incompatible test pairs before and after training (the vertical line is the cutoff):\n\n![Distance densities](%s)\n\n", DensitiesFile)
 
-	p("## Files\n\n- `%s`: the trained head (scale, margin, cutoff and backbone recorded in its metadata).\n", StudyHeadFile)
-	p("- `%s`, `%s`, `%s`: the charts above.\n", StudyLearningCurvesFile, StudyROCFile, StudyDensitiesFile)
+	p("## Files\n\n- `%s`: the trained head (scale, margin, cutoff and backbone recorded in its metadata).\n", HeadFile)
+	p("- `%s`, `%s`, `%s`: the charts above.\n", LearningCurvesFile, ROCFile, DensitiesFile)
 	if len(ex.Failed) > 0 {
 		p("\n## Failed images\n\n%d images could not be used", len(ex.Failed))
 		const show = 10
 		if len(ex.Failed) > show {
-			p(" (the first %d below, all in `%s`)", show, StudyFailedImagesFile)
+			p(" (the first %d below, all in `%s`)", show, FailedImagesFile)
 		}
 		p(":\n\n")
 		for _, f := range ex.Failed[:min(len(ex.Failed), show)] {
