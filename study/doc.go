@@ -2,10 +2,11 @@
 // labelled pairs of image names to a trained, evaluated and saved
 // style.SiameseHead, with its charts and a Markdown report.
 //
-// It is orchestration only: every step, charts included, is a function of
-// package style (ReadPairs, ExtractFeatures into a FeatureStore,
-// StratifiedSplit, FeatureScale, Trainer.Fit, ROCFromDistances,
-// PlotLearningCurves, PlotROC, PlotDistanceDensities).
+// It is orchestration only: every step is a function of package style
+// (ReadPairs, ExtractFeatures into a FeatureStore, StratifiedSplit,
+// FeatureScale, Trainer.Fit, ROCFromDistances) and the charts come from
+// package picture. Programs that only score pairs or build catalogues need
+// neither this package nor the plotting libraries it brings in.
 //
 // # Use
 //

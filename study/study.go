@@ -15,6 +15,7 @@ import (
 
 	"github.com/stylespace/style"
 	"github.com/stylespace/style/internal/atomicfile"
+	"github.com/stylespace/style/picture"
 )
 
 // Files Run writes into the output folder.
@@ -363,11 +364,11 @@ func (c *Config) writeOutputs(res *Result) error {
 	if err := res.Head.Save(path(HeadFile)); err != nil {
 		return wrap(err)
 	}
-	if err := style.PlotLearningCurves(path(LearningCurvesFile), res.History.Loss, res.History.ValLoss, nil); err != nil {
+	if err := picture.LearningCurves(path(LearningCurvesFile), res.History.Loss, res.History.ValLoss, nil); err != nil {
 		return wrap(err)
 	}
-	if err := style.PlotROC(path(ROCFile), res.ROC.FPR, res.ROC.TPR, res.ROC.AUC(), res.Cutoff.FPR, res.Cutoff.TPR,
-		&style.PlotOptions{Title: fmt.Sprintf("Test ROC: AUC %.3f (untrained head %.3f)", res.ROC.AUC(), res.UntrainedROC.AUC())}); err != nil {
+	if err := picture.ROC(path(ROCFile), res.ROC.FPR, res.ROC.TPR, res.ROC.AUC(), res.Cutoff.FPR, res.Cutoff.TPR,
+		&picture.Options{Title: fmt.Sprintf("Test ROC: AUC %.3f (untrained head %.3f)", res.ROC.AUC(), res.UntrainedROC.AUC())}); err != nil {
 		return wrap(err)
 	}
 	split := func(dist []float64) (comp, incomp []float64) {
@@ -382,11 +383,11 @@ func (c *Config) writeOutputs(res *Result) error {
 	}
 	bc, bi := split(res.UntrainedDistances)
 	ac, ai := split(res.Distances)
-	panels := []style.DistanceDensity{
+	panels := []picture.DensityPanel{
 		{Title: fmt.Sprintf("Before training (AUC %.3f)", res.UntrainedROC.AUC()), Compatible: bc, Incompatible: bi},
 		{Title: fmt.Sprintf("After training (AUC %.3f)", res.ROC.AUC()), Compatible: ac, Incompatible: ai, Cutoff: res.Head.Cutoff},
 	}
-	if err := style.PlotDistanceDensities(path(DensitiesFile), panels, &style.PlotOptions{Title: "Test pair distances"}); err != nil {
+	if err := picture.Densities(path(DensitiesFile), panels, &picture.Options{Title: "Test pair distances"}); err != nil {
 		return wrap(err)
 	}
 	if len(res.Extraction.Failed) == 0 {

@@ -34,6 +34,7 @@ import (
 
 	"github.com/stylespace/style"
 	"github.com/stylespace/style/examples/internal/cli"
+	"github.com/stylespace/style/picture"
 	"github.com/stylespace/style/study"
 )
 
@@ -193,7 +194,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "  %d of %d share the query's hidden style.\n", hits, len(matches))
 	sheetPath := filepath.Join(*out, "recommendations.png")
-	if err := style.SaveContactSheet(sheetPath, src.draw(query), thumbs, captions, nil); err != nil {
+	if err := picture.WriteContactSheet(sheetPath, src.draw(query), thumbs, captions, nil); err != nil {
 		return err
 	}
 

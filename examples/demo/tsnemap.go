@@ -8,6 +8,7 @@ import (
 
 	"github.com/stylespace/style"
 	"github.com/stylespace/style/examples/internal/cli"
+	"github.com/stylespace/style/picture"
 )
 
 // styleMap projects the catalogue's embeddings to 2-D with t-SNE and draws
@@ -32,7 +33,7 @@ func styleMap(ctx context.Context, out string, cat *style.Catalog, src *synthSou
 
 	mapPath := filepath.Join(out, "style_map.png")
 	thumb := func(r int) (image.Image, error) { return src.draw(items[r]), nil }
-	if err := style.WriteTSNEMap(ctx, mapPath, res.Y, thumb, &style.TSNEMapOptions{Width: 1600, Height: 1200, Thumb: 48}); err != nil {
+	if err := picture.WriteMap(ctx, mapPath, res.Y, thumb, &picture.MapOptions{Width: 1600, Height: 1200, Thumb: 48}); err != nil {
 		return nil, err
 	}
 	labels := make([]string, n)
@@ -42,7 +43,7 @@ func styleMap(ctx context.Context, out string, cat *style.Catalog, src *synthSou
 		labels[r] = fmt.Sprintf("palette %d (%s)", pi+1, palettes[pi].name)
 	}
 	scatterPath := filepath.Join(out, "style_scatter.png")
-	err = style.PlotScatter(scatterPath, res.Y, labels, &style.PlotOptions{
+	err = picture.Scatter(scatterPath, res.Y, labels, &picture.Options{
 		Title: "Style space (t-SNE of the 128-D embeddings), coloured by hidden palette",
 	})
 	if err != nil {

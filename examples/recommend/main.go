@@ -24,6 +24,7 @@ import (
 
 	"github.com/stylespace/style"
 	"github.com/stylespace/style/examples/internal/cli"
+	"github.com/stylespace/style/picture"
 )
 
 func main() {
@@ -141,8 +142,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		imgs[i] = img
 		labels = append(labels, fmt.Sprintf("%d. %s\n%s\nd=%.4g", i+1, mt.ID, orNone(mt.Category), mt.Distance))
 	}
-	opts := &style.ContactSheetOptions{ThumbWidth: *thumb, ThumbHeight: *thumb, Enlarge: true}
-	if err := style.SaveContactSheet(*sheet, qimg, imgs, labels, opts); err != nil {
+	opts := &picture.SheetOptions{ThumbWidth: *thumb, ThumbHeight: *thumb, Enlarge: true}
+	if err := picture.WriteContactSheet(*sheet, qimg, imgs, labels, opts); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "contact sheet: %s\n", *sheet)

@@ -1,4 +1,4 @@
-package style
+package picture
 
 import (
 	"context"
@@ -7,22 +7,21 @@ import (
 	"image/color"
 	"image/draw"
 	"image/png"
-	"io"
 	"math"
 	"slices"
 
 	"github.com/nfnt/resize"
 	"gonum.org/v1/plot/plotter"
 
-	"github.com/stylespace/style/internal/atomicfile"
+	"github.com/stylespace/style"
 )
 
-// TSNEMapLayout selects how DrawTSNEMap places thumbnails whose positions
+// MapLayout selects how DrawMap places thumbnails whose positions
 // collide.
-type TSNEMapLayout int
+type MapLayout int
 
 const (
-	// TSNEMapGrid cuts the canvas into a grid of thumbnail-sized cells and
+	// MapGrid cuts the canvas into a grid of thumbnail-sized cells and
 	// moves every point to the nearest free cell, at most MaxShift cells
 	// away from the cell its 2-D position falls in; a point with no free
 	// cell that close is left out. Points are placed in order of how close
@@ -30,16 +29,16 @@ const (
 	// represent a cell claim it and the others move aside. No two
 	// thumbnails overlap, and a crowded region keeps its shape instead of
 	// becoming a pile where only the last image drawn is visible.
-	TSNEMapGrid TSNEMapLayout = iota
-	// TSNEMapScatter draws every thumbnail centred at its exact position,
+	MapGrid MapLayout = iota
+	// MapScatter draws every thumbnail centred at its exact position,
 	// in input order, so later thumbnails cover earlier ones where they
 	// overlap (as the study's map did).
-	TSNEMapScatter
+	MapScatter
 )
 
-// TSNEMapOptions configures DrawTSNEMap and WriteTSNEMap. A nil
-// *TSNEMapOptions means the defaults.
-type TSNEMapOptions struct {
+// MapOptions configures DrawMap and WriteMap. A nil *MapOptions means the
+// defaults.
+type MapOptions struct {
 	// Width and Height are the canvas size in pixels. Zero means 2,000.
 	Width, Height int
 	// Thumb is the side of the square box each thumbnail is fitted into,
@@ -49,26 +48,26 @@ type TSNEMapOptions struct {
 	// Thumb/2; a negative value means no margin.
 	Margin int
 	// Layout selects how overlaps are handled. The zero value is
-	// TSNEMapGrid.
-	Layout TSNEMapLayout
+	// MapGrid.
+	Layout MapLayout
 	// MaxShift is how many cells a thumbnail may move from its position
-	// with TSNEMapGrid. Zero means 3.
+	// with MapGrid. Zero means 3.
 	MaxShift int
 	// Background is the canvas colour. Nil means white.
 	Background color.Color
 }
 
-type tsneMapConfig struct {
+type mapConfig struct {
 	w, h, thumb, margin, maxShift int
-	layout                        TSNEMapLayout
+	layout                        MapLayout
 	bg                            color.Color
 }
 
-func (o *TSNEMapOptions) config() (tsneMapConfig, error) {
-	c := tsneMapConfig{w: 2000, h: 2000, thumb: 40, maxShift: 3, bg: color.White, margin: -1}
+func (o *MapOptions) config() (mapConfig, error) {
+	c := mapConfig{w: 2000, h: 2000, thumb: 40, maxShift: 3, bg: color.White, margin: -1}
 	if o != nil {
 		if o.Width < 0 || o.Height < 0 || o.Thumb < 0 || o.MaxShift < 0 {
-			return c, fmt.Errorf("style: tsne map: negative size in options %+v", *o)
+			return c, fmt.Errorf("picture: map: negative size in options %+v", *o)
 		}
 		if o.Width > 0 {
 			c.w = o.Width
@@ -91,8 +90,8 @@ func (o *TSNEMapOptions) config() (tsneMapConfig, error) {
 		if o.Background != nil {
 			c.bg = o.Background
 		}
-		if o.Layout != TSNEMapGrid && o.Layout != TSNEMapScatter {
-			return c, fmt.Errorf("style: tsne map: unknown Layout %d", o.Layout)
+		if o.Layout != MapGrid && o.Layout != MapScatter {
+			return c, fmt.Errorf("picture: map: unknown Layout %d", o.Layout)
 		}
 		c.layout = o.Layout
 	}
@@ -100,19 +99,19 @@ func (o *TSNEMapOptions) config() (tsneMapConfig, error) {
 		c.margin = c.thumb / 2
 	}
 	if c.w > 1<<15 || c.h > 1<<15 {
-		return c, fmt.Errorf("style: tsne map: canvas %dx%d larger than %d pixels a side", c.w, c.h, 1<<15)
+		return c, fmt.Errorf("picture: map: canvas %dx%d larger than %d pixels a side", c.w, c.h, 1<<15)
 	}
 	if c.w-2*c.margin < c.thumb || c.h-2*c.margin < c.thumb {
-		return c, fmt.Errorf("style: tsne map: canvas %dx%d with margin %d has no room for a %d-pixel thumbnail", c.w, c.h, c.margin, c.thumb)
+		return c, fmt.Errorf("picture: map: canvas %dx%d with margin %d has no room for a %d-pixel thumbnail", c.w, c.h, c.margin, c.thumb)
 	}
 	return c, nil
 }
 
-// tsneMapPlace returns the top-left corner of the thumbnail box of every
+// placeMap returns the top-left corner of the thumbnail box of every
 // point of the 2-D embedding y, or ok[i] = false for a point left out.
 // The embedding is scaled uniformly (its aspect ratio kept) and centred in
 // the canvas inside the margin.
-func tsneMapPlace(y plotter.XYs, c tsneMapConfig) (pos []image.Point, ok []bool) {
+func placeMap(y plotter.XYs, c mapConfig) (pos []image.Point, ok []bool) {
 	n := len(y)
 	pos = make([]image.Point, n)
 	ok = make([]bool, n)
@@ -142,7 +141,7 @@ func tsneMapPlace(y plotter.XYs, c tsneMapConfig) (pos []image.Point, ok []bool)
 		// Image rows grow downwards: put larger y at the top.
 		cy[i] = offY + (maxY-y[i].Y)*scale
 	}
-	if c.layout == TSNEMapScatter {
+	if c.layout == MapScatter {
 		for i := 0; i < n; i++ {
 			pos[i] = image.Pt(int(math.Round(cx[i]))-c.thumb/2, int(math.Round(cy[i]))-c.thumb/2)
 			ok[i] = true
@@ -236,8 +235,8 @@ func fitThumb(img image.Image, size int) image.Image {
 	return resize.Resize(uint(tw), uint(th), img, resize.Lanczos3)
 }
 
-// DrawTSNEMap draws a map of the 2-D embedding y (N rows of 2 values, for
-// example TSNEResult.Y): the thumbnail of item i, given by thumb(i), at the
+// DrawMap draws a map of the 2-D embedding y (N rows of 2 values, for
+// example style.TSNEResult.Y): the thumbnail of item i, given by thumb(i), at the
 // position of row i, on a canvas of the requested size. The embedding is scaled
 // uniformly to fill the canvas, with larger y at the top. Each image is
 // scaled to fit a Thumb x Thumb box keeping its aspect ratio (never
@@ -245,9 +244,9 @@ func fitThumb(img image.Image, size int) image.Image {
 // thumb may return a nil image to leave an item out; an error from it
 // stops the drawing and is returned. ctx is checked between thumbnails.
 //
-// DrawTSNEMap panics if y.Dim() != 2.
-func DrawTSNEMap(ctx context.Context, y FeatureSource, thumb func(i int) (image.Image, error), opts *TSNEMapOptions) (*image.RGBA, error) {
-	pts := readPoints("DrawTSNEMap", y)
+// DrawMap panics if y.Dim() != 2.
+func DrawMap(ctx context.Context, y style.FeatureSource, thumb func(i int) (image.Image, error), opts *MapOptions) (*image.RGBA, error) {
+	pts := readPoints("DrawMap", y)
 	c, err := opts.config()
 	if err != nil {
 		return nil, err
@@ -255,15 +254,15 @@ func DrawTSNEMap(ctx context.Context, y FeatureSource, thumb func(i int) (image.
 	for _, p := range pts {
 		for _, v := range [2]float64{p.X, p.Y} {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return nil, fmt.Errorf("style: tsne map: embedding holds %v", v)
+				return nil, fmt.Errorf("picture: map: embedding holds %v", v)
 			}
 		}
 	}
-	pos, ok := tsneMapPlace(pts, c)
+	pos, ok := placeMap(pts, c)
 	canvas := image.NewRGBA(image.Rect(0, 0, c.w, c.h))
 	draw.Draw(canvas, canvas.Bounds(), image.NewUniform(c.bg), image.Point{}, draw.Src)
 	pad := 0
-	if c.layout == TSNEMapGrid && c.thumb >= 8 {
+	if c.layout == MapGrid && c.thumb >= 8 {
 		pad = 1 // a 1-pixel gap between neighbouring cells
 	}
 	for i := range pos {
@@ -291,19 +290,13 @@ func DrawTSNEMap(ctx context.Context, y FeatureSource, thumb func(i int) (image.
 	return canvas, nil
 }
 
-// WriteTSNEMap draws the map as DrawTSNEMap does and writes it to path as a
+// WriteMap draws the map as DrawMap does and writes it to path as a
 // PNG, atomically: the file is either the complete new map or untouched.
-// It panics as DrawTSNEMap does.
-func WriteTSNEMap(ctx context.Context, path string, y FeatureSource, thumb func(i int) (image.Image, error), opts *TSNEMapOptions) error {
-	img, err := DrawTSNEMap(ctx, y, thumb, opts)
+// It panics as DrawMap does.
+func WriteMap(ctx context.Context, path string, y style.FeatureSource, thumb func(i int) (image.Image, error), opts *MapOptions) error {
+	img, err := DrawMap(ctx, y, thumb, opts)
 	if err != nil {
 		return err
 	}
-	err = atomicfile.Write(path, func(w io.Writer) error {
-		return png.Encode(w, img)
-	})
-	if err != nil {
-		return fmt.Errorf("style: %w", err)
-	}
-	return nil
+	return writePNG(path, img, png.DefaultCompression)
 }

@@ -1,4 +1,4 @@
-package style
+package picture
 
 import (
 	"image"
@@ -6,6 +6,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestThumbnailSize(t *testing.T) {
@@ -49,9 +52,7 @@ func halves(x0, y0, w, h int) *image.RGBA {
 func TestThumbnail(t *testing.T) {
 	src := halves(10, 20, 400, 200)
 	th := Thumbnail(src, 100, 100)
-	if b := th.Bounds(); b != image.Rect(0, 0, 100, 50) {
-		t.Fatalf("bounds %v, want 100x50 at the origin", b)
-	}
+	require.Equal(t, image.Rect(0, 0, 100, 50), th.Bounds(), "100x50 at the origin")
 	// Away from the seam the colours are kept (Lanczos rings only near
 	// the edge between the halves).
 	r, _, b, _ := th.At(10, 25).RGBA()
@@ -63,17 +64,13 @@ func TestThumbnail(t *testing.T) {
 		t.Errorf("right side is %v, want blue", th.At(90, 25))
 	}
 	// Tall image: height constrains.
-	if b := Thumbnail(halves(0, 0, 60, 800), 160, 160).Bounds(); b.Dx() != 12 || b.Dy() != 160 {
-		t.Errorf("60x800 in 160x160: %v, want 12x160", b)
-	}
+	assert.Equal(t, image.Pt(12, 160), Thumbnail(halves(0, 0, 60, 800), 160, 160).Bounds().Size(), "60x800 in 160x160")
 	// Never enlarged: a small image comes back unchanged.
 	small := halves(0, 0, 60, 80)
 	if got := Thumbnail(small, 160, 160); got != image.Image(small) {
 		t.Error("an image that fits was not returned unchanged")
 	}
-	if b := Thumbnail(halves(0, 0, 1000, 1), 10, 10).Bounds(); b.Dx() != 10 || b.Dy() != 1 {
-		t.Errorf("1000x1 in 10x10: %v, want 10x1", b)
-	}
+	assert.Equal(t, image.Pt(10, 1), Thumbnail(halves(0, 0, 1000, 1), 10, 10).Bounds().Size(), "1000x1 in 10x10")
 	mustPanic(t, "box size", func() { Thumbnail(small, 0, 10) })
 }
 

@@ -1,4 +1,4 @@
-package style
+package picture
 
 import (
 	"context"
@@ -11,11 +11,16 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/nfnt/resize"
+	"github.com/stylespace/style"
+	"github.com/stylespace/style/internal/embedtest"
 	"gonum.org/v1/plot/plotter"
 )
 
-func TestTSNEMapGridNoOverlap(t *testing.T) {
+func TestMapGridNoOverlap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	n := 600
 	y := make(plotter.XYs, n)
@@ -25,14 +30,12 @@ func TestTSNEMapGridNoOverlap(t *testing.T) {
 		y[i].X = 10*c + rng.NormFloat64()
 		y[i].Y = 3*c*c + rng.NormFloat64()
 	}
-	c, err := (&TSNEMapOptions{Width: 900, Height: 700, Thumb: 30}).config()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pos, ok := tsneMapPlace(y, c)
+	c, err := (&MapOptions{Width: 900, Height: 700, Thumb: 30}).config()
+	require.NoError(t, err)
+	pos, ok := placeMap(y, c)
 	scatter := c
-	scatter.layout = TSNEMapScatter
-	exact, _ := tsneMapPlace(y, scatter)
+	scatter.layout = MapScatter
+	exact, _ := placeMap(y, scatter)
 	seen := map[image.Point]int{}
 	placed := 0
 	for i, p := range pos {
@@ -72,11 +75,9 @@ func TestTSNEMapGridNoOverlap(t *testing.T) {
 	for i := 0; i < n; i++ {
 		y[i] = plotter.XY{X: float64(i % 30), Y: float64(i / 30)}
 	}
-	big, err := (&TSNEMapOptions{Width: 1200, Height: 900, Thumb: 30}).config()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, ok = tsneMapPlace(y, big)
+	big, err := (&MapOptions{Width: 1200, Height: 900, Thumb: 30}).config()
+	require.NoError(t, err)
+	_, ok = placeMap(y, big)
 	for i, v := range ok {
 		if !v {
 			t.Fatalf("grid point %d left out", i)
@@ -84,8 +85,8 @@ func TestTSNEMapGridNoOverlap(t *testing.T) {
 	}
 }
 
-// TestDrawTSNEMapAspect checks that thumbnails keep their aspect ratio.
-func TestDrawTSNEMapAspect(t *testing.T) {
+// TestDrawMapAspect checks that thumbnails keep their aspect ratio.
+func TestDrawMapAspect(t *testing.T) {
 	tall := image.NewRGBA(image.Rect(0, 0, 20, 80)) // 1:4
 	for i := range tall.Pix {
 		tall.Pix[i] = 0
@@ -93,23 +94,16 @@ func TestDrawTSNEMapAspect(t *testing.T) {
 			tall.Pix[i] = 255 // opaque red
 		}
 	}
-	y := &Matrix{Rows: 1, Cols: 2, Data: []float32{0, 0}}
-	img, err := DrawTSNEMap(context.Background(), y, func(int) (image.Image, error) { return tall, nil },
-		&TSNEMapOptions{Width: 200, Height: 150, Thumb: 42})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if img.Bounds() != image.Rect(0, 0, 200, 150) {
-		t.Fatalf("bounds %v", img.Bounds())
-	}
+	y := &style.Matrix{Rows: 1, Cols: 2, Data: []float32{0, 0}}
+	img, err := DrawMap(context.Background(), y, func(int) (image.Image, error) { return tall, nil },
+		&MapOptions{Width: 200, Height: 150, Thumb: 42})
+	require.NoError(t, err)
+	require.Equal(t, image.Rect(0, 0, 200, 150), img.Bounds())
 	box := nonWhiteBox(img)
 	// Fitted into 40 x 40 (42 minus the 1-pixel gaps): 10 x 40.
-	if box.Dx() != 10 || box.Dy() != 40 {
-		t.Errorf("thumbnail drawn as %v (%dx%d), want 10x40", box, box.Dx(), box.Dy())
-	}
-	if _, err := DrawTSNEMap(context.Background(), y, nil, &TSNEMapOptions{Width: 30, Thumb: 40}); err == nil {
-		t.Error("no error for a canvas smaller than a thumbnail")
-	}
+	assert.Equal(t, image.Pt(10, 40), box.Size(), "thumbnail drawn as %v", box)
+	_, err = DrawMap(context.Background(), y, nil, &MapOptions{Width: 30, Thumb: 40})
+	assert.Error(t, err, "a canvas smaller than a thumbnail")
 }
 
 func nonWhiteBox(img image.Image) image.Rectangle {
@@ -126,35 +120,29 @@ func nonWhiteBox(img image.Image) image.Rectangle {
 	return box
 }
 
-// TestWriteTSNEMapFashion embeds 500 catalogue photos by their raw pixels
+// TestWriteMapFashion embeds 500 catalogue photos by their raw pixels
 // and writes the map. Set TSNEMAP_OUT to a file name to keep the PNG.
-func TestWriteTSNEMapFashion(t *testing.T) {
-	dir := "../shared/fashion"
+func TestWriteMapFashion(t *testing.T) {
+	dir := "../../shared/fashion"
 	f, err := os.Open(filepath.Join(dir, "styles.csv"))
 	if os.IsNotExist(err) {
-		t.Skip("../shared/fashion is absent: skipping the catalogue map")
+		t.Skip("../../shared/fashion is absent: skipping the catalogue map")
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	recs, err := csv.NewReader(f).ReadAll()
 	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	recs = recs[1:]
 	const n, fw, fh = 500, 12, 16
 	step := len(recs) / n
 	imgs := make([]image.Image, n)
 	cats := make([]int, n)
 	catID := map[string]int{}
-	x := &Matrix{Rows: n, Cols: fw * fh * 3, Data: make([]float32, n*fw*fh*3)}
+	x := &style.Matrix{Rows: n, Cols: fw * fh * 3, Data: make([]float32, n*fw*fh*3)}
 	for k := 0; k < n; k++ {
 		rec := recs[k*step]
-		img, err := LoadImage(filepath.Join(dir, "images", rec[0]+".jpg"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		img, err := style.LoadImage(filepath.Join(dir, "images", rec[0]+".jpg"))
+		require.NoError(t, err)
 		imgs[k] = img
 		if _, ok := catID[rec[3]]; !ok {
 			catID[rec[3]] = len(catID)
@@ -170,16 +158,14 @@ func TestWriteTSNEMapFashion(t *testing.T) {
 			}
 		}
 	}
-	res, err := TSNE{Seed: 1}.Fit(context.Background(), x)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, err := style.TSNE{Seed: 1}.Fit(context.Background(), x)
+	require.NoError(t, err)
 	emb := res.Y
 	// Items visibly group: the sub-category (shoes, watches, bags,
 	// topwear, ...) of an item is mostly that of its 10 nearest neighbours
 	// in the map. Raw pixels separate shapes but not everything (socks
 	// from ties, say), so require well above the majority-class rate.
-	acc := knnAccuracy(emb, cats, 10, 5)
+	acc := embedtest.KNNAccuracy(emb.Data, emb.Cols, cats, 10, 5)
 	counts := map[int]int{}
 	major := 0
 	for _, c := range cats {
@@ -195,24 +181,16 @@ func TestWriteTSNEMapFashion(t *testing.T) {
 	if out == "" {
 		out = filepath.Join(t.TempDir(), "map.png")
 	}
-	opts := &TSNEMapOptions{Width: 1400, Height: 1000, Thumb: 36}
-	if err := WriteTSNEMap(context.Background(), out, emb, func(i int) (image.Image, error) { return imgs[i], nil }, opts); err != nil {
-		t.Fatal(err)
-	}
+	opts := &MapOptions{Width: 1400, Height: 1000, Thumb: 36}
+	require.NoError(t, WriteMap(context.Background(), out, emb, func(i int) (image.Image, error) { return imgs[i], nil }, opts))
 	pf, err := os.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer pf.Close()
 	img, err := png.Decode(pf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if img.Bounds() != image.Rect(0, 0, 1400, 1000) {
-		t.Fatalf("map is %v, want 1400x1000", img.Bounds())
-	}
+	require.NoError(t, err)
+	require.Equal(t, image.Rect(0, 0, 1400, 1000), img.Bounds(), "map size")
 	c, _ := opts.config()
-	pos, ok := tsneMapPlace(readPoints("test", emb), c)
+	pos, ok := placeMap(readPoints("test", emb), c)
 	placed, inked := 0, 0
 	for i, p := range pos {
 		if !ok[i] {

@@ -1,4 +1,4 @@
-package style
+package picture
 
 import (
 	"image"
@@ -20,7 +20,7 @@ import (
 // Thumbnail panics if maxW or maxH is not positive.
 func Thumbnail(img image.Image, maxW, maxH int) image.Image {
 	if maxW <= 0 || maxH <= 0 {
-		panic("style: Thumbnail: non-positive box size")
+		panic("picture: Thumbnail: non-positive box size")
 	}
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()

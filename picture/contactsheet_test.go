@@ -1,4 +1,4 @@
-package style
+package picture
 
 import (
 	"fmt"
@@ -8,6 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stylespace/style"
 )
 
 func solid(w, h int, c color.Color) *image.RGBA {
@@ -25,32 +30,20 @@ func TestContactSheetLayout(t *testing.T) {
 	query := solid(300, 600, red) // tall: fitted to 50x100 in a 100x100 box
 	matches := []image.Image{solid(100, 50, green), nil, solid(40, 40, green)}
 	labels := []string{"query", "a\nd=0.12", "missing\nd=0.50", "éé long caption that is cut"}
-	sheet := ContactSheet(query, matches, labels, &ContactSheetOptions{ThumbWidth: 100, ThumbHeight: 100, Columns: 2, Padding: 10})
+	sheet := ContactSheet(query, matches, labels, &SheetOptions{ThumbWidth: 100, ThumbHeight: 100, Columns: 2, Padding: 10})
 	// 2 columns x 2 rows; cells 100 wide, 100 + 7 + 2 lines * 15 high.
-	if w, h := sheet.Bounds().Dx(), sheet.Bounds().Dy(); w != 10+2*110 || h != 10+2*(137+10) {
-		t.Fatalf("sheet %dx%d, want %dx%d", w, h, 230, 304)
-	}
+	require.Equal(t, image.Pt(10+2*110, 10+2*(137+10)), sheet.Bounds().Size(), "sheet size")
 	at := func(x, y int) color.RGBA { return sheet.RGBAAt(x, y) }
 	// The query is centred in its box: red in the middle, white at the
 	// sides of the box (the 50-pixel-wide thumbnail leaves 25 on each side).
-	if c := at(60, 60); c != red {
-		t.Errorf("query centre %v, want red", c)
-	}
-	if c := at(20, 60); c != (color.RGBA{255, 255, 255, 255}) {
-		t.Errorf("query box side %v, want white background", c)
-	}
+	assert.Equal(t, red, at(60, 60), "query centre")
+	assert.Equal(t, color.RGBA{255, 255, 255, 255}, at(20, 60), "query box side: the background")
 	// The query's frame, 4 pixels outside its box, in the highlight colour.
-	if c := at(7, 60); c != (color.RGBA{0, 114, 178, 255}) {
-		t.Errorf("frame %v, want the highlight colour", c)
-	}
+	assert.Equal(t, color.RGBA{0, 114, 178, 255}, at(7, 60), "frame")
 	// The first match (100x50, fits) centred in the second cell; the
 	// missing picture drawn as a grey box in the first cell of row 2.
-	if c := at(120+50, 10+50); c != green {
-		t.Errorf("match centre %v, want green", c)
-	}
-	if c := at(10+50, 10+147+20); c != (color.RGBA{225, 225, 225, 255}) {
-		t.Errorf("missing picture %v, want grey", c)
-	}
+	assert.Equal(t, green, at(120+50, 10+50), "match centre")
+	assert.Equal(t, color.RGBA{225, 225, 225, 255}, at(10+50, 10+147+20), "missing picture")
 	// Captions leave ink below each box.
 	for _, cell := range []image.Point{{10, 10}, {120, 10}, {10, 157}, {120, 157}} {
 		ink := 0
@@ -61,37 +54,30 @@ func TestContactSheetLayout(t *testing.T) {
 				}
 			}
 		}
-		if ink < 15 {
-			t.Errorf("caption of cell at %v has %d dark pixels", cell, ink)
-		}
+		assert.GreaterOrEqual(t, ink, 15, "dark pixels of the caption of the cell at %v", cell)
 	}
 	// 100 px / 7 px per character = 14 characters, the last three "...".
-	if got := captionLines("éé long caption that is cut", 100); len(got) != 1 || got[0] != "?? long cap..." {
-		t.Errorf("captionLines = %q", got)
-	}
+	assert.Equal(t, []string{"?? long cap..."}, captionLines("éé long caption that is cut", 100))
 	// No labels: no caption space.
-	if b := ContactSheet(query, matches, nil, &ContactSheetOptions{ThumbWidth: 100, ThumbHeight: 100}).Bounds(); b.Dy() != 12+100+12 || b.Dx() != 12+4*112 {
-		t.Errorf("captionless one-row sheet %v", b)
-	}
+	assert.Equal(t, image.Pt(12+4*112, 12+100+12), ContactSheet(query, matches, nil, &SheetOptions{ThumbWidth: 100, ThumbHeight: 100}).Bounds().Size(),
+		"captionless one-row sheet")
 	// Enlarge: the 40x40 match fills its 100x100 box; without it, it stays
 	// 40x40 in the middle (white at 20 pixels from the box's corner).
 	small := []image.Image{solid(40, 40, green)}
-	if c := ContactSheet(query, small, nil, &ContactSheetOptions{ThumbWidth: 100, ThumbHeight: 100, Enlarge: true}).RGBAAt(12+112+20, 12+20); c != green {
-		t.Errorf("enlarged match at its box corner: %v, want green", c)
-	}
-	if c := ContactSheet(query, small, nil, &ContactSheetOptions{ThumbWidth: 100, ThumbHeight: 100}).RGBAAt(12+112+20, 12+20); c != (color.RGBA{255, 255, 255, 255}) {
-		t.Errorf("small match not enlarged: %v at its box corner, want white", c)
-	}
+	assert.Equal(t, green, ContactSheet(query, small, nil, &SheetOptions{ThumbWidth: 100, ThumbHeight: 100, Enlarge: true}).RGBAAt(12+112+20, 12+20),
+		"enlarged match at its box corner")
+	assert.Equal(t, color.RGBA{255, 255, 255, 255}, ContactSheet(query, small, nil, &SheetOptions{ThumbWidth: 100, ThumbHeight: 100}).RGBAAt(12+112+20, 12+20),
+		"small match, not enlarged, at its box corner")
 	mustPanic(t, "labels", func() { ContactSheet(query, matches, labels[:2], nil) })
-	mustPanic(t, "negative", func() { ContactSheet(query, matches, nil, &ContactSheetOptions{Padding: -1}) })
+	mustPanic(t, "negative", func() { ContactSheet(query, matches, nil, &SheetOptions{Padding: -1}) })
 	mustPanic(t, "MaxImagePixels", func() {
-		ContactSheet(query, matches, nil, &ContactSheetOptions{ThumbWidth: 1 << 15, ThumbHeight: 1 << 15})
+		ContactSheet(query, matches, nil, &SheetOptions{ThumbWidth: 1 << 15, ThumbHeight: 1 << 15})
 	})
 }
 
-func TestSaveContactSheet(t *testing.T) {
+func TestWriteContactSheet(t *testing.T) {
 	// Real product photos if the shared reference data is present.
-	dir := filepath.Join("..", "shared", "images")
+	dir := filepath.Join("..", "..", "shared", "images")
 	if _, err := os.Stat(dir); err != nil {
 		t.Skipf("reference photos not available (%v); the layout test covers the drawing", err)
 	}
@@ -99,10 +85,8 @@ func TestSaveContactSheet(t *testing.T) {
 	var pics []image.Image
 	var labels []string
 	for i, n := range names {
-		img, err := LoadImage(filepath.Join(dir, n+".jpg"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		img, err := style.LoadImage(filepath.Join(dir, n+".jpg"))
+		require.NoError(t, err)
 		pics = append(pics, img)
 		if i == 0 {
 			labels = append(labels, "query\n"+n)
@@ -114,21 +98,13 @@ func TestSaveContactSheet(t *testing.T) {
 	if p := *plotDir; p != "" {
 		out = filepath.Join(p, "sheet.png")
 	}
-	if err := SaveContactSheet(out, pics[0], pics[1:], labels, nil); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, WriteContactSheet(out, pics[0], pics[1:], labels, nil))
 	f, err := os.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer f.Close()
 	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b := img.Bounds(); b.Dx() != 12+5*172 || b.Dy() != 12+160+7+2*15+12 {
-		t.Errorf("sheet size %v", b)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, image.Pt(12+5*172, 12+160+7+2*15+12), img.Bounds().Size(), "sheet size")
 	// Every thumbnail keeps its photo's aspect ratio (within a pixel of
 	// rounding).
 	for i, p := range pics {
@@ -137,7 +113,5 @@ func TestSaveContactSheet(t *testing.T) {
 			t.Errorf("photo %d: thumbnail %v of %v distorts", i, tb, b)
 		}
 	}
-	if err := SaveContactSheet(filepath.Join(t.TempDir(), "no", "sheet.png"), pics[0], nil, nil, nil); err == nil {
-		t.Error("saving into a missing directory: no error")
-	}
+	assert.Error(t, WriteContactSheet(filepath.Join(t.TempDir(), "no", "sheet.png"), pics[0], nil, nil, nil), "saving into a missing directory")
 }

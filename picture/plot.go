@@ -1,14 +1,12 @@
-package style
+package picture
 
 import (
-	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
 	"image"
 	"image/color"
 	"image/png"
-	"io"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -20,18 +18,18 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
-	"github.com/stylespace/style/internal/atomicfile"
+	"github.com/stylespace/style"
 )
 
-// PlotOptions sets the size and title of a chart. A nil *PlotOptions means
-// the zero value.
-type PlotOptions struct {
+// Options sets the size and title of a chart (LearningCurves, ROC,
+// Densities, Scatter). A nil *Options means the zero value.
+type Options struct {
 	// Title replaces the chart's default title; "" keeps the default.
 	Title string
 	// Width and Height are the size of the PNG in pixels; 0 means 800
 	// and 600 (wider for multi-panel charts). Text is scaled with the
 	// size, so larger pictures stay legible. Width*Height is limited to
-	// MaxImagePixels.
+	// style.MaxImagePixels.
 	Width, Height int
 }
 
@@ -62,8 +60,8 @@ type plotFrame struct {
 	scale float64 // font and line scale relative to 800x600
 }
 
-func resolvePlotFrame(opts *PlotOptions, defW, defH int, fn string) (plotFrame, error) {
-	var o PlotOptions
+func resolvePlotFrame(opts *Options, defW, defH int, fn string) (plotFrame, error) {
+	var o Options
 	if opts != nil {
 		o = *opts
 	}
@@ -74,8 +72,8 @@ func resolvePlotFrame(opts *PlotOptions, defW, defH int, fn string) (plotFrame, 
 	if h == 0 {
 		h = defH
 	}
-	if w < 100 || h < 100 || int64(w)*int64(h) > MaxImagePixels {
-		return plotFrame{}, fmt.Errorf("style: %s: size %dx%d outside [100, ...] with at most %d pixels", fn, w, h, MaxImagePixels)
+	if w < 100 || h < 100 || int64(w)*int64(h) > style.MaxImagePixels {
+		return plotFrame{}, fmt.Errorf("picture: %s: size %dx%d outside [100, ...] with at most %d pixels", fn, w, h, style.MaxImagePixels)
 	}
 	s := min(float64(w)/800, float64(h)/600)
 	s = max(0.75, min(s, 4))
@@ -108,42 +106,26 @@ func (f plotFrame) newPlot(title, xlabel, ylabel string) *plot.Plot {
 	return p
 }
 
-// render draws with drawFn on a white w x h canvas at 96 dpi and encodes
-// it as PNG.
-func (f plotFrame) render(drawFn func(dc draw.Canvas)) ([]byte, error) {
+// render draws with drawFn on a white w x h canvas at 96 dpi.
+func (f plotFrame) render(drawFn func(dc draw.Canvas)) image.Image {
 	// UseImage fixes the size in pixels exactly (the canvas copies the
 	// image and fills it with white).
 	c := vgimg.NewWith(vgimg.UseImage(image.NewRGBA(image.Rect(0, 0, f.w, f.h))), vgimg.UseDPI(96))
 	m := f.pt(9) // outer margin
 	drawFn(draw.Crop(draw.New(c), m, -m, m/2, -m))
-	var buf bytes.Buffer
-	if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&buf, c.Image()); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return c.Image()
 }
 
 // writePlotPNG renders and writes path atomically.
 func writePlotPNG(path string, f plotFrame, drawFn func(dc draw.Canvas)) error {
-	b, err := f.render(drawFn)
-	if err != nil {
-		return fmt.Errorf("style: render %s: %w", path, err)
-	}
-	err = atomicfile.Write(path, func(w io.Writer) error {
-		_, err := w.Write(b)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("style: %w", err)
-	}
-	return nil
+	return writePNG(path, f.render(drawFn), png.BestSpeed)
 }
 
 // readPoints returns the rows of xy as points. It panics, naming fn, if
 // xy.Dim() != 2.
-func readPoints(fn string, xy FeatureSource) plotter.XYs {
+func readPoints(fn string, xy style.FeatureSource) plotter.XYs {
 	if d := xy.Dim(); d != 2 {
-		panic(fmt.Sprintf("style: %s: %d columns, want 2", fn, d))
+		panic(fmt.Sprintf("picture: %s: %d columns, want 2", fn, d))
 	}
 	pts := make(plotter.XYs, xy.Len())
 	var row [2]float32
@@ -158,7 +140,7 @@ func readPoints(fn string, xy FeatureSource) plotter.XYs {
 func checkFinite(fn, name string, v []float64) error {
 	for i, x := range v {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return fmt.Errorf("style: %s: %s[%d] = %v", fn, name, i, x)
+			return fmt.Errorf("picture: %s: %s[%d] = %v", fn, name, i, x)
 		}
 	}
 	return nil
@@ -172,19 +154,19 @@ func lineStyle(f plotFrame, c color.Color, width float64, dashes ...float64) dra
 	return ls
 }
 
-// PlotLearningCurves writes a PNG of the training loss and, if val is not
+// LearningCurves writes a PNG of the training loss and, if val is not
 // empty, the validation loss per epoch (epochs numbered from 1), with the
 // epoch of the lowest validation loss marked. It returns an error if train
 // is empty, a value is NaN or infinite, or the size in opts is invalid. It
 // panics if val is not empty and len(val) != len(train). The file is
 // written atomically.
-func PlotLearningCurves(path string, train, val []float64, opts *PlotOptions) error {
-	const fn = "PlotLearningCurves"
+func LearningCurves(path string, train, val []float64, opts *Options) error {
+	const fn = "LearningCurves"
 	if len(val) != 0 && len(val) != len(train) {
-		panic(fmt.Sprintf("style: %s: %d training and %d validation losses", fn, len(train), len(val)))
+		panic(fmt.Sprintf("picture: %s: %d training and %d validation losses", fn, len(train), len(val)))
 	}
 	if len(train) == 0 {
-		return fmt.Errorf("style: %s: no epochs to plot", fn)
+		return fmt.Errorf("picture: %s: no epochs to plot", fn)
 	}
 	if err := errors.Join(checkFinite(fn, "train", train), checkFinite(fn, "val", val)); err != nil {
 		return err
@@ -289,20 +271,20 @@ func (integerTicks) Ticks(lo, hi float64) []plot.Tick {
 	return ts
 }
 
-// PlotROC writes a PNG of a ROC curve given as matching false- and
-// true-positive rates (as from a ROC computation, in increasing order of
-// fpr), its AUC in the title and legend, the chance diagonal, and the chosen
+// ROC writes a PNG of a ROC curve given as matching false- and
+// true-positive rates (such as the FPR and TPR of a style.ROC, in
+// increasing order of fpr), its AUC in the title and legend, the chance diagonal, and the chosen
 // cutoff's (cutoffFPR, cutoffTPR) point marked; a NaN cutoff is not drawn.
 // It returns an error if there are fewer than two points, a rate is outside
 // [0, 1] or NaN, or the size in opts is invalid. It panics if
 // len(fpr) != len(tpr). The file is written atomically.
-func PlotROC(path string, fpr, tpr []float64, auc, cutoffFPR, cutoffTPR float64, opts *PlotOptions) error {
-	const fn = "PlotROC"
+func ROC(path string, fpr, tpr []float64, auc, cutoffFPR, cutoffTPR float64, opts *Options) error {
+	const fn = "ROC"
 	if len(fpr) != len(tpr) {
-		panic(fmt.Sprintf("style: %s: %d false-positive and %d true-positive rates", fn, len(fpr), len(tpr)))
+		panic(fmt.Sprintf("picture: %s: %d false-positive and %d true-positive rates", fn, len(fpr), len(tpr)))
 	}
 	if len(fpr) < 2 {
-		return fmt.Errorf("style: %s: %d points, need at least 2", fn, len(fpr))
+		return fmt.Errorf("picture: %s: %d points, need at least 2", fn, len(fpr))
 	}
 	for _, s := range []struct {
 		name string
@@ -310,7 +292,7 @@ func PlotROC(path string, fpr, tpr []float64, auc, cutoffFPR, cutoffTPR float64,
 	}{{"fpr", fpr}, {"tpr", tpr}} {
 		for i, x := range s.v {
 			if !(x >= 0 && x <= 1) {
-				return fmt.Errorf("style: %s: %s[%d] = %v outside [0, 1]", fn, s.name, i, x)
+				return fmt.Errorf("picture: %s: %s[%d] = %v outside [0, 1]", fn, s.name, i, x)
 			}
 		}
 	}
@@ -348,17 +330,17 @@ func PlotROC(path string, fpr, tpr []float64, auc, cutoffFPR, cutoffTPR float64,
 	return writePlotPNG(path, f, p.Draw)
 }
 
-// DistanceDensity is one panel of PlotDistanceDensities: the Euclidean
-// distances of compatible and of incompatible pairs, for example before or
-// after training.
-type DistanceDensity struct {
+// DensityPanel is one panel of Densities: the Euclidean distances of
+// compatible and of incompatible pairs, for example before or after
+// training.
+type DensityPanel struct {
 	Title        string    // panel title; "" means "Pair distances"
 	Compatible   []float64 // distances of pairs that go well together
 	Incompatible []float64 // distances of pairs that do not
 	Cutoff       float64   // a distance cutoff drawn as a vertical line; 0 means none
 }
 
-// PlotDistanceDensities writes a PNG with one panel per element of panels,
+// Densities writes a PNG with one panel per element of panels,
 // side by side, each showing the estimated densities of the compatible and
 // incompatible pair distances: Gaussian kernel density estimates with
 // Silverman's bandwidth, reflected at zero since distances are not
@@ -367,14 +349,14 @@ type DistanceDensity struct {
 // per extra panel. It returns an error if panels is empty, a panel has no
 // distances at all, a distance is negative, NaN or infinite, or the size in
 // opts is invalid. The file is written atomically.
-func PlotDistanceDensities(path string, panels []DistanceDensity, opts *PlotOptions) error {
-	const fn = "PlotDistanceDensities"
+func Densities(path string, panels []DensityPanel, opts *Options) error {
+	const fn = "Densities"
 	if len(panels) == 0 {
-		return fmt.Errorf("style: %s: no panels", fn)
+		return fmt.Errorf("picture: %s: no panels", fn)
 	}
 	for j, pn := range panels {
 		if len(pn.Compatible)+len(pn.Incompatible) == 0 {
-			return fmt.Errorf("style: %s: panel %d has no distances", fn, j)
+			return fmt.Errorf("picture: %s: panel %d has no distances", fn, j)
 		}
 		for _, s := range []struct {
 			name string
@@ -382,7 +364,7 @@ func PlotDistanceDensities(path string, panels []DistanceDensity, opts *PlotOpti
 		}{{"Compatible", pn.Compatible}, {"Incompatible", pn.Incompatible}} {
 			for i, x := range s.v {
 				if !(x >= 0) || math.IsInf(x, 1) {
-					return fmt.Errorf("style: %s: panel %d: %s[%d] = %v is not a distance", fn, j, s.name, i, x)
+					return fmt.Errorf("picture: %s: panel %d: %s[%d] = %v is not a distance", fn, j, s.name, i, x)
 				}
 			}
 		}
@@ -520,11 +502,11 @@ func quantileSorted(s []float64, q float64) float64 {
 }
 
 // maxScatterCategories is the number of categories drawn in their own
-// colour by PlotScatter; the rest are grouped as "other".
+// colour by Scatter; the rest are grouped as "other".
 const maxScatterCategories = len(plotPalette)
 
-// PlotScatter writes a PNG scatter plot of a two-dimensional embedding (N
-// rows of 2 values such as TSNEResult.Y), one colour per category with a
+// Scatter writes a PNG scatter plot of a two-dimensional embedding (N
+// rows of 2 values such as style.TSNEResult.Y), one colour per category with a
 // legend beside the plot. categories gives each point's category and may be
 // nil (all points one colour). The most frequent categories get their own
 // colour (up to 10; the rest are drawn in grey as "other"), and points are
@@ -533,19 +515,19 @@ const maxScatterCategories = len(plotPalette)
 // NaN or infinite values, or the size in opts is invalid. It panics if
 // xy.Dim() != 2 or categories is not nil and its length differs from
 // xy.Len(). The file is written atomically.
-func PlotScatter(path string, xy FeatureSource, categories []string, opts *PlotOptions) error {
-	const fn = "PlotScatter"
+func Scatter(path string, xy style.FeatureSource, categories []string, opts *Options) error {
+	const fn = "Scatter"
 	if xy == nil || xy.Len() == 0 {
-		return fmt.Errorf("style: %s: no points", fn)
+		return fmt.Errorf("picture: %s: no points", fn)
 	}
 	pts := readPoints(fn, xy)
 	n := len(pts)
 	if categories != nil && len(categories) != n {
-		panic(fmt.Sprintf("style: %s: %d points and %d categories", fn, n, len(categories)))
+		panic(fmt.Sprintf("picture: %s: %d points and %d categories", fn, n, len(categories)))
 	}
 	for i, p := range pts {
 		if math.IsNaN(p.X) || math.IsInf(p.X, 0) || math.IsNaN(p.Y) || math.IsInf(p.Y, 0) {
-			return fmt.Errorf("style: %s: point %d = (%v, %v)", fn, i, p.X, p.Y)
+			return fmt.Errorf("picture: %s: point %d = (%v, %v)", fn, i, p.X, p.Y)
 		}
 	}
 	f, err := resolvePlotFrame(opts, 800, 600, fn)

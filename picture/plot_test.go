@@ -1,6 +1,8 @@
-package style
+package picture
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"image"
@@ -9,8 +11,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
+	"sync"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stylespace/style"
 )
 
 var plotDir = flag.String("plotdir", "", "write the test charts into this directory to look at them")
@@ -29,9 +36,7 @@ func chartPath(t *testing.T, name string) string {
 func checkPNG(t *testing.T, path string, w, h int) image.Image {
 	t.Helper()
 	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer f.Close()
 	img, err := png.Decode(f)
 	if err != nil {
@@ -66,31 +71,21 @@ func checkPNG(t *testing.T, path string, w, h int) image.Image {
 	return img
 }
 
-func TestPlotLearningCurves(t *testing.T) {
+func TestLearningCurves(t *testing.T) {
 	train := []float64{0.52, 0.31, 0.25, 0.21, 0.19, 0.17, 0.16, 0.155, 0.15, 0.147}
 	val := []float64{0.55, 0.36, 0.30, 0.27, 0.26, 0.255, 0.258, 0.262, 0.27, 0.28}
 	path := chartPath(t, "learning.png")
-	if err := PlotLearningCurves(path, train, val, nil); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, LearningCurves(path, train, val, nil))
 	checkPNG(t, path, 800, 600)
 	// Training only, another size.
 	path2 := chartPath(t, "learning_train.png")
-	if err := PlotLearningCurves(path2, train, nil, &PlotOptions{Width: 640, Height: 400, Title: "Head training"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, LearningCurves(path2, train, nil, &Options{Width: 640, Height: 400, Title: "Head training"}))
 	checkPNG(t, path2, 640, 400)
 
-	if err := PlotLearningCurves(path, nil, nil, nil); err == nil {
-		t.Error("no epochs: no error")
-	}
-	if err := PlotLearningCurves(path, []float64{1, math.NaN()}, nil, nil); err == nil || !strings.Contains(err.Error(), "train[1]") {
-		t.Errorf("NaN loss: err = %v, want one naming train[1]", err)
-	}
-	if err := PlotLearningCurves(path, train, val, &PlotOptions{Width: 1 << 20, Height: 1 << 20}); err == nil {
-		t.Error("huge size: no error")
-	}
-	mustPanic(t, "validation", func() { PlotLearningCurves(path, train, val[:3], nil) })
+	assert.Error(t, LearningCurves(path, nil, nil, nil), "no epochs")
+	assert.ErrorContains(t, LearningCurves(path, []float64{1, math.NaN()}, nil, nil), "train[1]", "NaN loss")
+	assert.Error(t, LearningCurves(path, train, val, &Options{Width: 1 << 20, Height: 1 << 20}), "huge size")
+	mustPanic(t, "validation", func() { LearningCurves(path, train, val[:3], nil) })
 }
 
 // rocCurve returns a smooth ROC-like curve with the given number of points.
@@ -103,30 +98,22 @@ func rocCurve(n int) (fpr, tpr []float64) {
 	return fpr, tpr
 }
 
-func TestPlotROC(t *testing.T) {
+func TestROC(t *testing.T) {
 	fpr, tpr := rocCurve(200)
 	path := chartPath(t, "roc.png")
-	if err := PlotROC(path, fpr, tpr, 1/1.3, 0.2, math.Pow(0.2, 0.3), nil); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, ROC(path, fpr, tpr, 1/1.3, 0.2, math.Pow(0.2, 0.3), nil))
 	checkPNG(t, path, 800, 600)
 	square := chartPath(t, "roc_square.png")
-	if err := PlotROC(square, fpr, tpr, 0.77, math.NaN(), math.NaN(), &PlotOptions{Width: 600, Height: 600}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, ROC(square, fpr, tpr, 0.77, math.NaN(), math.NaN(), &Options{Width: 600, Height: 600}))
 	checkPNG(t, square, 600, 600)
-	if err := PlotROC(path, fpr[:1], tpr[:1], 0.5, 0, 0, nil); err == nil {
-		t.Error("one point: no error")
-	}
+	assert.Error(t, ROC(path, fpr[:1], tpr[:1], 0.5, 0, 0, nil), "one point")
 	bad := append([]float64(nil), tpr...)
 	bad[5] = 1.5
-	if err := PlotROC(path, fpr, bad, 0.5, 0, 0, nil); err == nil || !strings.Contains(err.Error(), "tpr[5]") {
-		t.Errorf("rate 1.5: err = %v", err)
-	}
-	mustPanic(t, "rates", func() { PlotROC(path, fpr, tpr[1:], 0.5, 0, 0, nil) })
+	assert.ErrorContains(t, ROC(path, fpr, bad, 0.5, 0, 0, nil), "tpr[5]", "rate 1.5")
+	mustPanic(t, "rates", func() { ROC(path, fpr, tpr[1:], 0.5, 0, 0, nil) })
 }
 
-func TestPlotDistanceDensities(t *testing.T) {
+func TestDensities(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	sample := func(n int, mu, sd float64) []float64 {
 		v := make([]float64, n)
@@ -135,35 +122,23 @@ func TestPlotDistanceDensities(t *testing.T) {
 		}
 		return v
 	}
-	panels := []DistanceDensity{
+	panels := []DensityPanel{
 		{Title: "Before training (VGG16 features)", Compatible: sample(300, 80, 15), Incompatible: sample(3000, 85, 15)},
 		{Title: "After training (style space)", Compatible: sample(300, 0.3, 0.2), Incompatible: sample(3000, 1.1, 0.3), Cutoff: 0.62},
 	}
 	path := chartPath(t, "densities.png")
-	if err := PlotDistanceDensities(path, panels, &PlotOptions{Title: "Distances of compatible and incompatible pairs"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, Densities(path, panels, &Options{Title: "Distances of compatible and incompatible pairs"}))
 	checkPNG(t, path, 1400, 600)
 	one := chartPath(t, "density_one.png")
-	if err := PlotDistanceDensities(one, panels[1:], nil); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, Densities(one, panels[1:], nil))
 	checkPNG(t, one, 800, 600)
 
-	if err := PlotDistanceDensities(path, nil, nil); err == nil {
-		t.Error("no panels: no error")
-	}
-	if err := PlotDistanceDensities(path, []DistanceDensity{{}}, nil); err == nil {
-		t.Error("empty panel: no error")
-	}
-	if err := PlotDistanceDensities(path, []DistanceDensity{{Compatible: []float64{1, -2}}}, nil); err == nil {
-		t.Error("negative distance: no error")
-	}
+	assert.Error(t, Densities(path, nil, nil), "no panels")
+	assert.Error(t, Densities(path, []DensityPanel{{}}, nil), "empty panel")
+	assert.Error(t, Densities(path, []DensityPanel{{Compatible: []float64{1, -2}}}, nil), "negative distance")
 	// A degenerate sample (all equal) still plots.
 	degenerate := chartPath(t, "density_degenerate.png")
-	if err := PlotDistanceDensities(degenerate, []DistanceDensity{{Compatible: []float64{1, 1, 1}, Incompatible: []float64{2}}}, nil); err != nil {
-		t.Errorf("degenerate sample: %v", err)
-	}
+	assert.NoError(t, Densities(degenerate, []DensityPanel{{Compatible: []float64{1, 1, 1}, Incompatible: []float64{2}}}, nil), "degenerate sample")
 	checkPNG(t, degenerate, 800, 600)
 }
 
@@ -182,9 +157,7 @@ func TestKernelDensityIntegratesToOne(t *testing.T) {
 		// The grid covers the sample +-3 bandwidths and the reflection keeps
 		// the mass at 0, so the trapezoid integral is 1 up to the Gaussian
 		// tail beyond 3 bandwidths (~0.1%) and the grid error.
-		if math.Abs(area-1) > 0.01 {
-			t.Errorf("mu %v: density integrates to %v, want 1", mu, area)
-		}
+		assert.InDelta(t, 1, area, 0.01, "mu %v: integral of the density", mu)
 		for _, p := range pts {
 			if p.X < 0 || p.Y < 0 {
 				t.Fatalf("mu %v: point %v below zero", mu, p)
@@ -194,9 +167,9 @@ func TestKernelDensityIntegratesToOne(t *testing.T) {
 }
 
 // clusters returns n points in k Gaussian clusters and their categories.
-func clusters(n, k int) (*Matrix, []string) {
+func clusters(n, k int) (*style.Matrix, []string) {
 	rng := rand.New(rand.NewPCG(3, 1))
-	xy := &Matrix{Rows: n, Cols: 2, Data: make([]float32, 2*n)}
+	xy := &style.Matrix{Rows: n, Cols: 2, Data: make([]float32, 2*n)}
 	cats := make([]string, n)
 	for i := range n {
 		c := rng.IntN(k)
@@ -208,62 +181,71 @@ func clusters(n, k int) (*Matrix, []string) {
 	return xy, cats
 }
 
-func TestPlotScatter(t *testing.T) {
+func TestScatter(t *testing.T) {
 	xy, cats := clusters(3000, 6)
 	path := chartPath(t, "scatter.png")
-	if err := PlotScatter(path, xy, cats, &PlotOptions{Title: "t-SNE of the catalogue"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, Scatter(path, xy, cats, &Options{Title: "t-SNE of the catalogue"}))
 	checkPNG(t, path, 800, 600)
 	// Many categories: the rare ones are grouped as "others".
 	xy, cats = clusters(2000, 25)
 	many := chartPath(t, "scatter_many.png")
-	if err := PlotScatter(many, xy, cats, &PlotOptions{Width: 1000, Height: 700}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, Scatter(many, xy, cats, &Options{Width: 1000, Height: 700}))
 	checkPNG(t, many, 1000, 700)
 	plain := chartPath(t, "scatter_plain.png")
-	if err := PlotScatter(plain, xy, nil, nil); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, Scatter(plain, xy, nil, nil))
 	checkPNG(t, plain, 800, 600)
 
-	if err := PlotScatter(path, &Matrix{}, nil, nil); err == nil {
-		t.Error("no points: no error")
-	}
-	if err := PlotScatter(path, nil, nil, nil); err == nil {
-		t.Error("nil points: no error")
-	}
-	bad := &Matrix{Rows: 2, Cols: 2, Data: []float32{0, 1, float32(math.Inf(1)), 2}}
-	if err := PlotScatter(path, bad, nil, nil); err == nil || !strings.Contains(err.Error(), "point 1") {
-		t.Errorf("infinite point: err = %v", err)
-	}
-	mustPanic(t, "columns", func() { PlotScatter(path, &Matrix{Rows: 2, Cols: 3, Data: make([]float32, 6)}, nil, nil) })
-	mustPanic(t, "categories", func() { PlotScatter(path, xy, cats[:5], nil) })
+	assert.Error(t, Scatter(path, &style.Matrix{}, nil, nil), "no points")
+	assert.Error(t, Scatter(path, nil, nil, nil), "nil points")
+	bad := &style.Matrix{Rows: 2, Cols: 2, Data: []float32{0, 1, float32(math.Inf(1)), 2}}
+	assert.ErrorContains(t, Scatter(path, bad, nil, nil), "point 1", "infinite point")
+	mustPanic(t, "columns", func() { Scatter(path, &style.Matrix{Rows: 2, Cols: 3, Data: make([]float32, 6)}, nil, nil) })
+	mustPanic(t, "categories", func() { Scatter(path, xy, cats[:5], nil) })
 }
 
 func TestPlotAtomic(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "roc.png")
-	if err := os.WriteFile(path, []byte("previous chart"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(path, []byte("previous chart"), 0o644))
 	// Failures before and during the write leave the old file intact.
-	if err := PlotROC(path, []float64{0, 2}, []float64{0, 1}, 0.5, 0, 0, nil); err == nil {
-		t.Fatal("invalid rate: no error")
-	}
-	if err := PlotLearningCurves(filepath.Join(dir, "missing", "x.png"), []float64{1}, nil, nil); err == nil {
-		t.Fatal("missing directory: no error")
-	}
-	if b, _ := os.ReadFile(path); string(b) != "previous chart" {
-		t.Fatalf("failed plot changed the file: %q", b)
-	}
+	require.Error(t, ROC(path, []float64{0, 2}, []float64{0, 1}, 0.5, 0, 0, nil), "invalid rate")
+	require.Error(t, LearningCurves(filepath.Join(dir, "missing", "x.png"), []float64{1}, nil, nil), "missing directory")
+	b, _ := os.ReadFile(path)
+	require.Equal(t, "previous chart", string(b), "a failed plot changed the file")
 	// A successful plot replaces it completely, leaving no temporary file.
-	if err := PlotROC(path, []float64{0, 1}, []float64{0, 1}, 0.5, math.NaN(), math.NaN(), nil); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, ROC(path, []float64{0, 1}, []float64{0, 1}, 0.5, math.NaN(), math.NaN(), nil))
 	checkPNG(t, path, 800, 600)
-	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
-		t.Fatalf("directory holds %d entries, want 1", len(entries))
+	entries, _ := os.ReadDir(dir)
+	require.Len(t, entries, 1, "directory entries")
+}
+
+// TestConcurrent draws charts, maps and sheets from several goroutines at
+// once, as the package documentation allows; run it with -race.
+func TestConcurrent(t *testing.T) {
+	xy, cats := clusters(300, 4)
+	fpr, tpr := rocCurve(50)
+	tile := halves(0, 0, 30, 40)
+	dir := t.TempDir()
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for g := range errs {
+		wg.Go(func() {
+			path := func(name string) string { return filepath.Join(dir, fmt.Sprintf("%d-%s", g, name)) }
+			errs[g] = errors.Join(
+				LearningCurves(path("learning.png"), []float64{3, 2, 1}, []float64{3.5, 2.5, 2}, nil),
+				ROC(path("roc.png"), fpr, tpr, 0.8, 0.2, 0.6, nil),
+				Scatter(path("scatter.png"), xy, cats, nil),
+				WriteMap(context.Background(), path("map.png"), xy, func(int) (image.Image, error) { return tile, nil },
+					&MapOptions{Width: 400, Height: 300, Thumb: 20}),
+				WriteContactSheet(path("sheet.png"), tile, []image.Image{tile, tile}, nil, nil),
+			)
+		})
+	}
+	wg.Wait()
+	for g, err := range errs {
+		require.NoError(t, err, "goroutine %d", g)
+	}
+	for g := range errs {
+		checkPNG(t, filepath.Join(dir, fmt.Sprintf("%d-scatter.png", g)), 800, 600)
 	}
 }

@@ -1,4 +1,4 @@
-package style
+package picture
 
 import (
 	"cmp"
@@ -7,7 +7,6 @@ import (
 	"image/color"
 	"image/draw"
 	"image/png"
-	"io"
 	"strings"
 
 	"github.com/nfnt/resize"
@@ -15,12 +14,12 @@ import (
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
 
-	"github.com/stylespace/style/internal/atomicfile"
+	"github.com/stylespace/style"
 )
 
-// ContactSheetOptions sets the layout of a contact sheet. A nil
-// *ContactSheetOptions means the zero value.
-type ContactSheetOptions struct {
+// SheetOptions sets the layout of a contact sheet. A nil
+// *SheetOptions means the zero value.
+type SheetOptions struct {
 	// ThumbWidth and ThumbHeight are the box each picture is fitted into
 	// (aspect ratio kept, never enlarged); 0 means 160.
 	ThumbWidth, ThumbHeight int
@@ -59,17 +58,17 @@ const (
 //
 // ContactSheet panics if labels is not empty and len(labels) !=
 // 1+len(matches), if an option is negative, or if the sheet would exceed
-// MaxImagePixels.
-func ContactSheet(query image.Image, matches []image.Image, labels []string, opts *ContactSheetOptions) *image.RGBA {
-	var o ContactSheetOptions
+// style.MaxImagePixels.
+func ContactSheet(query image.Image, matches []image.Image, labels []string, opts *SheetOptions) *image.RGBA {
+	var o SheetOptions
 	if opts != nil {
 		o = *opts
 	}
 	if len(labels) != 0 && len(labels) != 1+len(matches) {
-		panic(fmt.Sprintf("style: ContactSheet: %d labels for %d pictures", len(labels), 1+len(matches)))
+		panic(fmt.Sprintf("picture: ContactSheet: %d labels for %d pictures", len(labels), 1+len(matches)))
 	}
 	if o.ThumbWidth < 0 || o.ThumbHeight < 0 || o.Columns < 0 || o.Padding < 0 {
-		panic("style: ContactSheet: negative option")
+		panic("picture: ContactSheet: negative option")
 	}
 	tw, th, pad := cmp.Or(o.ThumbWidth, 160), cmp.Or(o.ThumbHeight, 160), cmp.Or(o.Padding, 12)
 	bg, hl := o.Background, o.Highlight
@@ -101,8 +100,8 @@ func ContactSheet(query image.Image, matches []image.Image, labels []string, opt
 	cellW, cellH := tw, th+capH
 	w := int64(pad) + int64(cols)*int64(cellW+pad)
 	h := int64(pad) + int64(rows)*int64(cellH+pad)
-	if w*h > MaxImagePixels {
-		panic(fmt.Sprintf("style: ContactSheet: sheet of %dx%d pixels exceeds MaxImagePixels", w, h))
+	if w*h > style.MaxImagePixels {
+		panic(fmt.Sprintf("picture: ContactSheet: sheet of %dx%d pixels exceeds style.MaxImagePixels", w, h))
 	}
 	sheet := image.NewRGBA(image.Rect(0, 0, int(w), int(h)))
 	draw.Draw(sheet, sheet.Bounds(), image.NewUniform(bg), image.Point{}, draw.Src)
@@ -145,17 +144,10 @@ func ContactSheet(query image.Image, matches []image.Image, labels []string, opt
 	return sheet
 }
 
-// SaveContactSheet draws a contact sheet as ContactSheet does and writes it
+// WriteContactSheet draws a contact sheet as ContactSheet does and writes it
 // to path as a PNG file, atomically. It panics as ContactSheet does.
-func SaveContactSheet(path string, query image.Image, matches []image.Image, labels []string, opts *ContactSheetOptions) error {
-	sheet := ContactSheet(query, matches, labels, opts)
-	err := atomicfile.Write(path, func(w io.Writer) error {
-		return png.Encode(w, sheet)
-	})
-	if err != nil {
-		return fmt.Errorf("style: %w", err)
-	}
-	return nil
+func WriteContactSheet(path string, query image.Image, matches []image.Image, labels []string, opts *SheetOptions) error {
+	return writePNG(path, ContactSheet(query, matches, labels, opts), png.DefaultCompression)
 }
 
 // captionLines splits a caption into at most sheetMaxCaptionLines lines,
