@@ -54,13 +54,16 @@ var (
 	plotOtherColor        = color.RGBA{170, 170, 170, 255}
 )
 
-// plotFrame holds a chart's resolved size and text scale.
+// plotFrame holds a chart's resolved size, text scale and title.
 type plotFrame struct {
 	w, h  int
 	scale float64 // font and line scale relative to 800x600
+	title string  // opts.Title, or the chart's default
 }
 
-func resolvePlotFrame(opts *Options, defW, defH int, fn string) (plotFrame, error) {
+// resolvePlotFrame applies the defaults of a chart of function fn to opts
+// and checks the size.
+func resolvePlotFrame(opts *Options, defW, defH int, defTitle, fn string) (plotFrame, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
@@ -77,7 +80,7 @@ func resolvePlotFrame(opts *Options, defW, defH int, fn string) (plotFrame, erro
 	}
 	s := min(float64(w)/800, float64(h)/600)
 	s = max(0.75, min(s, 4))
-	return plotFrame{w: w, h: h, scale: s}, nil
+	return plotFrame{w: w, h: h, scale: s, title: cmp.Or(o.Title, defTitle)}, nil
 }
 
 func (f plotFrame) pt(x float64) vg.Length { return vg.Length(x * f.scale) }
@@ -171,15 +174,11 @@ func LearningCurves(path string, train, val []float64, opts *Options) error {
 	if err := errors.Join(checkFinite(fn, "train", train), checkFinite(fn, "val", val)); err != nil {
 		return err
 	}
-	f, err := resolvePlotFrame(opts, 800, 600, fn)
+	f, err := resolvePlotFrame(opts, 800, 600, "Learning curves", fn)
 	if err != nil {
 		return err
 	}
-	title := "Learning curves"
-	if opts != nil && opts.Title != "" {
-		title = opts.Title
-	}
-	p := f.newPlot(title, "epoch", "loss")
+	p := f.newPlot(f.title, "epoch", "loss")
 	xy := func(v []float64) plotter.XYs {
 		pts := make(plotter.XYs, len(v))
 		for i, y := range v {
@@ -296,15 +295,11 @@ func ROC(path string, fpr, tpr []float64, auc, cutoffFPR, cutoffTPR float64, opt
 			}
 		}
 	}
-	f, err := resolvePlotFrame(opts, 800, 600, fn)
+	f, err := resolvePlotFrame(opts, 800, 600, fmt.Sprintf("ROC curve (AUC = %.4f)", auc), fn)
 	if err != nil {
 		return err
 	}
-	title := fmt.Sprintf("ROC curve (AUC = %.4f)", auc)
-	if opts != nil && opts.Title != "" {
-		title = opts.Title
-	}
-	p := f.newPlot(title, "false positive rate", "true positive rate")
+	p := f.newPlot(f.title, "false positive rate", "true positive rate")
 	pts := make(plotter.XYs, len(fpr))
 	for i := range fpr {
 		pts[i] = plotter.XY{X: fpr[i], Y: tpr[i]}
@@ -369,7 +364,7 @@ func Densities(path string, panels []DensityPanel, opts *Options) error {
 			}
 		}
 	}
-	f, err := resolvePlotFrame(opts, 800+600*(len(panels)-1), 600, fn)
+	f, err := resolvePlotFrame(opts, 800+600*(len(panels)-1), 600, "", fn)
 	if err != nil {
 		return err
 	}
@@ -417,11 +412,11 @@ func Densities(path string, panels []DensityPanel, opts *Options) error {
 		plots[j] = p
 	}
 	return writePlotPNG(path, f, func(dc draw.Canvas) {
-		if opts != nil && opts.Title != "" {
+		if f.title != "" {
 			sty := plots[0].Title.TextStyle
 			sty.Font.Size = f.pt(17)
-			h := sty.Height(opts.Title) + f.pt(12)
-			dc.FillText(sty, vg.Point{X: (dc.Min.X + dc.Max.X) / 2, Y: dc.Max.Y - f.pt(8)}, opts.Title)
+			h := sty.Height(f.title) + f.pt(12)
+			dc.FillText(sty, vg.Point{X: (dc.Min.X + dc.Max.X) / 2, Y: dc.Max.Y - f.pt(8)}, f.title)
 			dc = draw.Crop(dc, 0, 0, 0, -h)
 		}
 		tiles := draw.Tiles{Rows: 1, Cols: len(plots), PadX: f.pt(20), PadLeft: f.pt(4), PadRight: f.pt(12), PadTop: f.pt(4), PadBottom: f.pt(4)}
@@ -530,13 +525,9 @@ func Scatter(path string, xy style.FeatureSource, categories []string, opts *Opt
 			return fmt.Errorf("picture: %s: point %d = (%v, %v)", fn, i, p.X, p.Y)
 		}
 	}
-	f, err := resolvePlotFrame(opts, 800, 600, fn)
+	f, err := resolvePlotFrame(opts, 800, 600, "Style space", fn)
 	if err != nil {
 		return err
-	}
-	title := "Style space"
-	if opts != nil && opts.Title != "" {
-		title = opts.Title
 	}
 
 	// Categories by decreasing frequency, then name.
@@ -586,7 +577,7 @@ func Scatter(path string, xy style.FeatureSource, categories []string, opts *Opt
 		return cmp.Compare(boolInt(sp.colours[b] == plotOtherColor), boolInt(sp.colours[a] == plotOtherColor))
 	})
 
-	p := f.newPlot(title, "dimension 1", "dimension 2")
+	p := f.newPlot(f.title, "dimension 1", "dimension 2")
 	p.Add(plotter.NewGrid(), sp)
 	leg := plot.NewLegend()
 	leg.TextStyle = p.Legend.TextStyle

@@ -19,17 +19,24 @@ func writeString(s string) func(io.Writer) error {
 	}
 }
 
+// requireOnly checks that dir holds path only, with content want: the
+// right version and no temporary file left behind.
+func requireOnly(t *testing.T, dir, path, want string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, want, string(b))
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "a temporary file was left behind")
+}
+
 func TestWriteReplaces(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "out.txt")
 	require.NoError(t, Write(path, writeString("first")))
 	require.NoError(t, Write(path, writeString("second")))
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
-	assert.Equal(t, "second", string(b))
-	entries, err := os.ReadDir(dir)
-	require.NoError(t, err)
-	assert.Len(t, entries, 1, "a temporary file was left behind")
+	requireOnly(t, dir, path, "second")
 }
 
 // TestWriteFailureKeepsOld checks that a failed write leaves the old file
@@ -50,12 +57,7 @@ func TestWriteFailureKeepsOld(t *testing.T) {
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, "write", pe.Op)
 	assert.Equal(t, path, pe.Path)
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
-	assert.Equal(t, "old", string(b))
-	entries, err := os.ReadDir(dir)
-	require.NoError(t, err)
-	assert.Len(t, entries, 1, "a temporary file was left behind")
+	requireOnly(t, dir, path, "old")
 
 	err = Write(filepath.Join(dir, "missing", "x.txt"), writeString("x"))
 	assert.ErrorIs(t, err, fs.ErrNotExist)
