@@ -107,7 +107,8 @@ type TSNE struct {
 
 // TSNEResult is the outcome of TSNE.Fit.
 type TSNEResult struct {
-	// Y is the N x Dims embedding, one row per input row.
+	// Y is the N x Dims embedding, one row per input row, rounded to
+	// float32 from the float64 optimisation.
 	Y *Matrix
 	// KL is the Kullback-Leibler divergence KL(P||Q) between the input
 	// affinities and the embedding affinities at the last iteration,
