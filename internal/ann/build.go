@@ -15,7 +15,7 @@ import (
 // graph. Batches double from 1 up to it; each node also considers the
 // nodes before it in its batch, by exact distances, so a larger batch
 // costs up to maxBatch/2 more distances per node but fewer barriers.
-const maxBatch = 1024
+const maxBatch = 256
 
 // testHookNode, if set, is called before each node's neighbour search.
 var testHookNode func()
@@ -385,6 +385,7 @@ func (b *builder) link(sc *buildScratch, es []edge) {
 		}
 	} else {
 		q := ix.vec(e)
+		sc.s.sink ^= ix.touch(cur)
 		sc.cands = sc.cands[:0]
 		for _, x := range cur {
 			d, _ := sqDistBounded(q, ix.vec(int32(x)), inf32)

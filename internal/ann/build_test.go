@@ -128,7 +128,7 @@ func TestBuildCancelInBatch(t *testing.T) {
 	var nodes, after atomic.Int32
 	testHookNode = func() {
 		switch k := nodes.Add(1); {
-		case k == 3000: // within the batch of nodes [2048, 3072)
+		case k == 3000: // within the batch of nodes [2816, 3072)
 			cancel()
 		case k > 3000:
 			after.Add(1)

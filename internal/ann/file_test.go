@@ -271,3 +271,29 @@ func FuzzReadIndex(f *testing.F) {
 		}
 	})
 }
+
+// failWriter accepts limit bytes, then fails.
+type failWriter struct{ limit int }
+
+func (w *failWriter) Write(p []byte) (int, error) {
+	if len(p) > w.limit {
+		n := w.limit
+		w.limit = 0
+		return n, errIO
+	}
+	w.limit -= len(p)
+	return len(p), nil
+}
+
+// TestWriteToError checks that WriteTo reports the first write error and
+// the bytes written until then, wherever it happens.
+func TestWriteToError(t *testing.T) {
+	vecs, b := fileTestData()
+	ix, err := readBytes(b, vecs)
+	require.NoError(t, err)
+	for _, limit := range []int{0, 10, fileHeaderSize, fileHeaderSize + 20, len(b) - 1} {
+		n, err := ix.WriteTo(&failWriter{limit: limit})
+		assert.ErrorIs(t, err, errIO, "limit %d", limit)
+		assert.Equal(t, int64(limit), n)
+	}
+}

@@ -108,6 +108,8 @@ type searcher struct {
 	epoch   uint32
 	cand    minHeap
 	res     maxHeap
+	ids     []uint32 // unvisited neighbours of the node being expanded
+	sink    uint32   // keeps touch's loads
 }
 
 // reset prepares s for a new search over n nodes.
@@ -126,6 +128,28 @@ func (s *searcher) reset(n int) {
 }
 
 var inf32 = float32(math.Inf(1))
+
+// touch loads one word of every 64-byte line of the vectors of ids and
+// returns a value derived from them. Loads that need nothing but an
+// address run many at a time, so the cache misses and page walks of the
+// scattered vectors overlap instead of stalling the distance loops one
+// vector after another (Go has no prefetch instruction).
+func (ix *Index) touch(ids []uint32) uint32 {
+	var t0, t1 uint32
+	d := ix.dim
+	for _, e := range ids {
+		v := ix.vecs[int(e)*d : int(e)*d+d]
+		k := 0
+		for ; k+16 < len(v); k += 32 {
+			t0 ^= math.Float32bits(v[k])
+			t1 ^= math.Float32bits(v[k+16])
+		}
+		if k < len(v) {
+			t0 ^= math.Float32bits(v[k])
+		}
+	}
+	return t0 ^ t1
+}
 
 // dist returns the squared distance from q to node i, +Inf for NaN, or
 // false if it exceeds bound.
@@ -172,11 +196,16 @@ func (ix *Index) searchLayer(s *searcher, q []float32, ep item, ef, l int, accep
 		if len(s.res) >= ef && less(s.res[0], c) {
 			break
 		}
+		ids := s.ids[:0]
 		for _, e := range ix.neighbors(c.i, l) {
-			if visited[e] == epoch {
-				continue
+			if visited[e] != epoch {
+				visited[e] = epoch
+				ids = append(ids, e)
 			}
-			visited[e] = epoch
+		}
+		s.ids = ids
+		s.sink ^= ix.touch(ids)
+		for _, e := range ids {
 			bound := inf32
 			if len(s.res) >= ef {
 				bound = s.res[0].d
