@@ -62,6 +62,17 @@
 // a quarter as many distances as an exact scan would, it gives up and
 // says so; the caller then answers with an exact scan.
 //
+// # Performance
+//
+// BenchmarkANN, 1,000,000 × 128 clustered vectors, M = 16,
+// EfConstruction = 200, k = 10, one query at a time, on a shared 2-core
+// AMD EPYC Zen 5 (pure Go: no AVX2 or AVX-512 path to compare): recall@10
+// against brute force is 0.955 at ef 48, 0.970 at ef 64 (DefaultEf) and
+// 0.995 at ef 96, for 0.28, 0.32 and 0.49 ms per query (0.19, 0.23 and
+// 0.31 ms of CPU); the root package's exact scan takes 37 ms. The build
+// takes 524 CPU seconds, and its heap peaks 150 bytes per item above the
+// vectors, the graph's 141 included.
+//
 // # Errors, panics and concurrency
 //
 // Shape errors (dim < 1, a vector slice that is not whole rows, a query

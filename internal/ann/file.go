@@ -194,9 +194,10 @@ func (fr *fileReader) readWords(dst []uint32, what string) (int64, error) {
 // duplicate link) gives a *FormatError with the byte offset. An index
 // built for other vectors (another dimension, count or checksum) gives a
 // *FormatError wrapping ErrMismatch. Read allocates nothing whose size
-// depends on the file before checking it against size and the vectors;
-// it allocates about 4·(2M+2)·n bytes for the graph, M being at most
-// MaxM. I/O errors are returned wrapped.
+// depends on the file before checking it against size and the vectors:
+// it then allocates what the graph takes, about 4·(2M+3)·n bytes (M is
+// at most MaxM) plus the upper layers, which the file's size bounds. I/O
+// errors are returned wrapped.
 //
 // It panics if dim < 1 or len(vecs) is not a multiple of dim.
 func Read(r io.Reader, size int64, vecs []float32, dim int, name string) (*Index, error) {
