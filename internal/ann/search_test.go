@@ -65,7 +65,10 @@ func TestSqDistBounded(t *testing.T) {
 // ef, on seeded clustered data.
 func TestRecallClustered(t *testing.T) {
 	n, nq := 20000, 100
-	if testing.Short() || raceEnabled {
+	switch {
+	case raceEnabled:
+		n, nq = 2000, 30
+	case testing.Short():
 		n, nq = 4000, 50
 	}
 	const d, k = 128, 10
