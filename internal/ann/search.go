@@ -161,8 +161,8 @@ func (ix *Index) dist(q []float32, i int32, bound float32) (float32, bool) {
 	return d, ok
 }
 
-// greedy descends from ep (at squared distance epd) on layer l to the
-// nearest node it can reach by moving to ever nearer neighbours.
+// greedy moves from ep (a node and its squared distance to q) on layer l
+// to ever nearer neighbours, and returns the node where none is nearer.
 func (ix *Index) greedy(q []float32, ep item, l int) item {
 	for changed := true; changed; {
 		changed = false
@@ -252,8 +252,8 @@ func (ix *Index) searchLayer(s *searcher, q []float32, ep item, ef, l int, accep
 // a few times an unfiltered search's on small indexes), it gives up: it
 // returns the accepted items found so far and false, and the caller
 // should answer with an exact scan, which costs little more by then. A
-// nil accept never gives up.
-// accept is called from the calling goroutine only.
+// nil accept never gives up. accept is called from the calling goroutine
+// only.
 //
 // Search is safe for concurrent use. It allocates nothing once dst has
 // room for k results and its scratch space (pooled per index) has grown
