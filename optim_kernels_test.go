@@ -128,3 +128,11 @@ func seq(lo, hi int) []int {
 	}
 	return s
 }
+
+func randSlice(r *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(r.NormFloat64())
+	}
+	return s
+}

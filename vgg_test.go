@@ -379,9 +379,9 @@ func testVGG16MatchesNaive(t *testing.T, algo ConvAlgorithm) {
 	copy(cur, x)
 	h := size
 	for i, c := range m.convs {
-		ref := naiveConv3x3(cur, n, c.in, h, h, weights.Layers[i], true)
+		ref := naiveConv3x3(cur, n, c.In(), h, h, weights.Layers[i], true)
 		if vgg16Pools[i] {
-			ref = naiveMaxPool2x2(ref, n*c.out, h, h)
+			ref = naiveMaxPool2x2(ref, n*c.Out(), h, h)
 			h /= 2
 		}
 		cur = make([]float32, len(ref))
@@ -678,7 +678,7 @@ func BenchmarkVGG16Features(b *testing.B) {
 func vgg16Flops(m *VGG16) float64 {
 	f, h := 0.0, 224
 	for i, c := range m.convs {
-		f += 2 * float64(c.out) * float64(c.in*9) * float64(h*h)
+		f += 2 * float64(c.Out()) * float64(c.In()*9) * float64(h*h)
 		if vgg16Pools[i] {
 			h /= 2
 		}

@@ -1,16 +1,23 @@
-package style
+package engine
 
-//go:generate go -C _gen run . -kernels winograd -out ../winograd_amd64.s -stubs ../winograd_stubs_amd64.go -pkg style
+//go:generate go -C ../../_gen run . -kernels winograd -out ../internal/engine/winograd_amd64.s -stubs ../internal/engine/winograd_stubs_amd64.go -pkg engine
 
 import "fmt"
 
 // The Winograd F(4x4, 3x3) and F(2x2, 3x3) transform kernels (see
-// conv_winograd4.go and winograd.go for the matrices). Each has a pure-Go reference, always compiled, which is
-// also the fallback; winograd_kernels_amd64.go selects AVX-512 versions
-// (generated into winograd_amd64.s by _gen) when the CPU has AVX-512F.
+// conv_winograd_packed.go and conv_winograd.go for the matrices). Each
+// has a pure-Go reference, always compiled, which is also the fallback;
+// winograd_kernels_amd64.go lists AVX-512 versions (generated into
+// winograd_amd64.s by _gen), used when the CPU has AVX-512F and BMI2.
 // The assembly does the same float32 operations in the same order, one
 // tile per vector lane, without fused multiply-adds, so both give
 // bit-identical results on finite inputs.
+
+// winogradKernels is the kernel table of the transforms (see isa.go):
+// its active value reports whether the dispatchers below call the
+// assembly (the *Asm functions of winograd_kernels_amd64.go) rather than
+// the Go references. There are no AVX2 versions.
+var winogradKernels = newFamily("winograd", append(winogradAsm(), impl[bool]{isa: isaGeneric, ok: true, k: false})...)
 
 // winograd4MaxRun is the longest run of patches winograd4InputRun takes.
 const winograd4MaxRun = 32
@@ -35,11 +42,11 @@ func winograd4InputRun(v []float32, vstride int, d *[6][]float32, n int) {
 	if vstride < n || len(v) < 35*vstride+n {
 		panic(fmt.Sprintf("style: winograd4InputRun: %d floats for 36 rows of stride %d and length %d", len(v), vstride, n))
 	}
-	if !winogradAsm {
+	if !winogradKernels.active {
 		winograd4InputRunGeneric(v, vstride, d, n)
 		return
 	}
-	if raceEnabled {
+	if RaceEnabled {
 		for r := range d {
 			raceReadFloat32s(d[r][:cols])
 		}
@@ -108,11 +115,11 @@ func winograd4OutputRun(y []float32, ystride int, m []float32, mstride, n int, b
 		return
 	}
 	checkOutputRun("winograd4OutputRun", y, 4, ystride, 4*n, m, 36, mstride, n)
-	if !winogradAsm {
+	if !winogradKernels.active {
 		winograd4OutputRunGeneric(y, ystride, m, mstride, n, bias, relu)
 		return
 	}
-	if raceEnabled {
+	if RaceEnabled {
 		raceReadRows(m, 36, mstride, n)
 		raceWriteRows(y, 4, ystride, 4*n)
 	}
@@ -177,11 +184,11 @@ func winogradInputRun(v []float32, vstride int, d *[4][]float32, n int) {
 	if vstride < n || len(v) < 15*vstride+n {
 		panic(fmt.Sprintf("style: winogradInputRun: %d floats for 16 rows of stride %d and length %d", len(v), vstride, n))
 	}
-	if !winogradAsm {
+	if !winogradKernels.active {
 		winogradInputRunGeneric(v, vstride, d, n)
 		return
 	}
-	if raceEnabled {
+	if RaceEnabled {
 		for r := range d {
 			raceReadFloat32s(d[r][:cols])
 		}
@@ -233,11 +240,11 @@ func winograd2OutputRun(y []float32, ystride int, m []float32, mstride, n int, b
 		return
 	}
 	checkOutputRun("winograd2OutputRun", y, 2, ystride, 2*n, m, 16, mstride, n)
-	if !winogradAsm {
+	if !winogradKernels.active {
 		winograd2OutputRunGeneric(y, ystride, m, mstride, n, bias, relu)
 		return
 	}
-	if raceEnabled {
+	if RaceEnabled {
 		raceReadRows(m, 16, mstride, n)
 		raceWriteRows(y, 2, ystride, 2*n)
 	}
@@ -277,11 +284,11 @@ func winograd4OutputPoolRun(y []float32, ystride int, m []float32, mstride, n in
 		return
 	}
 	checkOutputRun("winograd4OutputPoolRun", y, 2, ystride, 2*n, m, 36, mstride, n)
-	if !winogradAsm {
+	if !winogradKernels.active {
 		winograd4OutputPoolRunGeneric(y, ystride, m, mstride, n, bias)
 		return
 	}
-	if raceEnabled {
+	if RaceEnabled {
 		raceReadRows(m, 36, mstride, n)
 		raceWriteRows(y, 2, ystride, 2*n)
 	}
@@ -316,21 +323,5 @@ func checkOutputRun(name string, y []float32, yrows, ystride, yn int, m []float3
 	if ystride < yn || len(y) < (yrows-1)*ystride+yn || mstride < n || len(m) < (mrows-1)*mstride+n {
 		panic(fmt.Sprintf("style: %s: %d tiles, y has %d floats (stride %d), m %d (stride %d)",
 			name, n, len(y), ystride, len(m), mstride))
-	}
-}
-
-// raceReadRows tells the race detector that rows rows of n floats, stride
-// apart, are read from s.
-func raceReadRows(s []float32, rows, stride, n int) {
-	for r := range rows {
-		raceReadFloat32s(s[r*stride : r*stride+n])
-	}
-}
-
-// raceWriteRows tells the race detector that rows rows of n floats,
-// stride apart, are written in s.
-func raceWriteRows(s []float32, rows, stride, n int) {
-	for r := range rows {
-		raceWriteFloat32s(s[r*stride : r*stride+n])
 	}
 }

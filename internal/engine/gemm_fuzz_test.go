@@ -1,11 +1,9 @@
-package style
+package engine
 
 import (
 	"math"
 	"math/rand/v2"
 	"testing"
-
-	"gonum.org/v1/gonum/blas"
 )
 
 // FuzzSgemm compares Sgemm on the kernel this CPU uses (assembly on
@@ -53,20 +51,13 @@ func FuzzSgemm(f *testing.F) {
 				c0[off+i*ldc+j] = float32(r.NormFloat64())
 			}
 		}
-		tA, tB := blas.NoTrans, blas.NoTrans
-		if aTrans {
-			tA = blas.Trans
-		}
-		if bTrans {
-			tB = blas.Trans
-		}
 		run := func() []float32 {
 			c := append([]float32(nil), c0...)
-			BLAS{Workers: workers}.Sgemm(tA, tB, m, n, k, alpha, a[off:], lda, b[off:], ldb, beta, c[off:], ldc)
+			Sgemm(aTrans, bTrans, m, n, k, alpha, a[off:], lda, b[off:], ldb, beta, c[off:], ldc, workers)
 			return c
 		}
 		got := run()
-		restore := useGemmKernel("generic")
+		restore := gemmKernels.force(isaGeneric)
 		want := run()
 		restore()
 		_, mag := gemmRef(aTrans, bTrans, m, n, k, alpha, a[off:], lda, b[off:], ldb, beta, c0[off:], ldc)
@@ -80,7 +71,7 @@ func FuzzSgemm(f *testing.F) {
 			}
 			tol := 2 * gemmTol(k, mag[ii*n+jj])
 			if d := math.Abs(float64(got[i]) - float64(want[i])); !(d <= tol) {
-				t.Fatalf("%s C[%d][%d] = %v, generic %v (tol %.3g)", gemmActive.name, ii, jj, got[i], want[i], tol)
+				t.Fatalf("%s C[%d][%d] = %v, generic %v (tol %.3g)", gemmKernels.activeISA, ii, jj, got[i], want[i], tol)
 			}
 		}
 	})

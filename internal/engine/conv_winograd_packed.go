@@ -1,23 +1,48 @@
-package style
+package engine
 
-import (
-	"runtime"
-	"sync"
-	"sync/atomic"
-)
-
-// The packed Winograd F(2x2, 3x3) path (see conv_packed.go for the packed
-// path in general). A band is a range of 2x2 output tiles of one image, a
-// multiple of the kernel's nr tiles long; its input transform writes the
-// 16 matrices V_p (In x tiles) straight into the kernel's B panel layout,
-// the 16 products M_p = U_p V_p run on the weights U_p packed at NewConv,
+// The packed Winograd engine, F(2x2, 3x3) or F(4x4, 3x3) on this
+// package's kernels (see conv_implicit.go for what driving the kernel
+// directly brings, and conv_winograd.go for F(2x2, 3x3)). A band is a
+// range of wm x wm output tiles, a multiple of the kernel's nr tiles long
+// and possibly spanning images; its input transform writes the 16 or 36
+// matrices V_p (In x tiles) straight into the kernel's B panel layout,
+// the products M_p = U_p V_p run on the weights U_p packed at NewConv,
 // and the output transform adds the bias and applies ReLU and pooling.
 
-// winogradMinIn is the number of input channels below which a Winograd
-// layer uses the packed im2col path instead: with K = In, the 16 products
-// would be too thin to run the kernel efficiently (VGG16's first layer
-// has 3).
-const winogradMinIn = 8
+// F(4x4, 3x3): 6x6 input patches give 4x4 output tiles through 36
+// products with K = In, 4x fewer multiply-adds than im2col (F(2x2, 3x3):
+// 2.25x). The matrices are those of Lavin and
+// Gray (interpolation points 0, ±1, ±2, ∞):
+//
+//	Bᵀ = [4  0 -5  0 1 0]   G = [ 1/4     0    0]   Aᵀ = [1 1  1 1  1 0]
+//	     [0 -4 -4  1 1 0]       [-1/6 -1/6 -1/6]        [0 1 -1 2 -2 0]
+//	     [0  4 -4 -1 1 0]       [-1/6  1/6 -1/6]        [0 1  1 4  4 0]
+//	     [0 -2 -1  2 1 0]       [1/24 1/12  1/6]        [0 1 -1 8 -8 1]
+//	     [0  2 -1 -2 1 0]       [1/24 -1/12 1/6]
+//	     [0  4  0 -5 0 1]       [   0     0    1]
+
+// winogradPacked is the packed Winograd engine.
+type winogradPacked struct {
+	convLayer
+	wm  int           // output tile size: 2 or 4
+	upk []*convPacked // the (wm+2)² transformed weight matrices, packed
+}
+
+// newWinogradPacked packs the transformed weight matrices U_p (Out x In
+// each; 16 for F(2x2, 3x3), 36 for F(4x4, 3x3)) for the active kernel.
+func newWinogradPacked(l convLayer, weight []float32, wm int) *winogradPacked {
+	var u []float32
+	if wm == 4 {
+		u = winograd4Weights(weight, l.out, l.in)
+	} else {
+		u = winogradWeights(weight, l.out, l.in)
+	}
+	pk := make([]*convPacked, (wm+2)*(wm+2))
+	for p := range pk {
+		pk[p] = newConvPacked(gemmKernels.active, u[p*l.out*l.in:(p+1)*l.out*l.in], l.out, l.in, l.in)
+	}
+	return &winogradPacked{convLayer: l, wm: wm, upk: pk}
+}
 
 // winogradBandFloats bounds the transformed input and products of a band
 // (16 or 36 x (In + Out) x tiles floats, 1.5 MiB), so that they stay in the L2
@@ -29,26 +54,10 @@ const winogradBandFloats = 384 << 10
 // matrices of a band (see winogradPackedBand).
 const winogradSkew = 80
 
-// packWinogradWeights packs the transformed weight matrices U_p (Out x In
-// each; 16 for F(2x2, 3x3), 36 for F(4x4, 3x3)) for the active kernel.
-func packWinogradWeights(w ConvWeights, wm int) []*convPacked {
-	var u []float32
-	if wm == 4 {
-		u = winograd4Weights(w.Weight, w.Out, w.In)
-	} else {
-		u = winogradWeights(w.Weight, w.Out, w.In)
-	}
-	pk := make([]*convPacked, (wm+2)*(wm+2))
-	for p := range pk {
-		pk[p] = newConvPacked(gemmActive, u[p*w.Out*w.In:(p+1)*w.Out*w.In], w.Out, w.In, w.In)
-	}
-	return pk
-}
-
 // winogradTiles returns the grid of wm x wm output tiles of an h x w
 // image: th rows of tw tiles, the last ones partial when wm does not
 // divide the computed size (h and w, or their even parts when pooling).
-func (c *Conv) winogradTiles(h, w int) (th, tw int) {
+func (c *winogradPacked) winogradTiles(h, w int) (th, tw int) {
 	hc, wc := h, w
 	if c.pool {
 		hc, wc = h&^1, w&^1
@@ -64,7 +73,7 @@ func (c *Conv) winogradTiles(h, w int) (th, tw int) {
 // tiles, so that batch-1 passes use two cores. Every output value is
 // computed the same way whatever band holds it, so results do not depend
 // on the split.
-func (c *Conv) winogradPackedBands(g int) (nb, tsz int) {
+func (c *winogradPacked) winogradPackedBands(g int) (nb, tsz int) {
 	nr := c.upk[0].kern.nr
 	npos := (c.wm + 2) * (c.wm + 2)
 	tmax := max(2*nr, winogradBandFloats/(npos*(c.in+c.out))/nr*nr)
@@ -74,21 +83,14 @@ func (c *Conv) winogradPackedBands(g int) (nb, tsz int) {
 	return nb, tsz
 }
 
-// forwardWinogradPacked is forward for the packed Winograd path.
-func (c *Conv) forwardWinogradPacked(dst, x []float32, n, h, w int, ws *convWorkspace) {
+func (c *winogradPacked) forward(dst, x []float32, n, h, w int, ws *Workspace) {
 	th, tw := c.winogradTiles(h, w)
 	if th == 0 || tw == 0 {
 		return
 	}
 	g := n * th * tw
 	nb, tsz := c.winogradPackedBands(g)
-	workers := c.workers
-	if workers == 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	if flops := 2 * int64(n) * int64(c.out) * int64(c.in*9) * int64(h*w); flops < convMinParallelFlops {
-		workers = 1
-	}
+	workers := c.parallelism(n, h*w)
 	// A band count that is a multiple of the workers keeps them all busy
 	// to the end. The split does not change the results (see
 	// winogradPackedBands).
@@ -111,37 +113,21 @@ func (c *Conv) forwardWinogradPacked(dst, x []float32, n, h, w int, ws *convWork
 	oc = (mp + csz - 1) / csz
 	tasks := nb * oc
 	workers = max(1, min(workers, tasks))
-	if len(ws.workers) < workers {
-		ws.workers = append(ws.workers, make([]convScratch, workers-len(ws.workers))...)
+	scratch := ws.scratch(workers)
+	for i := range scratch {
+		c.winogradGrow(&scratch[i].packedScratch, tsz, csz)
 	}
-	var next atomic.Int64
-	run := func(s *packedScratch) {
-		c.winogradGrow(s, tsz, csz)
-		for {
-			t := int(next.Add(1) - 1)
-			if t >= tasks {
-				return
-			}
-			g0 := t / oc * tsz
-			t0 := t % oc * csz
-			c.winogradPackedBand(dst, x, h, w, th, tw, g0, min(g0+tsz, g), t0, min(t0+csz, mp), s)
-		}
-	}
-	if workers <= 1 {
-		run(&ws.workers[0].packedScratch)
-		return
-	}
-	var wg sync.WaitGroup
-	for i := range workers {
-		wg.Go(func() { run(&ws.workers[i].packedScratch) })
-	}
-	wg.Wait()
+	For(workers, tasks, func(wk, t int) {
+		g0 := t / oc * tsz
+		t0 := t % oc * csz
+		c.winogradPackedBand(dst, x, h, w, th, tw, g0, min(g0+tsz, g), t0, min(t0+csz, mp), &scratch[wk].packedScratch)
+	})
 }
 
 // winogradPackedBand computes tiles g0..g1 of the batch (image after
 // image, each th x tw tiles in row-major order) for the output channels
 // of row panels t0..t1: x is n x In x h x w, dst is n x Out x oh x ow.
-func (c *Conv) winogradPackedBand(dst, x []float32, h, w, th, tw, g0, g1, t0, t1 int, s *packedScratch) {
+func (c *winogradPacked) winogradPackedBand(dst, x []float32, h, w, th, tw, g0, g1, t0, t1 int, s *packedScratch) {
 	kn := &c.upk[0].kern
 	mr, nr := kn.mr, kn.nr
 	in := c.in
@@ -219,7 +205,7 @@ func (c *Conv) winogradPackedBand(dst, x []float32, h, w, th, tw, g0, g1, t0, t1
 // (src, In x h x w) into the band's B panels v, starting at band tile off.
 // Patches inside the image are read in place; rows and columns outside
 // it come from zero-padded copies.
-func (c *Conv) winogradInput(v []float32, vstride, tpad int, src []float32, h, w, tw, l0, l1, off int, s *packedScratch) {
+func (c *winogradPacked) winogradInput(v []float32, vstride, tpad int, src []float32, h, w, tw, l0, l1, off int, s *packedScratch) {
 	nr := c.upk[0].kern.nr
 	kb := c.upk[0].kb
 	in, wm := c.in, c.wm
@@ -280,11 +266,25 @@ func (c *Conv) winogradInput(v []float32, vstride, tpad int, src []float32, h, w
 	}
 }
 
+// copyRun copies src into dst (same length) in 16-byte moves and a
+// scalar tail: the runs of the Winograd input are short (at most 130 floats),
+// where a call to memmove costs more than the move.
+func copyRun(dst, src []float32) {
+	dst = dst[:len(src)]
+	i := 0
+	for ; i+4 <= len(src); i += 4 {
+		*(*[4]float32)(dst[i : i+4]) = *(*[4]float32)(src[i : i+4])
+	}
+	for ; i < len(src); i++ {
+		dst[i] = src[i]
+	}
+}
+
 // winogradOutput applies Y = Aᵀ M A of F(2x2, 3x3) to tiles g0 ..
 // g0+tiles of one image for output channels o0..o1 (M_p of channel o,
 // tile g0+g at m[p*mstride+(o-o0)*ldm+g]), adds the bias and applies ReLU
 // and pooling, writing into dst (Out x oh x ow).
-func (c *Conv) winogradOutput(dst, m []float32, h, w, tw, g0, tiles, o0, o1, ldm, mstride int) {
+func (c *winogradPacked) winogradOutput(dst, m []float32, h, w, tw, g0, tiles, o0, o1, ldm, mstride int) {
 	oh, ow := c.OutputSize(h, w)
 	// The transform writes chunks of tiles into y, the two rows of output
 	// values of each tile after those of the previous tile; then
@@ -311,7 +311,7 @@ const winograd2OutputChunk = 128
 // (oh x ow), max-pooling them if the layer pools: each tile is then
 // exactly one pooling window (ReLU, applied before, commutes with the
 // max).
-func (c *Conv) winograd2Place(plane []float32, y *[4 * winograd2OutputChunk]float32, h, w, ow, tw, g0, n int) {
+func (c *winogradPacked) winograd2Place(plane []float32, y *[4 * winograd2OutputChunk]float32, h, w, ow, tw, g0, n int) {
 	const s = 2 * winograd2OutputChunk
 	for g := 0; g < n; {
 		// The k tiles g.. are in tile row ty.
@@ -339,11 +339,126 @@ func (c *Conv) winograd2Place(plane []float32, y *[4 * winograd2OutputChunk]floa
 // winogradGrow sizes the buffers of s for any band of at most tsz tiles
 // and csz row panels,
 // so that a worker never reallocates them whichever bands it is handed.
-func (c *Conv) winogradGrow(s *packedScratch, tsz, csz int) {
+func (c *winogradPacked) winogradGrow(s *packedScratch, tsz, csz int) {
 	kn := &c.upk[0].kern
 	tpad := (tsz + kn.nr - 1) / kn.nr * kn.nr
 	npos := len(c.upk)
 	s.b = growF32(s.b, npos*(c.in*tpad+winogradSkew))
 	s.c = growF32(s.c, npos*(csz*kn.mr*convLd(tpad)+winogradSkew))
 	s.slab = growF32(s.slab, (c.wm+3)*(c.wm*kn.nr+2))
+}
+
+// winograd4Weights returns U = G g Gᵀ of F(4x4, 3x3) for every filter,
+// as 36 matrices of out x in (position-major), computed in float64 and
+// rounded once.
+func winograd4Weights(weight []float32, out, in int) []float32 {
+	G := [6][3]float64{
+		{1.0 / 4, 0, 0},
+		{-1.0 / 6, -1.0 / 6, -1.0 / 6},
+		{-1.0 / 6, 1.0 / 6, -1.0 / 6},
+		{1.0 / 24, 1.0 / 12, 1.0 / 6},
+		{1.0 / 24, -1.0 / 12, 1.0 / 6},
+		{0, 0, 1},
+	}
+	u := make([]float32, 36*out*in)
+	for o := range out {
+		for i := range in {
+			g := weight[(o*in+i)*9 : (o*in+i)*9+9]
+			var t [6][3]float64 // G g
+			for r := range 6 {
+				for c := range 3 {
+					t[r][c] = G[r][0]*float64(g[c]) + G[r][1]*float64(g[3+c]) + G[r][2]*float64(g[6+c])
+				}
+			}
+			for r := range 6 {
+				for c := range 6 {
+					x := t[r][0]*G[c][0] + t[r][1]*G[c][1] + t[r][2]*G[c][2]
+					u[((r*6+c)*out+o)*in+i] = float32(x)
+				}
+			}
+		}
+	}
+	return u
+}
+
+// winograd4Output applies Y = Aᵀ M A to the tiles g0 .. g0+tiles of one
+// image for output channels o0..o1 (M_p of channel o, tile g0+g at
+// m[p*mstride+(o-o0)*ldm+g]), adds the bias and applies ReLU and pooling,
+// writing into dst (Out x oh x ow).
+func (c *winogradPacked) winograd4Output(dst, m []float32, h, w, tw, g0, tiles, o0, o1, ldm, mstride int) {
+	oh, ow := c.OutputSize(h, w)
+	// The transform writes chunks of tiles into y, the four rows of
+	// output values of each tile after those of the previous tile; then
+	// winograd4Place puts them into the plane.
+	const s = 4 * winograd4OutputChunk
+	var y [4 * s]float32
+	if c.pool && c.relu {
+		// The kernel pools too: rows of 2 values per tile.
+		const s = 2 * winograd4OutputChunk
+		for o := o0; o < o1; o++ {
+			plane := dst[o*oh*ow : (o+1)*oh*ow]
+			mo := m[(o-o0)*ldm:]
+			for a := 0; a < tiles; a += winograd4OutputChunk {
+				n := min(winograd4OutputChunk, tiles-a)
+				winograd4OutputPoolRun(y[:], s, mo[a:], mstride, n, c.bias[o])
+				for g := 0; g < n; {
+					// The k tiles g.. are in tile row ty.
+					ty, tx := (g0+a+g)/tw, (g0+a+g)%tw
+					k := min(n-g, tw-tx)
+					py, px := 2*ty, 2*tx
+					cols := min(2*k, ow-px)
+					for r := range min(2, oh-py) {
+						copy(plane[(py+r)*ow+px:(py+r)*ow+px+cols], y[r*s+2*g:r*s+2*g+cols])
+					}
+					g += k
+				}
+			}
+		}
+		return
+	}
+	for o := o0; o < o1; o++ {
+		plane := dst[o*oh*ow : (o+1)*oh*ow]
+		mo := m[(o-o0)*ldm:]
+		for a := 0; a < tiles; a += winograd4OutputChunk {
+			n := min(winograd4OutputChunk, tiles-a)
+			winograd4OutputRun(y[:], s, mo[a:], mstride, n, c.bias[o], c.relu)
+			c.winograd4Place(plane, &y, h, w, oh, ow, tw, g0+a, n)
+		}
+	}
+}
+
+// winograd4OutputChunk is the number of tiles winograd4Output transforms
+// at a time.
+const winograd4OutputChunk = 64
+
+// winograd4Place writes the n output tiles g0 .. g0+n of one channel
+// (Y[r][c] of tile g0+g at y[r*4*winograd4OutputChunk+4g+c]) into plane
+// (oh x ow), max-pooling them if the layer pools (ReLU, applied before,
+// commutes with the max).
+func (c *winogradPacked) winograd4Place(plane []float32, y *[16 * winograd4OutputChunk]float32, h, w, oh, ow, tw, g0, n int) {
+	const s = 4 * winograd4OutputChunk
+	for g := 0; g < n; {
+		// The k tiles g.. are in tile row ty.
+		ty, tx := (g0+g)/tw, (g0+g)%tw
+		k := min(n-g, tw-tx)
+		if c.pool {
+			py, px := 2*ty, 2*tx
+			cols := min(2*k, ow-px)
+			for a := range min(2, oh-py) {
+				y0 := y[2*a*s+4*g : 2*a*s+4*g+2*cols]
+				y1 := y[(2*a+1)*s+4*g : (2*a+1)*s+4*g+2*cols]
+				d := plane[(py+a)*ow+px : (py+a)*ow+px+cols]
+				for j := range d {
+					d[j] = max(max(y0[2*j], y0[2*j+1]), max(y1[2*j], y1[2*j+1]))
+				}
+			}
+		} else {
+			oy, ox := 4*ty, 4*tx
+			cols := min(4*k, w-ox)
+			for r := range min(4, h-oy) {
+				copy(plane[(oy+r)*w+ox:(oy+r)*w+ox+cols], y[r*s+4*g:r*s+4*g+cols])
+			}
+		}
+		g += k
+	}
 }

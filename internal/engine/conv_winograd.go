@@ -1,96 +1,43 @@
-package style
+package engine
 
-import (
-	"fmt"
+import "gonum.org/v1/gonum/blas"
 
-	"gonum.org/v1/gonum/blas"
-)
+// The Winograd F(2x2, 3x3) engine through a caller's BLAS (Lavin and
+// Gray, "Fast Algorithms for Convolutional Neural Networks", 2016). Each
+// 2x2 output tile comes from a 4x4 input patch d as
+//
+//	Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A
+//
+//	Bᵀ = [1  0 -1  0]   G = [  1    0    0]   Aᵀ = [1 1  1  0]
+//	     [0  1  1  0]       [1/2  1/2  1/2]        [0 1 -1 -1]
+//	     [0 -1  1  0]       [1/2 -1/2  1/2]
+//	     [0  1  0 -1]       [  0    0    1]
+//
+// so that the 16 element-wise products, summed over the input channels,
+// are 16 GEMMs with K = In (M_p = U_p V_p, U_p from winogradWeights). A
+// task is a band of tile rows of one image (and a chunk of output
+// channels when there are few bands): it transforms the band's input,
+// runs the 16 products through Sgemm, and transforms the output, adding
+// the bias and applying ReLU and pooling.
 
-// ConvAlgorithm selects how a Conv computes the 3x3 convolution.
-type ConvAlgorithm int
-
-const (
-	// ConvAuto, the zero value, picks per layer the fastest algorithm
-	// whose error stays at float32 rounding level. With this package's
-	// BLAS that is ConvWinograd4x4, or ConvWinograd for layers whose
-	// F(4x4) weights would exceed 16 MiB (In x Out > 116,508, such as
-	// VGG16's 512-channel layers; see autoAlgorithmBytes), and im2col for
-	// layers with fewer than 8 input channels (VGG16's first); with any
-	// other BLAS it is ConvIm2col.
-	ConvAuto ConvAlgorithm = iota
-	// ConvIm2col lowers the convolution to one GEMM with K = 9 x In + 1
-	// (the bias) per band of output rows. It is the reference: float32
-	// accumulation over 9 x In products. On the VGG16 formula golden the
-	// relative L2 error of the features against float64 PyTorch is about
-	// 9e-7 with this package's BLAS (fused multiply-adds).
-	ConvIm2col
-	// ConvWinograd uses Winograd's minimal filtering F(2x2, 3x3) (Lavin and
-	// Gray, "Fast Algorithms for Convolutional Neural Networks", 2016):
-	// each 2x2 output tile costs 16 products per input channel instead of
-	// 36, as 16 GEMMs with K = In, 2.25x fewer multiply-adds than im2col.
-	// The transforms only add, subtract and halve, and each GEMM sums
-	// In products instead of 9 x In, so the error stays at im2col's level:
-	// on the VGG16 formula golden the relative L2 error is about 8e-7.
-	ConvWinograd
-	// ConvWinograd4x4 uses Winograd's F(4x4, 3x3): each 4x4 output tile
-	// costs 36 products per input channel instead of 144, 4x fewer
-	// multiply-adds than im2col. Its transforms multiply by constants up
-	// to 8 (and the weight transform divides by 24), so it rounds a little
-	// more than F(2x2, 3x3): on the VGG16 formula golden the relative L2
-	// error is 1.6e-6 to 1.9e-6 (tolerance 1e-4). It needs this package's
-	// BLAS, whose kernel it drives directly; with another BLAS it computes
-	// as ConvWinograd.
-	ConvWinograd4x4
-)
-
-// String returns the algorithm's name.
-func (a ConvAlgorithm) String() string {
-	switch a {
-	case ConvAuto:
-		return "auto"
-	case ConvIm2col:
-		return "im2col"
-	case ConvWinograd:
-		return "winograd"
-	case ConvWinograd4x4:
-		return "winograd4x4"
-	}
-	return fmt.Sprintf("ConvAlgorithm(%d)", int(a))
+// winogradBLAS is the Winograd F(2x2, 3x3) engine through a caller's
+// BLAS.
+type winogradBLAS struct {
+	convLayer
+	wino []float32 // transformed weights, 16 x out x in
+	impl blas.Float32Level3
 }
 
-// winogradWeights returns the transformed weights U = G g G^T of
-// F(2x2, 3x3), laid out as 16 matrices of out x in (position-major),
-// computed in float64 and rounded once.
-func winogradWeights(weight []float32, out, in int) []float32 {
-	u := make([]float32, 16*out*in)
-	for o := range out {
-		for i := range in {
-			g := weight[(o*in+i)*9 : (o*in+i)*9+9]
-			// t = G g: 4x3.
-			var t [4][3]float64
-			for c := range 3 {
-				g0, g1, g2 := float64(g[c]), float64(g[3+c]), float64(g[6+c])
-				t[0][c] = g0
-				t[1][c] = (g0 + g1 + g2) / 2
-				t[2][c] = (g0 - g1 + g2) / 2
-				t[3][c] = g2
-			}
-			// U = t G^T: 4x4.
-			for r := range 4 {
-				t0, t1, t2 := t[r][0], t[r][1], t[r][2]
-				row := [4]float64{t0, (t0 + t1 + t2) / 2, (t0 - t1 + t2) / 2, t2}
-				for c := range 4 {
-					u[((r*4+c)*out+o)*in+i] = float32(row[c])
-				}
-			}
-		}
-	}
-	return u
+func (c *winogradBLAS) forward(dst, x []float32, n, h, w int, ws *Workspace) {
+	hc, rows, nb := c.winogradBands(h, w)
+	oc, osz := c.outChunks(nb)
+	colN, outN := c.winogradScratch(rows, w, osz)
+	c.forwardBands(dst, x, n, h, w, hc, rows, nb, oc, osz, colN, outN, c.winogradBand, ws)
 }
 
 // winogradBands splits the output rows like bands, with bands of an even
 // number of rows (whole 2x2 tiles) sized for the transformed buffers.
-func (c *Conv) winogradBands(h, w int) (hc, rows, nb int) {
+func (c *winogradBLAS) winogradBands(h, w int) (hc, rows, nb int) {
 	hc = h
 	if c.pool {
 		hc = h &^ 1
@@ -108,7 +55,7 @@ func (c *Conv) winogradBands(h, w int) (hc, rows, nb int) {
 
 // winogradTileCols returns the number of 2x2 tiles across a row of w
 // outputs: an odd last column is a partial tile, or is dropped when pooling.
-func (c *Conv) winogradTileCols(w int) int {
+func (c *winogradBLAS) winogradTileCols(w int) int {
 	if c.pool {
 		return w / 2
 	}
@@ -117,7 +64,7 @@ func (c *Conv) winogradTileCols(w int) int {
 
 // winogradScratch returns the sizes of the transformed input and output
 // buffers of a band of rows x w outputs and osz output channels.
-func (c *Conv) winogradScratch(rows, w, osz int) (colN, outN int) {
+func (c *winogradBLAS) winogradScratch(rows, w, osz int) (colN, outN int) {
 	tiles := (rows / 2) * c.winogradTileCols(w)
 	return 16 * c.in * tiles, 16 * osz * tiles
 }
@@ -125,7 +72,7 @@ func (c *Conv) winogradScratch(rows, w, osz int) (colN, outN int) {
 // winogradBand computes output rows y0..y1 (y0 even) of output channels
 // o0..o1 of one image with F(2x2, 3x3): src is In x h x w, dst is
 // Out x oh x ow.
-func (c *Conv) winogradBand(dst, src []float32, h, w, y0, y1, o0, o1 int, s *convScratch) {
+func (c *winogradBLAS) winogradBand(dst, src []float32, h, w, y0, y1, o0, o1 int, s *convScratch) {
 	tw := c.winogradTileCols(w)
 	th := (y1 - y0 + 1) / 2
 	tiles := th * tw

@@ -1,4 +1,6 @@
-package style
+package engine
+
+import "math"
 
 // sgemmKernelGeneric is the pure-Go reference micro-kernel, against which
 // the assembly kernels and sgemmKernelGeneric4x4 (the fallback on other
@@ -133,4 +135,10 @@ func sgemmKernelGeneric4x4(kc int, a, b, c []float32, ldc int, alpha, beta float
 		c30, c31, c32, c33,
 	}
 	sgemmStoreTile(4, 4, t[:], 4, c, ldc, alpha, beta)
+}
+
+// relu32 is max(v, 0) without a branch.
+func relu32(v float32) float32 {
+	u := math.Float32bits(v)
+	return math.Float32frombits(u &^ uint32(int32(u)>>31))
 }

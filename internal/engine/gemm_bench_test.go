@@ -1,4 +1,4 @@
-package style
+package engine
 
 import (
 	"fmt"
@@ -35,8 +35,9 @@ var sgemmBenchShapes = []struct {
 	{"dense_dX", blas.NoTrans, blas.Trans, 128, 25088, 128},
 }
 
-// BenchmarkSgemm reports GFLOP/s (2mnk per call) of BLAS.Sgemm with one
-// worker and with GOMAXPROCS workers, and of gonum's Sgemm as a baseline.
+// BenchmarkSgemm reports GFLOP/s (2mnk per call) of Sgemm with one worker
+// ("style-w1") and with GOMAXPROCS workers ("style"), and of gonum's
+// Sgemm as a baseline.
 // After each call it runs the FMA-only peak loop for the same number of
 // flops on as many goroutines as the call may use, and reports the call's
 // speed as a percentage of that ("%peak"; absent without an assembly
@@ -50,8 +51,8 @@ func BenchmarkSgemm(b *testing.B) {
 		impl    blas.Float32Level3
 		workers int
 	}{
-		{"style-w1", BLAS{Workers: 1}, 1},
-		{"style", BLAS{}, runtime.GOMAXPROCS(0)},
+		{"style-w1", sgemmBLAS{workers: 1}, 1},
+		{"style", sgemmBLAS{}, runtime.GOMAXPROCS(0)},
 		{"gonum", gonum.Implementation{}, runtime.GOMAXPROCS(0)},
 	}
 	for _, sh := range sgemmBenchShapes {
@@ -80,7 +81,7 @@ func BenchmarkSgemm(b *testing.B) {
 					ratios = append(ratios, time.Since(t1).Seconds()/t1.Sub(t0).Seconds())
 				}
 				b.ReportMetric(flop1*float64(b.N)/tc.Seconds()/1e9, "GFLOP/s")
-				if gemmKernels[0].peak != nil {
+				if gemmKernels.available()[0].k.peak != nil {
 					slices.Sort(ratios)
 					b.ReportMetric(100*ratios[len(ratios)/2], "%peak")
 				}
@@ -97,8 +98,9 @@ func BenchmarkSgemm(b *testing.B) {
 // the machine is shared: both see the same load.
 func BenchmarkSgemmKernel(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 1))
-	for _, kn := range gemmKernels {
-		b.Run(kn.name, func(b *testing.B) {
+	for _, im := range gemmKernels.available() {
+		kn := im.k
+		b.Run(im.isa.String(), func(b *testing.B) {
 			kc := kn.kc
 			a, bb := randSlice(r, kc*kn.mr), randSlice(r, kc*kn.nr)
 			c := make([]float32, kn.mr*kn.nr)
@@ -136,7 +138,7 @@ func BenchmarkSgemmKernel(b *testing.B) {
 // gemmPeakOn runs the active kernel's FMA-only peak loop for flop flops
 // split over workers goroutines, and does nothing if there is none.
 func gemmPeakOn(workers int, flop float64) {
-	kn := gemmKernels[0]
+	kn := gemmKernels.available()[0].k
 	if kn.peak == nil {
 		return
 	}
@@ -147,4 +149,15 @@ func gemmPeakOn(workers int, flop float64) {
 	}
 	kn.peak(n)
 	wg.Wait()
+}
+
+// sgemmBLAS is Sgemm behind gonum's interface, as the package style's
+// BLAS puts it, for the benchmark table.
+type sgemmBLAS struct {
+	gonum.Implementation
+	workers int
+}
+
+func (s sgemmBLAS) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	Sgemm(IsTrans(tA), IsTrans(tB), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, s.workers)
 }

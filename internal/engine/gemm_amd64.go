@@ -1,8 +1,6 @@
 //go:build !purego
 
-package style
-
-import "golang.org/x/sys/cpu"
+package engine
 
 // The assembly kernels, generated into gemm_amd64.s by _gen. Blocking,
 // tuned on a 2-core Xeon (48 KiB L1d, 2 MiB L2 per core): mc×kc of packed
@@ -13,27 +11,22 @@ import "golang.org/x/sys/cpu"
 // shared by the cores.
 var (
 	gemmAVX512 = gemmKernel{
-		name: "avx512", mr: 14, nr: 32, kc: 512, mc: 14 * 24, nc: 32 * 96,
+		mr: 14, nr: 32, kc: 512, mc: 14 * 24, nc: 32 * 96,
 		asm: true, fn: sgemmKernelAVX512, ind: sgemmKernelIndAVX512,
 		peak: sgemmPeakAVX512, peakFlops: 24 * 32,
 	}
 	gemmAVX2 = gemmKernel{
-		name: "avx2", mr: 6, nr: 16, kc: 384, mc: 6 * 48, nc: 16 * 192,
+		mr: 6, nr: 16, kc: 384, mc: 6 * 48, nc: 16 * 192,
 		asm: true, fn: sgemmKernelAVX2, ind: sgemmKernelIndAVX2,
 		peak: sgemmPeakAVX2, peakFlops: 12 * 16,
 	}
 )
 
-// init selects the kernels once. x/sys/cpu honours GODEBUG settings such
-// as cpu.avx512f=off, which is how the AVX2 path is tested on AVX-512
-// machines. The AVX-512 kernel uses only AVX-512F instructions.
-func init() {
-	if cpu.X86.HasAVX512F {
-		gemmKernels = append(gemmKernels, gemmAVX512)
+// gemmAsm lists the assembly kernels in order of preference. The
+// AVX-512 kernel uses only AVX-512F instructions.
+func gemmAsm() []impl[gemmKernel] {
+	return []impl[gemmKernel]{
+		{isa: isaAVX512, ok: hasAVX512F, k: gemmAVX512},
+		{isa: isaAVX2, ok: hasAVX2 && hasFMA, k: gemmAVX2},
 	}
-	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
-		gemmKernels = append(gemmKernels, gemmAVX2)
-	}
-	gemmKernels = append(gemmKernels, gemmGeneric)
-	gemmActive = gemmKernels[0]
 }

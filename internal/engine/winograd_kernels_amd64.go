@@ -1,14 +1,13 @@
 //go:build !purego
 
-package style
+package engine
 
-import "golang.org/x/sys/cpu"
-
-// winogradAsm reports whether the Winograd transforms run the AVX-512
-// kernels of winograd_amd64.s. x/sys/cpu honours GODEBUG settings such as
-// cpu.avx512f=off, which turns them off. The kernels use AVX-512F and
-// BZHI (BMI2) for the tail masks.
-var winogradAsm = cpu.X86.HasAVX512F && cpu.X86.HasBMI2
+// winogradAsm lists the assembly transforms: the AVX-512 kernels of
+// winograd_amd64.s, which use AVX-512F and BZHI (BMI2) for the tail
+// masks.
+func winogradAsm() []impl[bool] {
+	return []impl[bool]{{isa: isaAVX512, ok: hasAVX512F && hasBMI2, k: true}}
+}
 
 func winograd4InputAsm(v []float32, vstride int, d *[6][]float32, n int) {
 	winograd4InputAVX512(v, vstride, d, n)

@@ -1,13 +1,10 @@
-package style
+package engine
 
 import (
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
-
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/gonum"
 )
 
 // Tolerance. Every element of C is a dot product of length k accumulated
@@ -87,9 +84,10 @@ func (tc gemmCase) String() string {
 		tc.aTrans, tc.bTrans, tc.m, tc.n, tc.k, tc.alpha, tc.beta, tc.pad, tc.off)
 }
 
-// checkGemm runs each impl's Sgemm on the same random data for tc and
-// compares with the float64 reference, checking the guard regions of C.
-func checkGemm(t *testing.T, r *rand.Rand, tc gemmCase, impls ...blas.Float32Level3) {
+// checkGemm runs Sgemm with each number of workers on the same random
+// data for tc and compares with the float64 reference, checking the guard
+// regions of C.
+func checkGemm(t *testing.T, r *rand.Rand, tc gemmCase, workers ...int) {
 	t.Helper()
 	m, n, k := tc.m, tc.n, tc.k
 	ar, ac := m, k
@@ -126,16 +124,9 @@ func checkGemm(t *testing.T, r *rand.Rand, tc gemmCase, impls ...blas.Float32Lev
 	} else {
 		want, mag = gemmRef(tc.aTrans, tc.bTrans, m, n, k, tc.alpha, a[tc.off:], lda, b[tc.off:], ldb, 0, nil, ldc)
 	}
-	tA, tB := blas.NoTrans, blas.NoTrans
-	if tc.aTrans {
-		tA = blas.Trans
-	}
-	if tc.bTrans {
-		tB = blas.Trans
-	}
-	for _, impl := range impls {
+	for _, w := range workers {
 		c := append([]float32(nil), c0...)
-		impl.Sgemm(tA, tB, m, n, k, tc.alpha, a[tc.off:], lda, b[tc.off:], ldb, tc.beta, c[tc.off:], ldc)
+		Sgemm(tc.aTrans, tc.bTrans, m, n, k, tc.alpha, a[tc.off:], lda, b[tc.off:], ldb, tc.beta, c[tc.off:], ldc, w)
 		compareGemm(t, tc, c, want, mag, ldc)
 	}
 }
@@ -170,10 +161,10 @@ func compareGemm(t *testing.T, tc gemmCase, c []float32, want, mag []float64, ld
 
 // forEachGemmKernel runs f with Sgemm forced to each kernel this CPU has.
 func forEachGemmKernel(t *testing.T, f func(t *testing.T, kn gemmKernel)) {
-	for _, kn := range gemmKernels {
-		t.Run(kn.name, func(t *testing.T) {
-			defer useGemmKernel(kn.name)()
-			f(t, kn)
+	for _, im := range gemmKernels.available() {
+		t.Run(im.isa.String(), func(t *testing.T) {
+			defer gemmKernels.force(im.isa)()
+			f(t, im.k)
 		})
 	}
 }
@@ -184,7 +175,6 @@ func forEachGemmKernel(t *testing.T, f func(t *testing.T, kn gemmKernel)) {
 func TestSgemmEdges(t *testing.T) {
 	forEachGemmKernel(t, func(t *testing.T, kn gemmKernel) {
 		r := rand.New(rand.NewPCG(1, 1))
-		impl := BLAS{Workers: 1}
 		ab := [][2]float32{{1, 0}, {1, 1}, {-0.5, 1.5}, {0, 0.25}, {2, 0}}
 		var cases []gemmCase
 		for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
@@ -207,7 +197,7 @@ func TestSgemmEdges(t *testing.T) {
 			}
 		}
 		for _, tc := range cases {
-			checkGemm(t, r, tc, impl)
+			checkGemm(t, r, tc, 1)
 		}
 	})
 }
@@ -226,7 +216,7 @@ func TestSgemmBlocks(t *testing.T) {
 			{m: 45, n: 128, k: 600, alpha: 1, beta: 0}, // small-M dense-layer shape
 		}
 		for _, tc := range cases {
-			checkGemm(t, r, tc, BLAS{Workers: 1}, BLAS{Workers: 2}, BLAS{Workers: 3})
+			checkGemm(t, r, tc, 1, 2, 3)
 		}
 	})
 }
@@ -243,7 +233,7 @@ func TestSgemmWorkersBitIdentical(t *testing.T) {
 			var ref []float32
 			for _, w := range []int{1, 2, 3, 4, 7} {
 				c := append([]float32(nil), c0...)
-				BLAS{Workers: w}.Sgemm(blas.NoTrans, blas.Trans, m, n, k, 1.25, a, k, b, k, 0.75, c, n)
+				Sgemm(false, true, m, n, k, 1.25, a, k, b, k, 0.75, c, n, w)
 				if ref == nil {
 					ref = c
 					continue
@@ -264,7 +254,8 @@ func TestSgemmWorkersBitIdentical(t *testing.T) {
 // guard values around it.
 func TestSgemmKernelsMatchGeneric(t *testing.T) {
 	r := rand.New(rand.NewPCG(4, 4))
-	for _, kn := range gemmKernels {
+	for _, im := range gemmKernels.available() {
+		kn, name := im.k, im.isa.String()
 		mr, nr := kn.mr, kn.nr
 		for _, kc := range append([]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 40}, 255, 256, 257) {
 			for _, ab := range [][2]float32{{1, 0}, {1, 1}, {0.5, -2}, {0, 1}, {-3, float32(math.Copysign(0, -1))}} {
@@ -292,7 +283,7 @@ func TestSgemmKernelsMatchGeneric(t *testing.T) {
 					ii, jj := (i-3)/ldc, (i-3)%ldc
 					if i < 3 || jj >= nr {
 						if math.Float32bits(c[i]) != math.Float32bits(gemmGuard) {
-							t.Fatalf("%s kc=%d: out-of-bounds write at %d", kn.name, kc, i)
+							t.Fatalf("%s kc=%d: out-of-bounds write at %d", name, kc, i)
 						}
 						continue
 					}
@@ -307,7 +298,7 @@ func TestSgemmKernelsMatchGeneric(t *testing.T) {
 						mag += math.Abs(float64(beta) * float64(c0[i]))
 					}
 					if d := math.Abs(float64(c[i]) - float64(want[i])); !(d <= gemmTol(kc, mag)) {
-						t.Fatalf("%s kc=%d alpha=%v beta=%v: C[%d][%d] = %v, generic %v", kn.name, kc, alpha, beta, ii, jj, c[i], want[i])
+						t.Fatalf("%s kc=%d alpha=%v beta=%v: C[%d][%d] = %v, generic %v", name, kc, alpha, beta, ii, jj, c[i], want[i])
 					}
 				}
 			}
@@ -325,7 +316,8 @@ func TestSgemmKernelsMatchGeneric(t *testing.T) {
 // and the last valid row start, and C is surrounded by guard values.
 func TestSgemmIndKernels(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 5))
-	for _, kn := range gemmKernels {
+	for _, im := range gemmKernels.available() {
+		kn, name := im.k, im.isa.String()
 		mr, nr := kn.mr, kn.nr
 		for _, kc := range []int{0, 1, 2, 3, 4, 5, 7, 8, 9, 17, 27, 40, 255, 576} {
 			for _, mode := range []struct {
@@ -390,12 +382,12 @@ func TestSgemmIndKernels(t *testing.T) {
 					ii, jj := (i-2)/ldc, (i-2)%ldc
 					if i < 2 || jj >= nr {
 						if math.Float32bits(c[i]) != math.Float32bits(gemmGuard) {
-							t.Fatalf("%s kc=%d: out-of-bounds write at %d", kn.name, kc, i)
+							t.Fatalf("%s kc=%d: out-of-bounds write at %d", name, kc, i)
 						}
 						continue
 					}
 					if math.Float32bits(c[i]) != math.Float32bits(want[i]) {
-						t.Fatalf("%s kc=%d %+v: C[%d][%d] = %v indirect, %v packed", kn.name, kc, mode, ii, jj, c[i], want[i])
+						t.Fatalf("%s kc=%d %+v: C[%d][%d] = %v indirect, %v packed", name, kc, mode, ii, jj, c[i], want[i])
 					}
 					var sum, mag float64
 					for p, o := range off {
@@ -415,7 +407,7 @@ func TestSgemmIndKernels(t *testing.T) {
 						sum = max(sum, 0)
 					}
 					if d := math.Abs(float64(c[i]) - sum); !(d <= gemmTol(kc, mag)) {
-						t.Fatalf("%s kc=%d %+v: C[%d][%d] = %v, float64 sum %v", kn.name, kc, mode, ii, jj, c[i], sum)
+						t.Fatalf("%s kc=%d %+v: C[%d][%d] = %v, float64 sum %v", name, kc, mode, ii, jj, c[i], sum)
 					}
 				}
 			}
@@ -424,7 +416,7 @@ func TestSgemmIndKernels(t *testing.T) {
 		func() {
 			defer func() {
 				if recover() == nil {
-					t.Errorf("%s: callInd with maxOff past the end of b did not panic", kn.name)
+					t.Errorf("%s: callInd with maxOff past the end of b did not panic", name)
 				}
 			}()
 			kn.callInd(1, make([]float32, mr), make([]float32, nr), []int32{1}, 1, make([]float32, mr*nr), nr, 0, nil, false)
@@ -439,12 +431,12 @@ func TestSgemmSpecialScalars(t *testing.T) {
 	a := []float32{nan, nan, nan, nan}
 	b := []float32{nan, nan, nan, nan}
 	c := []float32{1, 2, 3, 4}
-	BLAS{}.Sgemm(blas.NoTrans, blas.NoTrans, 2, 2, 2, 0, a, 2, b, 2, 2, c, 2)
+	Sgemm(false, false, 2, 2, 2, 0, a, 2, b, 2, 2, c, 2, 0)
 	if c[0] != 2 || c[1] != 4 || c[2] != 6 || c[3] != 8 {
 		t.Errorf("alpha=0: got %v, want [2 4 6 8]", c)
 	}
 	c = []float32{nan, nan, nan, nan}
-	BLAS{}.Sgemm(blas.NoTrans, blas.NoTrans, 2, 2, 0, 1, make([]float32, 2), 1, nil, 2, 0, c, 2)
+	Sgemm(false, false, 2, 2, 0, 1, make([]float32, 2), 1, nil, 2, 0, c, 2, 0)
 	for _, v := range c {
 		if v != 0 {
 			t.Errorf("k=0, beta=0: got %v, want zeros", c)
@@ -454,49 +446,9 @@ func TestSgemmSpecialScalars(t *testing.T) {
 	a = []float32{1, 2, 3, 4}
 	b = []float32{5, 6, 7, 8}
 	c = []float32{nan, nan, nan, nan}
-	BLAS{}.Sgemm(blas.NoTrans, blas.NoTrans, 2, 2, 2, 1, a, 2, b, 2, 0, c, 2)
+	Sgemm(false, false, 2, 2, 2, 1, a, 2, b, 2, 0, c, 2, 0)
 	if c[0] != 19 || c[1] != 22 || c[2] != 43 || c[3] != 50 {
 		t.Errorf("beta=0 with NaN C: got %v, want [19 22 43 50]", c)
-	}
-}
-
-// TestSgemmPanics checks that bad arguments panic with gonum's messages.
-func TestSgemmPanics(t *testing.T) {
-	s := make([]float32, 100)
-	cases := []struct {
-		name string
-		f    func(impl blas.Float32Level3)
-	}{
-		{"transpose", func(i blas.Float32Level3) { i.Sgemm('X', blas.NoTrans, 2, 2, 2, 1, s, 2, s, 2, 0, s, 2) }},
-		{"m<0", func(i blas.Float32Level3) { i.Sgemm(blas.NoTrans, blas.NoTrans, -1, 2, 2, 1, s, 2, s, 2, 0, s, 2) }},
-		{"n<0", func(i blas.Float32Level3) { i.Sgemm(blas.NoTrans, blas.NoTrans, 2, -1, 2, 1, s, 2, s, 2, 0, s, 2) }},
-		{"k<0", func(i blas.Float32Level3) { i.Sgemm(blas.NoTrans, blas.NoTrans, 2, 2, -1, 1, s, 2, s, 2, 0, s, 2) }},
-		{"lda", func(i blas.Float32Level3) { i.Sgemm(blas.NoTrans, blas.NoTrans, 2, 2, 3, 1, s, 2, s, 2, 0, s, 2) }},
-		{"ldaT", func(i blas.Float32Level3) { i.Sgemm(blas.Trans, blas.NoTrans, 3, 2, 2, 1, s, 2, s, 2, 0, s, 2) }},
-		{"ldb", func(i blas.Float32Level3) { i.Sgemm(blas.NoTrans, blas.NoTrans, 2, 3, 2, 1, s, 2, s, 2, 0, s, 3) }},
-		{"ldc", func(i blas.Float32Level3) { i.Sgemm(blas.NoTrans, blas.NoTrans, 2, 3, 2, 1, s, 2, s, 3, 0, s, 2) }},
-		{"shortA", func(i blas.Float32Level3) { i.Sgemm(blas.NoTrans, blas.NoTrans, 20, 2, 10, 1, s, 10, s, 2, 0, s, 2) }},
-		{"shortB", func(i blas.Float32Level3) { i.Sgemm(blas.NoTrans, blas.Trans, 2, 20, 10, 1, s, 10, s, 10, 0, s, 20) }},
-		{"shortC", func(i blas.Float32Level3) { i.Sgemm(blas.NoTrans, blas.NoTrans, 11, 10, 2, 1, s, 2, s, 10, 0, s, 10) }},
-	}
-	catch := func(f func()) (msg any) {
-		defer func() { msg = recover() }()
-		f()
-		return nil
-	}
-	for _, tc := range cases {
-		got := catch(func() { tc.f(BLAS{}) })
-		want := catch(func() { tc.f(gonum.Implementation{}) })
-		if got == nil || got != want {
-			t.Errorf("%s: panic %v, gonum panics %v", tc.name, got, want)
-		}
-	}
-}
-
-// TestDefaultBLASIsFast checks that the library's default BLAS is BLAS.
-func TestDefaultBLASIsFast(t *testing.T) {
-	if _, ok := defaultBLAS().(BLAS); !ok {
-		t.Errorf("defaultBLAS() is %T, want style.BLAS", defaultBLAS())
 	}
 }
 
@@ -509,9 +461,8 @@ func TestSgemmAllocs(t *testing.T) {
 		m, n, k := sh[0], sh[1], sh[2]
 		a, b, c := randSlice(r, m*k), randSlice(r, k*n), make([]float32, m*n)
 		for _, w := range []int{1, 2} {
-			impl := BLAS{Workers: w}
 			allocs := testing.AllocsPerRun(20, func() {
-				impl.Sgemm(blas.NoTrans, blas.NoTrans, m, n, k, 1, a, k, b, n, 0, c, n)
+				Sgemm(false, false, m, n, k, 1, a, k, b, n, 0, c, n, w)
 			})
 			if allocs > 16 {
 				t.Errorf("%dx%dx%d, Workers=%d: %v allocations per call, want at most 16", m, n, k, w, allocs)

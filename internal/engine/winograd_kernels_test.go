@@ -1,4 +1,4 @@
-package style
+package engine
 
 import (
 	"fmt"
@@ -77,7 +77,7 @@ func TestWinograd4InputRunKernels(t *testing.T) {
 		kernels := map[string]func(v []float32){
 			"dispatch": func(v []float32) { winograd4InputRun(v, vstride, &d, n) },
 		}
-		if winogradAsm && n > 0 {
+		if winogradKernels.active && n > 0 {
 			kernels["asm"] = func(v []float32) { winograd4InputAsm(v, vstride, &d, n) }
 		}
 		for name, run := range kernels {
@@ -147,7 +147,7 @@ func TestWinograd4OutputRunKernels(t *testing.T) {
 			kernels := map[string]func(y []float32){
 				"dispatch": func(y []float32) { winograd4OutputRun(y, ystride, m, mstride, n, bias, relu) },
 			}
-			if winogradAsm && n > 0 {
+			if winogradKernels.active && n > 0 {
 				kernels["asm"] = func(y []float32) { winograd4OutputAsm(y, ystride, m, mstride, n, bias, relu) }
 			}
 			for name, run := range kernels {
@@ -208,7 +208,7 @@ func TestWinograd4OutputPoolRunKernels(t *testing.T) {
 		kernels := map[string]func(y []float32){
 			"dispatch": func(y []float32) { winograd4OutputPoolRun(y, ystride, m, mstride, n, bias) },
 		}
-		if winogradAsm && n > 0 {
+		if winogradKernels.active && n > 0 {
 			kernels["asm"] = func(y []float32) { winograd4OutputPoolAsm(y, ystride, m, mstride, n, bias) }
 		}
 		for name, run := range kernels {
@@ -248,7 +248,7 @@ func TestWinograd2InputRunKernels(t *testing.T) {
 		kernels := map[string]func(v []float32){
 			"dispatch": func(v []float32) { winogradInputRun(v, vstride, &d, n) },
 		}
-		if winogradAsm && n > 0 {
+		if winogradKernels.active && n > 0 {
 			kernels["asm"] = func(v []float32) { winograd2InputAsm(v, vstride, &d, n) }
 		}
 		for name, run := range kernels {
@@ -283,7 +283,7 @@ func TestWinograd2OutputRunKernels(t *testing.T) {
 			kernels := map[string]func(y []float32){
 				"dispatch": func(y []float32) { winograd2OutputRun(y, ystride, m, mstride, n, bias, relu) },
 			}
-			if winogradAsm && n > 0 {
+			if winogradKernels.active && n > 0 {
 				kernels["asm"] = func(y []float32) { winograd2OutputAsm(y, ystride, m, mstride, n, bias, relu) }
 			}
 			for name, run := range kernels {
@@ -306,14 +306,14 @@ func TestWinograd2OutputRunKernels(t *testing.T) {
 // and F(2x2, 3x3) against the scalar code it replaced, bit for bit, with
 // guard values in every output position the band must not write.
 func TestWinogradOutputMatchesScalar(t *testing.T) {
-	type outputFunc func(c *Conv, dst, m []float32, h, w, tw, g0, tiles, o0, o1, ldm, mstride int)
+	type outputFunc func(c *winogradPacked, dst, m []float32, h, w, tw, g0, tiles, o0, o1, ldm, mstride int)
 	for _, tc := range []struct {
 		wm           int
 		sizes        [][2]int
 		output, want outputFunc
 	}{
-		{4, [][2]int{{4, 4}, {7, 5}, {9, 13}, {16, 16}, {17, 30}, {36, 40}, {20, 300}}, (*Conv).winograd4Output, winograd4OutputNaive},
-		{2, [][2]int{{2, 2}, {7, 5}, {9, 13}, {16, 16}, {17, 30}, {36, 300}}, (*Conv).winogradOutput, winogradOutputNaive},
+		{4, [][2]int{{4, 4}, {7, 5}, {9, 13}, {16, 16}, {17, 30}, {36, 40}, {20, 300}}, (*winogradPacked).winograd4Output, winograd4OutputNaive},
+		{2, [][2]int{{2, 2}, {7, 5}, {9, 13}, {16, 16}, {17, 30}, {36, 300}}, (*winogradPacked).winogradOutput, winogradOutputNaive},
 	} {
 		r := rand.New(rand.NewPCG(5, uint64(tc.wm)))
 		const out = 3
@@ -322,7 +322,7 @@ func TestWinogradOutputMatchesScalar(t *testing.T) {
 			h, w := sz[0], sz[1]
 			for _, relu := range []bool{false, true} {
 				for _, pool := range []bool{false, true} {
-					c := &Conv{out: out, bias: randSlice(r, out), relu: relu, pool: pool, wm: tc.wm}
+					c := &winogradPacked{convLayer: convLayer{out: out, bias: randSlice(r, out), relu: relu, pool: pool}, wm: tc.wm}
 					th, tw := c.winogradTiles(h, w)
 					oh, ow := c.OutputSize(h, w)
 					tiles := th * tw
@@ -447,8 +447,8 @@ func winograd4InputRunNaive(v []float32, vstride int, d *[6][]float32, n int) {
 }
 
 // winograd4OutputNaive is the scalar output transform that
-// (*Conv).winograd4Output replaced, kept as a reference.
-func winograd4OutputNaive(c *Conv, dst, m []float32, h, w, tw, g0, tiles, o0, o1, ldm, mstride int) {
+// (*winogradPacked).winograd4Output replaced, kept as a reference.
+func winograd4OutputNaive(c *winogradPacked, dst, m []float32, h, w, tw, g0, tiles, o0, o1, ldm, mstride int) {
 	oh, ow := c.OutputSize(h, w)
 	for o := o0; o < o1; o++ {
 		b := c.bias[o]
@@ -565,11 +565,11 @@ func winogradInputRunNaive(v []float32, vstride int, d *[4][]float32, n int) {
 }
 
 // winogradOutputNaive is the scalar output transform that
-// (*Conv).winogradOutput replaced, kept as a reference. It applies Y = Aᵀ M A of F(2x2, 3x3) to tiles g0 ..
+// (*winogradPacked).winogradOutput replaced, kept as a reference. It applies Y = Aᵀ M A of F(2x2, 3x3) to tiles g0 ..
 // g0+tiles of one image for output channels o0..o1 (M_p of channel o,
 // tile g0+g at m[p*mstride+(o-o0)*ldm+g]), adds the bias and applies ReLU
 // and pooling, writing into dst (Out x oh x ow).
-func winogradOutputNaive(c *Conv, dst, m []float32, h, w, tw, g0, tiles, o0, o1, ldm, mstride int) {
+func winogradOutputNaive(c *winogradPacked, dst, m []float32, h, w, tw, g0, tiles, o0, o1, ldm, mstride int) {
 	oh, ow := c.OutputSize(h, w)
 	for o := o0; o < o1; o++ {
 		b := c.bias[o]

@@ -1,10 +1,10 @@
 //go:build !amd64 || purego
 
-package style
+package engine
 
-// winogradAsm is false: there are no assembly Winograd kernels on this
-// architecture or under the purego build tag.
-const winogradAsm = false
+// winogradAsm lists no kernels: there are no assembly Winograd kernels
+// on this architecture or under the purego build tag.
+func winogradAsm() []impl[bool] { return nil }
 
 func winograd4InputAsm([]float32, int, *[6][]float32, int) {
 	panic("style: no assembly Winograd kernels")

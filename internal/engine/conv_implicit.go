@@ -1,20 +1,16 @@
-package style
+package engine
 
 import (
 	"fmt"
 	"math"
-	"runtime"
-	"sync"
-	"sync/atomic"
-
-	"gonum.org/v1/gonum/blas"
 )
 
-// The packed convolution path: when a Conv uses this package's BLAS, it
-// skips Sgemm and drives the GEMM micro-kernel itself, so that
+// The implicit-GEMM im2col engine, on this package's kernels. Like the
+// packed Winograd engine (conv_winograd_packed.go), it skips Sgemm and
+// drives the GEMM micro-kernel itself, so that
 //
 //   - the constant weights are packed into the kernel's panel layout once,
-//     in NewConv, instead of once per band and call;
+//     in NewConv, instead of once per band and call (convPacked);
 //   - the im2col matrix is never materialised: each band copies its input
 //     rows once into a zero-bordered slab, and the indirect kernel reads
 //     every row of the implicit im2col matrix in place from the slab
@@ -29,59 +25,43 @@ import (
 // the band or worker split (the depth blocking depends on the layer only),
 // so results stay bit-identical for any Workers and batch composition.
 
-// convKC is the largest depth of one packed block. The kernels are tuned
-// for 512; allowing a little more keeps K = 9*64+1 = 577 in one block and
-// splits the deeper layers into equal blocks of 577.
-const convKC = 640
-
-// convPacked is a weight matrix (rows x k, row-major) packed for one
-// kernel: depth blocks of kb (the last may be shorter), each holding the
-// mp row panels of mr rows (zero-padded) one after another.
-type convPacked struct {
-	kern gemmKernel
-	rows int
-	k    int
-	kb   int
-	mp   int
-	a    []float32
-	bias []float32 // im2col path: the bias, zero-padded to mp*mr rows
+// implicitIm2col is the implicit-GEMM im2col engine. A task is a band
+// of output rows of one image and a chunk of the weights' row panels.
+type implicitIm2col struct {
+	convLayer
+	packed *convPacked // the out x 9*in weights, and the bias
 }
 
-// newConvPacked packs the rows x k row-major matrix w (leading dimension
-// ld) for the kernel kn.
-func newConvPacked(kn gemmKernel, w []float32, rows, k, ld int) *convPacked {
-	nkb := (k + convKC - 1) / convKC
-	kb := (k + nkb - 1) / nkb
-	mp := (rows + kn.mr - 1) / kn.mr
-	p := &convPacked{kern: kn, rows: rows, k: k, kb: kb, mp: mp, a: make([]float32, mp*kn.mr*k)}
-	for p0 := 0; p0 < k; p0 += kb {
-		kbb := min(kb, k-p0)
-		gemmPack(p.a[p0*mp*kn.mr:(p0+kbb)*mp*kn.mr], w, ld, false, 0, rows, p0, kbb, kn.mr)
+// newImplicitIm2col packs weight as the out x 9*in matrix for the
+// active GEMM kernel, with the bias padded to whole row panels (the
+// kernel adds it with the last depth block).
+func newImplicitIm2col(l convLayer, weight []float32) *implicitIm2col {
+	k := l.in * 9
+	p := newConvPacked(gemmKernels.active, weight, l.out, k, k)
+	p.bias = make([]float32, p.mp*p.kern.mr)
+	copy(p.bias, l.bias)
+	return &implicitIm2col{convLayer: l, packed: p}
+}
+
+func (c *implicitIm2col) forward(dst, x []float32, n, h, w int, ws *Workspace) {
+	oh, ow := c.OutputSize(h, w)
+	hc, rows, nb, oc, tsz := c.packedBands(h, w)
+	tasks := n * nb * oc
+	workers := min(c.parallelism(n, hc*w), tasks)
+	// Size every worker's buffers for the largest task first, so that
+	// none reallocates them whichever tasks it is handed.
+	scratch := ws.scratch(workers)
+	for i := range scratch {
+		c.packedGrow(&scratch[i].packedScratch, h, w, rows, tsz)
 	}
-	return p
-}
-
-// panel returns row panel t of the depth block starting at p0.
-func (p *convPacked) panel(p0, t int) []float32 {
-	mr := p.kern.mr
-	kbb := min(p.kb, p.k-p0)
-	off := p0*p.mp*mr + t*kbb*mr
-	return p.a[off : off+kbb*mr]
-}
-
-// packedScratch holds one worker's buffers for the packed path.
-type packedScratch struct {
-	slab []float32 // zero-padded input rows of the band, in planes of (rows+2) x (w+2)
-	b    []float32 // packed B block (Winograd)
-	c    []float32 // product of the band, (row panels * mr) x npad
-	off  []int32   // im2col row offsets into the slab (see im2colOffsets)
-}
-
-func growF32(s []float32, n int) []float32 {
-	if cap(s) < n {
-		return make([]float32, n)
-	}
-	return s[:n]
+	For(workers, tasks, func(wk, t int) {
+		img, b, j := t/(nb*oc), t/oc%nb, t%oc
+		y0 := b * rows
+		y1 := min(y0+rows, hc)
+		t0 := j * tsz
+		t1 := min(t0+tsz, c.packed.mp)
+		c.packedIm2colBand(dst[img*c.out*oh*ow:(img+1)*c.out*oh*ow], x[img*c.in*h*w:(img+1)*c.in*h*w], h, w, rows, y0, y1, t0, t1, &scratch[wk].packedScratch)
+	})
 }
 
 // fillSlab copies rows y0-1 .. y0+rows of every channel of src (in x h x w)
@@ -123,12 +103,6 @@ func im2colOffsets(off []int32, in, w, plane int) []int32 {
 	return off
 }
 
-// relu32 is max(v, 0) without a branch.
-func relu32(v float32) float32 {
-	u := math.Float32bits(v)
-	return math.Float32frombits(u &^ uint32(int32(u)>>31))
-}
-
 // poolRows max-pools rows x w values of src (rows even; row stride ld)
 // into dst (rows/2 x w/2).
 func poolRows(dst, src []float32, rows, w, ld int) {
@@ -148,7 +122,7 @@ func poolRows(dst, src []float32, rows, w, ld int) {
 // w, dst is Out x oh x ow. maxRows is the largest band of the layer, which
 // sets the slab's plane stride so that the offsets in s.off serve every
 // band.
-func (c *Conv) packedIm2colBand(dst, src []float32, h, w, maxRows, y0, y1, t0, t1 int, s *packedScratch) {
+func (c *implicitIm2col) packedIm2colBand(dst, src []float32, h, w, maxRows, y0, y1, t0, t1 int, s *packedScratch) {
 	pk := c.packed
 	kn := &pk.kern
 	mr, nr := kn.mr, kn.nr
@@ -211,7 +185,7 @@ func im2colSlabLen(in, plane, nr int) int {
 // about convBandPixels output pixels (an even number of rows when
 // pooling; the product of a band, up to 518 x 1792 floats, stays in L2), and the output row panels into chunks when there are too few
 // bands to keep several cores busy. The split depends on the shape only.
-func (c *Conv) packedBands(h, w int) (hc, rows, nb, oc, tsz int) {
+func (c *implicitIm2col) packedBands(h, w int) (hc, rows, nb, oc, tsz int) {
 	hc = h
 	if c.pool {
 		hc = h &^ 1
@@ -238,103 +212,9 @@ func (c *Conv) packedBands(h, w int) (hc, rows, nb, oc, tsz int) {
 // in the L2 cache.
 const convBandPixels = 1792
 
-// isPackageBLAS reports whether impl is this package's BLAS, whose kernel
-// the packed path may drive directly.
-func isPackageBLAS(impl blas.Float32Level3) bool {
-	switch impl.(type) {
-	case BLAS, *BLAS:
-		return true
-	}
-	return false
-}
-
-// packIm2colWeights packs the weights of w as the out x 9*in matrix for
-// the active kernel (the bias is added after the product).
-func packIm2colWeights(w ConvWeights) *convPacked {
-	k := w.In * 9
-	p := newConvPacked(gemmActive, w.Weight, w.Out, k, k)
-	p.bias = make([]float32, p.mp*p.kern.mr)
-	copy(p.bias, w.Bias)
-	return p
-}
-
-// forwardPacked is forward for the packed im2col path.
-func (c *Conv) forwardPacked(dst, x []float32, n, h, w int, ws *convWorkspace) {
-	oh, ow := c.OutputSize(h, w)
-	hc, rows, nb, oc, tsz := c.packedBands(h, w)
-	tasks := n * nb * oc
-	workers := c.workers
-	if workers == 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	if flops := 2 * int64(n) * int64(c.out) * int64(c.in*9) * int64(hc*w); flops < convMinParallelFlops {
-		workers = 1
-	}
-	workers = max(1, min(workers, tasks))
-	if len(ws.workers) < workers {
-		ws.workers = append(ws.workers, make([]convScratch, workers-len(ws.workers))...)
-	}
-	var next atomic.Int64
-	run := func(s *packedScratch) {
-		// Size the buffers for the largest task first, so that a worker
-		// never reallocates them whichever tasks it is handed.
-		c.packedGrow(s, h, w, rows, tsz)
-		for {
-			t := int(next.Add(1) - 1)
-			if t >= tasks {
-				return
-			}
-			img, b, j := t/(nb*oc), t/oc%nb, t%oc
-			y0 := b * rows
-			y1 := min(y0+rows, hc)
-			t0 := j * tsz
-			t1 := min(t0+tsz, c.packed.mp)
-			c.packedIm2colBand(dst[img*c.out*oh*ow:(img+1)*c.out*oh*ow], x[img*c.in*h*w:(img+1)*c.in*h*w], h, w, rows, y0, y1, t0, t1, s)
-		}
-	}
-	if workers <= 1 {
-		run(&ws.workers[0].packedScratch)
-		return
-	}
-	var wg sync.WaitGroup
-	for i := range workers {
-		wg.Go(func() { run(&ws.workers[i].packedScratch) })
-	}
-	wg.Wait()
-}
-
-// copyRun copies src into dst (same length) in 16-byte moves and a
-// scalar tail: the runs of the Winograd input are short (at most 130 floats),
-// where a call to memmove costs more than the move.
-func copyRun(dst, src []float32) {
-	dst = dst[:len(src)]
-	i := 0
-	for ; i+4 <= len(src); i += 4 {
-		*(*[4]float32)(dst[i : i+4]) = *(*[4]float32)(src[i : i+4])
-	}
-	for ; i < len(src); i++ {
-		dst[i] = src[i]
-	}
-}
-
-// convLd returns the leading dimension, at least n floats, of a product
-// written by the kernel: rows 4 KiB apart (or nearly) would fall into the
-// same L1 sets, so such strides are moved away from multiples of 4 KiB.
-func convLd(n int) int {
-	if n < 1024 {
-		return n
-	}
-	for {
-		if r := n * 4 % 4096; r >= 512 && r <= 3584 {
-			return n
-		}
-		n += 16
-	}
-}
-
 // packedGrow sizes the buffers of s for any band of at most rows rows of
 // w pixels and tsz row panels, and fills its im2col offsets.
-func (c *Conv) packedGrow(s *packedScratch, h, w, rows, tsz int) {
+func (c *implicitIm2col) packedGrow(s *packedScratch, h, w, rows, tsz int) {
 	pk := c.packed
 	nr, mr := pk.kern.nr, pk.kern.mr
 	wp := w + 2

@@ -1,0 +1,40 @@
+//go:build !purego
+
+package engine
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"golang.org/x/sys/cpu"
+)
+
+// TestGemmKernelSelection checks that the fastest kernel the CPU supports
+// is active, so that GODEBUG=cpu.avx512f=off really tests the AVX2 path
+// and GODEBUG=cpu.avx512f=off,cpu.avx2=off the pure-Go one.
+func TestGemmKernelSelection(t *testing.T) {
+	want := isaGeneric
+	switch {
+	case cpu.X86.HasAVX512F:
+		want = isaAVX512
+	case cpu.X86.HasAVX2 && cpu.X86.HasFMA:
+		want = isaAVX2
+	}
+	avail := gemmKernels.available()
+	assert.Equal(t, want, gemmKernels.activeISA, "active kernel")
+	assert.Equal(t, want, avail[0].isa, "first of %d kernels", len(avail))
+	assert.Equal(t, isaGeneric, avail[len(avail)-1].isa, "the last kernel is the generic fallback")
+	t.Logf("kernels: %d, active: %v", len(avail), gemmKernels.activeISA)
+}
+
+// TestForceGemmKernel checks the test hook on the GEMM and its restore
+// function.
+func TestForceGemmKernel(t *testing.T) {
+	prev := gemmKernels.activeISA
+	restore := ForceISA("generic")
+	assert.Equal(t, isaGeneric, gemmKernels.activeISA, "after ForceISA(generic)")
+	assert.Equal(t, 4, gemmKernels.active.mr, "the generic kernel's tile")
+	restore()
+	assert.Equal(t, prev, gemmKernels.activeISA, "after restore")
+	assert.Panics(t, func() { ForceISA("unknown") })
+}
