@@ -16,6 +16,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/stylespace/style/internal/engine"
 )
 
 // Item is one entry of a Catalog: an identified, categorised point of the
@@ -499,18 +501,18 @@ func (c *Catalog) scan(q []float32, lo, hi, k int, f *candFilter, h []hit) []hit
 	i := lo
 	inf := float32(math.Inf(1))
 	// Blocks of 16 items through the distance kernel, which gives exactly
-	// the distances of sqDistBounded. It may abandon items farther than
+	// the distances of engine.SqDistBounded. It may abandon items farther than
 	// the bound of the block's start; the bound only decreases, so they
 	// would be rejected below all the same.
 	// (The pure-Go kernel is slower than the item-by-item loop below,
 	// whose bound tightens after every item.)
 	var part [64]float32
-	for ; distActive.asm != 0 && i+16 <= hi; i += 16 {
+	for ; engine.SqDist16Fast() && i+16 <= hi; i += 16 {
 		bound := inf
 		if len(h) == k {
 			bound = h[0].d
 		}
-		abandoned := sqDist16(q, c.vecs[i*d:(i+16)*d], d, bound, &part)
+		abandoned := engine.SqDist16(q, c.vecs[i*d:(i+16)*d], d, bound, &part)
 		if abandoned == 0xffff {
 			continue
 		}
@@ -519,7 +521,7 @@ func (c *Catalog) scan(q []float32, lo, hi, k int, f *candFilter, h []hit) []hit
 				continue
 			}
 			v := c.vecs[(i+j)*d : (i+j+1)*d : (i+j+1)*d]
-			h = c.offer(h, k, f, i+j, v, sqDistFinish(q, v, part[4*j:4*j+4]))
+			h = c.offer(h, k, f, i+j, v, engine.SqDistFinish(q, v, part[4*j:4*j+4]))
 		}
 	}
 	for ; i < hi; i++ {
@@ -540,7 +542,7 @@ func (c *Catalog) offerExact(h []hit, k int, f *candFilter, i int, q []float32) 
 	if len(h) == k {
 		bound = h[0].d
 	}
-	dist, ok := sqDistBounded(q, v, bound)
+	dist, ok := engine.SqDistBounded(q, v, bound)
 	if !ok {
 		return h
 	}
@@ -572,69 +574,6 @@ func (c *Catalog) offer(h []hit, k int, f *candFilter, i int, v []float32, dist 
 		maxHeap(h).down(0)
 	}
 	return h
-}
-
-// sqDistBounded returns the squared Euclidean distance between a and b
-// (len(b) >= len(a)), summed in float32 with four accumulators, and true;
-// or, as soon as a partial sum exceeds bound, an unspecified value and
-// false. The partial sums only grow, so an abandoned item is strictly
-// farther than bound; an item that is not abandoned gets exactly the value
-// sqDistBounded(a, b, +Inf) gives. The plain Go reference is
-//
-//	var s float32
-//	for i := range a { d := a[i] - b[i]; s += d * d }
-//
-// up to the order of the additions.
-func sqDistBounded(a, b []float32, bound float32) (float32, bool) {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	for len(a) >= 32 {
-		x, y := a[:32:32], b[:32:32]
-		for j := 0; j < 32; j += 8 {
-			xx, yy := x[j:j+8:j+8], y[j:j+8:j+8]
-			d0 := xx[0] - yy[0]
-			d1 := xx[1] - yy[1]
-			d2 := xx[2] - yy[2]
-			d3 := xx[3] - yy[3]
-			s0 += float32(d0 * d0)
-			s1 += float32(d1 * d1)
-			s2 += float32(d2 * d2)
-			s3 += float32(d3 * d3)
-			d0 = xx[4] - yy[4]
-			d1 = xx[5] - yy[5]
-			d2 = xx[6] - yy[6]
-			d3 = xx[7] - yy[7]
-			s0 += float32(d0 * d0)
-			s1 += float32(d1 * d1)
-			s2 += float32(d2 * d2)
-			s3 += float32(d3 * d3)
-		}
-		if (s0+s1)+(s2+s3) > bound {
-			return 0, false
-		}
-		a, b = a[32:], b[32:]
-	}
-	for len(a) >= 4 {
-		x, y := a[:4:4], b[:4:4]
-		d0 := x[0] - y[0]
-		d1 := x[1] - y[1]
-		d2 := x[2] - y[2]
-		d3 := x[3] - y[3]
-		s0 += float32(d0 * d0)
-		s1 += float32(d1 * d1)
-		s2 += float32(d2 * d2)
-		s3 += float32(d3 * d3)
-		a, b = a[4:], b[4:]
-	}
-	for i := range a {
-		d := a[i] - b[i]
-		s0 += float32(d * d)
-	}
-	s := (s0 + s1) + (s2 + s3)
-	if s > bound {
-		return 0, false
-	}
-	return s, true
 }
 
 // The catalogue file format, version 1. All integers are little-endian.

@@ -8,11 +8,11 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"gonum.org/v1/gonum/blas"
+	"github.com/stylespace/style/internal/engine"
 )
 
 // The batch search screens items with matrix products and computes the
-// exact distance (sqDistBounded's) only for the items that may enter a
+// exact distance (engine.SqDistBounded's) only for the items that may enter a
 // query's top k, so its results, distances included, are bit-identical to
 // those of search.
 //
@@ -32,7 +32,7 @@ import (
 //
 //	L = (1-cγ)·(qn+xn) - 2·dot  <=  D*.
 //
-// The reported distance D (sqDistBounded: a difference, a square and at
+// The reported distance D (SqDistBounded: a difference, a square and at
 // most d/4+5 chained additions per term, all rounded, so at most d+10
 // roundings of a non-negative term) satisfies D >= D*·(1-(d+10)u) - η,
 // where η = (d+8)·2⁻¹²⁶ exceeds the absolute error, at most 2⁻¹⁵⁰ per
@@ -64,7 +64,7 @@ type batchScratch struct {
 	dots []float32 // batchQueryBlock × batchItemBlock
 	xs   []float32 // (1-cγ)·|x|² of the block's items
 	q    []float32 // the query block, contiguous
-	zero []float32 // d zeros: |x|² is sqDist16 from the origin
+	zero []float32 // d zeros: |x|² is engine.SqDist16 from the origin
 }
 
 var batchPool = sync.Pool{New: func() any { return new(batchScratch) }}
@@ -208,7 +208,6 @@ func (c *Catalog) screenUnit(qs [][]float32, qn []float64, hs [][]hit, lo, hi, k
 		}
 		return t32
 	}
-	impl := BLAS{Workers: 1}
 	for b0 := lo; b0 < hi; b0 += batchItemBlock {
 		b1 := min(hi, b0+batchItemBlock)
 		nb := b1 - b0
@@ -218,9 +217,9 @@ func (c *Catalog) screenUnit(qs [][]float32, qn []float64, hs [][]hit, lo, hi, k
 		// |x|² is the squared distance to the origin.
 		var part [64]float32
 		for ; j+16 <= nb; j += 16 {
-			sqDist16(s.zero, x[j*d:(j+16)*d], d, inf, &part)
+			engine.SqDist16(s.zero, x[j*d:(j+16)*d], d, inf, &part)
 			for t := range 16 {
-				xs[j+t] = screenNorm(shrink, sqDistFinish(s.zero, x[(j+t)*d:(j+t+1)*d], part[4*t:4*t+4]))
+				xs[j+t] = screenNorm(shrink, engine.SqDistFinish(s.zero, x[(j+t)*d:(j+t+1)*d], part[4*t:4*t+4]))
 			}
 		}
 		for ; j < nb; j++ {
@@ -239,7 +238,7 @@ func (c *Catalog) screenUnit(qs [][]float32, qn []float64, hs [][]hit, lo, hi, k
 			xs[j] = screenNorm(shrink, (t0+t1)+(t2+t3))
 		}
 		dots := s.dots[:nqb*nb]
-		impl.Sgemm(blas.NoTrans, blas.Trans, nqb, nb, d, 1, qbuf, d, x, d, 0, dots, nb)
+		engine.Sgemm(false, true, nqb, nb, d, 1, qbuf, d, x, d, 0, dots, nb, 1)
 		for i, q := range qs {
 			h := hs[i]
 			t := threshold(h, i)

@@ -587,21 +587,6 @@ func BenchmarkCatalogSaveLoad(b *testing.B) {
 	})
 }
 
-func BenchmarkSqDist128(b *testing.B) {
-	x := make([]float32, 128)
-	y := make([]float32, 128)
-	for i := range x {
-		x[i], y[i] = float32(i), float32(i)*0.5
-	}
-	inf := float32(math.Inf(1))
-	var s float32
-	for b.Loop() {
-		d, _ := sqDistBounded(x, y, inf)
-		s += d
-	}
-	b.ReportMetric(128*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
-}
-
 func ExampleCatalog_RecommendItem() {
 	var cat Catalog
 	for _, it := range []Item{

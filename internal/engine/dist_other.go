@@ -1,13 +1,10 @@
 //go:build !amd64 || purego
 
-package style
+package engine
 
-// init selects the pure-Go distance kernel, the only one on this
-// architecture or under the purego build tag.
-func init() {
-	distKernels = []distKernel{distGeneric}
-	distActive = distGeneric
-}
+// distAsmKernels lists no kernels: the pure-Go one is the only one on
+// this architecture or under the purego build tag.
+func distAsmKernels() []impl[int] { return nil }
 
 // distAsm is never called: there are no assembly kernels here.
 func distAsm(int, []float32, []float32, int, float32, *[64]float32) uint32 {
