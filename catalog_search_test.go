@@ -133,7 +133,7 @@ func TestRecommendKernelsAgree(t *testing.T) {
 // per-query path allocates at least once per query and the buffers
 // proportional to the work (dot products, packed queries) are pooled.
 func TestRecommendBatchAllocs(t *testing.T) {
-	if raceEnabled {
+	if engine.RaceEnabled {
 		t.Skip("the race detector makes sync.Pool drop items, so allocations are not counted")
 	}
 	rng := rand.New(rand.NewPCG(7, 8))

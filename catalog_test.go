@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/stylespace/style/internal/engine"
 )
 
 // lowParallelThreshold makes small catalogues use several workers, so the
@@ -312,7 +314,7 @@ func mustPanic(t *testing.T, substr string, f func()) {
 }
 
 func TestCatalogRecommendAllocs(t *testing.T) {
-	if raceEnabled {
+	if engine.RaceEnabled {
 		t.Skip("the race detector makes sync.Pool drop items, so allocations are not counted")
 	}
 	c := randomCatalog(t, 4000, 32, false, 2)

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/stylespace/style/internal/engine"
 )
 
 // StudyL2 is the study's L2 penalty factor on the head's kernel: the loss
@@ -315,7 +317,7 @@ func (ws *headWorkspace) step(h *SiameseHead, l2 float64, opt Optimizer) float64
 	d.forward(hh, x, 2*n, alpha)
 	loss := contrastiveEval(h.Margin, dh[:n*out], dh[n*out:], hh[:n*out], hh[n*out:], ws.labels[:n], ws.dist[:n])
 	d.backward(ws.gW, ws.gB, nil, x, hh, dh, 2*n, 2, alpha)
-	loss += l2PenaltyParallel(ws.gW, d.W, l2)
+	loss += engine.L2Penalty(ws.gW, d.W, l2)
 	opt.Step([][]float32{d.W, d.B}, [][]float32{ws.gW, ws.gB})
 	return loss
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"gonum.org/v1/gonum/blas/gonum"
 	"image"
 	"math"
 	"math/rand/v2"
@@ -15,6 +14,9 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"github.com/stylespace/style/internal/engine"
+	"gonum.org/v1/gonum/blas/gonum"
 )
 
 // splitmix64 is the generator of the formula weights (../shared/README.md).
@@ -579,7 +581,7 @@ func TestNewVGG16Validation(t *testing.T) {
 // activations and scratch: with an allocation-free BLAS only a small,
 // constant number of allocations remains (goroutine closures).
 func TestVGG16SteadyStateAllocs(t *testing.T) {
-	if raceEnabled {
+	if engine.RaceEnabled {
 		// The race detector makes sync.Pool drop items at random, so
 		// allocation counts say nothing there; the normal build checks them.
 		t.Skip("allocation counts are not meaningful under the race detector")

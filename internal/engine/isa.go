@@ -110,7 +110,7 @@ type kernelFamily interface {
 }
 
 // families lists the kernel tables that ForceISA switches.
-var families = []kernelFamily{&gemmKernels, &winogradKernels, &distKernels}
+var families = []kernelFamily{&gemmKernels, &winogradKernels, &distKernels, &optimKernels}
 
 // ISAs returns the names of the instruction-set levels at least one
 // kernel family can run on this CPU and build, best first: a subset of

@@ -27,6 +27,37 @@ func TestGemmKernelSelection(t *testing.T) {
 	t.Logf("kernels: %d, active: %v", len(avail), gemmKernels.activeISA)
 }
 
+// TestKernelSelection checks the start-up choice of the other families:
+// the Winograd transforms need AVX-512F and BMI2, the distance kernels
+// prefer AVX2 (see distAsmKernels), the optimizer passes take AVX-512F,
+// else AVX2 with FMA.
+func TestKernelSelection(t *testing.T) {
+	wino := isaGeneric
+	if cpu.X86.HasAVX512F && cpu.X86.HasBMI2 {
+		wino = isaAVX512
+	}
+	dist := isaGeneric
+	switch {
+	case cpu.X86.HasAVX2:
+		dist = isaAVX2
+	case cpu.X86.HasAVX512F:
+		dist = isaAVX512
+	}
+	optim := isaGeneric
+	switch {
+	case cpu.X86.HasAVX512F:
+		optim = isaAVX512
+	case cpu.X86.HasAVX2 && cpu.X86.HasFMA:
+		optim = isaAVX2
+	}
+	assert.Equal(t, wino, winogradKernels.activeISA, "winograd")
+	assert.Equal(t, wino == isaAVX512, winogradKernels.active, "winograd runs the assembly")
+	assert.Equal(t, dist, distKernels.activeISA, "dist")
+	assert.Equal(t, dist != isaGeneric, SqDist16Fast(), "dist runs the assembly")
+	assert.Equal(t, optim, optimKernels.activeISA, "optim")
+	assert.Equal(t, optim != isaGeneric, optimKernels.active.rmsprop != nil, "optim runs the assembly")
+}
+
 // TestForceGemmKernel checks the test hook on the GEMM and its restore
 // function.
 func TestForceGemmKernel(t *testing.T) {
