@@ -12,10 +12,8 @@ import (
 	"maps"
 	"math"
 	"os"
-	"runtime"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/stylespace/style/internal/engine"
 )
@@ -281,13 +279,7 @@ func (c *Catalog) RecommendBatch(ctx context.Context, queries [][]float32, k int
 	}
 	out := make([][]Match, len(queries))
 	f := c.makeFilter(&o, -1)
-	workers := o.Workers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	if workers > len(queries) {
-		workers = len(queries)
-	}
+	workers := min(engine.Workers(o.Workers), len(queries))
 	if k > 0 && len(c.ids) > 0 && len(queries) >= batchGEMMMin {
 		return c.searchBatch(ctx, queries, k, &f, max(1, workers))
 	}
@@ -304,28 +296,13 @@ func (c *Catalog) RecommendBatch(ctx context.Context, queries [][]float32, k int
 		}
 		return out, nil
 	}
-	// Each worker takes whole queries from a shared counter; each result
-	// depends only on its query, so the output is independent of the
-	// schedule.
-	var (
-		wg   sync.WaitGroup
-		next atomic.Int64
-	)
-	for range workers {
-		wg.Go(func() {
-			for {
-				if ctx.Err() != nil {
-					return
-				}
-				i := int(next.Add(1) - 1)
-				if i >= len(queries) {
-					return
-				}
-				out[i] = c.search(queries[i], k, &f, 1)
-			}
-		})
-	}
-	wg.Wait()
+	// Each worker takes whole queries in turn; each result depends only
+	// on its query, so the output is independent of the schedule.
+	engine.For(workers, len(queries), func(_, i int) {
+		if ctx.Err() == nil {
+			out[i] = c.search(queries[i], k, &f, 1)
+		}
+	})
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -440,10 +417,7 @@ var minParFloats = 1 << 20
 
 func (c *Catalog) search(q []float32, k int, filter *candFilter, workers int) []Match {
 	n := len(c.ids)
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	workers = min(workers, max(1, n*c.dim/minParFloats))
+	workers = min(engine.Workers(workers), max(1, n*c.dim/minParFloats))
 	kk := min(k, n)
 
 	s := searchPool.Get().(*searchScratch)
@@ -463,16 +437,15 @@ func (c *Catalog) search(q []float32, k int, filter *candFilter, workers int) []
 		s.heaps[w] = s.heaps[w][:0]
 	}
 	if workers == 1 {
+		// Without the loop's closure, which would escape: a query
+		// allocates only its result.
 		s.heaps[0] = c.scan(q, 0, n, kk, f, s.heaps[0])
 	} else {
 		// Contiguous ranges, one per worker; the merge below sorts by
 		// (distance, index), so the result does not depend on the split.
-		var wg sync.WaitGroup
-		for w := range workers {
-			lo, hi := w*n/workers, (w+1)*n/workers
-			wg.Go(func() { s.heaps[w] = c.scan(q, lo, hi, kk, f, s.heaps[w]) })
-		}
-		wg.Wait()
+		engine.For(workers, workers, func(_, r int) {
+			s.heaps[r] = c.scan(q, r*n/workers, (r+1)*n/workers, kk, f, s.heaps[r])
+		})
 	}
 	all := s.all[:0]
 	for w := range workers {

@@ -6,7 +6,6 @@ import (
 	"math"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/stylespace/style/internal/engine"
 )
@@ -101,29 +100,26 @@ func (c *Catalog) searchBatch(ctx context.Context, queries [][]float32, k int, f
 		qn[i] = float64(s)
 	}
 
-	var next atomic.Int64
-	run := func() {
-		s := batchPool.Get().(*batchScratch)
-		defer batchPool.Put(s)
-		for ctx.Err() == nil {
-			u := int(next.Add(1) - 1)
-			if u >= units {
-				return
-			}
-			qb, r := u/ranges, u%ranges
-			q0, q1 := qb*batchQueryBlock, min(nq, (qb+1)*batchQueryBlock)
-			lo, hi := r*n/ranges, (r+1)*n/ranges
-			c.screenUnit(queries[q0:q1], qn[q0:q1], heaps[r*nq+q0:r*nq+q1], lo, hi, kk, f, s)
+	// One scratch per worker, from the pool for the call.
+	scratch := make([]*batchScratch, workers)
+	engine.For(workers, units, func(w, u int) {
+		if ctx.Err() != nil {
+			return
 		}
-	}
-	if workers == 1 {
-		run()
-	} else {
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Go(run)
+		s := scratch[w]
+		if s == nil {
+			s = batchPool.Get().(*batchScratch)
+			scratch[w] = s
 		}
-		wg.Wait()
+		qb, r := u/ranges, u%ranges
+		q0, q1 := qb*batchQueryBlock, min(nq, (qb+1)*batchQueryBlock)
+		lo, hi := r*n/ranges, (r+1)*n/ranges
+		c.screenUnit(queries[q0:q1], qn[q0:q1], heaps[r*nq+q0:r*nq+q1], lo, hi, kk, f, s)
+	})
+	for _, s := range scratch {
+		if s != nil {
+			batchPool.Put(s)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
