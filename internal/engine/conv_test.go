@@ -13,52 +13,40 @@ import (
 	"gonum.org/v1/gonum/blas/gonum"
 )
 
-// naiveConv3x3 is the direct definition of a 3x3, stride 1, padding 1
-// convolution with bias and optional ReLU, accumulated in float64.
-func naiveConv3x3(x []float32, n, in, h, w int, cw ConvSpec, relu bool) []float64 {
-	out := make([]float64, n*cw.Out*h*w)
-	for b := range n {
-		for o := range cw.Out {
-			for y := range h {
-				for xx := range w {
-					s := float64(cw.Bias[o])
-					for ci := range in {
-						for ky := range 3 {
-							for kx := range 3 {
-								sy, sx := y+ky-1, xx+kx-1
-								if sy < 0 || sy >= h || sx < 0 || sx >= w {
-									continue
-								}
-								s += float64(cw.Weight[((o*in+ci)*3+ky)*3+kx]) * float64(x[((b*in+ci)*h+sy)*w+sx])
-							}
-						}
-					}
-					if relu && s < 0 {
-						s = 0
-					}
-					out[((b*cw.Out+o)*h+y)*w+xx] = s
+// naiveConv is the direct definition of the layer s on the batch x (n
+// images of s.In x h x w) in float64: each output is the bias plus the
+// weighted 3x3 neighbourhood (zero outside the image), then ReLU, then
+// the 2x2 max-pool (an odd last row or column dropped).
+func naiveConv(x []float32, n, h, w int, s ConvSpec) []float64 {
+	at := func(b, o, y, xx int) float64 {
+		v := float64(s.Bias[o])
+		for ci := range s.In {
+			for k := range 9 {
+				if sy, sx := y+k/3-1, xx+k%3-1; sy >= 0 && sy < h && sx >= 0 && sx < w {
+					v += float64(s.Weight[(o*s.In+ci)*9+k]) * float64(x[((b*s.In+ci)*h+sy)*w+sx])
 				}
 			}
 		}
+		if s.ReLU {
+			v = max(v, 0)
+		}
+		return v
 	}
-	return out
-}
-
-// naiveMaxPool2x2 pools n*c planes of h x w, dropping an odd last row or
-// column.
-func naiveMaxPool2x2(x []float64, nc, h, w int) []float64 {
-	oh, ow := h/2, w/2
-	out := make([]float64, nc*oh*ow)
-	for p := range nc {
-		for y := range oh {
-			for xx := range ow {
-				m := math.Inf(-1)
-				for dy := range 2 {
-					for dx := range 2 {
-						m = math.Max(m, x[(p*h+2*y+dy)*w+2*xx+dx])
+	oh, ow, f := h, w, 1
+	if s.Pool {
+		oh, ow, f = h/2, w/2, 2
+	}
+	out := make([]float64, 0, n*s.Out*oh*ow)
+	for b := range n {
+		for o := range s.Out {
+			for y := range oh {
+				for xx := range ow {
+					m := math.Inf(-1)
+					for d := range f * f {
+						m = max(m, at(b, o, f*y+d/f, f*xx+d%f))
 					}
+					out = append(out, m)
 				}
-				out[(p*oh+y)*ow+xx] = m
 			}
 		}
 	}
@@ -68,17 +56,18 @@ func naiveMaxPool2x2(x []float64, nc, h, w int) []float64 {
 // randomConvSpec returns a layer with random weights of the scale of
 // He-uniform initialisation and small biases.
 func randomConvSpec(r *rand.Rand, in, out int) ConvSpec {
-	cw := ConvSpec{In: in, Out: out, Weight: make([]float32, out*in*9), Bias: make([]float32, out)}
+	s := ConvSpec{In: in, Out: out, Weight: randomSlice(r, out*in*9), Bias: randomSlice(r, out)}
 	scale := float32(math.Sqrt(6 / float64(in*9)))
-	for i := range cw.Weight {
-		cw.Weight[i] = scale * (2*r.Float32() - 1)
+	for i := range s.Weight {
+		s.Weight[i] *= scale
 	}
-	for i := range cw.Bias {
-		cw.Bias[i] = 0.1 * (2*r.Float32() - 1)
+	for i := range s.Bias {
+		s.Bias[i] *= 0.1
 	}
-	return cw
+	return s
 }
 
+// randomSlice returns n values uniform in [-1, 1).
 func randomSlice(r *rand.Rand, n int) []float32 {
 	x := make([]float32, n)
 	for i := range x {
@@ -141,12 +130,9 @@ func TestConvMatchesNaive(t *testing.T) {
 						x := randomSlice(r, s.n*s.in*s.h*s.w)
 						c := newTestConv(t, cw, relu, pool, 3, algo, nil)
 						got := forward(c, x, s.n, s.h, s.w)
-						want := naiveConv3x3(x, s.n, s.in, s.h, s.w, cw, relu)
-						oh, ow := s.h, s.w
-						if pool {
-							want = naiveMaxPool2x2(want, s.n*s.out, s.h, s.w)
-							oh, ow = s.h/2, s.w/2
-						}
+						cw.ReLU, cw.Pool = relu, pool
+						want := naiveConv(x, s.n, s.h, s.w, cw)
+						oh, ow := c.OutputSize(s.h, s.w)
 						if len(got) != s.n*s.out*oh*ow || len(want) != len(got) {
 							t.Fatalf("output length %d, want %d", len(got), len(want))
 						}
@@ -446,10 +432,8 @@ func FuzzConvIm2col(f *testing.F) {
 		r := rand.New(rand.NewPCG(seed, 9))
 		cw := randomConvSpec(r, in, out)
 		x := randomSlice(r, n*in*h*w)
-		want := naiveConv3x3(x, n, in, h, w, cw, relu)
-		if pool {
-			want = naiveMaxPool2x2(want, n*out, h, w)
-		}
+		cw.ReLU, cw.Pool = relu, pool
+		want := naiveConv(x, n, h, w, cw)
 		tol := 1e-5 * (1 + math.Sqrt(float64(in*9)))
 		for _, kernel := range []isa{gemmKernels.activeISA, isaGeneric} {
 			restore := gemmKernels.force(kernel)

@@ -13,13 +13,7 @@ import (
 // is active, so that GODEBUG=cpu.avx512f=off really tests the AVX2 path
 // and GODEBUG=cpu.avx512f=off,cpu.avx2=off the pure-Go one.
 func TestGemmKernelSelection(t *testing.T) {
-	want := isaGeneric
-	switch {
-	case cpu.X86.HasAVX512F:
-		want = isaAVX512
-	case cpu.X86.HasAVX2 && cpu.X86.HasFMA:
-		want = isaAVX2
-	}
+	want := fmaLevel()
 	avail := gemmKernels.available()
 	assert.Equal(t, want, gemmKernels.activeISA, "active kernel")
 	assert.Equal(t, want, avail[0].isa, "first of %d kernels", len(avail))
@@ -43,13 +37,7 @@ func TestKernelSelection(t *testing.T) {
 	case cpu.X86.HasAVX512F:
 		dist = isaAVX512
 	}
-	optim := isaGeneric
-	switch {
-	case cpu.X86.HasAVX512F:
-		optim = isaAVX512
-	case cpu.X86.HasAVX2 && cpu.X86.HasFMA:
-		optim = isaAVX2
-	}
+	optim := fmaLevel()
 	assert.Equal(t, wino, winogradKernels.activeISA, "winograd")
 	assert.Equal(t, wino == isaAVX512, winogradKernels.active, "winograd runs the assembly")
 	assert.Equal(t, dist, distKernels.activeISA, "dist")
@@ -68,4 +56,16 @@ func TestForceGemmKernel(t *testing.T) {
 	restore()
 	assert.Equal(t, prev, gemmKernels.activeISA, "after restore")
 	assert.Panics(t, func() { ForceISA("unknown") })
+}
+
+// fmaLevel is the level of the families that take AVX-512F, else AVX2
+// with FMA (gemm and optim).
+func fmaLevel() isa {
+	switch {
+	case cpu.X86.HasAVX512F:
+		return isaAVX512
+	case cpu.X86.HasAVX2 && cpu.X86.HasFMA:
+		return isaAVX2
+	}
+	return isaGeneric
 }
