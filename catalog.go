@@ -474,9 +474,9 @@ func (c *Catalog) scan(q []float32, lo, hi, k int, f *candFilter, h []hit) []hit
 	i := lo
 	inf := float32(math.Inf(1))
 	// Blocks of 16 items through the distance kernel, which gives exactly
-	// the distances of engine.SqDistBounded. It may abandon items farther than
-	// the bound of the block's start; the bound only decreases, so they
-	// would be rejected below all the same.
+	// the distances of engine.SqDistBounded. It may abandon items farther
+	// than the bound of the block's start; the bound only decreases, so
+	// they would be rejected below all the same.
 	// (The pure-Go kernel is slower than the item-by-item loop below,
 	// whose bound tightens after every item.)
 	var part [64]float32

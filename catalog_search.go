@@ -11,9 +11,9 @@ import (
 )
 
 // The batch search screens items with matrix products and computes the
-// exact distance (engine.SqDistBounded's) only for the items that may enter a
-// query's top k, so its results, distances included, are bit-identical to
-// those of search.
+// exact distance (engine.SqDistBounded's) only for the items that may
+// enter a query's top k, so its results, distances included, are
+// bit-identical to those of search.
 //
 // For a block of queries Q and a block of items X, D = Q Xᵀ comes from
 // Sgemm and the squared distance is approximated by
