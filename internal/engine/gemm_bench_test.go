@@ -81,7 +81,7 @@ func BenchmarkSgemm(b *testing.B) {
 					ratios = append(ratios, time.Since(t1).Seconds()/t1.Sub(t0).Seconds())
 				}
 				b.ReportMetric(flop1*float64(b.N)/tc.Seconds()/1e9, "GFLOP/s")
-				if gemmKernels.available()[0].k.peak != nil {
+				if gemmKernels.active.peak != nil {
 					slices.Sort(ratios)
 					b.ReportMetric(100*ratios[len(ratios)/2], "%peak")
 				}
@@ -138,7 +138,7 @@ func BenchmarkSgemmKernel(b *testing.B) {
 // gemmPeakOn runs the active kernel's FMA-only peak loop for flop flops
 // split over workers goroutines, and does nothing if there is none.
 func gemmPeakOn(workers int, flop float64) {
-	kn := gemmKernels.available()[0].k
+	kn := gemmKernels.active
 	if kn.peak == nil {
 		return
 	}
