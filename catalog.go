@@ -12,12 +12,11 @@ import (
 	"maps"
 	"math"
 	"os"
-	"runtime"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/stylespace/style/internal/atomicfile"
+	"github.com/stylespace/style/internal/engine"
 )
 
 // Item is one entry of a Catalog: an identified, categorised point of the
@@ -281,13 +280,7 @@ func (c *Catalog) RecommendBatch(ctx context.Context, queries [][]float32, k int
 	}
 	out := make([][]Match, len(queries))
 	f := c.makeFilter(&o, -1)
-	workers := o.Workers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	if workers > len(queries) {
-		workers = len(queries)
-	}
+	workers := min(engine.Workers(o.Workers), len(queries))
 	if k > 0 && len(c.ids) > 0 && len(queries) >= batchGEMMMin {
 		return c.searchBatch(ctx, queries, k, &f, max(1, workers))
 	}
@@ -304,28 +297,13 @@ func (c *Catalog) RecommendBatch(ctx context.Context, queries [][]float32, k int
 		}
 		return out, nil
 	}
-	// Each worker takes whole queries from a shared counter; each result
-	// depends only on its query, so the output is independent of the
-	// schedule.
-	var (
-		wg   sync.WaitGroup
-		next atomic.Int64
-	)
-	for range workers {
-		wg.Go(func() {
-			for {
-				if ctx.Err() != nil {
-					return
-				}
-				i := int(next.Add(1) - 1)
-				if i >= len(queries) {
-					return
-				}
-				out[i] = c.search(queries[i], k, &f, 1)
-			}
-		})
-	}
-	wg.Wait()
+	// Each worker takes whole queries in turn; each result depends only
+	// on its query, so the output is independent of the schedule.
+	engine.For(workers, len(queries), func(_, i int) {
+		if ctx.Err() == nil {
+			out[i] = c.search(queries[i], k, &f, 1)
+		}
+	})
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -440,10 +418,7 @@ var minParFloats = 1 << 20
 
 func (c *Catalog) search(q []float32, k int, filter *candFilter, workers int) []Match {
 	n := len(c.ids)
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	workers = min(workers, max(1, n*c.dim/minParFloats))
+	workers = min(engine.Workers(workers), max(1, n*c.dim/minParFloats))
 	kk := min(k, n)
 
 	s := searchPool.Get().(*searchScratch)
@@ -463,16 +438,15 @@ func (c *Catalog) search(q []float32, k int, filter *candFilter, workers int) []
 		s.heaps[w] = s.heaps[w][:0]
 	}
 	if workers == 1 {
+		// Without the loop's closure, which would escape: a query
+		// allocates only its result.
 		s.heaps[0] = c.scan(q, 0, n, kk, f, s.heaps[0])
 	} else {
 		// Contiguous ranges, one per worker; the merge below sorts by
 		// (distance, index), so the result does not depend on the split.
-		var wg sync.WaitGroup
-		for w := range workers {
-			lo, hi := w*n/workers, (w+1)*n/workers
-			wg.Go(func() { s.heaps[w] = c.scan(q, lo, hi, kk, f, s.heaps[w]) })
-		}
-		wg.Wait()
+		engine.For(workers, workers, func(_, r int) {
+			s.heaps[r] = c.scan(q, r*n/workers, (r+1)*n/workers, kk, f, s.heaps[r])
+		})
 	}
 	all := s.all[:0]
 	for w := range workers {
@@ -501,18 +475,18 @@ func (c *Catalog) scan(q []float32, lo, hi, k int, f *candFilter, h []hit) []hit
 	i := lo
 	inf := float32(math.Inf(1))
 	// Blocks of 16 items through the distance kernel, which gives exactly
-	// the distances of sqDistBounded. It may abandon items farther than
-	// the bound of the block's start; the bound only decreases, so they
-	// would be rejected below all the same.
+	// the distances of engine.SqDistBounded. It may abandon items farther
+	// than the bound of the block's start; the bound only decreases, so
+	// they would be rejected below all the same.
 	// (The pure-Go kernel is slower than the item-by-item loop below,
 	// whose bound tightens after every item.)
 	var part [64]float32
-	for ; distActive.asm != 0 && i+16 <= hi; i += 16 {
+	for ; engine.SqDist16Fast() && i+16 <= hi; i += 16 {
 		bound := inf
 		if len(h) == k {
 			bound = h[0].d
 		}
-		abandoned := sqDist16(q, c.vecs[i*d:(i+16)*d], d, bound, &part)
+		abandoned := engine.SqDist16(q, c.vecs[i*d:(i+16)*d], d, bound, &part)
 		if abandoned == 0xffff {
 			continue
 		}
@@ -521,7 +495,7 @@ func (c *Catalog) scan(q []float32, lo, hi, k int, f *candFilter, h []hit) []hit
 				continue
 			}
 			v := c.vecs[(i+j)*d : (i+j+1)*d : (i+j+1)*d]
-			h = c.offer(h, k, f, i+j, v, sqDistFinish(q, v, part[4*j:4*j+4]))
+			h = c.offer(h, k, f, i+j, v, engine.SqDistFinish(q, v, part[4*j:4*j+4]))
 		}
 	}
 	for ; i < hi; i++ {
@@ -542,7 +516,7 @@ func (c *Catalog) offerExact(h []hit, k int, f *candFilter, i int, q []float32) 
 	if len(h) == k {
 		bound = h[0].d
 	}
-	dist, ok := sqDistBounded(q, v, bound)
+	dist, ok := engine.SqDistBounded(q, v, bound)
 	if !ok {
 		return h
 	}
@@ -574,69 +548,6 @@ func (c *Catalog) offer(h []hit, k int, f *candFilter, i int, v []float32, dist 
 		maxHeap(h).down(0)
 	}
 	return h
-}
-
-// sqDistBounded returns the squared Euclidean distance between a and b
-// (len(b) >= len(a)), summed in float32 with four accumulators, and true;
-// or, as soon as a partial sum exceeds bound, an unspecified value and
-// false. The partial sums only grow, so an abandoned item is strictly
-// farther than bound; an item that is not abandoned gets exactly the value
-// sqDistBounded(a, b, +Inf) gives. The plain Go reference is
-//
-//	var s float32
-//	for i := range a { d := a[i] - b[i]; s += d * d }
-//
-// up to the order of the additions.
-func sqDistBounded(a, b []float32, bound float32) (float32, bool) {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	for len(a) >= 32 {
-		x, y := a[:32:32], b[:32:32]
-		for j := 0; j < 32; j += 8 {
-			xx, yy := x[j:j+8:j+8], y[j:j+8:j+8]
-			d0 := xx[0] - yy[0]
-			d1 := xx[1] - yy[1]
-			d2 := xx[2] - yy[2]
-			d3 := xx[3] - yy[3]
-			s0 += float32(d0 * d0)
-			s1 += float32(d1 * d1)
-			s2 += float32(d2 * d2)
-			s3 += float32(d3 * d3)
-			d0 = xx[4] - yy[4]
-			d1 = xx[5] - yy[5]
-			d2 = xx[6] - yy[6]
-			d3 = xx[7] - yy[7]
-			s0 += float32(d0 * d0)
-			s1 += float32(d1 * d1)
-			s2 += float32(d2 * d2)
-			s3 += float32(d3 * d3)
-		}
-		if (s0+s1)+(s2+s3) > bound {
-			return 0, false
-		}
-		a, b = a[32:], b[32:]
-	}
-	for len(a) >= 4 {
-		x, y := a[:4:4], b[:4:4]
-		d0 := x[0] - y[0]
-		d1 := x[1] - y[1]
-		d2 := x[2] - y[2]
-		d3 := x[3] - y[3]
-		s0 += float32(d0 * d0)
-		s1 += float32(d1 * d1)
-		s2 += float32(d2 * d2)
-		s3 += float32(d3 * d3)
-		a, b = a[4:], b[4:]
-	}
-	for i := range a {
-		d := a[i] - b[i]
-		s0 += float32(d * d)
-	}
-	s := (s0 + s1) + (s2 + s3)
-	if s > bound {
-		return 0, false
-	}
-	return s, true
 }
 
 // The catalogue file format, version 1. All integers are little-endian.

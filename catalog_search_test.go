@@ -7,9 +7,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stylespace/style/internal/engine"
 )
 
 // searchTestCatalog builds a catalogue of n items of dimension d whose
@@ -107,78 +108,21 @@ func TestRecommendBatchScreenedMatchesDirect(t *testing.T) {
 	}
 }
 
-// TestDistKernelsAgree checks every available distance kernel against the
-// scalar loop bit for bit, for dimensions with and without a remainder,
-// and that items are abandoned only when farther than the bound.
-func TestDistKernelsAgree(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	for _, kn := range distKernels {
-		t.Run(kn.name, func(t *testing.T) {
-			defer useDistKernel(kn.name)()
-			for _, d := range []int{1, 3, 4, 7, 32, 37, 128, 129} {
-				q := make([]float32, d)
-				x := make([]float32, 16*d+5)
-				for j := range q {
-					q[j] = float32(rng.NormFloat64())
-				}
-				for j := range x {
-					x[j] = float32(rng.NormFloat64()) * 100
-				}
-				var part [64]float32
-				if ab := sqDist16(q, x, d, float32(math.Inf(1)), &part); ab != 0 {
-					t.Fatalf("d=%d: items abandoned (%#x) with an infinite bound", d, ab)
-				}
-				var dists [16]float32
-				for j := range 16 {
-					v := x[j*d : (j+1)*d]
-					got := sqDistFinish(q, v, part[4*j:4*j+4])
-					want, _ := sqDistBounded(q, v, float32(math.Inf(1)))
-					if got != want {
-						t.Fatalf("d=%d item %d: %v, scalar loop %v", d, j, got, want)
-					}
-					dists[j] = want
-				}
-				// With a finite bound: an abandoned item must be farther
-				// than the bound, the others exact. Bounds below, between
-				// and above the distances; the lowest abandons all items
-				// once 32 elements are summed.
-				for _, bound := range []float32{0, slices.Min(dists[:]), dists[5], slices.Max(dists[:])} {
-					ab := sqDist16(q, x, d, bound, &part)
-					if d >= 32 && bound == 0 && ab != 0xffff {
-						t.Errorf("d=%d bound 0: abandoned %#x, want all", d, ab)
-					}
-					for j := range 16 {
-						if ab&(1<<j) != 0 {
-							if !(dists[j] > bound) {
-								t.Fatalf("d=%d bound %v: item %d at %v abandoned", d, bound, j, dists[j])
-							}
-							continue
-						}
-						if got := sqDistFinish(q, x[j*d:(j+1)*d], part[4*j:4*j+4]); got != dists[j] {
-							t.Fatalf("d=%d bound %v item %d: %v, scalar loop %v", d, bound, j, got, dists[j])
-						}
-					}
-				}
-			}
-		})
-	}
-}
-
 // TestRecommendKernelsAgree checks that Recommend gives the same results
-// with each distance kernel.
+// with each distance kernel (forced through each ISA level).
 func TestRecommendKernelsAgree(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	c := searchTestCatalog(t, 1000, 33, func(i, j int) float32 { return float32(rng.IntN(4)) })
 	q := c.Item(3).Embedding
 	var ref []Match
-	for _, kn := range distKernels {
-		restore := useDistKernel(kn.name)
+	for _, isa := range engine.ISAs() {
+		restore := engine.ForceISA(isa)
 		got := c.Recommend(q, 50, &RecommendOptions{Workers: 2, ExcludeCategory: "2"})
 		restore()
 		if ref == nil {
 			ref = got
 		} else if !reflect.DeepEqual(got, ref) {
-			t.Fatalf("kernel %s differs", kn.name)
+			t.Fatalf("ISA %s differs", isa)
 		}
 	}
 }
@@ -189,7 +133,7 @@ func TestRecommendKernelsAgree(t *testing.T) {
 // per-query path allocates at least once per query and the buffers
 // proportional to the work (dot products, packed queries) are pooled.
 func TestRecommendBatchAllocs(t *testing.T) {
-	if raceEnabled {
+	if engine.RaceEnabled {
 		t.Skip("the race detector makes sync.Pool drop items, so allocations are not counted")
 	}
 	rng := rand.New(rand.NewPCG(7, 8))

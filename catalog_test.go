@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/stylespace/style/internal/engine"
 )
 
 // lowParallelThreshold makes small catalogues use several workers, so the
@@ -312,7 +314,7 @@ func mustPanic(t *testing.T, substr string, f func()) {
 }
 
 func TestCatalogRecommendAllocs(t *testing.T) {
-	if raceEnabled {
+	if engine.RaceEnabled {
 		t.Skip("the race detector makes sync.Pool drop items, so allocations are not counted")
 	}
 	c := randomCatalog(t, 4000, 32, false, 2)
@@ -585,21 +587,6 @@ func BenchmarkCatalogSaveLoad(b *testing.B) {
 			}
 		}
 	})
-}
-
-func BenchmarkSqDist128(b *testing.B) {
-	x := make([]float32, 128)
-	y := make([]float32, 128)
-	for i := range x {
-		x[i], y[i] = float32(i), float32(i)*0.5
-	}
-	inf := float32(math.Inf(1))
-	var s float32
-	for b.Loop() {
-		d, _ := sqDistBounded(x, y, inf)
-		s += d
-	}
-	b.ReportMetric(128*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
 }
 
 func ExampleCatalog_RecommendItem() {

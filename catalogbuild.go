@@ -12,11 +12,11 @@ import (
 	"io"
 	"math"
 	"os"
-	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/stylespace/style/internal/engine"
 )
 
 // Catalogue metadata keys written and checked by Catalog.AddImages. They
@@ -97,9 +97,7 @@ func (c *Catalog) AddImages(ctx context.Context, src ImageSource, names []string
 	if opts != nil {
 		o = *opts
 	}
-	if o.Workers <= 0 {
-		o.Workers = runtime.GOMAXPROCS(0)
-	}
+	o.Workers = engine.Workers(o.Workers)
 	dim := fx.FeatureLen()
 	prov := map[string]string{
 		MetaEmbedding: "features",
@@ -155,35 +153,21 @@ func (c *Catalog) AddImages(ctx context.Context, src ImageSource, names []string
 	}
 	ctx2, cancel := context.WithCancel(ctx)
 	defer cancel()
-	jobs := make(chan int)
+	// The workers run in the background while this goroutine adds their
+	// results; no image is started once ctx2 is cancelled.
 	results := make(chan result)
-	var wg sync.WaitGroup
-	for range min(o.Workers, len(todo)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for pos := range jobs {
-				vec, err := embedImage(ctx2, src, todo[pos], fx, head)
-				if err != nil && ctx2.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-					continue // interrupted, not failed: a later call retries it
-				}
-				results <- result{pos: pos, vec: vec, err: err}
-			}
-		}()
-	}
 	go func() {
-		defer close(jobs)
-		for pos := range todo {
-			select {
-			case jobs <- pos:
-			case <-ctx2.Done():
+		defer close(results)
+		engine.For(o.Workers, len(todo), func(_, pos int) {
+			if ctx2.Err() != nil {
 				return
 			}
-		}
-	}()
-	go func() {
-		wg.Wait()
-		close(results)
+			vec, err := embedImage(ctx2, src, todo[pos], fx, head)
+			if err != nil && ctx2.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+				return // interrupted, not failed: a later call retries it
+			}
+			results <- result{pos: pos, vec: vec, err: err}
+		})
 	}()
 
 	// Results arrive in any order; they are added in the order of names

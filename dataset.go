@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"runtime"
 	"sort"
-	"sync"
 	"time"
+
+	"github.com/stylespace/style/internal/engine"
 )
 
 // ExtractOptions configures ExtractFeatures. The zero value of each field
@@ -65,9 +65,7 @@ func ExtractFeatures(ctx context.Context, store *FeatureStore, src ImageSource, 
 	if opts != nil {
 		o = *opts
 	}
-	if o.Workers <= 0 {
-		o.Workers = runtime.GOMAXPROCS(0)
-	}
+	o.Workers = engine.Workers(o.Workers)
 	if fx.FeatureLen() != store.Dim() {
 		return nil, fmt.Errorf("style: ExtractFeatures: extractor gives %d features, store %s holds %d", fx.FeatureLen(), store.Dir(), store.Dim())
 	}
@@ -96,59 +94,45 @@ func ExtractFeatures(ctx context.Context, store *FeatureStore, src ImageSource, 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	jobs := make(chan int)
+	// The workers run in the background while this goroutine collects
+	// their results; no image is started once ctx is cancelled.
 	results := make(chan result)
-	var wg sync.WaitGroup
-	for range min(o.Workers, len(todo)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for pos := range jobs {
-				r := result{pos: pos}
-				name := todo[pos]
-				img, err := OpenImage(ctx, src, name)
-				if err == nil {
-					var feat []float32
-					feat, err = fx.Features(img)
-					if err == nil && len(feat) != store.Dim() {
-						err = fmt.Errorf("style: extractor returned %d features, want %d", len(feat), store.Dim())
-					}
-					if err == nil {
-						_, perr := store.Put(name, feat)
-						var ie *storeInputError
-						switch {
-						case perr == nil, errors.Is(perr, fs.ErrExist):
-							// Stored, by this run or a concurrent one.
-						case errors.As(perr, &ie):
-							err = perr // this image only
-						default:
-							r.fatal = perr
-						}
-					}
-				}
-				if err != nil {
-					if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-						continue // interrupted, not failed: it will be retried
-					}
-					r.err = err
-				}
-				results <- r
-			}
-		}()
-	}
 	go func() {
-		defer close(jobs)
-		for pos := range todo {
-			select {
-			case jobs <- pos:
-			case <-ctx.Done():
+		defer close(results)
+		engine.For(o.Workers, len(todo), func(_, pos int) {
+			if ctx.Err() != nil {
 				return
 			}
-		}
-	}()
-	go func() {
-		wg.Wait()
-		close(results)
+			r := result{pos: pos}
+			name := todo[pos]
+			img, err := OpenImage(ctx, src, name)
+			if err == nil {
+				var feat []float32
+				feat, err = fx.Features(img)
+				if err == nil && len(feat) != store.Dim() {
+					err = fmt.Errorf("style: extractor returned %d features, want %d", len(feat), store.Dim())
+				}
+				if err == nil {
+					_, perr := store.Put(name, feat)
+					var ie *storeInputError
+					switch {
+					case perr == nil, errors.Is(perr, fs.ErrExist):
+						// Stored, by this run or a concurrent one.
+					case errors.As(perr, &ie):
+						err = perr // this image only
+					default:
+						r.fatal = perr
+					}
+				}
+			}
+			if err != nil {
+				if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+					return // interrupted, not failed: it will be retried
+				}
+				r.err = err
+			}
+			results <- r
+		})
 	}()
 
 	var fatal error

@@ -123,21 +123,6 @@ func contrastiveEval[T learnFloat](margin float64, g1, g2, h1, h2 []T, labels []
 	return total * inv
 }
 
-// l2Penalty adds the gradient of the penalty l2·sum(w²) to g and returns the
-// penalty.
-func l2Penalty[T learnFloat](g, w []T, l2 float64) float64 {
-	if l2 == 0 {
-		return 0
-	}
-	var s float64
-	c := T(2 * l2)
-	for i, v := range w {
-		s += float64(v) * float64(v)
-		g[i] += c * v
-	}
-	return l2 * s
-}
-
 // pairDistance returns the Euclidean distance between two embeddings with
 // the same floor as the loss.
 func pairDistance(a, b []float32) float64 {

@@ -2,7 +2,8 @@ package style
 
 import (
 	"fmt"
-	"math"
+
+	"github.com/stylespace/style/internal/engine"
 )
 
 // Optimizer updates parameters from their gradients, one mini-batch at a
@@ -59,23 +60,12 @@ func (o *RMSProp) Step(params, grads [][]float32) {
 	o.acc = optimState(o.acc, params, grads, "RMSProp")
 	lr, rho, eps := o.hyper()
 	for i := range params {
-		rmspropParallel(params[i], grads[i], o.acc[i], lr, rho, eps)
+		engine.RMSPropStep(params[i], grads[i], o.acc[i], lr, rho, eps)
 	}
 }
 
 // Reset implements Optimizer.
 func (o *RMSProp) Reset() { o.acc = nil }
-
-// rmspropUpdate is one RMSProp step on p with gradient g and accumulator a,
-// in the precision T.
-func rmspropUpdate[T learnFloat](p, g, a []T, lr, rho, eps float64) {
-	tr, tr1, tlr, teps := T(rho), T(1-rho), T(lr), T(eps)
-	for i, gi := range g {
-		ai := tr*a[i] + tr1*gi*gi
-		a[i] = ai
-		p[i] -= tlr * gi / (T(math.Sqrt(float64(ai))) + teps)
-	}
-}
 
 // SGD is stochastic gradient descent with optional momentum, with Keras'
 // semantics: v = Momentum·v - LearningRate·g, then p = p + v, or with

@@ -87,3 +87,33 @@ func TestOptimizerPanics(t *testing.T) {
 		o.Step([][]float32{make([]float32, 3)}, [][]float32{make([]float32, 3)}) // fine after Reset
 	}
 }
+
+// The float64 references of the optimizer passes (the package's float32
+// passes are engine.RMSPropStep and engine.L2Penalty), in the precision
+// T: the golden training tests run them in float64.
+
+// rmspropUpdate is one RMSProp step on p with gradient g and accumulator a,
+// in the precision T.
+func rmspropUpdate[T learnFloat](p, g, a []T, lr, rho, eps float64) {
+	tr, tr1, tlr, teps := T(rho), T(1-rho), T(lr), T(eps)
+	for i, gi := range g {
+		ai := tr*a[i] + tr1*gi*gi
+		a[i] = ai
+		p[i] -= tlr * gi / (T(math.Sqrt(float64(ai))) + teps)
+	}
+}
+
+// l2Penalty adds the gradient of the penalty l2·sum(w²) to g and returns the
+// penalty.
+func l2Penalty[T learnFloat](g, w []T, l2 float64) float64 {
+	if l2 == 0 {
+		return 0
+	}
+	var s float64
+	c := T(2 * l2)
+	for i, v := range w {
+		s += float64(v) * float64(v)
+		g[i] += c * v
+	}
+	return l2 * s
+}

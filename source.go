@@ -16,11 +16,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/stylespace/style/internal/atomicfile"
+	"github.com/stylespace/style/internal/engine"
 )
 
 // ImageSource opens encoded images (JPEG, PNG, GIF) by name. The names are
@@ -411,37 +411,28 @@ func Prefetch(ctx context.Context, src ImageSource, names []string, opts *Prefet
 		}
 	}
 	errs := make([]error, len(todo))
-	var next, done atomic.Int64 // next name to open; images finished
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for range min(o.Workers, len(todo)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= len(todo) {
-					return
-				}
-				rc, err := src.Open(ctx, todo[i])
-				if err == nil {
-					_, err = io.Copy(io.Discard, rc)
-					rc.Close()
-				}
-				if err != nil && ctx.Err() != nil {
-					return // interrupted, not failed
-				}
-				errs[i] = err
-				if o.Progress != nil {
-					mu.Lock()
-					d := done.Add(1)
-					o.Progress(Progress{Stage: "download", Done: d, Total: int64(len(todo)), Elapsed: time.Since(start)})
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	var mu sync.Mutex // serialises the progress reports
+	var done int64    // images finished, under mu
+	engine.For(o.Workers, len(todo), func(_, i int) {
+		if ctx.Err() != nil {
+			return // interrupted: the rest is not opened
+		}
+		rc, err := src.Open(ctx, todo[i])
+		if err == nil {
+			_, err = io.Copy(io.Discard, rc)
+			rc.Close()
+		}
+		if err != nil && ctx.Err() != nil {
+			return // interrupted, not failed
+		}
+		errs[i] = err
+		if o.Progress != nil {
+			mu.Lock()
+			done++
+			o.Progress(Progress{Stage: "download", Done: done, Total: int64(len(todo)), Elapsed: time.Since(start)})
+			mu.Unlock()
+		}
+	})
 	var failed []ImageFailure
 	for i, err := range errs {
 		if err != nil {

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
-	"sync"
 	"time"
+
+	"github.com/stylespace/style/internal/engine"
 )
 
 // StudyL2 is the study's L2 penalty factor on the head's kernel: the loss
@@ -84,9 +84,7 @@ func (t *Trainer) settings() (epochs, batch int, l2 float64, workers int) {
 	} else if l2 < 0 {
 		l2 = 0
 	}
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
+	workers = engine.Workers(workers)
 	return
 }
 
@@ -198,7 +196,7 @@ func (h *SiameseHead) PairDistances(ctx context.Context, src FeatureSource, pair
 		return nil, nil
 	}
 	ws := newHeadWorkspace(h, min(128, len(pairs)), false)
-	_, dist, err := h.evalPairs(ctx, src, pairs, ws, runtime.GOMAXPROCS(0), 0, false)
+	_, dist, err := h.evalPairs(ctx, src, pairs, ws, engine.Workers(0), 0, false)
 	return dist, err
 }
 
@@ -266,41 +264,22 @@ func newHeadWorkspace(h *SiameseHead, capacity int, train bool) *headWorkspace {
 
 // gather copies the features of pairs into ws.x (row p the first item of
 // pair p, row n+p its second item) and their labels into ws.labels. Rows are
-// split among at most workers goroutines; each row is written by exactly
-// one, so the result does not depend on workers.
+// spread over at most workers goroutines (one per four rows); each row is
+// written by exactly one, so the result does not depend on workers.
 func (ws *headWorkspace) gather(src FeatureSource, pairs []LabeledPair, workers int) {
 	n, dim := len(pairs), src.Dim()
 	for p, pr := range pairs {
 		ws.labels[p] = pr.Label
 	}
-	row := func(r int) {
+	rows := 2 * n
+	engine.For(min(workers, rows/4), rows, func(_, r int) {
 		p := pairs[r%n]
 		i := p.A
 		if r >= n {
 			i = p.B
 		}
 		src.FeatureTo(ws.x[r*dim:(r+1)*dim], i)
-	}
-	rows := 2 * n
-	workers = min(workers, rows/4)
-	if workers <= 1 {
-		for r := 0; r < rows; r++ {
-			row(r)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		lo, hi := w*rows/workers, (w+1)*rows/workers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for r := lo; r < hi; r++ {
-				row(r)
-			}
-		}()
-	}
-	wg.Wait()
+	})
 }
 
 // step runs one training step on the gathered batch of n = len(ws.pairs)
@@ -315,7 +294,7 @@ func (ws *headWorkspace) step(h *SiameseHead, l2 float64, opt Optimizer) float64
 	d.forward(hh, x, 2*n, alpha)
 	loss := contrastiveEval(h.Margin, dh[:n*out], dh[n*out:], hh[:n*out], hh[n*out:], ws.labels[:n], ws.dist[:n])
 	d.backward(ws.gW, ws.gB, nil, x, hh, dh, 2*n, 2, alpha)
-	loss += l2PenaltyParallel(ws.gW, d.W, l2)
+	loss += engine.L2Penalty(ws.gW, d.W, l2)
 	opt.Step([][]float32{d.W, d.B}, [][]float32{ws.gW, ws.gB})
 	return loss
 }

@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
-	"sync"
 	"time"
 
+	"github.com/stylespace/style/internal/engine"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -209,12 +208,10 @@ func (t TSNE) config(n int) (tsneConfig, error) {
 	default:
 		return bad("unknown Method %d", c.method)
 	}
-	switch {
-	case c.workers == 0:
-		c.workers = runtime.GOMAXPROCS(0)
-	case c.workers < 0:
+	if c.workers < 0 {
 		return bad("Workers is %d, want a positive number", c.workers)
 	}
+	c.workers = engine.Workers(c.workers)
 	return c, nil
 }
 
@@ -640,34 +637,24 @@ type tsneTask interface {
 	run(lo, hi int)
 }
 
-type tsneJob struct {
-	t      tsneTask
-	lo, hi int
-}
-
-// tsnePool is a fixed set of goroutines living for one Fit call, so that an
-// iteration does not start goroutines or allocate.
+// tsnePool runs the parallel loops of one Fit call on an engine.Team,
+// whose goroutines live for the call, so that an iteration does not start
+// goroutines or allocate.
 type tsnePool struct {
 	workers int
-	jobs    chan tsneJob
-	wg      sync.WaitGroup
-	done    sync.WaitGroup
+	team    *engine.Team
+	// The loop in progress: task t over [0, n) in chunks of chunk
+	// indices. body is runChunk, bound once.
+	t        tsneTask
+	n, chunk int
+	body     func(w, i int)
 }
 
 func newTSNEPool(workers int) *tsnePool {
 	p := &tsnePool{workers: workers}
 	if workers > 1 {
-		p.jobs = make(chan tsneJob, 4*workers)
-		p.done.Add(workers)
-		for w := 0; w < workers; w++ {
-			go func() {
-				defer p.done.Done()
-				for j := range p.jobs {
-					j.t.run(j.lo, j.hi)
-					p.wg.Done()
-				}
-			}()
-		}
+		p.team = engine.NewTeam(workers)
+		p.body = p.runChunk
 	}
 	return p
 }
@@ -681,18 +668,20 @@ func (p *tsnePool) run(t tsneTask, n, chunk int) {
 	if c := (n + 4*p.workers - 1) / (4 * p.workers); c < chunk {
 		chunk = max(c, 16)
 	}
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		p.wg.Add(1)
-		p.jobs <- tsneJob{t, lo, hi}
-	}
-	p.wg.Wait()
+	p.t, p.n, p.chunk = t, n, chunk
+	p.team.For((n+chunk-1)/chunk, p.body)
+	p.t = nil
+}
+
+// runChunk runs chunk i of the loop in progress.
+func (p *tsnePool) runChunk(_, i int) {
+	lo := i * p.chunk
+	p.t.run(lo, min(lo+p.chunk, p.n))
 }
 
 func (p *tsnePool) close() {
-	if p.jobs != nil {
-		close(p.jobs)
-		p.done.Wait()
+	if p.team != nil {
+		p.team.Close()
 	}
 }
 

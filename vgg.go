@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"runtime"
 	"sync"
 	"time"
 
+	"github.com/stylespace/style/internal/engine"
 	"gonum.org/v1/gonum/blas"
 )
 
@@ -64,7 +64,7 @@ type VGG16Options struct {
 // vggWork holds the activations of one forward pass.
 type vggWork struct {
 	a, b []float32
-	conv convWorkspace // shared by the layers, which run one after another
+	conv engine.Workspace // shared by the layers, which run one after another
 }
 
 // LoadVGG16 reads a VGG16 weight file (see ReadVGG16Weights for the
@@ -141,7 +141,7 @@ func NewVGG16(w *VGG16Weights, opts *VGG16Options) (*VGG16, error) {
 
 // FeatureLen returns the length of a feature vector: C x 7 x 7 where C is
 // the width of the last conv layer (25,088 for VGG16).
-func (m *VGG16) FeatureLen() int { return m.convs[12].out * 7 * 7 }
+func (m *VGG16) FeatureLen() int { return m.convs[12].Out() * 7 * 7 }
 
 // Backbone identifies the network: name "vgg16", its preprocessing and the
 // SHA-256 of the weight file it was loaded from.
@@ -256,11 +256,7 @@ func (m *VGG16) ForwardBatchTo(dst, x []float32, n int) error {
 // to keep the workers busy on the small late layers, few enough to bound the
 // activation memory (about 13 MB per image). Results do not depend on it.
 func (m *VGG16) chunk() int {
-	w := m.workers
-	if w == 0 {
-		w = runtime.GOMAXPROCS(0)
-	}
-	return max(2, min(2*w, 8))
+	return max(2, min(2*engine.Workers(m.workers), 8))
 }
 
 // forwardTo runs the stack on n images of 3 x h x w and writes the final
@@ -270,11 +266,11 @@ func (m *VGG16) forwardTo(dst, x []float32, n, h, w int) {
 	maxAct := 0
 	ch, cw := h, w
 	for _, c := range m.convs {
-		maxAct = max(maxAct, c.out*ch*cw)
+		maxAct = max(maxAct, c.Out()*ch*cw)
 		ch, cw = c.OutputSize(ch, cw)
 	}
-	if len(dst) != n*m.convs[12].out*ch*cw {
-		panic(fmt.Sprintf("style: VGG16: destination has %d values, want %d", len(dst), n*m.convs[12].out*ch*cw))
+	if len(dst) != n*m.convs[12].Out()*ch*cw {
+		panic(fmt.Sprintf("style: VGG16: destination has %d values, want %d", len(dst), n*m.convs[12].Out()*ch*cw))
 	}
 	wk, _ := m.work.Get().(*vggWork)
 	if wk == nil {
@@ -294,11 +290,11 @@ func (m *VGG16) forwardTo(dst, x []float32, n, h, w int) {
 		case i == len(m.convs)-1:
 			out = dst
 		case i%2 == 0:
-			out = wk.a[:n*c.out*oh*ow]
+			out = wk.a[:n*c.Out()*oh*ow]
 		default:
-			out = wk.b[:n*c.out*oh*ow]
+			out = wk.b[:n*c.Out()*oh*ow]
 		}
-		c.forward(out, cur, n, ch, cw, &wk.conv)
+		c.e.Forward(out, cur, n, ch, cw, &wk.conv)
 		cur, ch, cw = out, oh, ow
 	}
 }

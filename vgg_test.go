@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"gonum.org/v1/gonum/blas/gonum"
 	"image"
 	"math"
 	"math/rand/v2"
@@ -15,6 +14,9 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"github.com/stylespace/style/internal/engine"
+	"gonum.org/v1/gonum/blas/gonum"
 )
 
 // splitmix64 is the generator of the formula weights (../shared/README.md).
@@ -379,9 +381,9 @@ func testVGG16MatchesNaive(t *testing.T, algo ConvAlgorithm) {
 	copy(cur, x)
 	h := size
 	for i, c := range m.convs {
-		ref := naiveConv3x3(cur, n, c.in, h, h, weights.Layers[i], true)
+		ref := naiveConv3x3(cur, n, c.In(), h, h, weights.Layers[i], true)
 		if vgg16Pools[i] {
-			ref = naiveMaxPool2x2(ref, n*c.out, h, h)
+			ref = naiveMaxPool2x2(ref, n*c.Out(), h, h)
 			h /= 2
 		}
 		cur = make([]float32, len(ref))
@@ -579,7 +581,7 @@ func TestNewVGG16Validation(t *testing.T) {
 // activations and scratch: with an allocation-free BLAS only a small,
 // constant number of allocations remains (goroutine closures).
 func TestVGG16SteadyStateAllocs(t *testing.T) {
-	if raceEnabled {
+	if engine.RaceEnabled {
 		// The race detector makes sync.Pool drop items at random, so
 		// allocation counts say nothing there; the normal build checks them.
 		t.Skip("allocation counts are not meaningful under the race detector")
@@ -678,7 +680,7 @@ func BenchmarkVGG16Features(b *testing.B) {
 func vgg16Flops(m *VGG16) float64 {
 	f, h := 0.0, 224
 	for i, c := range m.convs {
-		f += 2 * float64(c.out) * float64(c.in*9) * float64(h*h)
+		f += 2 * float64(c.Out()) * float64(c.In()*9) * float64(h*h)
 		if vgg16Pools[i] {
 			h /= 2
 		}
