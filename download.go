@@ -45,6 +45,10 @@ type DownloadOptions struct {
 	// bytes of the file on disk so far and Total its size (0 until known),
 	// at most every 256 KiB and once at the end.
 	Progress func(Progress)
+
+	// divisor is the width divisor of the network the file must hold (see
+	// ReadVGG16Weights); 0 means 1. Tests set it to serve small networks.
+	divisor int
 }
 
 // downloadAttempts is how many requests one DownloadVGG16 call makes at
@@ -125,7 +129,7 @@ func DownloadVGG16(ctx context.Context, opts *DownloadOptions) (string, error) {
 		os.Remove(part)
 		return "", fmt.Errorf("style: download %s: SHA-256 %s does not start with %s; the download was deleted", o.URL, sum, o.SHA256Prefix)
 	}
-	w, err := readVGG16Weights(part, sum)
+	w, err := readVGG16Weights(part, max(o.divisor, 1), sum)
 	if err != nil {
 		return "", fmt.Errorf("style: download %s: converting: %w", o.URL, err)
 	}

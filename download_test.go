@@ -111,7 +111,7 @@ func (f *downloadFixture) check(t *testing.T, path, dir string) {
 	if want := filepath.Join(dir, "vgg16-test.safetensors"); path != want {
 		t.Errorf("path %s, want %s", path, want)
 	}
-	w, err := ReadVGG16Weights(path)
+	w, err := ReadVGG16Weights(path, testDivisor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestDownloadVGG16ResumeAndCache(t *testing.T) {
 	url := srv.URL + "/models/vgg16-test.pth"
 	dir := t.TempDir()
 	var reports []Progress
-	opts := &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir,
+	opts := &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor,
 		Progress: func(p Progress) { reports = append(reports, p) }}
 	path, err := DownloadVGG16(context.Background(), opts)
 	if err != nil {
@@ -181,7 +181,7 @@ func TestDownloadVGG16ServerIgnoresRange(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "vgg16-test.pth.part"), []byte(strings.Repeat("junk", 100)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	path, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir})
+	path, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestDownloadVGG16CompletePartial(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "vgg16-test.pth.part"), f.content, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	path, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir})
+	path, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestDownloadVGG16HashMismatch(t *testing.T) {
 	s := &weightServer{content: other.content}
 	url := startServer(t, s)
 	dir := t.TempDir()
-	_, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir})
+	_, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
 	if err == nil || !strings.Contains(err.Error(), "SHA-256") || !strings.Contains(err.Error(), f.prefix) {
 		t.Fatalf("error %v, want a SHA-256 mismatch naming %s", err, f.prefix)
 	}
@@ -236,7 +236,7 @@ func TestDownloadVGG16Cancel(t *testing.T) {
 	dir := t.TempDir()
 	part := filepath.Join(dir, "vgg16-test.pth.part")
 	ctx, cancel := context.WithCancel(context.Background())
-	opts := &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir}
+	opts := &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor}
 	errc := make(chan error, 1)
 	go func() {
 		_, err := DownloadVGG16(ctx, opts)
@@ -276,7 +276,7 @@ func TestDownloadVGG16Errors(t *testing.T) {
 	s := &weightServer{content: f.content, status: http.StatusNotFound}
 	url := startServer(t, s)
 	dir := t.TempDir()
-	_, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir})
+	_, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
 	if err == nil || !strings.Contains(err.Error(), "404") {
 		t.Errorf("404: error %v", err)
 	}

@@ -271,8 +271,11 @@ func testValues(seed, n int) []float32 {
 	return out
 }
 
-// narrowWidths are the widths of a small VGG16-shaped chain for tests.
-var narrowWidths = [13]int{2, 2, 3, 3, 4, 4, 4, 5, 5, 5, 5, 5, 6}
+// testDivisor is the width divisor of the small VGG16 networks the tests
+// write, and narrowWidths their widths.
+const testDivisor = 32
+
+var narrowWidths = vgg16Widths(testDivisor)
 
 // vgg16Specs returns the conv tensors of a VGG16-shaped chain of the given
 // widths, plus a classifier tensor of classifier floats.
@@ -340,7 +343,7 @@ func TestReadPTHSynthetic(t *testing.T) {
 			f := tc.file
 			f.tensors, f.zip = specs, tc.zip
 			p := writeTemp(t, "w.pth", f.bytes(t))
-			w, err := ReadVGG16Weights(p)
+			w, err := ReadVGG16Weights(p, testDivisor)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -404,7 +407,7 @@ func TestReadPTHStorageOffsetAndSharing(t *testing.T) {
 	}
 	for _, isZip := range []bool{false, true} {
 		p := writeTemp(t, "w.pth", (&pthFile{tensors: specs, zip: isZip}).bytes(t))
-		w, err := ReadVGG16Weights(p)
+		w, err := ReadVGG16Weights(p, testDivisor)
 		if err != nil {
 			t.Fatalf("zip=%v: %v", isZip, err)
 		}
@@ -468,7 +471,7 @@ func TestReadPTHHostile(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeTemp(t, "w.pth", tc.file.bytes(t))
-			_, err := ReadVGG16Weights(p)
+			_, err := ReadVGG16Weights(p, testDivisor)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -483,7 +486,7 @@ func TestReadPTHHostile(t *testing.T) {
 		specs := base()
 		specs[4].offset, specs[4].trim = 2, 3
 		p := writeTemp(t, "w.pth", (&pthFile{tensors: specs, zip: isZip}).bytes(t))
-		_, err := ReadVGG16Weights(p)
+		_, err := ReadVGG16Weights(p, testDivisor)
 		if err == nil || !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "outside storage") {
 			t.Errorf("zip=%v: error %v, want ErrFormat about the storage", isZip, err)
 		}
@@ -499,7 +502,7 @@ func TestReadPTHTruncated(t *testing.T) {
 			if err := os.WriteFile(p, data[:cut], 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, err := ReadVGG16Weights(p)
+			_, err := ReadVGG16Weights(p, testDivisor)
 			if err == nil || !errors.Is(err, ErrFormat) {
 				t.Fatalf("zip=%v cut at %d of %d: error %v, want ErrFormat", isZip, cut, len(data), err)
 			}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 )
 
@@ -78,6 +79,65 @@ func vgg16TensorNames() map[string]bool {
 	return m
 }
 
+// checkVGG16Divisor returns an error unless divisor is a width divisor
+// ReadVGG16Weights accepts: 1, 2, 4, 8, 16, 32 or 64.
+func checkVGG16Divisor(fn string, divisor int) error {
+	if divisor <= 0 || divisor > 64 || divisor&(divisor-1) != 0 {
+		return fmt.Errorf("style: %s: width divisor %d is not 1, 2, 4, 8, 16, 32 or 64", fn, divisor)
+	}
+	return nil
+}
+
+// vgg16Widths returns the output channels of the 13 layers of VGG16 with
+// every width divided by divisor, which must divide 64.
+func vgg16Widths(divisor int) [13]int {
+	var w [13]int
+	for i, full := range vgg16FullWidths {
+		w[i] = full / divisor
+	}
+	return w
+}
+
+// checkVGG16Shapes checks that shapes (tensor name -> shape) hold the 26
+// tensors of VGG16 with every width divided by divisor, each with exactly
+// VGG16's shape, and returns the number of float32 values they hold. The
+// error is a *FormatError naming path, the tensor and its shape.
+func checkVGG16Shapes(shapes map[string][]int, path string, divisor int) (int64, error) {
+	ferr := func(format string, args ...any) error {
+		return &FormatError{Path: path, Offset: -1, Msg: fmt.Sprintf(format, args...)}
+	}
+	widths := vgg16Widths(divisor)
+	what := "VGG16's"
+	if divisor != 1 {
+		what = fmt.Sprintf("VGG16's divided by %d", divisor)
+	}
+	var total int64
+	in := 3
+	for i, idx := range vgg16ConvIndices {
+		out := widths[i]
+		wn := "features." + strconv.Itoa(idx) + ".weight"
+		bn := "features." + strconv.Itoa(idx) + ".bias"
+		for _, t := range []struct {
+			name string
+			want []int
+		}{{wn, []int{out, in, 3, 3}}, {bn, []int{out}}} {
+			s, ok := shapes[t.name]
+			switch {
+			case !ok:
+				return 0, ferr("tensor %s (VGG16 conv layer %d) is missing", t.name, i+1)
+			case slices.Equal(s, t.want):
+			case i == 0 && len(s) == 4 && s[1] != 3:
+				return 0, ferr("tensor %s has shape %v: the first layer must take 3 input channels", t.name, s)
+			default:
+				return 0, ferr("tensor %s has shape %v, want %v (conv layer %d; widths %s)", t.name, s, t.want, i+1, what)
+			}
+		}
+		total += int64(out*in*9 + out)
+		in = out
+	}
+	return total, nil
+}
+
 // ReadVGG16Weights reads the convolutional layers of a VGG16 weight file.
 //
 // The format is told from the content, not the name: safetensors (our own
@@ -86,10 +146,15 @@ func vgg16TensorNames() map[string]bool {
 // float32, float16 or bfloat16 values (converted to float32). Only the
 // tensors features.N.weight [out,in,3,3] and features.N.bias [out] for N in
 // 0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28 (torchvision's names) are
-// read; the classifier is skipped without being loaded. The layers must form a VGG16-shaped
-// chain: 13 layers of 3x3 kernels, the first taking 3 channels, each taking
-// the previous one's outputs, with Out biases; the widths are taken from the
-// shapes, so narrowed networks load too.
+// read; the classifier is skipped without being loaded.
+//
+// The layers must have exactly VGG16's shape with every width divided by
+// divisor: 1 for VGG16 itself (widths 64, 64, 128, 128, 256, 256, 256,
+// 512, ..., 512, the first layer taking 3 channels), or 2, 4, 8, 16, 32 or
+// 64 for the narrow networks GenerateVGG16Weights makes (8 for the narrow
+// network of the golden tests). A file of any other shape is a
+// *FormatError naming the tensor and its shape; any other divisor is an
+// error.
 //
 // Preprocess comes from the safetensors metadata key "preprocess" ("caffe"
 // or "torch"); files without it (torchvision, timm) get PreprocessTorch.
@@ -97,13 +162,16 @@ func vgg16TensorNames() map[string]bool {
 // matching ErrFormat that names the file and, where known, the byte offset.
 // Pickles are never executed: a checkpoint naming any Python global beyond
 // the few a state dict of tensors needs is refused.
-func ReadVGG16Weights(path string) (*VGG16Weights, error) {
-	return readVGG16Weights(path, "")
+func ReadVGG16Weights(path string, divisor int) (*VGG16Weights, error) {
+	return readVGG16Weights(path, divisor, "")
 }
 
 // readVGG16Weights is ReadVGG16Weights; a non-empty sum is used as the
 // file's SHA-256 instead of hashing it again.
-func readVGG16Weights(path, sum string) (*VGG16Weights, error) {
+func readVGG16Weights(path string, divisor int, sum string) (*VGG16Weights, error) {
+	if err := checkVGG16Divisor("ReadVGG16Weights", divisor); err != nil {
+		return nil, err
+	}
 	format, err := sniffWeightFormat(path)
 	if err != nil {
 		return nil, err
@@ -130,9 +198,14 @@ func readVGG16Weights(path, sum string) (*VGG16Weights, error) {
 			return nil, &FormatError{Path: path, Offset: -1, Msg: fmt.Sprintf("metadata preprocess %q is neither %q nor %q", p, PreprocessCaffe, PreprocessTorch)}
 		}
 	}
-	if w.Layers, err = vgg16Layers(ts, path); err != nil {
+	shapes := make(map[string][]int, len(ts))
+	for name, t := range ts {
+		shapes[name] = t.shape
+	}
+	if _, err := checkVGG16Shapes(shapes, path, divisor); err != nil {
 		return nil, err
 	}
+	w.Layers = vgg16Layers(ts)
 	if w.SHA256 = sum; sum == "" {
 		if w.SHA256, err = fileSHA256(path); err != nil {
 			return nil, err
@@ -141,41 +214,16 @@ func readVGG16Weights(path, sum string) (*VGG16Weights, error) {
 	return w, nil
 }
 
-// vgg16Layers assembles and validates the 13 layers from named tensors.
-func vgg16Layers(ts map[string]tensor, path string) ([]ConvWeights, error) {
-	ferr := func(format string, args ...any) error {
-		return &FormatError{Path: path, Offset: -1, Msg: fmt.Sprintf(format, args...)}
-	}
+// vgg16Layers assembles the 13 layers from named tensors whose shapes
+// checkVGG16Shapes has accepted.
+func vgg16Layers(ts map[string]tensor) []ConvWeights {
 	layers := make([]ConvWeights, len(vgg16ConvIndices))
-	in := 3
 	for i, idx := range vgg16ConvIndices {
-		wn := "features." + strconv.Itoa(idx) + ".weight"
-		bn := "features." + strconv.Itoa(idx) + ".bias"
-		wt, ok := ts[wn]
-		if !ok {
-			return nil, ferr("tensor %s (VGG16 conv layer %d) is missing", wn, i+1)
-		}
-		bt, ok := ts[bn]
-		if !ok {
-			return nil, ferr("tensor %s (VGG16 conv layer %d) is missing", bn, i+1)
-		}
-		s := wt.shape
-		if len(s) != 4 || s[2] != 3 || s[3] != 3 || s[0] == 0 {
-			return nil, ferr("tensor %s has shape %v, want [out, in, 3, 3]", wn, s)
-		}
-		if s[1] != in {
-			if i == 0 {
-				return nil, ferr("tensor %s has shape %v: the first layer must take 3 input channels", wn, s)
-			}
-			return nil, ferr("tensor %s has shape %v: it must take the %d channels of the previous layer", wn, s, in)
-		}
-		if len(bt.shape) != 1 || bt.shape[0] != s[0] {
-			return nil, ferr("tensor %s has shape %v, want [%d]", bn, bt.shape, s[0])
-		}
-		layers[i] = ConvWeights{Out: s[0], In: s[1], Weight: wt.data, Bias: bt.data}
-		in = s[0]
+		wt := ts["features."+strconv.Itoa(idx)+".weight"]
+		bt := ts["features."+strconv.Itoa(idx)+".bias"]
+		layers[i] = ConvWeights{Out: wt.shape[0], In: wt.shape[1], Weight: wt.data, Bias: bt.data}
 	}
-	return layers, nil
+	return layers
 }
 
 // fileSHA256 returns the hex SHA-256 of a file, reading it as a stream.
@@ -233,12 +281,19 @@ func (w *VGG16Weights) WriteSafetensors(path string) error {
 }
 
 // ConvertVGG16 reads the VGG16 weight file src (any format ReadVGG16Weights
-// accepts) and writes its convolutional layers to dst as a safetensors file
-// with metadata (see VGG16Weights.WriteSafetensors), atomically. For
-// torchvision's vgg16-397923af.pth the result is about 58.9 MB of float32
-// that loads without any pickle decoding.
+// accepts, with VGG16's full widths: divisor 1) and writes its
+// convolutional layers to dst as a safetensors file with metadata (see
+// VGG16Weights.WriteSafetensors), atomically. For torchvision's
+// vgg16-397923af.pth the result is about 58.9 MB of float32 that loads
+// without any pickle decoding.
 func ConvertVGG16(dst, src string) error {
-	w, err := ReadVGG16Weights(src)
+	return convertVGG16(dst, src, 1)
+}
+
+// convertVGG16 is ConvertVGG16 for the network with widths divided by
+// divisor.
+func convertVGG16(dst, src string, divisor int) error {
+	w, err := ReadVGG16Weights(src, divisor)
 	if err != nil {
 		return err
 	}

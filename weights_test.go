@@ -12,6 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 const sharedGolden = "../shared/golden"
@@ -28,7 +31,7 @@ func sharedFile(t *testing.T, rel string) string {
 }
 
 func TestReadVGG16WeightsGolden(t *testing.T) {
-	ref, err := ReadVGG16Weights(sharedFile(t, "vgg16_narrow_tv.safetensors"))
+	ref, err := ReadVGG16Weights(sharedFile(t, "vgg16_narrow_tv.safetensors"), 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +61,7 @@ func TestReadVGG16WeightsGolden(t *testing.T) {
 	}
 	for _, name := range []string{"vgg16_narrow_legacy.pth", "vgg16_narrow_zip.pth", "vgg16_narrow_fp16_zip.pth"} {
 		t.Run(name, func(t *testing.T) {
-			w, err := ReadVGG16Weights(sharedFile(t, "pth/"+name))
+			w, err := ReadVGG16Weights(sharedFile(t, "pth/"+name), 8)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -116,14 +119,14 @@ func TestConvertVGG16RoundTrip(t *testing.T) {
 			specs := vgg16Specs(narrowWidths, tc.half, 100)
 			src := writeTemp(t, "vgg16-test.pth", (&pthFile{tensors: specs, zip: tc.zip}).bytes(t))
 			dst := filepath.Join(t.TempDir(), "vgg16.safetensors")
-			if err := ConvertVGG16(dst, src); err != nil {
+			if err := convertVGG16(dst, src, testDivisor); err != nil {
 				t.Fatal(err)
 			}
-			orig, err := ReadVGG16Weights(src)
+			orig, err := ReadVGG16Weights(src, testDivisor)
 			if err != nil {
 				t.Fatal(err)
 			}
-			conv, err := ReadVGG16Weights(dst)
+			conv, err := ReadVGG16Weights(dst, testDivisor)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -162,7 +165,7 @@ func mustSHA256(t *testing.T, p string) string {
 
 func TestReadVGG16WeightsPreprocess(t *testing.T) {
 	specs := vgg16Specs(narrowWidths, false, 0)
-	w, err := ReadVGG16Weights(writeTemp(t, "w.pth", (&pthFile{tensors: specs}).bytes(t)))
+	w, err := ReadVGG16Weights(writeTemp(t, "w.pth", (&pthFile{tensors: specs}).bytes(t)), testDivisor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +175,7 @@ func TestReadVGG16WeightsPreprocess(t *testing.T) {
 	if err := w.WriteSafetensors(p); err != nil {
 		t.Fatal(err)
 	}
-	got, err := ReadVGG16Weights(p)
+	got, err := ReadVGG16Weights(p, testDivisor)
 	if err != nil || got.Preprocess != PreprocessCaffe {
 		t.Fatalf("caffe file: Preprocess %v, error %v", got, err)
 	}
@@ -183,7 +186,7 @@ func TestReadVGG16WeightsPreprocess(t *testing.T) {
 	if err := writeSafetensors(p, ts, map[string]string{"preprocess": "tf"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadVGG16Weights(p); err == nil || !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), `"tf"`) {
+	if _, err := ReadVGG16Weights(p, testDivisor); err == nil || !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), `"tf"`) {
 		t.Errorf("preprocess tf: error %v", err)
 	}
 	w.Preprocess = "tf"
@@ -195,7 +198,7 @@ func TestReadVGG16WeightsPreprocess(t *testing.T) {
 	if err := writeSafetensors(p, ts, nil); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := ReadVGG16Weights(p); err != nil || got.Preprocess != PreprocessTorch || got.Metadata != nil {
+	if got, err := ReadVGG16Weights(p, testDivisor); err != nil || got.Preprocess != PreprocessTorch || got.Metadata != nil {
 		t.Errorf("no metadata: %+v, %v", got, err)
 	}
 }
@@ -283,7 +286,7 @@ func TestReadVGG16WeightsBadChain(t *testing.T) {
 			if err := writeSafetensors(p, tc.mutate(good()), nil); err != nil {
 				t.Fatal(err)
 			}
-			_, err := ReadVGG16Weights(p)
+			_, err := ReadVGG16Weights(p, testDivisor)
 			if err == nil || !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want ErrFormat naming %s", err, tc.want)
 			}
@@ -294,7 +297,7 @@ func TestReadVGG16WeightsBadChain(t *testing.T) {
 	if err := writeSafetensors(p, good(), nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadVGG16Weights(p); err != nil {
+	if _, err := ReadVGG16Weights(p, testDivisor); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -307,11 +310,11 @@ func TestReadVGG16WeightsUnknownFormat(t *testing.T) {
 		"pickle": {0x80, 9, '.'},
 	} {
 		p := writeTemp(t, name+".pth", data)
-		if _, err := ReadVGG16Weights(p); err == nil || !errors.Is(err, ErrFormat) {
+		if _, err := ReadVGG16Weights(p, testDivisor); err == nil || !errors.Is(err, ErrFormat) {
 			t.Errorf("%s: error %v, want ErrFormat", name, err)
 		}
 	}
-	if _, err := ReadVGG16Weights(filepath.Join(t.TempDir(), "missing.pth")); err == nil || !errors.Is(err, os.ErrNotExist) {
+	if _, err := ReadVGG16Weights(filepath.Join(t.TempDir(), "missing.pth"), testDivisor); err == nil || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: error %v, want os.ErrNotExist", err)
 	}
 }
@@ -330,11 +333,7 @@ func TestWriteSafetensorsInvalidWeights(t *testing.T) {
 
 func BenchmarkReadVGG16Weights(b *testing.B) {
 	// A chain a quarter of VGG16's widths (about 3.7 MB of float32).
-	var widths [13]int
-	for i, w := range [13]int{64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512} {
-		widths[i] = w / 4
-	}
-	specs := vgg16Specs(widths, false, 0)
+	specs := vgg16Specs(vgg16Widths(4), false, 0)
 	dir := b.TempDir()
 	legacy := filepath.Join(dir, "w.pth")
 	if err := os.WriteFile(legacy, (&pthFile{tensors: specs}).bytes(b), 0o644); err != nil {
@@ -345,7 +344,7 @@ func BenchmarkReadVGG16Weights(b *testing.B) {
 		b.Fatal(err)
 	}
 	st := filepath.Join(dir, "w.safetensors")
-	if err := ConvertVGG16(st, legacy); err != nil {
+	if err := convertVGG16(st, legacy, 4); err != nil {
 		b.Fatal(err)
 	}
 	for _, f := range []struct{ name, path string }{{"safetensors", st}, {"pth_legacy", legacy}, {"pth_zip", zipped}} {
@@ -354,7 +353,7 @@ func BenchmarkReadVGG16Weights(b *testing.B) {
 			b.SetBytes(fi.Size())
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := ReadVGG16Weights(f.path); err != nil {
+				if _, err := ReadVGG16Weights(f.path, 4); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -374,9 +373,65 @@ func ExampleDownloadVGG16() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	w, err := ReadVGG16Weights(path)
+	w, err := ReadVGG16Weights(path, 1)
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(len(w.Layers), w.Preprocess, w.Metadata["source"])
+}
+
+// loadVGG16 is LoadVGG16 for the network with widths divided by divisor.
+func loadVGG16(path string, divisor int) (*VGG16, error) {
+	w, err := ReadVGG16Weights(path, divisor)
+	if err != nil {
+		return nil, err
+	}
+	return NewVGG16(w, nil)
+}
+
+// TestReadVGG16WeightsWidths: a file loads only with the width divisor of
+// the network it holds, and a file of any other shape, such as one whose
+// first layer is 8,192 channels wide (a 1.2 MB file that would cost
+// gigabytes of memory per image), is refused naming the tensor and its
+// shape.
+func TestReadVGG16WeightsWidths(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []int{16, 32, 64} {
+		p := filepath.Join(dir, fmt.Sprintf("div%d.safetensors", d))
+		require.NoError(t, GenerateVGG16Weights(uint64(d), d).WriteSafetensors(p))
+		w, err := ReadVGG16Weights(p, d)
+		require.NoError(t, err)
+		assert.Equal(t, vgg16Widths(d)[12], w.Layers[12].Out)
+		for _, other := range []int{1, 2, 4, 8, 16, 32, 64} {
+			if other == d {
+				continue
+			}
+			_, err := ReadVGG16Weights(p, other)
+			require.ErrorIs(t, err, ErrFormat, "file of divisor %d read with %d", d, other)
+			assert.Contains(t, err.Error(), fmt.Sprintf("features.0.weight has shape [%d 3 3 3]", 64/d))
+		}
+	}
+
+	// An 8,192-wide first layer followed by the layers of divisor 64.
+	wide := GenerateVGG16Weights(1, 64)
+	wide.Layers[0] = ConvWeights{Out: 8192, In: 3, Weight: make([]float32, 8192*27), Bias: make([]float32, 8192)}
+	wide.Layers[1] = ConvWeights{Out: 1, In: 8192, Weight: make([]float32, 8192*9), Bias: make([]float32, 1)}
+	p := filepath.Join(dir, "wide.safetensors")
+	require.NoError(t, wide.WriteSafetensors(p))
+	for _, d := range []int{1, 2, 4, 8, 16, 32, 64} {
+		_, err := ReadVGG16Weights(p, d)
+		var fe *FormatError
+		require.ErrorAs(t, err, &fe, "divisor %d", d)
+		assert.Equal(t, p, fe.Path)
+		assert.Contains(t, err.Error(), "features.0.weight has shape [8192 3 3 3]")
+	}
+
+	// Divisors other than the powers of two up to 64 are the caller's
+	// mistake, not the file's.
+	for _, d := range []int{0, -8, 3, 12, 128} {
+		_, err := ReadVGG16Weights(p, d)
+		require.Error(t, err, "divisor %d", d)
+		assert.NotErrorIs(t, err, ErrFormat)
+		assert.Contains(t, err.Error(), "divisor")
+	}
 }
