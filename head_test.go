@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestNewSiameseHead(t *testing.T) {
@@ -286,4 +289,34 @@ func ExampleSiameseHead_Verdict() {
 	// Output:
 	// Nice, this looks good together!
 	// Sorry, these styles do not match.
+}
+
+// TestLoadHeadHuge: a sparse head file declaring 2^33 weights (32 GiB) is
+// refused from its metadata, before any weight is read or allocated, as
+// is one whose kernel is larger than its metadata says.
+func TestLoadHeadHuge(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		in, out, rows int
+		want          string
+	}{
+		{"huge", 1 << 18, 1 << 15, 1 << 18, "exceeds the limit"},
+		{"kernel_larger_than_metadata", 4, 1 << 15, 1 << 18, "has shape [262144 32768]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kernel := int64(tc.rows) * int64(tc.out) * 4
+			hdr := fmt.Sprintf(`{"__metadata__":{"format":%q,"format_version":%q,"in":"%d","out":"%d","scale":"1","margin":"1","cutoff":"0.5"},`+
+				`%q:{"dtype":"F32","shape":[%d,%d],"data_offsets":[0,%d]},%q:{"dtype":"F32","shape":[%d],"data_offsets":[%d,%d]}}`,
+				headFormat, headFormatVersion, tc.in, tc.out, headKernelName, tc.rows, tc.out, kernel, headBiasName, tc.out, kernel, kernel+4*int64(tc.out))
+			p := writeTemp(t, "head.safetensors", rawSafetensors(hdr, nil))
+			require.NoError(t, os.Truncate(p, int64(8+len(hdr))+kernel+4*int64(tc.out)))
+			var err error
+			n := allocated(func() { _, err = LoadHead(p) })
+			var fe *FormatError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, p, fe.Path)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.LessOrEqual(t, n, readBudget(0))
+		})
+	}
 }

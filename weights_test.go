@@ -1,6 +1,7 @@
 package style
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -433,5 +435,99 @@ func TestReadVGG16WeightsWidths(t *testing.T) {
 		require.Error(t, err, "divisor %d", d)
 		assert.NotErrorIs(t, err, ErrFormat)
 		assert.Contains(t, err.Error(), "divisor")
+	}
+}
+
+// allocated returns the bytes the process allocates while f runs
+// (runtime.MemStats.TotalAlloc, an upper bound of the peak).
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// readBudget is the most a weight reader may allocate: twice the bytes of
+// the tensors it returns (kept) plus 64 MB for parsing, whatever the file.
+func readBudget(kept int64) uint64 { return 2*uint64(kept) + 64<<20 }
+
+// tensorsBytes returns the bytes of the values of ts.
+func tensorsBytes(ts map[string]tensor) int64 {
+	var n int64
+	for _, t := range ts {
+		n += 4 * int64(len(t.data))
+	}
+	return n
+}
+
+// layersBytes returns the bytes of the weights and biases of w (0 for nil).
+func layersBytes(w *VGG16Weights) int64 {
+	var n int64
+	if w != nil {
+		for _, l := range w.Layers {
+			n += 4 * int64(len(l.Weight)+len(l.Bias))
+		}
+	}
+	return n
+}
+
+// sparseSafetensors writes a safetensors file declaring features.0.weight
+// as one F32 tensor of the given bytes, all zero and sparse on disk.
+func sparseSafetensors(t *testing.T, bytes int64) string {
+	hdr := fmt.Sprintf(`{"features.0.weight":{"dtype":"F32","shape":[%d],"data_offsets":[0,%d]}}`, bytes/4, bytes)
+	p := writeTemp(t, "sparse.safetensors", rawSafetensors(hdr, nil))
+	require.NoError(t, os.Truncate(p, int64(8+len(hdr))+bytes))
+	return p
+}
+
+// TestReadVGG16WeightsBombs: files that declare far more data than VGG16
+// has are refused before any of it is read, within 64 MB of allocations:
+// a 66 KB zip checkpoint whose 26 tensors all view one deflated 68 MB
+// storage (3.5 GB if each tensor is inflated and converted), a legacy
+// checkpoint doing the same with an 8 MB storage (26 x 16 MB), and a
+// sparse safetensors file declaring one 32 GiB tensor (an unrecoverable
+// out-of-memory crash if allocated).
+func TestReadVGG16WeightsBombs(t *testing.T) {
+	zipBomb := vgg16Bomb(t, 34<<20, true)
+	require.Less(t, len(zipBomb), 80<<10, "the zip bomb should be small")
+	files := map[string]string{
+		"zip_shared_storage":    writeTemp(t, "bomb.pth", zipBomb),
+		"legacy_shared_storage": writeTemp(t, "bomb_legacy.pth", vgg16Bomb(t, 4<<20, false)),
+		"sparse_safetensors":    sparseSafetensors(t, 32<<30),
+	}
+	for name, p := range files {
+		t.Run(name, func(t *testing.T) {
+			var err error
+			n := allocated(func() { _, err = ReadVGG16Weights(p, 1) })
+			var fe *FormatError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, p, fe.Path)
+			assert.LessOrEqual(t, n, readBudget(0), "allocated %d bytes", n)
+		})
+	}
+	// Without a shape to check, the readers' own byte budget refuses the
+	// bomb as well, still before reading it.
+	var err error
+	n := allocated(func() { _, err = readPTHZip(bytes.NewReader(zipBomb), int64(len(zipBomb)), "bomb.pth", nil) })
+	require.ErrorIs(t, err, ErrFormat)
+	assert.Contains(t, err.Error(), "more than")
+	assert.LessOrEqual(t, n, readBudget(0))
+}
+
+// checkReadCost fails t unless err is nil or a *FormatError, and a read
+// that returned kept bytes of tensors (0 on error) allocated at most
+// readBudget(kept).
+func checkReadCost(t *testing.T, what string, err error, allocated uint64, kept int64) {
+	t.Helper()
+	if err != nil {
+		var fe *FormatError
+		if !errors.As(err, &fe) {
+			t.Fatalf("%s: error %v is not a *FormatError", what, err)
+		}
+		kept = 0
+	}
+	if allocated > readBudget(kept) {
+		t.Fatalf("%s: allocated %d bytes to read %d bytes of tensors (error %v); the budget is %d", what, allocated, kept, err, readBudget(kept))
 	}
 }
