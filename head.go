@@ -109,14 +109,19 @@ func NewSiameseHead(cfg *HeadConfig) (*SiameseHead, error) {
 	return &SiameseHead{Dense: d, Scale: c.Scale, Margin: c.Margin, Cutoff: c.Cutoff, Backbone: c.Backbone}, nil
 }
 
+// checkHeadParams checks that scale and margin are positive and finite,
+// with 1/scale a positive finite float32 (the factor folded into the
+// matrix product), and cutoff finite and not negative.
 func checkHeadParams(scale, margin, cutoff float64) error {
-	switch {
+	switch alpha := float32(1 / scale); {
 	case !(scale > 0) || math.IsInf(scale, 0):
 		return fmt.Errorf("scale %v is not a positive finite number", scale)
+	case alpha == 0 || math.IsInf(float64(alpha), 0):
+		return fmt.Errorf("scale %v is out of range: 1/scale must be a positive finite float32", scale)
 	case !(margin > 0) || math.IsInf(margin, 0):
 		return fmt.Errorf("margin %v is not a positive finite number", margin)
-	case math.IsNaN(cutoff) || math.IsInf(cutoff, 0):
-		return fmt.Errorf("cutoff %v is not finite", cutoff)
+	case !(cutoff >= 0) || math.IsInf(cutoff, 0):
+		return fmt.Errorf("cutoff %v is not a finite number >= 0", cutoff)
 	}
 	return nil
 }
@@ -246,10 +251,28 @@ func describeBackbone(b Backbone) string {
 // Save writes the head to path as a safetensors file, atomically: the
 // tensors "dense.kernel" [In, Out] and "dense.bias" [Out] in F32, and
 // metadata recording the format version, sizes, scale, margin, cutoff and
-// backbone (name, preprocessing, weight-file SHA-256).
+// backbone (name, preprocessing, weight-file SHA-256). It returns an error,
+// writing nothing, for a head LoadHead would refuse: more than 2^27
+// weights, a weight or bias that is not finite or beyond ±1e6, a scale or
+// margin that is not positive and finite, or a cutoff that is not finite
+// and >= 0.
 func (h *SiameseHead) Save(path string) error {
 	d := h.Dense
 	d.checkShape("Save")
+	if int64(d.In)*int64(d.Out) > maxHeadWeights {
+		return fmt.Errorf("style: SiameseHead.Save %s: %d x %d weights exceed the limit of %d", path, d.In, d.Out, maxHeadWeights)
+	}
+	if err := checkHeadParams(h.Scale, h.Margin, h.Cutoff); err != nil {
+		return fmt.Errorf("style: SiameseHead.Save %s: %v", path, err)
+	}
+	for _, t := range []struct {
+		name string
+		data []float32
+	}{{headKernelName, d.W}, {headBiasName, d.B}} {
+		if i, v, ok := checkBounded(t.data, maxHeadValue); !ok {
+			return fmt.Errorf("style: SiameseHead.Save %s: %s element %d is %v, %s", path, t.name, i, v, valueProblem(v, maxHeadValue))
+		}
+	}
 	meta := map[string]string{
 		"format":          headFormat,
 		"format_version":  headFormatVersion,
@@ -272,6 +295,13 @@ func (h *SiameseHead) Save(path string) error {
 // maxHeadWeights caps the weights of a head LoadHead reads: 2^27
 // (512 MiB of float32), 40 times the study's 25,088 x 128.
 const maxHeadWeights = 1 << 27
+
+// maxHeadValue bounds the magnitude of a head's weights and biases. A head
+// trained on features divided by their maximum (HeadConfig.Scale) has
+// weights of Glorot scale, about ±0.02 for 25,088 -> 128, moved by
+// training steps of about the learning rate (RMSProp's 0.001): values
+// beyond 1e6 can only come from a broken or hostile file.
+const maxHeadValue = 1e6
 
 // headParams are the sizes and numbers a saved head's metadata holds.
 type headParams struct {
@@ -320,8 +350,10 @@ func parseHeadMeta(meta map[string]string, bad func(format string, args ...any) 
 // LoadHead reads a head written by SiameseHead.Save. It returns a
 // *FormatError naming the file for a file that is not a saved head, has an
 // unsupported format version, or whose metadata or tensor shapes are
-// inconsistent, or that holds more than 2^27 weights. All of that is
-// checked before any weight is read.
+// inconsistent, or that holds more than 2^27 weights (all checked before
+// any weight is read); whose scale or margin is not positive and finite or
+// cutoff not finite and >= 0; or with a weight or bias that is not finite
+// or beyond ±1e6 (the error names the tensor and the element).
 func LoadHead(path string) (*SiameseHead, error) {
 	bad := func(format string, args ...any) error {
 		return &FormatError{Path: path, Offset: -1, Msg: fmt.Sprintf(format, args...)}
@@ -352,6 +384,11 @@ func LoadHead(path string) (*SiameseHead, error) {
 	ts, meta, err := readSafetensors(path, plan)
 	if err != nil {
 		return nil, err
+	}
+	for _, name := range []string{headKernelName, headBiasName} {
+		if err := checkTensorValues(ts[name], maxHeadValue, path); err != nil {
+			return nil, err
+		}
 	}
 	return &SiameseHead{
 		Dense:  &Dense{In: p.in, Out: p.out, W: ts[headKernelName].data, B: ts[headBiasName].data},

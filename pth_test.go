@@ -96,12 +96,18 @@ func contiguousStride(shape []int) []int {
 }
 
 // float32to16 rounds to the nearest float16 (ties to even) for values in
-// the normal float16 range or zero, which is all the tests need.
+// the normal float16 range, zero, infinities and NaN, which is all the
+// tests need.
 func float32to16(f float32) uint16 {
 	b := math.Float32bits(f)
 	sign := uint16(b>>16) & 0x8000
-	if f == 0 {
+	switch {
+	case f == 0:
 		return sign
+	case math.IsInf(float64(f), 0):
+		return sign | 0x7c00
+	case f != f:
+		return 0x7e00
 	}
 	exp := int(b>>23&0xff) - 127 + 15
 	mant := b & 0x7fffff

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -34,6 +35,44 @@ type VGG16Weights struct {
 // "features.N.weight" and "features.N.bias" with N = vgg16ConvIndices[i].
 // Max-pooling follows layers 1, 3, 6, 9 and 12 (0-based).
 var vgg16ConvIndices = [13]int{0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28}
+
+// maxConvValue bounds the magnitude of the weights and biases of a VGG16
+// file. Published ImageNet VGG16 weights (torchvision's, Keras') lie within
+// about ±1 for weights and a few units for biases, the generated and golden
+// networks within ±0.5 (He-uniform weights of at most sqrt(6/27) = 0.47,
+// biases within ±0.1); even a convolution with batch normalisation folded
+// in stays far below 1e4. Values beyond it can only come from a broken or
+// hostile file.
+const maxConvValue = 1e4
+
+// checkBounded returns the index and value of the first element of data
+// that is not finite or whose magnitude exceeds bound, and false; or true
+// if there is none.
+func checkBounded(data []float32, bound float32) (int, float32, bool) {
+	for i, v := range data {
+		if !(v >= -bound && v <= bound) { // also true for NaN
+			return i, v, false
+		}
+	}
+	return 0, 0, true
+}
+
+// valueProblem says what is wrong with a value checkBounded refused.
+func valueProblem(v, bound float32) string {
+	if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+		return "not a finite number"
+	}
+	return fmt.Sprintf("beyond the bound of ±%g", bound)
+}
+
+// checkTensorValues returns a *FormatError naming path, the tensor and the
+// element if a value of t is not finite or its magnitude exceeds bound.
+func checkTensorValues(t tensor, bound float32, path string) error {
+	if i, v, ok := checkBounded(t.data, bound); !ok {
+		return &FormatError{Path: path, Offset: -1, Msg: fmt.Sprintf("tensor %s: element %d of %d is %v, %s", t.name, i, len(t.data), v, valueProblem(v, bound))}
+	}
+	return nil
+}
 
 // VGG16FormatName is the value of the "format" metadata key of the files
 // ConvertVGG16 and VGG16Weights.WriteSafetensors write.
@@ -161,6 +200,10 @@ func checkVGG16Shapes(shapes map[string][]int, path string, divisor int) error {
 // *FormatError naming the tensor and its shape; any other divisor is an
 // error.
 //
+// Every weight and bias must be finite and within ±1e4 (published VGG16
+// weights stay within a few units); any other value is a *FormatError
+// naming the tensor and the element.
+//
 // Names, shapes and sizes are all checked against the file's header or
 // pickle before any tensor data is read, a storage shared by several
 // tensors is read once, and compressed storages are inflated no further
@@ -243,6 +286,13 @@ func decodeVGG16Weights(r io.ReaderAt, size int64, path string, divisor int) (*V
 	if err != nil {
 		return nil, err
 	}
+	for _, idx := range vgg16ConvIndices {
+		for _, kind := range []string{".weight", ".bias"} {
+			if err := checkTensorValues(ts["features."+strconv.Itoa(idx)+kind], maxConvValue, path); err != nil {
+				return nil, err
+			}
+		}
+	}
 	w.Layers = vgg16Layers(ts)
 	return w, nil
 }
@@ -279,7 +329,8 @@ func fileSHA256(path string) (string, error) {
 // (VGG16FormatName), "preprocess" (PreprocessTorch if w.Preprocess is
 // empty), and, when known, "source" (the base name of w.Source) and
 // "source_sha256" (w.SHA256). It returns an error without writing anything
-// if w does not hold 13 layers of consistent sizes.
+// if w does not hold 13 layers of consistent sizes, or holds a value that
+// is not finite or beyond ±1e4 (which ReadVGG16Weights would refuse).
 func (w *VGG16Weights) WriteSafetensors(path string) error {
 	if len(w.Layers) != len(vgg16ConvIndices) {
 		return fmt.Errorf("style: write %s: %d layers, VGG16 has %d", path, len(w.Layers), len(vgg16ConvIndices))
@@ -303,6 +354,11 @@ func (w *VGG16Weights) WriteSafetensors(path string) error {
 	for i, l := range w.Layers {
 		if l.In != in || l.Out <= 0 || len(l.Weight) != l.Out*l.In*9 || len(l.Bias) != l.Out {
 			return fmt.Errorf("style: write %s: layer %d (%d -> %d, %d weights, %d biases) does not continue a VGG16 chain from %d channels", path, i+1, l.In, l.Out, len(l.Weight), len(l.Bias), in)
+		}
+		for _, data := range [][]float32{l.Weight, l.Bias} {
+			if j, v, ok := checkBounded(data, maxConvValue); !ok {
+				return fmt.Errorf("style: write %s: layer %d: element %d is %v, %s", path, i+1, j, v, valueProblem(v, maxConvValue))
+			}
 		}
 		in = l.Out
 		n := strconv.Itoa(vgg16ConvIndices[i])

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -530,4 +531,62 @@ func checkReadCost(t *testing.T, what string, err error, allocated uint64, kept 
 	if allocated > readBudget(kept) {
 		t.Fatalf("%s: allocated %d bytes to read %d bytes of tensors (error %v); the budget is %d", what, allocated, kept, err, readBudget(kept))
 	}
+}
+
+// TestReadVGG16WeightsValues: a weight or bias that is not finite or beyond
+// ±1e4 is refused, naming the file, the tensor and the element, in
+// safetensors and PyTorch files alike; ±1e4 itself loads. WriteSafetensors
+// refuses to write such values.
+func TestReadVGG16WeightsValues(t *testing.T) {
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	for _, tc := range []struct {
+		name   string
+		tensor int // index in layersToTensors order
+		elem   int
+		v      float32
+		want   string
+	}{
+		{"nan_weight", 0, 5, nan, "not a finite number"},
+		{"inf_bias", 25, 0, inf, "not a finite number"},
+		{"minus_inf_weight", 14, 3, -inf, "not a finite number"},
+		{"huge_weight", 8, 1, 2e4, "beyond the bound"},
+		{"huge_negative_bias", 3, 1, -1e7, "beyond the bound"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := layersToTensors(GenerateVGG16Weights(3, testDivisor).Layers)
+			ts[tc.tensor].data[tc.elem] = tc.v
+			p := filepath.Join(t.TempDir(), "w.safetensors")
+			require.NoError(t, writeSafetensors(p, ts, nil))
+			_, err := ReadVGG16Weights(p, testDivisor)
+			var fe *FormatError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, p, fe.Path)
+			assert.Contains(t, err.Error(), fmt.Sprintf("tensor %s: element %d of", ts[tc.tensor].name, tc.elem))
+			assert.Contains(t, err.Error(), tc.want)
+
+			w := GenerateVGG16Weights(3, testDivisor)
+			w.Layers[tc.tensor/2].Weight[0] = tc.v
+			assert.Error(t, w.WriteSafetensors(filepath.Join(t.TempDir(), "x.safetensors")))
+		})
+	}
+	// Float16 infinity in a PyTorch checkpoint.
+	for _, zipped := range []bool{false, true} {
+		specs := vgg16Specs(narrowWidths, true, 0)
+		specs[6].data = slices.Clone(specs[6].data)
+		specs[6].data[2] = inf
+		f := &pthFile{tensors: specs, zip: zipped}
+		b := f.bytes(t)
+		p := writeTemp(t, "w.pth", b)
+		_, err := ReadVGG16Weights(p, testDivisor)
+		require.ErrorIs(t, err, ErrFormat)
+		assert.Contains(t, err.Error(), "tensor "+specs[6].name+": element 2 of")
+	}
+	// The bound itself is accepted.
+	ts := layersToTensors(GenerateVGG16Weights(3, testDivisor).Layers)
+	ts[0].data[0], ts[1].data[0] = 1e4, -1e4
+	p := filepath.Join(t.TempDir(), "w.safetensors")
+	require.NoError(t, writeSafetensors(p, ts, nil))
+	w, err := ReadVGG16Weights(p, testDivisor)
+	require.NoError(t, err)
+	assert.Equal(t, float32(1e4), w.Layers[0].Weight[0])
 }
