@@ -190,16 +190,12 @@ func DownloadVGG16(ctx context.Context, opts *DownloadOptions) (string, error) {
 // cachedConversionOK reports whether the converted file exists, has a valid
 // header and records a source hash with the expected prefix.
 func cachedConversionOK(p, prefix string) bool {
-	f, err := os.Open(p)
+	f, size, err := openSized(p)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return false
-	}
-	h, err := parseSafetensorsHeader(f, fi.Size(), p)
+	h, err := parseSafetensorsHeader(f, size, p)
 	if err != nil {
 		return false
 	}

@@ -123,16 +123,26 @@ type stHeader struct {
 // kept tensors are read, so picking the convolution layers out of a 528 MB
 // checkpoint reads about 59 MB.
 func readSafetensors(path string, plan *tensorPlan) (map[string]tensor, map[string]string, error) {
-	f, err := os.Open(path)
+	f, size, err := openSized(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("style: %w", err)
+		return nil, nil, err
 	}
 	defer f.Close()
+	return decodeSafetensors(f, size, path, plan)
+}
+
+// openSized opens a file for reading and returns its size.
+func openSized(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("style: %w", err)
+	}
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, nil, fmt.Errorf("style: %w", err)
+		f.Close()
+		return nil, 0, fmt.Errorf("style: %w", err)
 	}
-	return decodeSafetensors(f, fi.Size(), path, plan)
+	return f, fi.Size(), nil
 }
 
 // decodeSafetensors is readSafetensors on any io.ReaderAt of known size.

@@ -226,16 +226,12 @@ func readVGG16Weights(path string, divisor int, sum string) (*VGG16Weights, erro
 	if err := checkVGG16Divisor("ReadVGG16Weights", divisor); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(path)
+	f, size, err := openSized(path)
 	if err != nil {
-		return nil, fmt.Errorf("style: %w", err)
+		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("style: %w", err)
-	}
-	w, err := decodeVGG16Weights(f, fi.Size(), path, divisor)
+	w, err := decodeVGG16Weights(f, size, path, divisor)
 	if err != nil {
 		return nil, err
 	}
