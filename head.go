@@ -259,7 +259,7 @@ func describeBackbone(b Backbone) string {
 func (h *SiameseHead) Save(path string) error {
 	d := h.Dense
 	d.checkShape("Save")
-	if int64(d.In)*int64(d.Out) > maxHeadWeights {
+	if d.In > maxHeadWeights || d.Out > maxHeadWeights || int64(d.In)*int64(d.Out) > maxHeadWeights {
 		return fmt.Errorf("style: SiameseHead.Save %s: %d x %d weights exceed the limit of %d", path, d.In, d.Out, maxHeadWeights)
 	}
 	if err := checkHeadParams(h.Scale, h.Margin, h.Cutoff); err != nil {
@@ -328,7 +328,7 @@ func parseHeadMeta(meta map[string]string, bad func(format string, args ...any) 
 		}
 		*f.dst = n
 	}
-	if int64(p.in)*int64(p.out) > maxHeadWeights {
+	if p.in > maxHeadWeights || p.out > maxHeadWeights || int64(p.in)*int64(p.out) > maxHeadWeights {
 		return p, bad("head of %d x %d weights exceeds the limit of %d weights", p.in, p.out, maxHeadWeights)
 	}
 	for _, f := range []struct {

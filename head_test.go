@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -296,12 +297,18 @@ func ExampleSiameseHead_Verdict() {
 // refused from its metadata, before any weight is read or allocated, as
 // is one whose kernel is larger than its metadata says.
 func TestLoadHeadHuge(t *testing.T) {
+	overflowing := "exceeds the limit" // in x out wraps around in an int64
+	if strconv.IntSize == 32 {
+		overflowing = "not a positive integer" // in does not fit an int
+	}
 	for _, tc := range []struct {
-		name          string
-		in, out, rows int
-		want          string
+		name      string
+		in        int64
+		out, rows int
+		want      string
 	}{
 		{"huge", 1 << 18, 1 << 15, 1 << 18, "exceeds the limit"},
+		{"overflowing", 1 << 62, 4, 1 << 18, overflowing},
 		{"kernel_larger_than_metadata", 4, 1 << 15, 1 << 18, "has shape [262144 32768]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
