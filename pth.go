@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/big"
 	"math/bits"
@@ -540,7 +541,8 @@ func readPTHLegacy(r io.ReaderAt, size int64, path string, plan *tensorPlan) (ma
 		return nil, err
 	}
 	out := make(map[string]tensor)
-	for _, views := range byStorage {
+	for _, key := range slices.Sorted(maps.Keys(byStorage)) {
+		views := byStorage[key]
 		st := views[0].t.storage
 		at, ok := dataAt[st.key]
 		if !ok {
@@ -565,7 +567,7 @@ type pthView struct {
 // planPTH selects the tensors plan keeps, checks that each is a contiguous
 // view lying inside its storage, and applies the plan's check and byte
 // budget, all before any tensor data is read or memory allocated for it.
-// It returns the kept tensors grouped by storage, each group sorted by
+// It returns the kept tensors grouped by storage key, each group sorted by
 // offset, with their data allocated. off locates errors (the pickle).
 func planPTH(tensors map[string]*pthTensor, plan *tensorPlan, path string, off int64) (map[string][]*pthView, error) {
 	names := make([]string, 0, len(tensors))
@@ -748,7 +750,8 @@ func readPTHZip(r io.ReaderAt, size int64, path string, plan *tensorPlan) (map[s
 		return nil, err
 	}
 	// Check every storage record the kept tensors need before allocating.
-	for name, t := range tensors {
+	for _, name := range slices.Sorted(maps.Keys(tensors)) {
+		t := tensors[name]
 		if !plan.keeps(name) {
 			continue
 		}
@@ -768,7 +771,8 @@ func readPTHZip(r io.ReaderAt, size int64, path string, plan *tensorPlan) (map[s
 		return nil, err
 	}
 	out := make(map[string]tensor)
-	for key, views := range byStorage {
+	for _, key := range slices.Sorted(maps.Keys(byStorage)) {
+		views := byStorage[key]
 		rec := records[prefix+"data/"+key]
 		err := func() error {
 			// A stored record (what torch.save writes) is read in place,
