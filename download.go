@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,6 +28,20 @@ const VGG16URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 // VGG16SHA256Prefix is the start of the SHA-256 of the file at VGG16URL.
 const VGG16SHA256Prefix = "397923af"
 
+// VGG16Size is the size in bytes of the file at VGG16URL.
+const VGG16Size = 553433881
+
+// maxDownloadBytes caps a download whose size is not known (a URL other
+// than VGG16URL without DownloadOptions.Size): 1 GiB.
+const maxDownloadBytes = 1 << 30
+
+// stallBytes is the progress a download must make in every
+// DownloadOptions.StallTimeout.
+const stallBytes = 1 << 20
+
+// defaultStallTimeout is DownloadOptions.StallTimeout's default.
+const defaultStallTimeout = 60 * time.Second
+
 // DownloadOptions configures DownloadVGG16. A nil *DownloadOptions means
 // all defaults. DownloadVGG16 does not modify it.
 type DownloadOptions struct {
@@ -36,6 +52,20 @@ type DownloadOptions struct {
 	// VGG16URL, and is an error for any other URL: downloads are always
 	// verified.
 	SHA256Prefix string
+	// Size is the file's size in bytes. A response announcing another size
+	// (Content-Length, or the total of Content-Range) is refused before
+	// anything is written, and one that runs longer is cut off and its
+	// download deleted. 0 means VGG16Size when URL is "" or VGG16URL, and
+	// for any other URL an unknown size, with downloads capped at 1 GiB.
+	// Negative is an error.
+	Size int64
+	// StallTimeout is how long a download may go without progress: a
+	// request fails when less than 1 MiB arrives in any StallTimeout,
+	// waiting for the response included (a server that hangs, or trickles
+	// bytes, is abandoned). A stalled request that made some progress is
+	// resumed within the same call, as a dropped connection is. 0 means
+	// 60 s (at least 17 KB/s); negative is an error.
+	StallTimeout time.Duration
 	// CacheDir holds the partial download and the converted file. ""
 	// means the "style" directory in os.UserCacheDir().
 	CacheDir string
@@ -45,6 +75,10 @@ type DownloadOptions struct {
 	// bytes of the file on disk so far and Total its size (0 until known),
 	// at most every 256 KiB and once at the end.
 	Progress func(Progress)
+
+	// divisor is the width divisor of the network the file must hold (see
+	// ReadVGG16Weights); 0 means 1. Tests set it to serve small networks.
+	divisor int
 }
 
 // downloadAttempts is how many requests one DownloadVGG16 call makes at
@@ -61,9 +95,13 @@ const downloadAttempts = 5
 // Otherwise the file at the URL is fetched into NAME.part, resuming a
 // previous partial download with an HTTP Range request (a server that
 // ignores Range and answers 200 restarts it from the start); a connection
-// dropped midway is resumed within the same call a few times. The complete
-// file's SHA-256 must start with the expected prefix: on a mismatch the
-// partial file is deleted and an error returned. The file is then converted
+// dropped midway, or a request that stalls (see
+// DownloadOptions.StallTimeout), is resumed within the same call a few
+// times, as long as each attempt makes progress. The file may not exceed
+// its expected size (see DownloadOptions.Size): sizes announced by the
+// server are checked before anything is written, and a longer response is
+// cut off. The complete file's SHA-256 must start with the expected
+// prefix: on a mismatch the partial file is deleted and an error returned. The file is then converted
 // with ConvertVGG16 (the result records the source name and hash) and the
 // download deleted.
 //
@@ -84,6 +122,18 @@ func DownloadVGG16(ctx context.Context, opts *DownloadOptions) (string, error) {
 			return "", fmt.Errorf("style: download %s: DownloadOptions.SHA256Prefix must be set for a URL other than VGG16URL", o.URL)
 		}
 		o.SHA256Prefix = VGG16SHA256Prefix
+	}
+	switch {
+	case o.Size < 0:
+		return "", fmt.Errorf("style: download %s: negative DownloadOptions.Size %d", o.URL, o.Size)
+	case o.Size == 0 && o.URL == VGG16URL:
+		o.Size = VGG16Size
+	}
+	switch {
+	case o.StallTimeout < 0:
+		return "", fmt.Errorf("style: download %s: negative DownloadOptions.StallTimeout %v", o.URL, o.StallTimeout)
+	case o.StallTimeout == 0:
+		o.StallTimeout = defaultStallTimeout
 	}
 	o.SHA256Prefix = strings.ToLower(o.SHA256Prefix)
 	if len(o.SHA256Prefix) > 64 || strings.Trim(o.SHA256Prefix, "0123456789abcdef") != "" {
@@ -125,7 +175,7 @@ func DownloadVGG16(ctx context.Context, opts *DownloadOptions) (string, error) {
 		os.Remove(part)
 		return "", fmt.Errorf("style: download %s: SHA-256 %s does not start with %s; the download was deleted", o.URL, sum, o.SHA256Prefix)
 	}
-	w, err := readVGG16Weights(part, sum)
+	w, err := readVGG16Weights(part, max(o.divisor, 1), sum)
 	if err != nil {
 		return "", fmt.Errorf("style: download %s: converting: %w", o.URL, err)
 	}
@@ -140,16 +190,12 @@ func DownloadVGG16(ctx context.Context, opts *DownloadOptions) (string, error) {
 // cachedConversionOK reports whether the converted file exists, has a valid
 // header and records a source hash with the expected prefix.
 func cachedConversionOK(p, prefix string) bool {
-	f, err := os.Open(p)
+	f, size, err := openSized(p)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return false
-	}
-	h, err := parseSafetensorsHeader(f, fi.Size(), p)
+	h, err := parseSafetensorsHeader(f, size, p)
 	if err != nil {
 		return false
 	}
@@ -180,6 +226,7 @@ func downloadResumable(ctx context.Context, o *DownloadOptions, part string) (st
 	}
 	if fileSize(part) == 0 {
 		os.Remove(part)
+		return "", fmt.Errorf("style: download %s: %w", o.URL, lastErr)
 	}
 	return "", fmt.Errorf("style: download %s: %w (partial file %s kept for resuming)", o.URL, lastErr, part)
 }
@@ -191,6 +238,9 @@ func fileSize(p string) int64 {
 	}
 	return fi.Size()
 }
+
+// errStalled is the cause of a request cancelled for lack of progress.
+var errStalled = errors.New("stalled")
 
 // downloadOnce makes one request, appending to part (or restarting it), and
 // reports whether the file is complete, with its SHA-256.
@@ -204,12 +254,53 @@ func downloadOnce(ctx context.Context, o *DownloadOptions, part string, start ti
 			err = cerr
 		}
 	}()
+	// limit is the most bytes the file may have.
+	limit := o.Size
+	if limit == 0 {
+		limit = maxDownloadBytes
+	}
 	// Hash what is already there, so the final hash covers the whole file.
 	h := sha256.New()
-	have, err := io.Copy(h, f)
+	have, err := io.Copy(h, io.LimitReader(f, limit+1))
 	if err != nil {
 		return "", false, err
 	}
+	if have > limit {
+		if err := restartPart(f, h); err != nil {
+			return "", false, err
+		}
+		have = 0
+	}
+
+	// The request is cancelled when less than stallBytes arrive in a
+	// StallTimeout, waiting for the response included.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var received atomic.Int64
+	watchDone := make(chan struct{})
+	var watch sync.WaitGroup
+	watch.Go(func() {
+		tick := time.NewTicker(o.StallTimeout)
+		defer tick.Stop()
+		for {
+			select {
+			case <-watchDone:
+				return
+			case <-tick.C:
+				if received.Swap(0) < stallBytes {
+					cancel(errStalled)
+					return
+				}
+			}
+		}
+	})
+	defer watch.Wait()
+	defer close(watchDone)
+	defer func() {
+		if err != nil && context.Cause(ctx) == errStalled {
+			err = fmt.Errorf("less than %d bytes received in %v: %w", stallBytes, o.StallTimeout, errStalled)
+		}
+	}()
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.URL, nil)
 	if err != nil {
@@ -224,7 +315,18 @@ func downloadOnce(ctx context.Context, o *DownloadOptions, part string, start ti
 	}
 	defer resp.Body.Close()
 
-	total := int64(0)
+	// checkTotal refuses a response announcing a file of another size than
+	// expected, before anything is written.
+	checkTotal := func(total int64, what string) error {
+		switch {
+		case o.Size > 0 && total != o.Size:
+			return fmt.Errorf("%s announces a file of %d bytes, expected %d", what, total, o.Size)
+		case total > limit:
+			return fmt.Errorf("%s announces a file of %d bytes, more than the %d-byte limit", what, total, limit)
+		}
+		return nil
+	}
+	total := o.Size
 	switch {
 	case resp.StatusCode == http.StatusPartialContent && have > 0:
 		first, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
@@ -235,20 +337,33 @@ func downloadOnce(ctx context.Context, o *DownloadOptions, part string, start ti
 			}
 			return "", false, fmt.Errorf("server answered Range bytes=%d- with Content-Range %q; restarting", have, resp.Header.Get("Content-Range"))
 		}
-		total = size
+		if size > 0 {
+			if err := checkTotal(size, "Content-Range "+strconv.Quote(resp.Header.Get("Content-Range"))); err != nil {
+				return "", false, err
+			}
+			if resp.ContentLength >= 0 && have+resp.ContentLength != size {
+				return "", false, fmt.Errorf("Content-Length %d disagrees with Content-Range %q", resp.ContentLength, resp.Header.Get("Content-Range"))
+			}
+			total = size
+		}
 	case resp.StatusCode == http.StatusOK:
 		// A full response: the server ignored Range, or there was none.
+		if resp.ContentLength >= 0 {
+			if err := checkTotal(resp.ContentLength, "Content-Length"); err != nil {
+				return "", false, err
+			}
+			total = resp.ContentLength
+		}
 		if have > 0 {
 			if err := restartPart(f, h); err != nil {
 				return "", false, err
 			}
 			have = 0
 		}
-		total = max(resp.ContentLength, 0)
 	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && have > 0:
 		// The partial file may already be complete.
 		_, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
-		if ok && size == have {
+		if ok && size == have && (o.Size == 0 || size == o.Size) {
 			report(o, have, have, start)
 			return hex.EncodeToString(h.Sum(nil)), true, nil
 		}
@@ -263,8 +378,15 @@ func downloadOnce(ctx context.Context, o *DownloadOptions, part string, start ti
 		return "", false, err
 	}
 	pw := &progressWriter{o: o, done: have, total: total, start: start}
-	n, err := io.Copy(io.MultiWriter(f, h, pw), resp.Body)
+	body := &countingReader{r: io.LimitReader(resp.Body, limit-have+1), n: &received}
+	n, err := io.Copy(io.MultiWriter(f, h, pw), body)
 	report(o, have+n, total, start)
+	if have+n > limit {
+		if err := restartPart(f, h); err != nil {
+			return "", false, err
+		}
+		return "", false, fmt.Errorf("response longer than the %d bytes expected; the download was deleted", limit)
+	}
 	if err != nil {
 		return "", false, err
 	}
@@ -275,6 +397,18 @@ func downloadOnce(ctx context.Context, o *DownloadOptions, part string, start ti
 		return "", false, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), true, nil
+}
+
+// countingReader adds the bytes read through it to n.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	k, err := c.r.Read(b)
+	c.n.Add(int64(k))
+	return k, err
 }
 
 // restartPart empties the partial file and the running hash.

@@ -8,13 +8,19 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // weightServer serves a weight file over HTTP the way a CDN does, with
@@ -100,7 +106,7 @@ func newDownloadFixture(t *testing.T) *downloadFixture {
 	return &downloadFixture{specs: specs, content: content, prefix: sum[:8], sum: sum}
 }
 
-func startServer(t *testing.T, s *weightServer) string {
+func startServer(t *testing.T, s http.Handler) string {
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
 	return srv.URL + "/models/vgg16-test.pth"
@@ -111,7 +117,7 @@ func (f *downloadFixture) check(t *testing.T, path, dir string) {
 	if want := filepath.Join(dir, "vgg16-test.safetensors"); path != want {
 		t.Errorf("path %s, want %s", path, want)
 	}
-	w, err := ReadVGG16Weights(path)
+	w, err := ReadVGG16Weights(path, testDivisor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +138,7 @@ func TestDownloadVGG16ResumeAndCache(t *testing.T) {
 	url := srv.URL + "/models/vgg16-test.pth"
 	dir := t.TempDir()
 	var reports []Progress
-	opts := &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir,
+	opts := &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor,
 		Progress: func(p Progress) { reports = append(reports, p) }}
 	path, err := DownloadVGG16(context.Background(), opts)
 	if err != nil {
@@ -181,7 +187,7 @@ func TestDownloadVGG16ServerIgnoresRange(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "vgg16-test.pth.part"), []byte(strings.Repeat("junk", 100)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	path, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir})
+	path, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +207,7 @@ func TestDownloadVGG16CompletePartial(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "vgg16-test.pth.part"), f.content, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	path, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir})
+	path, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +225,7 @@ func TestDownloadVGG16HashMismatch(t *testing.T) {
 	s := &weightServer{content: other.content}
 	url := startServer(t, s)
 	dir := t.TempDir()
-	_, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir})
+	_, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
 	if err == nil || !strings.Contains(err.Error(), "SHA-256") || !strings.Contains(err.Error(), f.prefix) {
 		t.Fatalf("error %v, want a SHA-256 mismatch naming %s", err, f.prefix)
 	}
@@ -236,7 +242,7 @@ func TestDownloadVGG16Cancel(t *testing.T) {
 	dir := t.TempDir()
 	part := filepath.Join(dir, "vgg16-test.pth.part")
 	ctx, cancel := context.WithCancel(context.Background())
-	opts := &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir}
+	opts := &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor}
 	errc := make(chan error, 1)
 	go func() {
 		_, err := DownloadVGG16(ctx, opts)
@@ -276,7 +282,7 @@ func TestDownloadVGG16Errors(t *testing.T) {
 	s := &weightServer{content: f.content, status: http.StatusNotFound}
 	url := startServer(t, s)
 	dir := t.TempDir()
-	_, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir})
+	_, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
 	if err == nil || !strings.Contains(err.Error(), "404") {
 		t.Errorf("404: error %v", err)
 	}
@@ -299,4 +305,207 @@ func TestDownloadVGG16Errors(t *testing.T) {
 	if n := len(s.requests()); n != 1 {
 		t.Errorf("invalid options made requests")
 	}
+}
+
+// slowServer serves content the way a broken server might: hanging before
+// the response, hanging after the first part of the body, trickling a byte
+// at a time, or sending an endless body.
+type slowServer struct {
+	content []byte
+	mode    string // "hang", "hang_after" (first request only), "trickle", "endless"
+	sent    atomic.Int64
+	reqs    atomic.Int32
+}
+
+func (s *slowServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := s.reqs.Add(1)
+	from := 0
+	if rng := r.Header.Get("Range"); rng != "" {
+		from, _ = strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(rng, "bytes="), "-"))
+	}
+	write := func(b []byte) bool {
+		k, err := w.Write(b)
+		s.sent.Add(int64(k))
+		w.(http.Flusher).Flush()
+		return err == nil
+	}
+	switch s.mode {
+	case "hang":
+		<-r.Context().Done()
+		return
+	case "endless":
+		w.WriteHeader(http.StatusOK) // no Content-Length: chunked
+		chunk := make([]byte, 32<<10)
+		for s.sent.Load() < 256<<20 && write(chunk) {
+		}
+		return
+	}
+	if from > 0 {
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", from, len(s.content)-1, len(s.content)))
+		w.Header().Set("Content-Length", strconv.Itoa(len(s.content)-from))
+		w.WriteHeader(http.StatusPartialContent)
+	} else {
+		w.Header().Set("Content-Length", strconv.Itoa(len(s.content)))
+		w.WriteHeader(http.StatusOK)
+	}
+	body := s.content[from:]
+	switch {
+	case s.mode == "hang_after" && n == 1:
+		write(body[:len(body)/3])
+		<-r.Context().Done()
+	case s.mode == "trickle":
+		for i := range body {
+			if !write(body[i:i+1]) || r.Context().Err() != nil {
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	default:
+		write(body)
+	}
+}
+
+// downloadWithin runs DownloadVGG16 and fails the test if it has not
+// returned within 5 s (the tests' stall timeouts are tens of
+// milliseconds), cancelling it.
+func downloadWithin(t *testing.T, opts *DownloadOptions) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		path string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		p, err := DownloadVGG16(ctx, opts)
+		done <- result{p, err}
+	}()
+	select {
+	case r := <-done:
+		return r.path, r.err
+	case <-time.After(5 * time.Second):
+		cancel()
+		<-done
+		t.Fatal("DownloadVGG16 did not return within 5 s")
+		return "", nil
+	}
+}
+
+// TestDownloadVGG16Stall: a server that hangs before answering, or sends
+// part of the file and hangs, or trickles a byte at a time, is abandoned
+// after StallTimeout without progress (1 MiB); a stalled request that made
+// progress is resumed.
+func TestDownloadVGG16Stall(t *testing.T) {
+	f := newDownloadFixture(t)
+	for _, tc := range []struct {
+		mode    string
+		stall   time.Duration
+		minReqs int32 // requests made
+		maxReqs int32
+		ok      bool // the download completes
+	}{
+		// No progress: not retried.
+		{"hang", 40 * time.Millisecond, 1, 1, false},
+		// Stalls after a third, then resumes (a timeout long enough for
+		// the resumed request to finish in one on a loaded machine).
+		{"hang_after", 300 * time.Millisecond, 2, 2, true},
+		// Every attempt makes a little progress (the first byte of each
+		// may come late on a loaded machine, ending the retries early).
+		{"trickle", 40 * time.Millisecond, 2, downloadAttempts, false},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			s := &slowServer{content: f.content, mode: tc.mode}
+			url := startServer(t, s)
+			dir := t.TempDir()
+			start := time.Now()
+			path, err := downloadWithin(t, &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor,
+				StallTimeout: tc.stall})
+			t.Logf("%s: %v after %v", tc.mode, err, time.Since(start))
+			assert.GreaterOrEqual(t, s.reqs.Load(), tc.minReqs, "requests")
+			assert.LessOrEqual(t, s.reqs.Load(), tc.maxReqs, "requests")
+			if tc.ok {
+				require.NoError(t, err)
+				f.check(t, path, dir)
+				return
+			}
+			require.ErrorIs(t, err, errStalled)
+			assert.Contains(t, err.Error(), tc.stall.String())
+		})
+	}
+}
+
+// TestDownloadVGG16Size: the expected size caps the download. An endless
+// body is cut off just past it and deleted; a Content-Length or
+// Content-Range total other than the expected size is refused before
+// anything is written, keeping a partial download; and VGG16URL's size is
+// known without setting Size.
+func TestDownloadVGG16Size(t *testing.T) {
+	f := newDownloadFixture(t)
+	size := int64(len(f.content))
+
+	t.Run("endless", func(t *testing.T) {
+		s := &slowServer{content: f.content, mode: "endless"}
+		url := startServer(t, s)
+		dir := t.TempDir()
+		_, err := downloadWithin(t, &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor, Size: size})
+		require.ErrorContains(t, err, "longer than")
+		assert.Less(t, s.sent.Load(), size+8<<20, "bytes sent")
+		entries, _ := os.ReadDir(dir)
+		assert.Empty(t, entries)
+	})
+
+	part := f.content[:size/2]
+	for _, tc := range []struct {
+		name string
+		serv *weightServer
+		want string
+	}{
+		{"content_length", &weightServer{content: append(slices.Clone(f.content), 1, 2, 3), ignoreRange: true}, "Content-Length announces a file of"},
+		{"content_range", &weightServer{content: append(slices.Clone(f.content), 1, 2, 3)}, "Content-Range"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := startServer(t, tc.serv)
+			dir := t.TempDir()
+			p := filepath.Join(dir, "vgg16-test.pth.part")
+			require.NoError(t, os.WriteFile(p, part, 0o644))
+			_, err := downloadWithin(t, &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor, Size: size})
+			require.ErrorContains(t, err, tc.want)
+			assert.Contains(t, err.Error(), fmt.Sprint(size+3))
+			got, err := os.ReadFile(p)
+			require.NoError(t, err)
+			assert.Equal(t, part, got, "partial download changed")
+		})
+	}
+
+	t.Run("vgg16_default", func(t *testing.T) {
+		s := &weightServer{content: f.content}
+		srv := httptest.NewServer(s)
+		defer srv.Close()
+		// Every request goes to the test server, whatever its URL.
+		client := &http.Client{Transport: rewriteHost{srv.URL}}
+		dir := t.TempDir()
+		_, err := downloadWithin(t, &DownloadOptions{CacheDir: dir, Client: client})
+		require.ErrorContains(t, err, fmt.Sprintf("%d bytes, expected %d", size, VGG16Size))
+		assert.Equal(t, []string{""}, s.requests())
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			fi, err := e.Info()
+			require.NoError(t, err)
+			assert.Zero(t, fi.Size(), e.Name())
+		}
+	})
+}
+
+// rewriteHost sends every request to the server at base.
+type rewriteHost struct{ base string }
+
+func (r rewriteHost) RoundTrip(req *http.Request) (*http.Response, error) {
+	u, err := url.Parse(r.base)
+	if err != nil {
+		return nil, err
+	}
+	req = req.Clone(req.Context())
+	req.URL.Scheme, req.URL.Host = u.Scheme, u.Host
+	return http.DefaultTransport.RoundTrip(req)
 }

@@ -13,16 +13,16 @@ import (
 )
 
 // A VGG16 weight file is converted once to safetensors and then loaded in
-// milliseconds. Here the weights are generated (a narrow network, 1/8 of
-// the widths), so the example runs offline.
+// a fraction of a second. Here the weights are generated, so the example
+// runs offline.
 func ExampleLoadVGG16() {
 	dir, err := os.MkdirTemp("", "style-example")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "vgg16-narrow.safetensors")
-	if err := style.GenerateVGG16Weights(1, 8).WriteSafetensors(path); err != nil {
+	path := filepath.Join(dir, "vgg16.safetensors")
+	if err := style.GenerateVGG16Weights(1, 1).WriteSafetensors(path); err != nil {
 		log.Fatal(err)
 	}
 
@@ -32,7 +32,7 @@ func ExampleLoadVGG16() {
 	}
 	b := net.Backbone()
 	fmt.Println(b.Name, b.Preprocess, net.FeatureLen(), len(b.SHA256))
-	// Output: vgg16 caffe 3136 64
+	// Output: vgg16 caffe 25088 64
 }
 
 // Compare embeds two feature vectors and gives their style distance and the

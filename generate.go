@@ -13,6 +13,8 @@ var vgg16FullWidths = [13]int{64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 51
 // benchmarks on machines without the published weights. The widths of
 // VGG16 (64 ... 512) are divided by divisor (1 gives the full network, 8
 // the narrow one of the golden tests); each must stay a whole number.
+// ReadVGG16Weights reads such a network back from a file given the same
+// divisor.
 //
 // Layer l's weight i (OIHW order) is sqrt(6/fan_in)*(2u-1) and bias j is
 // 0.1*(2u-1), where u is a splitmix64 hash of l, i and seed mapped to
@@ -36,8 +38,7 @@ func GenerateVGG16Weights(seed uint64, divisor int) *VGG16Weights {
 	}
 	mix := seed * 0x9E3779B97F4A7C15
 	in := 3
-	for l, width := range vgg16FullWidths {
-		out := width / divisor
+	for l, out := range vgg16Widths(divisor) {
 		cw := ConvWeights{In: in, Out: out, Weight: make([]float32, out*in*9), Bias: make([]float32, out)}
 		scale := math.Sqrt(6 / float64(in*9))
 		for i := range cw.Weight {

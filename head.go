@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	"gonum.org/v1/gonum/blas"
@@ -108,14 +109,19 @@ func NewSiameseHead(cfg *HeadConfig) (*SiameseHead, error) {
 	return &SiameseHead{Dense: d, Scale: c.Scale, Margin: c.Margin, Cutoff: c.Cutoff, Backbone: c.Backbone}, nil
 }
 
+// checkHeadParams checks that scale and margin are positive and finite,
+// with 1/scale a positive finite float32 (the factor folded into the
+// matrix product), and cutoff finite and not negative.
 func checkHeadParams(scale, margin, cutoff float64) error {
-	switch {
+	switch alpha := float32(1 / scale); {
 	case !(scale > 0) || math.IsInf(scale, 0):
 		return fmt.Errorf("scale %v is not a positive finite number", scale)
+	case alpha == 0 || math.IsInf(float64(alpha), 0):
+		return fmt.Errorf("scale %v is out of range: 1/scale must be a positive finite float32", scale)
 	case !(margin > 0) || math.IsInf(margin, 0):
 		return fmt.Errorf("margin %v is not a positive finite number", margin)
-	case math.IsNaN(cutoff) || math.IsInf(cutoff, 0):
-		return fmt.Errorf("cutoff %v is not finite", cutoff)
+	case !(cutoff >= 0) || math.IsInf(cutoff, 0):
+		return fmt.Errorf("cutoff %v is not a finite number >= 0", cutoff)
 	}
 	return nil
 }
@@ -245,10 +251,28 @@ func describeBackbone(b Backbone) string {
 // Save writes the head to path as a safetensors file, atomically: the
 // tensors "dense.kernel" [In, Out] and "dense.bias" [Out] in F32, and
 // metadata recording the format version, sizes, scale, margin, cutoff and
-// backbone (name, preprocessing, weight-file SHA-256).
+// backbone (name, preprocessing, weight-file SHA-256). It returns an error,
+// writing nothing, for a head LoadHead would refuse: more than 2^27
+// weights, a weight or bias that is not finite or beyond ±1e6, a scale or
+// margin that is not positive and finite, or a cutoff that is not finite
+// and >= 0.
 func (h *SiameseHead) Save(path string) error {
 	d := h.Dense
 	d.checkShape("Save")
+	if d.In > maxHeadWeights || d.Out > maxHeadWeights || int64(d.In)*int64(d.Out) > maxHeadWeights {
+		return fmt.Errorf("style: SiameseHead.Save %s: %d x %d weights exceed the limit of %d", path, d.In, d.Out, maxHeadWeights)
+	}
+	if err := checkHeadParams(h.Scale, h.Margin, h.Cutoff); err != nil {
+		return fmt.Errorf("style: SiameseHead.Save %s: %v", path, err)
+	}
+	for _, t := range []struct {
+		name string
+		data []float32
+	}{{headKernelName, d.W}, {headBiasName, d.B}} {
+		if i, v, ok := checkBounded(t.data, maxHeadValue); !ok {
+			return fmt.Errorf("style: SiameseHead.Save %s: %s element %d is %v, %s", path, t.name, i, v, valueProblem(v, maxHeadValue))
+		}
+	}
 	meta := map[string]string{
 		"format":          headFormat,
 		"format_version":  headFormatVersion,
@@ -268,75 +292,109 @@ func (h *SiameseHead) Save(path string) error {
 	return writeSafetensors(path, ts, meta)
 }
 
+// maxHeadWeights caps the weights of a head LoadHead reads: 2^27
+// (512 MiB of float32), 40 times the study's 25,088 x 128.
+const maxHeadWeights = 1 << 27
+
+// maxHeadValue bounds the magnitude of a head's weights and biases. A head
+// trained on features divided by their maximum (HeadConfig.Scale) has
+// weights of Glorot scale, about ±0.02 for 25,088 -> 128, moved by
+// training steps of about the learning rate (RMSProp's 0.001): values
+// beyond 1e6 can only come from a broken or hostile file.
+const maxHeadValue = 1e6
+
+// headParams are the sizes and numbers a saved head's metadata holds.
+type headParams struct {
+	in, out               int
+	scale, margin, cutoff float64
+}
+
+// parseHeadMeta checks the metadata of a saved head; bad makes the error.
+func parseHeadMeta(meta map[string]string, bad func(format string, args ...any) error) (headParams, error) {
+	var p headParams
+	if meta["format"] != headFormat {
+		return p, bad("not a saved siamese head (metadata format %q)", meta["format"])
+	}
+	if v := meta["format_version"]; v != headFormatVersion {
+		return p, bad("unsupported head format version %q (want %q)", v, headFormatVersion)
+	}
+	for _, f := range []struct {
+		key string
+		dst *int
+	}{{"in", &p.in}, {"out", &p.out}} {
+		n, err := strconv.Atoi(meta[f.key])
+		if err != nil || n <= 0 {
+			return p, bad("metadata %q = %q is not a positive integer", f.key, meta[f.key])
+		}
+		*f.dst = n
+	}
+	if p.in > maxHeadWeights || p.out > maxHeadWeights || int64(p.in)*int64(p.out) > maxHeadWeights {
+		return p, bad("head of %d x %d weights exceeds the limit of %d weights", p.in, p.out, maxHeadWeights)
+	}
+	for _, f := range []struct {
+		key string
+		dst *float64
+	}{{"scale", &p.scale}, {"margin", &p.margin}, {"cutoff", &p.cutoff}} {
+		v, err := strconv.ParseFloat(meta[f.key], 64)
+		if err != nil {
+			return p, bad("metadata %q = %q is not a number", f.key, meta[f.key])
+		}
+		*f.dst = v
+	}
+	if err := checkHeadParams(p.scale, p.margin, p.cutoff); err != nil {
+		return p, bad("%v", err)
+	}
+	return p, nil
+}
+
 // LoadHead reads a head written by SiameseHead.Save. It returns a
 // *FormatError naming the file for a file that is not a saved head, has an
 // unsupported format version, or whose metadata or tensor shapes are
-// inconsistent.
+// inconsistent, or that holds more than 2^27 weights (all checked before
+// any weight is read); whose scale or margin is not positive and finite or
+// cutoff not finite and >= 0; or with a weight or bias that is not finite
+// or beyond ±1e6 (the error names the tensor and the element).
 func LoadHead(path string) (*SiameseHead, error) {
-	keep := func(name string) bool { return name == headKernelName || name == headBiasName }
-	ts, meta, err := readSafetensors(path, keep)
-	if err != nil {
-		return nil, err
-	}
 	bad := func(format string, args ...any) error {
 		return &FormatError{Path: path, Offset: -1, Msg: fmt.Sprintf(format, args...)}
 	}
-	if meta["format"] != headFormat {
-		return nil, bad("not a saved siamese head (metadata format %q)", meta["format"])
+	var p headParams
+	plan := &tensorPlan{
+		keep: func(name string) bool { return name == headKernelName || name == headBiasName },
+		check: func(shapes map[string][]int, meta map[string]string) error {
+			var err error
+			if p, err = parseHeadMeta(meta, bad); err != nil {
+				return err
+			}
+			for _, t := range []struct {
+				name string
+				want []int
+			}{{headKernelName, []int{p.in, p.out}}, {headBiasName, []int{p.out}}} {
+				s, ok := shapes[t.name]
+				if !ok {
+					return bad("missing tensor %q", t.name)
+				}
+				if !slices.Equal(s, t.want) {
+					return bad("tensor %q has shape %v, want %v", t.name, s, t.want)
+				}
+			}
+			return nil
+		},
 	}
-	if v := meta["format_version"]; v != headFormatVersion {
-		return nil, bad("unsupported head format version %q (want %q)", v, headFormatVersion)
-	}
-	size := func(key string) (int, error) {
-		n, err := strconv.Atoi(meta[key])
-		if err != nil || n <= 0 {
-			return 0, bad("metadata %q = %q is not a positive integer", key, meta[key])
-		}
-		return n, nil
-	}
-	num := func(key string) (float64, error) {
-		f, err := strconv.ParseFloat(meta[key], 64)
-		if err != nil {
-			return 0, bad("metadata %q = %q is not a number", key, meta[key])
-		}
-		return f, nil
-	}
-	in, err := size("in")
+	ts, meta, err := readSafetensors(path, plan)
 	if err != nil {
 		return nil, err
 	}
-	out, err := size("out")
-	if err != nil {
-		return nil, err
-	}
-	var vals [3]float64
-	for i, k := range []string{"scale", "margin", "cutoff"} {
-		if vals[i], err = num(k); err != nil {
+	for _, name := range []string{headKernelName, headBiasName} {
+		if err := checkTensorValues(ts[name], maxHeadValue, path); err != nil {
 			return nil, err
 		}
 	}
-	if err := checkHeadParams(vals[0], vals[1], vals[2]); err != nil {
-		return nil, bad("%v", err)
-	}
-	kern, ok := ts[headKernelName]
-	if !ok {
-		return nil, bad("missing tensor %q", headKernelName)
-	}
-	bias, ok := ts[headBiasName]
-	if !ok {
-		return nil, bad("missing tensor %q", headBiasName)
-	}
-	if len(kern.shape) != 2 || kern.shape[0] != in || kern.shape[1] != out || len(kern.data) != in*out {
-		return nil, bad("tensor %q has shape %v, want [%d %d]", headKernelName, kern.shape, in, out)
-	}
-	if len(bias.shape) != 1 || bias.shape[0] != out || len(bias.data) != out {
-		return nil, bad("tensor %q has shape %v, want [%d]", headBiasName, bias.shape, out)
-	}
 	return &SiameseHead{
-		Dense:  &Dense{In: in, Out: out, W: kern.data, B: bias.data},
-		Scale:  vals[0],
-		Margin: vals[1],
-		Cutoff: vals[2],
+		Dense:  &Dense{In: p.in, Out: p.out, W: ts[headKernelName].data, B: ts[headBiasName].data},
+		Scale:  p.scale,
+		Margin: p.margin,
+		Cutoff: p.cutoff,
 		Backbone: Backbone{
 			Name:       meta["backbone"],
 			Preprocess: Preprocess(meta["preprocess"]),

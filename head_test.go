@@ -4,11 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestNewSiameseHead(t *testing.T) {
@@ -286,4 +291,117 @@ func ExampleSiameseHead_Verdict() {
 	// Output:
 	// Nice, this looks good together!
 	// Sorry, these styles do not match.
+}
+
+// TestLoadHeadHuge: a sparse head file declaring 2^33 weights (32 GiB) is
+// refused from its metadata, before any weight is read or allocated, as
+// is one whose kernel is larger than its metadata says.
+func TestLoadHeadHuge(t *testing.T) {
+	overflowing := "exceeds the limit" // in x out wraps around in an int64
+	if strconv.IntSize == 32 {
+		overflowing = "not a positive integer" // in does not fit an int
+	}
+	for _, tc := range []struct {
+		name      string
+		in        int64
+		out, rows int
+		want      string
+	}{
+		{"huge", 1 << 18, 1 << 15, 1 << 18, "exceeds the limit"},
+		{"overflowing", 1 << 62, 4, 1 << 18, overflowing},
+		{"kernel_larger_than_metadata", 4, 1 << 15, 1 << 18, "has shape [262144 32768]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kernel := int64(tc.rows) * int64(tc.out) * 4
+			hdr := fmt.Sprintf(`{"__metadata__":{"format":%q,"format_version":%q,"in":"%d","out":"%d","scale":"1","margin":"1","cutoff":"0.5"},`+
+				`%q:{"dtype":"F32","shape":[%d,%d],"data_offsets":[0,%d]},%q:{"dtype":"F32","shape":[%d],"data_offsets":[%d,%d]}}`,
+				headFormat, headFormatVersion, tc.in, tc.out, headKernelName, tc.rows, tc.out, kernel, headBiasName, tc.out, kernel, kernel+4*int64(tc.out))
+			p := writeTemp(t, "head.safetensors", rawSafetensors(hdr, nil))
+			require.NoError(t, os.Truncate(p, int64(8+len(hdr))+kernel+4*int64(tc.out)))
+			var err error
+			n := allocated(func() { _, err = LoadHead(p) })
+			var fe *FormatError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, p, fe.Path)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.LessOrEqual(t, n, readBudget(0))
+		})
+	}
+}
+
+// TestHeadValues: heads with a weight or bias that is not finite or beyond
+// ±1e6, or a scale, margin or cutoff that is not finite (or a negative
+// cutoff), are refused by LoadHead with a *FormatError naming the file
+// (and the tensor and element), by Save without writing anything, and by
+// NewSiameseHead.
+func TestHeadValues(t *testing.T) {
+	dir := t.TempDir()
+	good := map[string]string{
+		"format": headFormat, "format_version": headFormatVersion, "in": "4", "out": "2",
+		"scale": "1", "margin": "1", "cutoff": "0.5", "backbone": "vgg16", "preprocess": "caffe", "backbone_sha256": "",
+	}
+	with := func(k, v string) map[string]string {
+		m := maps.Clone(good)
+		m[k] = v
+		return m
+	}
+	tensors := func(ki int, kv float32, bi int, bv float32) []tensor {
+		k := tensor{name: headKernelName, shape: []int{4, 2}, data: make([]float32, 8)}
+		b := tensor{name: headBiasName, shape: []int{2}, data: make([]float32, 2)}
+		k.data[ki], b.data[bi] = kv, bv
+		return []tensor{k, b}
+	}
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	for _, tc := range []struct {
+		name string
+		ts   []tensor
+		meta map[string]string
+		want string
+	}{
+		{"nan_weight", tensors(3, nan, 0, 0), good, headKernelName + ": element 3 of 8"},
+		{"inf_bias", tensors(0, 0, 1, -inf), good, headBiasName + ": element 1 of 2"},
+		{"huge_weight", tensors(7, 2e6, 0, 0), good, "beyond the bound"},
+		{"negative_cutoff", tensors(0, 0, 0, 0), with("cutoff", "-0.1"), "cutoff"},
+		{"inf_cutoff", tensors(0, 0, 0, 0), with("cutoff", "+Inf"), "cutoff"},
+		{"nan_cutoff", tensors(0, 0, 0, 0), with("cutoff", "NaN"), "cutoff"},
+		{"inf_scale", tensors(0, 0, 0, 0), with("scale", "Inf"), "scale"},
+		{"scale_out_of_range", tensors(0, 0, 0, 0), with("scale", "1e300"), "scale"},
+		{"inf_margin", tensors(0, 0, 0, 0), with("margin", "Inf"), "margin"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, tc.name+".safetensors")
+			require.NoError(t, writeSafetensors(p, tc.ts, tc.meta))
+			_, err := LoadHead(p)
+			var fe *FormatError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, p, fe.Path)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+	// The bound itself loads.
+	p := filepath.Join(dir, "bound.safetensors")
+	require.NoError(t, writeSafetensors(p, tensors(0, 1e6, 1, -1e6), good))
+	h, err := LoadHead(p)
+	require.NoError(t, err)
+	assert.Equal(t, float32(1e6), h.Dense.W[0])
+
+	// Save refuses what LoadHead would.
+	for name, mutate := range map[string]func(h *SiameseHead){
+		"nan_weight":      func(h *SiameseHead) { h.Dense.W[5] = nan },
+		"inf_bias":        func(h *SiameseHead) { h.Dense.B[0] = inf },
+		"huge_weight":     func(h *SiameseHead) { h.Dense.W[0] = -3e6 },
+		"negative_cutoff": func(h *SiameseHead) { h.Cutoff = -1 },
+		"inf_cutoff":      func(h *SiameseHead) { h.Cutoff = math.Inf(1) },
+		"nan_scale":       func(h *SiameseHead) { h.Scale = math.NaN() },
+		"inf_margin":      func(h *SiameseHead) { h.Margin = math.Inf(1) },
+	} {
+		h, err := NewSiameseHead(&HeadConfig{In: 4, Out: 2, Seed: 1})
+		require.NoError(t, err)
+		mutate(h)
+		p := filepath.Join(dir, "save_"+name+".safetensors")
+		assert.Error(t, h.Save(p), name)
+		assert.NoFileExists(t, p, name)
+	}
+	_, err = NewSiameseHead(&HeadConfig{In: 4, Out: 2, Cutoff: -0.5})
+	assert.Error(t, err, "negative cutoff")
 }

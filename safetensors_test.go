@@ -64,7 +64,7 @@ func TestSafetensorsRoundTrip(t *testing.T) {
 		}
 	}
 	// keep selects.
-	got, _, err = readSafetensors(p, func(n string) bool { return n == "a" })
+	got, _, err = readSafetensors(p, &tensorPlan{keep: func(n string) bool { return n == "a" }})
 	if err != nil || len(got) != 1 || !equalFloats(got["a"].data, ts[1].data) {
 		t.Errorf("keep: got %v, %v", got, err)
 	}
@@ -253,7 +253,7 @@ func TestSafetensorsReadsOnlyKept(t *testing.T) {
 	}
 	data, _ := os.ReadFile(p)
 	c := &countingReaderAt{r: bytes.NewReader(data)}
-	got, _, err := decodeSafetensors(c, int64(len(data)), p, func(n string) bool { return n == small.name })
+	got, _, err := decodeSafetensors(c, int64(len(data)), p, &tensorPlan{keep: func(n string) bool { return n == small.name }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,13 +268,32 @@ func TestSafetensorsReadsOnlyKept(t *testing.T) {
 // FuzzReadSafetensors checks that no input makes the reader panic, that
 // every failure is a *FormatError, that what it decodes is consistent and
 // bounded by the input (at least 2 bytes of data per value, so a short
-// input cannot make it allocate much), and that decoded tensors survive a
-// write/read round trip bit for bit. Seeds are in
-// testdata/fuzz/FuzzReadSafetensors.
+// input cannot make it allocate much), that reading allocates at most twice
+// the bytes returned plus 64 MB (also when reading the VGG16 layers of
+// divisor 64), and that decoded tensors survive a write/read round trip
+// bit for bit. Seeds are in testdata/fuzz/FuzzReadSafetensors.
 func FuzzReadSafetensors(f *testing.F) {
 	f.Add(rawSafetensors(`{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, make([]byte, 8)))
+	var vgg bytes.Buffer
+	ts := layersToTensors(GenerateVGG16Weights(1, 64).Layers)
+	hdr, err := safetensorsHeader(ts, map[string]string{"preprocess": "caffe"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := encodeSafetensors(&vgg, hdr, ts); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(vgg.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ts, meta, err := decodeSafetensors(bytes.NewReader(data), int64(len(data)), "fuzz", nil)
+		var w *VGG16Weights
+		var err error
+		n := allocated(func() { w, err = decodeVGG16Weights(bytes.NewReader(data), int64(len(data)), "fuzz", 64) })
+		checkReadCost(t, "VGG16 / 64", err, n, layersBytes(w))
+
+		var ts map[string]tensor
+		var meta map[string]string
+		n = allocated(func() { ts, meta, err = decodeSafetensors(bytes.NewReader(data), int64(len(data)), "fuzz", nil) })
+		checkReadCost(t, "any tensors", err, n, tensorsBytes(ts))
 		if err != nil {
 			var fe *FormatError
 			if !errors.As(err, &fe) || !errors.Is(err, ErrFormat) {

@@ -72,7 +72,7 @@ type vggWork struct {
 // preprocessing the file asks for ("torch" for torchvision and timm files).
 // Use ReadVGG16Weights and NewVGG16 to set options.
 func LoadVGG16(path string) (*VGG16, error) {
-	w, err := ReadVGG16Weights(path)
+	w, err := ReadVGG16Weights(path, 1)
 	if err != nil {
 		return nil, err
 	}

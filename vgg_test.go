@@ -279,8 +279,8 @@ var narrowWeightFiles = []struct {
 	{"golden/pth/vgg16_narrow_fp16_zip.pth", 5e-3},
 }
 
-// TestVGG16NarrowGolden loads the narrow network (widths / 8) through
-// LoadVGG16 from every file format and compares its features on the golden
+// TestVGG16NarrowGolden loads the narrow network (widths / 8) with
+// ReadVGG16Weights from every file format and compares its features on the golden
 // caffe inputs with PyTorch's.
 func TestVGG16NarrowGolden(t *testing.T) {
 	shared := sharedDir(t)
@@ -291,7 +291,7 @@ func TestVGG16NarrowGolden(t *testing.T) {
 	files := narrowWeightFiles
 	// The conversion round trip: legacy .pth -> our safetensors -> load.
 	converted := filepath.Join(t.TempDir(), "converted.safetensors")
-	if err := ConvertVGG16(converted, filepath.Join(shared, "golden/pth/vgg16_narrow_legacy.pth")); err != nil {
+	if err := convertVGG16(converted, filepath.Join(shared, "golden/pth/vgg16_narrow_legacy.pth"), 8); err != nil {
 		t.Fatal(err)
 	}
 	files = append(files, struct {
@@ -304,7 +304,7 @@ func TestVGG16NarrowGolden(t *testing.T) {
 			if !filepath.IsAbs(path) {
 				path = filepath.Join(shared, path)
 			}
-			m, err := LoadVGG16(path)
+			m, err := loadVGG16(path, 8)
 			if err != nil {
 				t.Fatal(err)
 			}

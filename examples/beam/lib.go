@@ -8,9 +8,9 @@ import (
 	"github.com/stylespace/style"
 )
 
-// loadVGG16Model loads a VGG16 weight file.
-func loadVGG16Model(path string, workers int) (*model, error) {
-	w, err := style.ReadVGG16Weights(path)
+// loadVGG16Model loads a VGG16 weight file of the given width divisor.
+func loadVGG16Model(path string, divisor, workers int) (*model, error) {
+	w, err := style.ReadVGG16Weights(path, divisor)
 	if err != nil {
 		return nil, err
 	}

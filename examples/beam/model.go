@@ -25,6 +25,9 @@ type ModelSpec struct {
 	// from SEED (no file needed; for tests and dry runs, its features mean
 	// nothing).
 	Weights string
+	// WeightsDivisor is the width divisor of the network in the Weights
+	// file (see style.ReadVGG16Weights); 0 means 1, VGG16 itself.
+	WeightsDivisor int
 	// Head is an optional trained siamese head file; "" means no embedding.
 	Head string
 	// Workers is the number of goroutines the model uses for one batch;
@@ -159,7 +162,7 @@ func loadModel(ctx context.Context, spec ModelSpec) (*model, error) {
 			return nil, ferr
 		}
 		defer cleanup()
-		m, err = loadVGG16Model(path, spec.Workers)
+		m, err = loadVGG16Model(path, max(spec.WeightsDivisor, 1), spec.Workers)
 	}
 	if err != nil {
 		return nil, err

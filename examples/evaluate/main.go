@@ -48,6 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		timeout      = flags.Duration("timeout", 30*time.Second, "timeout of each image download")
 		quiet        = flags.Bool("quiet", false, "no progress bars")
 		conv         = flags.String("conv", "auto", cli.ConvUsage)
+		divisor      = flags.Int("weights-divisor", 1, "width divisor of the -weights network: 1 for VGG16, 2 to 64 for a narrow test network")
 	)
 	flags.Usage = func() {
 		fmt.Fprintf(flags.Output(), "Usage: evaluate [flags] IMAGE1 IMAGE2\n\nTells whether two product photos (file paths or http(s) URLs) go well together.\n\n")
@@ -81,7 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	vgg, err := cli.LoadVGG16(wpath, *conv)
+	vgg, err := cli.LoadVGG16(wpath, *conv, *divisor)
 	if err != nil {
 		return err
 	}

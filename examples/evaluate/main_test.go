@@ -29,7 +29,7 @@ func setup(t *testing.T) (vgg *style.VGG16, img1, img2 string, head *style.Siame
 			t.Skipf("reference data %s absent: %v", p, err)
 		}
 	}
-	vgg, err := style.LoadVGG16(cli.NarrowWeights)
+	vgg, err := cli.LoadVGG16(cli.NarrowWeights, "auto", 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestEvaluateVerdicts(t *testing.T) {
 	}{{dist * 1.5, style.Compatible}, {dist / 2, style.Incompatible}} {
 		head.Cutoff = tc.cutoff
 		hp := saveHead(t, head)
-		base := []string{"-head", hp, "-weights", cli.NarrowWeights}
+		base := []string{"-head", hp, "-weights", cli.NarrowWeights, "-weights-divisor", "8"}
 
 		var stdout, stderr bytes.Buffer
 		if err := run(context.Background(), append(base, img1, img2), &stdout, &stderr); err != nil {
@@ -126,7 +126,7 @@ func TestEvaluateErrors(t *testing.T) {
 		phrase []string
 	}{
 		{"missing head", []string{"-head", missing, img1, img2}, nil, []string{"no trained head at " + missing, "-head"}},
-		{"other backbone", []string{"-head", wrong, "-weights", cli.NarrowWeights, img1, img2}, style.ErrBackboneMismatch, []string{"cannot be used with the weights", "caffe"}},
+		{"other backbone", []string{"-head", wrong, "-weights", cli.NarrowWeights, "-weights-divisor", "8", img1, img2}, style.ErrBackboneMismatch, []string{"cannot be used with the weights", "caffe"}},
 		{"corrupt image", []string{"-head", good, "-weights", cli.NarrowWeights, img1, notImage}, style.ErrFormat, []string{"cannot read image " + notImage}},
 		{"missing image", []string{"-head", good, "-weights", cli.NarrowWeights, filepath.Join(photos, "nope.jpg"), img2}, os.ErrNotExist, []string{"nope.jpg"}},
 		{"image URL 404", []string{"-head", good, "-weights", cli.NarrowWeights, img1, srv.URL + "/x.jpg"}, nil, []string{"cannot read image " + srv.URL + "/x.jpg", "404"}},

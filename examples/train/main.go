@@ -64,6 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		timeout      = fs.Duration("timeout", 30*time.Second, "timeout of each download")
 		quiet        = fs.Bool("quiet", false, "no progress bars")
 		conv         = fs.String("conv", "auto", cli.ConvUsage)
+		divisor      = fs.Int("weights-divisor", 1, "width divisor of the -weights network: 1 for VGG16, 2 to 64 for a narrow test network")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: train [flags]\n\nTrains a style evaluator on labelled pairs of product photos and writes the head, charts and report.\n\n")
@@ -121,7 +122,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	vgg, err := cli.LoadVGG16(wpath, *conv)
+	vgg, err := cli.LoadVGG16(wpath, *conv, *divisor)
 	if err != nil {
 		return err
 	}

@@ -82,7 +82,7 @@ func reportCounts(t *testing.T, report string) (extracted, skipped, failed int) 
 }
 
 func commonArgs(pairs, out string) []string {
-	return []string{"-pairs", pairs, "-weights", cli.NarrowWeights, "-out", out,
+	return []string{"-pairs", pairs, "-weights", cli.NarrowWeights, "-weights-divisor", "8", "-out", out,
 		"-epochs", "4", "-patience", "2", "-seed", "3", "-workers", "2"}
 }
 
@@ -148,7 +148,7 @@ func checkOutputs(t *testing.T, out string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vgg, err := style.LoadVGG16(cli.NarrowWeights)
+	vgg, err := cli.LoadVGG16(cli.NarrowWeights, "auto", 8)
 	if err != nil {
 		t.Fatal(err)
 	}

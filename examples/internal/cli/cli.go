@@ -161,14 +161,15 @@ func ParseConv(name string) (style.ConvAlgorithm, error) {
 	return 0, fmt.Errorf("-conv %q: want auto, im2col, winograd or winograd4x4", name)
 }
 
-// LoadVGG16 loads the VGG16 weight file path, computing convolutions with
-// the algorithm named conv (see ParseConv).
-func LoadVGG16(path, conv string) (*style.VGG16, error) {
+// LoadVGG16 loads the VGG16 weight file path, whose widths are VGG16's
+// divided by divisor (1: VGG16 itself), computing convolutions with the
+// algorithm named conv (see ParseConv).
+func LoadVGG16(path, conv string, divisor int) (*style.VGG16, error) {
 	algo, err := ParseConv(conv)
 	if err != nil {
 		return nil, err
 	}
-	w, err := style.ReadVGG16Weights(path)
+	w, err := style.ReadVGG16Weights(path, divisor)
 	if err != nil {
 		return nil, err
 	}

@@ -135,7 +135,7 @@ func OpenModel(ctx context.Context, f *ModelFlags, stdout, stderr io.Writer, bar
 
 	var modelDesc string
 	if f.Weights != "" {
-		if m.FX, err = LoadVGG16(f.Weights, f.Conv); err != nil {
+		if m.FX, err = LoadVGG16(f.Weights, f.Conv, 1); err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(stdout, "model: VGG16 weights %s (%d features per image)\n", f.Weights, m.FX.FeatureLen())
