@@ -20,7 +20,7 @@ import (
 // TestVGG16NarrowGolden (float32 accumulation gives about 1e-6).
 func TestVGG16NarrowGoldenEveryISA(t *testing.T) {
 	shared := sharedDir(t)
-	w, err := ReadVGG16Weights(filepath.Join(shared, "golden", "vgg16_narrow_tv.safetensors"))
+	w, err := ReadVGG16Weights(filepath.Join(shared, "golden", "vgg16_narrow_tv.safetensors"), 8)
 	require.NoError(t, err)
 	names := goldenImageNames[:2]
 	if testing.Short() {
