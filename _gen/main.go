@@ -87,6 +87,11 @@ func main() {
 		genWinograd4Output(true)
 		genWinograd2Input()
 		genWinograd2Output()
+		genWinograd4InputAVX2()
+		genWinograd4OutputAVX2(false)
+		genWinograd4OutputAVX2(true)
+		genWinograd2InputAVX2()
+		genWinograd2OutputAVX2()
 		Generate()
 		return
 	}

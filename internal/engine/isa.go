@@ -136,9 +136,8 @@ func ISAs() []string {
 // ForceISA is a test hook: it makes every kernel family use its best
 // implementation at or below the level name (one of ISAs), and returns a
 // function restoring the previous choice. A family without that level
-// falls back to the next lower one it has: winograd has no AVX2 kernels,
-// so "avx2" means the pure-Go transforms there, and "generic" means pure
-// Go everywhere. It also overrides a family's preference for a lower
+// falls back to the next lower one it has, and "generic" means pure Go
+// everywhere. It also overrides a family's preference for a lower
 // level (dist prefers AVX2 on AVX-512 CPUs; "avx512" forces its AVX-512
 // kernel).
 //

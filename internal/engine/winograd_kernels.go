@@ -7,16 +7,17 @@ import "fmt"
 // The Winograd F(4x4, 3x3) and F(2x2, 3x3) transform kernels (see
 // conv_winograd_packed.go and conv_winograd.go for the matrices). Each
 // has a pure-Go reference, always compiled, which is also the fallback;
-// winograd_kernels_amd64.go lists AVX-512 versions (generated into
-// winograd_amd64.s by _gen), used when the CPU has AVX-512F and BMI2.
-// The assembly does the same float32 operations in the same order, one
-// tile per vector lane, without fused multiply-adds, so both give
-// bit-identical results on finite inputs.
+// winograd_kernels_amd64.go lists AVX-512 versions, used when the CPU
+// has AVX-512F and BMI2, and AVX2 versions, used when it has AVX2
+// (both generated into winograd_amd64.s by _gen). The assembly does the
+// same float32 operations in the same order, one tile per vector lane,
+// without fused multiply-adds, so all give bit-identical results on
+// finite inputs.
 
 // winogradKernels is the kernel table of the transforms (see isa.go):
 // its active value reports whether the dispatchers below call the
 // assembly (the *Asm functions of winograd_kernels_amd64.go) rather than
-// the Go references. There are no AVX2 versions.
+// the Go references.
 var winogradKernels = newFamily("winograd", append(winogradAsm(), impl[bool]{isa: isaGeneric, ok: true, k: false})...)
 
 // winograd4MaxRun is the longest run of patches winograd4InputRun takes.

@@ -49,62 +49,77 @@ func guarded(n int) (s []float32, check func(t *testing.T, keep func(i int) bool
 	}
 }
 
-func TestWinograd4InputRunKernels(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	for n := 0; n <= winograd4MaxRun; n++ {
-		cols := 4*n + 2
-		var d [6][]float32
-		for k := range d {
-			d[k] = randSlice(r, cols)
-		}
-		vstride := n + r.IntN(5)
-		size := 35*vstride + n
-		inRun := func(i int) bool { return i%vstride < n }
-
-		want := make([]float32, size)
-		winograd4InputRunGeneric(want, vstride, &d, n)
-		naive := make([]float32, size)
-		winograd4InputRunNaive(naive, vstride, &d, n)
-		for i := range size {
-			if !inRun(i) {
-				continue
-			}
-			if err := closeTo(want[i], naive[i], winograd4InputScale(&d)); err != nil {
-				t.Fatalf("n=%d: generic V[%d][%d] vs the scalar code: %v", n, i/vstride, i%vstride, err)
-			}
-		}
-
-		kernels := map[string]func(v []float32){
-			"dispatch": func(v []float32) { winograd4InputRun(v, vstride, &d, n) },
-		}
-		if winogradKernels.active && n > 0 {
-			kernels["asm"] = func(v []float32) { winograd4InputAsm(v, vstride, &d, n) }
-		}
-		for name, run := range kernels {
-			v, check := guarded(size)
-			run(v)
-			check(t, inRun)
-			for i := range size {
-				if inRun(i) && !sameBits(v[i], want[i]) {
-					t.Fatalf("%s n=%d: V[%d][%d] = %v, reference %v", name, n, i/vstride, i%vstride, v[i], want[i])
-				}
-			}
-		}
+// forEachISA runs f as a subtest for each level of ISAs(), forced through
+// ForceISA: the kernel tests below check the dispatchers, and the
+// assembly directly when the level has it, against the Go references.
+func forEachISA(t *testing.T, f func(t *testing.T)) {
+	for _, name := range ISAs() {
+		t.Run(name, func(t *testing.T) {
+			defer ForceISA(name)()
+			t.Logf("winograd kernels: %v", winogradKernels.level())
+			f(t)
+		})
 	}
-	for _, n := range []int{33, 40} {
-		func() {
-			defer func() {
-				if recover() == nil {
-					t.Errorf("winograd4InputRun did not panic on a run of %d", n)
-				}
-			}()
+}
+
+func TestWinograd4InputRunKernels(t *testing.T) {
+	forEachISA(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(1, 2))
+		for n := 0; n <= winograd4MaxRun; n++ {
+			cols := 4*n + 2
 			var d [6][]float32
 			for k := range d {
-				d[k] = make([]float32, 4*n+2)
+				d[k] = randSlice(r, cols)
 			}
-			winograd4InputRun(make([]float32, 36*n), n, &d, n)
-		}()
-	}
+			vstride := n + r.IntN(5)
+			size := 35*vstride + n
+			inRun := func(i int) bool { return i%vstride < n }
+
+			want := make([]float32, size)
+			winograd4InputRunGeneric(want, vstride, &d, n)
+			naive := make([]float32, size)
+			winograd4InputRunNaive(naive, vstride, &d, n)
+			for i := range size {
+				if !inRun(i) {
+					continue
+				}
+				if err := closeTo(want[i], naive[i], winograd4InputScale(&d)); err != nil {
+					t.Fatalf("n=%d: generic V[%d][%d] vs the scalar code: %v", n, i/vstride, i%vstride, err)
+				}
+			}
+
+			kernels := map[string]func(v []float32){
+				"dispatch": func(v []float32) { winograd4InputRun(v, vstride, &d, n) },
+			}
+			if winogradKernels.active && n > 0 {
+				kernels["asm"] = func(v []float32) { winograd4InputAsm(v, vstride, &d, n) }
+			}
+			for name, run := range kernels {
+				v, check := guarded(size)
+				run(v)
+				check(t, inRun)
+				for i := range size {
+					if inRun(i) && !sameBits(v[i], want[i]) {
+						t.Fatalf("%s n=%d: V[%d][%d] = %v, reference %v", name, n, i/vstride, i%vstride, v[i], want[i])
+					}
+				}
+			}
+		}
+		for _, n := range []int{33, 40} {
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Errorf("winograd4InputRun did not panic on a run of %d", n)
+					}
+				}()
+				var d [6][]float32
+				for k := range d {
+					d[k] = make([]float32, 4*n+2)
+				}
+				winograd4InputRun(make([]float32, 36*n), n, &d, n)
+			}()
+		}
+	})
 }
 
 // winograd4InputScale bounds the magnitude of the terms of the input
@@ -127,48 +142,50 @@ func closeTo(got, want, scale float32) error {
 }
 
 func TestWinograd4OutputRunKernels(t *testing.T) {
-	r := rand.New(rand.NewPCG(3, 4))
-	// All tile counts up to 40 (every tail), and long runs whose counts
-	// (times 4) cross the byte boundaries of the mask arithmetic.
-	counts := []int{64, 65, 127, 256, 300}
-	for n := 40; n >= 0; n-- {
-		counts = append([]int{n}, counts...)
-	}
-	for _, n := range counts {
-		mstride := n + r.IntN(7)
-		m := randSlice(r, 35*mstride+n)
-		ystride := 4*n + r.IntN(3)
-		size := 3*ystride + 4*n
-		inRun := func(i int) bool { return i%ystride < 4*n }
-		bias := float32(r.NormFloat64())
-		for _, relu := range []bool{false, true} {
-			want := make([]float32, size)
-			winograd4OutputRunGeneric(want, ystride, m, mstride, n, bias, relu)
-			kernels := map[string]func(y []float32){
-				"dispatch": func(y []float32) { winograd4OutputRun(y, ystride, m, mstride, n, bias, relu) },
-			}
-			if winogradKernels.active && n > 0 {
-				kernels["asm"] = func(y []float32) { winograd4OutputAsm(y, ystride, m, mstride, n, bias, relu) }
-			}
-			for name, run := range kernels {
-				y, check := guarded(size)
-				run(y)
-				check(t, inRun)
-				for i := range size {
-					if inRun(i) && !sameBits(y[i], want[i]) {
-						t.Fatalf("%s n=%d relu=%v: Y[%d][%d] of tile %d = %v, reference %v", name, n, relu, i/ystride, i%4, i%ystride/4, y[i], want[i])
-					}
+	forEachISA(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(3, 4))
+		// All tile counts up to 40 (every tail), and long runs whose counts
+		// (times 4) cross the byte boundaries of the mask arithmetic.
+		counts := []int{64, 65, 127, 256, 300}
+		for n := 40; n >= 0; n-- {
+			counts = append([]int{n}, counts...)
+		}
+		for _, n := range counts {
+			mstride := n + r.IntN(7)
+			m := randSlice(r, 35*mstride+n)
+			ystride := 4*n + r.IntN(3)
+			size := 3*ystride + 4*n
+			inRun := func(i int) bool { return i%ystride < 4*n }
+			bias := float32(r.NormFloat64())
+			for _, relu := range []bool{false, true} {
+				want := make([]float32, size)
+				winograd4OutputRunGeneric(want, ystride, m, mstride, n, bias, relu)
+				kernels := map[string]func(y []float32){
+					"dispatch": func(y []float32) { winograd4OutputRun(y, ystride, m, mstride, n, bias, relu) },
 				}
-				if relu {
+				if winogradKernels.active && n > 0 {
+					kernels["asm"] = func(y []float32) { winograd4OutputAsm(y, ystride, m, mstride, n, bias, relu) }
+				}
+				for name, run := range kernels {
+					y, check := guarded(size)
+					run(y)
+					check(t, inRun)
 					for i := range size {
-						if inRun(i) && (y[i] < 0 || math.Signbit(float64(y[i]))) {
-							t.Fatalf("%s n=%d: ReLU left %v", name, n, y[i])
+						if inRun(i) && !sameBits(y[i], want[i]) {
+							t.Fatalf("%s n=%d relu=%v: Y[%d][%d] of tile %d = %v, reference %v", name, n, relu, i/ystride, i%4, i%ystride/4, y[i], want[i])
+						}
+					}
+					if relu {
+						for i := range size {
+							if inRun(i) && (y[i] < 0 || math.Signbit(float64(y[i]))) {
+								t.Fatalf("%s n=%d: ReLU left %v", name, n, y[i])
+							}
 						}
 					}
 				}
 			}
 		}
-	}
+	})
 }
 
 // TestWinograd4OutputPoolRunKernels checks the pooling output kernel
@@ -176,115 +193,41 @@ func TestWinograd4OutputRunKernels(t *testing.T) {
 // transform pooled here (ReLU makes every value non-negative, so the
 // maxima are exact whatever the order).
 func TestWinograd4OutputPoolRunKernels(t *testing.T) {
-	r := rand.New(rand.NewPCG(15, 16))
-	counts := []int{64, 65, 127, 128, 129, 300}
-	for n := 40; n >= 0; n-- {
-		counts = append([]int{n}, counts...)
-	}
-	for _, n := range counts {
-		mstride := n + r.IntN(7)
-		m := randSlice(r, 35*mstride+n)
-		ystride := 2*n + r.IntN(3)
-		size := ystride + 2*n
-		inRun := func(i int) bool { return i%ystride < 2*n }
-		bias := float32(r.NormFloat64())
-		want := make([]float32, size)
-		winograd4OutputPoolRunGeneric(want, ystride, m, mstride, n, bias)
-		full := make([]float32, 4*4*n)
-		winograd4OutputRunGeneric(full, 4*n, m, mstride, n, bias, true)
-		for g := range n {
-			for a := range 2 {
-				for b := range 2 {
-					v := float32(0)
-					for _, q := range [4]int{2*a*4*n + 4*g + 2*b, 2*a*4*n + 4*g + 2*b + 1, (2*a+1)*4*n + 4*g + 2*b, (2*a+1)*4*n + 4*g + 2*b + 1} {
-						v = max(v, full[q])
-					}
-					if got := want[a*ystride+2*g+b]; !sameBits(got, v) {
-						t.Fatalf("n=%d: reference P[%d][%d] of tile %d = %v, pooled transform %v", n, a, b, g, got, v)
-					}
-				}
-			}
+	forEachISA(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(15, 16))
+		counts := []int{64, 65, 127, 128, 129, 300}
+		for n := 40; n >= 0; n-- {
+			counts = append([]int{n}, counts...)
 		}
-		kernels := map[string]func(y []float32){
-			"dispatch": func(y []float32) { winograd4OutputPoolRun(y, ystride, m, mstride, n, bias) },
-		}
-		if winogradKernels.active && n > 0 {
-			kernels["asm"] = func(y []float32) { winograd4OutputPoolAsm(y, ystride, m, mstride, n, bias) }
-		}
-		for name, run := range kernels {
-			y, check := guarded(size)
-			run(y)
-			check(t, inRun)
-			for i := range size {
-				if inRun(i) && !sameBits(y[i], want[i]) {
-					t.Fatalf("%s n=%d: P[%d][%d] of tile %d = %v, reference %v", name, n, i/ystride, i%2, i%ystride/2, y[i], want[i])
-				}
-			}
-		}
-	}
-}
-
-func TestWinograd2InputRunKernels(t *testing.T) {
-	r := rand.New(rand.NewPCG(9, 10))
-	for n := 0; n <= winograd4MaxRun; n++ {
-		var d [4][]float32
-		for k := range d {
-			d[k] = randSlice(r, 2*n+2)
-		}
-		vstride := n + r.IntN(5)
-		size := 15*vstride + n
-		inRun := func(i int) bool { return i%vstride < n }
-		want := make([]float32, size)
-		winogradInputRunGeneric(want, vstride, &d, n)
-		// Only additions and subtractions: the scalar code gives the
-		// same bits whatever the compiler fuses.
-		naive := make([]float32, size)
-		winogradInputRunNaive(naive, vstride, &d, n)
-		for i := range size {
-			if inRun(i) && !sameBits(want[i], naive[i]) {
-				t.Fatalf("n=%d: generic V[%d][%d] = %v, scalar code %v", n, i/vstride, i%vstride, want[i], naive[i])
-			}
-		}
-		kernels := map[string]func(v []float32){
-			"dispatch": func(v []float32) { winogradInputRun(v, vstride, &d, n) },
-		}
-		if winogradKernels.active && n > 0 {
-			kernels["asm"] = func(v []float32) { winograd2InputAsm(v, vstride, &d, n) }
-		}
-		for name, run := range kernels {
-			v, check := guarded(size)
-			run(v)
-			check(t, inRun)
-			for i := range size {
-				if inRun(i) && !sameBits(v[i], want[i]) {
-					t.Fatalf("%s n=%d: V[%d][%d] = %v, reference %v", name, n, i/vstride, i%vstride, v[i], want[i])
-				}
-			}
-		}
-	}
-}
-
-func TestWinograd2OutputRunKernels(t *testing.T) {
-	r := rand.New(rand.NewPCG(11, 12))
-	counts := []int{64, 65, 127, 128, 129, 300}
-	for n := 40; n >= 0; n-- {
-		counts = append([]int{n}, counts...)
-	}
-	for _, n := range counts {
-		mstride := n + r.IntN(7)
-		m := randSlice(r, 15*mstride+n)
-		ystride := 2*n + r.IntN(3)
-		size := ystride + 2*n
-		inRun := func(i int) bool { return i%ystride < 2*n }
-		bias := float32(r.NormFloat64())
-		for _, relu := range []bool{false, true} {
+		for _, n := range counts {
+			mstride := n + r.IntN(7)
+			m := randSlice(r, 35*mstride+n)
+			ystride := 2*n + r.IntN(3)
+			size := ystride + 2*n
+			inRun := func(i int) bool { return i%ystride < 2*n }
+			bias := float32(r.NormFloat64())
 			want := make([]float32, size)
-			winograd2OutputRunGeneric(want, ystride, m, mstride, n, bias, relu)
+			winograd4OutputPoolRunGeneric(want, ystride, m, mstride, n, bias)
+			full := make([]float32, 4*4*n)
+			winograd4OutputRunGeneric(full, 4*n, m, mstride, n, bias, true)
+			for g := range n {
+				for a := range 2 {
+					for b := range 2 {
+						v := float32(0)
+						for _, q := range [4]int{2*a*4*n + 4*g + 2*b, 2*a*4*n + 4*g + 2*b + 1, (2*a+1)*4*n + 4*g + 2*b, (2*a+1)*4*n + 4*g + 2*b + 1} {
+							v = max(v, full[q])
+						}
+						if got := want[a*ystride+2*g+b]; !sameBits(got, v) {
+							t.Fatalf("n=%d: reference P[%d][%d] of tile %d = %v, pooled transform %v", n, a, b, g, got, v)
+						}
+					}
+				}
+			}
 			kernels := map[string]func(y []float32){
-				"dispatch": func(y []float32) { winograd2OutputRun(y, ystride, m, mstride, n, bias, relu) },
+				"dispatch": func(y []float32) { winograd4OutputPoolRun(y, ystride, m, mstride, n, bias) },
 			}
 			if winogradKernels.active && n > 0 {
-				kernels["asm"] = func(y []float32) { winograd2OutputAsm(y, ystride, m, mstride, n, bias, relu) }
+				kernels["asm"] = func(y []float32) { winograd4OutputPoolAsm(y, ystride, m, mstride, n, bias) }
 			}
 			for name, run := range kernels {
 				y, check := guarded(size)
@@ -292,12 +235,92 @@ func TestWinograd2OutputRunKernels(t *testing.T) {
 				check(t, inRun)
 				for i := range size {
 					if inRun(i) && !sameBits(y[i], want[i]) {
-						t.Fatalf("%s n=%d relu=%v: Y[%d][%d] of tile %d = %v, reference %v", name, n, relu, i/ystride, i%2, i%ystride/2, y[i], want[i])
+						t.Fatalf("%s n=%d: P[%d][%d] of tile %d = %v, reference %v", name, n, i/ystride, i%2, i%ystride/2, y[i], want[i])
 					}
 				}
 			}
 		}
-	}
+	})
+}
+
+func TestWinograd2InputRunKernels(t *testing.T) {
+	forEachISA(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(9, 10))
+		for n := 0; n <= winograd4MaxRun; n++ {
+			var d [4][]float32
+			for k := range d {
+				d[k] = randSlice(r, 2*n+2)
+			}
+			vstride := n + r.IntN(5)
+			size := 15*vstride + n
+			inRun := func(i int) bool { return i%vstride < n }
+			want := make([]float32, size)
+			winogradInputRunGeneric(want, vstride, &d, n)
+			// Only additions and subtractions: the scalar code gives the
+			// same bits whatever the compiler fuses.
+			naive := make([]float32, size)
+			winogradInputRunNaive(naive, vstride, &d, n)
+			for i := range size {
+				if inRun(i) && !sameBits(want[i], naive[i]) {
+					t.Fatalf("n=%d: generic V[%d][%d] = %v, scalar code %v", n, i/vstride, i%vstride, want[i], naive[i])
+				}
+			}
+			kernels := map[string]func(v []float32){
+				"dispatch": func(v []float32) { winogradInputRun(v, vstride, &d, n) },
+			}
+			if winogradKernels.active && n > 0 {
+				kernels["asm"] = func(v []float32) { winograd2InputAsm(v, vstride, &d, n) }
+			}
+			for name, run := range kernels {
+				v, check := guarded(size)
+				run(v)
+				check(t, inRun)
+				for i := range size {
+					if inRun(i) && !sameBits(v[i], want[i]) {
+						t.Fatalf("%s n=%d: V[%d][%d] = %v, reference %v", name, n, i/vstride, i%vstride, v[i], want[i])
+					}
+				}
+			}
+		}
+	})
+}
+
+func TestWinograd2OutputRunKernels(t *testing.T) {
+	forEachISA(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(11, 12))
+		counts := []int{64, 65, 127, 128, 129, 300}
+		for n := 40; n >= 0; n-- {
+			counts = append([]int{n}, counts...)
+		}
+		for _, n := range counts {
+			mstride := n + r.IntN(7)
+			m := randSlice(r, 15*mstride+n)
+			ystride := 2*n + r.IntN(3)
+			size := ystride + 2*n
+			inRun := func(i int) bool { return i%ystride < 2*n }
+			bias := float32(r.NormFloat64())
+			for _, relu := range []bool{false, true} {
+				want := make([]float32, size)
+				winograd2OutputRunGeneric(want, ystride, m, mstride, n, bias, relu)
+				kernels := map[string]func(y []float32){
+					"dispatch": func(y []float32) { winograd2OutputRun(y, ystride, m, mstride, n, bias, relu) },
+				}
+				if winogradKernels.active && n > 0 {
+					kernels["asm"] = func(y []float32) { winograd2OutputAsm(y, ystride, m, mstride, n, bias, relu) }
+				}
+				for name, run := range kernels {
+					y, check := guarded(size)
+					run(y)
+					check(t, inRun)
+					for i := range size {
+						if inRun(i) && !sameBits(y[i], want[i]) {
+							t.Fatalf("%s n=%d relu=%v: Y[%d][%d] of tile %d = %v, reference %v", name, n, relu, i/ystride, i%2, i%ystride/2, y[i], want[i])
+						}
+					}
+				}
+			}
+		}
+	})
 }
 
 // TestWinogradOutputMatchesScalar runs the whole output transform of a

@@ -45,3 +45,45 @@ func winograd2InputAVX512(v []float32, vstride int, d *[4][]float32, n int)
 //
 //go:noescape
 func winograd2OutputAVX512(y []float32, ystride int, m []float32, mstride int, n int, bias float32, relu bool)
+
+// winograd4InputAVX2 computes, with AVX2, the input transform of
+// winograd4InputRunGeneric: V = Bᵀ P B of the n (1 ≤ n ≤ 32) consecutive
+// 6x6 patches P_i whose top-left corners are at columns 4i of the six rows
+// d (4n+2 floats each), V_p of patch i going to v[p*vstride+i]. The caller
+// checks the lengths.
+//
+//go:noescape
+func winograd4InputAVX2(v []float32, vstride int, d *[6][]float32, n int)
+
+// winograd4OutputAVX2 computes, with AVX2, the output transform of
+// winograd4OutputRunGeneric: for the n tiles g, Y = Aᵀ M A + bias of
+// M_p = m[p*mstride+g] (p = 6i+j), with ReLU if relu, Y[r][c] going to
+// y[r*ystride+4g+c]. The caller checks the lengths.
+//
+//go:noescape
+func winograd4OutputAVX2(y []float32, ystride int, m []float32, mstride int, n int, bias float32, relu bool)
+
+// winograd4OutputPoolAVX2 computes, with AVX2, the output transform of
+// winograd4OutputPoolRunGeneric: for the n tiles g, Y = Aᵀ M A + bias of
+// M_p = m[p*mstride+g] (p = 6i+j), ReLU, and the 2x2 max-pool P of Y,
+// P[a][b] going to y[a*ystride+2g+b]. The caller checks the lengths.
+//
+//go:noescape
+func winograd4OutputPoolAVX2(y []float32, ystride int, m []float32, mstride int, n int, bias float32)
+
+// winograd2InputAVX2 computes, with AVX2, the input transform of
+// winogradInputRunGeneric: V = Bᵀ P B of the n (1 ≤ n ≤ 32) consecutive
+// 4x4 patches P_i whose top-left corners are at columns 2i of the four rows
+// d (2n+2 floats each), V_p of patch i going to v[p*vstride+i]. The caller
+// checks the lengths.
+//
+//go:noescape
+func winograd2InputAVX2(v []float32, vstride int, d *[4][]float32, n int)
+
+// winograd2OutputAVX2 computes, with AVX2, the output transform of
+// winograd2OutputRunGeneric: for the n tiles g, Y = Aᵀ M A + bias of
+// M_p = m[p*mstride+g] (p = 4i+j), with ReLU if relu, Y[r][c] going to
+// y[r*ystride+2g+c]. The caller checks the lengths.
+//
+//go:noescape
+func winograd2OutputAVX2(y []float32, ystride int, m []float32, mstride int, n int, bias float32, relu bool)

@@ -1,0 +1,122 @@
+//go:build unix
+
+package engine
+
+import (
+	"math"
+	"math/rand/v2"
+	"runtime/debug"
+	"syscall"
+	"testing"
+	"unsafe"
+
+	"github.com/stretchr/testify/require"
+)
+
+// pageEnd returns a function giving slices of up to n floats that end
+// exactly where a page that cannot be read or written begins, so that a
+// kernel touching a float past the end of its inputs or outputs faults
+// instead of reading a neighbour's memory unnoticed. The memory is
+// unmapped when the test ends.
+func pageEnd(t *testing.T, n int) func(k int) []float32 {
+	t.Helper()
+	ps := syscall.Getpagesize()
+	size := (4*n + ps - 1) / ps * ps
+	mem, err := syscall.Mmap(-1, 0, size+ps, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, syscall.Munmap(mem)) })
+	require.NoError(t, syscall.Mprotect(mem[size:], syscall.PROT_NONE))
+	all := unsafe.Slice((*float32)(unsafe.Pointer(&mem[0])), size/4)
+	return func(k int) []float32 {
+		if k > n {
+			panic("pageEnd: slice longer than the mapping")
+		}
+		return all[len(all)-k:]
+	}
+}
+
+// float32Bits returns the bits of the floats of s, to compare results
+// bit for bit.
+func float32Bits(s []float32) []uint32 {
+	b := make([]uint32, len(s))
+	for i, x := range s {
+		b[i] = math.Float32bits(x)
+	}
+	return b
+}
+
+// noFault runs f, failing the test if it faults.
+func noFault(t *testing.T, what string, f func()) {
+	t.Helper()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if e := recover(); e != nil {
+			t.Fatalf("%s: %v", what, e)
+		}
+	}()
+	f()
+}
+
+// TestWinogradKernelsPageEnd runs every transform, on every ISA, with its
+// input rows and its output ending at an inaccessible page: the tails of
+// the runs must be read with masked loads and written with moves that
+// stop at the last float (the results are compared with the Go
+// references too).
+func TestWinogradKernelsPageEnd(t *testing.T) {
+	forEachISA(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(17, 18))
+		var rows6 [6]func(int) []float32
+		for k := range rows6 {
+			rows6[k] = pageEnd(t, 4*winograd4MaxRun+2)
+		}
+		vEnd := pageEnd(t, 36*winograd4MaxRun)
+		for n := 1; n <= winograd4MaxRun; n++ {
+			var d6 [6][]float32
+			for k := range d6 {
+				d6[k] = rows6[k](4*n + 2)
+				copy(d6[k], randSlice(r, 4*n+2))
+			}
+			want := make([]float32, 36*n)
+			winograd4InputRunGeneric(want, n, &d6, n)
+			v := vEnd(36 * n)
+			noFault(t, "winograd4InputRun", func() { winograd4InputRun(v, n, &d6, n) })
+			require.Equal(t, float32Bits(want), float32Bits(v), "winograd4InputRun n=%d", n)
+
+			d4 := (*[4][]float32)(d6[:4])
+			for k := range d4 {
+				d4[k] = d4[k][2*n:]
+			}
+			want = want[:16*n]
+			winogradInputRunGeneric(want, n, d4, n)
+			v = vEnd(16 * n)
+			noFault(t, "winogradInputRun", func() { winogradInputRun(v, n, d4, n) })
+			require.Equal(t, float32Bits(want), float32Bits(v), "winogradInputRun n=%d", n)
+		}
+
+		const maxTiles = 70
+		mEnd := pageEnd(t, 36*maxTiles)
+		yEnd := pageEnd(t, 16*maxTiles)
+		for n := 1; n <= maxTiles; n++ {
+			m36 := mEnd(36 * n)
+			copy(m36, randSlice(r, 36*n))
+			m16 := m36[20*n:]
+			bias := float32(r.NormFloat64())
+
+			want := make([]float32, 16*n)
+			winograd4OutputRunGeneric(want, 4*n, m36, n, n, bias, true)
+			y := yEnd(16 * n)
+			noFault(t, "winograd4OutputRun", func() { winograd4OutputRun(y, 4*n, m36, n, n, bias, true) })
+			require.Equal(t, float32Bits(want), float32Bits(y), "winograd4OutputRun n=%d", n)
+
+			want = want[:4*n]
+			winograd4OutputPoolRunGeneric(want, 2*n, m36, n, n, bias)
+			y = yEnd(4 * n)
+			noFault(t, "winograd4OutputPoolRun", func() { winograd4OutputPoolRun(y, 2*n, m36, n, n, bias) })
+			require.Equal(t, float32Bits(want), float32Bits(y), "winograd4OutputPoolRun n=%d", n)
+
+			winograd2OutputRunGeneric(want, 2*n, m16, n, n, bias, false)
+			noFault(t, "winograd2OutputRun", func() { winograd2OutputRun(y, 2*n, m16, n, n, bias, false) })
+			require.Equal(t, float32Bits(want), float32Bits(y), "winograd2OutputRun n=%d", n)
+		}
+	})
+}
