@@ -39,27 +39,46 @@ const winograd2RowStrideAVX2 = 72
 // tailMaskMem is the global of tailMaskAVX2, once defined.
 var tailMaskMem *Mem
 
+// defineTailMask defines the table of tailMaskAVX2.
+func defineTailMask() {
+	g := GLOBL("winogradTailMask", RODATA|NOPTR)
+	for i := 0; i < 16; i++ {
+		v := uint32(0)
+		if i < 8 {
+			v = 0xffffffff
+		}
+		DATA(4*i, U32(v))
+	}
+	tailMaskMem = &g
+}
+
 // tailMaskAVX2 loads into m the VMASKMOVPS mask of the first k lanes
 // (1 ≤ k ≤ 7, in a 64-bit register that it leaves unchanged): the 8
 // floats at 4*(8-k) bytes into a table of eight all-ones words followed
 // by eight zeros.
 func tailMaskAVX2(k Register, m VecPhysical) {
 	if tailMaskMem == nil {
-		g := GLOBL("winogradTailMask", RODATA|NOPTR)
-		for i := 0; i < 16; i++ {
-			v := uint32(0)
-			if i < 8 {
-				v = 0xffffffff
-			}
-			DATA(4*i, U32(v))
-		}
-		tailMaskMem = &g
+		defineTailMask()
 	}
 	p, neg := GP64(), GP64()
 	LEAQ(*tailMaskMem, p)
 	MOVQ(k, neg)
 	NEGQ(neg)
 	VMOVDQU(Mem{Base: p, Index: neg, Scale: 4, Disp: 32}, m)
+}
+
+// tailMaskConstMem is the address of the mask of the first k lanes in
+// the table of tailMaskAVX2, set by tailMaskAVX2Const.
+var tailMaskConstMem *Mem
+
+// tailMaskAVX2Const sets tailMaskConstMem to the mask of the first k
+// lanes (1 ≤ k ≤ 7), defining the table if needed.
+func tailMaskAVX2Const(k int) {
+	if tailMaskMem == nil {
+		defineTailMask()
+	}
+	m := tailMaskMem.Offset(4 * (8 - k))
+	tailMaskConstMem = &m
 }
 
 // broadcastConst sets every lane of v to the float32 with the given bits.
@@ -200,6 +219,8 @@ func genWinograd4InputAVX2() {
 	broadcastConst(0x40800000, c4) // 4.0
 	broadcastConst(0x40a00000, c5) // 5.0
 	x, y := Y8, Y9
+	CMPQ(n, U8(winograd4PatchRun))
+	JLE(LabelRef("winograd4InputAVX2Patches"))
 
 	Comment("Row pass: t = Bᵀ d, 8 columns at a time.")
 	rem := GP64()
@@ -299,19 +320,23 @@ func genWinograd4InputAVX2() {
 	MOVQ(n, l)
 	SHLQ(U8(2), l)
 	copyTailAVX2("winograd4InputAVX2", bb, vp, vs, l, 32, 36, 4, 28)
+	JMP(LabelRef("winograd4InputAVX2Done"))
+
+	Label("winograd4InputAVX2Patches")
+	winograd4InputPatches(rows, n, c4, c5)
 	Label("winograd4InputAVX2Done")
 	VZEROUPPER()
 	RET()
 }
 
 // genWinograd2InputAVX2 generates winograd2InputAVX2, the F(2x2, 3x3)
-// input transform, laid out like winograd4InputAVX2: a row pass
-// t = Bᵀ d (Y0–Y3 the rows, Y8 the result), 8 columns at a time, into
-// the local scratch (zeroed up to column 24 with fewer than 8 patches);
-// then per block and row of t, the phases q_j[i] = t[2i+j]: with
-// A = [t[0..3] | t[8..11]] and B = [t[4..7] | t[12..15]], VSHUFPS picks
-// the even (q0) and odd (q1) columns, and the same from two columns on
-// gives q2, q3.
+// input transform. Runs of fewer than 8 patches go patch by patch (see
+// winograd2InputPatches); longer ones are laid out like winograd4InputAVX2:
+// a row pass t = Bᵀ d (Y0–Y3 the rows, Y8 the result), 8 columns at a
+// time, into the local scratch; then per block and row of t, the phases
+// q_j[i] = t[2i+j]: with A = [t[0..3] | t[8..11]] and B = [t[4..7] |
+// t[12..15]], VSHUFPS picks the even (q0) and odd (q1) columns, and the
+// same from two columns on gives q2, q3.
 func genWinograd2InputAVX2() {
 	TEXT("winograd2InputAVX2", 0, "func(v []float32, vstride int, d *[4][]float32, n int)")
 	Pragma("noescape")
@@ -324,7 +349,6 @@ func genWinograd2InputAVX2() {
 	)
 	const rs = 4 * winograd2RowStrideAVX2
 	t := AllocLocal(4 * rs)
-	buf := AllocLocal(16 * 32)
 	tb := GP64()
 	LEAQ(t, tb)
 	dp := Load(Param("d"), GP64())
@@ -335,6 +359,8 @@ func genWinograd2InputAVX2() {
 	}
 	n := Load(Param("n"), GP64())
 	x := Y8
+	CMPQ(n, U8(8))
+	JL(LabelRef("winograd2InputAVX2Patches"))
 
 	Comment("Row pass: t = Bᵀ d, 8 columns at a time.")
 	rem := GP64()
@@ -357,32 +383,23 @@ func genWinograd2InputAVX2() {
 	JMP(LabelRef("winograd2InputAVX2Row"))
 	Label("winograd2InputAVX2RowTail")
 	TESTQ(rem, rem)
-	JE(LabelRef("winograd2InputAVX2Fill"))
+	JE(LabelRef("winograd2InputAVX2Cols"))
 	mask := Y12
 	tailMaskAVX2(rem, mask)
 	for r := range a {
 		VMASKMOVPS(Mem{Base: rows[r], Index: off, Scale: 1}, mask, a[r])
 	}
 	bt2(a, x, store)
-	ADDQ(U8(32), off)
-	Label("winograd2InputAVX2Fill")
-	Comment("Zero the columns up to 24, which a block of fewer than 8 patches reads.")
-	VXORPS(x, x, x)
-	Label("winograd2InputAVX2FillLoop")
-	CMPQ(off, U8(4*24))
-	JGE(LabelRef("winograd2InputAVX2Cols"))
-	for r := range a {
-		store(r)
-	}
-	ADDQ(U8(32), off)
-	JMP(LabelRef("winograd2InputAVX2FillLoop"))
 
 	Label("winograd2InputAVX2Cols")
 	Comment("Column pass: V = t B, 8 patches at a time.")
 	vp := Load(Param("v").Base(), GP64())
 	vs := Load(Param("vstride"), GP64())
 	SHLQ(U8(2), vs)
-	column := func(tt Register, out func(p int)) {
+	blocksAVX2("winograd2InputAVX2", n, "winograd2InputAVX2Done", func(o Register) {
+		tt, p := GP64(), GP64()
+		LEAQ(Mem{Base: tb, Index: o, Scale: 8}, tt) // 2 columns per patch
+		LEAQ(Mem{Base: vp, Index: o, Scale: 4}, p)
 		for r := 0; r < 4; r++ {
 			row := func(c int) Mem { return Mem{Base: tt, Disp: rs*r + 4*c} }
 			for k, v := range []VecPhysical{Y0, Y1, Y2, Y3} {
@@ -395,32 +412,15 @@ func genWinograd2InputAVX2() {
 			VSHUFPS(U8(0xdd), Y1, Y0, Y5) // q1 = t[2i+1]
 			VSHUFPS(U8(0x88), Y3, Y2, Y6) // q2 = t[2i+2]
 			VSHUFPS(U8(0xdd), Y3, Y2, Y7) // q3 = t[2i+3]
-			bt2([]VecPhysical{Y4, Y5, Y6, Y7}, x, func(j int) { out(4*r + j) })
+			bt2([]VecPhysical{Y4, Y5, Y6, Y7}, x, func(int) {
+				VMOVUPS(x, Mem{Base: p})
+				ADDQ(vs, p)
+			})
 		}
-	}
-	CMPQ(n, U8(8))
-	JL(LabelRef("winograd2InputAVX2Short"))
-	blocksAVX2("winograd2InputAVX2", n, "winograd2InputAVX2Done", func(o Register) {
-		tt, p := GP64(), GP64()
-		LEAQ(Mem{Base: tb, Index: o, Scale: 8}, tt) // 2 columns per patch
-		LEAQ(Mem{Base: vp, Index: o, Scale: 4}, p)
-		column(tt, func(int) {
-			VMOVUPS(x, Mem{Base: p})
-			ADDQ(vs, p)
-		})
 	})
 
-	Label("winograd2InputAVX2Short")
-	Comment("Fewer than 8 patches: through the buffer, then n floats per row.")
-	bb := GP64()
-	LEAQ(buf, bb)
-	column(tb, func(p int) {
-		VMOVUPS(x, Mem{Base: bb, Disp: 32 * p})
-	})
-	l := GP64()
-	MOVQ(n, l)
-	SHLQ(U8(2), l)
-	copyTailAVX2("winograd2InputAVX2", bb, vp, vs, l, 32, 16, 4, 28)
+	Label("winograd2InputAVX2Patches")
+	winograd2InputPatches(rows, n)
 	Label("winograd2InputAVX2Done")
 	VZEROUPPER()
 	RET()
@@ -784,4 +784,140 @@ func genWinograd2OutputAVX2() {
 	Label(name + "Done")
 	VZEROUPPER()
 	RET()
+}
+
+// winograd4PatchRun is the longest run that winograd4InputAVX2
+// transforms patch by patch (see winograd4InputPatches) rather than
+// through a block of 8: a patch costs about a quarter of a block (whose
+// stores go through a buffer when the run is shorter than 8).
+// winograd2InputAVX2 does every run shorter than 8 patch by patch, a
+// patch costing about a tenth of a block.
+const winograd4PatchRun = 3
+
+// winograd4InputPatches emits the patch-by-patch path of
+// winograd4InputAVX2, for short runs (the single tiles at the edges of
+// every tile row, and the ends of runs cut by panel boundaries): for
+// each patch, it loads the six rows of 6 columns (VMASKMOVPS), computes
+// t = Bᵀ d with bt (rows of t in lanes 0–5 of Y6, Y7, Y12–Y15),
+// transposes t so that lanes hold its rows, computes t B with bt again
+// (column j of V in lanes 0–5 of each result) and stores the 36 values
+// one by one: the same operations on the same values as the 8-patch
+// path, without its fixed cost. n (≥ 1) is consumed.
+func winograd4InputPatches(rows [6]Register, n Register, c4, c5 VecPhysical) {
+	vp := Load(Param("v").Base(), GP64())
+	vs := Load(Param("vstride"), GP64())
+	SHLQ(U8(2), vs)
+	s6, s18 := GP64(), GP64()
+	LEAQ(Mem{Base: vs, Index: vs, Scale: 2}, s6) // 3 rows
+	ADDQ(s6, s6)                                 // 6 rows
+	LEAQ(Mem{Base: s6, Index: s6, Scale: 2}, s18)
+	tailMaskAVX2Const(6)
+	off := GP64()
+	XORQ(off, off)
+	a := []VecPhysical{Y0, Y1, Y2, Y3, Y4, Y5}
+	T := []VecPhysical{Y6, Y7, Y12, Y13, Y14, Y15}
+	x, y := Y8, Y9
+	Label("winograd4InputAVX2Patch")
+	mask := T[0] // T[0] is written after the loads
+	VMOVDQU(*tailMaskConstMem, mask)
+	for r := range a {
+		VMASKMOVPS(Mem{Base: rows[r], Index: off, Scale: 4}, mask, a[r])
+	}
+	bt(a, x, y, c4, c5, func(r int) { VMOVAPS(x, T[r]) })
+	// Transpose: lane k of T[r] is t[r][k] (k < 6); C[k] gets t[r][k] in
+	// lane r.
+	U := a
+	VUNPCKLPS(T[1], T[0], U[0]) // t0, t1: columns 0, 1 | 4, 5
+	VUNPCKHPS(T[1], T[0], U[1]) // columns 2, 3 | 6, 7
+	VUNPCKLPS(T[3], T[2], U[2])
+	VUNPCKHPS(T[3], T[2], U[3])
+	VUNPCKLPS(T[5], T[4], U[4])
+	VUNPCKHPS(T[5], T[4], U[5])
+	W0, W1, W2, W3, H4, H5 := Y6, Y7, Y12, Y13, Y14, Y15
+	VUNPCKLPD(U[2], U[0], W0) // column 0 rows 0–3 | column 4 rows 0–3
+	VUNPCKHPD(U[2], U[0], W1) // column 1 | column 5
+	VUNPCKLPD(U[3], U[1], W2) // column 2 | -
+	VUNPCKHPD(U[3], U[1], W3) // column 3 | -
+	VUNPCKHPD(U[4], U[4], H4) // t4, t5: column 1 twice | column 5 twice
+	VUNPCKHPD(U[5], U[5], H5) // column 3 twice | -
+	C := []VecPhysical{Y0, Y1, Y2, Y3, Y8, Y9}
+	VPERM2F128(U8(0x31), U[4], W0, C[4]) // column 4
+	VPERM2F128(U8(0x31), H4, W1, C[5])   // column 5
+	VINSERTF128(U8(1), U[4].AsX(), W0, C[0])
+	VINSERTF128(U8(1), H4.AsX(), W1, C[1])
+	VINSERTF128(U8(1), U[5].AsX(), W2, C[2])
+	VINSERTF128(U8(1), H5.AsX(), W3, C[3])
+	// V = t B: bt on the columns gives, in lane r of its result j,
+	// V[r][j], which goes to v[(6r+j)*vstride + i].
+	p, q := GP64(), GP64()
+	MOVQ(vp, p)
+	x, y = Y6, Y7
+	bt(C, x, y, c4, c5, func(j int) {
+		if j > 0 {
+			ADDQ(vs, p)
+		}
+		LEAQ(Mem{Base: p, Index: s18, Scale: 1}, q)
+		VMOVSS(x.AsX(), Mem{Base: p})
+		VEXTRACTPS(U8(1), x.AsX(), Mem{Base: p, Index: s6, Scale: 1})
+		VEXTRACTPS(U8(2), x.AsX(), Mem{Base: p, Index: s6, Scale: 2})
+		VEXTRACTPS(U8(3), x.AsX(), Mem{Base: q})
+		VEXTRACTF128(U8(1), x, Y12.AsX())
+		VMOVSS(Y12.AsX(), Mem{Base: q, Index: s6, Scale: 1})
+		VEXTRACTPS(U8(1), Y12.AsX(), Mem{Base: q, Index: s6, Scale: 2})
+	})
+	ADDQ(U8(4), vp)
+	ADDQ(U8(4), off) // 4 columns, 16 bytes
+	DECQ(n)
+	JNZ(LabelRef("winograd4InputAVX2Patch"))
+}
+
+// winograd2InputPatches emits the patch-by-patch path of
+// winograd2InputAVX2, as winograd4InputPatches does for F(4x4): per
+// patch, the four rows of 4 columns (XMM loads), t = Bᵀ d with bt2 into
+// X4–X7, a 4x4 transpose, t B with bt2 and 16 single-float stores. n
+// (≥ 1) is consumed.
+func winograd2InputPatches(rows [4]Register, n Register) {
+	vp := Load(Param("v").Base(), GP64())
+	vs := Load(Param("vstride"), GP64())
+	SHLQ(U8(2), vs)
+	s4, s12 := GP64(), GP64()
+	LEAQ(Mem{Base: vs, Index: vs, Scale: 2}, s4) // 3 rows
+	ADDQ(vs, s4)                                 // 4 rows
+	LEAQ(Mem{Base: s4, Index: s4, Scale: 2}, s12)
+	off := GP64()
+	XORQ(off, off)
+	a := []VecPhysical{X0, X1, X2, X3}
+	T := []VecPhysical{X4, X5, X6, X7}
+	x := X8
+	Label("winograd2InputAVX2Patch")
+	for r := range a {
+		VMOVUPS(Mem{Base: rows[r], Index: off, Scale: 8}, a[r])
+	}
+	bt2(a, x, func(r int) { VMOVAPS(x, T[r]) })
+	U := a
+	VUNPCKLPS(T[1], T[0], U[0])
+	VUNPCKHPS(T[1], T[0], U[1])
+	VUNPCKLPS(T[3], T[2], U[2])
+	VUNPCKHPS(T[3], T[2], U[3])
+	C := T
+	VUNPCKLPD(U[2], U[0], C[0])
+	VUNPCKHPD(U[2], U[0], C[1])
+	VUNPCKLPD(U[3], U[1], C[2])
+	VUNPCKHPD(U[3], U[1], C[3])
+	p, q := GP64(), GP64()
+	MOVQ(vp, p)
+	bt2(C, x, func(j int) {
+		if j > 0 {
+			ADDQ(vs, p)
+		}
+		LEAQ(Mem{Base: p, Index: s12, Scale: 1}, q)
+		VMOVSS(x, Mem{Base: p})
+		VEXTRACTPS(U8(1), x, Mem{Base: p, Index: s4, Scale: 1})
+		VEXTRACTPS(U8(2), x, Mem{Base: p, Index: s4, Scale: 2})
+		VEXTRACTPS(U8(3), x, Mem{Base: q})
+	})
+	ADDQ(U8(4), vp)
+	INCQ(off) // 2 columns, 8 bytes
+	DECQ(n)
+	JNZ(LabelRef("winograd2InputAVX2Patch"))
 }

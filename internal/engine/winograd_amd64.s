@@ -1958,6 +1958,8 @@ TEXT ·winograd4InputAVX2(SB), $4416-48
 	MOVL         $0x40a00000, R10
 	VMOVD        R10, X11
 	VBROADCASTSS X11, Y11
+	CMPQ         R9, $0x03
+	JLE          winograd4InputAVX2Patches
 
 	// Row pass: t = Bᵀ d, 8 columns at a time.
 	LEAQ (R9)(R9*1), R10
@@ -2794,6 +2796,156 @@ winograd4InputAVX2Copy16Loop:
 	JNZ     winograd4InputAVX2Copy16Loop
 
 winograd4InputAVX2CopyDone:
+	JMP winograd4InputAVX2Done
+
+winograd4InputAVX2Patches:
+	MOVQ v_base+0(FP), AX
+	MOVQ vstride+24(FP), R10
+	SHLQ $0x02, R10
+	LEAQ (R10)(R10*2), R11
+	ADDQ R11, R11
+	LEAQ (R11)(R11*2), R12
+	XORQ R13, R13
+
+winograd4InputAVX2Patch:
+	VMOVDQU      winogradTailMask<>+8(SB), Y6
+	VMASKMOVPS   (DX)(R13*4), Y6, Y0
+	VMASKMOVPS   (BX)(R13*4), Y6, Y1
+	VMASKMOVPS   (SI)(R13*4), Y6, Y2
+	VMASKMOVPS   (DI)(R13*4), Y6, Y3
+	VMASKMOVPS   (R8)(R13*4), Y6, Y4
+	VMASKMOVPS   (CX)(R13*4), Y6, Y5
+	VMULPS       Y10, Y0, Y8
+	VMULPS       Y11, Y2, Y9
+	VSUBPS       Y9, Y8, Y8
+	VADDPS       Y4, Y8, Y8
+	VMOVAPS      Y8, Y6
+	VADDPS       Y4, Y3, Y8
+	VADDPS       Y2, Y1, Y9
+	VMULPS       Y10, Y9, Y9
+	VSUBPS       Y9, Y8, Y8
+	VMOVAPS      Y8, Y7
+	VSUBPS       Y2, Y1, Y8
+	VMULPS       Y10, Y8, Y8
+	VADDPS       Y4, Y8, Y8
+	VSUBPS       Y3, Y8, Y8
+	VMOVAPS      Y8, Y12
+	VSUBPS       Y1, Y3, Y8
+	VADDPS       Y8, Y8, Y8
+	VADDPS       Y4, Y8, Y8
+	VSUBPS       Y2, Y8, Y8
+	VMOVAPS      Y8, Y13
+	VSUBPS       Y3, Y1, Y8
+	VADDPS       Y8, Y8, Y8
+	VADDPS       Y4, Y8, Y8
+	VSUBPS       Y2, Y8, Y8
+	VMOVAPS      Y8, Y14
+	VMULPS       Y10, Y1, Y8
+	VMULPS       Y11, Y3, Y9
+	VSUBPS       Y9, Y8, Y8
+	VADDPS       Y5, Y8, Y8
+	VMOVAPS      Y8, Y15
+	VUNPCKLPS    Y7, Y6, Y0
+	VUNPCKHPS    Y7, Y6, Y1
+	VUNPCKLPS    Y13, Y12, Y2
+	VUNPCKHPS    Y13, Y12, Y3
+	VUNPCKLPS    Y15, Y14, Y4
+	VUNPCKHPS    Y15, Y14, Y5
+	VUNPCKLPD    Y2, Y0, Y6
+	VUNPCKHPD    Y2, Y0, Y7
+	VUNPCKLPD    Y3, Y1, Y12
+	VUNPCKHPD    Y3, Y1, Y13
+	VUNPCKHPD    Y4, Y4, Y14
+	VUNPCKHPD    Y5, Y5, Y15
+	VPERM2F128   $0x31, Y4, Y6, Y8
+	VPERM2F128   $0x31, Y14, Y7, Y9
+	VINSERTF128  $0x01, X4, Y6, Y0
+	VINSERTF128  $0x01, X14, Y7, Y1
+	VINSERTF128  $0x01, X5, Y12, Y2
+	VINSERTF128  $0x01, X15, Y13, Y3
+	MOVQ         AX, R14
+	VMULPS       Y10, Y0, Y6
+	VMULPS       Y11, Y2, Y7
+	VSUBPS       Y7, Y6, Y6
+	VADDPS       Y8, Y6, Y6
+	LEAQ         (R14)(R12*1), R15
+	VMOVSS       X6, (R14)
+	VEXTRACTPS   $0x01, X6, (R14)(R11*1)
+	VEXTRACTPS   $0x02, X6, (R14)(R11*2)
+	VEXTRACTPS   $0x03, X6, (R15)
+	VEXTRACTF128 $0x01, Y6, X12
+	VMOVSS       X12, (R15)(R11*1)
+	VEXTRACTPS   $0x01, X12, (R15)(R11*2)
+	VADDPS       Y8, Y3, Y6
+	VADDPS       Y2, Y1, Y7
+	VMULPS       Y10, Y7, Y7
+	VSUBPS       Y7, Y6, Y6
+	ADDQ         R10, R14
+	LEAQ         (R14)(R12*1), R15
+	VMOVSS       X6, (R14)
+	VEXTRACTPS   $0x01, X6, (R14)(R11*1)
+	VEXTRACTPS   $0x02, X6, (R14)(R11*2)
+	VEXTRACTPS   $0x03, X6, (R15)
+	VEXTRACTF128 $0x01, Y6, X12
+	VMOVSS       X12, (R15)(R11*1)
+	VEXTRACTPS   $0x01, X12, (R15)(R11*2)
+	VSUBPS       Y2, Y1, Y6
+	VMULPS       Y10, Y6, Y6
+	VADDPS       Y8, Y6, Y6
+	VSUBPS       Y3, Y6, Y6
+	ADDQ         R10, R14
+	LEAQ         (R14)(R12*1), R15
+	VMOVSS       X6, (R14)
+	VEXTRACTPS   $0x01, X6, (R14)(R11*1)
+	VEXTRACTPS   $0x02, X6, (R14)(R11*2)
+	VEXTRACTPS   $0x03, X6, (R15)
+	VEXTRACTF128 $0x01, Y6, X12
+	VMOVSS       X12, (R15)(R11*1)
+	VEXTRACTPS   $0x01, X12, (R15)(R11*2)
+	VSUBPS       Y1, Y3, Y6
+	VADDPS       Y6, Y6, Y6
+	VADDPS       Y8, Y6, Y6
+	VSUBPS       Y2, Y6, Y6
+	ADDQ         R10, R14
+	LEAQ         (R14)(R12*1), R15
+	VMOVSS       X6, (R14)
+	VEXTRACTPS   $0x01, X6, (R14)(R11*1)
+	VEXTRACTPS   $0x02, X6, (R14)(R11*2)
+	VEXTRACTPS   $0x03, X6, (R15)
+	VEXTRACTF128 $0x01, Y6, X12
+	VMOVSS       X12, (R15)(R11*1)
+	VEXTRACTPS   $0x01, X12, (R15)(R11*2)
+	VSUBPS       Y3, Y1, Y6
+	VADDPS       Y6, Y6, Y6
+	VADDPS       Y8, Y6, Y6
+	VSUBPS       Y2, Y6, Y6
+	ADDQ         R10, R14
+	LEAQ         (R14)(R12*1), R15
+	VMOVSS       X6, (R14)
+	VEXTRACTPS   $0x01, X6, (R14)(R11*1)
+	VEXTRACTPS   $0x02, X6, (R14)(R11*2)
+	VEXTRACTPS   $0x03, X6, (R15)
+	VEXTRACTF128 $0x01, Y6, X12
+	VMOVSS       X12, (R15)(R11*1)
+	VEXTRACTPS   $0x01, X12, (R15)(R11*2)
+	VMULPS       Y10, Y1, Y6
+	VMULPS       Y11, Y3, Y7
+	VSUBPS       Y7, Y6, Y6
+	VADDPS       Y9, Y6, Y6
+	ADDQ         R10, R14
+	LEAQ         (R14)(R12*1), R15
+	VMOVSS       X6, (R14)
+	VEXTRACTPS   $0x01, X6, (R14)(R11*1)
+	VEXTRACTPS   $0x02, X6, (R14)(R11*2)
+	VEXTRACTPS   $0x03, X6, (R15)
+	VEXTRACTF128 $0x01, Y6, X12
+	VMOVSS       X12, (R15)(R11*1)
+	VEXTRACTPS   $0x01, X12, (R15)(R11*2)
+	ADDQ         $0x04, AX
+	ADDQ         $0x04, R13
+	DECQ         R9
+	JNZ          winograd4InputAVX2Patch
+
 winograd4InputAVX2Done:
 	VZEROUPPER
 	RET
@@ -4413,7 +4565,7 @@ winograd4OutputPoolAVX2Done:
 
 // func winograd2InputAVX2(v []float32, vstride int, d *[4][]float32, n int)
 // Requires: AVX, CMOV
-TEXT ·winograd2InputAVX2(SB), $1664-48
+TEXT ·winograd2InputAVX2(SB), $1152-48
 	LEAQ (SP), AX
 	MOVQ d+32(FP), CX
 	MOVQ (CX), DX
@@ -4421,6 +4573,8 @@ TEXT ·winograd2InputAVX2(SB), $1664-48
 	MOVQ 48(CX), SI
 	MOVQ 72(CX), CX
 	MOVQ n+40(FP), DI
+	CMPQ DI, $0x08
+	JL   winograd2InputAVX2Patches
 
 	// Row pass: t = Bᵀ d, 8 columns at a time.
 	LEAQ 2(DI)(DI*1), R8
@@ -4447,7 +4601,7 @@ winograd2InputAVX2Row:
 
 winograd2InputAVX2RowTail:
 	TESTQ      R8, R8
-	JE         winograd2InputAVX2Fill
+	JE         winograd2InputAVX2Cols
 	LEAQ       winogradTailMask<>+0(SB), R10
 	NEGQ       R8
 	VMOVDQU    32(R10)(R8*4), Y12
@@ -4463,29 +4617,12 @@ winograd2InputAVX2RowTail:
 	VMOVUPS    Y8, 576(AX)(R9*1)
 	VSUBPS     Y3, Y1, Y8
 	VMOVUPS    Y8, 864(AX)(R9*1)
-	ADDQ       $0x20, R9
-
-winograd2InputAVX2Fill:
-	// Zero the columns up to 24, which a block of fewer than 8 patches reads.
-	VXORPS Y8, Y8, Y8
-
-winograd2InputAVX2FillLoop:
-	CMPQ    R9, $0x60
-	JGE     winograd2InputAVX2Cols
-	VMOVUPS Y8, (AX)(R9*1)
-	VMOVUPS Y8, 288(AX)(R9*1)
-	VMOVUPS Y8, 576(AX)(R9*1)
-	VMOVUPS Y8, 864(AX)(R9*1)
-	ADDQ    $0x20, R9
-	JMP     winograd2InputAVX2FillLoop
 
 winograd2InputAVX2Cols:
 	// Column pass: V = t B, 8 patches at a time.
 	MOVQ v_base+0(FP), CX
 	MOVQ vstride+24(FP), DX
 	SHLQ $0x02, DX
-	CMPQ DI, $0x08
-	JL   winograd2InputAVX2Short
 	XORQ BX, BX
 	LEAQ -8(DI), SI
 
@@ -4595,130 +4732,69 @@ winograd2InputAVX2Block:
 	CMOVQGT     SI, BX
 	JMP         winograd2InputAVX2Block
 
-winograd2InputAVX2Short:
-	// Fewer than 8 patches: through the buffer, then n floats per row.
-	LEAQ        1152(SP), BX
-	VMOVUPS     (AX), X0
-	VINSERTF128 $0x01, 32(AX), Y0, Y0
-	VMOVUPS     16(AX), X1
-	VINSERTF128 $0x01, 48(AX), Y1, Y1
-	VMOVUPS     8(AX), X2
-	VINSERTF128 $0x01, 40(AX), Y2, Y2
-	VMOVUPS     24(AX), X3
-	VINSERTF128 $0x01, 56(AX), Y3, Y3
-	VSHUFPS     $0x88, Y1, Y0, Y4
-	VSHUFPS     $0xdd, Y1, Y0, Y5
-	VSHUFPS     $0x88, Y3, Y2, Y6
-	VSHUFPS     $0xdd, Y3, Y2, Y7
-	VSUBPS      Y6, Y4, Y8
-	VMOVUPS     Y8, (BX)
-	VADDPS      Y6, Y5, Y8
-	VMOVUPS     Y8, 32(BX)
-	VSUBPS      Y5, Y6, Y8
-	VMOVUPS     Y8, 64(BX)
-	VSUBPS      Y7, Y5, Y8
-	VMOVUPS     Y8, 96(BX)
-	VMOVUPS     288(AX), X0
-	VINSERTF128 $0x01, 320(AX), Y0, Y0
-	VMOVUPS     304(AX), X1
-	VINSERTF128 $0x01, 336(AX), Y1, Y1
-	VMOVUPS     296(AX), X2
-	VINSERTF128 $0x01, 328(AX), Y2, Y2
-	VMOVUPS     312(AX), X3
-	VINSERTF128 $0x01, 344(AX), Y3, Y3
-	VSHUFPS     $0x88, Y1, Y0, Y4
-	VSHUFPS     $0xdd, Y1, Y0, Y5
-	VSHUFPS     $0x88, Y3, Y2, Y6
-	VSHUFPS     $0xdd, Y3, Y2, Y7
-	VSUBPS      Y6, Y4, Y8
-	VMOVUPS     Y8, 128(BX)
-	VADDPS      Y6, Y5, Y8
-	VMOVUPS     Y8, 160(BX)
-	VSUBPS      Y5, Y6, Y8
-	VMOVUPS     Y8, 192(BX)
-	VSUBPS      Y7, Y5, Y8
-	VMOVUPS     Y8, 224(BX)
-	VMOVUPS     576(AX), X0
-	VINSERTF128 $0x01, 608(AX), Y0, Y0
-	VMOVUPS     592(AX), X1
-	VINSERTF128 $0x01, 624(AX), Y1, Y1
-	VMOVUPS     584(AX), X2
-	VINSERTF128 $0x01, 616(AX), Y2, Y2
-	VMOVUPS     600(AX), X3
-	VINSERTF128 $0x01, 632(AX), Y3, Y3
-	VSHUFPS     $0x88, Y1, Y0, Y4
-	VSHUFPS     $0xdd, Y1, Y0, Y5
-	VSHUFPS     $0x88, Y3, Y2, Y6
-	VSHUFPS     $0xdd, Y3, Y2, Y7
-	VSUBPS      Y6, Y4, Y8
-	VMOVUPS     Y8, 256(BX)
-	VADDPS      Y6, Y5, Y8
-	VMOVUPS     Y8, 288(BX)
-	VSUBPS      Y5, Y6, Y8
-	VMOVUPS     Y8, 320(BX)
-	VSUBPS      Y7, Y5, Y8
-	VMOVUPS     Y8, 352(BX)
-	VMOVUPS     864(AX), X0
-	VINSERTF128 $0x01, 896(AX), Y0, Y0
-	VMOVUPS     880(AX), X1
-	VINSERTF128 $0x01, 912(AX), Y1, Y1
-	VMOVUPS     872(AX), X2
-	VINSERTF128 $0x01, 904(AX), Y2, Y2
-	VMOVUPS     888(AX), X3
-	VINSERTF128 $0x01, 920(AX), Y3, Y3
-	VSHUFPS     $0x88, Y1, Y0, Y4
-	VSHUFPS     $0xdd, Y1, Y0, Y5
-	VSHUFPS     $0x88, Y3, Y2, Y6
-	VSHUFPS     $0xdd, Y3, Y2, Y7
-	VSUBPS      Y6, Y4, Y8
-	VMOVUPS     Y8, 384(BX)
-	VADDPS      Y6, Y5, Y8
-	VMOVUPS     Y8, 416(BX)
-	VSUBPS      Y5, Y6, Y8
-	VMOVUPS     Y8, 448(BX)
-	VSUBPS      Y7, Y5, Y8
-	VMOVUPS     Y8, 480(BX)
-	MOVQ        DI, AX
-	SHLQ        $0x02, AX
-	MOVQ        $0x00000010, SI
-	CMPQ        AX, $0x10
-	JAE         winograd2InputAVX2Copy16
-	CMPQ        AX, $0x08
-	JAE         winograd2InputAVX2Copy8
+winograd2InputAVX2Patches:
+	MOVQ v_base+0(FP), AX
+	MOVQ vstride+24(FP), R8
+	SHLQ $0x02, R8
+	LEAQ (R8)(R8*2), R9
+	ADDQ R8, R9
+	LEAQ (R9)(R9*2), R10
+	XORQ R11, R11
 
-winograd2InputAVX2Copy4Loop:
-	VMOVSS (BX), X0
-	VMOVSS X0, (CX)
-	ADDQ   $0x00000020, BX
-	ADDQ   DX, CX
-	DECQ   SI
-	JNZ    winograd2InputAVX2Copy4Loop
-	JMP    winograd2InputAVX2CopyDone
+winograd2InputAVX2Patch:
+	VMOVUPS    (DX)(R11*8), X0
+	VMOVUPS    (BX)(R11*8), X1
+	VMOVUPS    (SI)(R11*8), X2
+	VMOVUPS    (CX)(R11*8), X3
+	VSUBPS     X2, X0, X8
+	VMOVAPS    X8, X4
+	VADDPS     X2, X1, X8
+	VMOVAPS    X8, X5
+	VSUBPS     X1, X2, X8
+	VMOVAPS    X8, X6
+	VSUBPS     X3, X1, X8
+	VMOVAPS    X8, X7
+	VUNPCKLPS  X5, X4, X0
+	VUNPCKHPS  X5, X4, X1
+	VUNPCKLPS  X7, X6, X2
+	VUNPCKHPS  X7, X6, X3
+	VUNPCKLPD  X2, X0, X4
+	VUNPCKHPD  X2, X0, X5
+	VUNPCKLPD  X3, X1, X6
+	VUNPCKHPD  X3, X1, X7
+	MOVQ       AX, R12
+	VSUBPS     X6, X4, X8
+	LEAQ       (R12)(R10*1), R13
+	VMOVSS     X8, (R12)
+	VEXTRACTPS $0x01, X8, (R12)(R9*1)
+	VEXTRACTPS $0x02, X8, (R12)(R9*2)
+	VEXTRACTPS $0x03, X8, (R13)
+	VADDPS     X6, X5, X8
+	ADDQ       R8, R12
+	LEAQ       (R12)(R10*1), R13
+	VMOVSS     X8, (R12)
+	VEXTRACTPS $0x01, X8, (R12)(R9*1)
+	VEXTRACTPS $0x02, X8, (R12)(R9*2)
+	VEXTRACTPS $0x03, X8, (R13)
+	VSUBPS     X5, X6, X8
+	ADDQ       R8, R12
+	LEAQ       (R12)(R10*1), R13
+	VMOVSS     X8, (R12)
+	VEXTRACTPS $0x01, X8, (R12)(R9*1)
+	VEXTRACTPS $0x02, X8, (R12)(R9*2)
+	VEXTRACTPS $0x03, X8, (R13)
+	VSUBPS     X7, X5, X8
+	ADDQ       R8, R12
+	LEAQ       (R12)(R10*1), R13
+	VMOVSS     X8, (R12)
+	VEXTRACTPS $0x01, X8, (R12)(R9*1)
+	VEXTRACTPS $0x02, X8, (R12)(R9*2)
+	VEXTRACTPS $0x03, X8, (R13)
+	ADDQ       $0x04, AX
+	INCQ       R11
+	DECQ       DI
+	JNZ        winograd2InputAVX2Patch
 
-winograd2InputAVX2Copy8:
-winograd2InputAVX2Copy8Loop:
-	VMOVSD (BX), X0
-	VMOVSD -8(BX)(AX*1), X1
-	VMOVSD X0, (CX)
-	VMOVSD X1, -8(CX)(AX*1)
-	ADDQ   $0x00000020, BX
-	ADDQ   DX, CX
-	DECQ   SI
-	JNZ    winograd2InputAVX2Copy8Loop
-	JMP    winograd2InputAVX2CopyDone
-
-winograd2InputAVX2Copy16:
-winograd2InputAVX2Copy16Loop:
-	VMOVUPS (BX), X0
-	VMOVUPS -16(BX)(AX*1), X1
-	VMOVUPS X0, (CX)
-	VMOVUPS X1, -16(CX)(AX*1)
-	ADDQ    $0x00000020, BX
-	ADDQ    DX, CX
-	DECQ    SI
-	JNZ     winograd2InputAVX2Copy16Loop
-
-winograd2InputAVX2CopyDone:
 winograd2InputAVX2Done:
 	VZEROUPPER
 	RET

@@ -421,6 +421,44 @@ func BenchmarkWinograd4Kernels(b *testing.B) {
 	})
 }
 
+// BenchmarkWinogradKernelRuns times every transform through its
+// dispatcher on the active ISA for runs of n tiles: the convolution's
+// runs are short at tile-row edges and panel boundaries (a single tile
+// at each image edge), so the fixed cost of a call matters as much as
+// the cost per tile.
+func BenchmarkWinogradKernelRuns(b *testing.B) {
+	r := rand.New(rand.NewPCG(19, 20))
+	const maxN = 32
+	var d6 [6][]float32
+	for k := range d6 {
+		d6[k] = randSlice(r, 4*maxN+2)
+	}
+	d4 := (*[4][]float32)(d6[:4])
+	v := make([]float32, 36*maxN)
+	m := randSlice(r, 36*maxN)
+	y := make([]float32, 16*maxN)
+	for _, n := range []int{1, 3, 7, 8, 12, 16, 32} {
+		for _, k := range []struct {
+			name string
+			run  func()
+		}{
+			{"input4", func() { winograd4InputRun(v, n, &d6, n) }},
+			{"input2", func() { winogradInputRun(v, n, d4, n) }},
+			{"output4", func() { winograd4OutputRun(y, 4*n, m, n, n, 0.5, true) }},
+			{"output4pool", func() { winograd4OutputPoolRun(y, 2*n, m, n, n, 0.5) }},
+			{"output2", func() { winograd2OutputRun(y, 2*n, m, n, n, 0.5, true) }},
+		} {
+			b.Run(fmt.Sprintf("%s/n%d", k.name, n), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					k.run()
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/tile")
+			})
+		}
+	}
+}
+
 // winograd4InputRunNaive is the scalar input transform that
 // winograd4InputRun replaced, kept as a reference.
 func winograd4InputRunNaive(v []float32, vstride int, d *[6][]float32, n int) {
