@@ -153,9 +153,10 @@ const (
 	// BLAS that is ConvWinograd4x4, or ConvWinograd for layers whose
 	// F(4x4) weights would exceed 16 MiB (In x Out > 116,508, such as
 	// VGG16's 512-channel layers, whose weights the products would stream
-	// from memory once per band), and im2col for layers with fewer than 8
-	// input channels (VGG16's first); with any other BLAS it is
-	// ConvIm2col.
+	// from memory once per band; 40 MiB, In x Out > 291,271, when the
+	// kernel is the AVX2 one, whose slower arithmetic hides that
+	// traffic), and im2col for layers with fewer than 8 input channels
+	// (VGG16's first); with any other BLAS it is ConvIm2col.
 	ConvAuto ConvAlgorithm = iota
 	// ConvIm2col lowers the convolution to one GEMM with K = 9 x In + 1
 	// (the bias) per band of output rows. It is the reference: float32

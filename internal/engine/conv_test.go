@@ -198,12 +198,18 @@ func TestConvWorkersBitIdentical(t *testing.T) {
 
 // TestNewConvChoosesEngine checks the choice NewConv makes once: with
 // the package's kernels, Auto is F(4x4) unless its weights exceed 16 MiB
-// (then F(2x2)), and layers with fewer than 8 input channels run the
-// implicit-GEMM im2col whatever Winograd algorithm is asked; with a
-// caller's BLAS, Auto is im2col and both Winograd algorithms are F(2x2).
+// (40 MiB with the AVX2 kernel; then F(2x2)), and layers with fewer
+// than 8 input channels run the implicit-GEMM im2col whatever Winograd
+// algorithm is asked; with a caller's BLAS, Auto is im2col and both
+// Winograd algorithms are F(2x2).
 func TestNewConvChoosesEngine(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 7))
 	impl := gonum.Implementation{}
+	// F(4x4) weights of 18 and 36 MiB: F(4x4) on the AVX2 kernel only.
+	wide := "winograd-packed-2"
+	if gemmKernels.activeISA == isaAVX2 {
+		wide = "winograd-packed-4"
+	}
 	for _, tc := range []struct {
 		in, out int
 		algo    Algorithm
@@ -215,7 +221,9 @@ func TestNewConvChoosesEngine(t *testing.T) {
 		{8, 8, Winograd, nil, "winograd-packed-2"},
 		{64, 64, Auto, nil, "winograd-packed-4"},
 		{256, 256, Auto, nil, "winograd-packed-4"}, // 9 MiB of F(4x4) weights
-		{256, 512, Auto, nil, "winograd-packed-2"}, // 18 MiB
+		{256, 512, Auto, nil, wide},                // 18 MiB
+		{512, 512, Auto, nil, wide},                // 36 MiB
+		{512, 640, Auto, nil, "winograd-packed-2"}, // 45 MiB
 		{64, 64, Im2col, nil, "im2col-implicit"},
 		{64, 64, Auto, impl, "im2col-blas"},
 		{64, 64, Winograd, impl, "winograd-blas"},
