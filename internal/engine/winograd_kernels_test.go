@@ -49,10 +49,10 @@ func guarded(n int) (s []float32, check func(t *testing.T, keep func(i int) bool
 	}
 }
 
-// forEachISA runs f as a subtest for each level of ISAs(), forced through
+// winogradEachISA runs f as a subtest for each level of ISAs(), forced through
 // ForceISA: the kernel tests below check the dispatchers, and the
 // assembly directly when the level has it, against the Go references.
-func forEachISA(t *testing.T, f func(t *testing.T)) {
+func winogradEachISA(t *testing.T, f func(t *testing.T)) {
 	for _, name := range ISAs() {
 		t.Run(name, func(t *testing.T) {
 			defer ForceISA(name)()
@@ -63,7 +63,7 @@ func forEachISA(t *testing.T, f func(t *testing.T)) {
 }
 
 func TestWinograd4InputRunKernels(t *testing.T) {
-	forEachISA(t, func(t *testing.T) {
+	winogradEachISA(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(1, 2))
 		for n := 0; n <= winograd4MaxRun; n++ {
 			cols := 4*n + 2
@@ -142,7 +142,7 @@ func closeTo(got, want, scale float32) error {
 }
 
 func TestWinograd4OutputRunKernels(t *testing.T) {
-	forEachISA(t, func(t *testing.T) {
+	winogradEachISA(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(3, 4))
 		// All tile counts up to 40 (every tail), and long runs whose counts
 		// (times 4) cross the byte boundaries of the mask arithmetic.
@@ -193,7 +193,7 @@ func TestWinograd4OutputRunKernels(t *testing.T) {
 // transform pooled here (ReLU makes every value non-negative, so the
 // maxima are exact whatever the order).
 func TestWinograd4OutputPoolRunKernels(t *testing.T) {
-	forEachISA(t, func(t *testing.T) {
+	winogradEachISA(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(15, 16))
 		counts := []int{64, 65, 127, 128, 129, 300}
 		for n := 40; n >= 0; n-- {
@@ -244,7 +244,7 @@ func TestWinograd4OutputPoolRunKernels(t *testing.T) {
 }
 
 func TestWinograd2InputRunKernels(t *testing.T) {
-	forEachISA(t, func(t *testing.T) {
+	winogradEachISA(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(9, 10))
 		for n := 0; n <= winograd4MaxRun; n++ {
 			var d [4][]float32
@@ -286,7 +286,7 @@ func TestWinograd2InputRunKernels(t *testing.T) {
 }
 
 func TestWinograd2OutputRunKernels(t *testing.T) {
-	forEachISA(t, func(t *testing.T) {
+	winogradEachISA(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(11, 12))
 		counts := []int{64, 65, 127, 128, 129, 300}
 		for n := 40; n >= 0; n-- {
