@@ -83,17 +83,18 @@ func (d *Dense) Forward(dst, x []float32) []float32 {
 	if len(dst) != n*d.Out {
 		panic(fmt.Sprintf("style: Dense.Forward: len(dst) = %d, want %d", len(dst), n*d.Out))
 	}
-	d.forward(dst, x, n, 1)
+	d.forward(d.blas(), dst, x, n, 1)
 	return dst
 }
 
-// forward computes dst = ReLU(alpha·x·W + b) for n rows. alpha scales the
-// input inside the matrix product (alpha = 1/scale for scaled features).
-func (d *Dense) forward(dst, x []float32, n int, alpha float32) {
+// forward computes dst = ReLU(alpha·x·W + b) for n rows, with the matrix
+// product on bl. alpha scales the input inside the matrix product
+// (alpha = 1/scale for scaled features).
+func (d *Dense) forward(bl blas.Float32Level3, dst, x []float32, n int, alpha float32) {
 	if n == 0 {
 		return
 	}
-	d.blas().Sgemm(blas.NoTrans, blas.NoTrans, n, d.Out, d.In, alpha, x, d.In, d.W, d.Out, 0, dst, d.Out)
+	bl.Sgemm(blas.NoTrans, blas.NoTrans, n, d.Out, d.In, alpha, x, d.In, d.W, d.Out, 0, dst, d.Out)
 	for r := 0; r < n; r++ {
 		row := dst[r*d.Out : (r+1)*d.Out]
 		for j, b := range d.B {
@@ -122,16 +123,17 @@ func (d *Dense) Backward(gradW, gradB, gradX, x, y, dy []float32) {
 		(gradX != nil && len(gradX) != n*d.In) {
 		panic("style: Dense.Backward: slice lengths do not match the layer and the batch")
 	}
-	d.backward(gradW, gradB, gradX, x, y, dy, n, 1, 1)
+	d.backward(d.blas(), gradW, gradB, gradX, x, y, dy, n, 1, 1)
 }
 
 // backward is Backward for n rows whose input was scaled by alpha in the
-// forward pass: gradW = alpha·x^T·dz and gradX = alpha·dz·W^T. The bias
+// forward pass, with the matrix products on bl: gradW = alpha·x^T·dz and
+// gradX = alpha·dz·W^T. The bias
 // gradient is summed within each of strands equal blocks of rows and the
 // block sums are then added, as autodiff accumulates the gradients of a
 // layer applied to each strand of a siamese network: when the strands'
 // gradients are exact negatives the sum is exactly zero.
-func (d *Dense) backward(gradW, gradB, gradX, x, y, dy []float32, n, strands int, alpha float32) {
+func (d *Dense) backward(bl blas.Float32Level3, gradW, gradB, gradX, x, y, dy []float32, n, strands int, alpha float32) {
 	for i := range dy[:n*d.Out] {
 		if y[i] <= 0 {
 			dy[i] = 0
@@ -145,7 +147,6 @@ func (d *Dense) backward(gradW, gradB, gradX, x, y, dy []float32, n, strands int
 		}
 		return
 	}
-	bl := d.blas()
 	bl.Sgemm(blas.Trans, blas.NoTrans, d.In, d.Out, n, alpha, x, d.In, dy, d.Out, 0, gradW, d.Out)
 	if gradX != nil {
 		bl.Sgemm(blas.NoTrans, blas.Trans, n, d.In, d.Out, alpha, dy, d.Out, d.W, d.Out, 0, gradX, d.In)

@@ -139,7 +139,7 @@ func TestDenseLossGradient(t *testing.T) {
 	contrastiveEval(1, dh[:n*out], dh[n*out:], h[:n*out], h[n*out:], labels, nil)
 	gw, gb, gx := make([]float64, in*out), make([]float64, out), make([]float64, 2*n*in)
 	denseBackwardRef(gw, gb, gx, x, h, dh, w, 2*n, 2, in, out)
-	l2Penalty(gw, w, l2)
+	l2PenaltyRef(gw, w, l2)
 	const step = 1e-6
 	for _, c := range []struct {
 		name string

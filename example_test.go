@@ -55,12 +55,16 @@ func ExampleSiameseHead_Compare() {
 }
 
 // The contrastive loss pulls compatible pairs together and pushes
-// incompatible ones at least the margin apart.
-func ExampleContrastiveLoss() {
+// incompatible ones at least the margin apart. Here each batch holds one
+// pair of 1-D embeddings, 0 and the distance.
+func ExampleContrastiveLoss_EvalTo() {
 	var loss style.ContrastiveLoss // margin 1, as in the study
-	fmt.Printf("compatible at 0.3:   %.2f\n", loss.Pair(0.3, 1))
-	fmt.Printf("incompatible at 0.3: %.2f\n", loss.Pair(0.3, 0))
-	fmt.Printf("incompatible at 1.5: %.2f\n", loss.Pair(1.5, 0))
+	at := func(d float32, label int) float64 {
+		return loss.EvalTo(nil, nil, []float32{0}, []float32{d}, []int{label})
+	}
+	fmt.Printf("compatible at 0.3:   %.2f\n", at(0.3, 1))
+	fmt.Printf("incompatible at 0.3: %.2f\n", at(0.3, 0))
+	fmt.Printf("incompatible at 1.5: %.2f\n", at(1.5, 0))
 	// Output:
 	// compatible at 0.3:   0.09
 	// incompatible at 0.3: 0.49

@@ -167,7 +167,7 @@ func (h *SiameseHead) EmbedBatch(dst, features []float32) []float32 {
 	if len(dst) != n*d.Out {
 		panic(fmt.Sprintf("style: SiameseHead.EmbedBatch: len(dst) = %d, want %d", len(dst), n*d.Out))
 	}
-	d.forward(dst, features, n, h.alpha())
+	d.forward(d.blas(), dst, features, n, h.alpha())
 	return dst
 }
 
