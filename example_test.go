@@ -45,10 +45,13 @@ func ExampleSiameseHead_Compare() {
 	shirt := []float32{0.9, 0.1, 0.4, 0, 0.2, 0.7}
 	similar := []float32{0.8, 0.1, 0.5, 0, 0.2, 0.6}
 	other := []float32{0, 0.9, 0, 1, 0.8, 0}
-	d, v := head.Compare(shirt, similar)
-	fmt.Printf("%.3f %v\n", d, v)
-	d, v = head.Compare(shirt, other)
-	fmt.Printf("%.3f %v\n", d, v)
+	for _, item := range [][]float32{similar, other} {
+		d, v, err := head.Compare(shirt, item)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%.3f %v\n", d, v)
+	}
 	// Output:
 	// 0.162 Nice, this looks good together!
 	// 1.627 Sorry, these styles do not match.

@@ -387,10 +387,10 @@ func (s *FeatureStore) Names() []string {
 	return append([]string(nil), s.names...)
 }
 
-// Max returns the largest value of all stored vectors (as stored, after
-// rounding to float16), or 0 if the store is empty. This is the MinMax
-// scale of the features.
-func (s *FeatureStore) Max() float32 {
+// maxAll returns the largest value of all stored vectors (as stored, after
+// rounding to float16), or 0 if the store is empty: FeatureScale's fast
+// path.
+func (s *FeatureStore) maxAll() float32 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var m float32
@@ -402,16 +402,16 @@ func (s *FeatureStore) Max() float32 {
 	return m
 }
 
-// MaxOf returns the largest value of the vectors with the given indices
-// (for example those of the training pairs), or 0 if idx is empty. It
-// panics if an index is out of range.
-func (s *FeatureStore) MaxOf(idx []int) float32 {
+// maxOf returns the largest value of the vectors with the given indices
+// (for example those of the training pairs), or 0 if idx is empty:
+// FeatureScale's fast path. It panics if an index is out of range.
+func (s *FeatureStore) maxOf(idx []int) float32 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var m float32
 	for k, i := range idx {
 		if i < 0 || i >= len(s.maxes) {
-			panic(fmt.Sprintf("style: FeatureStore.MaxOf: index %d out of range [0,%d)", i, len(s.maxes)))
+			panic(fmt.Sprintf("style: FeatureStore.maxOf: index %d out of range [0,%d)", i, len(s.maxes)))
 		}
 		if k == 0 || s.maxes[i] > m {
 			m = s.maxes[i]

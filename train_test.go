@@ -517,7 +517,7 @@ func TestPairDistancesMatchEmbed(t *testing.T) {
 // pairs over them with the study's 5.8% positives.
 func benchFeatures(n, pairs int) (*memFeatures, []LabeledPair) {
 	rng := rand.New(rand.NewPCG(1, 1))
-	src := &memFeatures{dim: DefaultHeadIn, data: make([]float32, n*DefaultHeadIn)}
+	src := &memFeatures{dim: defaultHeadIn, data: make([]float32, n*defaultHeadIn)}
 	for i := range src.data {
 		src.data[i] = rng.Float32()
 	}
@@ -553,7 +553,7 @@ func BenchmarkTrainEpoch(b *testing.B) {
 				}
 			}
 			sec := b.Elapsed().Seconds() / float64(b.N)
-			flop := 2 * 2 * 2 * float64(len(pairs)) * DefaultHeadIn * DefaultHeadOut
+			flop := 2 * 2 * 2 * float64(len(pairs)) * defaultHeadIn * defaultHeadOut
 			b.ReportMetric(sec, "s/epoch")
 			b.ReportMetric(flop/sec/1e9, "GFLOP/s")
 		})

@@ -28,6 +28,13 @@ const (
 	FailedImagesFile   = "failed_images.tsv"   // images left out and why (only if some failed)
 )
 
+// KerasFeatureScale is the feature scale of the original study: the
+// global maximum of the VGG16 pool5 features of its training images with
+// the original Keras (caffe-preprocessed) VGG16 weights. Features from
+// other weights or preprocessing have another maximum; compute it with
+// style.FeatureScale, as Run does.
+const KerasFeatureScale = 844.34
+
 // Config configures a study: from labelled pairs of image names to a
 // trained, evaluated and saved style.SiameseHead with its pictures and a
 // report. Run does, in order:
@@ -89,7 +96,7 @@ type Config struct {
 
 	// Seed seeds the stratified split and the head's initial weights.
 	Seed uint64
-	// HeadOut is the embedding length; 0 means style.DefaultHeadOut (128).
+	// HeadOut is the embedding length; 0 means 128 (see style.HeadConfig).
 	HeadOut int
 	// Margin is the contrastive-loss margin; 0 means 1.
 	Margin float64
@@ -435,7 +442,7 @@ func (res *Result) report() string {
 
 	p("# Style evaluator: training report\n\n")
 	p("A siamese head (%d features -> %d, ReLU) trained with the contrastive loss (margin %g) to map product photos into a style space where a small distance means the items go well together.\n\n",
-		res.Head.In(), res.Head.Out(), res.Head.Margin)
+		res.Head.Dense.In, res.Head.Dense.Out, res.Head.Margin)
 	p("## Data\n\n")
 	p("- Pairs: %d considered, %d usable (%d compatible, %.1f%%), %d dropped because an image failed.\n",
 		res.Pairs, usable, countCompatible(res.Train)+countCompatible(res.Val)+countCompatible(res.Test),

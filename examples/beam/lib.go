@@ -42,8 +42,8 @@ func loadHead(path string, ext style.FeatureExtractor) (*style.SiameseHead, erro
 	if err := h.CheckBackbone(ext.Backbone()); err != nil {
 		return nil, fmt.Errorf("head %s: %w", path, err)
 	}
-	if h.In() != ext.FeatureLen() {
-		return nil, fmt.Errorf("head %s takes %d features, the VGG16 gives %d", path, h.In(), ext.FeatureLen())
+	if h.Dense.In != ext.FeatureLen() {
+		return nil, fmt.Errorf("head %s takes %d features, the VGG16 gives %d", path, h.Dense.In, ext.FeatureLen())
 	}
 	return h, nil
 }

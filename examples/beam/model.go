@@ -73,12 +73,12 @@ type model struct {
 
 // embedBatch returns the embeddings of feats, in one batched product.
 func (m *model) embedBatch(feats [][]float32) [][]float32 {
-	n, in, out := len(feats), m.head.In(), m.head.Out()
+	n, in, out := len(feats), m.head.Dense.In, m.head.Dense.Out
 	flat := make([]float32, 0, n*in)
 	for _, f := range feats {
 		flat = append(flat, f...)
 	}
-	e := m.head.EmbedBatch(nil, flat)
+	e := m.head.Embed(flat)
 	res := make([][]float32, n)
 	for i := range res {
 		res[i] = e[i*out : (i+1)*out : (i+1)*out]

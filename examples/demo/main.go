@@ -227,13 +227,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func buildCatalog(store *style.FeatureStore, head *style.SiameseHead, items []item) (*style.Catalog, error) {
 	cat := &style.Catalog{Meta: map[string]string{"source": "style demo: generated products"}}
 	feat := make([]float32, store.Dim())
-	var emb []float32
 	for _, it := range items {
 		idx, ok := store.Index(it.ID)
 		if !ok {
 			continue // an item no pair uses has no features
 		}
-		emb = head.EmbedTo(emb, store.FeatureTo(feat, idx))
+		emb := head.Embed(store.FeatureTo(feat, idx))
 		if err := cat.Add(style.Item{ID: it.ID, Category: it.Category, Embedding: emb}); err != nil {
 			return nil, err
 		}

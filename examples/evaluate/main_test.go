@@ -48,7 +48,10 @@ func setup(t *testing.T) (vgg *style.VGG16, img1, img2 string, head *style.Siame
 			t.Fatal(err)
 		}
 	}
-	dist, _ = head.Compare(f[0], f[1])
+	dist, _, err = head.Compare(f[0], f[1])
+	if err != nil {
+		t.Fatal(err)
+	}
 	return vgg, img1, img2, head, dist
 }
 

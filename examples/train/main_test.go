@@ -155,8 +155,8 @@ func checkOutputs(t *testing.T, out string) {
 	if err := head.CheckBackbone(vgg.Backbone()); err != nil {
 		t.Errorf("saved head: %v", err)
 	}
-	if head.In() != vgg.FeatureLen() || head.Scale <= 0 {
-		t.Errorf("saved head: In %d, scale %g; want In %d and a positive scale", head.In(), head.Scale, vgg.FeatureLen())
+	if head.Dense.In != vgg.FeatureLen() || head.Scale <= 0 {
+		t.Errorf("saved head: In %d, scale %g; want In %d and a positive scale", head.Dense.In, head.Scale, vgg.FeatureLen())
 	}
 	for _, name := range []string{study.LearningCurvesFile, study.ROCFile, study.DensitiesFile} {
 		f, err := os.Open(filepath.Join(out, name))

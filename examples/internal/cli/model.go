@@ -163,7 +163,7 @@ func OpenModel(ctx context.Context, f *ModelFlags, stdout, stderr io.Writer, bar
 		if err := m.Head.CheckBackbone(m.FX.Backbone()); err != nil {
 			return nil, fmt.Errorf("head %s does not fit these weights: %w", f.Head, err)
 		}
-		fmt.Fprintf(stdout, "embedding: siamese head %s (%d -> %d): distances are its style-space distances, smaller = more compatible\n", f.Head, m.Head.In(), m.Head.Out())
+		fmt.Fprintf(stdout, "embedding: siamese head %s (%d -> %d): distances are its style-space distances, smaller = more compatible\n", f.Head, m.Head.Dense.In, m.Head.Dense.Out)
 	} else {
 		fmt.Fprintf(stdout, "embedding: none (no -head): items are compared by their raw features, so distances\n")
 		fmt.Fprintf(stdout, "  measure visual similarity under this network, not a learned style compatibility.\n")
