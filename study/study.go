@@ -141,7 +141,8 @@ type Result struct {
 	UntrainedDistances, Distances []float64
 	// UntrainedROC and ROC are the ROC curves of those distances.
 	UntrainedROC, ROC *style.ROC
-	// Table is the test ROC at 5%, 10% and 20% false positives (ROC.Table).
+	// Table is the test ROC at 5%, 10% and 20% false positives (ROC.AtFPR
+	// at each rate).
 	Table []style.ROCPoint
 	// Cutoff is the head's cutoff: Threshold is the distance chosen by
 	// Youden's J on the validation pairs, FPR and TPR the rates it reaches
@@ -157,6 +158,9 @@ type Result struct {
 	// Elapsed is the duration of the whole run.
 	Elapsed time.Duration
 }
+
+// tableFPRs are the false positive rates of Result.Table.
+var tableFPRs = [...]float64{0.05, 0.10, 0.20}
 
 // Run runs the study cfg describes; see Config for the steps. A nil cfg is
 // the zero Config, which lacks the required fields. Run returns an error
@@ -264,7 +268,9 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 	if res.ROC, err = style.ROCFromDistances(res.Distances, testLabels); err != nil {
 		return nil, fmt.Errorf("study: trained head: %w", err)
 	}
-	res.Table = res.ROC.Table()
+	for _, fpr := range tableFPRs {
+		res.Table = append(res.Table, res.ROC.AtFPR(fpr))
+	}
 	valDist, err := head.PairDistances(ctx, store, res.Val)
 	if err != nil {
 		return nil, fmt.Errorf("study: %w", err)
