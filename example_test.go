@@ -117,7 +117,7 @@ func ExampleTSNE_Fit() {
 			if i < n/2 && j == 0 {
 				v += 20 // the first group is far along the first axis
 			}
-			x.Row(i)[j] = float32(v)
+			x.Data[i*dim+j] = float32(v)
 		}
 	}
 	res, err := style.TSNE{Perplexity: 10, Seed: 1}.Fit(context.Background(), x)
@@ -130,7 +130,7 @@ func ExampleTSNE_Fit() {
 	var nw, nb int
 	for i := range n {
 		for j := range i {
-			a, b := y.Row(i), y.Row(j)
+			a, b := y.Data[2*i:2*i+2], y.Data[2*j:2*j+2]
 			d := math.Hypot(float64(a[0]-b[0]), float64(a[1]-b[1]))
 			if (i < n/2) == (j < n/2) {
 				within, nw = within+d, nw+1

@@ -26,7 +26,7 @@ func gaussianMixture(n, d, k int, seed uint64) (*Matrix, []int) {
 	for i := 0; i < n; i++ {
 		c := rng.IntN(k)
 		labels[i] = c
-		row := x.Row(i)
+		row := x.Data[i*d : (i+1)*d]
 		for j := range row {
 			row[j] = float32(centers[c*d+j] + rng.NormFloat64())
 		}

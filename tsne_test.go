@@ -38,7 +38,7 @@ func loadDigits(t testing.TB) (*Matrix, []int) {
 		for j, v := range r[1:] {
 			fv, err := strconv.ParseFloat(v, 32)
 			require.NoError(t, err, "digits.csv line %d", i+2)
-			x.Row(i)[j] = float32(fv)
+			x.Data[i*x.Cols+j] = float32(fv)
 		}
 	}
 	return x, labels
@@ -304,9 +304,9 @@ func TestTSNEErrors(t *testing.T) {
 		good.Data[i] = float32(rng.NormFloat64())
 	}
 	nan := &Matrix{Rows: 40, Cols: 3, Data: slices.Clone(good.Data)}
-	nan.Row(5)[1] = float32(math.NaN())
+	nan.Data[5*3+1] = float32(math.NaN())
 	inf := &Matrix{Rows: 40, Cols: 3, Data: slices.Clone(good.Data)}
-	inf.Row(7)[2] = float32(math.Inf(-1))
+	inf.Data[7*3+2] = float32(math.Inf(-1))
 	same := &Matrix{Rows: 40, Cols: 3}
 	for range 40 {
 		same.Data = append(same.Data, 1, 2, 3)
