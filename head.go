@@ -52,7 +52,10 @@ type HeadConfig struct {
 	Cutoff float64
 	// Backbone records the feature extractor the head is for.
 	Backbone Backbone
-	// BLAS computes the matrix products; nil means the package default.
+	// BLAS computes the matrix products (it becomes Dense.BLAS); nil means
+	// the package's BLAS. It sets the head's parallelism: PairDistances
+	// reads features on as many goroutines as a BLAS of this package has
+	// Workers.
 	BLAS blas.Float32Level3
 }
 
@@ -68,7 +71,7 @@ type HeadConfig struct {
 // PairDistances are safe for concurrent use; training modifies the head
 // and must not run concurrently with them.
 type SiameseHead struct {
-	Dense    *Dense   // the shared layer; Dense.In is the feature length
+	Dense    *Dense   // the shared layer: Dense.In features in, Dense.Out values out
 	Scale    float64  // features are divided by Scale (> 0)
 	Margin   float64  // contrastive-loss margin the head is trained with (> 0)
 	Cutoff   float64  // distances <= Cutoff are compatible

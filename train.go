@@ -101,9 +101,9 @@ func (t *Trainer) settings() (epochs, batch int, l2 float64, workers int) {
 //
 // Fit checks ctx before every mini-batch and returns ctx.Err() when it is
 // cancelled; h then holds the weights after the last completed mini-batch.
-// It returns an error if Workers is negative, src.Dim() is not
-// h.Dense.In, there are no training pairs, or a pair has an index out of
-// range or a label other than 0 or 1.
+// It returns an error if Workers (or that of the head's BLAS) is
+// negative, src.Dim() is not h.Dense.In, there are no training pairs, or a
+// pair has an index out of range or a label other than 0 or 1.
 func (t *Trainer) Fit(ctx context.Context, h *SiameseHead, src FeatureSource, train, val []LabeledPair) (*History, error) {
 	if t.Workers < 0 {
 		return nil, fmt.Errorf("style: Trainer.Fit: Workers is %d, want 0 (GOMAXPROCS) or more", t.Workers)
@@ -231,7 +231,9 @@ func blasWorkers(b blas.Float32Level3) (int, bool) {
 	case BLAS:
 		return b.Workers, true
 	case *BLAS:
-		return b.Workers, b != nil
+		if b != nil {
+			return b.Workers, true
+		}
 	}
 	return 0, false
 }
