@@ -141,7 +141,7 @@ func NewVGG16(w *VGG16Weights, opts *VGG16Options) (*VGG16, error) {
 
 // FeatureLen returns the length of a feature vector: C x 7 x 7 where C is
 // the width of the last conv layer (25,088 for VGG16).
-func (m *VGG16) FeatureLen() int { return m.convs[12].Out() * 7 * 7 }
+func (m *VGG16) FeatureLen() int { return m.convs[12].e.Out() * 7 * 7 }
 
 // Backbone identifies the network: name "vgg16", its preprocessing and the
 // SHA-256 of the weight file it was loaded from.
@@ -266,11 +266,11 @@ func (m *VGG16) forwardTo(dst, x []float32, n, h, w int) {
 	maxAct := 0
 	ch, cw := h, w
 	for _, c := range m.convs {
-		maxAct = max(maxAct, c.Out()*ch*cw)
+		maxAct = max(maxAct, c.e.Out()*ch*cw)
 		ch, cw = c.OutputSize(ch, cw)
 	}
-	if len(dst) != n*m.convs[12].Out()*ch*cw {
-		panic(fmt.Sprintf("style: VGG16: destination has %d values, want %d", len(dst), n*m.convs[12].Out()*ch*cw))
+	if len(dst) != n*m.convs[12].e.Out()*ch*cw {
+		panic(fmt.Sprintf("style: VGG16: destination has %d values, want %d", len(dst), n*m.convs[12].e.Out()*ch*cw))
 	}
 	wk, _ := m.work.Get().(*vggWork)
 	if wk == nil {
@@ -290,9 +290,9 @@ func (m *VGG16) forwardTo(dst, x []float32, n, h, w int) {
 		case i == len(m.convs)-1:
 			out = dst
 		case i%2 == 0:
-			out = wk.a[:n*c.Out()*oh*ow]
+			out = wk.a[:n*c.e.Out()*oh*ow]
 		default:
-			out = wk.b[:n*c.Out()*oh*ow]
+			out = wk.b[:n*c.e.Out()*oh*ow]
 		}
 		c.e.Forward(out, cur, n, ch, cw, &wk.conv)
 		cur, ch, cw = out, oh, ow

@@ -201,8 +201,8 @@ func TestVGG16FormulaPool1(t *testing.T) {
 		t.Fatal(err)
 	}
 	x := caffeInput(t, "matching_1")
-	a := m.convs[0].Forward(x, 1, 224, 224)
-	got := m.convs[1].Forward(a, 1, 224, 224)
+	a := m.convs[0].ForwardTo(make([]float32, 64*224*224), x, 1, 224, 224)
+	got := m.convs[1].ForwardTo(make([]float32, 64*112*112), a, 1, 224, 224)
 	if len(got) != 64*112*112 || len(want) != len(got) {
 		t.Fatalf("pool1 has %d values, golden %d, want %d", len(got), len(want), 64*112*112)
 	}
@@ -381,9 +381,9 @@ func testVGG16MatchesNaive(t *testing.T, algo ConvAlgorithm) {
 	copy(cur, x)
 	h := size
 	for i, c := range m.convs {
-		ref := naiveConv3x3(cur, n, c.In(), h, h, weights.Layers[i], true)
+		ref := naiveConv3x3(cur, n, c.e.In(), h, h, weights.Layers[i], true)
 		if vgg16Pools[i] {
-			ref = naiveMaxPool2x2(ref, n*c.Out(), h, h)
+			ref = naiveMaxPool2x2(ref, n*c.e.Out(), h, h)
 			h /= 2
 		}
 		cur = make([]float32, len(ref))
@@ -680,7 +680,7 @@ func BenchmarkVGG16Features(b *testing.B) {
 func vgg16Flops(m *VGG16) float64 {
 	f, h := 0.0, 224
 	for i, c := range m.convs {
-		f += 2 * float64(c.Out()) * float64(c.In()*9) * float64(h*h)
+		f += 2 * float64(c.e.Out()) * float64(c.e.In()*9) * float64(h*h)
 		if vgg16Pools[i] {
 			h /= 2
 		}
