@@ -185,8 +185,8 @@ func TestDecodeImageCost(t *testing.T) {
 	}
 }
 
-// TestDecodeImageDecodeBudget: headers of images within MaxImagePixels
-// whose decoding would take more than MaxImageDecodeBytes are refused
+// TestDecodeImageDecodeBudget: headers of images within the 64 megapixels
+// whose decoding would take more than the 264 MiB are refused
 // before decoding, with ErrImageTooLarge and next to no allocation; those
 // within it are estimated within the limit.
 func TestDecodeImageDecodeBudget(t *testing.T) {
@@ -252,7 +252,7 @@ func TestDecodeImageDecodeBudget(t *testing.T) {
 				// estimate only.
 				cost, err := decodeCost(c.data)
 				require.NoError(t, err)
-				assert.LessOrEqual(t, cost, int64(MaxImageDecodeBytes))
+				assert.LessOrEqual(t, cost, int64(maxImageDecodeBytes))
 			}
 		})
 	}

@@ -218,13 +218,13 @@ func Fetch(ctx context.Context, client *http.Client, url string, timeout time.Du
 }
 
 // LoadImage reads an image from a file path or an http(s) URL (downloaded
-// with client, within timeout, at most style.MaxImageBytes) and decodes it
-// with style.DecodeImage, which bounds its size.
+// with client, within timeout, at most 64 MiB, style.DecodeImage's limit)
+// and decodes it with style.DecodeImage, which bounds its size.
 func LoadImage(ctx context.Context, client *http.Client, pathOrURL string, timeout time.Duration) (image.Image, error) {
 	if !IsURL(pathOrURL) {
 		return style.LoadImage(pathOrURL)
 	}
-	data, err := Fetch(ctx, client, pathOrURL, timeout, style.MaxImageBytes)
+	data, err := Fetch(ctx, client, pathOrURL, timeout, 64<<20)
 	if err != nil {
 		return nil, err
 	}
