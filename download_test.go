@@ -99,7 +99,7 @@ type downloadFixture struct {
 }
 
 func newDownloadFixture(t *testing.T) *downloadFixture {
-	specs := vgg16Specs(narrowWidths, false, 5000)
+	specs := vgg16Specs(testDivisor, false, 5000)
 	content := (&pthFile{tensors: specs}).bytes(t)
 	h := sha256.Sum256(content)
 	sum := hex.EncodeToString(h[:])
@@ -117,7 +117,7 @@ func (f *downloadFixture) check(t *testing.T, path, dir string) {
 	if want := filepath.Join(dir, "vgg16-test.safetensors"); path != want {
 		t.Errorf("path %s, want %s", path, want)
 	}
-	w, err := ReadVGG16Weights(path, testDivisor)
+	w, err := ReadWeights(path, VGG16, testDivisor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func (f *downloadFixture) check(t *testing.T, path, dir string) {
 	}
 }
 
-func TestDownloadVGG16ResumeAndCache(t *testing.T) {
+func TestDownloadWeightsResumeAndCache(t *testing.T) {
 	f := newDownloadFixture(t)
 	s := &weightServer{content: f.content, dropAt: len(f.content) / 2}
 	srv := httptest.NewServer(s)
@@ -140,7 +140,7 @@ func TestDownloadVGG16ResumeAndCache(t *testing.T) {
 	var reports []Progress
 	opts := &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor,
 		Progress: func(p Progress) { reports = append(reports, p) }}
-	path, err := DownloadVGG16(context.Background(), opts)
+	path, err := DownloadWeights(context.Background(), VGG16, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestDownloadVGG16ResumeAndCache(t *testing.T) {
 	// A second call uses the cached conversion without any request, even
 	// with the server gone.
 	srv.Close()
-	path2, err := DownloadVGG16(context.Background(), opts)
+	path2, err := DownloadWeights(context.Background(), VGG16, opts)
 	if err != nil || path2 != path {
 		t.Fatalf("cached call: %q, %v", path2, err)
 	}
@@ -177,7 +177,7 @@ func TestDownloadVGG16ResumeAndCache(t *testing.T) {
 	}
 }
 
-func TestDownloadVGG16ServerIgnoresRange(t *testing.T) {
+func TestDownloadWeightsServerIgnoresRange(t *testing.T) {
 	f := newDownloadFixture(t)
 	s := &weightServer{content: f.content, ignoreRange: true}
 	url := startServer(t, s)
@@ -187,7 +187,7 @@ func TestDownloadVGG16ServerIgnoresRange(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "vgg16-test.pth.part"), []byte(strings.Repeat("junk", 100)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	path, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
+	path, err := DownloadWeights(context.Background(), VGG16, &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestDownloadVGG16ServerIgnoresRange(t *testing.T) {
 	}
 }
 
-func TestDownloadVGG16CompletePartial(t *testing.T) {
+func TestDownloadWeightsCompletePartial(t *testing.T) {
 	// A complete partial file (the process stopped before converting): the
 	// server answers 416 and the file is used as it is.
 	f := newDownloadFixture(t)
@@ -207,7 +207,7 @@ func TestDownloadVGG16CompletePartial(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "vgg16-test.pth.part"), f.content, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	path, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
+	path, err := DownloadWeights(context.Background(), VGG16, &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func TestDownloadVGG16CompletePartial(t *testing.T) {
 	}
 }
 
-func TestDownloadVGG16HashMismatch(t *testing.T) {
+func TestDownloadWeightsHashMismatch(t *testing.T) {
 	f := newDownloadFixture(t)
 	other := newDownloadFixture(t)
 	other.content = append([]byte(nil), f.content...)
@@ -225,7 +225,7 @@ func TestDownloadVGG16HashMismatch(t *testing.T) {
 	s := &weightServer{content: other.content}
 	url := startServer(t, s)
 	dir := t.TempDir()
-	_, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
+	_, err := DownloadWeights(context.Background(), VGG16, &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
 	if err == nil || !strings.Contains(err.Error(), "SHA-256") || !strings.Contains(err.Error(), f.prefix) {
 		t.Fatalf("error %v, want a SHA-256 mismatch naming %s", err, f.prefix)
 	}
@@ -235,7 +235,7 @@ func TestDownloadVGG16HashMismatch(t *testing.T) {
 	}
 }
 
-func TestDownloadVGG16Cancel(t *testing.T) {
+func TestDownloadWeightsCancel(t *testing.T) {
 	f := newDownloadFixture(t)
 	s := &weightServer{content: f.content, stall: make(chan struct{})}
 	url := startServer(t, s)
@@ -245,7 +245,7 @@ func TestDownloadVGG16Cancel(t *testing.T) {
 	opts := &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor}
 	errc := make(chan error, 1)
 	go func() {
-		_, err := DownloadVGG16(ctx, opts)
+		_, err := DownloadWeights(ctx, VGG16, opts)
 		errc <- err
 	}()
 	// Wait until the first half is on disk, then cancel mid-response.
@@ -267,7 +267,7 @@ func TestDownloadVGG16Cancel(t *testing.T) {
 		t.Fatalf("partial file has %d bytes after cancellation, want %d", got, half)
 	}
 	// The next call resumes from there.
-	path, err := DownloadVGG16(context.Background(), opts)
+	path, err := DownloadWeights(context.Background(), VGG16, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,12 +277,12 @@ func TestDownloadVGG16Cancel(t *testing.T) {
 	}
 }
 
-func TestDownloadVGG16Errors(t *testing.T) {
+func TestDownloadWeightsErrors(t *testing.T) {
 	f := newDownloadFixture(t)
 	s := &weightServer{content: f.content, status: http.StatusNotFound}
 	url := startServer(t, s)
 	dir := t.TempDir()
-	_, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
+	_, err := DownloadWeights(context.Background(), VGG16, &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
 	if err == nil || !strings.Contains(err.Error(), "404") {
 		t.Errorf("404: error %v", err)
 	}
@@ -298,7 +298,7 @@ func TestDownloadVGG16Errors(t *testing.T) {
 		{URL: url, CacheDir: dir},
 		{URL: url, CacheDir: dir, SHA256Prefix: "xyz"},
 	} {
-		if _, err := DownloadVGG16(context.Background(), o); err == nil || !strings.Contains(err.Error(), "SHA256Prefix") {
+		if _, err := DownloadWeights(context.Background(), VGG16, o); err == nil || !strings.Contains(err.Error(), "SHA256Prefix") {
 			t.Errorf("%+v: error %v", o, err)
 		}
 	}
@@ -365,7 +365,7 @@ func (s *slowServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// downloadWithin runs DownloadVGG16 and fails the test if it has not
+// downloadWithin runs DownloadWeights and fails the test if it has not
 // returned within 5 s (the tests' stall timeouts are tens of
 // milliseconds), cancelling it.
 func downloadWithin(t *testing.T, opts *DownloadOptions) (string, error) {
@@ -378,7 +378,7 @@ func downloadWithin(t *testing.T, opts *DownloadOptions) (string, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		p, err := DownloadVGG16(ctx, opts)
+		p, err := DownloadWeights(ctx, VGG16, opts)
 		done <- result{p, err}
 	}()
 	select {
@@ -387,16 +387,16 @@ func downloadWithin(t *testing.T, opts *DownloadOptions) (string, error) {
 	case <-time.After(5 * time.Second):
 		cancel()
 		<-done
-		t.Fatal("DownloadVGG16 did not return within 5 s")
+		t.Fatal("DownloadWeights did not return within 5 s")
 		return "", nil
 	}
 }
 
-// TestDownloadVGG16Stall: a server that hangs before answering, or sends
+// TestDownloadWeightsStall: a server that hangs before answering, or sends
 // part of the file and hangs, or trickles a byte at a time, is abandoned
 // after StallTimeout without progress (1 MiB); a stalled request that made
 // progress is resumed.
-func TestDownloadVGG16Stall(t *testing.T) {
+func TestDownloadWeightsStall(t *testing.T) {
 	f := newDownloadFixture(t)
 	for _, tc := range []struct {
 		mode    string
@@ -435,12 +435,12 @@ func TestDownloadVGG16Stall(t *testing.T) {
 	}
 }
 
-// TestDownloadVGG16Size: the expected size caps the download. An endless
+// TestDownloadWeightsSize: the expected size caps the download. An endless
 // body is cut off just past it and deleted; a Content-Length or
 // Content-Range total other than the expected size is refused before
-// anything is written, keeping a partial download; and VGG16URL's size is
-// known without setting Size.
-func TestDownloadVGG16Size(t *testing.T) {
+// anything is written, keeping a partial download; and the default URL's
+// size is known without setting Size.
+func TestDownloadWeightsSize(t *testing.T) {
 	f := newDownloadFixture(t)
 	size := int64(len(f.content))
 
@@ -486,7 +486,7 @@ func TestDownloadVGG16Size(t *testing.T) {
 		client := &http.Client{Transport: rewriteHost{srv.URL}}
 		dir := t.TempDir()
 		_, err := downloadWithin(t, &DownloadOptions{CacheDir: dir, Client: client})
-		require.ErrorContains(t, err, fmt.Sprintf("%d bytes, expected %d", size, VGG16Size))
+		require.ErrorContains(t, err, fmt.Sprintf("%d bytes, expected %d", size, vgg16Spec.download.size))
 		assert.Equal(t, []string{""}, s.requests())
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {

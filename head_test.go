@@ -108,7 +108,7 @@ func TestVerdict(t *testing.T) {
 	}
 }
 
-var testBackbone = Backbone{Name: "vgg16", Preprocess: PreprocessCaffe, SHA256: strings.Repeat("ab", 32)}
+var testBackbone = Backbone{Arch: "vgg16", Preprocess: PreprocessCaffe, SHA256: strings.Repeat("ab", 32)}
 
 func TestCheckBackbone(t *testing.T) {
 	h, err := NewSiameseHead(&HeadConfig{In: 4, Out: 2, Backbone: testBackbone})
@@ -119,10 +119,10 @@ func TestCheckBackbone(t *testing.T) {
 		t.Errorf("same backbone: %v", err)
 	}
 	for _, b := range []Backbone{
-		{Name: "vgg16", Preprocess: PreprocessTorch, SHA256: testBackbone.SHA256},
-		{Name: "vgg16", Preprocess: PreprocessCaffe, SHA256: strings.Repeat("cd", 32)},
-		{Name: "vgg16", Preprocess: PreprocessCaffe},
-		{Name: "resnet50", Preprocess: PreprocessCaffe, SHA256: testBackbone.SHA256},
+		{Arch: "vgg16", Preprocess: PreprocessTorch, SHA256: testBackbone.SHA256},
+		{Arch: "vgg16", Preprocess: PreprocessCaffe, SHA256: strings.Repeat("cd", 32)},
+		{Arch: "vgg16", Preprocess: PreprocessCaffe},
+		{Arch: "resnet50", Preprocess: PreprocessCaffe, SHA256: testBackbone.SHA256},
 	} {
 		if err := h.CheckBackbone(b); !errors.Is(err, ErrBackboneMismatch) {
 			t.Errorf("backbone %+v: err = %v, want ErrBackboneMismatch", b, err)
@@ -189,7 +189,7 @@ func TestHeadSaveLoad(t *testing.T) {
 	if !bitsEqual(g.Embed(x), h.Embed(x)) {
 		t.Error("loaded head embeds differently")
 	}
-	if err := g.CheckBackbone(Backbone{Name: "vgg16", Preprocess: PreprocessTorch}); !errors.Is(err, ErrBackboneMismatch) {
+	if err := g.CheckBackbone(Backbone{Arch: "vgg16", Preprocess: PreprocessTorch}); !errors.Is(err, ErrBackboneMismatch) {
 		t.Errorf("loaded head accepts another backbone: %v", err)
 	}
 	// Saving again over the file replaces it atomically: no temporary

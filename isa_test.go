@@ -20,7 +20,7 @@ import (
 // TestVGG16NarrowGolden (float32 accumulation gives about 1e-6).
 func TestVGG16NarrowGoldenEveryISA(t *testing.T) {
 	shared := sharedDir(t)
-	w, err := ReadVGG16Weights(filepath.Join(shared, "golden", "vgg16_narrow_tv.safetensors"), 8)
+	w, err := ReadWeights(filepath.Join(shared, "golden", "vgg16_narrow_tv.safetensors"), VGG16, 8)
 	require.NoError(t, err)
 	names := goldenImageNames[:2]
 	if testing.Short() {
@@ -34,11 +34,10 @@ func TestVGG16NarrowGoldenEveryISA(t *testing.T) {
 		t.Run(isa, func(t *testing.T) {
 			defer engine.ForceISA(isa)()
 			for _, algo := range []ConvAlgorithm{ConvAuto, ConvIm2col, ConvWinograd, ConvWinograd4x4} {
-				m, err := NewVGG16(w, &VGG16Options{Algorithm: algo, Workers: 2})
-				require.NoError(t, err)
-				feats, err := m.ForwardBatch(x, len(names))
+				m, err := NewNetwork(w, &NetworkOptions{Algorithm: algo, Workers: 2})
 				require.NoError(t, err)
 				fl := m.FeatureLen()
+				feats := m.ForwardTo(make([]float32, len(names)*fl), x, len(names))
 				for i, name := range names {
 					want := readF32(t, filepath.Join("testdata", "vgg16_narrow", name+".features.f32"))
 					e := relL2(feats[i*fl:(i+1)*fl], want)

@@ -275,7 +275,11 @@ func TestSafetensorsReadsOnlyKept(t *testing.T) {
 func FuzzReadSafetensors(f *testing.F) {
 	f.Add(rawSafetensors(`{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, make([]byte, 8)))
 	var vgg bytes.Buffer
-	ts := layersToTensors(GenerateVGG16Weights(1, 64).Layers)
+	w, err := GenerateWeights(VGG16, 1, 64)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ts := vgg16Spec.tensors(w.layers)
 	hdr, err := safetensorsHeader(ts, map[string]string{"preprocess": "caffe"})
 	if err != nil {
 		f.Fatal(err)
@@ -285,9 +289,9 @@ func FuzzReadSafetensors(f *testing.F) {
 	}
 	f.Add(vgg.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var w *VGG16Weights
+		var w *Weights
 		var err error
-		n := allocated(func() { w, err = decodeVGG16Weights(bytes.NewReader(data), int64(len(data)), "fuzz", 64) })
+		n := allocated(func() { w, err = decodeWeights(bytes.NewReader(data), int64(len(data)), "fuzz", archSpecs, "", 64) })
 		checkReadCost(t, "VGG16 / 64", err, n, layersBytes(w))
 
 		var ts map[string]tensor

@@ -161,19 +161,20 @@ func ParseConv(name string) (style.ConvAlgorithm, error) {
 	return 0, fmt.Errorf("-conv %q: want auto, im2col, winograd or winograd4x4", name)
 }
 
-// LoadVGG16 loads the VGG16 weight file path, whose widths are VGG16's
-// divided by divisor (1: VGG16 itself), computing convolutions with the
-// algorithm named conv (see ParseConv).
-func LoadVGG16(path, conv string, divisor int) (*style.VGG16, error) {
+// LoadNetwork loads the weight file path (VGG16 or any architecture the
+// file tells), whose widths are the architecture's divided by divisor (1:
+// the published network), computing convolutions with the algorithm named
+// conv (see ParseConv).
+func LoadNetwork(path, conv string, divisor int) (*style.Network, error) {
 	algo, err := ParseConv(conv)
 	if err != nil {
 		return nil, err
 	}
-	w, err := style.ReadVGG16Weights(path, divisor)
+	w, err := style.ReadWeights(path, "", divisor)
 	if err != nil {
 		return nil, err
 	}
-	return style.NewVGG16(w, &style.VGG16Options{Algorithm: algo})
+	return style.NewNetwork(w, &style.NetworkOptions{Algorithm: algo})
 }
 
 // IsURL reports whether s is an http or https URL rather than a file path.
@@ -255,7 +256,7 @@ func Weights(ctx context.Context, path, cacheDir string, bars *Bars) (string, er
 		}
 		return path, nil
 	}
-	p, err := style.DownloadVGG16(ctx, &style.DownloadOptions{CacheDir: cacheDir, Progress: bars.Update})
+	p, err := style.DownloadWeights(ctx, style.VGG16, &style.DownloadOptions{CacheDir: cacheDir, Progress: bars.Update})
 	bars.Finish()
 	if err != nil {
 		return "", fmt.Errorf("VGG16 weights: %w (pass -weights FILE to use a local weight file)", err)
