@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -114,20 +114,16 @@ func startServer(t *testing.T, s http.Handler) string {
 
 func (f *downloadFixture) check(t *testing.T, path, dir string) {
 	t.Helper()
-	if want := filepath.Join(dir, "vgg16-test.safetensors"); path != want {
-		t.Errorf("path %s, want %s", path, want)
-	}
-	w, err := ReadWeights(path, VGG16, testDivisor)
-	if err != nil {
-		t.Fatal(err)
-	}
+	assert.Equal(t, filepath.Join(dir, "vgg16-test.safetensors"), path)
+	w, err := ReadWeights(path, "", testDivisor)
+	require.NoError(t, err)
 	checkLayersMatchSpecs(t, w, f.specs)
-	if w.Metadata["source"] != "vgg16-test.pth" || w.Metadata["source_sha256"] != f.sum || w.Preprocess != PreprocessTorch {
-		t.Errorf("metadata %v", w.Metadata)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "vgg16-test.pth.part")); !os.IsNotExist(err) {
-		t.Errorf("partial download left behind: %v", err)
-	}
+	assert.Equal(t, VGG16, w.Arch)
+	assert.Equal(t, PreprocessTorch, w.Preprocess)
+	assert.Equal(t, "vgg16-test.pth", w.Metadata["source"], "metadata %v", w.Metadata)
+	assert.Equal(t, f.sum, w.Metadata["source_sha256"], "metadata %v", w.Metadata)
+	assert.Equal(t, "vgg16", w.Metadata["arch"], "metadata %v", w.Metadata)
+	assert.NoFileExists(t, filepath.Join(dir, "vgg16-test.pth.part"), "partial download left behind")
 }
 
 func TestDownloadWeightsResumeAndCache(t *testing.T) {
@@ -141,40 +137,57 @@ func TestDownloadWeightsResumeAndCache(t *testing.T) {
 	opts := &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor,
 		Progress: func(p Progress) { reports = append(reports, p) }}
 	path, err := DownloadWeights(context.Background(), VGG16, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	f.check(t, path, dir)
 
 	// The dropped first response was resumed with a Range request.
 	reqs := s.requests()
-	if len(reqs) != 2 || reqs[0] != "" {
-		t.Fatalf("requests with Range headers %q, want a plain one then a resume", reqs)
-	}
+	require.Len(t, reqs, 2, "requests with Range headers %q, want a plain one then a resume", reqs)
+	require.Empty(t, reqs[0], "requests with Range headers %q, want a plain one then a resume", reqs)
 	from, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(reqs[1], "bytes="), "-"))
-	if err != nil || from <= 0 || from > s.dropAt {
-		t.Errorf("resume Range %q, want bytes=N- with 0 < N <= %d", reqs[1], s.dropAt)
-	}
+	require.NoError(t, err, "resume Range %q", reqs[1])
+	assert.Positive(t, from, "resume Range %q", reqs[1])
+	assert.LessOrEqual(t, from, s.dropAt, "resume Range %q", reqs[1])
 	// Progress is monotonic and ends at the file size.
 	for i, p := range reports {
 		if p.Stage != "download" || (i > 0 && p.Done < reports[i-1].Done) {
 			t.Fatalf("report %d: %+v after %+v", i, p, reports[max(i-1, 0)])
 		}
 	}
-	if last := reports[len(reports)-1]; last.Done != int64(len(f.content)) || last.Total != int64(len(f.content)) {
-		t.Errorf("last report %+v, want Done = Total = %d", last, len(f.content))
-	}
+	last := reports[len(reports)-1]
+	assert.Equal(t, int64(len(f.content)), last.Done, "last report")
+	assert.Equal(t, int64(len(f.content)), last.Total, "last report")
 
 	// A second call uses the cached conversion without any request, even
 	// with the server gone.
 	srv.Close()
 	path2, err := DownloadWeights(context.Background(), VGG16, opts)
-	if err != nil || path2 != path {
-		t.Fatalf("cached call: %q, %v", path2, err)
+	require.NoError(t, err, "cached call")
+	require.Equal(t, path, path2, "cached call")
+	assert.Len(t, s.requests(), 2, "the cached call made requests")
+
+	// So does a conversion written before files recorded their
+	// architecture; one recording another architecture is not used.
+	w, err := ReadWeights(path, VGG16, testDivisor)
+	require.NoError(t, err)
+	for _, c := range []struct {
+		arch string
+		ok   bool
+	}{{"", true}, {"resnet50", false}} {
+		meta := maps.Clone(w.Metadata)
+		delete(meta, "arch")
+		if c.arch != "" {
+			meta["arch"] = c.arch
+		}
+		require.NoError(t, writeSafetensors(path, vgg16Spec.tensors(w.layers), meta))
+		_, err := DownloadWeights(context.Background(), VGG16, opts)
+		if c.ok {
+			assert.NoError(t, err, "a conversion without arch")
+		} else {
+			assert.Error(t, err, "a conversion of arch %s, with the server gone", c.arch)
+		}
 	}
-	if n := len(s.requests()); n != 2 {
-		t.Errorf("cached call made %d more requests", n-2)
-	}
+	assert.Len(t, s.requests(), 2)
 }
 
 func TestDownloadWeightsServerIgnoresRange(t *testing.T) {
@@ -184,17 +197,11 @@ func TestDownloadWeightsServerIgnoresRange(t *testing.T) {
 	dir := t.TempDir()
 	// A stale partial file with wrong bytes: the server answers the Range
 	// request with the whole file, which must replace it.
-	if err := os.WriteFile(filepath.Join(dir, "vgg16-test.pth.part"), []byte(strings.Repeat("junk", 100)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "vgg16-test.pth.part"), []byte(strings.Repeat("junk", 100)), 0o644))
 	path, err := DownloadWeights(context.Background(), VGG16, &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	f.check(t, path, dir)
-	if reqs := s.requests(); len(reqs) != 1 || reqs[0] != "bytes=400-" {
-		t.Errorf("requests %q, want one with Range bytes=400-", reqs)
-	}
+	assert.Equal(t, []string{"bytes=400-"}, s.requests())
 }
 
 func TestDownloadWeightsCompletePartial(t *testing.T) {
@@ -204,17 +211,11 @@ func TestDownloadWeightsCompletePartial(t *testing.T) {
 	s := &weightServer{content: f.content}
 	url := startServer(t, s)
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "vgg16-test.pth.part"), f.content, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "vgg16-test.pth.part"), f.content, 0o644))
 	path, err := DownloadWeights(context.Background(), VGG16, &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	f.check(t, path, dir)
-	if reqs := s.requests(); len(reqs) != 1 || reqs[0] != fmt.Sprintf("bytes=%d-", len(f.content)) {
-		t.Errorf("requests %q", reqs)
-	}
+	assert.Equal(t, []string{fmt.Sprintf("bytes=%d-", len(f.content))}, s.requests())
 }
 
 func TestDownloadWeightsHashMismatch(t *testing.T) {
@@ -226,13 +227,10 @@ func TestDownloadWeightsHashMismatch(t *testing.T) {
 	url := startServer(t, s)
 	dir := t.TempDir()
 	_, err := DownloadWeights(context.Background(), VGG16, &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
-	if err == nil || !strings.Contains(err.Error(), "SHA-256") || !strings.Contains(err.Error(), f.prefix) {
-		t.Fatalf("error %v, want a SHA-256 mismatch naming %s", err, f.prefix)
-	}
+	require.ErrorContains(t, err, "SHA-256", "a SHA-256 mismatch")
+	require.ErrorContains(t, err, f.prefix, "a SHA-256 mismatch naming the prefix")
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 0 {
-		t.Errorf("cache directory holds %v after a failed verification, want nothing", entries)
-	}
+	assert.Empty(t, entries, "cache directory after a failed verification")
 }
 
 func TestDownloadWeightsCancel(t *testing.T) {
@@ -260,21 +258,15 @@ func TestDownloadWeightsCancel(t *testing.T) {
 	cancel()
 	err := <-errc
 	close(s.stall)
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("error %v, want context.Canceled", err)
-	}
-	if got := fileSize(part); got != half {
-		t.Fatalf("partial file has %d bytes after cancellation, want %d", got, half)
-	}
+	require.ErrorIs(t, err, context.Canceled)
+	require.Equal(t, half, fileSize(part), "partial file after cancellation")
 	// The next call resumes from there.
 	path, err := DownloadWeights(context.Background(), VGG16, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	f.check(t, path, dir)
-	if reqs := s.requests(); len(reqs) != 2 || reqs[1] != fmt.Sprintf("bytes=%d-", half) {
-		t.Errorf("requests %q, want a resume from %d", reqs, half)
-	}
+	reqs := s.requests()
+	require.Len(t, reqs, 2)
+	assert.Equal(t, fmt.Sprintf("bytes=%d-", half), reqs[1], "a resume")
 }
 
 func TestDownloadWeightsErrors(t *testing.T) {
@@ -283,28 +275,22 @@ func TestDownloadWeightsErrors(t *testing.T) {
 	url := startServer(t, s)
 	dir := t.TempDir()
 	_, err := DownloadWeights(context.Background(), VGG16, &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
-	if err == nil || !strings.Contains(err.Error(), "404") {
-		t.Errorf("404: error %v", err)
-	}
-	if n := len(s.requests()); n != 1 {
-		t.Errorf("404 was retried: %d requests", n)
-	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
-		t.Errorf("cache directory holds %v after a failed request, want nothing", entries)
-	}
+	assert.ErrorContains(t, err, "404")
+	assert.Len(t, s.requests(), 1, "404 was retried")
+	entries, _ := os.ReadDir(dir)
+	assert.Empty(t, entries, "cache directory after a failed request")
 	// Verification cannot be switched off for another URL, and the prefix
 	// must be hex.
 	for _, o := range []*DownloadOptions{
 		{URL: url, CacheDir: dir},
 		{URL: url, CacheDir: dir, SHA256Prefix: "xyz"},
 	} {
-		if _, err := DownloadWeights(context.Background(), VGG16, o); err == nil || !strings.Contains(err.Error(), "SHA256Prefix") {
-			t.Errorf("%+v: error %v", o, err)
-		}
+		_, err := DownloadWeights(context.Background(), VGG16, o)
+		assert.ErrorContains(t, err, "SHA256Prefix", "%+v", o)
 	}
-	if n := len(s.requests()); n != 1 {
-		t.Errorf("invalid options made requests")
-	}
+	_, err = DownloadWeights(context.Background(), "vgg19", &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir})
+	assert.ErrorContains(t, err, `unknown architecture "vgg19"`)
+	assert.Len(t, s.requests(), 1, "invalid options made requests")
 }
 
 // slowServer serves content the way a broken server might: hanging before

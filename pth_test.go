@@ -4,13 +4,11 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -228,9 +226,7 @@ func (f *pthFile) bytes(t testing.TB) []byte {
 				w, err = zw.CreateRaw(&zip.FileHeader{Name: "archive/" + name, Method: zip.Store,
 					CompressedSize64: uint64(len(data)), UncompressedSize64: 1 << 40})
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			w.Write(data)
 		}
 		add("data.pkl", f.mainPickle())
@@ -244,9 +240,7 @@ func (f *pthFile) bytes(t testing.TB) []byte {
 			}
 		}
 		add("version", []byte("3\n"))
-		if err := zw.Close(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, zw.Close())
 		return buf.Bytes()
 	}
 	var out pickler
@@ -310,9 +304,7 @@ func (f *pthFile) sharedStorage() []byte {
 func writeTemp(t testing.TB, name string, data []byte) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(p, data, 0o644))
 	return p
 }
 
@@ -442,9 +434,7 @@ func TestReadPTHSkipsUnkeptStorages(t *testing.T) {
 		}
 		require.NoError(t, err)
 		// Allowance: the pickles, zip directory and read-ahead buffers.
-		if limit := conv + 256<<10; c.n > limit {
-			t.Errorf("zip=%v: read %d bytes of a %d-byte file, want at most %d", isZip, c.n, len(data), limit)
-		}
+		assert.LessOrEqual(t, c.n, conv+256<<10, "zip=%v: bytes read of a %d-byte file", isZip, len(data))
 	}
 }
 
@@ -459,9 +449,7 @@ func TestReadPTHStorageOffsetAndSharing(t *testing.T) {
 	for _, isZip := range []bool{false, true} {
 		p := writeTemp(t, "w.pth", (&pthFile{tensors: specs, zip: isZip}).bytes(t))
 		w, err := ReadWeights(p, VGG16, testDivisor)
-		if err != nil {
-			t.Fatalf("zip=%v: %v", isZip, err)
-		}
+		require.NoError(t, err, "zip=%v", isZip)
 		checkLayersMatchSpecs(t, w, specs)
 	}
 }
@@ -523,12 +511,9 @@ func TestReadPTHHostile(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeTemp(t, "w.pth", tc.file.bytes(t))
 			_, err := ReadWeights(p, VGG16, testDivisor)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), p) {
-				t.Fatalf("error %q: want ErrFormat naming %q and the file", err, tc.want)
-			}
+			require.ErrorIs(t, err, ErrFormat)
+			assert.ErrorContains(t, err, tc.want)
+			assert.ErrorContains(t, err, p, "the error names the file")
 		})
 	}
 
@@ -538,9 +523,8 @@ func TestReadPTHHostile(t *testing.T) {
 		specs[4].offset, specs[4].trim = 2, 3
 		p := writeTemp(t, "w.pth", (&pthFile{tensors: specs, zip: isZip}).bytes(t))
 		_, err := ReadWeights(p, VGG16, testDivisor)
-		if err == nil || !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "outside storage") {
-			t.Errorf("zip=%v: error %v, want ErrFormat about the storage", isZip, err)
-		}
+		require.ErrorIs(t, err, ErrFormat, "zip=%v", isZip)
+		assert.ErrorContains(t, err, "outside storage", "zip=%v", isZip)
 	}
 }
 
@@ -550,13 +534,9 @@ func TestReadPTHTruncated(t *testing.T) {
 		dir := t.TempDir()
 		p := filepath.Join(dir, "w.pth")
 		for _, cut := range cutPoints(len(data)) {
-			if err := os.WriteFile(p, data[:cut], 0o644); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, os.WriteFile(p, data[:cut], 0o644))
 			_, err := ReadWeights(p, VGG16, testDivisor)
-			if err == nil || !errors.Is(err, ErrFormat) {
-				t.Fatalf("zip=%v cut at %d of %d: error %v, want ErrFormat", isZip, cut, len(data), err)
-			}
+			require.ErrorIs(t, err, ErrFormat, "zip=%v cut at %d of %d", isZip, cut, len(data))
 		}
 	}
 }
@@ -579,22 +559,19 @@ func TestScanPickleLimits(t *testing.T) {
 	// A pickle that never stops, longer than the cap, is refused without
 	// being decoded.
 	long := bytes.Repeat([]byte{'N'}, maxPickleLen+10)
-	if _, err := scanPickle(bytes.NewReader(long), 0, int64(len(long)), maxPickleLen, "x"); err == nil || !errors.Is(err, ErrFormat) {
-		t.Errorf("over-long pickle: error %v", err)
-	}
+	_, err := scanPickle(bytes.NewReader(long), 0, int64(len(long)), maxPickleLen, "x")
+	assert.ErrorIs(t, err, ErrFormat, "over-long pickle")
 	marks := bytes.Repeat([]byte{'('}, maxPickleMarks+1)
-	if _, err := scanPickle(bytes.NewReader(marks), 0, int64(len(marks)), int64(len(marks)), "x"); err == nil || !strings.Contains(err.Error(), "MARK") {
-		t.Errorf("too many marks: error %v", err)
-	}
+	_, err = scanPickle(bytes.NewReader(marks), 0, int64(len(marks)), int64(len(marks)), "x")
+	assert.ErrorContains(t, err, "MARK", "too many marks")
 	for _, bad := range [][]byte{
 		{0x8a, 0, '.'},                 // empty LONG1
 		{0x8b, 0xff, 0xff, 0xff, 0xff}, // negative LONG4 length
 		{0xff},                         // unknown opcode
 		append([]byte{'I'}, bytes.Repeat([]byte{'9'}, maxPickleLine+1)...), // endless text argument
 	} {
-		if _, err := scanPickle(bytes.NewReader(bad), 0, int64(len(bad)), maxPickleLen, "x"); err == nil {
-			t.Errorf("%q: no error", bad)
-		}
+		_, err := scanPickle(bytes.NewReader(bad), 0, int64(len(bad)), maxPickleLen, "x")
+		assert.Error(t, err, "%q", bad)
 	}
 }
 
