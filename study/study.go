@@ -76,7 +76,7 @@ type Config struct {
 	PrefetchWorkers int
 
 	// Extractor computes the features of an image, typically a
-	// *style.VGG16. Required.
+	// *style.Network. Required.
 	Extractor style.FeatureExtractor
 	// StoreDir is the folder of the feature store (see
 	// style.OpenFeatureStore), created if needed. Required. Reusing it
