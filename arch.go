@@ -100,7 +100,9 @@ func (s *archSpec) checkDivisor(fn string, divisor int) error {
 		for d := 1; d <= s.maxDivisor(); d *= 2 {
 			valid = append(valid, strconv.Itoa(d))
 		}
-		return fmt.Errorf("style: %s: width divisor %d is not a divisor of %s (%s)", fn, divisor, s.name, strings.Join(valid, ", "))
+		last := len(valid) - 1
+		return fmt.Errorf("style: %s: width divisor %d is not %s or %s, the divisors of %s's widths",
+			fn, divisor, strings.Join(valid[:last], ", "), valid[last], s.name)
 	}
 	return nil
 }
