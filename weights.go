@@ -291,6 +291,9 @@ func decodeWeights(r io.ReaderAt, size int64, path string, specs []*archSpec, ar
 	if err != nil {
 		return nil, err
 	}
+	if spec == nil {
+		panic("style: decodeWeights: the reader returned tensors without checking them")
+	}
 	for _, l := range spec.layers {
 		for _, name := range []string{l.weight, l.bias} {
 			if err := checkTensorValues(ts[name], maxConvValue, path); err != nil {
