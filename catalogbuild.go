@@ -274,7 +274,7 @@ func backboneProvenance(b Backbone) string {
 	if sha == "" {
 		sha = "none"
 	}
-	return fmt.Sprintf("%s preprocess=%s sha256=%s", b.Name, b.Preprocess, sha)
+	return fmt.Sprintf("%s preprocess=%s sha256=%s", b.Arch, b.Preprocess, sha)
 }
 
 // headFingerprint is the hex SHA-256 of a head's sizes, scale and weights.

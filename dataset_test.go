@@ -372,5 +372,5 @@ func TestExtractFeaturesRejectedVector(t *testing.T) {
 type otherBackbone struct{ fakeExtractor }
 
 func (*otherBackbone) Backbone() Backbone {
-	return Backbone{Name: "vgg16", Preprocess: PreprocessTorch}
+	return Backbone{Arch: "vgg16", Preprocess: PreprocessTorch}
 }

@@ -12,27 +12,31 @@ import (
 	"github.com/stylespace/style"
 )
 
-// A VGG16 weight file is converted once to safetensors and then loaded in
-// a fraction of a second. Here the weights are generated, so the example
-// runs offline.
-func ExampleLoadVGG16() {
+// A weight file is converted once to safetensors and then loaded in a
+// fraction of a second. Here the weights are generated, so the example
+// runs offline; LoadNetwork tells the architecture from the file.
+func ExampleLoadNetwork() {
 	dir, err := os.MkdirTemp("", "style-example")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "vgg16.safetensors")
-	if err := style.GenerateVGG16Weights(1, 1).WriteSafetensors(path); err != nil {
+	w, err := style.GenerateWeights(style.VGG16, 1, 1)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := w.WriteSafetensors(path); err != nil {
 		log.Fatal(err)
 	}
 
-	net, err := style.LoadVGG16(path)
+	net, err := style.LoadNetwork(path, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
 	b := net.Backbone()
-	fmt.Println(b.Name, b.Preprocess, net.FeatureLen(), len(b.SHA256))
-	// Output: vgg16 caffe 25088 64
+	fmt.Println(b.Arch, b.Preprocess, net.FeatureLen(), len(b.SHA256), b.Divisor)
+	// Output: vgg16 caffe 25088 64 1
 }
 
 // Compare embeds two feature vectors and gives their style distance and the

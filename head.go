@@ -233,9 +233,10 @@ func (v Verdict) String() string {
 	return "Verdict(" + strconv.Itoa(int(v)) + ")"
 }
 
-// CheckBackbone returns an error matching ErrBackboneMismatch unless b is
-// the backbone the head was trained on (same name, preprocessing and weight
-// file SHA-256). Use it before embedding features from an extractor.
+// CheckBackbone returns an error matching ErrBackboneMismatch, naming both
+// backbones, unless b is the backbone the head was trained on (same
+// architecture, preprocessing, weight-file SHA-256, seed and width
+// divisor). Use it before embedding features from an extractor.
 func (h *SiameseHead) CheckBackbone(b Backbone) error {
 	if b != h.Backbone {
 		return fmt.Errorf("%w: head trained on %s, features from %s", ErrBackboneMismatch,
@@ -251,17 +252,17 @@ func describeBackbone(b Backbone) string {
 	} else if len(sha) > 12 {
 		sha = sha[:12]
 	}
-	return fmt.Sprintf("%q (preprocess %q, weights sha256 %s)", b.Name, b.Preprocess, sha)
+	return fmt.Sprintf("%q (preprocess %q, weights sha256 %s, seed %d, width divisor %d)", b.Arch, b.Preprocess, sha, b.Seed, b.Divisor)
 }
 
 // Save writes the head to path as a safetensors file, atomically: the
 // tensors "dense.kernel" [In, Out] and "dense.bias" [Out] in F32, and
 // metadata recording the format version, sizes, scale, margin, cutoff and
-// backbone (name, preprocessing, weight-file SHA-256). It returns an error,
-// writing nothing, for a head LoadHead would refuse: more than 2^27
-// weights, a weight or bias that is not finite or beyond ±1e6, a scale or
-// margin that is not positive and finite, or a cutoff that is not finite
-// and >= 0.
+// backbone (architecture, preprocessing, weight-file SHA-256, seed and
+// width divisor). It returns an error, writing nothing, for a head
+// LoadHead would refuse: more than 2^27 weights, a weight or bias that is
+// not finite or beyond ±1e6, a scale or margin that is not positive and
+// finite, or a cutoff that is not finite and >= 0.
 func (h *SiameseHead) Save(path string) error {
 	d := h.Dense
 	d.checkShape("Save")
@@ -287,10 +288,12 @@ func (h *SiameseHead) Save(path string) error {
 		"scale":           strconv.FormatFloat(h.Scale, 'g', -1, 64),
 		"margin":          strconv.FormatFloat(h.Margin, 'g', -1, 64),
 		"cutoff":          strconv.FormatFloat(h.Cutoff, 'g', -1, 64),
-		"backbone":        h.Backbone.Name,
+		"backbone":        string(h.Backbone.Arch),
 		"preprocess":      string(h.Backbone.Preprocess),
 		"backbone_sha256": h.Backbone.SHA256,
 	}
+	meta["backbone_seed"] = strconv.FormatUint(h.Backbone.Seed, 10)
+	meta["backbone_divisor"] = strconv.Itoa(h.Backbone.Divisor)
 	ts := []tensor{
 		{name: headKernelName, shape: []int{d.In, d.Out}, data: d.W},
 		{name: headBiasName, shape: []int{d.Out}, data: d.B},
@@ -359,7 +362,9 @@ func parseHeadMeta(meta map[string]string, bad func(format string, args ...any) 
 // inconsistent, or that holds more than 2^27 weights (all checked before
 // any weight is read); whose scale or margin is not positive and finite or
 // cutoff not finite and >= 0; or with a weight or bias that is not finite
-// or beyond ±1e6 (the error names the tensor and the element).
+// or beyond ±1e6 (the error names the tensor and the element). Files
+// written before heads recorded the backbone's seed and width divisor load
+// with seed 0 and divisor 1, the backbone of a published weight file.
 func LoadHead(path string) (*SiameseHead, error) {
 	bad := func(format string, args ...any) error {
 		return &FormatError{Path: path, Offset: -1, Msg: fmt.Sprintf(format, args...)}
@@ -396,15 +401,21 @@ func LoadHead(path string) (*SiameseHead, error) {
 			return nil, err
 		}
 	}
+	seed, divisor, err := headSeedDivisor(meta, bad)
+	if err != nil {
+		return nil, err
+	}
 	return &SiameseHead{
 		Dense:  &Dense{In: p.in, Out: p.out, W: ts[headKernelName].data, B: ts[headBiasName].data},
 		Scale:  p.scale,
 		Margin: p.margin,
 		Cutoff: p.cutoff,
 		Backbone: Backbone{
-			Name:       meta["backbone"],
+			Arch:       Arch(meta["backbone"]),
 			Preprocess: Preprocess(meta["preprocess"]),
 			SHA256:     meta["backbone_sha256"],
+			Seed:       seed,
+			Divisor:    divisor,
 		},
 	}, nil
 }
@@ -416,6 +427,24 @@ func LoadHead(path string) (*SiameseHead, error) {
 type storedMaxima interface {
 	maxAll() float32
 	maxOf(idx []int) float32
+}
+
+// headSeedDivisor reads the seed and width divisor of a saved head's
+// backbone from its metadata, 0 and 1 when not recorded; bad makes the
+// error.
+func headSeedDivisor(meta map[string]string, bad func(format string, args ...any) error) (seed uint64, divisor int, err error) {
+	divisor = 1
+	if v, ok := meta["backbone_seed"]; ok {
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return 0, 0, bad("metadata %q = %q is not a seed", "backbone_seed", v)
+		}
+	}
+	if v, ok := meta["backbone_divisor"]; ok {
+		if divisor, err = strconv.Atoi(v); err != nil || divisor < 0 {
+			return 0, 0, bad("metadata %q = %q is not a width divisor", "backbone_divisor", v)
+		}
+	}
+	return seed, divisor, nil
 }
 
 // FeatureScale returns the MinMax scale for a head: the largest feature

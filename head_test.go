@@ -119,17 +119,17 @@ func TestVerdict(t *testing.T) {
 	assert.Equal(t, "Verdict(7)", Verdict(7).String(), "unknown verdict")
 }
 
-var testBackbone = Backbone{Name: "vgg16", Preprocess: PreprocessCaffe, SHA256: strings.Repeat("ab", 32)}
+var testBackbone = Backbone{Arch: "vgg16", Preprocess: PreprocessCaffe, SHA256: strings.Repeat("ab", 32)}
 
 func TestCheckBackbone(t *testing.T) {
 	h, err := NewSiameseHead(&HeadConfig{In: 4, Out: 2, Backbone: testBackbone})
 	require.NoError(t, err)
 	assert.NoError(t, h.CheckBackbone(testBackbone), "same backbone")
 	for _, b := range []Backbone{
-		{Name: "vgg16", Preprocess: PreprocessTorch, SHA256: testBackbone.SHA256},
-		{Name: "vgg16", Preprocess: PreprocessCaffe, SHA256: strings.Repeat("cd", 32)},
-		{Name: "vgg16", Preprocess: PreprocessCaffe},
-		{Name: "resnet50", Preprocess: PreprocessCaffe, SHA256: testBackbone.SHA256},
+		{Arch: "vgg16", Preprocess: PreprocessTorch, SHA256: testBackbone.SHA256},
+		{Arch: "vgg16", Preprocess: PreprocessCaffe, SHA256: strings.Repeat("cd", 32)},
+		{Arch: "vgg16", Preprocess: PreprocessCaffe},
+		{Arch: "resnet50", Preprocess: PreprocessCaffe, SHA256: testBackbone.SHA256},
 	} {
 		assert.ErrorIs(t, h.CheckBackbone(b), ErrBackboneMismatch, "backbone %+v", b)
 	}
@@ -235,7 +235,7 @@ func TestHeadSaveLoad(t *testing.T) {
 		x[i] = float32(i)
 	}
 	assert.True(t, bitsEqual(g.Embed(x), h.Embed(x)), "loaded head embeds differently")
-	assert.ErrorIs(t, g.CheckBackbone(Backbone{Name: "vgg16", Preprocess: PreprocessTorch}), ErrBackboneMismatch,
+	assert.ErrorIs(t, g.CheckBackbone(Backbone{Arch: "vgg16", Preprocess: PreprocessTorch}), ErrBackboneMismatch,
 		"loaded head accepts another backbone")
 	// Saving again over the file replaces it atomically: no temporary
 	// files are left behind.

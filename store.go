@@ -1,6 +1,7 @@
 package style
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -281,6 +282,17 @@ func readStoreIndex(path string) (*storeIndex, error) {
 	var idx storeIndex
 	if err := json.Unmarshal(data, &idx); err != nil {
 		return nil, &FormatError{Path: path, Offset: -1, Msg: "malformed index", Err: err}
+	}
+	// Indexes written before Backbone had Arch, Seed and Divisor name the
+	// architecture "Name" and record no divisor, which is then 1.
+	var legacy struct {
+		Backbone struct {
+			Name    string
+			Divisor *int
+		} `json:"backbone"`
+	}
+	if json.Unmarshal(data, &legacy) == nil && legacy.Backbone.Divisor == nil {
+		idx.Backbone.Arch, idx.Backbone.Divisor = cmp.Or(idx.Backbone.Arch, Arch(legacy.Backbone.Name)), 1
 	}
 	bad := func(msg string, args ...any) error {
 		return &FormatError{Path: path, Offset: -1, Msg: fmt.Sprintf(msg, args...)}

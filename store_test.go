@@ -218,7 +218,7 @@ func checkStoreEntries(t *testing.T, s *FeatureStore, names []string) {
 	}
 }
 
-var storeTestBackbone = Backbone{Name: "fake", Preprocess: PreprocessCaffe, SHA256: "00ff"}
+var storeTestBackbone = Backbone{Arch: "fake", Preprocess: PreprocessCaffe, SHA256: "00ff"}
 
 func TestFeatureStoreRoundTrip(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store")
@@ -317,7 +317,7 @@ func TestFeatureStoreRoundTrip(t *testing.T) {
 	if _, err := OpenFeatureStore(dir, &StoreOptions{Dim: dim + 1}); err == nil {
 		t.Error("wrong dimension accepted")
 	}
-	if _, err := OpenFeatureStore(dir, &StoreOptions{Backbone: Backbone{Name: "other"}}); err == nil {
+	if _, err := OpenFeatureStore(dir, &StoreOptions{Backbone: Backbone{Arch: "other"}}); err == nil {
 		t.Error("wrong backbone accepted")
 	}
 	if _, err := OpenFeatureStore(filepath.Join(t.TempDir(), "new"), nil); err == nil {

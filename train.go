@@ -225,19 +225,6 @@ func (h *SiameseHead) PairDistances(ctx context.Context, src FeatureSource, pair
 	return dist, err
 }
 
-// blasWorkers returns the Workers of b if it is a BLAS of this package.
-func blasWorkers(b blas.Float32Level3) (int, bool) {
-	switch b := b.(type) {
-	case BLAS:
-		return b.Workers, true
-	case *BLAS:
-		if b != nil {
-			return b.Workers, true
-		}
-	}
-	return 0, false
-}
-
 func checkPairs(pairs []LabeledPair, n int, what string) error {
 	for k, p := range pairs {
 		if p.A < 0 || p.A >= n || p.B < 0 || p.B >= n {

@@ -83,7 +83,7 @@ type Config struct {
 	PrefetchWorkers int
 
 	// Extractor computes the features of an image, typically a
-	// *style.VGG16. Required.
+	// *style.Network. Required.
 	Extractor style.FeatureExtractor
 	// StoreDir is the folder of the feature store (see
 	// style.OpenFeatureStore), created if needed. Required. Reusing it
@@ -464,7 +464,8 @@ func (res *Result) report() string {
 		p("- Feature extraction: %s for %d images (%.0f ms per image).\n", ex.Elapsed.Round(time.Millisecond), ex.Extracted,
 			float64(ex.Elapsed.Milliseconds())/float64(ex.Extracted))
 	}
-	p("- Backbone: %s, preprocessing %q, weights SHA-256 %s.\n", res.Backbone.Name, res.Backbone.Preprocess, sha)
+	p("- Backbone: %s, preprocessing %q, weights SHA-256 %s, seed %d, width divisor %d.\n",
+		res.Backbone.Arch, res.Backbone.Preprocess, sha, res.Backbone.Seed, res.Backbone.Divisor)
 	p("- Feature scale (largest training feature, MinMax): %.6g.\n", res.Scale)
 	p("- Split (stratified 60/20/20): training %d pairs (%d compatible), validation %d (%d), test %d (%d).\n\n",
 		len(res.Train), countCompatible(res.Train), len(res.Val), countCompatible(res.Val), len(res.Test), countCompatible(res.Test))

@@ -72,7 +72,7 @@ func (x *studyExtractor) Features(img image.Image) ([]float32, error) {
 
 func (x *studyExtractor) FeatureLen() int { return studyDim }
 func (x *studyExtractor) Backbone() style.Backbone {
-	return style.Backbone{Name: "synthetic", Preprocess: "none"}
+	return style.Backbone{Arch: "synthetic", Preprocess: "none"}
 }
 
 // studyData returns n images of 4 hidden styles and m pairs between them,
@@ -320,7 +320,7 @@ func TestRunErrors(t *testing.T) {
 
 	// A store made with another backbone is refused.
 	cfg := newTestConfig(t, src, pairs, &studyExtractor{})
-	st, err := style.OpenFeatureStore(cfg.StoreDir, &style.StoreOptions{Dim: studyDim, Backbone: style.Backbone{Name: "other"}})
+	st, err := style.OpenFeatureStore(cfg.StoreDir, &style.StoreOptions{Dim: studyDim, Backbone: style.Backbone{Arch: "other"}})
 	require.NoError(t, err)
 	st.Close()
 	_, err = Run(context.Background(), cfg)

@@ -148,7 +148,7 @@ func checkOutputs(t *testing.T, out string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vgg, err := cli.LoadVGG16(cli.NarrowWeights, "auto", 8)
+	vgg, err := cli.LoadNetwork(cli.NarrowWeights, "auto", 8)
 	if err != nil {
 		t.Fatal(err)
 	}
