@@ -6,11 +6,11 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime/debug"
-	"syscall"
 	"testing"
 	"unsafe"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // winogradPageEnd returns a function giving slices of up to n floats that end
@@ -20,12 +20,12 @@ import (
 // unmapped when the test ends.
 func winogradPageEnd(t *testing.T, n int) func(k int) []float32 {
 	t.Helper()
-	ps := syscall.Getpagesize()
+	ps := unix.Getpagesize()
 	size := (4*n + ps - 1) / ps * ps
-	mem, err := syscall.Mmap(-1, 0, size+ps, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	mem, err := unix.Mmap(-1, 0, size+ps, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
 	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, syscall.Munmap(mem)) })
-	require.NoError(t, syscall.Mprotect(mem[size:], syscall.PROT_NONE))
+	t.Cleanup(func() { require.NoError(t, unix.Munmap(mem)) })
+	require.NoError(t, unix.Mprotect(mem[size:], unix.PROT_NONE))
 	all := unsafe.Slice((*float32)(unsafe.Pointer(&mem[0])), size/4)
 	return func(k int) []float32 {
 		if k > n {
