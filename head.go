@@ -430,6 +430,9 @@ func FeatureScale(ctx context.Context, src FeatureSource, pairs []LabeledPair) (
 			}
 		}
 	}
+	if err := checkEntries(ctx, src, idx); err != nil {
+		return 0, err
+	}
 	buf := make([]float32, src.Dim())
 	m := float32(math.Inf(-1))
 	for k, i := range idx {

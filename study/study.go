@@ -442,14 +442,14 @@ func (res *Result) report() string {
 		100*float64(countCompatible(res.Train)+countCompatible(res.Val)+countCompatible(res.Test))/float64(max(usable, 1)),
 		len(res.Dropped))
 	p("- Images: %d distinct; %d features computed by this run, %d already in the feature store, %d failed",
-		ex.Total, ex.Extracted, ex.Skipped, len(ex.Failed))
+		ex.Total, ex.Done, ex.Skipped, len(ex.Failed))
 	if len(ex.Failed) > 0 {
 		p(" (all listed in `%s`)", FailedImagesFile)
 	}
 	p(".\n")
-	if ex.Extracted > 0 {
-		p("- Feature extraction: %s for %d images (%.0f ms per image).\n", ex.Elapsed.Round(time.Millisecond), ex.Extracted,
-			float64(ex.Elapsed.Milliseconds())/float64(ex.Extracted))
+	if ex.Done > 0 {
+		p("- Feature extraction: %s for %d images (%.0f ms per image).\n", ex.Elapsed.Round(time.Millisecond), ex.Done,
+			float64(ex.Elapsed.Milliseconds())/float64(ex.Done))
 	}
 	p("- Backbone: %s, preprocessing %q, weights SHA-256 %s.\n", res.Backbone.Name, res.Backbone.Preprocess, sha)
 	p("- Feature scale (largest training feature, MinMax): %.6g.\n", res.Scale)

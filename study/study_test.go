@@ -163,7 +163,7 @@ func TestRun(t *testing.T) {
 	for _, p := range res.Dropped {
 		assert.Equal(t, "ghost.png", p.B, "dropped pair %+v does not name the missing image", p)
 	}
-	got := int64(res.Extraction.Extracted)
+	got := int64(res.Extraction.Done)
 	assert.Equal(t, fx.calls.Load(), got, "extracted images and extractor calls")
 	assert.Equal(t, int64(res.Extraction.Total-1), got, "extracted images and distinct names but the ghost")
 	usable := len(pairs) - len(res.Dropped)
@@ -252,9 +252,9 @@ func TestRunResume(t *testing.T) {
 	require.NoError(t, err)
 	n2 := fx2.calls.Load()
 	distinct := int64(res.Extraction.Total - 1) // all but the ghost
-	if n1 < 10 || n1+n2 != distinct || int64(res.Extraction.Skipped) != n1 || int64(res.Extraction.Extracted) != n2 {
+	if n1 < 10 || n1+n2 != distinct || int64(res.Extraction.Skipped) != n1 || int64(res.Extraction.Done) != n2 {
 		t.Errorf("runs computed %d + %d features of %d images; report: %d skipped, %d extracted",
-			n1, n2, distinct, res.Extraction.Skipped, res.Extraction.Extracted)
+			n1, n2, distinct, res.Extraction.Skipped, res.Extraction.Done)
 	}
 
 	want, err := Run(context.Background(), newTestConfig(t, src, pairs, &studyExtractor{}))

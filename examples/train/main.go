@@ -145,7 +145,7 @@ func printSummary(w io.Writer, r *study.Result) {
 	fmt.Fprintf(w, "Pairs: %d used of %d (train %d, validation %d, test %d); %d dropped\n",
 		len(r.Train)+len(r.Val)+len(r.Test), r.Pairs, len(r.Train), len(r.Val), len(r.Test), len(r.Dropped))
 	fmt.Fprintf(w, "Images: %d distinct: %d extracted now, %d from the feature store, %d failed\n",
-		ex.Total, ex.Extracted, ex.Skipped, len(ex.Failed))
+		ex.Total, ex.Done, ex.Skipped, len(ex.Failed))
 	fmt.Fprintf(w, "Training: %d epochs in %s (best epoch %d)\n", len(r.History.Loss), r.TrainTime.Round(time.Millisecond), r.History.BestEpoch+1)
 	fmt.Fprintf(w, "Test AUC: %.4f untrained, %.4f trained\n", r.UntrainedROC.AUC(), r.ROC.AUC())
 	fmt.Fprintf(w, "Cutoff: distance <= %.4f (test TPR %.1f%%, FPR %.1f%%)\n", r.Cutoff.Threshold, 100*r.Cutoff.TPR, 100*r.Cutoff.FPR)

@@ -184,14 +184,14 @@ func OpenModel(ctx context.Context, f *ModelFlags, stdout, stderr io.Writer, bar
 			return nil, err
 		}
 	}
-	rep, err := m.Cat.AddImages(ctx, m.Src, names, m.FX, m.Head, &style.AddImagesOptions{
-		Category: m.Category, Model: modelDesc, Workers: f.Workers, Progress: bars.Update,
+	rep, err := m.Cat.AddImages(ctx, m.Src, names, m.FX, m.Head, &style.ExtractOptions{
+		Category: m.Category, Workers: f.Workers, Progress: bars.Update,
 	})
 	bars.Finish()
 	if errors.Is(err, style.ErrBackboneMismatch) {
 		return nil, fmt.Errorf("catalogue %s was built with another model (%w); delete it or choose another -catalog", f.Catalog, err)
 	}
-	if rep != nil && rep.Added > 0 && f.Catalog != "" {
+	if rep != nil && rep.Done > 0 && f.Catalog != "" {
 		// Saved even when interrupted, so that the next run resumes.
 		if serr := m.Cat.Save(f.Catalog); serr != nil && err == nil {
 			err = serr
@@ -208,13 +208,13 @@ func OpenModel(ctx context.Context, f *ModelFlags, stdout, stderr io.Writer, bar
 		where += " (reused)"
 	}
 	fmt.Fprintf(stdout, "catalogue: %s: %d items; this run indexed %d of %d images in %s, %d already there, %d failed\n",
-		where, m.Cat.Len(), rep.Added, rep.Total, rep.Elapsed.Round(time.Millisecond), rep.Skipped, len(rep.Failed))
+		where, m.Cat.Len(), rep.Done, rep.Total, rep.Elapsed.Round(time.Millisecond), rep.Skipped, len(rep.Failed))
 	for i, fl := range rep.Failed {
 		if i == 5 {
 			fmt.Fprintf(stderr, "  ... and %d more\n", len(rep.Failed)-5)
 			break
 		}
-		fmt.Fprintf(stderr, "  skipped %s\n", fl)
+		fmt.Fprintf(stderr, "  skipped %s: %v\n", fl.Name, fl.Err)
 	}
 	ok = true
 	return m, nil
