@@ -1,20 +1,14 @@
 package style
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"math"
-	"os"
-	"strings"
 )
 
 // Catalogue metadata keys written and checked by Catalog.AddImages. They
@@ -175,96 +169,4 @@ func headFingerprint(h *SiameseHead) string {
 	}
 	s.Write(buf)
 	return hex.EncodeToString(s.Sum(nil))
-}
-
-// ReadCategories reads item categories from a CSV file. See ParseCategories.
-func ReadCategories(path, idColumn, categoryColumn string) (map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return ParseCategories(f, path, idColumn, categoryColumn)
-}
-
-// ParseCategories reads a comma-separated table with a header row (RFC
-// 4180 quoting, an optional UTF-8 byte order mark) and returns, for every
-// row, the value of the column named categoryColumn keyed by the value of
-// the column named idColumn: for example "id" and "articleType" of a
-// product catalogue's styles.csv. Column names are matched exactly, after
-// trimming spaces; so are values. A row with an empty category maps to "".
-// name is used in error messages only.
-//
-// Malformed input gives a *FormatError naming name and the 1-based line:
-// a missing column, a row with another number of fields than the header,
-// a stray quote, an empty ID, an ID or category longer than
-// MaxCatalogIDLen, or an ID listed twice with different categories.
-func ParseCategories(r io.Reader, name, idColumn, categoryColumn string) (map[string]string, error) {
-	ferr := func(line int, err error, format string, args ...any) error {
-		return &FormatError{Path: name, Line: line, Offset: -1, Msg: fmt.Sprintf(format, args...), Err: err}
-	}
-	cr := csv.NewReader(bufio.NewReader(r))
-	cr.ReuseRecord = true
-	header, err := cr.Read()
-	if err == io.EOF {
-		return nil, ferr(1, nil, "empty file, expected a header row")
-	}
-	if err != nil {
-		return nil, csvFormatError(name, err)
-	}
-	idCol, catCol := -1, -1
-	for i, h := range header {
-		if i == 0 {
-			h = strings.TrimPrefix(h, "\ufeff")
-		}
-		switch strings.TrimSpace(h) {
-		case idColumn:
-			if idCol < 0 {
-				idCol = i
-			}
-		case categoryColumn:
-			if catCol < 0 {
-				catCol = i
-			}
-		}
-	}
-	switch {
-	case idCol < 0:
-		return nil, ferr(1, nil, "no column %q in the header", idColumn)
-	case catCol < 0:
-		return nil, ferr(1, nil, "no column %q in the header", categoryColumn)
-	}
-	cats := make(map[string]string)
-	for {
-		rec, err := cr.Read()
-		if err == io.EOF {
-			return cats, nil
-		}
-		if err != nil {
-			return nil, csvFormatError(name, err)
-		}
-		line, _ := cr.FieldPos(0)
-		id, cat := strings.TrimSpace(rec[idCol]), strings.TrimSpace(rec[catCol])
-		switch {
-		case id == "":
-			return nil, ferr(line, nil, "empty %s", idColumn)
-		case len(id) > MaxCatalogIDLen:
-			return nil, ferr(line, nil, "%s of %d bytes, longer than %d", idColumn, len(id), MaxCatalogIDLen)
-		case len(cat) > MaxCatalogIDLen:
-			return nil, ferr(line, nil, "%s of %d bytes, longer than %d", categoryColumn, len(cat), MaxCatalogIDLen)
-		}
-		if old, dup := cats[id]; dup && old != cat {
-			return nil, ferr(line, nil, "%s %q listed again with %s %q instead of %q", idColumn, id, categoryColumn, cat, old)
-		}
-		cats[id] = cat
-	}
-}
-
-// csvFormatError converts an encoding/csv error into a *FormatError.
-func csvFormatError(name string, err error) error {
-	var pe *csv.ParseError
-	if errors.As(err, &pe) {
-		return &FormatError{Path: name, Line: pe.Line, Offset: -1, Msg: "malformed CSV", Err: pe.Err}
-	}
-	return fmt.Errorf("style: reading %s: %w", name, err)
 }

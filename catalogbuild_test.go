@@ -1,13 +1,10 @@
 package style
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -27,15 +24,6 @@ func indexFolder(t *testing.T, n int) (*DirSource, []string) {
 	t.Cleanup(func() { src.Close() })
 	all := slices.Concat(names[:3], []string{"bad.png", names[3], "missing.png"}, names[4:], []string{names[0]})
 	return src, all
-}
-
-// catalogBytes is the saved form of c, to compare catalogues exactly.
-func catalogBytes(t *testing.T, c *Catalog) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	_, err := c.WriteTo(&buf)
-	require.NoError(t, err)
-	return buf.Bytes()
 }
 
 func testCategory(name string) string { return "cat" + name[len(name)-5:len(name)-4] }
@@ -85,7 +73,7 @@ func TestCatalogAddImages(t *testing.T) {
 	var c1 Catalog
 	_, err = c1.AddImages(context.Background(), src, names, fx, nil, &ExtractOptions{Category: testCategory, Workers: 1})
 	require.NoError(t, err)
-	assert.Equal(t, catalogBytes(t, &c), catalogBytes(t, &c1), "catalogues built with 1 and 3 workers differ")
+	assert.Equal(t, encodeCatalog(t, &c), encodeCatalog(t, &c1), "catalogues built with 1 and 3 workers differ")
 
 	_, err = c1.AddImages(context.Background(), src, names, fx, nil, &ExtractOptions{Workers: -2})
 	assert.ErrorContains(t, err, "style: Catalog.AddImages: negative Workers -2")
@@ -118,7 +106,7 @@ func TestCatalogAddImagesHeadResume(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 4, rep.Skipped, "resume report %+v", rep) // names[:5] holds bad.png
 	assert.Equal(t, int64(rep.Done), fx.calls.Load()-before, "extractor calls on resuming")
-	assert.Equal(t, catalogBytes(t, &whole), catalogBytes(t, &c), "resumed catalogue differs from the one built at once")
+	assert.Equal(t, encodeCatalog(t, &whole), encodeCatalog(t, &c), "resumed catalogue differs from the one built at once")
 
 	// Another head, no head, another backbone or a head for other
 	// features are refused before anything is read.
@@ -180,56 +168,6 @@ func TestCatalogAddImagesCancel(t *testing.T) {
 		if assert.True(t, ok, "item %s missing after resuming", w.ID) {
 			assert.Equal(t, w.Embedding, c.Item(j).Embedding, "item %s after resuming", w.ID)
 		}
-	}
-}
-
-func TestParseCategories(t *testing.T) {
-	in := "\ufeffid,gender,articleType,name\n" +
-		"15970,Men,Shirts,\"Turtle Check Men Navy Blue Shirt, slim\"\n" +
-		" 39386 ,Men, Jeans ,Peter England Men Party Blue Jeans\n" +
-		"1,Women,,no type\n" +
-		"15970,Men,Shirts,listed twice with the same type\n"
-	got, err := ParseCategories(strings.NewReader(in), "styles.csv", "id", "articleType")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{"15970": "Shirts", "39386": "Jeans", "1": ""}
-	if len(got) != len(want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s: got %q, want %q", k, got[k], v)
-		}
-	}
-
-	for _, tc := range []struct {
-		name, in string
-		line     int
-		msg      string
-	}{
-		{"empty", "", 1, "empty file"},
-		{"no id column", "ID,articleType\n1,Shirts\n", 1, `no column "id"`},
-		{"no category column", "id,type\n1,Shirts\n", 1, `no column "articleType"`},
-		{"short row", "id,articleType\n1,Shirts\n2\n", 3, "wrong number of fields"},
-		{"stray quote", "id,articleType\n1,Sh\"irts\n", 2, "quote"},
-		{"empty id", "id,articleType\n1,Shirts\n,Jeans\n", 3, "empty id"},
-		{"conflict", "id,articleType\n1,Shirts\n2,Jeans\n1,Jeans\n", 4, "listed again"},
-		{"long id", "id,articleType\n" + strings.Repeat("x", MaxCatalogIDLen+1) + ",Shirts\n", 2, "longer than"},
-	} {
-		_, err := ParseCategories(strings.NewReader(tc.in), "styles.csv", "id", "articleType")
-		var fe *FormatError
-		if !errors.As(err, &fe) {
-			t.Errorf("%s: err %v, want a *FormatError", tc.name, err)
-			continue
-		}
-		if fe.Path != "styles.csv" || fe.Line != tc.line || !strings.Contains(err.Error(), tc.msg) {
-			t.Errorf("%s: %v (line %d), want line %d and %q", tc.name, err, fe.Line, tc.line, tc.msg)
-		}
-	}
-
-	if _, err := ReadCategories(filepath.Join(t.TempDir(), "none.csv"), "id", "articleType"); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("missing file: %v", err)
 	}
 }
 

@@ -59,9 +59,11 @@ type Model struct {
 	Src   *style.DirSource
 	FX    *style.VGG16
 	Head  *style.SiameseHead
-	Cats  map[string]string // ID column value -> category; nil without -meta
+	Meta  *style.Metadata // the -meta table; nil without -meta
 	Cat   *style.Catalog
 	Names []string // the images listed in the folder (after -limit)
+
+	catColumn string
 }
 
 // Close releases the image folder.
@@ -90,17 +92,13 @@ func ListImages(dir string) ([]string, error) {
 	return names, nil
 }
 
-// Category returns the -meta category of an image name or file: the row
-// whose ID is its base name without extension, or with it.
+// Category returns the -meta category of an image name or file (see
+// style.Metadata.Value), "" without -meta.
 func (m *Model) Category(name string) string {
-	if m.Cats == nil {
+	if m.Meta == nil {
 		return ""
 	}
-	base := path.Base(strings.ReplaceAll(name, `\`, "/"))
-	if c, ok := m.Cats[strings.TrimSuffix(base, path.Ext(base))]; ok {
-		return c
-	}
-	return m.Cats[base]
+	return m.Meta.Value(name, m.catColumn)
 }
 
 // OpenModel loads the weights, the head and the categories, lists the
@@ -169,9 +167,13 @@ func OpenModel(ctx context.Context, f *ModelFlags, stdout, stderr io.Writer, bar
 		fmt.Fprintf(stdout, "  measure visual similarity under this network, not a learned style compatibility.\n")
 	}
 	if f.Meta != "" {
-		if m.Cats, err = style.ReadCategories(f.Meta, f.IDColumn, f.CatColumn); err != nil {
+		if m.Meta, err = style.ReadMetadata(f.Meta, f.IDColumn); err != nil {
 			return nil, err
 		}
+		if !slices.Contains(m.Meta.Columns(), f.CatColumn) {
+			return nil, fmt.Errorf("-category-column %q: no such column in %s (it has %s)", f.CatColumn, f.Meta, strings.Join(m.Meta.Columns(), ", "))
+		}
+		m.catColumn = f.CatColumn
 	}
 
 	m.Cat = &style.Catalog{}
