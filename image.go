@@ -11,7 +11,6 @@ import (
 	_ "image/png"  // register PNG
 	"io"
 	"io/fs"
-	"os"
 )
 
 // MaxImagePixels is the largest image, in pixels (width x height), that
@@ -47,16 +46,6 @@ const MaxImageBytes = 64 << 20
 // ErrImageTooLarge is matched by errors.Is when an image exceeds
 // MaxImagePixels, MaxImageDecodeBytes or MaxImageBytes.
 var ErrImageTooLarge = errors.New("style: image too large")
-
-// LoadImage reads and decodes a JPEG, PNG or GIF file. See DecodeImage.
-func LoadImage(path string) (image.Image, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("style: %w", err)
-	}
-	defer f.Close()
-	return DecodeImage(f, path)
-}
 
 // DecodeImage decodes a JPEG, PNG or GIF image from r. name is used in error
 // messages only (a file name or URL). At most MaxImageBytes are read, and

@@ -1,6 +1,7 @@
 package style
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"image"
@@ -30,7 +31,7 @@ func sharedDir(t testing.TB) string {
 
 func loadTestImage(t testing.TB, path string) image.Image {
 	t.Helper()
-	img, err := LoadImage(path)
+	img, err := LoadImage(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ const (
 //  1. take the first Limit pairs (all if Limit is 0);
 //  2. compute the features of every distinct image once, into the feature
 //     store in StoreDir (style.ExtractFeatures), after reading every image
-//     once through style.Prefetch if asked; images that fail are reported
+//     once through Prefetch if asked; images that fail are reported
 //     and their pairs dropped;
 //  3. split the remaining pairs 60/20/20, stratified by label
 //     (style.StratifiedSplit with Seed);
@@ -66,14 +66,15 @@ type Config struct {
 	// Images opens the images the pairs name. Required.
 	Images style.ImageSource
 	// Prefetch reads every image not yet in the feature store from Images
-	// once before the extraction starts, with PrefetchWorkers requests at
-	// once: use it with a caching style.URLSource, whose downloads need
-	// more concurrency than the feature extraction. Images that fail here
-	// are reported without being tried again.
+	// once before the extraction starts (see Prefetch), with
+	// PrefetchConcurrent requests at once: use it with a caching
+	// style.URLSource, whose downloads need more concurrency than the
+	// feature extraction. Images that fail here are reported without being
+	// tried again.
 	Prefetch bool
-	// PrefetchWorkers bounds the images read at once by the prefetch; 0
-	// means 16.
-	PrefetchWorkers int
+	// PrefetchConcurrent bounds the images read at once by the prefetch;
+	// 0 means 16.
+	PrefetchConcurrent int
 
 	// Extractor computes the features of an image, typically a
 	// *style.VGG16. Required.
@@ -180,8 +181,8 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 		return nil, errors.New("study: no StoreDir")
 	case c.OutDir == "":
 		return nil, errors.New("study: no OutDir")
-	case c.Limit < 0 || c.HeadOut < 0 || c.Workers < 0 || c.PrefetchWorkers < 0:
-		return nil, fmt.Errorf("study: negative Limit, HeadOut, Workers or PrefetchWorkers")
+	case c.Limit < 0 || c.HeadOut < 0 || c.Workers < 0 || c.PrefetchConcurrent < 0:
+		return nil, fmt.Errorf("study: negative Limit, HeadOut, Workers or PrefetchConcurrent")
 	}
 	pairs := c.Pairs
 	if c.Limit > 0 && c.Limit < len(pairs) {
@@ -292,7 +293,7 @@ func (c *Config) extract(ctx context.Context, store *style.FeatureStore, pairs [
 			}
 		}
 		var err error
-		prefailed, err = style.Prefetch(ctx, c.Images, todo, &style.PrefetchOptions{Workers: c.PrefetchWorkers, Progress: c.Progress})
+		prefailed, err = Prefetch(ctx, c.Images, todo, &PrefetchOptions{Concurrent: c.PrefetchConcurrent, Progress: c.Progress})
 		if err != nil {
 			return fmt.Errorf("study: prefetch: %w", err)
 		}

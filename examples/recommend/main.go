@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		qlabel = qID
 		fmt.Fprintf(stdout, "query: catalogue item %s (%s)\n", qID, orNone(qcat))
 	} else {
-		if qimg, err = style.LoadImage(*query); err != nil {
+		if qimg, err = style.LoadImage(ctx, *query); err != nil {
 			return fmt.Errorf("-query %q is not an item of the catalogue, and not a readable image: %w", *query, err)
 		}
 		feat, err := m.FX.Features(qimg)

@@ -15,7 +15,6 @@ import (
 	"testing"
 
 	"github.com/stylespace/style"
-	"github.com/stylespace/style/examples/internal/cli"
 )
 
 // fashionDir returns ../shared/fashion seen from the repository root, or
@@ -111,13 +110,25 @@ func bruteForce(c *style.Catalog, q []float32, k int, keep func(style.Item) bool
 	return out
 }
 
-func TestRunRecommend(t *testing.T) {
-	fashion := fashionDir(t)
-	images := filepath.Join(fashion, "images")
-	names, err := cli.ListImages(images)
+// imageNames lists the images of the folder dir as the program does.
+func imageNames(t *testing.T, dir string) []string {
+	t.Helper()
+	src, err := style.NewDirSource(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer src.Close()
+	names, err := src.Names()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+func TestRunRecommend(t *testing.T) {
+	fashion := fashionDir(t)
+	images := filepath.Join(fashion, "images")
+	names := imageNames(t, images)
 	query := strings.TrimSuffix(names[7], ".jpg") // by ID, without extension
 	dir := t.TempDir()
 	catalog, sheet := filepath.Join(dir, "catalog.bin"), filepath.Join(dir, "sheet.png")
@@ -224,10 +235,7 @@ func TestRunRecommendHead(t *testing.T) {
 	dir := t.TempDir()
 	headPath := writeHead(t, dir, 7)
 	catalog := filepath.Join(dir, "catalog.bin")
-	names, err := cli.ListImages(images)
-	if err != nil {
-		t.Fatal(err)
-	}
+	names := imageNames(t, images)
 	query := names[5]
 	out := runOK(t, "-images", images, "-catalog", catalog, "-limit", "40", "-divisor", "16", "-no-progress",
 		"-head", headPath, "-query", query, "-k", "4", "-sheet", "")

@@ -82,7 +82,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	bars := cli.NewBars(stderr, *quiet)
 	defer bars.Finish()
 
-	pairs, err := cli.ReadPairs(ctx, nil, *pairsPath, *timeout)
+	rctx, cancel := context.WithTimeout(ctx, *timeout)
+	pairs, err := style.ReadPairs(rctx, *pairsPath)
+	cancel()
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("%w\n(pass the study's pair list, amazon_pairs.csv, or your own with -pairs FILE)", err)
@@ -108,7 +110,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		cfg.Images, cfg.Prefetch, cfg.PrefetchWorkers = src, true, *downloads
+		cfg.Images, cfg.Prefetch, cfg.PrefetchConcurrent = src, true, *downloads
 	} else {
 		src, err := style.NewDirSource(*images)
 		if err != nil {

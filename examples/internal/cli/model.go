@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"path"
 	"slices"
 	"strings"
 	"time"
@@ -69,29 +67,6 @@ type Model struct {
 // Close releases the image folder.
 func (m *Model) Close() { m.Src.Close() }
 
-// ImageExts are the file extensions indexed.
-var ImageExts = []string{".jpg", ".jpeg", ".png", ".gif"}
-
-// ListImages returns the slash-separated paths of the images under dir, in
-// name order.
-func ListImages(dir string) ([]string, error) {
-	var names []string
-	err := fs.WalkDir(os.DirFS(dir), ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() && slices.Contains(ImageExts, strings.ToLower(path.Ext(p))) {
-			names = append(names, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(names)
-	return names, nil
-}
-
 // Category returns the -meta category of an image name or file (see
 // style.Metadata.Value), "" without -meta.
 func (m *Model) Category(name string) string {
@@ -110,17 +85,7 @@ func OpenModel(ctx context.Context, f *ModelFlags, stdout, stderr io.Writer, bar
 		return nil, errors.New("-images is required: the folder of product images to index")
 	}
 	m := &Model{}
-	names, err := ListImages(f.Images)
-	if err != nil {
-		return nil, fmt.Errorf("listing images: %w", err)
-	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("no JPEG, PNG or GIF images in %s", f.Images)
-	}
-	if f.Limit > 0 && f.Limit < len(names) {
-		names = names[:f.Limit]
-	}
-	m.Names = names
+	var err error
 	if m.Src, err = style.NewDirSource(f.Images); err != nil {
 		return nil, err
 	}
@@ -130,6 +95,17 @@ func OpenModel(ctx context.Context, f *ModelFlags, stdout, stderr io.Writer, bar
 			m.Src.Close()
 		}
 	}()
+	names, err := m.Src.Names()
+	if err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no JPEG, PNG or GIF images in %s", f.Images)
+	}
+	if f.Limit > 0 && f.Limit < len(names) {
+		names = names[:f.Limit]
+	}
+	m.Names = names
 
 	var modelDesc string
 	if f.Weights != "" {
