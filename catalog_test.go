@@ -106,10 +106,7 @@ func TestCatalogRecommendMatchesBruteForce(t *testing.T) {
 					got := c.Recommend(q, k, &o)
 					// Integer coordinates: float32 distances are exact, so
 					// indices and distances must agree exactly, ties included.
-					if !reflect.DeepEqual(got, want) {
-						t.Fatalf("dim %d %s k=%d workers=%d: got %d matches, first %v; want %d, first %v",
-							dim, cs.name, k, w, len(got), got[:min(3, len(got))], len(want), want[:min(3, len(want))])
-					}
+					require.Equal(t, want, got, "dim %d %s k=%d workers=%d", dim, cs.name, k, w)
 				}
 			}
 		}
@@ -139,9 +136,8 @@ func TestCatalogRecommendContinuous(t *testing.T) {
 				assert.GreaterOrEqual(t, m.Distance, got1[j-1].Distance, "trial %d: not sorted at rank %d", trial, j)
 			}
 			// Indices must agree unless the reference has a near-tie there.
-			if m.Index != ref[j].Index && ref[j+1].Distance-ref[j].Distance > 1e-4 &&
-				(j == 0 || ref[j].Distance-ref[j-1].Distance > 1e-4) {
-				t.Errorf("trial %d rank %d: index %d, reference %d", trial, j, m.Index, ref[j].Index)
+			if ref[j+1].Distance-ref[j].Distance > 1e-4 && (j == 0 || ref[j].Distance-ref[j-1].Distance > 1e-4) {
+				assert.Equal(t, ref[j].Index, m.Index, "trial %d rank %d", trial, j)
 			}
 		}
 	}
