@@ -324,3 +324,34 @@ func TestRunErrors(t *testing.T) {
 	_, err = Run(context.Background(), cfg)
 	assert.ErrorContains(t, err, "feature store", "store of another backbone")
 }
+
+// TestRunDamagedStore damages the feature store behind its index between
+// two runs: the second run must stop with an error naming the damaged
+// record rather than train and measure on wrong features.
+func TestRunDamagedStore(t *testing.T) {
+	src, pairs := studyData(t, 32, 120)
+	cfg := newTestConfig(t, src, pairs, &studyExtractor{})
+	cfg.Trainer = &style.Trainer{Epochs: 2}
+	_, err := Run(context.Background(), cfg)
+	require.NoError(t, err)
+	// Flip a bit of the last record's features: every record is covered
+	// by the index written when the store was closed.
+	data := filepath.Join(cfg.StoreDir, "features.f16")
+	f, err := os.OpenFile(data, os.O_RDWR, 0)
+	require.NoError(t, err)
+	fi, err := f.Stat()
+	require.NoError(t, err)
+	b := make([]byte, 1)
+	_, err = f.ReadAt(b, fi.Size()-16)
+	require.NoError(t, err)
+	b[0] ^= 0x04
+	_, err = f.WriteAt(b, fi.Size()-16)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	_, err = Run(context.Background(), cfg)
+	require.ErrorIs(t, err, style.ErrFormat)
+	assert.ErrorContains(t, err, data)
+	assert.ErrorContains(t, err, "record 31 (")
+	assert.ErrorContains(t, err, "is damaged: checksum mismatch")
+}
