@@ -591,29 +591,36 @@ type recordChecker interface {
 }
 
 // checkEntries checks, for a source that can tell, that the entries idx
-// (every entry if idx is nil) can be read, and returns the error naming
-// the first that cannot. The readers of this package call it before
+// can be read, and returns the error naming the first that cannot. The
+// readers of this package call it, checkFeatures or checkAllEntries before
 // reading a FeatureSource for a result.
 func checkEntries(ctx context.Context, src FeatureSource, idx []int) error {
-	if rc, ok := src.(recordChecker); ok {
+	if rc, ok := src.(recordChecker); ok && len(idx) > 0 {
 		return rc.checkRecords(ctx, idx)
+	}
+	return nil
+}
+
+// checkAllEntries is checkEntries for every entry of src.
+func checkAllEntries(ctx context.Context, src FeatureSource) error {
+	if rc, ok := src.(recordChecker); ok {
+		return rc.checkRecords(ctx, nil)
 	}
 	return nil
 }
 
 // checkFeatures is checkEntries for the entries that pairs refer to.
 func checkFeatures(ctx context.Context, src FeatureSource, pairs ...[]LabeledPair) error {
-	rc, ok := src.(recordChecker)
-	if !ok {
+	if _, ok := src.(recordChecker); !ok {
 		return nil
 	}
-	idx := []int{}
+	var idx []int
 	for _, set := range pairs {
 		for _, p := range set {
 			idx = append(idx, p.A, p.B)
 		}
 	}
-	return rc.checkRecords(ctx, idx)
+	return checkEntries(ctx, src, idx)
 }
 
 // storeInputError reports a name or vector that Put cannot store; the

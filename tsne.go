@@ -242,7 +242,7 @@ func (t TSNE) Fit(ctx context.Context, x FeatureSource) (*TSNEResult, error) {
 	if float64(n) <= c.perplexity {
 		return nil, fmt.Errorf("%w: %d points are too few for perplexity %v (need more points than the perplexity)", ErrTSNEInput, n, c.perplexity)
 	}
-	if err := checkEntries(ctx, x, nil); err != nil {
+	if err := checkAllEntries(ctx, x); err != nil {
 		return nil, err
 	}
 	data := make([]float64, n*d)
