@@ -154,9 +154,9 @@ func (c *Catalog) Item(i int) Item {
 	return Item{ID: c.ids[i], Category: c.cats[c.cat[i]], Embedding: slices.Clone(c.row(i))}
 }
 
-// catalogImageExts are the image extensions Index removes and adds, in
-// the order it tries them.
-var catalogImageExts = [...]string{".jpg", ".jpeg", ".png", ".gif"}
+// imageExts are the image file extensions: the ones DirSource.Names lists
+// and Catalog.Index removes and adds, in the order it tries them.
+var imageExts = [...]string{".jpg", ".jpeg", ".png", ".gif"}
 
 // Index returns the position of the item called name, trying in turn:
 //
@@ -172,12 +172,12 @@ func (c *Catalog) Index(name string) (int, bool) {
 	if i, ok := c.byID[name]; ok {
 		return i, true
 	}
-	if ext := path.Ext(name); len(ext) < len(name) && slices.Contains(catalogImageExts[:], strings.ToLower(ext)) {
+	if ext := path.Ext(name); len(ext) < len(name) && slices.Contains(imageExts[:], strings.ToLower(ext)) {
 		if i, ok := c.byID[name[:len(name)-len(ext)]]; ok {
 			return i, true
 		}
 	}
-	for _, ext := range catalogImageExts {
+	for _, ext := range imageExts {
 		if i, ok := c.byID[name+ext]; ok {
 			return i, true
 		}

@@ -111,7 +111,7 @@ func (d *DirSource) Names() ([]string, error) {
 // isImageFileName reports whether name ends in .jpg, .jpeg, .png or .gif,
 // in any case.
 func isImageFileName(name string) bool {
-	return slices.Contains(catalogImageExts[:], strings.ToLower(path.Ext(name)))
+	return slices.Contains(imageExts[:], strings.ToLower(path.Ext(name)))
 }
 
 // Open opens the image file called name in the folder. It fails for names

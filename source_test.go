@@ -299,7 +299,9 @@ func TestURLSourceTimeout(t *testing.T) {
 	})
 	defer close(release) // lets the handlers return before the server closes
 	opts := fastURLOptions()
-	opts.Timeout = 50 * time.Millisecond
+	// Long enough for a request to reach the server under the race
+	// detector on a loaded machine, short enough for three attempts.
+	opts.Timeout = 250 * time.Millisecond
 	src, err := NewURLSource(srv.URL+"/img/", opts)
 	require.NoError(t, err)
 	ctx := context.Background()
@@ -313,7 +315,7 @@ func TestURLSourceTimeout(t *testing.T) {
 	assert.ErrorIs(t, err, context.DeadlineExceeded, "always slow")
 	assert.ErrorContains(t, err, "style: GET "+srv.URL+"/img/never.png: ", "always slow")
 	assert.Equal(t, 3, srv.count("never.png"), "always slow: requests")
-	assert.Less(t, time.Since(start), 4*time.Second, "always slow: the 50 ms timeout was not applied")
+	assert.Less(t, time.Since(start), 4*time.Second, "always slow: the 250 ms timeout was not applied")
 	// Cancelling the caller's context stops at once, without retries.
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
