@@ -12,7 +12,9 @@ import (
 	"maps"
 	"math"
 	"os"
+	"path"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/stylespace/style/internal/atomicfile"
@@ -38,9 +40,9 @@ type Match struct {
 // Limits of a Catalog, enforced by Add and by LoadCatalog before anything
 // is allocated from a file header.
 const (
-	MaxCatalogItems = 1 << 28 // items in one catalogue
-	MaxCatalogDim   = 1 << 16 // length of each embedding
-	MaxCatalogIDLen = 1 << 12 // bytes in an ID, a category name or a metadata key or value
+	maxCatalogItems = 1 << 28 // items in one catalogue: 268,435,456
+	maxCatalogDim   = 1 << 16 // length of each embedding: 65,536
+	maxCatalogIDLen = 1 << 12 // bytes in an ID, a category name or a metadata key or value: 4,096
 )
 
 // ErrUnknownItem is matched by errors.Is when an ID is not in a catalogue.
@@ -54,18 +56,22 @@ var ErrUnknownItem = errors.New("style: unknown catalogue item")
 // linearly. The zero value is an empty catalogue whose dimension is fixed by
 // the first Add.
 //
+// A catalogue holds at most 2^28 items of at most 65,536 values; IDs,
+// category names and metadata keys and values are at most 4,096 bytes.
+//
 // Methods that only read (Len, Dim, Item, Index, FeatureTo, Recommend,
-// RecommendItem, RecommendBatch, Save, WriteTo) are safe for concurrent use
-// with each other; Add and changes to Meta are not safe for concurrent use
-// with anything.
+// RecommendItem, RecommendBatch, Save) are safe for concurrent use with
+// each other; Add, AddImages and changes to Meta are not safe for
+// concurrent use with anything.
 //
 // Catalog implements FeatureSource, so a catalogue can be fed directly to
 // code that reads feature vectors by index.
 type Catalog struct {
 	// Meta holds free-form catalogue-level metadata, for example the
 	// backbone and head the embeddings were computed with. It is saved and
-	// loaded with the catalogue; keys and values are limited to
-	// MaxCatalogIDLen bytes each. A nil map is fine.
+	// loaded with the catalogue; keys and values are limited to 4,096
+	// bytes each, and there may be at most 65,535 pairs. A nil map is
+	// fine.
 	Meta map[string]string
 
 	dim   int
@@ -90,15 +96,15 @@ func (c *Catalog) Dim() int { return c.dim }
 // zero-value catalogue fixes Dim.
 //
 // Add returns an error, and leaves the catalogue unchanged, if the ID is
-// empty, longer than MaxCatalogIDLen or already present, the category name
-// is too long, the embedding holds a NaN or an infinity, or the catalogue
-// already holds MaxCatalogItems items. It panics if the embedding is empty,
-// longer than MaxCatalogDim, or its length differs from Dim.
+// empty, longer than 4,096 bytes or already present, the category name is
+// longer than 4,096 bytes, the embedding holds a NaN or an infinity, or
+// the catalogue already holds 2^28 items. It panics if the embedding is
+// empty, longer than 65,536 values, or its length differs from Dim.
 func (c *Catalog) Add(it Item) error {
 	d := len(it.Embedding)
 	if c.dim == 0 {
-		if d == 0 || d > MaxCatalogDim {
-			panic(fmt.Sprintf("style: Catalog.Add: embedding length %d out of range [1, %d]", d, MaxCatalogDim))
+		if d == 0 || d > maxCatalogDim {
+			panic(fmt.Sprintf("style: Catalog.Add: embedding length %d out of range [1, %d]", d, maxCatalogDim))
 		}
 	} else if d != c.dim {
 		panic(fmt.Sprintf("style: Catalog.Add: embedding length %d, catalogue dimension %d", d, c.dim))
@@ -106,12 +112,12 @@ func (c *Catalog) Add(it Item) error {
 	switch {
 	case it.ID == "":
 		return errors.New("style: Catalog.Add: empty ID")
-	case len(it.ID) > MaxCatalogIDLen:
-		return fmt.Errorf("style: Catalog.Add: ID of %d bytes, more than %d", len(it.ID), MaxCatalogIDLen)
-	case len(it.Category) > MaxCatalogIDLen:
-		return fmt.Errorf("style: Catalog.Add: item %q: category of %d bytes, more than %d", it.ID, len(it.Category), MaxCatalogIDLen)
-	case len(c.ids) >= MaxCatalogItems:
-		return fmt.Errorf("style: Catalog.Add: catalogue full (%d items)", MaxCatalogItems)
+	case len(it.ID) > maxCatalogIDLen:
+		return fmt.Errorf("style: Catalog.Add: ID of %d bytes, more than %d", len(it.ID), maxCatalogIDLen)
+	case len(it.Category) > maxCatalogIDLen:
+		return fmt.Errorf("style: Catalog.Add: item %q: category of %d bytes, more than %d", it.ID, len(it.Category), maxCatalogIDLen)
+	case len(c.ids) >= maxCatalogItems:
+		return fmt.Errorf("style: Catalog.Add: catalogue full (%d items)", maxCatalogItems)
 	}
 	if _, dup := c.byID[it.ID]; dup {
 		return fmt.Errorf("style: Catalog.Add: duplicate ID %q", it.ID)
@@ -148,15 +154,36 @@ func (c *Catalog) Item(i int) Item {
 	return Item{ID: c.ids[i], Category: c.cats[c.cat[i]], Embedding: slices.Clone(c.row(i))}
 }
 
-// Index returns the position of the item with the given ID.
-func (c *Catalog) Index(id string) (int, bool) {
-	i, ok := c.byID[id]
-	return i, ok
-}
+// imageExts are the image file extensions: the ones DirSource.Names lists
+// and Catalog.Index removes and adds, in the order it tries them.
+var imageExts = [...]string{".jpg", ".jpeg", ".png", ".gif"}
 
-// Categories returns the distinct categories of the items, in order of
-// first appearance.
-func (c *Catalog) Categories() []string { return slices.Clone(c.cats) }
+// Index returns the position of the item called name, trying in turn:
+//
+//  1. the item whose ID is name;
+//  2. if name ends in an image extension (".jpg", ".jpeg", ".png" or
+//     ".gif", in any case), the item whose ID is name without it;
+//  3. the item whose ID is name with ".jpg", ".jpeg", ".png" or ".gif"
+//     added, in that order.
+//
+// So the ID of a product finds the item of its photo "<ID>.jpg", and the
+// file name of a photo finds the item of its product ID.
+func (c *Catalog) Index(name string) (int, bool) {
+	if i, ok := c.byID[name]; ok {
+		return i, true
+	}
+	if ext := path.Ext(name); len(ext) < len(name) && slices.Contains(imageExts[:], strings.ToLower(ext)) {
+		if i, ok := c.byID[name[:len(name)-len(ext)]]; ok {
+			return i, true
+		}
+	}
+	for _, ext := range imageExts {
+		if i, ok := c.byID[name+ext]; ok {
+			return i, true
+		}
+	}
+	return 0, false
+}
 
 // FeatureTo copies the embedding of item i into dst and returns dst. It
 // panics if i is out of range or len(dst) != Dim().
@@ -204,7 +231,9 @@ type RecommendOptions struct {
 
 	// Workers is the number of goroutines scanning the catalogue; 0 means
 	// runtime.GOMAXPROCS(0). Small catalogues are scanned serially. The
-	// results are identical for any number of workers.
+	// results are identical for any number of workers. A negative number
+	// makes Recommend panic and RecommendItem and RecommendBatch return an
+	// error.
 	Workers int
 }
 
@@ -216,8 +245,8 @@ type RecommendOptions struct {
 // A query that contains NaN has all distances NaN; they are treated as
 // +Inf, so such a query returns items in index order with Distance +Inf.
 //
-// Recommend panics if k is negative or, for a non-empty catalogue, if
-// len(query) != Dim().
+// Recommend panics if k or opts.Workers is negative or, for a non-empty
+// catalogue, if len(query) != Dim().
 func (c *Catalog) Recommend(query []float32, k int, opts *RecommendOptions) []Match {
 	if k < 0 {
 		panic("style: Catalog.Recommend: negative k")
@@ -225,6 +254,9 @@ func (c *Catalog) Recommend(query []float32, k int, opts *RecommendOptions) []Ma
 	var o RecommendOptions
 	if opts != nil {
 		o = *opts
+	}
+	if o.Workers < 0 {
+		panic(fmt.Sprintf("style: Catalog.Recommend: negative Workers %d", o.Workers))
 	}
 	c.checkQuery(query)
 	if k == 0 || len(c.ids) == 0 {
@@ -237,8 +269,10 @@ func (c *Catalog) Recommend(query []float32, k int, opts *RecommendOptions) []Ma
 // RecommendItem returns the k items most compatible with the catalogue
 // item id, as Recommend does for its embedding, always excluding the item
 // itself (in addition to opts.ExcludeID) and, if opts.ExcludeSameCategory
-// is set, the items of its category. It returns an error matching
-// ErrUnknownItem if id is not in the catalogue. It panics if k is negative.
+// is set, the items of its category. id must be an item's ID exactly (see
+// Index to find one). It returns an error matching ErrUnknownItem if id is
+// not in the catalogue, and an error for a negative opts.Workers. It
+// panics if k is negative.
 func (c *Catalog) RecommendItem(id string, k int, opts *RecommendOptions) ([]Match, error) {
 	if k < 0 {
 		panic("style: Catalog.RecommendItem: negative k")
@@ -250,6 +284,9 @@ func (c *Catalog) RecommendItem(id string, k int, opts *RecommendOptions) ([]Mat
 	var o RecommendOptions
 	if opts != nil {
 		o = *opts
+	}
+	if o.Workers < 0 {
+		return nil, fmt.Errorf("style: Catalog.RecommendItem: negative Workers %d", o.Workers)
 	}
 	if k == 0 {
 		return []Match{}, nil
@@ -264,9 +301,10 @@ func (c *Catalog) RecommendItem(id string, k int, opts *RecommendOptions) ([]Mat
 // the catalogue for blocks of queries at once with matrix products
 // (|q|²+|x|²-2q·x, with a rigorous bound on its rounding error) and
 // computes the exact distance only for items that may enter a query's
-// top k, which is many times faster than separate queries. It checks ctx between queries and
-// returns ctx.Err() if it is cancelled. It panics if k is negative or a
-// query's length differs from Dim() for a non-empty catalogue.
+// top k, which is many times faster than separate queries. It checks ctx
+// between queries and returns ctx.Err() if it is cancelled, and an error
+// for a negative opts.Workers. It panics if k is negative or a query's
+// length differs from Dim() for a non-empty catalogue.
 func (c *Catalog) RecommendBatch(ctx context.Context, queries [][]float32, k int, opts *RecommendOptions) ([][]Match, error) {
 	if k < 0 {
 		panic("style: Catalog.RecommendBatch: negative k")
@@ -274,6 +312,9 @@ func (c *Catalog) RecommendBatch(ctx context.Context, queries [][]float32, k int
 	var o RecommendOptions
 	if opts != nil {
 		o = *opts
+	}
+	if o.Workers < 0 {
+		return nil, fmt.Errorf("style: Catalog.RecommendBatch: negative Workers %d", o.Workers)
 	}
 	for _, q := range queries {
 		c.checkQuery(q)
@@ -579,11 +620,14 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// Save writes the catalogue to path atomically: readers see the old file
-// or the complete new one, never a partial write.
+// Save writes the catalogue to path atomically, in the format LoadCatalog
+// reads: readers see the old file or the complete new one, never a partial
+// write. It returns an error, and leaves the file as it was, if a metadata
+// key or value is longer than 4,096 bytes or there are more than 65,535
+// metadata pairs.
 func (c *Catalog) Save(path string) error {
 	err := atomicfile.Write(path, func(w io.Writer) error {
-		_, err := c.WriteTo(w)
+		_, err := c.writeTo(w)
 		return err
 	})
 	if err != nil {
@@ -592,11 +636,9 @@ func (c *Catalog) Save(path string) error {
 	return nil
 }
 
-// WriteTo writes the catalogue to w in the format LoadCatalog reads and
-// returns the number of bytes written. It returns an error if a metadata
-// key or value is longer than MaxCatalogIDLen or there are more than
-// math.MaxUint16 metadata pairs.
-func (c *Catalog) WriteTo(w io.Writer) (int64, error) {
+// writeTo writes the catalogue to w in the format LoadCatalog reads and
+// returns the number of bytes written.
+func (c *Catalog) writeTo(w io.Writer) (int64, error) {
 	if len(c.Meta) > math.MaxUint16 {
 		return 0, fmt.Errorf("style: catalogue: %d metadata pairs, more than %d", len(c.Meta), math.MaxUint16)
 	}
@@ -604,8 +646,8 @@ func (c *Catalog) WriteTo(w io.Writer) (int64, error) {
 	var strs []byte
 	for _, k := range keys {
 		v := c.Meta[k]
-		if len(k) > MaxCatalogIDLen || len(v) > MaxCatalogIDLen {
-			return 0, fmt.Errorf("style: catalogue: metadata %q: key or value longer than %d bytes", k, MaxCatalogIDLen)
+		if len(k) > maxCatalogIDLen || len(v) > maxCatalogIDLen {
+			return 0, fmt.Errorf("style: catalogue: metadata %q: key or value longer than %d bytes", k, maxCatalogIDLen)
 		}
 		strs = appendString(strs, k)
 		strs = appendString(strs, v)
@@ -697,7 +739,7 @@ func (cw *countWriter) writeCRC(crc uint32) {
 
 // LoadCatalog reads a catalogue written by Save. A file that is not a
 // catalogue, truncated, too long, fails a checksum, declares counts beyond
-// the limits (MaxCatalogItems, MaxCatalogDim, MaxCatalogIDLen) or holds
+// the limits of a Catalog (see there) or holds
 // invalid content (duplicate or empty IDs, NaN embeddings, category indices
 // out of range) gives a *FormatError naming the file and the byte offset.
 // Nothing is allocated from the header before it is checked against the
@@ -778,10 +820,10 @@ func decodeCatalog(r io.Reader, size int64, name string) (*Catalog, error) {
 	nmeta := uint64(binary.LittleEndian.Uint32(hdr[28:]))
 	sbytes := binary.LittleEndian.Uint64(hdr[32:])
 	switch {
-	case items > MaxCatalogItems:
-		return nil, cr.errorf(16, "%d items, more than %d", items, MaxCatalogItems)
-	case dim > MaxCatalogDim:
-		return nil, cr.errorf(12, "dimension %d, more than %d", dim, MaxCatalogDim)
+	case items > maxCatalogItems:
+		return nil, cr.errorf(16, "%d items, more than %d", items, maxCatalogItems)
+	case dim > maxCatalogDim:
+		return nil, cr.errorf(12, "dimension %d, more than %d", dim, maxCatalogDim)
 	case dim == 0 && items > 0:
 		return nil, cr.errorf(12, "dimension 0 with %d items", items)
 	case ncat > items:
@@ -792,9 +834,9 @@ func decodeCatalog(r io.Reader, size int64, name string) (*Catalog, error) {
 		return nil, cr.errorf(40, "reserved field is not zero")
 	}
 	// Every string takes at least its one-byte length and at most the
-	// length plus MaxCatalogIDLen bytes.
+	// length plus maxCatalogIDLen bytes.
 	nstr := 2*nmeta + ncat + items
-	if sbytes < nstr || sbytes > nstr*(3+MaxCatalogIDLen) {
+	if sbytes < nstr || sbytes > nstr*(3+maxCatalogIDLen) {
 		return nil, cr.errorf(32, "string section of %d bytes cannot hold %d strings", sbytes, nstr)
 	}
 	// All counts are bounded above, so this cannot overflow.
@@ -821,7 +863,7 @@ func decodeCatalog(r io.Reader, size int64, name string) (*Catalog, error) {
 		if n <= 0 || n != uvarintLen(l) {
 			return "", cr.errorf(strOff+int64(pos), "bad length of %s", what)
 		}
-		if l > MaxCatalogIDLen || l > uint64(len(strs)-pos-n) {
+		if l > maxCatalogIDLen || l > uint64(len(strs)-pos-n) {
 			return "", cr.errorf(strOff+int64(pos), "%s of %d bytes does not fit", what, l)
 		}
 		s := string(strs[pos+n : pos+n+int(l)])

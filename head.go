@@ -454,10 +454,11 @@ func headSeedDivisor(meta map[string]string, bad func(format string, args ...any
 // head divides by the scale (SiameseHead.Scale).
 //
 // From a *FeatureStore it takes the per-vector maxima the store keeps in
-// its index, the same values as reading the vectors, and reads no vector;
-// from other sources it reads each referenced vector once.
+// its index, the same values as reading the vectors, after checking the
+// referenced records' checksums; from other sources it reads each
+// referenced vector once.
 //
-// It returns an error if the maximum is not positive and finite, an index
+// It returns an error if a record is damaged, the maximum is not positive and finite, an index
 // is out of range, or ctx is cancelled (ctx.Err()).
 func FeatureScale(ctx context.Context, src FeatureSource, pairs []LabeledPair) (float64, error) {
 	if err := ctx.Err(); err != nil {
@@ -479,6 +480,17 @@ func FeatureScale(ctx context.Context, src FeatureSource, pairs []LabeledPair) (
 				}
 			}
 		}
+	}
+	// A damaged record is an error even though the store's maxima need
+	// no read: the scale must not hide what training will meet.
+	var err error
+	if all {
+		err = checkAllEntries(ctx, src)
+	} else {
+		err = checkEntries(ctx, src, idx)
+	}
+	if err != nil {
+		return 0, err
 	}
 	var m float32
 	if sm, ok := src.(storedMaxima); ok {

@@ -1,6 +1,7 @@
 package picture
 
 import (
+	"context"
 	"fmt"
 	"image"
 	"image/color"
@@ -85,7 +86,7 @@ func TestWriteContactSheet(t *testing.T) {
 	var pics []image.Image
 	var labels []string
 	for i, n := range names {
-		img, err := style.LoadImage(filepath.Join(dir, n+".jpg"))
+		img, err := style.LoadImage(context.Background(), filepath.Join(dir, n+".jpg"))
 		require.NoError(t, err)
 		pics = append(pics, img)
 		if i == 0 {
