@@ -67,7 +67,7 @@ type HeadConfig struct {
 //
 // Features are divided by Scale before the layer (the division is folded
 // into the matrix product as a factor 1/Scale; it is the only place
-// features are scaled). Embed, Distance, Compare, Verdict and
+// features are scaled). Embed, Compare, Verdict and
 // PairDistances are safe for concurrent use; training modifies the head
 // and must not run concurrently with them.
 type SiameseHead struct {
@@ -148,16 +148,6 @@ func (h *SiameseHead) Embed(features []float32) []float32 {
 	dst := make([]float32, n*d.Out)
 	d.forward(d.blas(), dst, features, n, h.alpha())
 	return dst
-}
-
-// Distance returns the Euclidean distance between two embeddings, floored
-// as in training: sqrt(max(sum((a-b)²), 1e-7)). Smaller is more compatible.
-// It panics if len(a) or len(b) is not h.Dense.Out.
-func (h *SiameseHead) Distance(a, b []float32) float64 {
-	if len(a) != h.Dense.Out || len(b) != h.Dense.Out {
-		panic(fmt.Sprintf("style: SiameseHead.Distance: embeddings of length %d and %d, want %d", len(a), len(b), h.Dense.Out))
-	}
-	return pairDistance(a, b)
 }
 
 // Compare embeds two feature vectors and returns their distance and the
