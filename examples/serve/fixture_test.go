@@ -78,21 +78,53 @@ func photos(t testing.TB) []string {
 	return ps
 }
 
-// newFixture writes a head and a catalogue for the test network into
-// t.TempDir(). The head is untrained (style.NewSiameseHead), scaled by the
-// largest feature of the 8 photos, and its cutoff is the median distance
-// of their pairs, so that some pairs are compatible and others not. The
-// catalogue holds catalogSize products of ../shared/fashion, spread over
-// its styles.csv, embedded by that head.
+// The fixture is built once per test binary, by the first test that asks,
+// in a temporary folder that TestMain removes.
+var (
+	sharedOnce sync.Once
+	shared     *fixture
+	sharedDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if sharedDir != "" {
+		os.RemoveAll(sharedDir)
+	}
+	os.Exit(code)
+}
+
+// newFixture returns the tests' model files, or skips the test if the
+// reference data is absent. Tests must not modify the files.
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	f := &fixture{photos: photos(t)}
-	f.images = filepath.Join(fashionDir, "images")
-	f.meta = filepath.Join(fashionDir, "styles.csv")
-	if _, err := os.Stat(f.meta); err != nil {
+	ps := photos(t)
+	meta := filepath.Join(fashionDir, "styles.csv")
+	if _, err := os.Stat(meta); err != nil {
 		t.Skipf("skipping: the product catalogue %s is absent (%v)", fashionDir, err)
 	}
-	dir := t.TempDir()
+	sharedOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "serve-test-")
+		require.NoError(t, err)
+		sharedDir = dir
+		shared = buildFixture(t, dir, ps, meta)
+	})
+	if shared == nil {
+		t.Fatal("the test model could not be built (see the first test's failure)")
+	}
+	return shared
+}
+
+// buildFixture writes a head and a catalogue for the test network into
+// dir. The head is untrained (style.NewSiameseHead), scaled by the largest
+// feature of the 8 photos, and its cutoff is the median distance of their
+// pairs, so that some pairs are compatible and others not. The catalogue
+// holds catalogSize products of ../shared/fashion, spread over its
+// styles.csv, embedded by that head.
+func buildFixture(t testing.TB, dir string, photos []string, meta string) *fixture {
+	t.Helper()
+	f := &fixture{photos: photos, meta: meta}
+	f.images = filepath.Join(fashionDir, "images")
 	net := testNetwork(t)
 
 	var feats [][]float32
