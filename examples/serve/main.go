@@ -3,9 +3,9 @@
 // the style distance and the verdict, or browses the items of a catalogue
 // that go best with a chosen one.
 //
-//	go run ./examples/serve -head head.safetensors \
-//	    -catalog catalog.bin -images ../shared/fashion/images \
-//	    -meta ../shared/fashion/styles.csv
+//	go run ./examples/serve -weights vgg16.safetensors \
+//	    -head style-study/head.safetensors -catalog catalog.bin \
+//	    -images ../shared/fashion/images -meta ../shared/fashion/styles.csv
 //
 // then open http://127.0.0.1:8080/. The network is VGG16 read from
 // -weights or, without it, generated from -weights-seed and -divisor (as
@@ -22,6 +22,19 @@
 // /readyz answers 503 until the model is loaded, and the process exits with
 // status 1 if it fails to load. The model is loaded once and shared by all
 // requests.
+//
+// # Web page
+//
+// / is a page where a person drops two photos onto two boxes (or chooses
+// them), sees them side by side, and gets the verdict, the distance against
+// the cutoff as a bar with the cutoff marked, and the numbers, as in
+// "Distance 0.412 (cutoff 0.820)". /recommend picks a catalogue item (from
+// a list, or among a sample of thumbnails) and shows the items that go best
+// with it, as cards with thumbnails, names, categories and distances; each
+// card leads to its own recommendations; a photo can be uploaded instead.
+// The pages are rendered on the server (html/template) with a little plain
+// JavaScript for the uploads; everything they use is embedded in the
+// binary, so they work without a network.
 //
 // # JSON API
 //
@@ -41,18 +54,22 @@
 //
 // GET /api/recommend?id=ITEM&k=5[&other_category=1] returns the k catalogue
 // items (default 5, at most 100) that go best with the catalogue item ITEM
-// (its ID, such as 15970.jpg, or the ID without extension), closest first;
+// (its ID, such as 10004.jpg, or the ID without extension), closest first;
 // other_category=1 leaves out the items of ITEM's category. POST
 // /api/recommend does the same for a photo: the file or URL image of a
 // multipart form, a URL form field image, or JSON {"image": "https://..."};
 // k, category (the photo's category) and other_category (leave out that
 // category) come from the query string, form fields or JSON.
 //
-//	curl 'http://127.0.0.1:8080/api/recommend?id=15970&k=3&other_category=1'
-//	curl -F image=@shirt.jpg 'http://127.0.0.1:8080/api/recommend?k=3'
+//	curl 'http://127.0.0.1:8080/api/recommend?id=10004&k=3&other_category=1'
+//	curl -F image=@shirt.jpg -F category=Tshirts -F other_category=1 \
+//	    'http://127.0.0.1:8080/api/recommend?k=3'
 //
-//	[{"id":"1855.jpg","name":"Inkfruit Mens Chain Reaction T-shirt","category":"Tshirts",
-//	  "distance":0.37,"thumbnail_url":"/thumb/1855.jpg"}, ...]
+//	[{"id":"10014.jpg","name":"Nike Unisex Feather lite Blue Caps","category":"Caps",
+//	  "distance":0.37,"thumbnail_url":"/thumb/10014.jpg"}, ...]
+//
+// name and category come from the catalogue and -meta; thumbnail_url is
+// omitted without -images.
 //
 // GET /thumb/ITEM returns a JPEG (PNG for photos with transparency)
 // thumbnail of a catalogue item, fitting a 160 x 160 box or ?size=N (16 to
