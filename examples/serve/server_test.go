@@ -138,7 +138,7 @@ func TestWaitTimeout(t *testing.T) {
 	f := newFixture(t)
 	m := f.load(t)
 	cfg := testConfig()
-	cfg.Workers, cfg.Queue, cfg.Timeout = 1, 1, 300*time.Millisecond
+	cfg.Workers, cfg.Queue, cfg.Timeout = 1, 1, time.Second
 	b := newBlocker()
 	ts := newTestServer(t, m, cfg, func(s *server) { s.beforeExtract = b.hook })
 	first := make(chan response)
