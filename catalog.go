@@ -12,10 +12,13 @@ import (
 	"maps"
 	"math"
 	"os"
-	"runtime"
+	"path"
 	"slices"
+	"strings"
 	"sync"
-	"sync/atomic"
+
+	"github.com/stylespace/style/internal/atomicfile"
+	"github.com/stylespace/style/internal/engine"
 )
 
 // Item is one entry of a Catalog: an identified, categorised point of the
@@ -37,9 +40,9 @@ type Match struct {
 // Limits of a Catalog, enforced by Add and by LoadCatalog before anything
 // is allocated from a file header.
 const (
-	MaxCatalogItems = 1 << 28 // items in one catalogue
-	MaxCatalogDim   = 1 << 16 // length of each embedding
-	MaxCatalogIDLen = 1 << 12 // bytes in an ID, a category name or a metadata key or value
+	maxCatalogItems = 1 << 28 // items in one catalogue: 268,435,456
+	maxCatalogDim   = 1 << 16 // length of each embedding: 65,536
+	maxCatalogIDLen = 1 << 12 // bytes in an ID, a category name or a metadata key or value: 4,096
 )
 
 // ErrUnknownItem is matched by errors.Is when an ID is not in a catalogue.
@@ -53,18 +56,22 @@ var ErrUnknownItem = errors.New("style: unknown catalogue item")
 // linearly. The zero value is an empty catalogue whose dimension is fixed by
 // the first Add.
 //
+// A catalogue holds at most 2^28 items of at most 65,536 values; IDs,
+// category names and metadata keys and values are at most 4,096 bytes.
+//
 // Methods that only read (Len, Dim, Item, Index, FeatureTo, Recommend,
-// RecommendItem, RecommendBatch, Save, WriteTo) are safe for concurrent use
-// with each other; Add and changes to Meta are not safe for concurrent use
-// with anything.
+// RecommendItem, RecommendBatch, Save) are safe for concurrent use with
+// each other; Add, AddImages and changes to Meta are not safe for
+// concurrent use with anything.
 //
 // Catalog implements FeatureSource, so a catalogue can be fed directly to
 // code that reads feature vectors by index.
 type Catalog struct {
 	// Meta holds free-form catalogue-level metadata, for example the
 	// backbone and head the embeddings were computed with. It is saved and
-	// loaded with the catalogue; keys and values are limited to
-	// MaxCatalogIDLen bytes each. A nil map is fine.
+	// loaded with the catalogue; keys and values are limited to 4,096
+	// bytes each, and there may be at most 65,535 pairs. A nil map is
+	// fine.
 	Meta map[string]string
 
 	dim   int
@@ -89,15 +96,15 @@ func (c *Catalog) Dim() int { return c.dim }
 // zero-value catalogue fixes Dim.
 //
 // Add returns an error, and leaves the catalogue unchanged, if the ID is
-// empty, longer than MaxCatalogIDLen or already present, the category name
-// is too long, the embedding holds a NaN or an infinity, or the catalogue
-// already holds MaxCatalogItems items. It panics if the embedding is empty,
-// longer than MaxCatalogDim, or its length differs from Dim.
+// empty, longer than 4,096 bytes or already present, the category name is
+// longer than 4,096 bytes, the embedding holds a NaN or an infinity, or
+// the catalogue already holds 2^28 items. It panics if the embedding is
+// empty, longer than 65,536 values, or its length differs from Dim.
 func (c *Catalog) Add(it Item) error {
 	d := len(it.Embedding)
 	if c.dim == 0 {
-		if d == 0 || d > MaxCatalogDim {
-			panic(fmt.Sprintf("style: Catalog.Add: embedding length %d out of range [1, %d]", d, MaxCatalogDim))
+		if d == 0 || d > maxCatalogDim {
+			panic(fmt.Sprintf("style: Catalog.Add: embedding length %d out of range [1, %d]", d, maxCatalogDim))
 		}
 	} else if d != c.dim {
 		panic(fmt.Sprintf("style: Catalog.Add: embedding length %d, catalogue dimension %d", d, c.dim))
@@ -105,12 +112,12 @@ func (c *Catalog) Add(it Item) error {
 	switch {
 	case it.ID == "":
 		return errors.New("style: Catalog.Add: empty ID")
-	case len(it.ID) > MaxCatalogIDLen:
-		return fmt.Errorf("style: Catalog.Add: ID of %d bytes, more than %d", len(it.ID), MaxCatalogIDLen)
-	case len(it.Category) > MaxCatalogIDLen:
-		return fmt.Errorf("style: Catalog.Add: item %q: category of %d bytes, more than %d", it.ID, len(it.Category), MaxCatalogIDLen)
-	case len(c.ids) >= MaxCatalogItems:
-		return fmt.Errorf("style: Catalog.Add: catalogue full (%d items)", MaxCatalogItems)
+	case len(it.ID) > maxCatalogIDLen:
+		return fmt.Errorf("style: Catalog.Add: ID of %d bytes, more than %d", len(it.ID), maxCatalogIDLen)
+	case len(it.Category) > maxCatalogIDLen:
+		return fmt.Errorf("style: Catalog.Add: item %q: category of %d bytes, more than %d", it.ID, len(it.Category), maxCatalogIDLen)
+	case len(c.ids) >= maxCatalogItems:
+		return fmt.Errorf("style: Catalog.Add: catalogue full (%d items)", maxCatalogItems)
 	}
 	if _, dup := c.byID[it.ID]; dup {
 		return fmt.Errorf("style: Catalog.Add: duplicate ID %q", it.ID)
@@ -147,15 +154,36 @@ func (c *Catalog) Item(i int) Item {
 	return Item{ID: c.ids[i], Category: c.cats[c.cat[i]], Embedding: slices.Clone(c.row(i))}
 }
 
-// Index returns the position of the item with the given ID.
-func (c *Catalog) Index(id string) (int, bool) {
-	i, ok := c.byID[id]
-	return i, ok
-}
+// imageExts are the image file extensions: the ones DirSource.Names lists
+// and Catalog.Index removes and adds, in the order it tries them.
+var imageExts = [...]string{".jpg", ".jpeg", ".png", ".gif"}
 
-// Categories returns the distinct categories of the items, in order of
-// first appearance.
-func (c *Catalog) Categories() []string { return slices.Clone(c.cats) }
+// Index returns the position of the item called name, trying in turn:
+//
+//  1. the item whose ID is name;
+//  2. if name ends in an image extension (".jpg", ".jpeg", ".png" or
+//     ".gif", in any case), the item whose ID is name without it;
+//  3. the item whose ID is name with ".jpg", ".jpeg", ".png" or ".gif"
+//     added, in that order.
+//
+// So the ID of a product finds the item of its photo "<ID>.jpg", and the
+// file name of a photo finds the item of its product ID.
+func (c *Catalog) Index(name string) (int, bool) {
+	if i, ok := c.byID[name]; ok {
+		return i, true
+	}
+	if ext := path.Ext(name); len(ext) < len(name) && slices.Contains(imageExts[:], strings.ToLower(ext)) {
+		if i, ok := c.byID[name[:len(name)-len(ext)]]; ok {
+			return i, true
+		}
+	}
+	for _, ext := range imageExts {
+		if i, ok := c.byID[name+ext]; ok {
+			return i, true
+		}
+	}
+	return 0, false
+}
 
 // FeatureTo copies the embedding of item i into dst and returns dst. It
 // panics if i is out of range or len(dst) != Dim().
@@ -203,7 +231,9 @@ type RecommendOptions struct {
 
 	// Workers is the number of goroutines scanning the catalogue; 0 means
 	// runtime.GOMAXPROCS(0). Small catalogues are scanned serially. The
-	// results are identical for any number of workers.
+	// results are identical for any number of workers. A negative number
+	// makes Recommend panic and RecommendItem and RecommendBatch return an
+	// error.
 	Workers int
 }
 
@@ -215,8 +245,8 @@ type RecommendOptions struct {
 // A query that contains NaN has all distances NaN; they are treated as
 // +Inf, so such a query returns items in index order with Distance +Inf.
 //
-// Recommend panics if k is negative or, for a non-empty catalogue, if
-// len(query) != Dim().
+// Recommend panics if k or opts.Workers is negative or, for a non-empty
+// catalogue, if len(query) != Dim().
 func (c *Catalog) Recommend(query []float32, k int, opts *RecommendOptions) []Match {
 	if k < 0 {
 		panic("style: Catalog.Recommend: negative k")
@@ -224,6 +254,9 @@ func (c *Catalog) Recommend(query []float32, k int, opts *RecommendOptions) []Ma
 	var o RecommendOptions
 	if opts != nil {
 		o = *opts
+	}
+	if o.Workers < 0 {
+		panic(fmt.Sprintf("style: Catalog.Recommend: negative Workers %d", o.Workers))
 	}
 	c.checkQuery(query)
 	if k == 0 || len(c.ids) == 0 {
@@ -236,8 +269,10 @@ func (c *Catalog) Recommend(query []float32, k int, opts *RecommendOptions) []Ma
 // RecommendItem returns the k items most compatible with the catalogue
 // item id, as Recommend does for its embedding, always excluding the item
 // itself (in addition to opts.ExcludeID) and, if opts.ExcludeSameCategory
-// is set, the items of its category. It returns an error matching
-// ErrUnknownItem if id is not in the catalogue. It panics if k is negative.
+// is set, the items of its category. id must be an item's ID exactly (see
+// Index to find one). It returns an error matching ErrUnknownItem if id is
+// not in the catalogue, and an error for a negative opts.Workers. It
+// panics if k is negative.
 func (c *Catalog) RecommendItem(id string, k int, opts *RecommendOptions) ([]Match, error) {
 	if k < 0 {
 		panic("style: Catalog.RecommendItem: negative k")
@@ -249,6 +284,9 @@ func (c *Catalog) RecommendItem(id string, k int, opts *RecommendOptions) ([]Mat
 	var o RecommendOptions
 	if opts != nil {
 		o = *opts
+	}
+	if o.Workers < 0 {
+		return nil, fmt.Errorf("style: Catalog.RecommendItem: negative Workers %d", o.Workers)
 	}
 	if k == 0 {
 		return []Match{}, nil
@@ -263,9 +301,10 @@ func (c *Catalog) RecommendItem(id string, k int, opts *RecommendOptions) ([]Mat
 // the catalogue for blocks of queries at once with matrix products
 // (|q|²+|x|²-2q·x, with a rigorous bound on its rounding error) and
 // computes the exact distance only for items that may enter a query's
-// top k, which is many times faster than separate queries. It checks ctx between queries and
-// returns ctx.Err() if it is cancelled. It panics if k is negative or a
-// query's length differs from Dim() for a non-empty catalogue.
+// top k, which is many times faster than separate queries. It checks ctx
+// between queries and returns ctx.Err() if it is cancelled, and an error
+// for a negative opts.Workers. It panics if k is negative or a query's
+// length differs from Dim() for a non-empty catalogue.
 func (c *Catalog) RecommendBatch(ctx context.Context, queries [][]float32, k int, opts *RecommendOptions) ([][]Match, error) {
 	if k < 0 {
 		panic("style: Catalog.RecommendBatch: negative k")
@@ -274,18 +313,15 @@ func (c *Catalog) RecommendBatch(ctx context.Context, queries [][]float32, k int
 	if opts != nil {
 		o = *opts
 	}
+	if o.Workers < 0 {
+		return nil, fmt.Errorf("style: Catalog.RecommendBatch: negative Workers %d", o.Workers)
+	}
 	for _, q := range queries {
 		c.checkQuery(q)
 	}
 	out := make([][]Match, len(queries))
 	f := c.makeFilter(&o, -1)
-	workers := o.Workers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	if workers > len(queries) {
-		workers = len(queries)
-	}
+	workers := min(engine.Workers(o.Workers), len(queries))
 	if k > 0 && len(c.ids) > 0 && len(queries) >= batchGEMMMin {
 		return c.searchBatch(ctx, queries, k, &f, max(1, workers))
 	}
@@ -302,28 +338,13 @@ func (c *Catalog) RecommendBatch(ctx context.Context, queries [][]float32, k int
 		}
 		return out, nil
 	}
-	// Each worker takes whole queries from a shared counter; each result
-	// depends only on its query, so the output is independent of the
-	// schedule.
-	var (
-		wg   sync.WaitGroup
-		next atomic.Int64
-	)
-	for range workers {
-		wg.Go(func() {
-			for {
-				if ctx.Err() != nil {
-					return
-				}
-				i := int(next.Add(1) - 1)
-				if i >= len(queries) {
-					return
-				}
-				out[i] = c.search(queries[i], k, &f, 1)
-			}
-		})
-	}
-	wg.Wait()
+	// Each worker takes whole queries in turn; each result depends only
+	// on its query, so the output is independent of the schedule.
+	engine.For(workers, len(queries), func(_, i int) {
+		if ctx.Err() == nil {
+			out[i] = c.search(queries[i], k, &f, 1)
+		}
+	})
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -438,10 +459,7 @@ var minParFloats = 1 << 20
 
 func (c *Catalog) search(q []float32, k int, filter *candFilter, workers int) []Match {
 	n := len(c.ids)
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	workers = min(workers, max(1, n*c.dim/minParFloats))
+	workers = min(engine.Workers(workers), max(1, n*c.dim/minParFloats))
 	kk := min(k, n)
 
 	s := searchPool.Get().(*searchScratch)
@@ -461,16 +479,15 @@ func (c *Catalog) search(q []float32, k int, filter *candFilter, workers int) []
 		s.heaps[w] = s.heaps[w][:0]
 	}
 	if workers == 1 {
+		// Without the loop's closure, which would escape: a query
+		// allocates only its result.
 		s.heaps[0] = c.scan(q, 0, n, kk, f, s.heaps[0])
 	} else {
 		// Contiguous ranges, one per worker; the merge below sorts by
 		// (distance, index), so the result does not depend on the split.
-		var wg sync.WaitGroup
-		for w := range workers {
-			lo, hi := w*n/workers, (w+1)*n/workers
-			wg.Go(func() { s.heaps[w] = c.scan(q, lo, hi, kk, f, s.heaps[w]) })
-		}
-		wg.Wait()
+		engine.For(workers, workers, func(_, r int) {
+			s.heaps[r] = c.scan(q, r*n/workers, (r+1)*n/workers, kk, f, s.heaps[r])
+		})
 	}
 	all := s.all[:0]
 	for w := range workers {
@@ -499,18 +516,18 @@ func (c *Catalog) scan(q []float32, lo, hi, k int, f *candFilter, h []hit) []hit
 	i := lo
 	inf := float32(math.Inf(1))
 	// Blocks of 16 items through the distance kernel, which gives exactly
-	// the distances of sqDistBounded. It may abandon items farther than
-	// the bound of the block's start; the bound only decreases, so they
-	// would be rejected below all the same.
+	// the distances of engine.SqDistBounded. It may abandon items farther
+	// than the bound of the block's start; the bound only decreases, so
+	// they would be rejected below all the same.
 	// (The pure-Go kernel is slower than the item-by-item loop below,
 	// whose bound tightens after every item.)
 	var part [64]float32
-	for ; distActive.asm != 0 && i+16 <= hi; i += 16 {
+	for ; engine.SqDist16Fast() && i+16 <= hi; i += 16 {
 		bound := inf
 		if len(h) == k {
 			bound = h[0].d
 		}
-		abandoned := sqDist16(q, c.vecs[i*d:(i+16)*d], d, bound, &part)
+		abandoned := engine.SqDist16(q, c.vecs[i*d:(i+16)*d], d, bound, &part)
 		if abandoned == 0xffff {
 			continue
 		}
@@ -519,7 +536,7 @@ func (c *Catalog) scan(q []float32, lo, hi, k int, f *candFilter, h []hit) []hit
 				continue
 			}
 			v := c.vecs[(i+j)*d : (i+j+1)*d : (i+j+1)*d]
-			h = c.offer(h, k, f, i+j, v, sqDistFinish(q, v, part[4*j:4*j+4]))
+			h = c.offer(h, k, f, i+j, v, engine.SqDistFinish(q, v, part[4*j:4*j+4]))
 		}
 	}
 	for ; i < hi; i++ {
@@ -540,7 +557,7 @@ func (c *Catalog) offerExact(h []hit, k int, f *candFilter, i int, q []float32) 
 	if len(h) == k {
 		bound = h[0].d
 	}
-	dist, ok := sqDistBounded(q, v, bound)
+	dist, ok := engine.SqDistBounded(q, v, bound)
 	if !ok {
 		return h
 	}
@@ -574,69 +591,6 @@ func (c *Catalog) offer(h []hit, k int, f *candFilter, i int, v []float32, dist 
 	return h
 }
 
-// sqDistBounded returns the squared Euclidean distance between a and b
-// (len(b) >= len(a)), summed in float32 with four accumulators, and true;
-// or, as soon as a partial sum exceeds bound, an unspecified value and
-// false. The partial sums only grow, so an abandoned item is strictly
-// farther than bound; an item that is not abandoned gets exactly the value
-// sqDistBounded(a, b, +Inf) gives. The plain Go reference is
-//
-//	var s float32
-//	for i := range a { d := a[i] - b[i]; s += d * d }
-//
-// up to the order of the additions.
-func sqDistBounded(a, b []float32, bound float32) (float32, bool) {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	for len(a) >= 32 {
-		x, y := a[:32:32], b[:32:32]
-		for j := 0; j < 32; j += 8 {
-			xx, yy := x[j:j+8:j+8], y[j:j+8:j+8]
-			d0 := xx[0] - yy[0]
-			d1 := xx[1] - yy[1]
-			d2 := xx[2] - yy[2]
-			d3 := xx[3] - yy[3]
-			s0 += float32(d0 * d0)
-			s1 += float32(d1 * d1)
-			s2 += float32(d2 * d2)
-			s3 += float32(d3 * d3)
-			d0 = xx[4] - yy[4]
-			d1 = xx[5] - yy[5]
-			d2 = xx[6] - yy[6]
-			d3 = xx[7] - yy[7]
-			s0 += float32(d0 * d0)
-			s1 += float32(d1 * d1)
-			s2 += float32(d2 * d2)
-			s3 += float32(d3 * d3)
-		}
-		if (s0+s1)+(s2+s3) > bound {
-			return 0, false
-		}
-		a, b = a[32:], b[32:]
-	}
-	for len(a) >= 4 {
-		x, y := a[:4:4], b[:4:4]
-		d0 := x[0] - y[0]
-		d1 := x[1] - y[1]
-		d2 := x[2] - y[2]
-		d3 := x[3] - y[3]
-		s0 += float32(d0 * d0)
-		s1 += float32(d1 * d1)
-		s2 += float32(d2 * d2)
-		s3 += float32(d3 * d3)
-		a, b = a[4:], b[4:]
-	}
-	for i := range a {
-		d := a[i] - b[i]
-		s0 += float32(d * d)
-	}
-	s := (s0 + s1) + (s2 + s3)
-	if s > bound {
-		return 0, false
-	}
-	return s, true
-}
-
 // The catalogue file format, version 1. All integers are little-endian.
 //
 //	offset  size  field
@@ -666,20 +620,25 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// Save writes the catalogue to path atomically: readers see the old file
-// or the complete new one, never a partial write.
+// Save writes the catalogue to path atomically, in the format LoadCatalog
+// reads: readers see the old file or the complete new one, never a partial
+// write. It returns an error, and leaves the file as it was, if a metadata
+// key or value is longer than 4,096 bytes or there are more than 65,535
+// metadata pairs.
 func (c *Catalog) Save(path string) error {
-	return writeFileAtomic(path, func(w io.Writer) error {
-		_, err := c.WriteTo(w)
+	err := atomicfile.Write(path, func(w io.Writer) error {
+		_, err := c.writeTo(w)
 		return err
 	})
+	if err != nil {
+		return fmt.Errorf("style: %w", err)
+	}
+	return nil
 }
 
-// WriteTo writes the catalogue to w in the format LoadCatalog reads and
-// returns the number of bytes written. It returns an error if a metadata
-// key or value is longer than MaxCatalogIDLen or there are more than
-// math.MaxUint16 metadata pairs.
-func (c *Catalog) WriteTo(w io.Writer) (int64, error) {
+// writeTo writes the catalogue to w in the format LoadCatalog reads and
+// returns the number of bytes written.
+func (c *Catalog) writeTo(w io.Writer) (int64, error) {
 	if len(c.Meta) > math.MaxUint16 {
 		return 0, fmt.Errorf("style: catalogue: %d metadata pairs, more than %d", len(c.Meta), math.MaxUint16)
 	}
@@ -687,8 +646,8 @@ func (c *Catalog) WriteTo(w io.Writer) (int64, error) {
 	var strs []byte
 	for _, k := range keys {
 		v := c.Meta[k]
-		if len(k) > MaxCatalogIDLen || len(v) > MaxCatalogIDLen {
-			return 0, fmt.Errorf("style: catalogue: metadata %q: key or value longer than %d bytes", k, MaxCatalogIDLen)
+		if len(k) > maxCatalogIDLen || len(v) > maxCatalogIDLen {
+			return 0, fmt.Errorf("style: catalogue: metadata %q: key or value longer than %d bytes", k, maxCatalogIDLen)
 		}
 		strs = appendString(strs, k)
 		strs = appendString(strs, v)
@@ -780,7 +739,7 @@ func (cw *countWriter) writeCRC(crc uint32) {
 
 // LoadCatalog reads a catalogue written by Save. A file that is not a
 // catalogue, truncated, too long, fails a checksum, declares counts beyond
-// the limits (MaxCatalogItems, MaxCatalogDim, MaxCatalogIDLen) or holds
+// the limits of a Catalog (see there) or holds
 // invalid content (duplicate or empty IDs, NaN embeddings, category indices
 // out of range) gives a *FormatError naming the file and the byte offset.
 // Nothing is allocated from the header before it is checked against the
@@ -861,10 +820,10 @@ func decodeCatalog(r io.Reader, size int64, name string) (*Catalog, error) {
 	nmeta := uint64(binary.LittleEndian.Uint32(hdr[28:]))
 	sbytes := binary.LittleEndian.Uint64(hdr[32:])
 	switch {
-	case items > MaxCatalogItems:
-		return nil, cr.errorf(16, "%d items, more than %d", items, MaxCatalogItems)
-	case dim > MaxCatalogDim:
-		return nil, cr.errorf(12, "dimension %d, more than %d", dim, MaxCatalogDim)
+	case items > maxCatalogItems:
+		return nil, cr.errorf(16, "%d items, more than %d", items, maxCatalogItems)
+	case dim > maxCatalogDim:
+		return nil, cr.errorf(12, "dimension %d, more than %d", dim, maxCatalogDim)
 	case dim == 0 && items > 0:
 		return nil, cr.errorf(12, "dimension 0 with %d items", items)
 	case ncat > items:
@@ -875,9 +834,9 @@ func decodeCatalog(r io.Reader, size int64, name string) (*Catalog, error) {
 		return nil, cr.errorf(40, "reserved field is not zero")
 	}
 	// Every string takes at least its one-byte length and at most the
-	// length plus MaxCatalogIDLen bytes.
+	// length plus maxCatalogIDLen bytes.
 	nstr := 2*nmeta + ncat + items
-	if sbytes < nstr || sbytes > nstr*(3+MaxCatalogIDLen) {
+	if sbytes < nstr || sbytes > nstr*(3+maxCatalogIDLen) {
 		return nil, cr.errorf(32, "string section of %d bytes cannot hold %d strings", sbytes, nstr)
 	}
 	// All counts are bounded above, so this cannot overflow.
@@ -904,7 +863,7 @@ func decodeCatalog(r io.Reader, size int64, name string) (*Catalog, error) {
 		if n <= 0 || n != uvarintLen(l) {
 			return "", cr.errorf(strOff+int64(pos), "bad length of %s", what)
 		}
-		if l > MaxCatalogIDLen || l > uint64(len(strs)-pos-n) {
+		if l > maxCatalogIDLen || l > uint64(len(strs)-pos-n) {
 			return "", cr.errorf(strOff+int64(pos), "%s of %d bytes does not fit", what, l)
 		}
 		s := string(strs[pos+n : pos+n+int(l)])

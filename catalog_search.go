@@ -6,15 +6,14 @@ import (
 	"math"
 	"slices"
 	"sync"
-	"sync/atomic"
 
-	"gonum.org/v1/gonum/blas"
+	"github.com/stylespace/style/internal/engine"
 )
 
 // The batch search screens items with matrix products and computes the
-// exact distance (sqDistBounded's) only for the items that may enter a
-// query's top k, so its results, distances included, are bit-identical to
-// those of search.
+// exact distance (engine.SqDistBounded's) only for the items that may
+// enter a query's top k, so its results, distances included, are
+// bit-identical to those of search.
 //
 // For a block of queries Q and a block of items X, D = Q Xᵀ comes from
 // Sgemm and the squared distance is approximated by
@@ -32,7 +31,7 @@ import (
 //
 //	L = (1-cγ)·(qn+xn) - 2·dot  <=  D*.
 //
-// The reported distance D (sqDistBounded: a difference, a square and at
+// The reported distance D (SqDistBounded: a difference, a square and at
 // most d/4+5 chained additions per term, all rounded, so at most d+10
 // roundings of a non-negative term) satisfies D >= D*·(1-(d+10)u) - η,
 // where η = (d+8)·2⁻¹²⁶ exceeds the absolute error, at most 2⁻¹⁵⁰ per
@@ -64,7 +63,7 @@ type batchScratch struct {
 	dots []float32 // batchQueryBlock × batchItemBlock
 	xs   []float32 // (1-cγ)·|x|² of the block's items
 	q    []float32 // the query block, contiguous
-	zero []float32 // d zeros: |x|² is sqDist16 from the origin
+	zero []float32 // d zeros: |x|² is engine.SqDist16 from the origin
 }
 
 var batchPool = sync.Pool{New: func() any { return new(batchScratch) }}
@@ -101,29 +100,26 @@ func (c *Catalog) searchBatch(ctx context.Context, queries [][]float32, k int, f
 		qn[i] = float64(s)
 	}
 
-	var next atomic.Int64
-	run := func() {
-		s := batchPool.Get().(*batchScratch)
-		defer batchPool.Put(s)
-		for ctx.Err() == nil {
-			u := int(next.Add(1) - 1)
-			if u >= units {
-				return
-			}
-			qb, r := u/ranges, u%ranges
-			q0, q1 := qb*batchQueryBlock, min(nq, (qb+1)*batchQueryBlock)
-			lo, hi := r*n/ranges, (r+1)*n/ranges
-			c.screenUnit(queries[q0:q1], qn[q0:q1], heaps[r*nq+q0:r*nq+q1], lo, hi, kk, f, s)
+	// One scratch per worker, from the pool for the call.
+	scratch := make([]*batchScratch, workers)
+	engine.For(workers, units, func(w, u int) {
+		if ctx.Err() != nil {
+			return
 		}
-	}
-	if workers == 1 {
-		run()
-	} else {
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Go(run)
+		s := scratch[w]
+		if s == nil {
+			s = batchPool.Get().(*batchScratch)
+			scratch[w] = s
 		}
-		wg.Wait()
+		qb, r := u/ranges, u%ranges
+		q0, q1 := qb*batchQueryBlock, min(nq, (qb+1)*batchQueryBlock)
+		lo, hi := r*n/ranges, (r+1)*n/ranges
+		c.screenUnit(queries[q0:q1], qn[q0:q1], heaps[r*nq+q0:r*nq+q1], lo, hi, kk, f, s)
+	})
+	for _, s := range scratch {
+		if s != nil {
+			batchPool.Put(s)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -208,7 +204,6 @@ func (c *Catalog) screenUnit(qs [][]float32, qn []float64, hs [][]hit, lo, hi, k
 		}
 		return t32
 	}
-	impl := BLAS{Workers: 1}
 	for b0 := lo; b0 < hi; b0 += batchItemBlock {
 		b1 := min(hi, b0+batchItemBlock)
 		nb := b1 - b0
@@ -218,9 +213,9 @@ func (c *Catalog) screenUnit(qs [][]float32, qn []float64, hs [][]hit, lo, hi, k
 		// |x|² is the squared distance to the origin.
 		var part [64]float32
 		for ; j+16 <= nb; j += 16 {
-			sqDist16(s.zero, x[j*d:(j+16)*d], d, inf, &part)
+			engine.SqDist16(s.zero, x[j*d:(j+16)*d], d, inf, &part)
 			for t := range 16 {
-				xs[j+t] = screenNorm(shrink, sqDistFinish(s.zero, x[(j+t)*d:(j+t+1)*d], part[4*t:4*t+4]))
+				xs[j+t] = screenNorm(shrink, engine.SqDistFinish(s.zero, x[(j+t)*d:(j+t+1)*d], part[4*t:4*t+4]))
 			}
 		}
 		for ; j < nb; j++ {
@@ -239,7 +234,7 @@ func (c *Catalog) screenUnit(qs [][]float32, qn []float64, hs [][]hit, lo, hi, k
 			xs[j] = screenNorm(shrink, (t0+t1)+(t2+t3))
 		}
 		dots := s.dots[:nqb*nb]
-		impl.Sgemm(blas.NoTrans, blas.Trans, nqb, nb, d, 1, qbuf, d, x, d, 0, dots, nb)
+		engine.Sgemm(false, true, nqb, nb, d, 1, qbuf, d, x, d, 0, dots, nb, 1)
 		for i, q := range qs {
 			h := hs[i]
 			t := threshold(h, i)

@@ -2,14 +2,16 @@ package style
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"reflect"
-	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stylespace/style/internal/engine"
 )
 
 // searchTestCatalog builds a catalogue of n items of dimension d whose
@@ -21,9 +23,7 @@ func searchTestCatalog(t testing.TB, n, d int, gen func(i, j int) float32) *Cata
 		for j := range e {
 			e[j] = gen(i, j)
 		}
-		if err := c.Add(Item{ID: fmt.Sprintf("it%d", i), Category: fmt.Sprint(i % 3), Embedding: e}); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, c.Add(Item{ID: fmt.Sprintf("it%d", i), Category: fmt.Sprint(i % 3), Embedding: e}))
 	}
 	return &c
 }
@@ -93,13 +93,9 @@ func TestRecommendBatchScreenedMatchesDirect(t *testing.T) {
 				for _, w := range workers {
 					o.Workers = w
 					got, err := c.RecommendBatch(context.Background(), qs, k, &o)
-					if err != nil {
-						t.Fatal(err)
-					}
+					require.NoError(t, err)
 					for i := range qs {
-						if !reflect.DeepEqual(got[i], want[i]) {
-							t.Fatalf("%s k=%d opts %d workers %d query %d:\n got %v\nwant %v", ds.name, k, oi, w, i, got[i], want[i])
-						}
+						require.Equal(t, want[i], got[i], "%s k=%d opts %d workers %d query %d", ds.name, k, oi, w, i)
 					}
 				}
 			}
@@ -107,78 +103,21 @@ func TestRecommendBatchScreenedMatchesDirect(t *testing.T) {
 	}
 }
 
-// TestDistKernelsAgree checks every available distance kernel against the
-// scalar loop bit for bit, for dimensions with and without a remainder,
-// and that items are abandoned only when farther than the bound.
-func TestDistKernelsAgree(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	for _, kn := range distKernels {
-		t.Run(kn.name, func(t *testing.T) {
-			defer useDistKernel(kn.name)()
-			for _, d := range []int{1, 3, 4, 7, 32, 37, 128, 129} {
-				q := make([]float32, d)
-				x := make([]float32, 16*d+5)
-				for j := range q {
-					q[j] = float32(rng.NormFloat64())
-				}
-				for j := range x {
-					x[j] = float32(rng.NormFloat64()) * 100
-				}
-				var part [64]float32
-				if ab := sqDist16(q, x, d, float32(math.Inf(1)), &part); ab != 0 {
-					t.Fatalf("d=%d: items abandoned (%#x) with an infinite bound", d, ab)
-				}
-				var dists [16]float32
-				for j := range 16 {
-					v := x[j*d : (j+1)*d]
-					got := sqDistFinish(q, v, part[4*j:4*j+4])
-					want, _ := sqDistBounded(q, v, float32(math.Inf(1)))
-					if got != want {
-						t.Fatalf("d=%d item %d: %v, scalar loop %v", d, j, got, want)
-					}
-					dists[j] = want
-				}
-				// With a finite bound: an abandoned item must be farther
-				// than the bound, the others exact. Bounds below, between
-				// and above the distances; the lowest abandons all items
-				// once 32 elements are summed.
-				for _, bound := range []float32{0, slices.Min(dists[:]), dists[5], slices.Max(dists[:])} {
-					ab := sqDist16(q, x, d, bound, &part)
-					if d >= 32 && bound == 0 && ab != 0xffff {
-						t.Errorf("d=%d bound 0: abandoned %#x, want all", d, ab)
-					}
-					for j := range 16 {
-						if ab&(1<<j) != 0 {
-							if !(dists[j] > bound) {
-								t.Fatalf("d=%d bound %v: item %d at %v abandoned", d, bound, j, dists[j])
-							}
-							continue
-						}
-						if got := sqDistFinish(q, x[j*d:(j+1)*d], part[4*j:4*j+4]); got != dists[j] {
-							t.Fatalf("d=%d bound %v item %d: %v, scalar loop %v", d, bound, j, got, dists[j])
-						}
-					}
-				}
-			}
-		})
-	}
-}
-
 // TestRecommendKernelsAgree checks that Recommend gives the same results
-// with each distance kernel.
+// with each distance kernel (forced through each ISA level).
 func TestRecommendKernelsAgree(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	c := searchTestCatalog(t, 1000, 33, func(i, j int) float32 { return float32(rng.IntN(4)) })
 	q := c.Item(3).Embedding
 	var ref []Match
-	for _, kn := range distKernels {
-		restore := useDistKernel(kn.name)
+	for _, isa := range engine.ISAs() {
+		restore := engine.ForceISA(isa)
 		got := c.Recommend(q, 50, &RecommendOptions{Workers: 2, ExcludeCategory: "2"})
 		restore()
 		if ref == nil {
 			ref = got
-		} else if !reflect.DeepEqual(got, ref) {
-			t.Fatalf("kernel %s differs", kn.name)
+		} else {
+			require.Equal(t, ref, got, "ISA %s differs", isa)
 		}
 	}
 }
@@ -189,7 +128,7 @@ func TestRecommendKernelsAgree(t *testing.T) {
 // per-query path allocates at least once per query and the buffers
 // proportional to the work (dot products, packed queries) are pooled.
 func TestRecommendBatchAllocs(t *testing.T) {
-	if raceEnabled {
+	if engine.RaceEnabled {
 		t.Skip("the race detector makes sync.Pool drop items, so allocations are not counted")
 	}
 	rng := rand.New(rand.NewPCG(7, 8))
@@ -202,9 +141,8 @@ func TestRecommendBatchAllocs(t *testing.T) {
 	c.RecommendBatch(context.Background(), qs, 10, opts)
 	// 4 query blocks × 3 item blocks = 12 Sgemm calls of at most 8
 	// allocations each, plus 6 of the call itself and slack for pool churn.
-	if n := testing.AllocsPerRun(5, func() { c.RecommendBatch(context.Background(), qs, 10, opts) }); n > 12*8+12 {
-		t.Errorf("RecommendBatch of %d queries allocates %v times", len(qs), n)
-	}
+	n := testing.AllocsPerRun(5, func() { c.RecommendBatch(context.Background(), qs, 10, opts) })
+	assert.LessOrEqual(t, n, float64(12*8+12), "allocations of RecommendBatch of %d queries", len(qs))
 }
 
 // TestRecommendBatchScreenedEdgeCases compares the screened batch path
@@ -225,13 +163,9 @@ func TestRecommendBatchScreenedEdgeCases(t *testing.T) {
 		hq := huge.Item(n / 2).Embedding
 		hq[0] *= 1.0001
 		got, err := huge.RecommendBatch(context.Background(), [][]float32{hq, huge.Item(1).Embedding}, 5, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		for i, q := range [][]float32{hq, huge.Item(1).Embedding} {
-			if want := huge.Recommend(q, 5, nil); !reflect.DeepEqual(got[i], want) {
-				t.Fatalf("n=%d overflowing norms, query %d:\n got %v\nwant %v", n, i, got[i], want)
-			}
+			require.Equal(t, huge.Recommend(q, 5, nil), got[i], "n=%d overflowing norms, query %d", n, i)
 		}
 		// A finite query norm and an item whose norm overflows although it
 		// is the closest item: item n-1 at distance 9.7e18 from the query,
@@ -247,12 +181,10 @@ func TestRecommendBatchScreenedEdgeCases(t *testing.T) {
 		})
 		eq := []float32{9e18, 0}
 		got, err = edge.RecommendBatch(context.Background(), [][]float32{eq}, 1, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := edge.Recommend(eq, 1, nil); !reflect.DeepEqual(got[0], want) || want[0].Index != n-1 {
-			t.Fatalf("n=%d overflowing item norm: got %v, want %v (item %d)", n, got[0], want, n-1)
-		}
+		require.NoError(t, err)
+		want := edge.Recommend(eq, 1, nil)
+		require.Equal(t, want, got[0], "n=%d overflowing item norm", n)
+		require.Equal(t, n-1, want[0].Index, "n=%d overflowing item norm: the closest item", n)
 		nan := float32(math.NaN())
 		inf := float32(math.Inf(1))
 		qs := [][]float32{
@@ -264,13 +196,9 @@ func TestRecommendBatchScreenedEdgeCases(t *testing.T) {
 		}
 		for _, k := range []int{3, 50, 2000} {
 			got, err := c.RecommendBatch(context.Background(), qs, k, &RecommendOptions{Workers: 2})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			for i, q := range qs {
-				if want := c.Recommend(q, k, &RecommendOptions{Workers: 1}); !reflect.DeepEqual(got[i], want) {
-					t.Fatalf("n=%d k=%d query %d:\n got %v\nwant %v", n, k, i, got[i], want)
-				}
+				require.Equal(t, c.Recommend(q, k, &RecommendOptions{Workers: 1}), got[i], "n=%d k=%d query %d", n, k, i)
 			}
 		}
 	}
@@ -288,8 +216,8 @@ func TestRecommendBatchScreenedCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	for _, w := range []int{1, 2} {
-		if got, err := c.RecommendBatch(ctx, qs, 3, &RecommendOptions{Workers: w}); !errors.Is(err, context.Canceled) || got != nil {
-			t.Fatalf("workers %d: cancelled batch returned %v, %v", w, got, err)
-		}
+		got, err := c.RecommendBatch(ctx, qs, 3, &RecommendOptions{Workers: w})
+		require.ErrorIs(t, err, context.Canceled, "workers %d", w)
+		require.Nil(t, got, "workers %d: cancelled batch", w)
 	}
 }

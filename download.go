@@ -15,27 +15,50 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// VGG16URL is where torchvision publishes its ImageNet VGG16 weights
-// (legacy PyTorch format, 553 MB). 397923af is the start of the file's
-// SHA-256.
-const VGG16URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
+// maxDownloadBytes caps a download whose size is not known (a URL other
+// than the architecture's default without DownloadOptions.Size): 1 GiB.
+const maxDownloadBytes = 1 << 30
 
-// VGG16SHA256Prefix is the start of the SHA-256 of the file at VGG16URL.
-const VGG16SHA256Prefix = "397923af"
+// stallBytes is the progress a download must make in every
+// DownloadOptions.StallTimeout.
+const stallBytes = 1 << 20
 
-// DownloadOptions configures DownloadVGG16. A nil *DownloadOptions means
-// all defaults. DownloadVGG16 does not modify it.
+// defaultStallTimeout is DownloadOptions.StallTimeout's default.
+const defaultStallTimeout = 60 * time.Second
+
+// DownloadOptions configures DownloadWeights. A nil *DownloadOptions
+// means all defaults, which fetch the architecture's published weights:
+// for VGG16 torchvision's ImageNet weights,
+// https://download.pytorch.org/models/vgg16-397923af.pth (legacy PyTorch
+// format, 553,433,881 bytes, SHA-256 starting with 397923af).
+// DownloadWeights does not modify it.
 type DownloadOptions struct {
-	// URL of the weight file. "" means VGG16URL.
+	// URL of the weight file. "" means the architecture's default.
 	URL string
 	// SHA256Prefix is the expected start of the file's hex SHA-256 (any
-	// length up to 64). "" means VGG16SHA256Prefix when URL is "" or
-	// VGG16URL, and is an error for any other URL: downloads are always
-	// verified.
+	// length up to 64). "" means the default file's prefix when URL is ""
+	// or the default URL, and is an error for any other URL: downloads are
+	// always verified.
 	SHA256Prefix string
+	// Size is the file's size in bytes. A response announcing another size
+	// (Content-Length, or the total of Content-Range) is refused before
+	// anything is written, and one that runs longer is cut off and its
+	// download deleted. 0 means the default file's size when URL is "" or
+	// the default URL, and for any other URL an unknown size, with
+	// downloads capped at 1 GiB. Negative is an error.
+	Size int64
+	// StallTimeout is how long a download may go without progress: a
+	// request fails when less than 1 MiB arrives in any StallTimeout,
+	// waiting for the response included (a server that hangs, or trickles
+	// bytes, is abandoned). A stalled request that made some progress is
+	// resumed within the same call, as a dropped connection is. 0 means
+	// 60 s (at least 17 KB/s); negative is an error.
+	StallTimeout time.Duration
 	// CacheDir holds the partial download and the converted file. ""
 	// means the "style" directory in os.UserCacheDir().
 	CacheDir string
@@ -45,45 +68,73 @@ type DownloadOptions struct {
 	// bytes of the file on disk so far and Total its size (0 until known),
 	// at most every 256 KiB and once at the end.
 	Progress func(Progress)
+
+	// divisor is the width divisor of the network the file must hold (see
+	// ReadWeights); 0 means 1. Tests set it to serve small networks.
+	divisor int
 }
 
-// downloadAttempts is how many requests one DownloadVGG16 call makes at
+// downloadAttempts is how many requests one DownloadWeights call makes at
 // most, each resuming where the previous one stopped, as long as every
 // attempt makes progress.
 const downloadAttempts = 5
 
-// DownloadVGG16 returns the path of a converted VGG16 weight file in the
-// cache directory, downloading and converting it first if needed, the way
-// Keras' weights="imagenet" does.
+// DownloadWeights returns the path of a converted weight file of
+// architecture arch in the cache directory, downloading and converting it
+// first if needed, the way Keras' weights="imagenet" does. By default the
+// file is the architecture's published weights (see DownloadOptions); the
+// result is a full-width network for LoadNetwork.
 //
 // If the converted file (the URL's base name with extension .safetensors)
 // is in the cache and valid, it is returned without any network access.
 // Otherwise the file at the URL is fetched into NAME.part, resuming a
 // previous partial download with an HTTP Range request (a server that
 // ignores Range and answers 200 restarts it from the start); a connection
-// dropped midway is resumed within the same call a few times. The complete
-// file's SHA-256 must start with the expected prefix: on a mismatch the
-// partial file is deleted and an error returned. The file is then converted
-// with ConvertVGG16 (the result records the source name and hash) and the
-// download deleted.
+// dropped midway, or a request that stalls (see
+// DownloadOptions.StallTimeout), is resumed within the same call a few
+// times, as long as each attempt makes progress. The file may not exceed
+// its expected size (see DownloadOptions.Size): sizes announced by the
+// server are checked before anything is written, and a longer response is
+// cut off. The complete file's SHA-256 must start with the expected
+// prefix: on a mismatch the partial file is deleted and an error returned.
+// The file is then read with ReadWeights and written with
+// Weights.WriteSafetensors (the result records the source name and hash),
+// and the download deleted.
 //
 // Cancelling ctx stops the download and returns an error wrapping
 // ctx.Err(); the partial file is kept so that the next call resumes it.
 // Concurrent calls sharing a cache directory, in one process or several,
-// must be serialised by the caller.
-func DownloadVGG16(ctx context.Context, opts *DownloadOptions) (string, error) {
+// must be serialised by the caller. An unknown arch is an error.
+func DownloadWeights(ctx context.Context, arch Arch, opts *DownloadOptions) (string, error) {
+	spec, err := lookupArch("DownloadWeights", arch)
+	if err != nil {
+		return "", err
+	}
 	var o DownloadOptions
 	if opts != nil {
 		o = *opts
 	}
+	def := spec.download
 	if o.URL == "" {
-		o.URL = VGG16URL
+		o.URL = def.url
 	}
 	if o.SHA256Prefix == "" {
-		if o.URL != VGG16URL {
-			return "", fmt.Errorf("style: download %s: DownloadOptions.SHA256Prefix must be set for a URL other than VGG16URL", o.URL)
+		if o.URL != def.url {
+			return "", fmt.Errorf("style: download %s: DownloadOptions.SHA256Prefix must be set for a URL other than the default %s", o.URL, def.url)
 		}
-		o.SHA256Prefix = VGG16SHA256Prefix
+		o.SHA256Prefix = def.sha256Prefix
+	}
+	switch {
+	case o.Size < 0:
+		return "", fmt.Errorf("style: download %s: negative DownloadOptions.Size %d", o.URL, o.Size)
+	case o.Size == 0 && o.URL == def.url:
+		o.Size = def.size
+	}
+	switch {
+	case o.StallTimeout < 0:
+		return "", fmt.Errorf("style: download %s: negative DownloadOptions.StallTimeout %v", o.URL, o.StallTimeout)
+	case o.StallTimeout == 0:
+		o.StallTimeout = defaultStallTimeout
 	}
 	o.SHA256Prefix = strings.ToLower(o.SHA256Prefix)
 	if len(o.SHA256Prefix) > 64 || strings.Trim(o.SHA256Prefix, "0123456789abcdef") != "" {
@@ -105,13 +156,13 @@ func DownloadVGG16(ctx context.Context, opts *DownloadOptions) (string, error) {
 	}
 	base := path.Base(u.Path)
 	if base == "." || base == "/" || base == ".." || strings.ContainsAny(base, `\:`) {
-		base = "vgg16.pth"
+		base = string(arch) + ".pth"
 	}
 	stem := strings.TrimSuffix(base, path.Ext(base))
 	converted := filepath.Join(o.CacheDir, stem+".safetensors")
 	part := filepath.Join(o.CacheDir, base+".part")
 
-	if cachedConversionOK(converted, o.SHA256Prefix) {
+	if cachedConversionOK(converted, spec, o.SHA256Prefix) {
 		return converted, nil
 	}
 	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
@@ -125,7 +176,7 @@ func DownloadVGG16(ctx context.Context, opts *DownloadOptions) (string, error) {
 		os.Remove(part)
 		return "", fmt.Errorf("style: download %s: SHA-256 %s does not start with %s; the download was deleted", o.URL, sum, o.SHA256Prefix)
 	}
-	w, err := readVGG16Weights(part, sum)
+	w, err := readWeights(part, arch, max(o.divisor, 1), sum)
 	if err != nil {
 		return "", fmt.Errorf("style: download %s: converting: %w", o.URL, err)
 	}
@@ -138,22 +189,22 @@ func DownloadVGG16(ctx context.Context, opts *DownloadOptions) (string, error) {
 }
 
 // cachedConversionOK reports whether the converted file exists, has a valid
-// header and records a source hash with the expected prefix.
-func cachedConversionOK(p, prefix string) bool {
-	f, err := os.Open(p)
+// header, holds weights of spec's architecture (files written before
+// "arch" was recorded have only the format) and records a source hash with
+// the expected prefix.
+func cachedConversionOK(p string, spec *archSpec, prefix string) bool {
+	f, size, err := openSized(p)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	h, err := parseSafetensorsHeader(f, size, p)
 	if err != nil {
 		return false
 	}
-	h, err := parseSafetensorsHeader(f, fi.Size(), p)
-	if err != nil {
-		return false
-	}
-	return h.meta["format"] == VGG16FormatName && strings.HasPrefix(h.meta["source_sha256"], prefix)
+	arch, ok := h.meta["arch"]
+	return h.meta["format"] == spec.formatName() && (!ok || Arch(arch) == spec.arch) &&
+		strings.HasPrefix(h.meta["source_sha256"], prefix)
 }
 
 // downloadResumable completes the download of o.URL into part and returns
@@ -180,6 +231,7 @@ func downloadResumable(ctx context.Context, o *DownloadOptions, part string) (st
 	}
 	if fileSize(part) == 0 {
 		os.Remove(part)
+		return "", fmt.Errorf("style: download %s: %w", o.URL, lastErr)
 	}
 	return "", fmt.Errorf("style: download %s: %w (partial file %s kept for resuming)", o.URL, lastErr, part)
 }
@@ -191,6 +243,9 @@ func fileSize(p string) int64 {
 	}
 	return fi.Size()
 }
+
+// errStalled is the cause of a request cancelled for lack of progress.
+var errStalled = errors.New("stalled")
 
 // downloadOnce makes one request, appending to part (or restarting it), and
 // reports whether the file is complete, with its SHA-256.
@@ -204,12 +259,53 @@ func downloadOnce(ctx context.Context, o *DownloadOptions, part string, start ti
 			err = cerr
 		}
 	}()
+	// limit is the most bytes the file may have.
+	limit := o.Size
+	if limit == 0 {
+		limit = maxDownloadBytes
+	}
 	// Hash what is already there, so the final hash covers the whole file.
 	h := sha256.New()
-	have, err := io.Copy(h, f)
+	have, err := io.Copy(h, io.LimitReader(f, limit+1))
 	if err != nil {
 		return "", false, err
 	}
+	if have > limit {
+		if err := restartPart(f, h); err != nil {
+			return "", false, err
+		}
+		have = 0
+	}
+
+	// The request is cancelled when less than stallBytes arrive in a
+	// StallTimeout, waiting for the response included.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var received atomic.Int64
+	watchDone := make(chan struct{})
+	var watch sync.WaitGroup
+	watch.Go(func() {
+		tick := time.NewTicker(o.StallTimeout)
+		defer tick.Stop()
+		for {
+			select {
+			case <-watchDone:
+				return
+			case <-tick.C:
+				if received.Swap(0) < stallBytes {
+					cancel(errStalled)
+					return
+				}
+			}
+		}
+	})
+	defer watch.Wait()
+	defer close(watchDone)
+	defer func() {
+		if err != nil && context.Cause(ctx) == errStalled {
+			err = fmt.Errorf("less than %d bytes received in %v: %w", stallBytes, o.StallTimeout, errStalled)
+		}
+	}()
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.URL, nil)
 	if err != nil {
@@ -224,7 +320,18 @@ func downloadOnce(ctx context.Context, o *DownloadOptions, part string, start ti
 	}
 	defer resp.Body.Close()
 
-	total := int64(0)
+	// checkTotal refuses a response announcing a file of another size than
+	// expected, before anything is written.
+	checkTotal := func(total int64, what string) error {
+		switch {
+		case o.Size > 0 && total != o.Size:
+			return fmt.Errorf("%s announces a file of %d bytes, expected %d", what, total, o.Size)
+		case total > limit:
+			return fmt.Errorf("%s announces a file of %d bytes, more than the %d-byte limit", what, total, limit)
+		}
+		return nil
+	}
+	total := o.Size
 	switch {
 	case resp.StatusCode == http.StatusPartialContent && have > 0:
 		first, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
@@ -235,20 +342,33 @@ func downloadOnce(ctx context.Context, o *DownloadOptions, part string, start ti
 			}
 			return "", false, fmt.Errorf("server answered Range bytes=%d- with Content-Range %q; restarting", have, resp.Header.Get("Content-Range"))
 		}
-		total = size
+		if size > 0 {
+			if err := checkTotal(size, "Content-Range "+strconv.Quote(resp.Header.Get("Content-Range"))); err != nil {
+				return "", false, err
+			}
+			if resp.ContentLength >= 0 && have+resp.ContentLength != size {
+				return "", false, fmt.Errorf("Content-Length %d disagrees with Content-Range %q", resp.ContentLength, resp.Header.Get("Content-Range"))
+			}
+			total = size
+		}
 	case resp.StatusCode == http.StatusOK:
 		// A full response: the server ignored Range, or there was none.
+		if resp.ContentLength >= 0 {
+			if err := checkTotal(resp.ContentLength, "Content-Length"); err != nil {
+				return "", false, err
+			}
+			total = resp.ContentLength
+		}
 		if have > 0 {
 			if err := restartPart(f, h); err != nil {
 				return "", false, err
 			}
 			have = 0
 		}
-		total = max(resp.ContentLength, 0)
 	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && have > 0:
 		// The partial file may already be complete.
 		_, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
-		if ok && size == have {
+		if ok && size == have && (o.Size == 0 || size == o.Size) {
 			report(o, have, have, start)
 			return hex.EncodeToString(h.Sum(nil)), true, nil
 		}
@@ -263,8 +383,15 @@ func downloadOnce(ctx context.Context, o *DownloadOptions, part string, start ti
 		return "", false, err
 	}
 	pw := &progressWriter{o: o, done: have, total: total, start: start}
-	n, err := io.Copy(io.MultiWriter(f, h, pw), resp.Body)
+	body := &countingReader{r: io.LimitReader(resp.Body, limit-have+1), n: &received}
+	n, err := io.Copy(io.MultiWriter(f, h, pw), body)
 	report(o, have+n, total, start)
+	if have+n > limit {
+		if err := restartPart(f, h); err != nil {
+			return "", false, err
+		}
+		return "", false, fmt.Errorf("response longer than the %d bytes expected; the download was deleted", limit)
+	}
 	if err != nil {
 		return "", false, err
 	}
@@ -275,6 +402,18 @@ func downloadOnce(ctx context.Context, o *DownloadOptions, part string, start ti
 		return "", false, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), true, nil
+}
+
+// countingReader adds the bytes read through it to n.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	k, err := c.r.Read(b)
+	c.n.Add(int64(k))
+	return k, err
 }
 
 // restartPart empties the partial file and the running hash.

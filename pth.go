@@ -4,14 +4,16 @@ import (
 	"archive/zip"
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/big"
 	"math/bits"
-	"os"
+	"slices"
 	"strings"
 
 	"github.com/nlpodyssey/gopickle/pickle"
@@ -23,12 +25,21 @@ import (
 // (every length checked against the bytes actually present, size capped),
 // then decoded by gopickle with a class resolver that knows only the few
 // globals a state dict of tensors needs and refuses every other one by
-// name. Tensor data is read afterwards, only for the tensors asked for.
+// name. Then the tensors asked for are checked (names, shapes, contiguity,
+// total size) against what the pickle says, and only then is their data
+// read, each storage once.
 
-// maxPickleLen caps the pickle part of a checkpoint. A VGG16 state dict
-// pickle is about 3 KB; the cap bounds the memory the decoder can be made to
-// allocate (a few hundred bytes per opcode at worst).
-const maxPickleLen = 1 << 20
+// maxPickleLen caps the pickles of a checkpoint, all together. A VGG16
+// state dict pickle is about 3 KB; the decoder allocates up to about 270
+// bytes per pickle byte (a pickle of empty containers), so the cap bounds
+// that to about 35 MB.
+const maxPickleLen = 128 << 10
+
+// maxZipDirectory caps the bytes zip.NewReader may read to list a zip
+// checkpoint (its end records and central directory): 1 MiB, a few
+// thousand records, where a VGG16 checkpoint has about 35. The listing
+// costs about 6 bytes of memory per directory byte.
+const maxZipDirectory = 1 << 20
 
 // maxPickleLine caps text arguments (names, decimal numbers) and long
 // integers in a pickle.
@@ -166,32 +177,12 @@ func pthFindClass(module, name string) (any, error) {
 	return nil, fmt.Errorf("refusing pickle global %s.%s (only tensors of float32, float16 or bfloat16 in a dict are accepted)", module, name)
 }
 
-// readPTH reads the tensors of a PyTorch checkpoint (legacy or zip format)
-// whose names keep accepts. The checkpoint must hold a dict of tensors (a
-// state dict), possibly under a "state_dict" key. Only the storages of the
-// kept tensors are read.
-func readPTH(path string, keep func(string) bool) (map[string]tensor, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("style: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("style: %w", err)
-	}
-	var magic [4]byte
-	if _, err := f.ReadAt(magic[:], 0); err == nil && string(magic[:]) == "PK\x03\x04" {
-		return readPTHZip(f, fi.Size(), path, keep)
-	}
-	return readPTHLegacy(f, fi.Size(), path, keep)
-}
-
 // unpickleBounded decodes one pickle starting at off, which must end
-// within limit bytes, with persistent ids resolved by persistentLoad. It
-// returns the value and the offset just past the pickle.
-func unpickleBounded(r io.ReaderAt, off, limit int64, path string, persistentLoad func(any) (any, error)) (v any, end int64, err error) {
-	buf, err := scanPickle(r, off, min(limit, maxPickleLen), path)
+// within the avail bytes present and within budget bytes (what is left of
+// maxPickleLen), with persistent ids resolved by persistentLoad. It returns
+// the value and the offset just past the pickle.
+func unpickleBounded(r io.ReaderAt, off, avail, budget int64, path string, persistentLoad func(any) (any, error)) (v any, end int64, err error) {
+	buf, err := scanPickle(r, off, avail, budget, path)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -221,10 +212,15 @@ func unpickleBounded(r io.ReaderAt, off, limit int64, path string, persistentLoa
 }
 
 // scanPickle walks the opcodes of the pickle at off without interpreting
-// them, checking every length against limit, and returns its bytes up to
-// and including STOP.
-func scanPickle(r io.ReaderAt, off, limit int64, path string) ([]byte, error) {
+// them, checking every length against the avail bytes present and the
+// budget, and returns its bytes up to and including STOP.
+func scanPickle(r io.ReaderAt, off, avail, budget int64, path string) ([]byte, error) {
+	limit := min(avail, budget)
+	capped := budget < avail
 	if limit <= 0 {
+		if capped {
+			return nil, &FormatError{Path: path, Offset: off, Msg: fmt.Sprintf("pickles longer than the %d-byte limit", maxPickleLen)}
+		}
 		return nil, &FormatError{Path: path, Offset: off, Msg: "missing pickle"}
 	}
 	buf := make([]byte, min(limit, 4<<10))
@@ -236,8 +232,8 @@ func scanPickle(r io.ReaderAt, off, limit int64, path string) ([]byte, error) {
 	// need makes sure buf holds k more bytes from position p.
 	need := func(p, k int64) error {
 		if k < 0 || p+k > limit {
-			if limit == maxPickleLen {
-				return &FormatError{Path: path, Offset: off + p, Msg: fmt.Sprintf("pickle longer than the %d-byte limit or truncated", maxPickleLen)}
+			if capped {
+				return &FormatError{Path: path, Offset: off + p, Msg: fmt.Sprintf("pickles longer than the %d-byte limit", maxPickleLen)}
 			}
 			return &FormatError{Path: path, Offset: off + p, Msg: "truncated pickle"}
 		}
@@ -445,11 +441,18 @@ func (t *pthTensor) checkContiguous() (int64, error) {
 // readPTHLegacy reads the pre-zip torch.save format: pickles of the magic
 // number, protocol version and system info, the object pickle, the pickled
 // list of storage keys, then for each storage an 8-byte element count
-// followed by its raw little-endian data.
-func readPTHLegacy(r io.ReaderAt, size int64, path string, keep func(string) bool) (map[string]tensor, error) {
+// followed by its raw little-endian data. It returns the tensors plan
+// keeps.
+func readPTHLegacy(r io.ReaderAt, size int64, path string, plan *tensorPlan) (map[string]tensor, error) {
 	noPersistent := func(any) (any, error) { return nil, errors.New("unexpected persistent id") }
 	pos := int64(0)
-	magic, pos, err := unpickleBounded(r, pos, size-pos, path, noPersistent)
+	// The five pickles share one length budget.
+	unpickle := func(persistentLoad func(any) (any, error)) (any, error) {
+		v, end, err := unpickleBounded(r, pos, size-pos, maxPickleLen-pos, path, persistentLoad)
+		pos = end
+		return v, err
+	}
+	magic, err := unpickle(noPersistent)
 	if err != nil {
 		return nil, err
 	}
@@ -457,7 +460,7 @@ func readPTHLegacy(r io.ReaderAt, size int64, path string, keep func(string) boo
 		return nil, &FormatError{Path: path, Offset: 0, Msg: "not a PyTorch file (bad magic number)"}
 	}
 	protoOff := pos
-	proto, pos, err := unpickleBounded(r, pos, size-pos, path, noPersistent)
+	proto, err := unpickle(noPersistent)
 	if err != nil {
 		return nil, err
 	}
@@ -465,7 +468,7 @@ func readPTHLegacy(r io.ReaderAt, size int64, path string, keep func(string) boo
 		return nil, &FormatError{Path: path, Offset: protoOff, Msg: fmt.Sprintf("unsupported PyTorch protocol version %v", proto)}
 	}
 	sysOff := pos
-	sysInfo, pos, err := unpickleBounded(r, pos, size-pos, path, noPersistent)
+	sysInfo, err := unpickle(noPersistent)
 	if err != nil {
 		return nil, err
 	}
@@ -477,7 +480,7 @@ func readPTHLegacy(r io.ReaderAt, size int64, path string, keep func(string) boo
 
 	storages := make(map[string]*pthStorage)
 	objOff := pos
-	obj, pos, err := unpickleBounded(r, pos, size-pos, path, func(id any) (any, error) {
+	obj, err := unpickle(func(id any) (any, error) {
 		tup, ok := id.(*types.Tuple)
 		if !ok || tup.Len() != 6 || tup.Get(0) != "storage" {
 			return nil, fmt.Errorf("unsupported persistent id %v", id)
@@ -488,7 +491,7 @@ func readPTHLegacy(r io.ReaderAt, size int64, path string, keep func(string) boo
 		return nil, err
 	}
 	keysOff := pos
-	keysV, pos, err := unpickleBounded(r, pos, size-pos, path, noPersistent)
+	keysV, err := unpickle(noPersistent)
 	if err != nil {
 		return nil, err
 	}
@@ -526,35 +529,139 @@ func readPTHLegacy(r io.ReaderAt, size int64, path string, keep func(string) boo
 			return nil, &FormatError{Path: path, Offset: pos, Msg: fmt.Sprintf("storage %q holds %d elements, the pickle says %d", key, n, st.numel)}
 		}
 		pos += 8
-		nbytes := st.numel * st.dtype.size() // numel <= size, checked in pthPersistentStorage
+		nbytes := st.numel * st.dtype.size() // numel <= MaxInt64/8, checked in pthPersistentStorage
 		if nbytes > size-pos {
 			return nil, &FormatError{Path: path, Offset: pos, Msg: fmt.Sprintf("storage %q of %d bytes runs past the end of the file", key, nbytes)}
 		}
 		dataAt[key] = pos
 		pos += nbytes
 	}
+	byStorage, err := planPTH(tensors, plan, path, objOff)
+	if err != nil {
+		return nil, err
+	}
 	out := make(map[string]tensor)
-	for name, t := range tensors {
-		if keep != nil && !keep(name) {
-			continue
-		}
-		numel, err := t.checkContiguous()
-		if err != nil {
-			return nil, &FormatError{Path: path, Offset: objOff, Msg: fmt.Sprintf("tensor %q: %v", name, err)}
-		}
-		at, ok := dataAt[t.storage.key]
+	for _, key := range slices.Sorted(maps.Keys(byStorage)) {
+		views := byStorage[key]
+		st := views[0].t.storage
+		at, ok := dataAt[st.key]
 		if !ok {
-			return nil, &FormatError{Path: path, Offset: keysOff, Msg: fmt.Sprintf("tensor %q: storage %q has no data", name, t.storage.key)}
+			return nil, &FormatError{Path: path, Offset: keysOff, Msg: fmt.Sprintf("tensor %q: storage %q has no data", views[0].name, st.key)}
 		}
-		esize := t.storage.dtype.size()
-		start := at + t.offset*esize
-		data := make([]float32, numel)
-		if err := readFloats(io.NewSectionReader(r, start, numel*esize), t.storage.dtype.dtype, data); err != nil {
-			return nil, &FormatError{Path: path, Offset: start, Msg: fmt.Sprintf("tensor %q: reading data", name), Err: err}
+		sr := io.NewSectionReader(r, at, st.numel*st.dtype.size())
+		if err := readViews(sr, st.dtype.dtype, views, out); err != nil {
+			return nil, &FormatError{Path: path, Offset: at, Msg: fmt.Sprintf("storage %q: reading data", st.key), Err: err}
 		}
-		out[name] = tensor{name: name, shape: t.size, data: data}
 	}
 	return out, nil
+}
+
+// pthView is a kept tensor: a view of its storage, and the values read.
+type pthView struct {
+	name  string
+	t     *pthTensor
+	numel int64
+	data  []float32
+}
+
+// planPTH selects the tensors plan keeps, checks that each is a contiguous
+// view lying inside its storage, and applies the plan's check and byte
+// budget, all before any tensor data is read or memory allocated for it.
+// It returns the kept tensors grouped by storage key, each group sorted by
+// offset, with their data allocated. off locates errors (the pickle).
+func planPTH(tensors map[string]*pthTensor, plan *tensorPlan, path string, off int64) (map[string][]*pthView, error) {
+	names := make([]string, 0, len(tensors))
+	for name := range tensors {
+		if plan.keeps(name) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	shapes := make(map[string][]int, len(names))
+	views := make([]*pthView, 0, len(names))
+	for _, name := range names {
+		t := tensors[name]
+		numel, err := t.checkContiguous()
+		if err != nil {
+			return nil, &FormatError{Path: path, Offset: off, Msg: fmt.Sprintf("tensor %q: %v", name, err)}
+		}
+		shapes[name] = t.size
+		views = append(views, &pthView{name: name, t: t, numel: numel})
+	}
+	if err := plan.validate(shapes, nil, path); err != nil {
+		return nil, err
+	}
+	byStorage := make(map[string][]*pthView)
+	for _, v := range views {
+		v.data = make([]float32, v.numel)
+		byStorage[v.t.storage.key] = append(byStorage[v.t.storage.key], v)
+	}
+	for _, vs := range byStorage {
+		slices.SortStableFunc(vs, func(a, b *pthView) int { return cmp.Compare(a.t.offset, b.t.offset) })
+	}
+	return byStorage, nil
+}
+
+// readViews reads the values of views, which share one storage of dtype
+// and are sorted by offset, in one pass over the storage's data from r
+// (which starts at its first element), and adds them to out. A storage
+// shared by several tensors is thus read once, and never past the end of
+// the last view; a gap no view needs is skipped (sought over if r is an
+// io.Seeker).
+func readViews(r io.Reader, dtype string, views []*pthView, out map[string]tensor) error {
+	esize := int64(safetensorsDtypeSize[dtype])
+	var end int64
+	for _, v := range views {
+		end = max(end, v.t.offset+v.numel)
+	}
+	const chunk = 16 << 10 // elements decoded at a time
+	vals := make([]float32, min(chunk, end))
+	raw := make([]byte, int64(len(vals))*esize)
+	for pos := int64(0); pos < end; {
+		next := end // the first element from pos that a view needs
+		for _, v := range views {
+			if v.t.offset+v.numel > pos {
+				next = min(next, max(v.t.offset, pos))
+			}
+		}
+		if next > pos {
+			if err := skipBytes(r, (next-pos)*esize); err != nil {
+				return err
+			}
+			pos = next
+			continue
+		}
+		n := min(chunk, end-pos)
+		b := raw[:n*esize]
+		if _, err := io.ReadFull(r, b); err != nil {
+			return err
+		}
+		decodeFloats(vals[:n], b, dtype)
+		for _, v := range views {
+			lo, hi := max(pos, v.t.offset), min(pos+n, v.t.offset+v.numel)
+			if lo < hi {
+				copy(v.data[lo-v.t.offset:hi-v.t.offset], vals[lo-pos:hi-pos])
+			}
+		}
+		pos += n
+	}
+	for _, v := range views {
+		out[v.name] = tensor{name: v.name, shape: v.t.size, data: v.data}
+	}
+	return nil
+}
+
+// skipBytes advances r by n bytes.
+func skipBytes(r io.Reader, n int64) error {
+	if s, ok := r.(io.Seeker); ok {
+		_, err := s.Seek(n, io.SeekCurrent)
+		return err
+	}
+	m, err := io.CopyN(io.Discard, r, n)
+	if m < n && err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // pthPersistentStorage resolves a ("storage", class, key, location, numel,
@@ -587,12 +694,15 @@ func pthPersistentStorage(tup *types.Tuple, storages map[string]*pthStorage, vie
 }
 
 // readPTHZip reads the zip format of torch.save (PyTorch 1.6 and later):
-// ARCHIVE/data.pkl holds the pickle, ARCHIVE/data/KEY the raw storages.
-func readPTHZip(r io.ReaderAt, size int64, path string, keep func(string) bool) (map[string]tensor, error) {
-	zr, err := zip.NewReader(r, size)
+// ARCHIVE/data.pkl holds the pickle, ARCHIVE/data/KEY the raw storages. It
+// returns the tensors plan keeps.
+func readPTHZip(r io.ReaderAt, size int64, path string, plan *tensorPlan) (map[string]tensor, error) {
+	br := &budgetReaderAt{r: r, left: maxZipDirectory + 66<<10} // + the end-record search
+	zr, err := zip.NewReader(br, size)
 	if err != nil {
 		return nil, &FormatError{Path: path, Offset: -1, Msg: "reading zip archive", Err: err}
 	}
+	br.left = -1
 	records := make(map[string]*zip.File, len(zr.File))
 	prefix := ""
 	for _, f := range zr.File {
@@ -625,7 +735,7 @@ func readPTHZip(r io.ReaderAt, size int64, path string, keep func(string) bool) 
 		return nil, &FormatError{Path: path, Offset: recordOffset(pklRec), Msg: "reading data.pkl", Err: err}
 	}
 	storages := make(map[string]*pthStorage)
-	obj, _, err := unpickleBounded(bytes.NewReader(pkl), 0, int64(len(pkl)), path+":"+pklRec.Name, func(id any) (any, error) {
+	obj, _, err := unpickleBounded(bytes.NewReader(pkl), 0, int64(len(pkl)), maxPickleLen, path+":"+pklRec.Name, func(id any) (any, error) {
 		tup, ok := id.(*types.Tuple)
 		if !ok || tup.Len() != 5 || tup.Get(0) != "storage" {
 			return nil, fmt.Errorf("unsupported persistent id %v", id)
@@ -639,56 +749,85 @@ func readPTHZip(r io.ReaderAt, size int64, path string, keep func(string) bool) 
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]tensor)
-	for name, t := range tensors {
-		if keep != nil && !keep(name) {
+	// Check every storage record the kept tensors need before allocating.
+	for _, name := range slices.Sorted(maps.Keys(tensors)) {
+		t := tensors[name]
+		if !plan.keeps(name) {
 			continue
-		}
-		numel, err := t.checkContiguous()
-		if err != nil {
-			return nil, &FormatError{Path: path, Offset: -1, Msg: fmt.Sprintf("tensor %q: %v", name, err)}
 		}
 		rec, ok := records[prefix+"data/"+t.storage.key]
 		if !ok {
 			return nil, &FormatError{Path: path, Offset: -1, Msg: fmt.Sprintf("tensor %q: storage record data/%s is missing", name, t.storage.key)}
 		}
-		esize := t.storage.dtype.size()
 		if err := checkZipRecordSize(rec, size); err != nil {
 			return nil, &FormatError{Path: path, Offset: recordOffset(rec), Msg: fmt.Sprintf("tensor %q: %v", name, err)}
 		}
-		if rec.UncompressedSize64 != uint64(t.storage.numel*esize) {
-			return nil, &FormatError{Path: path, Offset: recordOffset(rec), Msg: fmt.Sprintf("tensor %q: storage record %s holds %d bytes, the pickle says %d", name, rec.Name, rec.UncompressedSize64, t.storage.numel*esize)}
+		if want := t.storage.numel * t.storage.dtype.size(); rec.UncompressedSize64 != uint64(want) {
+			return nil, &FormatError{Path: path, Offset: recordOffset(rec), Msg: fmt.Sprintf("tensor %q: storage record %s holds %d bytes, the pickle says %d", name, rec.Name, rec.UncompressedSize64, want)}
 		}
-		data := make([]float32, numel)
-		err = func() error {
+	}
+	byStorage, err := planPTH(tensors, plan, path, -1)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]tensor)
+	for _, key := range slices.Sorted(maps.Keys(byStorage)) {
+		views := byStorage[key]
+		rec := records[prefix+"data/"+key]
+		err := func() error {
+			// A stored record (what torch.save writes) is read in place,
+			// skipping what no tensor needs; a deflated one is inflated
+			// once, up to the end of the last tensor.
+			if rec.Method == zip.Store {
+				raw, err := rec.OpenRaw()
+				if err != nil {
+					return err
+				}
+				return readViews(raw, views[0].t.storage.dtype.dtype, views, out)
+			}
 			rc, err := rec.Open()
 			if err != nil {
 				return err
 			}
 			defer rc.Close()
-			br := bufio.NewReaderSize(rc, 64<<10)
-			if _, err := br.Discard(int(t.offset * esize)); err != nil {
-				return err
-			}
-			return readFloats(br, t.storage.dtype.dtype, data)
+			return readViews(bufio.NewReaderSize(rc, 64<<10), views[0].t.storage.dtype.dtype, views, out)
 		}()
 		if err != nil {
-			return nil, &FormatError{Path: path, Offset: recordOffset(rec), Msg: fmt.Sprintf("tensor %q: reading %s", name, rec.Name), Err: err}
+			return nil, &FormatError{Path: path, Offset: recordOffset(rec), Msg: fmt.Sprintf("tensor %q: reading %s", views[0].name, rec.Name), Err: err}
 		}
-		out[name] = tensor{name: name, shape: t.size, data: data}
 	}
 	return out, nil
 }
 
+// budgetReaderAt fails reads once left bytes have been read; a negative
+// left means no limit.
+type budgetReaderAt struct {
+	r    io.ReaderAt
+	left int64
+}
+
+func (b *budgetReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if b.left >= 0 {
+		if int64(len(p)) > b.left {
+			return 0, fmt.Errorf("zip directory longer than %d bytes", maxZipDirectory)
+		}
+		b.left -= int64(len(p))
+	}
+	return b.r.ReadAt(p, off)
+}
+
 // checkZipRecordSize checks that the sizes a zip record declares are
-// possible in an archive of the given size, so that they can be trusted to
-// size buffers: stored records (what torch.save writes) hold no more than
-// the archive, deflated ones no more than deflate's maximum ratio allows.
+// possible in an archive of the given size: its data lies inside the
+// archive, stored records (what torch.save writes) hold as many bytes as
+// they claim, deflated ones no more than deflate's maximum ratio allows.
 func checkZipRecordSize(f *zip.File, archive int64) error {
 	c, u := f.CompressedSize64, f.UncompressedSize64
+	off := recordOffset(f)
 	switch {
 	case c > uint64(archive):
 		return fmt.Errorf("record %s claims %d compressed bytes in a %d-byte archive", f.Name, c, archive)
+	case off < 0 || uint64(off) > uint64(archive)-c:
+		return fmt.Errorf("record %s of %d bytes at offset %d runs past the end of the %d-byte archive", f.Name, c, off, archive)
 	case f.Method == zip.Store && u != c:
 		return fmt.Errorf("stored record %s claims %d bytes but holds %d", f.Name, u, c)
 	case f.Method == zip.Deflate && u/1032 > c:

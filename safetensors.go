@@ -12,11 +12,76 @@ import (
 	"os"
 	"slices"
 	"sort"
+
+	"github.com/stylespace/style/internal/atomicfile"
 )
 
-// maxSafetensorsHeader caps the JSON header of a safetensors file. The
-// reference implementation uses the same limit; a VGG16 header is about 3 KB.
-const maxSafetensorsHeader = 100 << 20
+// maxSafetensorsHeader caps the JSON header of a safetensors file. A VGG16
+// header is about 3 KB (timm's, with the classifier) and a head's under
+// 1 KB; parsing costs up to about 32 bytes of memory per header byte (a
+// header of many zero-sized tensors), so the cap keeps a hostile header
+// within about 32 MB. (The reference implementation allows 100 MB.)
+const maxSafetensorsHeader = 1 << 20
+
+// maxTensorBytes caps the float32 bytes of the tensors one read keeps when
+// the caller sets no tighter budget: 1 GiB.
+const maxTensorBytes = 1 << 30
+
+// tensorPlan says which tensors of a weight file to read, and checks what
+// the file says about them before any of their data is read or memory
+// allocated for it. A nil *tensorPlan keeps every tensor, within
+// maxTensorBytes.
+type tensorPlan struct {
+	// keep selects the tensors to read by name; nil keeps all.
+	keep func(name string) bool
+	// check, if not nil, validates the shapes of the kept tensors and the
+	// file's metadata (nil for PyTorch files); its error is returned as is.
+	check func(shapes map[string][]int, meta map[string]string) error
+	// maxBytes caps the float32 bytes of the kept tensors, counted per
+	// tensor; 0 means maxTensorBytes.
+	maxBytes int64
+}
+
+func (p *tensorPlan) keeps(name string) bool {
+	return p == nil || p.keep == nil || p.keep(name)
+}
+
+// validate runs the plan's check on the kept tensors' shapes and checks
+// their size against the budget.
+func (p *tensorPlan) validate(shapes map[string][]int, meta map[string]string, path string) error {
+	if p != nil && p.check != nil {
+		if err := p.check(shapes, meta); err != nil {
+			return err
+		}
+	}
+	budget := int64(maxTensorBytes)
+	if p != nil && p.maxBytes > 0 {
+		budget = p.maxBytes
+	}
+	var total int64
+	for _, s := range shapes {
+		n, ok := shapeBytes(s)
+		if !ok || n > budget-total {
+			return &FormatError{Path: path, Offset: -1, Msg: fmt.Sprintf("the tensors to read hold more than %d bytes as float32", budget)}
+		}
+		total += n
+	}
+	return nil
+}
+
+// shapeBytes returns the float32 bytes of a tensor of the given shape, and
+// false if that overflows an int64.
+func shapeBytes(shape []int) (int64, bool) {
+	n := uint64(4)
+	for _, d := range shape {
+		hi, lo := bits.Mul64(n, uint64(d))
+		if d < 0 || hi != 0 || lo > math.MaxInt64 {
+			return 0, false
+		}
+		n = lo
+	}
+	return int64(n), true
+}
 
 // maxTensorRank caps the number of dimensions of a tensor.
 const maxTensorRank = 16
@@ -46,47 +111,69 @@ type stHeader struct {
 	meta      map[string]string
 }
 
-// readSafetensors reads the tensors of a safetensors file whose names keep
-// accepts (all if keep is nil), converting F32/F16/BF16 to float32, and the
-// file's __metadata__ (nil if it has none).
+// readSafetensors reads the tensors of a safetensors file that plan keeps,
+// converting F32/F16/BF16 to float32, and the file's __metadata__ (nil if
+// it has none).
 //
-// The whole header is validated, kept or not: a header length above 100 MB
+// The whole header is validated, kept or not: a header length above 1 MiB
 // or beyond the end of the file, malformed or duplicate JSON keys, unknown
 // dtypes, shapes whose size overflows, data_offsets that disagree with
 // shape*dtype, lie outside the data section, overlap or leave holes are all
-// reported as *FormatError (errors.Is(err, ErrFormat)). Only the bytes of
-// the kept tensors are read, so picking the convolution layers out of a
-// 528 MB checkpoint reads about 59 MB.
-func readSafetensors(path string, keep func(name string) bool) (map[string]tensor, map[string]string, error) {
-	f, err := os.Open(path)
+// reported as *FormatError (errors.Is(err, ErrFormat)). Then the plan's
+// check and byte budget are applied to the kept tensors, still before any
+// of their data is read or memory allocated for it. Only the bytes of the
+// kept tensors are read, so picking the convolution layers out of a 528 MB
+// checkpoint reads about 59 MB.
+func readSafetensors(path string, plan *tensorPlan) (map[string]tensor, map[string]string, error) {
+	f, size, err := openSized(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("style: %w", err)
+		return nil, nil, err
 	}
 	defer f.Close()
+	return decodeSafetensors(f, size, path, plan)
+}
+
+// openSized opens a file for reading and returns its size.
+func openSized(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("style: %w", err)
+	}
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, nil, fmt.Errorf("style: %w", err)
+		f.Close()
+		return nil, 0, fmt.Errorf("style: %w", err)
 	}
-	return decodeSafetensors(f, fi.Size(), path, keep)
+	return f, fi.Size(), nil
 }
 
 // decodeSafetensors is readSafetensors on any io.ReaderAt of known size.
-func decodeSafetensors(r io.ReaderAt, size int64, path string, keep func(string) bool) (map[string]tensor, map[string]string, error) {
+func decodeSafetensors(r io.ReaderAt, size int64, path string, plan *tensorPlan) (map[string]tensor, map[string]string, error) {
 	h, err := parseSafetensorsHeader(r, size, path)
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make(map[string]tensor)
+	var kept []stEntry
+	shapes := make(map[string][]int)
 	for _, e := range h.entries {
-		if keep != nil && !keep(e.name) {
+		if !plan.keeps(e.name) {
 			continue
 		}
+		if e.dtype != "F32" && e.dtype != "F16" && e.dtype != "BF16" {
+			return nil, nil, &FormatError{Path: path, Offset: h.dataStart + int64(e.begin),
+				Msg: fmt.Sprintf("tensor %q: dtype %s is not supported (want F32, F16 or BF16)", e.name, e.dtype)}
+		}
+		kept = append(kept, e)
+		shapes[e.name] = e.shape
+	}
+	if err := plan.validate(shapes, h.meta, path); err != nil {
+		return nil, nil, err
+	}
+	out := make(map[string]tensor, len(kept))
+	for _, e := range kept {
 		off := h.dataStart + int64(e.begin)
 		ferr := func(msg string, err error) error {
 			return &FormatError{Path: path, Offset: off, Msg: fmt.Sprintf("tensor %q: %s", e.name, msg), Err: err}
-		}
-		if e.dtype != "F32" && e.dtype != "F16" && e.dtype != "BF16" {
-			return nil, nil, ferr(fmt.Sprintf("dtype %s is not supported (want F32, F16 or BF16)", e.dtype), nil)
 		}
 		n := int((e.end - e.begin) / safetensorsDtypeSize[e.dtype])
 		data := make([]float32, n)
@@ -289,48 +376,29 @@ func readFloats(r io.Reader, dtype string, dst []float32) error {
 		if _, err := io.ReadFull(r, b); err != nil {
 			return err
 		}
-		switch dtype {
-		case "F32":
-			for i := range n {
-				dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-			}
-		case "F16":
-			for i := range n {
-				dst[i] = float16to32(binary.LittleEndian.Uint16(b[2*i:]))
-			}
-		case "BF16":
-			for i := range n {
-				dst[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(b[2*i:])) << 16)
-			}
-		default:
-			return fmt.Errorf("dtype %s is not supported", dtype)
-		}
+		decodeFloats(dst[:n], b, dtype)
 		dst = dst[n:]
 	}
 	return nil
 }
 
-// float16to32 converts an IEEE 754 binary16 value to float32 exactly,
-// including subnormals, infinities and NaNs.
-func float16to32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f: // Inf or NaN
-		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
-	case exp != 0: // normal
-		return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
-	case mant == 0: // signed zero
-		return math.Float32frombits(sign)
+// decodeFloats converts the little-endian values of dtype F32, F16 or BF16
+// in b to dst. It panics if dtype is not one of these or b does not hold
+// len(dst) values.
+func decodeFloats(dst []float32, b []byte, dtype string) {
+	switch dtype {
+	case "F32":
+		b = b[:4*len(dst)]
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+	case "F16":
+		halvesToFloat32(dst, b)
+	case "BF16":
+		bfloat16sToFloat32(dst, b)
+	default:
+		panic("style: decodeFloats: dtype " + dtype)
 	}
-	// Subnormal: normalise the mantissa.
-	e := uint32(113)
-	for mant&0x400 == 0 {
-		mant <<= 1
-		e--
-	}
-	return math.Float32frombits(sign | e<<23 | (mant&0x3ff)<<13)
 }
 
 // writeSafetensors writes tensors as F32 with metadata, atomically. Tensor
@@ -343,9 +411,13 @@ func writeSafetensors(path string, ts []tensor, meta map[string]string) error {
 	if err != nil {
 		return fmt.Errorf("style: write %s: %w", path, err)
 	}
-	return writeFileAtomic(path, func(w io.Writer) error {
+	err = atomicfile.Write(path, func(w io.Writer) error {
 		return encodeSafetensors(w, hdr, ts)
 	})
+	if err != nil {
+		return fmt.Errorf("style: %w", err)
+	}
+	return nil
 }
 
 // safetensorsHeader validates ts and returns the padded JSON header

@@ -2,14 +2,12 @@ package style
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
-	"sync"
 	"time"
 
+	"github.com/stylespace/style/internal/engine"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -18,8 +16,11 @@ import (
 type TSNEMethod int
 
 const (
-	// TSNEAuto uses TSNEFFT for 2-D embeddings of at least
-	// TSNEFFTThreshold points and TSNEBarnesHut otherwise.
+	// TSNEAuto uses TSNEFFT for 2-D embeddings of at least 50,000 points
+	// and TSNEBarnesHut otherwise. The cost of the FFT interpolation grid
+	// depends on the extent of the embedding, not on N, so it pays off
+	// only for large N: on 128-D data Barnes-Hut is several times faster
+	// at 10,000 points and FFT interpolation is the faster one at 50,000.
 	TSNEAuto TSNEMethod = iota
 	// TSNEBarnesHut approximates the repulsive forces with a Barnes-Hut
 	// space-partitioning tree (a quadtree in 2-D, an octree in 3-D) with the
@@ -34,13 +35,10 @@ const (
 	TSNEExact
 )
 
-// TSNEFFTThreshold is the number of points from which TSNEAuto switches
-// from Barnes-Hut to FFT-accelerated interpolation for 2-D embeddings. The
-// cost of the interpolation grid depends on the extent of the embedding,
-// not on N, so it pays off only for large N: on 128-D data Barnes-Hut is
-// several times faster at 10,000 points and FFT interpolation is the faster
-// one at 50,000.
-const TSNEFFTThreshold = 50000
+// tsneFFTMinPoints is the number of points from which TSNEAuto switches
+// from Barnes-Hut to FFT-accelerated interpolation for 2-D embeddings
+// (see TSNEAuto).
+const tsneFFTMinPoints = 50000
 
 // TSNEInit selects the initial embedding.
 type TSNEInit int
@@ -54,11 +52,6 @@ const (
 	// 1e-4 drawn from the seed.
 	TSNEInitRandom
 )
-
-// ErrTSNEInput is matched by errors.Is when the data given to TSNE.Fit or
-// TSNE.Embed cannot be embedded: too few rows for the perplexity, NaN or
-// infinite values, or rows that are all identical.
-var ErrTSNEInput = errors.New("style: tsne: unusable input")
 
 // TSNE configures t-distributed stochastic neighbour embedding (van der
 // Maaten and Hinton 2008; Barnes-Hut: van der Maaten 2014; FFT-accelerated
@@ -95,8 +88,9 @@ type TSNE struct {
 	Seed uint64
 	// Method selects the gradient approximation. The zero value is TSNEAuto.
 	Method TSNEMethod
-	// Workers is the number of goroutines. Zero means runtime.GOMAXPROCS(0).
-	// The result does not depend on it.
+	// Workers is the number of goroutines. Zero means runtime.GOMAXPROCS(0);
+	// a negative value makes Fit return an error. The result does not
+	// depend on it.
 	Workers int
 	// Progress, if not nil, is called after every iteration with Stage
 	// "tsne", Done and Total iterations, Loss the most recent estimate of
@@ -107,8 +101,9 @@ type TSNE struct {
 
 // TSNEResult is the outcome of TSNE.Fit.
 type TSNEResult struct {
-	// Y is the N x Dims embedding, one row per input row.
-	Y *mat.Dense
+	// Y is the N x Dims embedding, one row per input row, rounded to
+	// float32 from the float64 optimisation.
+	Y *Matrix
 	// KL is the Kullback-Leibler divergence KL(P||Q) between the input
 	// affinities and the embedding affinities at the last iteration,
 	// computed over the sparse input affinities as scikit-learn does.
@@ -147,7 +142,7 @@ func (t TSNE) config(n int) (tsneConfig, error) {
 		klEvery: 50, minGain: 0.01, momentum0: 0.5, momentum1: 0.8, leafSize: 4, fftBoxesMin: 40,
 	}
 	bad := func(format string, args ...any) (tsneConfig, error) {
-		return tsneConfig{}, fmt.Errorf("style: tsne: "+format, args...)
+		return tsneConfig{}, fmt.Errorf("style: TSNE.Fit: "+format, args...)
 	}
 	switch {
 	case c.dims == 0:
@@ -197,7 +192,7 @@ func (t TSNE) config(n int) (tsneConfig, error) {
 	switch c.method {
 	case TSNEAuto:
 		c.method = TSNEBarnesHut
-		if c.dims == 2 && n >= TSNEFFTThreshold {
+		if c.dims == 2 && n >= tsneFFTMinPoints {
 			c.method = TSNEFFT
 		}
 	case TSNEBarnesHut, TSNEExact:
@@ -208,27 +203,17 @@ func (t TSNE) config(n int) (tsneConfig, error) {
 	default:
 		return bad("unknown Method %d", c.method)
 	}
-	switch {
-	case c.workers == 0:
-		c.workers = runtime.GOMAXPROCS(0)
-	case c.workers < 0:
-		return bad("Workers is %d, want a positive number", c.workers)
+	if c.workers < 0 {
+		return bad("Workers is %d, want 0 (GOMAXPROCS) or more", c.workers)
 	}
+	c.workers = engine.Workers(c.workers)
 	return c, nil
 }
 
-// Embed runs t-SNE on the rows of x and returns the N x Dims embedding. It
-// is Fit without the KL divergence; see Fit.
-func (t TSNE) Embed(ctx context.Context, x *mat.Dense) (*mat.Dense, error) {
-	r, err := t.Fit(ctx, x)
-	if err != nil {
-		return nil, err
-	}
-	return r.Y, nil
-}
-
-// Fit runs t-SNE on the rows of x (N points of D features) and returns the
-// N x Dims embedding with its final KL divergence.
+// Fit runs t-SNE on the rows of x (N = x.Len() points of D = x.Dim()
+// features: a *Matrix, a *Catalog, a *FeatureStore, ...) and returns the
+// N x Dims embedding with its final KL divergence. It reads each row once,
+// into a float64 working copy.
 //
 // It finds the 3·Perplexity exact nearest neighbours of every point with a
 // ball tree, sets each point's Gaussian bandwidth by binary search
@@ -237,36 +222,42 @@ func (t TSNE) Embed(ctx context.Context, x *mat.Dense) (*mat.Dense, error) {
 // minimises KL(P||Q) by gradient descent with momentum and per-parameter
 // gains (delta-bar-delta, minimum gain 0.01), with early exaggeration.
 //
-// Fit returns an error matching ErrTSNEInput when N <= Perplexity, when x
-// holds NaN or infinite values or when all rows are identical, an error for
-// an invalid configuration, and ctx.Err() when the context is cancelled; it
-// checks the context at every iteration and regularly while computing the
-// affinities. x is not modified.
-func (t TSNE) Fit(ctx context.Context, x *mat.Dense) (*TSNEResult, error) {
+// Fit returns an error saying what is wrong when N <= Perplexity, when x
+// holds a NaN or infinite value (naming its row and column), when all rows
+// are identical, when PCA initialisation has fewer features than Dims, or
+// for an invalid configuration (a negative Workers among them), and
+// ctx.Err() when the context is cancelled; it checks the context at every
+// iteration and regularly while computing the affinities. x is not
+// modified.
+func (t TSNE) Fit(ctx context.Context, x FeatureSource) (*TSNEResult, error) {
 	start := time.Now()
-	n, d := x.Dims()
+	n, d := x.Len(), x.Dim()
 	c, err := t.config(n)
 	if err != nil {
 		return nil, err
 	}
 	if float64(n) <= c.perplexity {
-		return nil, fmt.Errorf("%w: %d points are too few for perplexity %v (need more points than the perplexity)", ErrTSNEInput, n, c.perplexity)
+		return nil, fmt.Errorf("style: TSNE.Fit: %d points are too few for perplexity %v (need more points than the perplexity)", n, c.perplexity)
+	}
+	if err := checkAllEntries(ctx, x); err != nil {
+		return nil, err
 	}
 	data := make([]float64, n*d)
+	row32 := make([]float32, d)
 	for i := 0; i < n; i++ {
 		row := data[i*d : (i+1)*d]
-		mat.Row(row, i, x)
-		for j, v := range row {
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return nil, fmt.Errorf("%w: row %d column %d is %v", ErrTSNEInput, i, j, v)
+		for j, v := range x.FeatureTo(row32, i) {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, fmt.Errorf("style: TSNE.Fit: row %d column %d is %v", i, j, v)
 			}
+			row[j] = float64(v)
 		}
 	}
 	if zeroVariance(data, n, d) {
-		return nil, fmt.Errorf("%w: all %d rows are identical (zero variance)", ErrTSNEInput, n)
+		return nil, fmt.Errorf("style: TSNE.Fit: all %d rows are identical (zero variance)", n)
 	}
 	if c.init == TSNEInitPCA && d < c.dims {
-		return nil, fmt.Errorf("%w: PCA initialisation needs at least %d features, have %d (use TSNEInitRandom)", ErrTSNEInput, c.dims, d)
+		return nil, fmt.Errorf("style: TSNE.Fit: PCA initialisation needs at least %d features, have %d (use TSNEInitRandom)", c.dims, d)
 	}
 
 	pool := newTSNEPool(c.workers)
@@ -303,10 +294,13 @@ func (t TSNE) Fit(ctx context.Context, x *mat.Dense) (*TSNEResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	res := &TSNEResult{Y: &Matrix{Rows: n, Cols: c.dims, Data: make([]float32, n*c.dims)}, KL: kl, Iterations: iters}
 	for a, i := range order {
-		copy(y[int(i)*c.dims:(int(i)+1)*c.dims], s.y[a*c.dims:(a+1)*c.dims])
+		for k, v := range s.y[a*c.dims : (a+1)*c.dims] {
+			res.Y.Data[int(i)*c.dims+k] = float32(v)
+		}
 	}
-	return &TSNEResult{Y: mat.NewDense(n, c.dims, y), KL: kl, Iterations: iters}, nil
+	return res, nil
 }
 
 func zeroVariance(data []float64, n, d int) bool {
@@ -643,34 +637,24 @@ type tsneTask interface {
 	run(lo, hi int)
 }
 
-type tsneJob struct {
-	t      tsneTask
-	lo, hi int
-}
-
-// tsnePool is a fixed set of goroutines living for one Fit call, so that an
-// iteration does not start goroutines or allocate.
+// tsnePool runs the parallel loops of one Fit call on an engine.Team,
+// whose goroutines live for the call, so that an iteration does not start
+// goroutines or allocate.
 type tsnePool struct {
 	workers int
-	jobs    chan tsneJob
-	wg      sync.WaitGroup
-	done    sync.WaitGroup
+	team    *engine.Team
+	// The loop in progress: task t over [0, n) in chunks of chunk
+	// indices. body is runChunk, bound once.
+	t        tsneTask
+	n, chunk int
+	body     func(w, i int)
 }
 
 func newTSNEPool(workers int) *tsnePool {
 	p := &tsnePool{workers: workers}
 	if workers > 1 {
-		p.jobs = make(chan tsneJob, 4*workers)
-		p.done.Add(workers)
-		for w := 0; w < workers; w++ {
-			go func() {
-				defer p.done.Done()
-				for j := range p.jobs {
-					j.t.run(j.lo, j.hi)
-					p.wg.Done()
-				}
-			}()
-		}
+		p.team = engine.NewTeam(workers)
+		p.body = p.runChunk
 	}
 	return p
 }
@@ -684,18 +668,20 @@ func (p *tsnePool) run(t tsneTask, n, chunk int) {
 	if c := (n + 4*p.workers - 1) / (4 * p.workers); c < chunk {
 		chunk = max(c, 16)
 	}
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		p.wg.Add(1)
-		p.jobs <- tsneJob{t, lo, hi}
-	}
-	p.wg.Wait()
+	p.t, p.n, p.chunk = t, n, chunk
+	p.team.For((n+chunk-1)/chunk, p.body)
+	p.t = nil
+}
+
+// runChunk runs chunk i of the loop in progress.
+func (p *tsnePool) runChunk(_, i int) {
+	lo := i * p.chunk
+	p.t.run(lo, min(lo+p.chunk, p.n))
 }
 
 func (p *tsnePool) close() {
-	if p.jobs != nil {
-		close(p.jobs)
-		p.done.Wait()
+	if p.team != nil {
+		p.team.Close()
 	}
 }
 

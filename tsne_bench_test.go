@@ -9,26 +9,26 @@ import (
 	"testing"
 	"time"
 
-	"gonum.org/v1/gonum/mat"
+	"github.com/stretchr/testify/require"
 )
 
 // gaussianMixture returns n points of dimension d drawn from a seeded
 // mixture of k spherical Gaussians of unit variance whose centres are drawn
 // with standard deviation 2 per coordinate.
-func gaussianMixture(n, d, k int, seed uint64) (*mat.Dense, []int) {
+func gaussianMixture(n, d, k int, seed uint64) (*Matrix, []int) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	centers := make([]float64, k*d)
 	for i := range centers {
 		centers[i] = 2 * rng.NormFloat64()
 	}
-	x := mat.NewDense(n, d, nil)
+	x := &Matrix{Rows: n, Cols: d, Data: make([]float32, n*d)}
 	labels := make([]int, n)
 	for i := 0; i < n; i++ {
 		c := rng.IntN(k)
 		labels[i] = c
-		row := x.RawRowView(i)
+		row := x.Data[i*d : (i+1)*d]
 		for j := range row {
-			row[j] = centers[c*d+j] + rng.NormFloat64()
+			row[j] = float32(centers[c*d+j] + rng.NormFloat64())
 		}
 	}
 	return x, labels
@@ -88,9 +88,8 @@ func BenchmarkTSNE(b *testing.B) {
 				cpu0 := processCPUSeconds()
 				stop := peakHeap()
 				for i := 0; i < b.N; i++ {
-					if _, err := (TSNE{Seed: 1, Method: bc.method, Workers: workers}).Fit(context.Background(), x); err != nil {
-						b.Fatal(err)
-					}
+					_, err := TSNE{Seed: 1, Method: bc.method, Workers: workers}.Fit(context.Background(), x)
+					require.NoError(b, err)
 				}
 				peak := stop()
 				b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/embed")
@@ -135,14 +134,14 @@ func BenchmarkTSNEAffinities(b *testing.B) {
 	for _, n := range []int{10000, 50000} {
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
 			x, _ := gaussianMixture(n, 128, 20, 1)
+			data := float64s(x.Data)
 			pool := newTSNEPool(1)
 			defer pool.close()
 			b.ResetTimer()
 			cpu0 := processCPUSeconds()
 			for i := 0; i < b.N; i++ {
-				if _, _, err := tsneAffinities(context.Background(), pool, x.RawMatrix().Data, n, 128, 91, 30); err != nil {
-					b.Fatal(err)
-				}
+				_, _, err := tsneAffinities(context.Background(), pool, data, n, 128, 91, 30)
+				require.NoError(b, err)
 			}
 			b.ReportMetric((processCPUSeconds()-cpu0)/float64(b.N), "cpu-s/op")
 		})

@@ -16,7 +16,7 @@ import (
 var kernels = flag.String("kernels", "gemm", `kernels to generate: "gemm", "dist", "optim" or "winograd"`)
 
 // genDist generates sqDist16AVX512, which computes the four partial sums
-// of sqDistBounded (catalog.go) for 16 consecutive catalogue items at
+// of SqDistBounded (dist.go) for 16 consecutive catalogue items at
 // once. The partial sum r of an item accumulates (q[e]-x[e])² over the
 // e ≡ r (mod 4), in increasing e, each difference, square and sum
 // rounded to float32 (VSUBPS, VMULPS, VADDPS: no fused multiply-add), so

@@ -1,13 +1,16 @@
-// Command _gen generates the amd64 SGEMM micro-kernels of package style
-// (gemm_amd64.s and gemm_stubs_amd64.go) with avo.
+// Command _gen generates the amd64 assembly kernels of package
+// github.com/stylespace/style/internal/engine with avo: the SGEMM
+// micro-kernels (gemm_amd64.s and gemm_stubs_amd64.go) and, with
+// -kernels, the Winograd transforms, the distance and the optimizer
+// kernels.
 //
 // Run it from the repository root with
 //
-//	go generate -run _gen .
+//	go generate -run _gen ./internal/engine
 //
-// which executes
+// which executes, for the SGEMM kernels,
 //
-//	go -C _gen run . -out ../gemm_amd64.s -stubs ../gemm_stubs_amd64.go -pkg style
+//	go -C ../../_gen run . -out ../internal/engine/gemm_amd64.s -stubs ../internal/engine/gemm_stubs_amd64.go -pkg engine
 //
 // The generator lives in its own module so that the library does not
 // depend on avo.

@@ -9,8 +9,8 @@ import (
 )
 
 // genRMSProp generates one RMSProp step over n = len(g) &^ (2*lanes-1)
-// elements, with exactly the operations and roundings of rmspropUpdate
-// (optim.go) for float32, no fused multiply-add:
+// elements, with exactly the operations and roundings of rmspropGeneric
+// (optim.go), no fused multiply-add:
 //
 //	a[i] = rho*a[i] + (rho1*g[i])*g[i]
 //	p[i] = p[i] - (lr*g[i]) / (sqrt(a[i]) + eps)
@@ -27,7 +27,7 @@ func genRMSProp(name, isa string, lanes int, vec []VecPhysical) {
 		"\ta[i] = rho*a[i] + (rho1*g[i])*g[i]",
 		"\tp[i] = p[i] - (lr*g[i]) / (sqrt(a[i]) + eps)",
 		"",
-		"rounding after every operation as rmspropUpdate in optim.go does.",
+		"rounding after every operation as rmspropGeneric in optim.go does.",
 	)
 	p := Load(Param("p").Base(), GP64())
 	g := Load(Param("g").Base(), GP64())
@@ -71,16 +71,17 @@ func genRMSProp(name, isa string, lanes int, vec []VecPhysical) {
 
 // genL2 generates the L2 penalty's pass over the first
 // len(w) &^ (2*lanes-1) weights: g[i] += c*w[i] (the product rounded,
-// then the sum, as l2Penalty in loss.go), and returns Σ w[i]² accumulated
-// in float64 (each w[i] widened exactly; the lanes are summed at the end,
-// so the order of the float64 additions differs from the Go loop's).
+// then the sum, as l2PenaltyGeneric in optim.go), and returns Σ w[i]²
+// accumulated in float64 (each w[i] widened exactly; the lanes are summed
+// at the end, so the order of the float64 additions differs from the Go
+// loop's).
 func genL2(name, isa string, lanes int, vec []VecPhysical) {
 	TEXT(name, NOSPLIT, "func(g, w []float32, c float32) float64")
 	Pragma("noescape")
 	Doc(
 		fmt.Sprintf("%s adds c*w[i] to g[i] with %s for the first len(w) &^ %d", name, isa, 2*lanes-1),
 		"elements (the caller checks the lengths) and returns the sum of their",
-		"squares in float64. See l2Penalty in loss.go.",
+		"squares in float64. See l2PenaltyGeneric in optim.go.",
 	)
 	g := Load(Param("g").Base(), GP64())
 	w := Load(Param("w").Base(), GP64())

@@ -510,7 +510,7 @@ func TestLoadWeightFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := loadModel(context.Background(), ModelSpec{Weights: path})
+	m, err := loadModel(context.Background(), ModelSpec{Weights: path, WeightsDivisor: 8})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@
 // The numbers it prints are real measurements of a real run, but on
 // generated data: they show the pipeline working, not the study's result.
 // Pass -weights to use real VGG16 weights (for example torchvision's,
-// converted by examples/train or DownloadVGG16).
+// converted by examples/train or DownloadWeights).
 //
 // Usage:
 //
@@ -34,6 +34,8 @@ import (
 
 	"github.com/stylespace/style"
 	"github.com/stylespace/style/examples/internal/cli"
+	"github.com/stylespace/style/picture"
+	"github.com/stylespace/style/study"
 )
 
 func main() { cli.Main("demo", "", run) }
@@ -110,14 +112,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	// The backbone.
 	var (
-		net *style.VGG16
+		net *style.Network
 		err error
 	)
 	if *weights != "" {
-		net, err = style.LoadVGG16(*weights)
+		net, err = style.LoadNetwork(*weights, &style.NetworkOptions{Workers: *workers})
 	} else {
-		w := style.GenerateVGG16Weights(*seed, 8)
-		net, err = style.NewVGG16(w, &style.VGG16Options{Workers: *workers})
+		var w *style.Weights
+		if w, err = style.GenerateWeights(style.VGG16, *seed, 8); err == nil {
+			net, err = style.NewNetwork(w, &style.NetworkOptions{Workers: *workers})
+		}
 	}
 	if err != nil {
 		return err
@@ -131,7 +135,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	// Features, split, training, evaluation, charts, report.
-	study := &style.Study{
+	cfg := &study.Config{
 		Pairs:     pairs,
 		Images:    src,
 		Extractor: net,
@@ -142,7 +146,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Trainer:   &style.Trainer{Epochs: *epochs, Patience: 5, Seed: *seed, Workers: *workers},
 		Progress:  bars.Update,
 	}
-	res, err := study.Run(ctx)
+	res, err := study.Run(ctx, cfg)
 	bars.Finish()
 	if err != nil {
 		return err
@@ -154,12 +158,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		res.Cutoff.Threshold, 100*res.Cutoff.TPR, 100*res.Cutoff.FPR)
 
 	// The catalogue: every product embedded by the trained head.
-	store, err := style.OpenFeatureStore(study.StoreDir, &style.StoreOptions{ReadOnly: true})
+	store, err := style.OpenFeatureStore(cfg.StoreDir, &style.StoreOptions{ReadOnly: true})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	cat, embeddings, err := buildCatalog(store, res.Head, items)
+	cat, err := buildCatalog(store, res.Head, items)
 	if err != nil {
 		return err
 	}
@@ -192,12 +196,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "  %d of %d share the query's hidden style.\n", hits, len(matches))
 	sheetPath := filepath.Join(*out, "recommendations.png")
-	if err := style.SaveContactSheet(sheetPath, src.draw(query), thumbs, captions, nil); err != nil {
+	if err := picture.WriteContactSheet(sheetPath, src.draw(query), thumbs, captions, nil); err != nil {
 		return err
 	}
 
 	// The style-space map.
-	mapFiles, err := styleMap(ctx, *out, items, embeddings, src, *seed, *workers, bars)
+	mapFiles, err := styleMap(ctx, *out, cat, src, *seed, *workers, bars)
 	if err != nil {
 		return err
 	}
@@ -208,8 +212,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		where = *out
 	}
 	fmt.Fprintf(stdout, "\nWrote, in %s:\n", where)
-	for _, name := range []string{style.StudyReportFile, style.StudyHeadFile, style.StudyLearningCurvesFile,
-		style.StudyROCFile, style.StudyDensitiesFile} {
+	for _, name := range []string{study.ReportFile, study.HeadFile, study.LearningCurvesFile,
+		study.ROCFile, study.DensitiesFile} {
 		if p, ok := res.Files[name]; ok {
 			fmt.Fprintf(stdout, "  %s\n", filepath.Base(p))
 		}
@@ -222,19 +226,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // buildCatalog embeds every product's stored features with the head.
-func buildCatalog(store *style.FeatureStore, head *style.SiameseHead, items []item) (*style.Catalog, [][]float32, error) {
+func buildCatalog(store *style.FeatureStore, head *style.SiameseHead, items []item) (*style.Catalog, error) {
 	cat := &style.Catalog{Meta: map[string]string{"source": "style demo: generated products"}}
 	feat := make([]float32, store.Dim())
-	embeddings := make([][]float32, len(items))
-	for i, it := range items {
+	for _, it := range items {
 		idx, ok := store.Index(it.ID)
 		if !ok {
 			continue // an item no pair uses has no features
 		}
-		embeddings[i] = head.EmbedTo(nil, store.FeatureTo(feat, idx))
-		if err := cat.Add(style.Item{ID: it.ID, Category: it.Category, Embedding: embeddings[i]}); err != nil {
-			return nil, nil, err
+		emb := head.Embed(store.FeatureTo(feat, idx))
+		if err := cat.Add(style.Item{ID: it.ID, Category: it.Category, Embedding: emb}); err != nil {
+			return nil, err
 		}
 	}
-	return cat, embeddings, nil
+	return cat, nil
 }

@@ -48,6 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		timeout      = flags.Duration("timeout", 30*time.Second, "timeout of each image download")
 		quiet        = flags.Bool("quiet", false, "no progress bars")
 		conv         = flags.String("conv", "auto", cli.ConvUsage)
+		divisor      = flags.Int("weights-divisor", 1, "width divisor of the -weights network: 1 for VGG16, 2 to 64 for a narrow test network")
 	)
 	flags.Usage = func() {
 		fmt.Fprintf(flags.Output(), "Usage: evaluate [flags] IMAGE1 IMAGE2\n\nTells whether two product photos (file paths or http(s) URLs) go well together.\n\n")
@@ -72,7 +73,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Read the images before the weights: a typo fails fast.
 	var imgs [2]image.Image
 	for i, name := range []string{img1, img2} {
-		if imgs[i], err = cli.LoadImage(ctx, nil, name, *timeout); err != nil {
+		lctx, cancel := context.WithTimeout(ctx, *timeout)
+		imgs[i], err = style.LoadImage(lctx, name)
+		cancel()
+		if err != nil {
 			return fmt.Errorf("cannot read image %s: %w", name, err)
 		}
 	}
@@ -81,15 +85,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	vgg, err := cli.LoadVGG16(wpath, *conv)
+	vgg, err := cli.LoadNetwork(wpath, *conv, *divisor)
 	if err != nil {
 		return err
 	}
 	if err := head.CheckBackbone(vgg.Backbone()); err != nil {
 		return fmt.Errorf("the head %s cannot be used with the weights %s: %w\n(pass the weight file the head was trained with, or train a head for these weights)", *headPath, wpath, err)
 	}
-	if head.In() != vgg.FeatureLen() {
-		return fmt.Errorf("the head %s takes %d features but the weights %s give %d", *headPath, head.In(), wpath, vgg.FeatureLen())
+	if head.Dense.In != vgg.FeatureLen() {
+		return fmt.Errorf("the head %s takes %d features but the weights %s give %d", *headPath, head.Dense.In, wpath, vgg.FeatureLen())
 	}
 
 	var feats [2][]float32
@@ -98,7 +102,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("image %s: %w", flags.Arg(i), err)
 		}
 	}
-	d, v := head.Compare(feats[0], feats[1])
+	d, v, err := head.Compare(feats[0], feats[1])
+	if err != nil {
+		return fmt.Errorf("comparing %s and %s: %w", flags.Arg(0), flags.Arg(1), err)
+	}
 	res := Result{Image1: img1, Image2: img2, Distance: d, Cutoff: head.Cutoff, Compatible: v == style.Compatible, Verdict: v.String()}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

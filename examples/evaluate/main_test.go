@@ -22,14 +22,14 @@ const photos = "../../../shared/images"
 // setup returns the narrow VGG16 and the expected distance between the two
 // "matching" photos under a head made for it (seed 1, scale 5), computed
 // through the library directly.
-func setup(t *testing.T) (vgg *style.VGG16, img1, img2 string, head *style.SiameseHead, dist float64) {
+func setup(t *testing.T) (vgg *style.Network, img1, img2 string, head *style.SiameseHead, dist float64) {
 	t.Helper()
 	for _, p := range []string{photos, cli.NarrowWeights} {
 		if _, err := os.Stat(p); err != nil {
 			t.Skipf("reference data %s absent: %v", p, err)
 		}
 	}
-	vgg, err := style.LoadVGG16(cli.NarrowWeights)
+	vgg, err := cli.LoadNetwork(cli.NarrowWeights, "auto", 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func setup(t *testing.T) (vgg *style.VGG16, img1, img2 string, head *style.Siame
 	img1, img2 = filepath.Join(photos, "matching_1.jpg"), filepath.Join(photos, "matching_2.jpg")
 	var f [2][]float32
 	for i, p := range []string{img1, img2} {
-		im, err := style.LoadImage(p)
+		im, err := style.LoadImage(context.Background(), p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -48,7 +48,10 @@ func setup(t *testing.T) (vgg *style.VGG16, img1, img2 string, head *style.Siame
 			t.Fatal(err)
 		}
 	}
-	dist, _ = head.Compare(f[0], f[1])
+	dist, _, err = head.Compare(f[0], f[1])
+	if err != nil {
+		t.Fatal(err)
+	}
 	return vgg, img1, img2, head, dist
 }
 
@@ -74,7 +77,7 @@ func TestEvaluateVerdicts(t *testing.T) {
 	}{{dist * 1.5, style.Compatible}, {dist / 2, style.Incompatible}} {
 		head.Cutoff = tc.cutoff
 		hp := saveHead(t, head)
-		base := []string{"-head", hp, "-weights", cli.NarrowWeights}
+		base := []string{"-head", hp, "-weights", cli.NarrowWeights, "-weights-divisor", "8"}
 
 		var stdout, stderr bytes.Buffer
 		if err := run(context.Background(), append(base, img1, img2), &stdout, &stderr); err != nil {
@@ -115,7 +118,7 @@ func TestEvaluateErrors(t *testing.T) {
 	os.WriteFile(notImage, []byte("these are not pixels"), 0o644)
 
 	other := *head
-	other.Backbone = style.Backbone{Name: "vgg16", Preprocess: style.PreprocessCaffe, SHA256: strings.Repeat("ab", 32)}
+	other.Backbone = style.Backbone{Arch: "vgg16", Preprocess: style.PreprocessCaffe, SHA256: strings.Repeat("ab", 32)}
 	wrong := saveHead(t, &other)
 
 	missing := filepath.Join(t.TempDir(), "none.safetensors")
@@ -126,7 +129,7 @@ func TestEvaluateErrors(t *testing.T) {
 		phrase []string
 	}{
 		{"missing head", []string{"-head", missing, img1, img2}, nil, []string{"no trained head at " + missing, "-head"}},
-		{"other backbone", []string{"-head", wrong, "-weights", cli.NarrowWeights, img1, img2}, style.ErrBackboneMismatch, []string{"cannot be used with the weights", "caffe"}},
+		{"other backbone", []string{"-head", wrong, "-weights", cli.NarrowWeights, "-weights-divisor", "8", img1, img2}, style.ErrBackboneMismatch, []string{"cannot be used with the weights", "caffe"}},
 		{"corrupt image", []string{"-head", good, "-weights", cli.NarrowWeights, img1, notImage}, style.ErrFormat, []string{"cannot read image " + notImage}},
 		{"missing image", []string{"-head", good, "-weights", cli.NarrowWeights, filepath.Join(photos, "nope.jpg"), img2}, os.ErrNotExist, []string{"nope.jpg"}},
 		{"image URL 404", []string{"-head", good, "-weights", cli.NarrowWeights, img1, srv.URL + "/x.jpg"}, nil, []string{"cannot read image " + srv.URL + "/x.jpg", "404"}},

@@ -30,6 +30,7 @@ import (
 
 	"github.com/stylespace/style"
 	"github.com/stylespace/style/examples/internal/cli"
+	"github.com/stylespace/style/study"
 )
 
 // StudyImages is where the study's images are served.
@@ -63,6 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		timeout      = fs.Duration("timeout", 30*time.Second, "timeout of each download")
 		quiet        = fs.Bool("quiet", false, "no progress bars")
 		conv         = fs.String("conv", "auto", cli.ConvUsage)
+		divisor      = fs.Int("weights-divisor", 1, "width divisor of the -weights network: 1 for VGG16, 2 to 64 for a narrow test network")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: train [flags]\n\nTrains a style evaluator on labelled pairs of product photos and writes the head, charts and report.\n\n")
@@ -80,7 +82,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	bars := cli.NewBars(stderr, *quiet)
 	defer bars.Finish()
 
-	pairs, err := cli.ReadPairs(ctx, nil, *pairsPath, *timeout)
+	rctx, cancel := context.WithTimeout(ctx, *timeout)
+	pairs, err := style.ReadPairs(rctx, *pairsPath)
+	cancel()
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("%w\n(pass the study's pair list, amazon_pairs.csv, or your own with -pairs FILE)", err)
@@ -88,7 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	study := &style.Study{
+	cfg := &study.Config{
 		Pairs:    pairs,
 		Limit:    *limit,
 		StoreDir: *store,
@@ -106,30 +110,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		study.Images, study.Prefetch, study.PrefetchWorkers = src, true, *downloads
+		cfg.Images, cfg.Prefetch, cfg.PrefetchConcurrent = src, true, *downloads
 	} else {
 		src, err := style.NewDirSource(*images)
 		if err != nil {
 			return fmt.Errorf("images: %w", err)
 		}
 		defer src.Close()
-		study.Images = src
+		cfg.Images = src
 	}
 
 	wpath, err := cli.Weights(ctx, *weights, *weightsCache, bars)
 	if err != nil {
 		return err
 	}
-	vgg, err := cli.LoadVGG16(wpath, *conv)
+	vgg, err := cli.LoadNetwork(wpath, *conv, *divisor)
 	if err != nil {
 		return err
 	}
-	study.Extractor = vgg
+	cfg.Extractor = vgg
 	if wrapExtractor != nil {
-		study.Extractor = wrapExtractor(vgg)
+		cfg.Extractor = wrapExtractor(vgg)
 	}
 
-	res, err := study.Run(ctx)
+	res, err := study.Run(ctx, cfg)
 	bars.Finish()
 	if err != nil {
 		return err
@@ -138,12 +142,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func printSummary(w io.Writer, r *style.StudyResult) {
+func printSummary(w io.Writer, r *study.Result) {
 	ex := r.Extraction
 	fmt.Fprintf(w, "Pairs: %d used of %d (train %d, validation %d, test %d); %d dropped\n",
 		len(r.Train)+len(r.Val)+len(r.Test), r.Pairs, len(r.Train), len(r.Val), len(r.Test), len(r.Dropped))
 	fmt.Fprintf(w, "Images: %d distinct: %d extracted now, %d from the feature store, %d failed\n",
-		ex.Total, ex.Extracted, ex.Skipped, len(ex.Failed))
+		ex.Total, ex.Done, ex.Skipped, len(ex.Failed))
 	fmt.Fprintf(w, "Training: %d epochs in %s (best epoch %d)\n", len(r.History.Loss), r.TrainTime.Round(time.Millisecond), r.History.BestEpoch+1)
 	fmt.Fprintf(w, "Test AUC: %.4f untrained, %.4f trained\n", r.UntrainedROC.AUC(), r.ROC.AUC())
 	fmt.Fprintf(w, "Cutoff: distance <= %.4f (test TPR %.1f%%, FPR %.1f%%)\n", r.Cutoff.Threshold, 100*r.Cutoff.TPR, 100*r.Cutoff.FPR)
@@ -155,8 +159,8 @@ func printSummary(w io.Writer, r *style.StudyResult) {
 		}
 		fmt.Fprintf(w, "%10.0f%%  %5.1f%%  %10s\n", 100*[]float64{0.05, 0.10, 0.20}[min(i, 2)], 100*p.TPR, c)
 	}
-	for _, name := range []string{style.StudyHeadFile, style.StudyReportFile, style.StudyLearningCurvesFile,
-		style.StudyROCFile, style.StudyDensitiesFile, style.StudyFailedImagesFile} {
+	for _, name := range []string{study.HeadFile, study.ReportFile, study.LearningCurvesFile,
+		study.ROCFile, study.DensitiesFile, study.FailedImagesFile} {
 		if p, ok := r.Files[name]; ok {
 			fmt.Fprintf(w, "Wrote %s\n", p)
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/stylespace/style"
 	"github.com/stylespace/style/examples/internal/cli"
+	"github.com/stylespace/style/study"
 )
 
 // fixture writes a pair list built from the reference catalogue and returns
@@ -81,7 +82,7 @@ func reportCounts(t *testing.T, report string) (extracted, skipped, failed int) 
 }
 
 func commonArgs(pairs, out string) []string {
-	return []string{"-pairs", pairs, "-weights", cli.NarrowWeights, "-out", out,
+	return []string{"-pairs", pairs, "-weights", cli.NarrowWeights, "-weights-divisor", "8", "-out", out,
 		"-epochs", "4", "-patience", "2", "-seed", "3", "-workers", "2"}
 }
 
@@ -106,7 +107,7 @@ func TestTrainFolderResume(t *testing.T) {
 	if n1 < 5 || n1 >= int64(len(names)) {
 		t.Fatalf("interrupted run computed %d features of %d images, want at least 5 and not all", n1, len(names))
 	}
-	if _, err := os.Stat(filepath.Join(out, style.StudyHeadFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(out, study.HeadFile)); err == nil {
 		t.Error("an interrupted run wrote a head")
 	}
 
@@ -122,7 +123,7 @@ func TestTrainFolderResume(t *testing.T) {
 	if n1+n2 != int64(len(names)) {
 		t.Errorf("features computed: %d + %d, want %d distinct images in all", n1, n2, len(names))
 	}
-	report, err := os.ReadFile(filepath.Join(out, style.StudyReportFile))
+	report, err := os.ReadFile(filepath.Join(out, study.ReportFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,21 +144,21 @@ func TestTrainFolderResume(t *testing.T) {
 // narrow weights whose cutoff is the one printed, and PNG charts.
 func checkOutputs(t *testing.T, out string) {
 	t.Helper()
-	head, err := style.LoadHead(filepath.Join(out, style.StudyHeadFile))
+	head, err := style.LoadHead(filepath.Join(out, study.HeadFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	vgg, err := style.LoadVGG16(cli.NarrowWeights)
+	vgg, err := cli.LoadNetwork(cli.NarrowWeights, "auto", 8)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := head.CheckBackbone(vgg.Backbone()); err != nil {
 		t.Errorf("saved head: %v", err)
 	}
-	if head.In() != vgg.FeatureLen() || head.Scale <= 0 {
-		t.Errorf("saved head: In %d, scale %g; want In %d and a positive scale", head.In(), head.Scale, vgg.FeatureLen())
+	if head.Dense.In != vgg.FeatureLen() || head.Scale <= 0 {
+		t.Errorf("saved head: In %d, scale %g; want In %d and a positive scale", head.Dense.In, head.Scale, vgg.FeatureLen())
 	}
-	for _, name := range []string{style.StudyLearningCurvesFile, style.StudyROCFile, style.StudyDensitiesFile} {
+	for _, name := range []string{study.LearningCurvesFile, study.ROCFile, study.DensitiesFile} {
 		f, err := os.Open(filepath.Join(out, name))
 		if err != nil {
 			t.Fatal(err)
@@ -168,7 +169,7 @@ func checkOutputs(t *testing.T, out string) {
 			t.Errorf("%s: %s %dx%d, %v; want a PNG chart", name, format, cfg.Width, cfg.Height, err)
 		}
 	}
-	report, err := os.ReadFile(filepath.Join(out, style.StudyReportFile))
+	report, err := os.ReadFile(filepath.Join(out, study.ReportFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,13 +218,13 @@ func TestTrainHTTP(t *testing.T) {
 	if want := fmt.Sprintf("; %d dropped", dropped); !strings.Contains(stdout.String(), want) {
 		t.Errorf("summary does not report %q:\n%s", want, stdout.String())
 	}
-	failed, err := os.ReadFile(filepath.Join(out, style.StudyFailedImagesFile))
+	failed, err := os.ReadFile(filepath.Join(out, study.FailedImagesFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(failed)), "\n")
 	if len(lines) != 3 || !strings.HasPrefix(lines[1], missing+"\t") || !strings.HasPrefix(lines[2], corrupt+"\t") {
-		t.Errorf("%s:\n%s\nwant a header, then %s and %s", style.StudyFailedImagesFile, failed, missing, corrupt)
+		t.Errorf("%s:\n%s\nwant a header, then %s and %s", study.FailedImagesFile, failed, missing, corrupt)
 	}
 	// The images were cached: each good image was requested once.
 	if got, want := requests.Load(), int64(1+len(names)); got < want {

@@ -24,7 +24,7 @@ import (
 
 	"github.com/stylespace/style"
 	"github.com/stylespace/style/examples/internal/cli"
-	"gonum.org/v1/gonum/mat"
+	"github.com/stylespace/style/picture"
 )
 
 func main() { cli.Main("tsne", "", run) }
@@ -57,12 +57,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fl.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fl.Args())
 	}
-	var lay style.TSNEMapLayout
+	var lay picture.MapLayout
 	switch *layout {
 	case "grid":
-		lay = style.TSNEMapGrid
+		lay = picture.MapGrid
 	case "scatter":
-		lay = style.TSNEMapScatter
+		lay = picture.MapScatter
 	default:
 		return fmt.Errorf("-layout %q: want grid or scatter", *layout)
 	}
@@ -94,14 +94,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if n < 4 || float64(n) <= *perplexity {
 		return fmt.Errorf("%d images embedded: t-SNE with perplexity %g needs more (lower -perplexity or index more images)", n, *perplexity)
 	}
-	x := mat.NewDense(n, dim, nil)
-	row := make([]float32, dim)
+	// Their embeddings, row r holding catalogue item idx[r].
+	x := &style.Matrix{Rows: n, Cols: dim, Data: make([]float32, n*dim)}
 	cats := make([]string, n)
 	for r, i := range idx {
-		m.Cat.FeatureTo(row, i)
-		for j, v := range row {
-			x.Set(r, j, float64(v))
-		}
+		m.Cat.FeatureTo(x.Data[r*dim:(r+1)*dim], i)
 		if cats[r] = m.Category(m.Cat.Item(i).ID); cats[r] == "" {
 			cats[r] = m.Cat.Item(i).Category
 		}
@@ -133,9 +130,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return img, nil
 	}
-	mapOpts := &style.TSNEMapOptions{Width: *width, Height: *height, Thumb: *thumb, Layout: lay}
+	mapOpts := &picture.MapOptions{Width: *width, Height: *height, Thumb: *thumb, Layout: lay}
 	start = time.Now()
-	if err := style.WriteTSNEMap(ctx, *mapPath, res.Y, thumbOf, mapOpts); err != nil {
+	if err := picture.WriteMap(ctx, *mapPath, res.Y, thumbOf, mapOpts); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "map: %s (%dx%d pixels, %d-pixel thumbnails, %s layout), %s\n",
@@ -146,7 +143,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if m.Head == nil {
 			title = "t-SNE of raw image features (no head)"
 		}
-		if err := style.PlotScatter(*scatterPath, res.Y, cats, &style.PlotOptions{Title: title, Width: *plotW, Height: *plotH}); err != nil {
+		if err := picture.Scatter(*scatterPath, res.Y, cats, &picture.Options{Title: title, Width: *plotW, Height: *plotH}); err != nil {
 			return err
 		}
 		what := "categories: " + mf.CatColumn

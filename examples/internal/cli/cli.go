@@ -1,15 +1,12 @@
 // Package cli holds what the example programs share: progress bars fed by
-// the library's Progress callbacks, loading images and pair lists from files
-// or http(s) URLs, and finding the VGG16 weight file.
+// the library's Progress callbacks, the model and catalogue flags, and
+// finding the VGG16 weight file.
 package cli
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"image"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -161,86 +158,25 @@ func ParseConv(name string) (style.ConvAlgorithm, error) {
 	return 0, fmt.Errorf("-conv %q: want auto, im2col, winograd or winograd4x4", name)
 }
 
-// LoadVGG16 loads the VGG16 weight file path, computing convolutions with
-// the algorithm named conv (see ParseConv).
-func LoadVGG16(path, conv string) (*style.VGG16, error) {
+// LoadNetwork loads the weight file path (VGG16 or any architecture the
+// file tells), whose widths are the architecture's divided by divisor (1:
+// the published network), computing convolutions with the algorithm named
+// conv (see ParseConv).
+func LoadNetwork(path, conv string, divisor int) (*style.Network, error) {
 	algo, err := ParseConv(conv)
 	if err != nil {
 		return nil, err
 	}
-	w, err := style.ReadVGG16Weights(path)
+	w, err := style.ReadWeights(path, "", divisor)
 	if err != nil {
 		return nil, err
 	}
-	return style.NewVGG16(w, &style.VGG16Options{Algorithm: algo})
+	return style.NewNetwork(w, &style.NetworkOptions{Algorithm: algo})
 }
 
 // IsURL reports whether s is an http or https URL rather than a file path.
 func IsURL(s string) bool {
 	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
-}
-
-// MaxPairListBytes caps a pair list fetched from a URL: 256 MiB, far more
-// than the study's 35,000 pairs (about 2 MB).
-const MaxPairListBytes = 256 << 20
-
-// Fetch downloads url with client (http.DefaultClient if nil), giving up
-// after timeout, and returns at most limit bytes of its body; a larger body
-// is an error. Any status other than 200 OK is an error naming it.
-func Fetch(ctx context.Context, client *http.Client, url string, timeout time.Duration, limit int64) ([]byte, error) {
-	if client == nil {
-		client = http.DefaultClient
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("User-Agent", "stylespace-style")
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: HTTP status %s", url, resp.Status)
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", url, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: more than %d bytes", url, limit)
-	}
-	return data, nil
-}
-
-// LoadImage reads an image from a file path or an http(s) URL (downloaded
-// with client, within timeout, at most style.MaxImageBytes) and decodes it
-// with style.DecodeImage, which bounds its size.
-func LoadImage(ctx context.Context, client *http.Client, pathOrURL string, timeout time.Duration) (image.Image, error) {
-	if !IsURL(pathOrURL) {
-		return style.LoadImage(pathOrURL)
-	}
-	data, err := Fetch(ctx, client, pathOrURL, timeout, style.MaxImageBytes)
-	if err != nil {
-		return nil, err
-	}
-	return style.DecodeImage(bytes.NewReader(data), pathOrURL)
-}
-
-// ReadPairs reads a pair list (see style.ParsePairs) from a file path or an
-// http(s) URL.
-func ReadPairs(ctx context.Context, client *http.Client, pathOrURL string, timeout time.Duration) ([]style.Pair, error) {
-	if !IsURL(pathOrURL) {
-		return style.ReadPairs(pathOrURL)
-	}
-	data, err := Fetch(ctx, client, pathOrURL, timeout, MaxPairListBytes)
-	if err != nil {
-		return nil, err
-	}
-	return style.ParsePairs(bytes.NewReader(data), pathOrURL)
 }
 
 // Weights returns the VGG16 weight file to use: path if it is not "",
@@ -254,7 +190,7 @@ func Weights(ctx context.Context, path, cacheDir string, bars *Bars) (string, er
 		}
 		return path, nil
 	}
-	p, err := style.DownloadVGG16(ctx, &style.DownloadOptions{CacheDir: cacheDir, Progress: bars.Update})
+	p, err := style.DownloadWeights(ctx, style.VGG16, &style.DownloadOptions{CacheDir: cacheDir, Progress: bars.Update})
 	bars.Finish()
 	if err != nil {
 		return "", fmt.Errorf("VGG16 weights: %w (pass -weights FILE to use a local weight file)", err)
