@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image"
 	_ "image/gif" // the formats the library decodes, for image.DecodeConfig
 	_ "image/jpeg"
@@ -254,17 +255,17 @@ func (s *server) extract(ctx context.Context, m *model, ups ...*upload) ([][]flo
 	}
 	feats, err := m.features(ctx, imgs)
 	switch {
-	case err != nil && unusable(err):
-		return nil, errorf(http.StatusUnprocessableEntity, "unusable image: %v", err)
-	case err != nil:
-		return nil, err
+	case err == nil:
+		return feats, nil
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
 	}
-	for i, f := range feats {
-		if !finite(f) {
-			return nil, errorf(http.StatusUnprocessableEntity, "image %q: its features are not finite numbers", ups[i].field)
-		}
+	// The error names the image by its index in ups.
+	fields := make([]string, len(ups))
+	for i, u := range ups {
+		fields[i] = fmt.Sprintf("%d is %q", i, u.field)
 	}
-	return feats, nil
+	return nil, errorf(http.StatusUnprocessableEntity, "unusable image: %v (image %s)", err, strings.Join(fields, ", "))
 }
 
 // imageRequest admits a request for images, parses it, checks its other
@@ -309,9 +310,9 @@ func (s *server) apiScore(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	res := m.score(feats[0], feats[1])
-	if math.IsNaN(res.Distance) || math.IsInf(res.Distance, 0) {
-		writeError(w, errorf(http.StatusUnprocessableEntity, "the distance of these images is not a finite number (%v)", res.Distance))
+	res, err := m.score(feats[0], feats[1])
+	if err != nil {
+		writeError(w, errorf(http.StatusUnprocessableEntity, "these images cannot be compared: %v", err))
 		return
 	}
 	writeJSON(w, http.StatusOK, res)

@@ -26,13 +26,15 @@ func wantScore(t *testing.T, m *model, a, b string) scoreResult {
 	t.Helper()
 	var feats [][]float32
 	for _, p := range []string{a, b} {
-		img, err := style.LoadImage(p)
+		img, err := style.LoadImage(t.Context(), p)
 		require.NoError(t, err)
 		ft, err := m.fx.Features(img)
 		require.NoError(t, err)
 		feats = append(feats, ft)
 	}
-	return m.score(feats[0], feats[1])
+	res, err := m.score(feats[0], feats[1])
+	require.NoError(t, err)
+	return res
 }
 
 func TestScore(t *testing.T) {
@@ -268,7 +270,9 @@ func TestScoreNonFinite(t *testing.T) {
 			ts := newTestServer(t, m, testConfig(), nil)
 			resp := scoreFiles(t, ts.URL, f.photos[0], f.photos[1])
 			assert.Equal(t, http.StatusUnprocessableEntity, resp.status, "%s", resp.body)
-			assert.Contains(t, resp.errorMessage(t), "not a finite number")
+			msg := resp.errorMessage(t)
+			assert.Contains(t, msg, "cannot be compared")
+			assert.Contains(t, msg, "distance is NaN", "the library's reason")
 
 			body, ct := multipartBody(t, fileField(t, "image", f.photos[0]))
 			resp = post(t, ts.URL+"/api/recommend", ct, body)

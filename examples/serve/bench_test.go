@@ -29,7 +29,9 @@ func BenchmarkScore(b *testing.B) {
 	ps := photos(b)
 	body, ct := multipartBody(b, fileField(b, "a", ps[0]), fileField(b, "b", ps[1]))
 	for _, div := range []int{8, 1} {
-		fx, err := style.NewVGG16(style.GenerateVGG16Weights(1, div), nil)
+		w, err := style.GenerateWeights(style.VGG16, 1, div)
+		require.NoError(b, err)
+		fx, err := style.NewNetwork(w, nil)
 		require.NoError(b, err)
 		head, err := style.NewSiameseHead(&style.HeadConfig{In: fx.FeatureLen(), Backbone: fx.Backbone()})
 		require.NoError(b, err)

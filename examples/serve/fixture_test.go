@@ -50,14 +50,16 @@ type fixture struct {
 
 var (
 	fxOnce sync.Once
-	fxNet  *style.VGG16
+	fxNet  *style.Network
 )
 
 // testNetwork is the generated network every test uses, built once.
-func testNetwork(t testing.TB) *style.VGG16 {
+func testNetwork(t testing.TB) *style.Network {
 	fxOnce.Do(func() {
-		var err error
-		fxNet, err = style.NewVGG16(style.GenerateVGG16Weights(testSeed, testDivisor), nil)
+		w, err := style.GenerateWeights(style.VGG16, testSeed, testDivisor)
+		if err == nil {
+			fxNet, err = style.NewNetwork(w, nil)
+		}
 		if err != nil {
 			panic(err)
 		}
@@ -130,7 +132,7 @@ func buildFixture(t testing.TB, dir string, photos []string, meta string) *fixtu
 	var feats [][]float32
 	scale := float32(0)
 	for _, p := range f.photos {
-		img, err := style.LoadImage(p)
+		img, err := style.LoadImage(context.Background(), p)
 		require.NoError(t, err)
 		ft, err := net.Features(img)
 		require.NoError(t, err)
@@ -144,7 +146,8 @@ func buildFixture(t testing.TB, dir string, photos []string, meta string) *fixtu
 	var ds []float64
 	for i := range feats {
 		for j := i + 1; j < len(feats); j++ {
-			d, _ := head.Compare(feats[i], feats[j])
+			d, _, err := head.Compare(feats[i], feats[j])
+			require.NoError(t, err)
 			ds = append(ds, d)
 		}
 	}
@@ -159,9 +162,8 @@ func buildFixture(t testing.TB, dir string, photos []string, meta string) *fixtu
 	require.NoError(t, err)
 	defer src.Close()
 	cat := &style.Catalog{}
-	rep, err := cat.AddImages(context.Background(), src, names, net, head, &style.AddImagesOptions{
+	rep, err := cat.AddImages(context.Background(), src, names, net, head, &style.ExtractOptions{
 		Category: func(name string) string { return cats[name] },
-		Model:    "generated VGG16, seed 1, width divisor 8",
 	})
 	require.NoError(t, err)
 	require.Empty(t, rep.Failed)

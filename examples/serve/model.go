@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/stylespace/style"
+	"github.com/stylespace/style/picture"
 )
 
 // modelConfig names the files and settings of the model.
@@ -33,19 +34,23 @@ type modelConfig struct {
 }
 
 // model is the loaded network, head and catalogue. It is read-only once
-// loaded and shared by all requests: the library documents VGG16, the
-// head's Embed/Distance/Compare and the catalogue's read methods as safe
-// for concurrent use.
+// loaded and shared by all requests: the library documents Network, the
+// head's Embed and Compare, the catalogue's read methods and Metadata as
+// safe for concurrent use.
 type model struct {
-	fx   *style.VGG16
+	fx   *style.Network
 	head *style.SiameseHead
 	desc string // what the network is, for people
 
-	cat         *style.Catalog    // nil without -catalog
-	catEmbedded bool              // the catalogue holds head embeddings, not raw features
-	src         *style.DirSource  // the catalogue's photos; nil without -images
-	names       map[string]string // -meta ID -> product name; nil without -meta
-	cats        map[string]string // -meta ID -> category; nil without -meta
+	cat         *style.Catalog   // nil without -catalog
+	catEmbedded bool             // the catalogue holds head embeddings, not raw features
+	ids         []string         // the catalogue's item IDs, by index
+	itemCats    []string         // the catalogue's item categories, by index
+	categories  []string         // the catalogue's distinct categories, sorted, without ""
+	src         *style.DirSource // the catalogue's photos; nil without -images
+	meta        *style.Metadata  // product names and categories; nil without -meta
+	nameCol     string           // -meta column of product names
+	catCol      string           // -meta column of categories
 }
 
 // loadModel loads what cfg names. The head must fit the network and the
@@ -57,18 +62,20 @@ func loadModel(ctx context.Context, cfg modelConfig) (_ *model, err error) {
 		return nil, errors.New("-head is required: the trained siamese head that gives distances and verdicts")
 	}
 	m := &model{}
-	var modelMeta string // the catalogue's record of a generated network, as examples/recommend writes it
 	if cfg.Weights != "" {
-		if m.fx, err = style.LoadVGG16(cfg.Weights); err != nil {
+		if m.fx, err = style.LoadNetwork(cfg.Weights, nil); err != nil {
 			return nil, err
 		}
-		m.desc = fmt.Sprintf("VGG16 weights %s", path.Base(cfg.Weights))
+		m.desc = fmt.Sprintf("%s weights %s", strings.ToUpper(string(m.fx.Backbone().Arch)), path.Base(cfg.Weights))
 	} else {
-		if m.fx, err = style.NewVGG16(style.GenerateVGG16Weights(cfg.Seed, cfg.Divisor), nil); err != nil {
+		w, err := style.GenerateWeights(style.VGG16, cfg.Seed, cfg.Divisor)
+		if err != nil {
+			return nil, fmt.Errorf("-divisor %d: %w", cfg.Divisor, err)
+		}
+		if m.fx, err = style.NewNetwork(w, nil); err != nil {
 			return nil, err
 		}
-		modelMeta = fmt.Sprintf("generated VGG16, seed %d, width divisor %d", cfg.Seed, cfg.Divisor)
-		m.desc = modelMeta + " (not ImageNet features)"
+		m.desc = fmt.Sprintf("generated VGG16, seed %d, width divisor %d (not ImageNet features)", cfg.Seed, cfg.Divisor)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -76,20 +83,24 @@ func loadModel(ctx context.Context, cfg modelConfig) (_ *model, err error) {
 	if m.head, err = style.LoadHead(cfg.Head); err != nil {
 		return nil, err
 	}
-	if m.head.In() != m.fx.FeatureLen() {
+	if m.head.Dense.In != m.fx.FeatureLen() {
 		return nil, fmt.Errorf("head %s takes %d features, the network gives %d: %w",
-			cfg.Head, m.head.In(), m.fx.FeatureLen(), style.ErrBackboneMismatch)
+			cfg.Head, m.head.Dense.In, m.fx.FeatureLen(), style.ErrBackboneMismatch)
 	}
 	if err := m.head.CheckBackbone(m.fx.Backbone()); err != nil {
 		return nil, fmt.Errorf("head %s does not fit this network: %w", cfg.Head, err)
 	}
 	if cfg.Meta != "" {
-		if m.names, err = style.ReadCategories(cfg.Meta, cfg.IDColumn, cfg.NameCol); err != nil {
+		if m.meta, err = style.ReadMetadata(cfg.Meta, cfg.IDColumn); err != nil {
 			return nil, err
 		}
-		if m.cats, err = style.ReadCategories(cfg.Meta, cfg.IDColumn, cfg.CatCol); err != nil {
-			return nil, err
+		cols := m.meta.Columns()
+		for _, c := range []struct{ flag, name string }{{"-name-column", cfg.NameCol}, {"-category-column", cfg.CatCol}} {
+			if !slices.Contains(cols, c.name) {
+				return nil, fmt.Errorf("%s %q: no such column in %s (it has %s)", c.flag, c.name, cfg.Meta, strings.Join(cols, ", "))
+			}
 		}
+		m.nameCol, m.catCol = cfg.NameCol, cfg.CatCol
 	}
 	if cfg.Images != "" {
 		if m.src, err = style.NewDirSource(cfg.Images); err != nil {
@@ -112,9 +123,8 @@ func loadModel(ctx context.Context, cfg modelConfig) (_ *model, err error) {
 		// catalogue was made by this network and head (or by this network
 		// alone, raw features), from the provenance the catalogue records.
 		var src style.ImageSource // not read: there are no names
-		opts := &style.AddImagesOptions{Model: modelMeta}
-		_, errHead := m.cat.AddImages(ctx, src, nil, m.fx, m.head, opts)
-		switch _, errRaw := m.cat.AddImages(ctx, src, nil, m.fx, nil, opts); {
+		_, errHead := m.cat.AddImages(ctx, src, nil, m.fx, m.head, nil)
+		switch _, errRaw := m.cat.AddImages(ctx, src, nil, m.fx, nil, nil); {
 		case errHead == nil:
 			m.catEmbedded = true
 		case errRaw == nil:
@@ -122,6 +132,16 @@ func loadModel(ctx context.Context, cfg modelConfig) (_ *model, err error) {
 		default:
 			return nil, fmt.Errorf("catalogue %s was not built with this network and head: %w", cfg.Catalog, errHead)
 		}
+		// The IDs and categories, read once: Item copies an embedding too.
+		n := m.cat.Len()
+		m.ids, m.itemCats = make([]string, n), make([]string, n)
+		for i := range n {
+			it := m.cat.Item(i)
+			m.ids[i], m.itemCats[i] = it.ID, it.Category
+		}
+		m.categories = slices.DeleteFunc(slices.Clone(m.itemCats), func(c string) bool { return c == "" })
+		slices.Sort(m.categories)
+		m.categories = slices.Compact(m.categories)
 	}
 	return m, nil
 }
@@ -139,15 +159,13 @@ func decodeImage(data []byte, name string) (image.Image, error) {
 	return style.DecodeImage(bytes.NewReader(data), name)
 }
 
-// features returns the feature vectors of imgs; it stops between images
-// when ctx is done.
+// features returns the feature vectors of imgs; it stops between groups
+// of images when ctx is done. Besides ctx.Err(), its errors say that an
+// image was decoded but cannot be used: it cannot be preprocessed, or its
+// features are not finite numbers.
 func (m *model) features(ctx context.Context, imgs []image.Image) ([][]float32, error) {
-	return m.fx.FeaturesContext(ctx, imgs, nil)
+	return m.fx.FeaturesBatch(ctx, imgs)
 }
-
-// unusable reports whether err means that an image was decoded but cannot
-// be used (empty, say).
-func unusable(err error) bool { return errors.Is(err, style.ErrEmptyImage) }
 
 // scoreResult is the answer of /api/score.
 type scoreResult struct {
@@ -157,10 +175,11 @@ type scoreResult struct {
 	Verdict    string  `json:"verdict"`
 }
 
-// score compares the features of two items.
-func (m *model) score(fa, fb []float32) scoreResult {
-	d, v := m.head.Compare(fa, fb)
-	return scoreResult{Distance: d, Cutoff: m.head.Cutoff, Compatible: v == style.Compatible, Verdict: v.String()}
+// score compares the features of two items. It returns an error if a
+// feature or the distance is not a finite number.
+func (m *model) score(fa, fb []float32) (scoreResult, error) {
+	d, v, err := m.head.Compare(fa, fb)
+	return scoreResult{Distance: d, Cutoff: m.head.Cutoff, Compatible: v == style.Compatible, Verdict: v.String()}, err
 }
 
 // cutoff is the head's distance at or below which a pair is compatible.
@@ -213,24 +232,18 @@ func (m *model) recommend(q []float32, k int, exclude string) []match {
 	return matches(m.cat.Recommend(q, k, &style.RecommendOptions{ExcludeCategory: exclude}))
 }
 
-// imageExts are the extensions tried after a bare item ID.
-var imageExts = []string{".jpg", ".jpeg", ".png", ".gif"}
-
 // lookup returns the catalogue ID that id names: the ID itself or, for a
-// bare product ID such as "15970", the ID with an image extension.
+// bare product ID such as "15970", the ID with an image extension (see
+// Catalog.Index).
 func (m *model) lookup(id string) (string, bool) {
 	if m.cat == nil || id == "" {
 		return "", false
 	}
-	if _, ok := m.cat.Index(id); ok {
-		return id, true
+	i, ok := m.cat.Index(id)
+	if !ok {
+		return "", false
 	}
-	for _, ext := range imageExts {
-		if _, ok := m.cat.Index(id + ext); ok {
-			return id + ext, true
-		}
-	}
-	return "", false
+	return m.ids[i], true
 }
 
 // itemInfo is what the service tells about a catalogue item.
@@ -240,30 +253,23 @@ type itemInfo struct {
 	Category string
 }
 
-// metaKey returns the -meta row of a catalogue ID: its base name without
-// extension, or with it.
-func metaKey(table map[string]string, id string) (string, bool) {
-	base := path.Base(id)
-	if v, ok := table[strings.TrimSuffix(base, path.Ext(base))]; ok {
-		return v, true
-	}
-	v, ok := table[base]
-	return v, ok
-}
-
 // info returns the name and category of the catalogue item id (a resolved
 // ID): the catalogue's category, or -meta's if it has none; -meta's
 // product name, or the ID.
 func (m *model) info(id string) itemInfo {
 	it := itemInfo{ID: id, Name: id}
 	if i, ok := m.cat.Index(id); ok {
-		it.Category = m.cat.Item(i).Category
+		it.Category = m.itemCats[i]
 	}
-	if n, ok := metaKey(m.names, id); ok && n != "" {
+	if m.meta == nil {
+		return it
+	}
+	// Metadata matches "15970.jpg" and "images/15970.jpg" to the row 15970.
+	if n := m.meta.Value(id, m.nameCol); n != "" {
 		it.Name = n
 	}
 	if it.Category == "" {
-		it.Category, _ = metaKey(m.cats, id)
+		it.Category = m.meta.Value(id, m.catCol)
 	}
 	return it
 }
@@ -277,7 +283,7 @@ func (m *model) items(limit int) ([]itemInfo, int) {
 	n := min(limit, m.cat.Len())
 	out := make([]itemInfo, n)
 	for i := range n {
-		out[i] = m.info(m.cat.Item(i).ID)
+		out[i] = m.info(m.ids[i])
 	}
 	return out, m.cat.Len()
 }
@@ -292,19 +298,9 @@ func (m *model) sample(n int) []itemInfo {
 	n = min(n, total)
 	out := make([]itemInfo, n)
 	for i := range n {
-		out[i] = m.info(m.cat.Item(i * total / n).ID)
+		out[i] = m.info(m.ids[i*total/n])
 	}
 	return out
-}
-
-// categories returns the catalogue's categories, sorted.
-func (m *model) categories() []string {
-	if m.cat == nil {
-		return nil
-	}
-	cs := slices.DeleteFunc(m.cat.Categories(), func(c string) bool { return c == "" })
-	slices.Sort(cs)
-	return cs
 }
 
 // catalogLen is the number of catalogue items, 0 without a catalogue.
@@ -321,14 +317,14 @@ func (m *model) openItem(ctx context.Context, id string) (image.Image, error) {
 }
 
 // thumbnail scales img down to fit a size x size box.
-func thumbnail(img image.Image, size int) image.Image { return style.Thumbnail(img, size, size) }
+func thumbnail(img image.Image, size int) image.Image { return picture.Thumbnail(img, size, size) }
 
 // maxPixels is the library's own bound on an image's pixels, the largest
 // -max-pixels can be; maxBytes its bound on an encoded image, the largest
-// -max-upload can be.
+// -max-upload can be. Both are 64 Mi, as style.DecodeImage documents.
 const (
-	maxPixels = style.MaxImagePixels
-	maxBytes  = style.MaxImageBytes
+	maxPixels = 64 << 20
+	maxBytes  = 64 << 20
 )
 
 // Sentinels of the library the handlers classify errors by.

@@ -126,7 +126,7 @@ func (s *server) recommendPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.Items, _ = m.items(maxListed)
-	d.Categories = m.categories()
+	d.Categories = m.categories
 	q := r.URL.Query()
 	status := http.StatusOK
 	k, other, err := recommendParams(q)

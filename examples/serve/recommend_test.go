@@ -33,8 +33,8 @@ func TestRecommendItem(t *testing.T) {
 		assert.Equal(t, w.Category, got[i].Category)
 		assert.Equal(t, w.Distance, got[i].Distance)
 		assert.Equal(t, "/thumb/"+w.ID, got[i].ThumbnailURL)
-		name, ok := metaKey(m.names, w.ID)
-		require.True(t, ok, "%s has a name in styles.csv", w.ID)
+		name := m.meta.Value(w.ID, "productDisplayName")
+		require.NotEmpty(t, name, "%s has a name in styles.csv", w.ID)
 		assert.Equal(t, name, got[i].Name)
 		assert.NotEqual(t, id, got[i].ID, "the query item itself is left out")
 	}
@@ -178,7 +178,7 @@ func TestThumb(t *testing.T) {
 	m := f.load(t)
 	ts := newTestServer(t, m, testConfig(), nil)
 	id := m.cat.Item(0).ID
-	orig, err := style.LoadImage(f.images + "/" + id)
+	orig, err := style.LoadImage(t.Context(), f.images+"/"+id)
 	require.NoError(t, err)
 	long := max(orig.Bounds().Dx(), orig.Bounds().Dy())
 

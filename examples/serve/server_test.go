@@ -271,7 +271,7 @@ func TestLoadModelMismatch(t *testing.T) {
 	require.NoError(t, h16.Save(p16))
 	// A head of the right length for another backbone.
 	hOther, err := style.NewSiameseHead(&style.HeadConfig{In: testNetwork(t).FeatureLen(), Out: 8,
-		Backbone: style.Backbone{Name: "vgg16", Preprocess: style.PreprocessTorch, SHA256: "0123"}})
+		Backbone: style.Backbone{Arch: style.VGG16, Preprocess: style.PreprocessTorch, SHA256: "0123"}})
 	require.NoError(t, err)
 	pOther := filepath.Join(t.TempDir(), "hother.safetensors")
 	require.NoError(t, hOther.Save(pOther))
@@ -283,7 +283,9 @@ func TestLoadModelMismatch(t *testing.T) {
 	}{
 		{"head for another width", func(c *modelConfig) { c.Head = p16 }, "takes 1568 features, the network gives 3136"},
 		{"head for another backbone", func(c *modelConfig) { c.Head = pOther }, "does not fit this network"},
-		{"catalogue of another seed", func(c *modelConfig) { c.Seed = 2 }, `style.model is "generated VGG16, seed 1, width divisor 8"`},
+		{"network of another seed", func(c *modelConfig) { c.Seed = 2 }, "seed 1, width divisor 8), features from"},
+		{"invalid divisor", func(c *modelConfig) { c.Divisor = 3 }, "-divisor 3"},
+		{"no such -meta column", func(c *modelConfig) { c.NameCol = "title" }, `-name-column "title": no such column in`},
 		{"no head", func(c *modelConfig) { c.Head = "" }, "-head is required"},
 		{"missing head", func(c *modelConfig) { c.Head = filepath.Join(t.TempDir(), "none") }, "no such file"},
 		{"missing catalogue", func(c *modelConfig) { c.Catalog = filepath.Join(t.TempDir(), "none") }, "no such file"},
@@ -296,6 +298,25 @@ func TestLoadModelMismatch(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.msg)
 		})
 	}
+
+	// A head that fits the network of seed 2, with the catalogue of the
+	// network of seed 1.
+	t.Run("catalogue of another network", func(t *testing.T) {
+		w, err := style.GenerateWeights(style.VGG16, 2, testDivisor)
+		require.NoError(t, err)
+		net2, err := style.NewNetwork(w, nil)
+		require.NoError(t, err)
+		h, err := style.NewSiameseHead(&style.HeadConfig{In: net2.FeatureLen(), Out: 32, Seed: 7, Backbone: net2.Backbone()})
+		require.NoError(t, err)
+		p := filepath.Join(t.TempDir(), "h2.safetensors")
+		require.NoError(t, h.Save(p))
+		cfg := f.cfg
+		cfg.Seed, cfg.Head = 2, p
+		_, err = loadModel(t.Context(), cfg)
+		require.ErrorIs(t, err, style.ErrBackboneMismatch)
+		assert.Contains(t, err.Error(), "not built with this network and head")
+		assert.Contains(t, err.Error(), "style.backbone")
+	})
 
 	// A catalogue of another head of the same network.
 	t.Run("catalogue of another head", func(t *testing.T) {
