@@ -195,17 +195,16 @@ func (c *GEMMConv) plan(n, h, w int) gemmConvPlan {
 
 // Forward computes the layer on the n images of In x h x w floats stored
 // one after another in x, writing the n x Out x oh x ow result (see
-// OutputSize) into dst. If res is not nil it holds n x Out x oh x ow
-// values added to the output before the ReLU (a residual connection);
-// res may be dst itself (the sum is then formed in place) but must not
-// otherwise overlap it. dst must not overlap x. The scratch buffers come
-// from ws, which may be shared with other layers run one after another;
-// it must not be nil.
+// OutputSize) into dst. If residual is set, dst holds on entry n x Out x
+// oh x ow values (a residual connection) that are added to the output
+// before the ReLU: the sum is formed in place. dst must not overlap x.
+// The scratch buffers come from ws, which may be shared with other
+// layers run one after another; it must not be nil.
 //
 // Forward panics, with a message starting "style: ", if n, h or w is not
-// positive, if the padded input is smaller than the kernel, if x, dst or
-// res is too short, or if a band is beyond the kernels' 32-bit offsets.
-func (c *GEMMConv) Forward(dst, x []float32, n, h, w int, res []float32, ws *Workspace) {
+// positive, if the padded input is smaller than the kernel, if x or dst
+// is too short, or if a band is beyond the kernels' 32-bit offsets.
+func (c *GEMMConv) Forward(dst, x []float32, n, h, w int, residual bool, ws *Workspace) {
 	if n <= 0 || h <= 0 || w <= 0 {
 		panic(fmt.Sprintf("style: GEMMConv.Forward: invalid batch %d x %d x %d", n, h, w))
 	}
@@ -216,12 +215,12 @@ func (c *GEMMConv) Forward(dst, x []float32, n, h, w int, res []float32, ws *Wor
 	if len(x) < n*c.in*h*w {
 		panic(fmt.Sprintf("style: GEMMConv.Forward: input has %d values, want %d", len(x), n*c.in*h*w))
 	}
-	outN := n * c.out * oh * ow
-	if len(dst) < outN {
+	if outN := n * c.out * oh * ow; len(dst) < outN {
 		panic(fmt.Sprintf("style: GEMMConv.Forward: output has %d values, want %d", len(dst), outN))
 	}
-	if res != nil && len(res) < outN {
-		panic(fmt.Sprintf("style: GEMMConv.Forward: residual has %d values, want %d", len(res), outN))
+	if c.kernel == 1 && c.pad == 0 {
+		c.forwardPointwise(dst, x, n, h, w, residual, ws)
+		return
 	}
 	pl := c.plan(n, h, w)
 	nr := c.packed.kern.nr
@@ -236,7 +235,7 @@ func (c *GEMMConv) Forward(dst, x []float32, n, h, w int, res []float32, ws *Wor
 	For(pl.workers, pl.nb*pl.oc, func(wk, t int) {
 		b, j := t/pl.oc, t%pl.oc
 		t0 := j * pl.tsz
-		c.band(dst, x, res, &pl, b*pl.rows, min((b+1)*pl.rows, n*pl.oh), t0, min(t0+pl.tsz, c.packed.mp), &scratch[wk].packedScratch)
+		c.band(dst, x, residual, &pl, b*pl.rows, min((b+1)*pl.rows, n*pl.oh), t0, min(t0+pl.tsz, c.packed.mp), &scratch[wk].packedScratch)
 	})
 }
 
@@ -270,7 +269,7 @@ func gemmConvOffsets(off []int32, in, k, s, ps, plane, wp int) []int32 {
 
 // band computes output rows g0..g1 of the batch (image after image, oh
 // rows each) for the output channels of weight row panels t0..t1.
-func (c *GEMMConv) band(dst, x, res []float32, pl *gemmConvPlan, g0, g1, t0, t1 int, s *packedScratch) {
+func (c *GEMMConv) band(dst, x []float32, residual bool, pl *gemmConvPlan, g0, g1, t0, t1 int, s *packedScratch) {
 	pk := c.packed
 	kn := &pk.kern
 	mr, nr := kn.mr, kn.nr
@@ -300,7 +299,7 @@ func (c *GEMMConv) band(dst, x, res []float32, pl *gemmConvPlan, g0, g1, t0, t1 
 		// The last depth block adds the bias and, without a residual,
 		// applies the ReLU as it stores the tile.
 		last := p0+kbb == pk.k
-		relu := last && c.relu && res == nil
+		relu := last && c.relu && !residual
 		for j := range np {
 			// All row panels of the chunk run on one panel of outputs
 			// while its slab rows are in cache.
@@ -326,15 +325,14 @@ func (c *GEMMConv) band(dst, x, res []float32, pl *gemmConvPlan, g0, g1, t0, t1 
 		for o := o0; o < o1; o++ {
 			src := prod[(o-o0)*ldc+sr*pl.wp:]
 			d := dst[base+o*hw : base+o*hw+cnt*pl.ow]
-			if res == nil {
+			if !residual {
 				for r := range cnt {
 					copy(d[r*pl.ow:(r+1)*pl.ow], src[r*pl.wp:r*pl.wp+pl.ow])
 				}
 				continue
 			}
-			rs := res[base+o*hw : base+o*hw+cnt*pl.ow]
 			for r := range cnt {
-				addStore(d[r*pl.ow:(r+1)*pl.ow], src[r*pl.wp:r*pl.wp+pl.ow], rs[r*pl.ow:(r+1)*pl.ow], c.relu)
+				addStore(d[r*pl.ow:(r+1)*pl.ow], src[r*pl.wp:r*pl.wp+pl.ow], c.relu)
 			}
 		}
 		sr += cnt + pl.hr
@@ -342,18 +340,17 @@ func (c *GEMMConv) band(dst, x, res []float32, pl *gemmConvPlan, g0, g1, t0, t1 
 	}
 }
 
-// addStore sets d[i] = a[i] + b[i], then max(·, 0) if relu. b may be d.
-func addStore(d, a, b []float32, relu bool) {
+// addStore sets d[i] = a[i] + d[i], then max(·, 0) if relu.
+func addStore(d, a []float32, relu bool) {
 	a = a[:len(d)]
-	b = b[:len(d)]
 	if relu {
-		for i := range d {
-			d[i] = relu32(a[i] + b[i])
+		for i, v := range a {
+			d[i] = relu32(v + d[i])
 		}
 		return
 	}
-	for i := range d {
-		d[i] = a[i] + b[i]
+	for i, v := range a {
+		d[i] = v + d[i]
 	}
 }
 

@@ -61,12 +61,13 @@ func randomGEMMConvSpec(r *rand.Rand, in, out, k, stride, pad int) GEMMConvSpec 
 	return s
 }
 
-// gemmConvForward returns c's output for the batch x (and residual res)
-// in a new slice, with a fresh workspace.
+// gemmConvForward returns c's output for the batch x (plus the residual
+// res if not nil) in a new slice, with a fresh workspace.
 func gemmConvForward(c *GEMMConv, x []float32, n, h, w int, res []float32) []float32 {
 	oh, ow := c.OutputSize(h, w)
 	dst := make([]float32, n*c.Out()*oh*ow)
-	c.Forward(dst, x, n, h, w, res, new(Workspace))
+	copy(dst, res)
+	c.Forward(dst, x, n, h, w, res != nil, new(Workspace))
 	return dst
 }
 
@@ -83,15 +84,21 @@ func TestGEMMConvMatchesNaive(t *testing.T) {
 		{3, 40, 70, 1, 1, 0, 5, 9},   // output channels in several panels
 		{2, 12, 20, 1, 2, 0, 14, 13}, // strided shortcut
 		{2, 9, 16, 3, 1, 1, 7, 7},
-		{2, 9, 16, 3, 2, 1, 14, 14}, // v1.5's strided 3x3
-		{1, 5, 7, 3, 2, 1, 15, 9},   // odd size at stride 2
-		{1, 4, 6, 2, 2, 0, 9, 8},    // even kernel
-		{2, 3, 5, 5, 3, 4, 11, 10},  // stride 3, padding beyond the stride
-		{1, 2, 3, 3, 1, 0, 3, 3},    // a single output pixel
-		{4, 1, 1, 1, 1, 0, 1, 1},    // 1x1 images
-		{1, 300, 5, 1, 1, 0, 4, 6},  // several depth blocks
-		{2, 80, 9, 3, 2, 1, 9, 11},  // several depth blocks, with phases
-		{1, 8, 33, 3, 1, 1, 60, 50}, // several bands per image
+		{2, 9, 16, 3, 2, 1, 14, 14},   // v1.5's strided 3x3
+		{1, 5, 7, 3, 2, 1, 15, 9},     // odd size at stride 2
+		{1, 4, 6, 2, 2, 0, 9, 8},      // even kernel
+		{2, 3, 5, 5, 3, 4, 11, 10},    // stride 3, padding beyond the stride
+		{1, 2, 3, 3, 1, 0, 3, 3},      // a single output pixel
+		{4, 1, 1, 1, 1, 0, 1, 1},      // 1x1 images
+		{1, 300, 5, 1, 1, 0, 4, 6},    // several depth blocks
+		{2, 80, 9, 3, 2, 1, 9, 11},    // several depth blocks, with phases
+		{1, 8, 33, 3, 1, 1, 60, 50},   // several bands per image
+		{3, 20, 30, 1, 1, 0, 7, 7},    // pointwise: panels across images, partial row panel
+		{2, 20, 28, 1, 1, 0, 3, 5},    // pointwise: several images per panel
+		{2, 700, 15, 1, 1, 0, 8, 8},   // pointwise: several depth blocks, in-place panels
+		{2, 24, 29, 1, 1, 0, 16, 16},  // pointwise: in-place panels, direct tiles
+		{3, 10, 28, 1, 2, 0, 13, 11},  // pointwise at stride 2, odd sizes
+		{1, 10, 14, 1, 3, 0, 100, 70}, // pointwise at stride 3
 	}
 	for _, name := range ISAs() {
 		restore := ForceISA(name)
@@ -119,13 +126,6 @@ func TestGEMMConvMatchesNaive(t *testing.T) {
 					tol := 1e-5 * (1 + math.Sqrt(float64(sh.in*sh.k*sh.k)))
 					for i := range got {
 						require.InDelta(t, want[i], float64(got[i]), tol*(1+math.Abs(want[i])), "element %d", i)
-					}
-
-					// In place: the residual is the destination.
-					if res != nil {
-						inPlace := append([]float32(nil), res...)
-						c.Forward(inPlace, x, sh.n, sh.h, sh.w, inPlace, new(Workspace))
-						assert.Equal(t, got, inPlace, "in place")
 					}
 				})
 			}
@@ -193,14 +193,13 @@ func TestNewGEMMConvErrors(t *testing.T) {
 	}
 	ws := new(Workspace)
 	x, dst := make([]float32, 2*5*5), make([]float32, 3*3*3)
-	assert.NotPanics(t, func() { c.Forward(dst, x, 1, 5, 5, nil, ws) })
-	assert.PanicsWithValue(t, "style: GEMMConv.Forward: input has 49 values, want 50", func() { c.Forward(dst, x[:49], 1, 5, 5, nil, ws) })
-	assert.PanicsWithValue(t, "style: GEMMConv.Forward: output has 26 values, want 27", func() { c.Forward(dst[:26], x, 1, 5, 5, nil, ws) })
-	assert.PanicsWithValue(t, "style: GEMMConv.Forward: residual has 1 values, want 27", func() { c.Forward(dst, x, 1, 5, 5, dst[:1], ws) })
-	assert.PanicsWithValue(t, "style: GEMMConv.Forward: invalid batch 0 x 5 x 5", func() { c.Forward(dst, x, 0, 5, 5, nil, ws) })
+	assert.NotPanics(t, func() { c.Forward(dst, x, 1, 5, 5, false, ws) })
+	assert.PanicsWithValue(t, "style: GEMMConv.Forward: input has 49 values, want 50", func() { c.Forward(dst, x[:49], 1, 5, 5, false, ws) })
+	assert.PanicsWithValue(t, "style: GEMMConv.Forward: output has 26 values, want 27", func() { c.Forward(dst[:26], x, 1, 5, 5, true, ws) })
+	assert.PanicsWithValue(t, "style: GEMMConv.Forward: invalid batch 0 x 5 x 5", func() { c.Forward(dst, x, 0, 5, 5, false, ws) })
 	c1, err := NewGEMMConv(GEMMConvSpec{In: 1, Out: 1, Kernel: 7, Stride: 1, Pad: 2, Weight: make([]float32, 49), Bias: make([]float32, 1)})
 	require.NoError(t, err)
-	assert.PanicsWithValue(t, "style: GEMMConv.Forward: 2x2 input smaller than the 7x7 kernel with padding 2", func() { c1.Forward(dst, x, 1, 2, 2, nil, ws) })
+	assert.PanicsWithValue(t, "style: GEMMConv.Forward: 2x2 input smaller than the 7x7 kernel with padding 2", func() { c1.Forward(dst, x, 1, 2, 2, false, ws) })
 }
 
 // TestGEMMConvSteadyStateAllocs checks that a pass through a reused
@@ -214,10 +213,16 @@ func TestGEMMConvSteadyStateAllocs(t *testing.T) {
 	x := randomSlice(r, 2*64*56*56)
 	dst := make([]float32, 2*64*28*28)
 	ws := new(Workspace)
-	c.Forward(dst, x, 2, 56, 56, nil, ws)
-	allocs := testing.AllocsPerRun(10, func() { c.Forward(dst, x, 2, 56, 56, dst, ws) })
+	c.Forward(dst, x, 2, 56, 56, false, ws)
+	allocs := testing.AllocsPerRun(10, func() { c.Forward(dst, x, 2, 56, 56, true, ws) })
 	// The loop and its helper goroutine: a handful, whatever the size.
 	assert.LessOrEqual(t, allocs, 5.0)
+	p, err := NewGEMMConv(randomGEMMConvSpec(r, 64, 256, 1, 1, 0))
+	require.NoError(t, err)
+	dst = make([]float32, 2*256*56*56)
+	p.Forward(dst, x, 2, 56, 56, false, ws)
+	allocs = testing.AllocsPerRun(10, func() { p.Forward(dst, x, 2, 56, 56, true, ws) })
+	assert.LessOrEqual(t, allocs, 5.0, "pointwise")
 }
 
 // naiveMaxPool is the direct definition of MaxPool in float64.

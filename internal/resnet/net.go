@@ -51,7 +51,7 @@ type conv3x3 interface {
 type gemmConv3x3 struct{ *engine.GEMMConv }
 
 func (c gemmConv3x3) forward(dst, x []float32, n, h, w int, ws *engine.Workspace) {
-	c.Forward(dst, x, n, h, w, nil, ws)
+	c.Forward(dst, x, n, h, w, false, ws)
 }
 
 type conv3x3Engine struct{ *engine.Conv }
@@ -237,22 +237,22 @@ func (n *Net) ForwardTo(dst, x []float32, batch, h, w int, ws *Workspace) {
 	}
 	eng := &ws.eng
 	stem, cur, t2, spare := ws.buf[0], ws.buf[1], ws.buf[2], ws.buf[3]
-	n.stem.Forward(stem, x, batch, h, w, nil, eng)
+	n.stem.Forward(stem, x, batch, h, w, false, eng)
 	h, w = n.stem.OutputSize(h, w)
 	ph, pw := engine.MaxPoolOutputSize(h, w, 3, 2, 1)
 	engine.MaxPool(cur, stem, batch*n.stem.Out(), h, w, 3, 2, 1, n.workers)
 	h, w = ph, pw
 	t1 := stem
 	for _, b := range n.blocks {
-		b.conv1.Forward(t1, cur, batch, h, w, nil, eng)
+		b.conv1.Forward(t1, cur, batch, h, w, false, eng)
 		b.conv2.forward(t2, t1, batch, h, w, eng)
 		h2, w2 := b.conv2.OutputSize(h, w)
 		if b.down != nil {
-			b.down.Forward(spare, cur, batch, h, w, nil, eng)
-			b.conv3.Forward(spare, t2, batch, h2, w2, spare, eng)
+			b.down.Forward(spare, cur, batch, h, w, false, eng)
+			b.conv3.Forward(spare, t2, batch, h2, w2, true, eng)
 			cur, spare = spare, cur
 		} else {
-			b.conv3.Forward(cur, t2, batch, h2, w2, cur, eng)
+			b.conv3.Forward(cur, t2, batch, h2, w2, true, eng)
 		}
 		h, w = h2, w2
 	}
