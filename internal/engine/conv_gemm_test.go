@@ -259,6 +259,9 @@ func TestMaxPool(t *testing.T) {
 		{4, 8, 8, 2, 2, 0},
 		{2, 10, 5, 5, 3, 2},
 		{300, 16, 16, 3, 2, 1},
+		{2, 5, 1, 3, 2, 1},    // one column
+		{1, 3, 1030, 3, 2, 1}, // wider than the row on the stack
+		{2, 9, 1100, 4, 3, 2}, // wider than the row on the stack, any window
 	} {
 		x := randomSlice(r, sh.planes*sh.h*sh.w)
 		for i := range x {
@@ -295,4 +298,14 @@ func TestGlobalAvgPool(t *testing.T) {
 		}
 	}
 	assert.Panics(t, func() { GlobalAvgPool(make([]float32, 1), make([]float32, 3), 1, 4, 1) })
+}
+
+// BenchmarkMaxPool runs ResNet-50's max-pool on one image.
+func BenchmarkMaxPool(b *testing.B) {
+	x := randomSlice(rand.New(rand.NewPCG(16, 16)), 64*112*112)
+	dst := make([]float32, 64*56*56)
+	b.ReportAllocs()
+	for b.Loop() {
+		MaxPool(dst, x, 64, 112, 112, 3, 2, 1, 1)
+	}
 }

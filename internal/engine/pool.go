@@ -55,8 +55,69 @@ func MaxPool(dst, x []float32, planes, h, w, k, s, p, workers int) {
 	})
 }
 
-// maxPoolPlane max-pools one plane.
+// maxPoolPlane max-pools one plane: the maximum over the window's rows
+// of each column first (into a row on the stack), then over the window's
+// columns. Planes wider than maxPoolRow take the direct loops.
 func maxPoolPlane(dst, src []float32, h, w, oh, ow, k, s, p int) {
+	if w > maxPoolRow {
+		maxPoolPlaneDirect(dst, src, h, w, oh, ow, k, s, p)
+		return
+	}
+	var buf [maxPoolRow]float32
+	col := buf[:w]
+	for oy := range oh {
+		y0, y1 := max(0, oy*s-p), min(h, oy*s-p+k)
+		copy(col, src[y0*w:(y0+1)*w])
+		for y := y0 + 1; y < y1; y++ {
+			maxInto(col, src[y*w:(y+1)*w])
+		}
+		d := dst[oy*ow : (oy+1)*ow]
+		if k == 3 && s == 2 && p == 1 {
+			// ResNet's pool: windows 2ox-1 .. 2ox+1.
+			d[0] = col[0]
+			if w > 1 {
+				d[0] = max32(col[0], col[1])
+			}
+			// Windows inside the row, then the last if it is cut.
+			ox := 1
+			for ; 2*ox+1 < w; ox++ {
+				t := col[2*ox-1 : 2*ox+2 : 2*ox+2]
+				d[ox] = max32(max32(t[0], t[1]), t[2])
+			}
+			for ; ox < ow; ox++ {
+				d[ox] = max32(col[2*ox-1], col[2*ox])
+			}
+			continue
+		}
+		for ox := range d {
+			x0, x1 := max(0, ox*s-p), min(w, ox*s-p+k)
+			m := col[x0]
+			for _, v := range col[x0+1 : x1] {
+				m = max32(m, v)
+			}
+			d[ox] = m
+		}
+	}
+}
+
+// max32 is the builtin max, which compiles to branch-free code: on
+// activations a comparison and branch mispredicts about half the time.
+func max32(a, b float32) float32 { return max(a, b) }
+
+// maxInto sets d[i] = max(d[i], s[i]).
+func maxInto(d, s []float32) {
+	s = s[:len(d)]
+	for i, v := range s {
+		d[i] = max(d[i], v)
+	}
+}
+
+// maxPoolRow is the widest plane maxPoolPlane pools through a row on the
+// stack.
+const maxPoolRow = 1024
+
+// maxPoolPlaneDirect max-pools one plane window by window.
+func maxPoolPlaneDirect(dst, src []float32, h, w, oh, ow, k, s, p int) {
 	for oy := range oh {
 		y0, y1 := max(0, oy*s-p), min(h, oy*s-p+k)
 		d := dst[oy*ow : (oy+1)*ow]

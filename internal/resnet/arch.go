@@ -21,12 +21,12 @@
 // # Accuracy and reproducibility
 //
 // The 3x3 stride-1 convolutions run on the package engine's Winograd
-// F(4x4, 3x3) or F(2x2, 3x3), the others as implicit GEMMs (see
-// engine.GEMMConv); products use fused multiply-adds where the CPU has
-// them. Results are bit-identical for any number of workers and any
-// batch composition on one machine and kernel; they differ from
-// PyTorch's in the last bits (the tests bound the relative L2 error of
-// the features by 1e-4).
+// F(4x4, 3x3) or F(2x2, 3x3) or as implicit GEMMs, chosen per layer (see
+// Options.Algorithm), the others as implicit GEMMs (engine.GEMMConv);
+// products use fused multiply-adds where the CPU has them. Results are
+// bit-identical for any number of workers and any batch composition on
+// one machine and kernel; they differ from PyTorch's in the last bits
+// (the tests bound the relative L2 error of the features by 1e-4).
 package resnet
 
 import "fmt"

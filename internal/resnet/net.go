@@ -14,8 +14,8 @@ type Options struct {
 	Workers int
 	// Algorithm selects how the 3x3 stride-1 convolutions are computed:
 	// engine.Im2col runs them as implicit GEMMs (engine.GEMMConv), the
-	// others as engine.NewConv does. Zero value: engine.Auto, Winograd
-	// F(4x4, 3x3), or F(2x2, 3x3) for the widest layers.
+	// Winograd algorithms as engine.NewConv does. Zero value:
+	// engine.Auto, which picks per layer by its width (see auto3x3).
 	Algorithm engine.Algorithm
 }
 
@@ -154,9 +154,33 @@ func New(convs []Conv, opts *Options) (*Net, error) {
 	return n, nil
 }
 
+// auto3x3 is the engine Auto picks for a 3x3 stride-1 layer of in and
+// out channels, from the layer benchmarks (BenchmarkResNet50Layers, on
+// 224x224 images, where the width sets the feature map's size):
+// Winograd F(4x4, 3x3) up to 128 x 128 channels (56x56 and 28x28 maps:
+// about 1.4x and 1.6x faster than F(2x2) and the implicit GEMM);
+// F(2x2, 3x3) below 512 x 512 (14x14 maps: F(4x4) streams 2.25x the
+// transformed weights for few tiles and is the slowest); and the
+// implicit GEMM from 512 x 512 (7x7 maps: at batch 1, 16 tiles make
+// F(2x2)'s products too thin and it takes 1.3x the GEMM's time; at
+// batch 8 it is 1.2x faster). The choice depends on the layer only, so
+// that the features of an image do not depend on its batch.
+func auto3x3(in, out int) engine.Algorithm {
+	switch {
+	case in*out <= 128*128:
+		return engine.Winograd4x4
+	case in*out < 512*512:
+		return engine.Winograd
+	}
+	return engine.Im2col
+}
+
 // newConv3x3 returns the block's 3x3 convolution: at stride 1 on the
 // engine o.Algorithm selects, else as an implicit GEMM.
 func newConv3x3(c Conv, o Options) (conv3x3, error) {
+	if o.Algorithm == engine.Auto {
+		o.Algorithm = auto3x3(c.In, c.Out)
+	}
 	if c.Stride != 1 || o.Algorithm == engine.Im2col {
 		g, err := engine.NewGEMMConv(engine.GEMMConvSpec{
 			In: c.In, Out: c.Out, Kernel: c.Kernel, Stride: c.Stride, Pad: c.Pad,
