@@ -292,10 +292,7 @@ func (c *GEMMConv) band(dst, x []float32, residual bool, pl *gemmConvPlan, g0, g
 	for p0 := 0; p0 < pk.k; p0 += pk.kb {
 		kbb := min(pk.kb, pk.k-p0)
 		off := s.off[p0 : p0+kbb]
-		maxOff := 0
-		for _, o := range off {
-			maxOff = max(maxOff, int(o))
-		}
+		maxOff := maxOffset(off)
 		// The last depth block adds the bias and, without a residual,
 		// applies the ReLU as it stores the tile.
 		last := p0+kbb == pk.k
@@ -338,6 +335,15 @@ func (c *GEMMConv) band(dst, x []float32, residual bool, pl *gemmConvPlan, g0, g
 		sr += cnt + pl.hr
 		g += cnt
 	}
+}
+
+// maxOffset returns the largest of off (which is not empty).
+func maxOffset(off []int32) int {
+	m := off[0]
+	for _, o := range off[1:] {
+		m = max(m, o)
+	}
+	return int(m)
 }
 
 // addStore sets d[i] = a[i] + d[i], then max(·, 0) if relu.
@@ -383,9 +389,16 @@ func (c *GEMMConv) fillSegment(slab, src []float32, pl *gemmConvPlan, oy, rows, 
 					}
 					row := img[y*w : (y+1)*w]
 					clear(d[:lo])
-					if s == 1 {
+					switch s {
+					case 1:
 						copy(d[lo:hi], row[lo+x0:hi+x0])
-					} else {
+					case 2:
+						dd := d[lo:hi]
+						sr := row[2*lo+x0 : 2*(hi-1)+x0+1]
+						for i := range dd {
+							dd[i] = sr[2*i]
+						}
+					default:
 						for xx := lo; xx < hi; xx++ {
 							d[xx] = row[s*xx+x0]
 						}
