@@ -9,9 +9,11 @@ import (
 // padding, on this package's kernels, as an implicit GEMM with the
 // weights (Out x In·k·k) packed once by NewGEMMConv. It generalises the
 // implicit-GEMM im2col of conv_implicit.go (3x3, stride 1, padding 1)
-// to the layers of a residual network: 1x1 convolutions (plain GEMMs),
-// strided 1x1 shortcuts, the 7x7 stride-2 stem and 3x3 stride-2
-// convolutions, with a residual added before the ReLU.
+// to the layers of a residual network: the 7x7 stride-2 stem, 3x3
+// convolutions at stride 1 or 2, and 1x1 convolutions at any stride,
+// with a residual added before the ReLU. 1x1 convolutions without
+// padding, plain GEMMs, take the pointwise path of conv_pointwise.go;
+// the others are computed in bands through a slab, as follows.
 //
 // # Strides as phases
 //
@@ -33,15 +35,12 @@ import (
 // The n·oh output rows of a batch are cut into bands of consecutive
 // rows, which may span images: each image's part of a band (a segment)
 // takes its rows plus hr = ⌊(k−1)/s⌋ halo rows in the slab, and the
-// outputs of the halo rows are discarded. For 1x1 convolutions (no halo,
-// no extra column) a band is a dense block of columns whatever the
-// image size, so the 7x7 and 14x14 layers of a batch make products as
-// wide as those of large images.
+// outputs of the halo rows are discarded.
 //
 // The last depth block's kernel call adds the bias and applies the ReLU
-// (or, with a residual, Forward adds the residual and applies the ReLU
-// as it copies the band out). Every output value is the same sequence
-// of kernel operations whatever its band, lane or worker (the depth
+// (or, with a residual, the copy of the band into dst adds the residual
+// and applies the ReLU). Every output value is the same sequence of
+// kernel operations whatever its band, lane or worker (the depth
 // blocking depends on the layer only), so results are bit-identical for
 // any Workers and any batch composition.
 
@@ -179,16 +178,9 @@ func (c *GEMMConv) plan(n, h, w int) gemmConvPlan {
 	// hr halo rows to the slab.
 	segs := min(n, (pl.rows+pl.oh-2)/pl.oh+1)
 	pl.plane = (pl.rows + segs*pl.hr) * pl.wp
-	// With fewer bands than twice the workers (small late layers at
-	// batch 1), the output channels are split too; each chunk repeats
-	// its band's copy into the slab, which is cheap next to its products.
-	mp := c.packed.mp
-	pl.oc = 1
-	if pl.workers > 1 && pl.nb < 2*pl.workers {
-		pl.oc = max(1, min((2*pl.workers+pl.nb-1)/pl.nb, mp/4))
-	}
-	pl.tsz = (mp + pl.oc - 1) / pl.oc
-	pl.oc = (mp + pl.tsz - 1) / pl.tsz
+	// Each chunk of output channels repeats its band's copy into the
+	// slab, which is cheap next to its products.
+	pl.oc, pl.tsz = rowChunks(c.packed.mp, pl.nb, pl.workers)
 	pl.workers = max(1, min(pl.workers, pl.nb*pl.oc))
 	return pl
 }
@@ -335,6 +327,20 @@ func (c *GEMMConv) band(dst, x []float32, residual bool, pl *gemmConvPlan, g0, g
 		sr += cnt + pl.hr
 		g += cnt
 	}
+}
+
+// rowChunks splits mp row panels into oc chunks of tsz (the last may be
+// smaller) so that nb column tasks times oc make at least four tasks per
+// worker where the row panels allow (small late layers at batch 1): the
+// workers take tasks as they finish, so the last round leaves them idle
+// for at most about a quarter of a task each.
+func rowChunks(mp, nb, workers int) (oc, tsz int) {
+	oc = 1
+	if workers > 1 && nb < 4*workers {
+		oc = max(1, min((4*workers+nb-1)/nb, mp/4))
+	}
+	tsz = (mp + oc - 1) / oc
+	return (mp + tsz - 1) / tsz, tsz
 }
 
 // maxOffset returns the largest of off (which is not empty).
