@@ -48,13 +48,13 @@ type Layer struct {
 	Shortcut            bool // the block's downsample convolution
 }
 
-// Blocks50 is the number of bottleneck blocks in each of ResNet-50's
+// blocks50 is the number of bottleneck blocks in each of ResNet-50's
 // four layers.
-var Blocks50 = [4]int{3, 4, 6, 3}
+var blocks50 = [4]int{3, 4, 6, 3}
 
-// Widths50 are the (mid, out) channel widths of ResNet-50's four layers,
+// widths50 are the (mid, out) channel widths of ResNet-50's four layers,
 // and the stem's width is 64.
-var Widths50 = [4][2]int{{64, 256}, {128, 512}, {256, 1024}, {512, 2048}}
+var widths50 = [4][2]int{{64, 256}, {128, 512}, {256, 1024}, {512, 2048}}
 
 // NumLayers50 is the number of convolutions of ResNet-50: the stem, three
 // per bottleneck block and four shortcuts.
@@ -83,8 +83,8 @@ func Layers50(divisor int) []Layer {
 	stem := 64 / divisor
 	ls := []Layer{{Name: "conv1", BN: "bn1", In: 3, Out: stem, Kernel: 7, Stride: 2, Pad: 3, Block: -1}}
 	in, block := stem, 0
-	for li, nb := range Blocks50 {
-		mid, out := Widths50[li][0]/divisor, Widths50[li][1]/divisor
+	for li, nb := range blocks50 {
+		mid, out := widths50[li][0]/divisor, widths50[li][1]/divisor
 		for b := range nb {
 			stride := 1
 			if b == 0 && li > 0 {
