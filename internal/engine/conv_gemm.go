@@ -220,18 +220,46 @@ func (c *GEMMConv) Forward(dst, x []float32, n, h, w int, residual bool, ws *Wor
 	if slabN > math.MaxInt32 {
 		panic(fmt.Sprintf("style: GEMMConv.Forward: %d channels of %dx%d images are too large for the kernels' 32-bit offsets", c.in, h, w))
 	}
+	g := n * pl.oh
+	rows := func(b int) (g0, g1 int) { return b * pl.rows, min((b+1)*pl.rows, g) }
 	scratch := ws.scratch(pl.workers)
-	for i := range scratch {
-		c.grow(&scratch[i].packedScratch, &pl, slabN)
+	if pl.oc == 1 {
+		for i := range scratch {
+			c.grow(&scratch[i].packedScratch, &pl, slabN)
+		}
+		For(pl.workers, pl.nb, func(wk, b int) {
+			s := &scratch[wk].packedScratch
+			g0, g1 := rows(b)
+			c.fillBand(s.slab, x, &pl, g0, g1, 0, c.in)
+			c.band(dst, s.slab, residual, &pl, g0, g1, 0, c.packed.mp, s)
+		})
+		return
 	}
+	// Few bands, split by output channels too (small late layers at
+	// batch 1): the bands' slabs are filled once, by all the workers, and
+	// shared by the chunks, which only read them.
+	for i := range scratch {
+		c.grow(&scratch[i].packedScratch, &pl, 0)
+	}
+	s0 := &scratch[0].packedScratch
+	s0.b = growF32(s0.b, pl.nb*slabN)
+	slabs := s0.b
+	chunks := max(1, min(c.in, (4*pl.workers+pl.nb-1)/pl.nb))
+	For(pl.workers, pl.nb*chunks, func(_, t int) {
+		b, k := t/chunks, t%chunks
+		g0, g1 := rows(b)
+		c.fillBand(slabs[b*slabN:(b+1)*slabN], x, &pl, g0, g1, k*c.in/chunks, (k+1)*c.in/chunks)
+	})
 	For(pl.workers, pl.nb*pl.oc, func(wk, t int) {
 		b, j := t/pl.oc, t%pl.oc
 		t0 := j * pl.tsz
-		c.band(dst, x, residual, &pl, b*pl.rows, min((b+1)*pl.rows, n*pl.oh), t0, min(t0+pl.tsz, c.packed.mp), &scratch[wk].packedScratch)
+		g0, g1 := rows(b)
+		c.band(dst, slabs[b*slabN:(b+1)*slabN], residual, &pl, g0, g1, t0, min(t0+pl.tsz, c.packed.mp), &scratch[wk].packedScratch)
 	})
 }
 
-// grow sizes the buffers of s for any band of pl and fills its offsets.
+// grow sizes the buffers of s for any band of pl, with a slab of slabN
+// floats, and fills its offsets.
 func (c *GEMMConv) grow(s *packedScratch, pl *gemmConvPlan, slabN int) {
 	pk := c.packed
 	nr, mr := pk.kern.nr, pk.kern.mr
@@ -259,21 +287,39 @@ func gemmConvOffsets(off []int32, in, k, s, ps, plane, wp int) []int32 {
 	return off
 }
 
-// band computes output rows g0..g1 of the batch (image after image, oh
-// rows each) for the output channels of weight row panels t0..t1.
-func (c *GEMMConv) band(dst, x []float32, residual bool, pl *gemmConvPlan, g0, g1, t0, t1 int, s *packedScratch) {
-	pk := c.packed
-	kn := &pk.kern
-	mr, nr := kn.mr, kn.nr
-	// Fill the slab, segment by segment; sr counts its grid rows.
+// fillBand fills input channels ci0..ci1 of the slab of output rows
+// g0..g1 of the batch (image after image, oh rows each), segment by
+// segment (see fillSegment).
+func (c *GEMMConv) fillBand(slab, x []float32, pl *gemmConvPlan, g0, g1, ci0, ci1 int) {
 	sr := 0
 	for g := g0; g < g1; {
 		img, oy := g/pl.oh, g%pl.oh
 		cnt := min(g1-g, pl.oh-oy)
-		c.fillSegment(s.slab, x[img*c.in*pl.h*pl.w:(img+1)*c.in*pl.h*pl.w], pl, oy, cnt+pl.hr, sr)
+		c.fillSegment(slab, x[img*c.in*pl.h*pl.w:(img+1)*c.in*pl.h*pl.w], pl, oy, cnt+pl.hr, sr, ci0, ci1)
 		sr += cnt + pl.hr
 		g += cnt
 	}
+}
+
+// bandGridRows returns the grid rows of the slab of output rows g0..g1:
+// each segment's rows and its halo rows.
+func (c *GEMMConv) bandGridRows(pl *gemmConvPlan, g0, g1 int) int {
+	sr := 0
+	for g := g0; g < g1; {
+		cnt := min(g1-g, pl.oh-g%pl.oh)
+		sr += cnt + pl.hr
+		g += cnt
+	}
+	return sr
+}
+
+// band computes output rows g0..g1 of the batch for the output channels
+// of weight row panels t0..t1 from the band's filled slab.
+func (c *GEMMConv) band(dst, slab []float32, residual bool, pl *gemmConvPlan, g0, g1, t0, t1 int, s *packedScratch) {
+	pk := c.packed
+	kn := &pk.kern
+	mr, nr := kn.mr, kn.nr
+	sr := c.bandGridRows(pl, g0, g1)
 	// The band's outputs on the grid, halo rows included: the last
 	// valid one is column ow-1 of the last segment's last row.
 	npix := (sr-pl.hr-1)*pl.wp + pl.ow
@@ -292,7 +338,7 @@ func (c *GEMMConv) band(dst, x []float32, residual bool, pl *gemmConvPlan, g0, g
 		for j := range np {
 			// All row panels of the chunk run on one panel of outputs
 			// while its slab rows are in cache.
-			b := s.slab[j*nr:]
+			b := slab[j*nr:]
 			for t := t0; t < t1; t++ {
 				var bias []float32
 				if last {
@@ -366,12 +412,13 @@ func addStore(d, a []float32, relu bool) {
 	}
 }
 
-// fillSegment writes grid rows sr .. sr+rows of every phase plane of the
-// slab from one image src (In x h x w): grid row sr+j holds output row
-// oy+j's inputs, that is input rows s·(oy+j) + py − pad of phase (py, px).
-func (c *GEMMConv) fillSegment(slab, src []float32, pl *gemmConvPlan, oy, rows, sr int) {
+// fillSegment writes grid rows sr .. sr+rows of the phase planes of
+// channels ci0..ci1 of the slab from one image src (In x h x w): grid row
+// sr+j holds output row oy+j's inputs, that is input rows s·(oy+j) + py −
+// pad of phase (py, px).
+func (c *GEMMConv) fillSegment(slab, src []float32, pl *gemmConvPlan, oy, rows, sr, ci0, ci1 int) {
 	s, h, w, wp := c.stride, pl.h, pl.w, pl.wp
-	for ci := range c.in {
+	for ci := ci0; ci < ci1; ci++ {
 		img := src[ci*h*w : (ci+1)*h*w]
 		for py := range c.ps {
 			for px := range c.ps {

@@ -86,21 +86,23 @@ func TestGEMMConvMatchesNaive(t *testing.T) {
 		{3, 40, 70, 1, 1, 0, 5, 9},   // output channels in several panels
 		{2, 12, 20, 1, 2, 0, 14, 13}, // strided shortcut
 		{2, 9, 16, 3, 1, 1, 7, 7},
-		{2, 9, 16, 3, 2, 1, 14, 14},   // v1.5's strided 3x3
-		{1, 5, 7, 3, 2, 1, 15, 9},     // odd size at stride 2
-		{1, 4, 6, 2, 2, 0, 9, 8},      // even kernel
-		{2, 3, 5, 5, 3, 4, 11, 10},    // stride 3, padding beyond the stride
-		{1, 2, 3, 3, 1, 0, 3, 3},      // a single output pixel
-		{4, 1, 1, 1, 1, 0, 1, 1},      // 1x1 images
-		{1, 300, 5, 1, 1, 0, 4, 6},    // several depth blocks
-		{2, 80, 9, 3, 2, 1, 9, 11},    // several depth blocks, with phases
-		{1, 8, 33, 3, 1, 1, 60, 50},   // several bands per image
-		{3, 20, 30, 1, 1, 0, 7, 7},    // pointwise: panels across images, partial row panel
-		{2, 20, 28, 1, 1, 0, 3, 5},    // pointwise: several images per panel
-		{2, 700, 15, 1, 1, 0, 8, 8},   // pointwise: several depth blocks, in-place panels
-		{2, 24, 29, 1, 1, 0, 16, 16},  // pointwise: in-place panels, direct tiles
-		{3, 10, 28, 1, 2, 0, 13, 11},  // pointwise at stride 2, odd sizes
-		{1, 10, 14, 1, 3, 0, 100, 70}, // pointwise at stride 3
+		{2, 9, 16, 3, 2, 1, 14, 14},    // v1.5's strided 3x3
+		{1, 5, 7, 3, 2, 1, 15, 9},      // odd size at stride 2
+		{1, 4, 6, 2, 2, 0, 9, 8},       // even kernel
+		{2, 3, 5, 5, 3, 4, 11, 10},     // stride 3, padding beyond the stride
+		{1, 2, 3, 3, 1, 0, 3, 3},       // a single output pixel
+		{4, 1, 1, 1, 1, 0, 1, 1},       // 1x1 images
+		{1, 300, 5, 1, 1, 0, 4, 6},     // several depth blocks
+		{2, 80, 9, 3, 2, 1, 9, 11},     // several depth blocks, with phases
+		{1, 8, 33, 3, 1, 1, 60, 50},    // several bands per image
+		{3, 20, 30, 1, 1, 0, 7, 7},     // pointwise: panels across images, partial row panel
+		{2, 20, 28, 1, 1, 0, 3, 5},     // pointwise: several images per panel
+		{2, 700, 15, 1, 1, 0, 8, 8},    // pointwise: several depth blocks, in-place panels
+		{2, 24, 29, 1, 1, 0, 16, 16},   // pointwise: in-place panels, direct tiles
+		{3, 10, 28, 1, 2, 0, 13, 11},   // pointwise at stride 2, odd sizes
+		{1, 10, 14, 1, 3, 0, 100, 70},  // pointwise at stride 3
+		{1, 32, 130, 3, 2, 1, 20, 20},  // few bands for 3 workers: shared slabs, output channels in chunks
+		{1, 128, 120, 1, 1, 0, 14, 14}, // pointwise, few panels for 3 workers: output channels in chunks
 	}
 	isas := ISAs()
 	if RaceEnabled {
@@ -150,6 +152,8 @@ func TestGEMMConvBitIdentical(t *testing.T) {
 		{3, 16, 40, 3, 2, 1, 28, 28},
 		{2, 3, 32, 7, 2, 3, 64, 56},
 		{3, 16, 40, 3, 1, 1, 14, 14},
+		{1, 32, 130, 3, 2, 1, 20, 20},
+		{2, 128, 120, 1, 1, 0, 14, 14},
 	} {
 		spec := randomGEMMConvSpec(r, sh.in, sh.out, sh.k, sh.s, sh.p)
 		spec.ReLU = true

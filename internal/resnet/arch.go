@@ -15,8 +15,8 @@
 //
 // Tensors are float32 in N,C,H,W order, weights in PyTorch's O,I,H,W
 // order. Net.ForwardTo takes preprocessed images (torchvision's
-// normalisation is the caller's) of any size at least 32x32 pixels; the
-// published weights expect 224x224.
+// normalisation is the caller's) of any size; the published weights
+// expect 224x224.
 //
 // # Accuracy and reproducibility
 //

@@ -45,7 +45,8 @@ var algorithms = map[string]engine.Algorithm{"auto": engine.Auto, "im2col": engi
 
 // TestNetMatchesFloat64 compares the narrow network (divisor 8) with the
 // float64 reference on two generated 224x224 images, and on odd sizes
-// (the strided layers then see odd inputs), on every ISA and 3x3 engine
+// (the strided layers then see odd inputs, and 5x3 images shrink to one
+// pixel by layer 3), on every ISA and 3x3 engine
 // (under the race detector, which is here for the concurrency and makes
 // the pure-Go kernels very slow, on the best ISA only).
 func TestNetMatchesFloat64(t *testing.T) {
@@ -56,7 +57,7 @@ func TestNetMatchesFloat64(t *testing.T) {
 	if engine.RaceEnabled {
 		isas = isas[:1]
 	}
-	for _, size := range [][2]int{{224, 224}, {67, 45}} {
+	for _, size := range [][2]int{{224, 224}, {67, 45}, {5, 3}} {
 		h, w := size[0], size[1]
 		x := GenerateInput(0, 2, h, w)
 		want := refForward(raw, x, 2, h, w)
