@@ -1,6 +1,8 @@
 package style
 
 import (
+	"fmt"
+
 	"github.com/stylespace/style/internal/engine"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
@@ -19,9 +21,10 @@ type BLAS struct {
 	gonum.Implementation
 
 	// Workers is the number of goroutines one large Sgemm call may use.
-	// Zero or negative means runtime.GOMAXPROCS(0). Small products are
-	// computed serially whatever the value. The result is bit-identical
-	// for any number of workers.
+	// Zero means runtime.GOMAXPROCS(0); negative makes Sgemm panic (and
+	// NewConv return an error). Small products are computed serially
+	// whatever the value. The result is bit-identical for any number of
+	// workers.
 	Workers int
 }
 
@@ -43,11 +46,15 @@ var _ blas.Float32Level3 = BLAS{}
 //
 // Sgemm panics, with the same messages as gonum's Sgemm, on an illegal
 // transpose, negative sizes, leading dimensions smaller than the row
-// width, or slices too short for the given sizes.
+// width, or slices too short for the given sizes; and, with a message
+// starting "style: ", if impl.Workers is negative.
 //
 // Products use fused multiply-add on CPUs that have it, so results can
 // differ from gonum's in the last bits; they do not depend on Workers.
 func (impl BLAS) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if impl.Workers < 0 {
+		panic(fmt.Sprintf("style: BLAS.Sgemm: negative Workers %d", impl.Workers))
+	}
 	engine.Sgemm(engine.IsTrans(tA), engine.IsTrans(tB), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, impl.Workers)
 }
 
@@ -55,3 +62,17 @@ func (impl BLAS) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []fl
 // dense layers when the caller configures none: BLAS, whose Sgemm uses
 // this package's packed kernels and whose other routines are gonum's.
 func defaultBLAS() blas.Float32Level3 { return BLAS{} }
+
+// blasWorkers returns the Workers setting of b and true if b is this
+// package's BLAS, and 0 and false otherwise.
+func blasWorkers(b blas.Float32Level3) (int, bool) {
+	switch b := b.(type) {
+	case BLAS:
+		return b.Workers, true
+	case *BLAS:
+		if b != nil {
+			return b.Workers, true
+		}
+	}
+	return 0, false
+}

@@ -3,6 +3,8 @@ package style
 import (
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
 )
@@ -34,15 +36,16 @@ func TestSgemmPanics(t *testing.T) {
 	for _, tc := range cases {
 		got := catch(func() { tc.f(BLAS{}) })
 		want := catch(func() { tc.f(gonum.Implementation{}) })
-		if got == nil || got != want {
-			t.Errorf("%s: panic %v, gonum panics %v", tc.name, got, want)
-		}
+		assert.NotNil(t, got, tc.name)
+		assert.Equal(t, want, got, tc.name)
 	}
+	// Negative Workers is a programmer error, even for a valid product.
+	assert.PanicsWithValue(t, "style: BLAS.Sgemm: negative Workers -1", func() {
+		BLAS{Workers: -1}.Sgemm(blas.NoTrans, blas.NoTrans, 2, 2, 2, 1, s, 2, s, 2, 0, s, 2)
+	})
 }
 
 // TestDefaultBLASIsFast checks that the library's default BLAS is BLAS.
 func TestDefaultBLASIsFast(t *testing.T) {
-	if _, ok := defaultBLAS().(BLAS); !ok {
-		t.Errorf("defaultBLAS() is %T, want style.BLAS", defaultBLAS())
-	}
+	assert.IsType(t, BLAS{}, defaultBLAS())
 }

@@ -105,13 +105,13 @@ func (c *Catalog) AddImages(ctx context.Context, src ImageSource, names []string
 		MetaHead:      "none",
 	}
 	if head != nil {
-		if head.In() != dim {
-			return nil, fmt.Errorf("%w: head takes %d features, the extractor gives %d", ErrBackboneMismatch, head.In(), dim)
+		if head.Dense.In != dim {
+			return nil, fmt.Errorf("%w: head takes %d features, the extractor gives %d", ErrBackboneMismatch, head.Dense.In, dim)
 		}
 		if err := head.CheckBackbone(fx.Backbone()); err != nil {
 			return nil, err
 		}
-		dim = head.Out()
+		dim = head.Dense.Out
 		prov[MetaEmbedding] = "head"
 		prov[MetaHead] = headFingerprint(head)
 	}
@@ -274,7 +274,7 @@ func backboneProvenance(b Backbone) string {
 	if sha == "" {
 		sha = "none"
 	}
-	return fmt.Sprintf("%s preprocess=%s sha256=%s", b.Name, b.Preprocess, sha)
+	return fmt.Sprintf("%s preprocess=%s sha256=%s", b.Arch, b.Preprocess, sha)
 }
 
 // headFingerprint is the hex SHA-256 of a head's sizes, scale and weights.
@@ -285,8 +285,8 @@ func headFingerprint(h *SiameseHead) string {
 		binary.LittleEndian.PutUint64(b[:], u)
 		s.Write(b[:])
 	}
-	put(uint64(h.In()))
-	put(uint64(h.Out()))
+	put(uint64(h.Dense.In))
+	put(uint64(h.Dense.Out))
 	put(math.Float64bits(h.Scale))
 	buf := make([]byte, 0, 4096)
 	for _, part := range [][]float32{h.Dense.W, h.Dense.B} {

@@ -45,7 +45,8 @@ type ConvOptions struct {
 	// or a faster one when the package provides it).
 	BLAS blas.Float32Level3
 	// Workers is the number of goroutines a forward pass may use.
-	// Zero value: runtime.GOMAXPROCS(0). Small inputs run serially.
+	// Zero value: runtime.GOMAXPROCS(0); negative is an error. Small
+	// inputs run serially.
 	Workers int
 	// Algorithm selects the convolution algorithm. Zero value: ConvAuto,
 	// the fastest accurate one (see ConvAuto).
@@ -54,8 +55,9 @@ type ConvOptions struct {
 
 // NewConv returns a convolution layer with the given weights, which are
 // copied. It returns an error if the weights are inconsistent (In or Out
-// not positive, or Weight and Bias of the wrong length); the options are
-// not retained.
+// not positive, or Weight and Bias of the wrong length) or the options
+// invalid (negative Workers, in the options or in a BLAS given as BLAS,
+// or an unknown algorithm); the options are not retained.
 func NewConv(w ConvWeights, opts *ConvOptions) (*Conv, error) {
 	var o ConvOptions
 	if opts != nil {
@@ -63,6 +65,9 @@ func NewConv(w ConvWeights, opts *ConvOptions) (*Conv, error) {
 	}
 	if o.Algorithm < ConvAuto || o.Algorithm > ConvWinograd4x4 {
 		return nil, fmt.Errorf("style: NewConv: unknown algorithm %v", o.Algorithm)
+	}
+	if w, _ := blasWorkers(o.BLAS); w < 0 {
+		return nil, fmt.Errorf("style: NewConv: negative BLAS.Workers %d", w)
 	}
 	impl := o.BLAS
 	if impl == nil || isPackageBLAS(impl) {
@@ -88,41 +93,24 @@ var engineAlgorithms = [...]engine.Algorithm{
 	ConvWinograd4x4: engine.Winograd4x4,
 }
 
-// In returns the number of input channels.
-func (c *Conv) In() int { return c.e.In() }
-
-// Out returns the number of output channels.
-func (c *Conv) Out() int { return c.e.Out() }
-
 // OutputSize returns the height and width of the output for an input of
 // h x w pixels: h x w, or h/2 x w/2 (rounded down) with pooling.
 func (c *Conv) OutputSize(h, w int) (oh, ow int) { return c.e.OutputSize(h, w) }
 
-// Forward applies the layer to a batch of n images of In x h x w floats
-// stored one after another in x, and returns the n x Out x oh x ow result
-// (see OutputSize) in a new slice.
+// ForwardTo applies the layer to a batch of n images of In x h x w floats
+// (In being the weights' input channels) stored one after another in x,
+// writes the n x Out x oh x ow result (see OutputSize) into dst and
+// returns dst. dst must not overlap x.
 //
-// Forward panics if n, h or w is not positive or len(x) != n*In*h*w.
-func (c *Conv) Forward(x []float32, n, h, w int) []float32 {
-	oh, ow := c.OutputSize(h, w)
-	if n <= 0 || h <= 0 || w <= 0 {
-		panic(fmt.Sprintf("style: Conv.Forward: invalid batch shape n=%d h=%d w=%d", n, h, w))
-	}
-	return c.ForwardTo(make([]float32, n*c.Out()*oh*ow), x, n, h, w)
-}
-
-// ForwardTo is like Forward but writes the result into dst, which must have
-// length n*Out*oh*ow, and returns it. dst must not overlap x.
-//
-// ForwardTo panics if n, h or w is not positive, len(x) != n*In*h*w or dst
-// has the wrong length, and on the im2col path with this package's BLAS
-// if a band of rows is beyond its 32-bit offsets (In x 3 x (w+2) floats
-// of 2^31 or more: rows millions of pixels wide).
+// ForwardTo panics if n, h or w is not positive, len(x) != n*In*h*w or
+// len(dst) != n*Out*oh*ow, and on the im2col path with this package's
+// BLAS if a band of rows is beyond its 32-bit offsets (In x 3 x (w+2)
+// floats of 2^31 or more: rows millions of pixels wide).
 func (c *Conv) ForwardTo(dst, x []float32, n, h, w int) []float32 {
 	if n <= 0 || h <= 0 || w <= 0 {
 		panic(fmt.Sprintf("style: Conv.ForwardTo: invalid batch shape n=%d h=%d w=%d", n, h, w))
 	}
-	in, out := c.In(), c.Out()
+	in, out := c.e.In(), c.e.Out()
 	if len(x) != n*in*h*w {
 		panic(fmt.Sprintf("style: Conv.ForwardTo: input has %d values, want %d (n %d x in %d x %d x %d)", len(x), n*in*h*w, n, in, h, w))
 	}

@@ -4,7 +4,11 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
@@ -90,22 +94,17 @@ func TestConvExplicitBLAS(t *testing.T) {
 	x := randomSlice(r, 4*10*10)
 	cb := &countingBLAS{Implementation: gonum.Implementation{}}
 	c, err := NewConv(cw, &ConvOptions{BLAS: cb, Workers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := c.Forward(x, 1, 10, 10)
-	d, _ := NewConv(cw, &ConvOptions{Workers: 1})
-	want := d.Forward(x, 1, 10, 10)
-	if cb.calls == 0 {
-		t.Fatal("the BLAS passed in options was not called")
-	}
+	require.NoError(t, err)
+	got := c.ForwardTo(make([]float32, 5*10*10), x, 1, 10, 10)
+	d, err := NewConv(cw, &ConvOptions{Workers: 1})
+	require.NoError(t, err)
+	want := d.ForwardTo(make([]float32, 5*10*10), x, 1, 10, 10)
+	require.NotZero(t, cb.calls, "the BLAS passed in options was not called")
 	// The default path uses fused multiply-adds and folds the bias into
 	// the product, so the two agree to float32 rounding over K = 37
 	// terms, not bit for bit: 1e-5 relative is ~100 ulps of slack.
 	for i := range got {
-		if d := math.Abs(float64(got[i]) - float64(want[i])); d > 1e-5*(1+math.Abs(float64(want[i]))) {
-			t.Fatalf("element %d: %v with explicit BLAS, %v with default", i, got[i], want[i])
-		}
+		require.InDelta(t, want[i], got[i], 1e-5*(1+math.Abs(float64(want[i]))), "element %d: explicit BLAS vs default", i)
 	}
 }
 
@@ -130,38 +129,40 @@ func TestNewConvErrors(t *testing.T) {
 		{"short weight", ConvWeights{In: 2, Out: 3, Weight: make([]float32, 53), Bias: make([]float32, 3)}, nil},
 		{"short bias", ConvWeights{In: 2, Out: 3, Weight: make([]float32, 54), Bias: make([]float32, 2)}, nil},
 		{"negative workers", good, &ConvOptions{Workers: -1}},
+		{"negative BLAS workers", good, &ConvOptions{BLAS: BLAS{Workers: -1}}},
+		{"negative *BLAS workers", good, &ConvOptions{BLAS: &BLAS{Workers: -2}}},
 		{"unknown algorithm", good, &ConvOptions{Algorithm: 9}},
 	}
 	for _, b := range bad {
-		if _, err := NewConv(b.w, b.opts); err == nil {
-			t.Errorf("%s: no error", b.name)
-		}
+		_, err := NewConv(b.w, b.opts)
+		assert.Error(t, err, b.name)
 	}
-	if _, err := NewConv(good, nil); err != nil {
-		t.Errorf("valid weights: %v", err)
+	_, err := NewConv(good, nil)
+	assert.NoError(t, err, "valid weights")
+	_, err = NewConv(good, &ConvOptions{BLAS: BLAS{Workers: 1}})
+	assert.NoError(t, err, "BLAS with one worker")
+}
+
+func TestConvForwardToPanicsOnWrongLength(t *testing.T) {
+	c, err := NewConv(ConvWeights{In: 2, Out: 3, Weight: make([]float32, 54), Bias: make([]float32, 3)}, nil)
+	require.NoError(t, err)
+	for name, f := range map[string]func(){
+		"short input":       func() { c.ForwardTo(make([]float32, 3*4*4), make([]float32, 2*4*4-1), 1, 4, 4) },
+		"empty batch":       func() { c.ForwardTo(nil, nil, 0, 4, 4) },
+		"long destination":  func() { c.ForwardTo(make([]float32, 3*4*4+1), make([]float32, 2*4*4), 1, 4, 4) },
+		"short destination": func() { c.ForwardTo(make([]float32, 3*2*2), make([]float32, 2*4*4), 1, 4, 4) },
+	} {
+		r := catchPanic(f)
+		s, ok := r.(string)
+		assert.True(t, ok && strings.HasPrefix(s, "style: "), "%s: panic %v, want a \"style: \" message", name, r)
 	}
 }
 
-func TestConvForwardPanicsOnWrongLength(t *testing.T) {
-	c, err := NewConv(ConvWeights{In: 2, Out: 3, Weight: make([]float32, 54), Bias: make([]float32, 3)}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []func(){
-		func() { c.Forward(make([]float32, 2*4*4-1), 1, 4, 4) },
-		func() { c.Forward(make([]float32, 0), 0, 4, 4) },
-		func() { c.ForwardTo(make([]float32, 3*4*4+1), make([]float32, 2*4*4), 1, 4, 4) },
-	} {
-		func() {
-			defer func() {
-				r := recover()
-				if s, ok := r.(string); !ok || len(s) < 7 || s[:7] != "style: " {
-					t.Errorf("panic %v, want a \"style: \" message", r)
-				}
-			}()
-			f()
-		}()
-	}
+// catchPanic returns what f panics with, or nil.
+func catchPanic(f func()) (r any) {
+	defer func() { r = recover() }()
+	f()
+	return nil
 }
 
 // serialBLAS is a naive, serial, allocation-free Sgemm (NoTrans, NoTrans
@@ -188,7 +189,7 @@ func (serialBLAS) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []f
 	}
 }
 
-func ExampleConv_Forward() {
+func ExampleConv_ForwardTo() {
 	// One channel, a 3x3 kernel of ones (the sum of each neighbourhood),
 	// bias -1, ReLU; then the same layer with a fused 2x2 max-pool.
 	w := ConvWeights{In: 1, Out: 1, Weight: []float32{1, 1, 1, 1, 1, 1, 1, 1, 1}, Bias: []float32{-1}}
@@ -203,7 +204,7 @@ func ExampleConv_Forward() {
 		fmt.Println(err)
 		return
 	}
-	y := conv.Forward(x, 1, 4, 4) // batch of 1 image of 4x4
+	y := conv.ForwardTo(make([]float32, 4*4), x, 1, 4, 4) // batch of 1 image of 4x4
 	for r := range 4 {
 		fmt.Println(y[4*r : 4*r+4])
 	}
@@ -212,7 +213,7 @@ func ExampleConv_Forward() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(pooled.Forward(x, 1, 4, 4))
+	fmt.Println(pooled.ForwardTo(make([]float32, 2*2), x, 1, 4, 4))
 	// Output:
 	// [0 0 0 0]
 	// [0 2 1 1]

@@ -306,7 +306,7 @@ func TestExtractFeaturesFashion(t *testing.T) {
 	}
 	checkExtracted(t, s, src, names)
 	// White-background photos: some feature reaches near white (765 x 1.4).
-	if m := s.Max(); m < 700 || m > 765*1.4 {
+	if m := s.maxAll(); m < 700 || m > 765*1.4 {
 		t.Fatalf("max feature %v", m)
 	}
 }
@@ -372,5 +372,5 @@ func TestExtractFeaturesRejectedVector(t *testing.T) {
 type otherBackbone struct{ fakeExtractor }
 
 func (*otherBackbone) Backbone() Backbone {
-	return Backbone{Name: "vgg16", Preprocess: PreprocessTorch}
+	return Backbone{Arch: "vgg16", Preprocess: PreprocessTorch}
 }

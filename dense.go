@@ -18,7 +18,7 @@ import (
 //
 // The batched forward and backward passes are matrix products through the
 // BLAS field, so a faster SGEMM speeds up training and embedding directly.
-// A Dense is safe for concurrent use by Forward calls as long as nothing
+// A Dense is safe for concurrent use by ForwardTo calls as long as nothing
 // modifies W or B.
 type Dense struct {
 	In, Out int
@@ -68,32 +68,29 @@ func (d *Dense) batchOf(fn string, x []float32) int {
 	return len(x) / d.In
 }
 
-// Forward computes the layer's output for the batch x, n = len(x)/In row
-// vectors of In floats, into dst (n x Out, row-major) and returns dst. If
-// dst is nil a new slice is allocated.
+// ForwardTo computes the layer's output for the batch x, n = len(x)/In
+// row vectors of In floats, into dst (n x Out, row-major) and returns dst.
 //
-// Forward panics if len(x) is not a multiple of In or dst has the wrong
-// length.
-func (d *Dense) Forward(dst, x []float32) []float32 {
-	d.checkShape("Forward")
-	n := d.batchOf("Forward", x)
-	if dst == nil {
-		dst = make([]float32, n*d.Out)
-	}
+// ForwardTo panics if len(x) is not a multiple of In, if len(dst) is not
+// n*Out, or if the layer's W and B do not have In*Out and Out values.
+func (d *Dense) ForwardTo(dst, x []float32) []float32 {
+	d.checkShape("ForwardTo")
+	n := d.batchOf("ForwardTo", x)
 	if len(dst) != n*d.Out {
-		panic(fmt.Sprintf("style: Dense.Forward: len(dst) = %d, want %d", len(dst), n*d.Out))
+		panic(fmt.Sprintf("style: Dense.ForwardTo: len(dst) = %d, want %d", len(dst), n*d.Out))
 	}
-	d.forward(dst, x, n, 1)
+	d.forward(d.blas(), dst, x, n, 1)
 	return dst
 }
 
-// forward computes dst = ReLU(alpha·x·W + b) for n rows. alpha scales the
-// input inside the matrix product (alpha = 1/scale for scaled features).
-func (d *Dense) forward(dst, x []float32, n int, alpha float32) {
+// forward computes dst = ReLU(alpha·x·W + b) for n rows, with the matrix
+// product on bl. alpha scales the input inside the matrix product
+// (alpha = 1/scale for scaled features).
+func (d *Dense) forward(bl blas.Float32Level3, dst, x []float32, n int, alpha float32) {
 	if n == 0 {
 		return
 	}
-	d.blas().Sgemm(blas.NoTrans, blas.NoTrans, n, d.Out, d.In, alpha, x, d.In, d.W, d.Out, 0, dst, d.Out)
+	bl.Sgemm(blas.NoTrans, blas.NoTrans, n, d.Out, d.In, alpha, x, d.In, d.W, d.Out, 0, dst, d.Out)
 	for r := 0; r < n; r++ {
 		row := dst[r*d.Out : (r+1)*d.Out]
 		for j, b := range d.B {
@@ -106,32 +103,35 @@ func (d *Dense) forward(dst, x []float32, n int, alpha float32) {
 	}
 }
 
-// Backward computes the gradients of a loss through the layer for the batch
-// x whose output was y = Forward(x), given dy, the gradient of the loss with
-// respect to y. It writes the kernel gradient x^T·dz into gradW (In x Out),
-// the bias gradient (the column sums of dz) into gradB and, if gradX is not
-// nil, the input gradient dz·W^T into gradX (n x In), where dz is dy masked
-// by the ReLU (zero where y is 0). dy is overwritten with dz.
+// BackwardTo computes the gradients of a loss through the layer for the
+// batch x whose output y was computed by ForwardTo, given dy, the gradient
+// of the loss with respect to y. It writes the kernel gradient x^T·dz into
+// gradW (In x Out), the bias gradient (the column sums of dz) into gradB
+// and, if gradX is not nil, the input gradient dz·W^T into gradX (n x In),
+// where dz is dy masked by the ReLU (zero where y is 0). dy is overwritten
+// with dz.
 //
-// Backward panics if the lengths of the slices do not match the layer and
-// the batch.
-func (d *Dense) Backward(gradW, gradB, gradX, x, y, dy []float32) {
-	d.checkShape("Backward")
-	n := d.batchOf("Backward", x)
+// BackwardTo panics if the lengths of the slices do not match the layer
+// and the batch: gradW In*Out, gradB Out, gradX (unless nil) n*In, y and
+// dy n*Out, with n = len(x)/In.
+func (d *Dense) BackwardTo(gradW, gradB, gradX, x, y, dy []float32) {
+	d.checkShape("BackwardTo")
+	n := d.batchOf("BackwardTo", x)
 	if len(y) != n*d.Out || len(dy) != n*d.Out || len(gradW) != d.In*d.Out || len(gradB) != d.Out ||
 		(gradX != nil && len(gradX) != n*d.In) {
-		panic("style: Dense.Backward: slice lengths do not match the layer and the batch")
+		panic("style: Dense.BackwardTo: slice lengths do not match the layer and the batch")
 	}
-	d.backward(gradW, gradB, gradX, x, y, dy, n, 1, 1)
+	d.backward(d.blas(), gradW, gradB, gradX, x, y, dy, n, 1, 1)
 }
 
-// backward is Backward for n rows whose input was scaled by alpha in the
-// forward pass: gradW = alpha·x^T·dz and gradX = alpha·dz·W^T. The bias
+// backward is BackwardTo for n rows whose input was scaled by alpha in the
+// forward pass, with the matrix products on bl: gradW = alpha·x^T·dz and
+// gradX = alpha·dz·W^T. The bias
 // gradient is summed within each of strands equal blocks of rows and the
 // block sums are then added, as autodiff accumulates the gradients of a
 // layer applied to each strand of a siamese network: when the strands'
 // gradients are exact negatives the sum is exactly zero.
-func (d *Dense) backward(gradW, gradB, gradX, x, y, dy []float32, n, strands int, alpha float32) {
+func (d *Dense) backward(bl blas.Float32Level3, gradW, gradB, gradX, x, y, dy []float32, n, strands int, alpha float32) {
 	for i := range dy[:n*d.Out] {
 		if y[i] <= 0 {
 			dy[i] = 0
@@ -145,7 +145,6 @@ func (d *Dense) backward(gradW, gradB, gradX, x, y, dy []float32, n, strands int
 		}
 		return
 	}
-	bl := d.blas()
 	bl.Sgemm(blas.Trans, blas.NoTrans, d.In, d.Out, n, alpha, x, d.In, dy, d.Out, 0, gradW, d.Out)
 	if gradX != nil {
 		bl.Sgemm(blas.NoTrans, blas.Trans, n, d.In, d.Out, alpha, dy, d.Out, d.W, d.Out, 0, gradX, d.In)

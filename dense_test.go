@@ -4,6 +4,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func randSlice64(rng *rand.Rand, n int, scale float64) []float64 {
@@ -21,23 +24,14 @@ func TestDenseInit(t *testing.T) {
 	limit := math.Sqrt(6.0 / 400)
 	var s2 float64
 	for _, w := range d.W {
-		if math.Abs(float64(w)) > limit {
-			t.Fatalf("weight %v outside ±%v", w, limit)
-		}
+		require.LessOrEqual(t, math.Abs(float64(w)), limit, "weight outside the Glorot bound")
 		s2 += float64(w) * float64(w)
 	}
 	// 30,000 draws: the sample variance is within a few percent of l²/3.
-	if v, want := s2/float64(len(d.W)), limit*limit/3; math.Abs(v-want) > 0.05*want {
-		t.Errorf("weight variance %v, want %v", v, want)
-	}
-	for _, b := range d.B {
-		if b != 0 {
-			t.Fatal("non-zero initial bias")
-		}
-	}
-	if !bitsEqual(d.W, NewDense(300, 100, 1).W) || bitsEqual(d.W, NewDense(300, 100, 2).W) {
-		t.Error("weights do not follow the seed")
-	}
+	assert.InEpsilon(t, limit*limit/3, s2/float64(len(d.W)), 0.05, "weight variance")
+	assert.Equal(t, make([]float32, 100), d.B, "initial biases")
+	assert.True(t, bitsEqual(d.W, NewDense(300, 100, 1).W), "same seed, different weights")
+	assert.False(t, bitsEqual(d.W, NewDense(300, 100, 2).W), "another seed, same weights")
 }
 
 // TestDenseMatchesReference runs the BLAS forward and backward passes
@@ -51,11 +45,12 @@ func TestDenseMatchesReference(t *testing.T) {
 		d.B[i] = float32(rng.Float64() - 0.5)
 	}
 	x := to32(randSlice64(rng, n*in, 1))
-	y := d.Forward(nil, x)
+	y := make([]float32, n*out)
+	require.Same(t, &y[0], &d.ForwardTo(y, x)[0], "ForwardTo returns dst")
 	dy := to32(randSlice64(rng, n*out, 1))
 	gW, gB, gX := make([]float32, in*out), make([]float32, out), make([]float32, n*in)
 	dy32 := append([]float32(nil), dy...)
-	d.Backward(gW, gB, gX, x, y, dy32)
+	d.BackwardTo(gW, gB, gX, x, y, dy32)
 
 	x64, w64, b64, dy64 := f64(x), f64(d.W), f64(d.B), f64(dy)
 	y64 := make([]float64, n*out)
@@ -68,9 +63,8 @@ func TestDenseMatchesReference(t *testing.T) {
 			zeros++
 		}
 	}
-	if zeros == 0 || zeros == len(y64) {
-		t.Fatalf("%d of %d outputs are zero: the ReLU is not exercised", zeros, len(y64))
-	}
+	require.NotZero(t, zeros, "no output is zero: the ReLU is not exercised")
+	require.NotEqual(t, len(y64), zeros, "every output is zero: the ReLU is not exercised")
 	for _, c := range []struct {
 		name string
 		got  []float32
@@ -139,7 +133,7 @@ func TestDenseLossGradient(t *testing.T) {
 	contrastiveEval(1, dh[:n*out], dh[n*out:], h[:n*out], h[n*out:], labels, nil)
 	gw, gb, gx := make([]float64, in*out), make([]float64, out), make([]float64, 2*n*in)
 	denseBackwardRef(gw, gb, gx, x, h, dh, w, 2*n, 2, in, out)
-	l2Penalty(gw, w, l2)
+	l2PenaltyRef(gw, w, l2)
 	const step = 1e-6
 	for _, c := range []struct {
 		name string
@@ -153,9 +147,7 @@ func TestDenseLossGradient(t *testing.T) {
 			down := lossAt(x, w, b)
 			c.p[i] = old
 			num := (up - down) / (2 * step)
-			if math.Abs(num-c.g[i]) > 1e-6*math.Abs(num)+1e-9 {
-				t.Errorf("d loss/d %s[%d]: analytic %.12g, numeric %.12g", c.name, i, c.g[i], num)
-			}
+			assert.InDelta(t, num, c.g[i], 1e-6*math.Abs(num)+1e-9, "d loss/d %s[%d]: analytic vs numeric", c.name, i)
 		}
 	}
 }
@@ -165,19 +157,16 @@ func TestDensePanics(t *testing.T) {
 	d := NewDense(4, 3, 1)
 	for name, f := range map[string]func(){
 		"NewDense 0":   func() { NewDense(0, 3, 1) },
-		"ragged input": func() { d.Forward(nil, make([]float32, 5)) },
-		"wrong dst":    func() { d.Forward(make([]float32, 2), make([]float32, 4)) },
+		"ragged input": func() { d.ForwardTo(make([]float32, 3), make([]float32, 5)) },
+		"wrong dst":    func() { d.ForwardTo(make([]float32, 2), make([]float32, 4)) },
+		"nil dst":      func() { d.ForwardTo(nil, make([]float32, 4)) },
 		"backward lengths": func() {
-			d.Backward(make([]float32, 12), make([]float32, 3), nil, make([]float32, 4), make([]float32, 2), make([]float32, 3))
+			d.BackwardTo(make([]float32, 12), make([]float32, 3), nil, make([]float32, 4), make([]float32, 2), make([]float32, 3))
+		},
+		"inconsistent layer": func() {
+			(&Dense{In: 4, Out: 3, W: make([]float32, 11), B: make([]float32, 3)}).ForwardTo(make([]float32, 3), make([]float32, 4))
 		},
 	} {
-		func() {
-			defer func() {
-				if recover() == nil {
-					t.Errorf("%s: no panic", name)
-				}
-			}()
-			f()
-		}()
+		t.Run(name, func(t *testing.T) { mustPanic(t, "", f) })
 	}
 }

@@ -20,19 +20,8 @@ import (
 	"time"
 )
 
-// VGG16URL is where torchvision publishes its ImageNet VGG16 weights
-// (legacy PyTorch format, 553 MB). 397923af is the start of the file's
-// SHA-256.
-const VGG16URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
-
-// VGG16SHA256Prefix is the start of the SHA-256 of the file at VGG16URL.
-const VGG16SHA256Prefix = "397923af"
-
-// VGG16Size is the size in bytes of the file at VGG16URL.
-const VGG16Size = 553433881
-
 // maxDownloadBytes caps a download whose size is not known (a URL other
-// than VGG16URL without DownloadOptions.Size): 1 GiB.
+// than the architecture's default without DownloadOptions.Size): 1 GiB.
 const maxDownloadBytes = 1 << 30
 
 // stallBytes is the progress a download must make in every
@@ -42,22 +31,26 @@ const stallBytes = 1 << 20
 // defaultStallTimeout is DownloadOptions.StallTimeout's default.
 const defaultStallTimeout = 60 * time.Second
 
-// DownloadOptions configures DownloadVGG16. A nil *DownloadOptions means
-// all defaults. DownloadVGG16 does not modify it.
+// DownloadOptions configures DownloadWeights. A nil *DownloadOptions
+// means all defaults, which fetch the architecture's published weights:
+// for VGG16 torchvision's ImageNet weights,
+// https://download.pytorch.org/models/vgg16-397923af.pth (legacy PyTorch
+// format, 553,433,881 bytes, SHA-256 starting with 397923af).
+// DownloadWeights does not modify it.
 type DownloadOptions struct {
-	// URL of the weight file. "" means VGG16URL.
+	// URL of the weight file. "" means the architecture's default.
 	URL string
 	// SHA256Prefix is the expected start of the file's hex SHA-256 (any
-	// length up to 64). "" means VGG16SHA256Prefix when URL is "" or
-	// VGG16URL, and is an error for any other URL: downloads are always
-	// verified.
+	// length up to 64). "" means the default file's prefix when URL is ""
+	// or the default URL, and is an error for any other URL: downloads are
+	// always verified.
 	SHA256Prefix string
 	// Size is the file's size in bytes. A response announcing another size
 	// (Content-Length, or the total of Content-Range) is refused before
 	// anything is written, and one that runs longer is cut off and its
-	// download deleted. 0 means VGG16Size when URL is "" or VGG16URL, and
-	// for any other URL an unknown size, with downloads capped at 1 GiB.
-	// Negative is an error.
+	// download deleted. 0 means the default file's size when URL is "" or
+	// the default URL, and for any other URL an unknown size, with
+	// downloads capped at 1 GiB. Negative is an error.
 	Size int64
 	// StallTimeout is how long a download may go without progress: a
 	// request fails when less than 1 MiB arrives in any StallTimeout,
@@ -77,18 +70,20 @@ type DownloadOptions struct {
 	Progress func(Progress)
 
 	// divisor is the width divisor of the network the file must hold (see
-	// ReadVGG16Weights); 0 means 1. Tests set it to serve small networks.
+	// ReadWeights); 0 means 1. Tests set it to serve small networks.
 	divisor int
 }
 
-// downloadAttempts is how many requests one DownloadVGG16 call makes at
+// downloadAttempts is how many requests one DownloadWeights call makes at
 // most, each resuming where the previous one stopped, as long as every
 // attempt makes progress.
 const downloadAttempts = 5
 
-// DownloadVGG16 returns the path of a converted VGG16 weight file in the
-// cache directory, downloading and converting it first if needed, the way
-// Keras' weights="imagenet" does.
+// DownloadWeights returns the path of a converted weight file of
+// architecture arch in the cache directory, downloading and converting it
+// first if needed, the way Keras' weights="imagenet" does. By default the
+// file is the architecture's published weights (see DownloadOptions); the
+// result is a full-width network for LoadNetwork.
 //
 // If the converted file (the URL's base name with extension .safetensors)
 // is in the cache and valid, it is returned without any network access.
@@ -101,33 +96,39 @@ const downloadAttempts = 5
 // its expected size (see DownloadOptions.Size): sizes announced by the
 // server are checked before anything is written, and a longer response is
 // cut off. The complete file's SHA-256 must start with the expected
-// prefix: on a mismatch the partial file is deleted and an error returned. The file is then converted
-// with ConvertVGG16 (the result records the source name and hash) and the
-// download deleted.
+// prefix: on a mismatch the partial file is deleted and an error returned.
+// The file is then read with ReadWeights and written with
+// Weights.WriteSafetensors (the result records the source name and hash),
+// and the download deleted.
 //
 // Cancelling ctx stops the download and returns an error wrapping
 // ctx.Err(); the partial file is kept so that the next call resumes it.
 // Concurrent calls sharing a cache directory, in one process or several,
-// must be serialised by the caller.
-func DownloadVGG16(ctx context.Context, opts *DownloadOptions) (string, error) {
+// must be serialised by the caller. An unknown arch is an error.
+func DownloadWeights(ctx context.Context, arch Arch, opts *DownloadOptions) (string, error) {
+	spec, err := lookupArch("DownloadWeights", arch)
+	if err != nil {
+		return "", err
+	}
 	var o DownloadOptions
 	if opts != nil {
 		o = *opts
 	}
+	def := spec.download
 	if o.URL == "" {
-		o.URL = VGG16URL
+		o.URL = def.url
 	}
 	if o.SHA256Prefix == "" {
-		if o.URL != VGG16URL {
-			return "", fmt.Errorf("style: download %s: DownloadOptions.SHA256Prefix must be set for a URL other than VGG16URL", o.URL)
+		if o.URL != def.url {
+			return "", fmt.Errorf("style: download %s: DownloadOptions.SHA256Prefix must be set for a URL other than the default %s", o.URL, def.url)
 		}
-		o.SHA256Prefix = VGG16SHA256Prefix
+		o.SHA256Prefix = def.sha256Prefix
 	}
 	switch {
 	case o.Size < 0:
 		return "", fmt.Errorf("style: download %s: negative DownloadOptions.Size %d", o.URL, o.Size)
-	case o.Size == 0 && o.URL == VGG16URL:
-		o.Size = VGG16Size
+	case o.Size == 0 && o.URL == def.url:
+		o.Size = def.size
 	}
 	switch {
 	case o.StallTimeout < 0:
@@ -155,13 +156,13 @@ func DownloadVGG16(ctx context.Context, opts *DownloadOptions) (string, error) {
 	}
 	base := path.Base(u.Path)
 	if base == "." || base == "/" || base == ".." || strings.ContainsAny(base, `\:`) {
-		base = "vgg16.pth"
+		base = string(arch) + ".pth"
 	}
 	stem := strings.TrimSuffix(base, path.Ext(base))
 	converted := filepath.Join(o.CacheDir, stem+".safetensors")
 	part := filepath.Join(o.CacheDir, base+".part")
 
-	if cachedConversionOK(converted, o.SHA256Prefix) {
+	if cachedConversionOK(converted, spec, o.SHA256Prefix) {
 		return converted, nil
 	}
 	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
@@ -175,7 +176,7 @@ func DownloadVGG16(ctx context.Context, opts *DownloadOptions) (string, error) {
 		os.Remove(part)
 		return "", fmt.Errorf("style: download %s: SHA-256 %s does not start with %s; the download was deleted", o.URL, sum, o.SHA256Prefix)
 	}
-	w, err := readVGG16Weights(part, max(o.divisor, 1), sum)
+	w, err := readWeights(part, arch, max(o.divisor, 1), sum)
 	if err != nil {
 		return "", fmt.Errorf("style: download %s: converting: %w", o.URL, err)
 	}
@@ -188,8 +189,10 @@ func DownloadVGG16(ctx context.Context, opts *DownloadOptions) (string, error) {
 }
 
 // cachedConversionOK reports whether the converted file exists, has a valid
-// header and records a source hash with the expected prefix.
-func cachedConversionOK(p, prefix string) bool {
+// header, holds weights of spec's architecture (files written before
+// "arch" was recorded have only the format) and records a source hash with
+// the expected prefix.
+func cachedConversionOK(p string, spec *archSpec, prefix string) bool {
 	f, size, err := openSized(p)
 	if err != nil {
 		return false
@@ -199,7 +202,9 @@ func cachedConversionOK(p, prefix string) bool {
 	if err != nil {
 		return false
 	}
-	return h.meta["format"] == VGG16FormatName && strings.HasPrefix(h.meta["source_sha256"], prefix)
+	arch, ok := h.meta["arch"]
+	return h.meta["format"] == spec.formatName() && (!ok || Arch(arch) == spec.arch) &&
+		strings.HasPrefix(h.meta["source_sha256"], prefix)
 }
 
 // downloadResumable completes the download of o.URL into part and returns

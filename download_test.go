@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -99,7 +99,7 @@ type downloadFixture struct {
 }
 
 func newDownloadFixture(t *testing.T) *downloadFixture {
-	specs := vgg16Specs(narrowWidths, false, 5000)
+	specs := vgg16Specs(testDivisor, false, 5000)
 	content := (&pthFile{tensors: specs}).bytes(t)
 	h := sha256.Sum256(content)
 	sum := hex.EncodeToString(h[:])
@@ -114,23 +114,19 @@ func startServer(t *testing.T, s http.Handler) string {
 
 func (f *downloadFixture) check(t *testing.T, path, dir string) {
 	t.Helper()
-	if want := filepath.Join(dir, "vgg16-test.safetensors"); path != want {
-		t.Errorf("path %s, want %s", path, want)
-	}
-	w, err := ReadVGG16Weights(path, testDivisor)
-	if err != nil {
-		t.Fatal(err)
-	}
+	assert.Equal(t, filepath.Join(dir, "vgg16-test.safetensors"), path)
+	w, err := ReadWeights(path, "", testDivisor)
+	require.NoError(t, err)
 	checkLayersMatchSpecs(t, w, f.specs)
-	if w.Metadata["source"] != "vgg16-test.pth" || w.Metadata["source_sha256"] != f.sum || w.Preprocess != PreprocessTorch {
-		t.Errorf("metadata %v", w.Metadata)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "vgg16-test.pth.part")); !os.IsNotExist(err) {
-		t.Errorf("partial download left behind: %v", err)
-	}
+	assert.Equal(t, VGG16, w.Arch)
+	assert.Equal(t, PreprocessTorch, w.Preprocess)
+	assert.Equal(t, "vgg16-test.pth", w.Metadata["source"], "metadata %v", w.Metadata)
+	assert.Equal(t, f.sum, w.Metadata["source_sha256"], "metadata %v", w.Metadata)
+	assert.Equal(t, "vgg16", w.Metadata["arch"], "metadata %v", w.Metadata)
+	assert.NoFileExists(t, filepath.Join(dir, "vgg16-test.pth.part"), "partial download left behind")
 }
 
-func TestDownloadVGG16ResumeAndCache(t *testing.T) {
+func TestDownloadWeightsResumeAndCache(t *testing.T) {
 	f := newDownloadFixture(t)
 	s := &weightServer{content: f.content, dropAt: len(f.content) / 2}
 	srv := httptest.NewServer(s)
@@ -140,84 +136,89 @@ func TestDownloadVGG16ResumeAndCache(t *testing.T) {
 	var reports []Progress
 	opts := &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor,
 		Progress: func(p Progress) { reports = append(reports, p) }}
-	path, err := DownloadVGG16(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, err := DownloadWeights(context.Background(), VGG16, opts)
+	require.NoError(t, err)
 	f.check(t, path, dir)
 
 	// The dropped first response was resumed with a Range request.
 	reqs := s.requests()
-	if len(reqs) != 2 || reqs[0] != "" {
-		t.Fatalf("requests with Range headers %q, want a plain one then a resume", reqs)
-	}
+	require.Len(t, reqs, 2, "requests with Range headers %q, want a plain one then a resume", reqs)
+	require.Empty(t, reqs[0], "requests with Range headers %q, want a plain one then a resume", reqs)
 	from, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(reqs[1], "bytes="), "-"))
-	if err != nil || from <= 0 || from > s.dropAt {
-		t.Errorf("resume Range %q, want bytes=N- with 0 < N <= %d", reqs[1], s.dropAt)
-	}
+	require.NoError(t, err, "resume Range %q", reqs[1])
+	assert.Positive(t, from, "resume Range %q", reqs[1])
+	assert.LessOrEqual(t, from, s.dropAt, "resume Range %q", reqs[1])
 	// Progress is monotonic and ends at the file size.
 	for i, p := range reports {
 		if p.Stage != "download" || (i > 0 && p.Done < reports[i-1].Done) {
 			t.Fatalf("report %d: %+v after %+v", i, p, reports[max(i-1, 0)])
 		}
 	}
-	if last := reports[len(reports)-1]; last.Done != int64(len(f.content)) || last.Total != int64(len(f.content)) {
-		t.Errorf("last report %+v, want Done = Total = %d", last, len(f.content))
-	}
+	last := reports[len(reports)-1]
+	assert.Equal(t, int64(len(f.content)), last.Done, "last report")
+	assert.Equal(t, int64(len(f.content)), last.Total, "last report")
 
 	// A second call uses the cached conversion without any request, even
 	// with the server gone.
 	srv.Close()
-	path2, err := DownloadVGG16(context.Background(), opts)
-	if err != nil || path2 != path {
-		t.Fatalf("cached call: %q, %v", path2, err)
+	path2, err := DownloadWeights(context.Background(), VGG16, opts)
+	require.NoError(t, err, "cached call")
+	require.Equal(t, path, path2, "cached call")
+	assert.Len(t, s.requests(), 2, "the cached call made requests")
+
+	// So does a conversion written before files recorded their
+	// architecture; one recording another architecture is not used.
+	w, err := ReadWeights(path, VGG16, testDivisor)
+	require.NoError(t, err)
+	for _, c := range []struct {
+		arch string
+		ok   bool
+	}{{"", true}, {"resnet50", false}} {
+		meta := maps.Clone(w.Metadata)
+		delete(meta, "arch")
+		if c.arch != "" {
+			meta["arch"] = c.arch
+		}
+		require.NoError(t, writeSafetensors(path, vgg16Spec.tensors(w.layers), meta))
+		_, err := DownloadWeights(context.Background(), VGG16, opts)
+		if c.ok {
+			assert.NoError(t, err, "a conversion without arch")
+		} else {
+			assert.Error(t, err, "a conversion of arch %s, with the server gone", c.arch)
+		}
 	}
-	if n := len(s.requests()); n != 2 {
-		t.Errorf("cached call made %d more requests", n-2)
-	}
+	assert.Len(t, s.requests(), 2)
 }
 
-func TestDownloadVGG16ServerIgnoresRange(t *testing.T) {
+func TestDownloadWeightsServerIgnoresRange(t *testing.T) {
 	f := newDownloadFixture(t)
 	s := &weightServer{content: f.content, ignoreRange: true}
 	url := startServer(t, s)
 	dir := t.TempDir()
 	// A stale partial file with wrong bytes: the server answers the Range
 	// request with the whole file, which must replace it.
-	if err := os.WriteFile(filepath.Join(dir, "vgg16-test.pth.part"), []byte(strings.Repeat("junk", 100)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	path, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "vgg16-test.pth.part"), []byte(strings.Repeat("junk", 100)), 0o644))
+	path, err := DownloadWeights(context.Background(), VGG16, &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
+	require.NoError(t, err)
 	f.check(t, path, dir)
-	if reqs := s.requests(); len(reqs) != 1 || reqs[0] != "bytes=400-" {
-		t.Errorf("requests %q, want one with Range bytes=400-", reqs)
-	}
+	assert.Equal(t, []string{"bytes=400-"}, s.requests())
 }
 
-func TestDownloadVGG16CompletePartial(t *testing.T) {
+func TestDownloadWeightsCompletePartial(t *testing.T) {
 	// A complete partial file (the process stopped before converting): the
 	// server answers 416 and the file is used as it is.
 	f := newDownloadFixture(t)
 	s := &weightServer{content: f.content}
 	url := startServer(t, s)
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "vgg16-test.pth.part"), f.content, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	path, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "vgg16-test.pth.part"), f.content, 0o644))
+	path, err := DownloadWeights(context.Background(), VGG16, &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
+	require.NoError(t, err)
 	f.check(t, path, dir)
-	if reqs := s.requests(); len(reqs) != 1 || reqs[0] != fmt.Sprintf("bytes=%d-", len(f.content)) {
-		t.Errorf("requests %q", reqs)
-	}
+	assert.Equal(t, []string{fmt.Sprintf("bytes=%d-", len(f.content))}, s.requests())
 }
 
-func TestDownloadVGG16HashMismatch(t *testing.T) {
+func TestDownloadWeightsHashMismatch(t *testing.T) {
 	f := newDownloadFixture(t)
 	other := newDownloadFixture(t)
 	other.content = append([]byte(nil), f.content...)
@@ -225,17 +226,14 @@ func TestDownloadVGG16HashMismatch(t *testing.T) {
 	s := &weightServer{content: other.content}
 	url := startServer(t, s)
 	dir := t.TempDir()
-	_, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
-	if err == nil || !strings.Contains(err.Error(), "SHA-256") || !strings.Contains(err.Error(), f.prefix) {
-		t.Fatalf("error %v, want a SHA-256 mismatch naming %s", err, f.prefix)
-	}
+	_, err := DownloadWeights(context.Background(), VGG16, &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
+	require.ErrorContains(t, err, "SHA-256", "a SHA-256 mismatch")
+	require.ErrorContains(t, err, f.prefix, "a SHA-256 mismatch naming the prefix")
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 0 {
-		t.Errorf("cache directory holds %v after a failed verification, want nothing", entries)
-	}
+	assert.Empty(t, entries, "cache directory after a failed verification")
 }
 
-func TestDownloadVGG16Cancel(t *testing.T) {
+func TestDownloadWeightsCancel(t *testing.T) {
 	f := newDownloadFixture(t)
 	s := &weightServer{content: f.content, stall: make(chan struct{})}
 	url := startServer(t, s)
@@ -245,7 +243,7 @@ func TestDownloadVGG16Cancel(t *testing.T) {
 	opts := &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor}
 	errc := make(chan error, 1)
 	go func() {
-		_, err := DownloadVGG16(ctx, opts)
+		_, err := DownloadWeights(ctx, VGG16, opts)
 		errc <- err
 	}()
 	// Wait until the first half is on disk, then cancel mid-response.
@@ -260,51 +258,39 @@ func TestDownloadVGG16Cancel(t *testing.T) {
 	cancel()
 	err := <-errc
 	close(s.stall)
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("error %v, want context.Canceled", err)
-	}
-	if got := fileSize(part); got != half {
-		t.Fatalf("partial file has %d bytes after cancellation, want %d", got, half)
-	}
+	require.ErrorIs(t, err, context.Canceled)
+	require.Equal(t, half, fileSize(part), "partial file after cancellation")
 	// The next call resumes from there.
-	path, err := DownloadVGG16(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, err := DownloadWeights(context.Background(), VGG16, opts)
+	require.NoError(t, err)
 	f.check(t, path, dir)
-	if reqs := s.requests(); len(reqs) != 2 || reqs[1] != fmt.Sprintf("bytes=%d-", half) {
-		t.Errorf("requests %q, want a resume from %d", reqs, half)
-	}
+	reqs := s.requests()
+	require.Len(t, reqs, 2)
+	assert.Equal(t, fmt.Sprintf("bytes=%d-", half), reqs[1], "a resume")
 }
 
-func TestDownloadVGG16Errors(t *testing.T) {
+func TestDownloadWeightsErrors(t *testing.T) {
 	f := newDownloadFixture(t)
 	s := &weightServer{content: f.content, status: http.StatusNotFound}
 	url := startServer(t, s)
 	dir := t.TempDir()
-	_, err := DownloadVGG16(context.Background(), &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
-	if err == nil || !strings.Contains(err.Error(), "404") {
-		t.Errorf("404: error %v", err)
-	}
-	if n := len(s.requests()); n != 1 {
-		t.Errorf("404 was retried: %d requests", n)
-	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
-		t.Errorf("cache directory holds %v after a failed request, want nothing", entries)
-	}
+	_, err := DownloadWeights(context.Background(), VGG16, &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
+	assert.ErrorContains(t, err, "404")
+	assert.Len(t, s.requests(), 1, "404 was retried")
+	entries, _ := os.ReadDir(dir)
+	assert.Empty(t, entries, "cache directory after a failed request")
 	// Verification cannot be switched off for another URL, and the prefix
 	// must be hex.
 	for _, o := range []*DownloadOptions{
 		{URL: url, CacheDir: dir},
 		{URL: url, CacheDir: dir, SHA256Prefix: "xyz"},
 	} {
-		if _, err := DownloadVGG16(context.Background(), o); err == nil || !strings.Contains(err.Error(), "SHA256Prefix") {
-			t.Errorf("%+v: error %v", o, err)
-		}
+		_, err := DownloadWeights(context.Background(), VGG16, o)
+		assert.ErrorContains(t, err, "SHA256Prefix", "%+v", o)
 	}
-	if n := len(s.requests()); n != 1 {
-		t.Errorf("invalid options made requests")
-	}
+	_, err = DownloadWeights(context.Background(), "vgg19", &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir})
+	assert.ErrorContains(t, err, `unknown architecture "vgg19"`)
+	assert.Len(t, s.requests(), 1, "invalid options made requests")
 }
 
 // slowServer serves content the way a broken server might: hanging before
@@ -365,7 +351,7 @@ func (s *slowServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// downloadWithin runs DownloadVGG16 and fails the test if it has not
+// downloadWithin runs DownloadWeights and fails the test if it has not
 // returned within 5 s (the tests' stall timeouts are tens of
 // milliseconds), cancelling it.
 func downloadWithin(t *testing.T, opts *DownloadOptions) (string, error) {
@@ -378,7 +364,7 @@ func downloadWithin(t *testing.T, opts *DownloadOptions) (string, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		p, err := DownloadVGG16(ctx, opts)
+		p, err := DownloadWeights(ctx, VGG16, opts)
 		done <- result{p, err}
 	}()
 	select {
@@ -387,16 +373,16 @@ func downloadWithin(t *testing.T, opts *DownloadOptions) (string, error) {
 	case <-time.After(5 * time.Second):
 		cancel()
 		<-done
-		t.Fatal("DownloadVGG16 did not return within 5 s")
+		t.Fatal("DownloadWeights did not return within 5 s")
 		return "", nil
 	}
 }
 
-// TestDownloadVGG16Stall: a server that hangs before answering, or sends
+// TestDownloadWeightsStall: a server that hangs before answering, or sends
 // part of the file and hangs, or trickles a byte at a time, is abandoned
 // after StallTimeout without progress (1 MiB); a stalled request that made
 // progress is resumed.
-func TestDownloadVGG16Stall(t *testing.T) {
+func TestDownloadWeightsStall(t *testing.T) {
 	f := newDownloadFixture(t)
 	for _, tc := range []struct {
 		mode    string
@@ -435,12 +421,12 @@ func TestDownloadVGG16Stall(t *testing.T) {
 	}
 }
 
-// TestDownloadVGG16Size: the expected size caps the download. An endless
+// TestDownloadWeightsSize: the expected size caps the download. An endless
 // body is cut off just past it and deleted; a Content-Length or
 // Content-Range total other than the expected size is refused before
-// anything is written, keeping a partial download; and VGG16URL's size is
-// known without setting Size.
-func TestDownloadVGG16Size(t *testing.T) {
+// anything is written, keeping a partial download; and the default URL's
+// size is known without setting Size.
+func TestDownloadWeightsSize(t *testing.T) {
 	f := newDownloadFixture(t)
 	size := int64(len(f.content))
 
@@ -486,7 +472,7 @@ func TestDownloadVGG16Size(t *testing.T) {
 		client := &http.Client{Transport: rewriteHost{srv.URL}}
 		dir := t.TempDir()
 		_, err := downloadWithin(t, &DownloadOptions{CacheDir: dir, Client: client})
-		require.ErrorContains(t, err, fmt.Sprintf("%d bytes, expected %d", size, VGG16Size))
+		require.ErrorContains(t, err, fmt.Sprintf("%d bytes, expected %d", size, vgg16Spec.download.size))
 		assert.Equal(t, []string{""}, s.requests())
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {

@@ -12,27 +12,31 @@ import (
 	"github.com/stylespace/style"
 )
 
-// A VGG16 weight file is converted once to safetensors and then loaded in
-// a fraction of a second. Here the weights are generated, so the example
-// runs offline.
-func ExampleLoadVGG16() {
+// A weight file is converted once to safetensors and then loaded in a
+// fraction of a second. Here the weights are generated, so the example
+// runs offline; LoadNetwork tells the architecture from the file.
+func ExampleLoadNetwork() {
 	dir, err := os.MkdirTemp("", "style-example")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "vgg16.safetensors")
-	if err := style.GenerateVGG16Weights(1, 1).WriteSafetensors(path); err != nil {
+	w, err := style.GenerateWeights(style.VGG16, 1, 1)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := w.WriteSafetensors(path); err != nil {
 		log.Fatal(err)
 	}
 
-	net, err := style.LoadVGG16(path)
+	net, err := style.LoadNetwork(path, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
 	b := net.Backbone()
-	fmt.Println(b.Name, b.Preprocess, net.FeatureLen(), len(b.SHA256))
-	// Output: vgg16 caffe 25088 64
+	fmt.Println(b.Arch, b.Preprocess, net.FeatureLen(), len(b.SHA256), b.Divisor)
+	// Output: vgg16 caffe 25088 64 1
 }
 
 // Compare embeds two feature vectors and gives their style distance and the
@@ -45,22 +49,29 @@ func ExampleSiameseHead_Compare() {
 	shirt := []float32{0.9, 0.1, 0.4, 0, 0.2, 0.7}
 	similar := []float32{0.8, 0.1, 0.5, 0, 0.2, 0.6}
 	other := []float32{0, 0.9, 0, 1, 0.8, 0}
-	d, v := head.Compare(shirt, similar)
-	fmt.Printf("%.3f %v\n", d, v)
-	d, v = head.Compare(shirt, other)
-	fmt.Printf("%.3f %v\n", d, v)
+	for _, item := range [][]float32{similar, other} {
+		d, v, err := head.Compare(shirt, item)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%.3f %v\n", d, v)
+	}
 	// Output:
 	// 0.162 Nice, this looks good together!
 	// 1.627 Sorry, these styles do not match.
 }
 
 // The contrastive loss pulls compatible pairs together and pushes
-// incompatible ones at least the margin apart.
-func ExampleContrastiveLoss() {
+// incompatible ones at least the margin apart. Here each batch holds one
+// pair of 1-D embeddings, 0 and the distance.
+func ExampleContrastiveLoss_EvalTo() {
 	var loss style.ContrastiveLoss // margin 1, as in the study
-	fmt.Printf("compatible at 0.3:   %.2f\n", loss.Pair(0.3, 1))
-	fmt.Printf("incompatible at 0.3: %.2f\n", loss.Pair(0.3, 0))
-	fmt.Printf("incompatible at 1.5: %.2f\n", loss.Pair(1.5, 0))
+	at := func(d float32, label int) float64 {
+		return loss.EvalTo(nil, nil, []float32{0}, []float32{d}, []int{label})
+	}
+	fmt.Printf("compatible at 0.3:   %.2f\n", at(0.3, 1))
+	fmt.Printf("incompatible at 0.3: %.2f\n", at(0.3, 0))
+	fmt.Printf("incompatible at 1.5: %.2f\n", at(1.5, 0))
 	// Output:
 	// compatible at 0.3:   0.09
 	// incompatible at 0.3: 0.49
@@ -110,7 +121,7 @@ func ExampleTSNE_Fit() {
 			if i < n/2 && j == 0 {
 				v += 20 // the first group is far along the first axis
 			}
-			x.Row(i)[j] = float32(v)
+			x.Data[i*dim+j] = float32(v)
 		}
 	}
 	res, err := style.TSNE{Perplexity: 10, Seed: 1}.Fit(context.Background(), x)
@@ -123,7 +134,7 @@ func ExampleTSNE_Fit() {
 	var nw, nb int
 	for i := range n {
 		for j := range i {
-			a, b := y.Row(i), y.Row(j)
+			a, b := y.Data[2*i:2*i+2], y.Data[2*j:2*j+2]
 			d := math.Hypot(float64(a[0]-b[0]), float64(a[1]-b[1]))
 			if (i < n/2) == (j < n/2) {
 				within, nw = within+d, nw+1

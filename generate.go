@@ -5,40 +5,46 @@ import (
 	"math"
 )
 
-// vgg16FullWidths are the output channels of the 13 convolution layers of VGG16.
-var vgg16FullWidths = [13]int{64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512}
-
-// GenerateVGG16Weights returns VGG16 convolution weights computed from a
+// GenerateWeights returns weights of architecture arch computed from a
 // formula instead of read from a file: for demonstrations, tests and
-// benchmarks on machines without the published weights. The widths of
-// VGG16 (64 ... 512) are divided by divisor (1 gives the full network, 8
-// the narrow one of the golden tests); each must stay a whole number.
-// ReadVGG16Weights reads such a network back from a file given the same
-// divisor.
+// benchmarks on machines without the published weights. Every width of
+// the architecture is divided by divisor (1 gives the full network; for
+// VGG16 8 gives the narrow one of the golden tests), a power of two up to
+// the narrowest width (64 for VGG16). ReadWeights reads such a network
+// back from a file given the same divisor.
 //
-// Layer l's weight i (OIHW order) is sqrt(6/fan_in)*(2u-1) and bias j is
-// 0.1*(2u-1), where u is a splitmix64 hash of l, i and seed mapped to
-// [0, 1) — He-uniform initialisation. With seed 0 and divisor 1 these are
-// exactly the weights of the vgg16_formula golden network. The weights ask
-// for PreprocessCaffe. Features of such a network are not ImageNet
-// features, but they do respond to colour, texture and shape, which is
-// enough to show the pipeline working.
+// Conv layer l's weight i (OIHW order) is sqrt(6/fan_in)*(2u-1) and bias j
+// is 0.1*(2u-1), where u is a splitmix64 hash of l, i and seed mapped to
+// [0, 1) — He-uniform initialisation. For VGG16 with seed 0 and divisor 1
+// these are exactly the weights of the vgg16_formula golden network. The
+// weights ask for PreprocessCaffe, and record seed and divisor (so does
+// the Backbone of their network). Features of such a network are not
+// ImageNet features, but they do respond to colour, texture and shape,
+// which is enough to show the pipeline working.
 //
-// GenerateVGG16Weights panics if divisor is not a positive divisor of 64.
-func GenerateVGG16Weights(seed uint64, divisor int) *VGG16Weights {
-	if divisor <= 0 || 64%divisor != 0 {
-		panic(fmt.Sprintf("style: GenerateVGG16Weights: divisor %d does not divide 64", divisor))
+// GenerateWeights returns an error for an unknown architecture or a
+// divisor that is not a width divisor of it.
+func GenerateWeights(arch Arch, seed uint64, divisor int) (*Weights, error) {
+	spec, err := lookupArch("GenerateWeights", arch)
+	if err != nil {
+		return nil, err
 	}
-	w := &VGG16Weights{
+	if err := spec.checkDivisor("GenerateWeights", divisor); err != nil {
+		return nil, err
+	}
+	w := &Weights{
+		Arch:       arch,
+		Divisor:    divisor,
+		Seed:       seed,
 		Preprocess: PreprocessCaffe,
-		Layers:     make([]ConvWeights, len(vgg16FullWidths)),
 		Metadata: map[string]string{
 			"source": fmt.Sprintf("generated: seed %d, width divisor %d", seed, divisor),
 		},
+		layers: make([]ConvWeights, len(spec.layers)),
 	}
 	mix := seed * 0x9E3779B97F4A7C15
-	in := 3
-	for l, out := range vgg16Widths(divisor) {
+	for l := range spec.layers {
+		in, out := spec.layerShape(l, divisor)
 		cw := ConvWeights{In: in, Out: out, Weight: make([]float32, out*in*9), Bias: make([]float32, out)}
 		scale := math.Sqrt(6 / float64(in*9))
 		for i := range cw.Weight {
@@ -47,10 +53,9 @@ func GenerateVGG16Weights(seed uint64, divisor int) *VGG16Weights {
 		for j := range cw.Bias {
 			cw.Bias[j] = float32(0.1 * (2*hashUnit(uint64(l)<<32|1<<31|uint64(j), mix) - 1))
 		}
-		w.Layers[l] = cw
-		in = out
+		w.layers[l] = cw
 	}
-	return w
+	return w, nil
 }
 
 // hashUnit maps key, mixed with a seed, to [0, 1) with 24 bits.

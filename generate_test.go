@@ -4,16 +4,20 @@ import (
 	"encoding/json"
 	"os"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
-// TestGenerateVGG16WeightsFormula checks that seed 0, divisor 1 gives the
+// TestGenerateWeightsFormula checks that seed 0, divisor 1 gives the
 // formula network of ../shared/golden/vgg16_formula, against the first
 // weights and biases that weights_check.json lists.
-func TestGenerateVGG16WeightsFormula(t *testing.T) {
-	w := GenerateVGG16Weights(0, 1)
-	ref := formulaVGG16Weights(vgg16FullWidths)
-	for l := range ref.Layers {
-		a, b := w.Layers[l], ref.Layers[l]
+func TestGenerateWeightsFormula(t *testing.T) {
+	w := testWeights(t, 0, 1)
+	ref := formulaVGG16Weights()
+	require.Len(t, w.layers, len(ref.layers))
+	for l := range ref.layers {
+		a, b := w.layers[l], ref.layers[l]
 		if a.In != b.In || a.Out != b.Out {
 			t.Fatalf("layer %d: %dx%d, want %dx%d", l, a.Out, a.In, b.Out, b.In)
 		}
@@ -32,13 +36,9 @@ func TestGenerateVGG16WeightsFormula(t *testing.T) {
 	// from ../shared/golden/vgg16_formula/weights_check.json); float32
 	// values printed as float64, so equal to float32 rounding.
 	raw, err := os.ReadFile("testdata/vgg16_formula_weights_check.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var check map[string][]float64
-	if err := json.Unmarshal(raw, &check); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, json.Unmarshal(raw, &check))
 	found := 0
 	for _, c := range []struct {
 		key   string
@@ -51,45 +51,42 @@ func TestGenerateVGG16WeightsFormula(t *testing.T) {
 		{"layer12_bias_first4", 12, true},
 	} {
 		vals := check[c.key]
-		if len(vals) == 0 {
-			t.Fatalf("%s missing from the reference", c.key)
-		}
-		got := w.Layers[c.layer].Weight
+		require.NotEmpty(t, vals, "%s missing from the reference", c.key)
+		got := w.layers[c.layer].Weight
 		if c.bias {
-			got = w.Layers[c.layer].Bias
+			got = w.layers[c.layer].Bias
 		}
 		for i, f := range vals {
-			if got[i] != float32(f) {
-				t.Fatalf("%s[%d] = %g, want %g", c.key, i, got[i], f)
-			}
+			require.Equal(t, float32(f), got[i], "%s[%d]", c.key, i)
 			found++
 		}
 	}
 	t.Logf("%d reference values checked", found)
 }
 
-func TestGenerateVGG16WeightsSeedsAndWidths(t *testing.T) {
-	a := GenerateVGG16Weights(1, 8)
-	b := GenerateVGG16Weights(2, 8)
-	if a.Layers[0].Out != 8 || a.Layers[12].Out != 64 || a.Layers[12].In != 64 {
-		t.Fatalf("narrow widths wrong: %d, %d", a.Layers[0].Out, a.Layers[12].Out)
-	}
+func TestGenerateWeightsSeedsAndWidths(t *testing.T) {
+	a := testWeights(t, 1, 8)
+	b := testWeights(t, 2, 8)
+	require.Equal(t, 8, a.layers[0].Out, "narrow widths")
+	require.Equal(t, 64, a.layers[12].Out, "narrow widths")
+	require.Equal(t, 64, a.layers[12].In, "narrow widths")
+	assert.Equal(t, Weights{Arch: VGG16, Divisor: 8, Seed: 1, Preprocess: PreprocessCaffe,
+		Metadata: map[string]string{"source": "generated: seed 1, width divisor 8"}}, Weights{Arch: a.Arch, Divisor: a.Divisor,
+		Seed: a.Seed, Preprocess: a.Preprocess, Metadata: a.Metadata})
 	same := 0
-	for i := range a.Layers[3].Weight {
-		if a.Layers[3].Weight[i] == b.Layers[3].Weight[i] {
+	for i := range a.layers[3].Weight {
+		if a.layers[3].Weight[i] == b.layers[3].Weight[i] {
 			same++
 		}
 	}
-	if same > len(a.Layers[3].Weight)/100 {
-		t.Fatalf("seeds 1 and 2 share %d of %d weights", same, len(a.Layers[3].Weight))
+	assert.LessOrEqual(t, same, len(a.layers[3].Weight)/100, "seeds 1 and 2 share weights")
+	_, err := NewNetwork(a, nil)
+	require.NoError(t, err, "generated weights rejected")
+
+	for _, d := range []int{0, 3, -8, 128} {
+		_, err := GenerateWeights(VGG16, 0, d)
+		assert.ErrorContains(t, err, "divisor", "divisor %d", d)
 	}
-	if _, err := NewVGG16(a, nil); err != nil {
-		t.Fatalf("generated weights rejected: %v", err)
-	}
-	defer func() {
-		if recover() == nil {
-			t.Fatal("divisor 3 did not panic")
-		}
-	}()
-	GenerateVGG16Weights(0, 3)
+	_, err = GenerateWeights("vgg19", 0, 1)
+	assert.ErrorContains(t, err, `unknown architecture "vgg19"`)
 }

@@ -11,17 +11,11 @@ import (
 	"gonum.org/v1/gonum/blas"
 )
 
-// Default sizes of the study's siamese head.
+// Default sizes of the study's siamese head (see HeadConfig).
 const (
-	DefaultHeadIn  = 25088 // VGG16 pool5 features: 512 x 7 x 7
-	DefaultHeadOut = 128   // embedding size
+	defaultHeadIn  = 25088 // VGG16 pool5 features: 512 x 7 x 7
+	defaultHeadOut = 128   // embedding size
 )
-
-// StudyFeatureScale is the feature scale of the study: the global maximum
-// of the VGG16 pool5 features of its training images with the original
-// Keras (caffe-preprocessed) VGG16 weights. Features from other weights or
-// preprocessing have another maximum; compute it with FeatureScale.
-const StudyFeatureScale = 844.34
 
 // headFormat and headFormatVersion identify a saved SiameseHead.
 const (
@@ -38,37 +32,46 @@ var ErrBackboneMismatch = errors.New("style: backbone mismatch")
 // HeadConfig configures NewSiameseHead. A nil *HeadConfig means all
 // defaults.
 type HeadConfig struct {
-	In  int // feature length; zero means DefaultHeadIn (25,088)
-	Out int // embedding length; zero means DefaultHeadOut (128)
+	// In is the feature length; zero means 25,088, the length of VGG16's
+	// pool5 features (512 channels x 7 x 7).
+	In int
+	// Out is the embedding length; zero means 128, the study's.
+	Out int
 	// Margin is the contrastive-loss margin used to train the head; zero
 	// means 1.
 	Margin float64
 	// Seed seeds the Glorot-uniform initial weights.
 	Seed uint64
 	// Scale divides every feature before the head (MinMax scaling by the
-	// training maximum, see FeatureScale and StudyFeatureScale); zero means
-	// 1, no scaling.
+	// training maximum, see FeatureScale; the study's value for the
+	// original Keras weights is study.KerasFeatureScale); zero means 1, no
+	// scaling.
 	Scale float64
 	// Cutoff is the distance at or below which a pair is compatible; zero
 	// means Margin/2 until a better one is chosen from an ROC curve.
 	Cutoff float64
 	// Backbone records the feature extractor the head is for.
 	Backbone Backbone
-	// BLAS computes the matrix products; nil means the package default.
+	// BLAS computes the matrix products (it becomes Dense.BLAS); nil means
+	// the package's BLAS. It sets the head's parallelism: PairDistances
+	// reads features on as many goroutines as a BLAS of this package has
+	// Workers.
 	BLAS blas.Float32Level3
 }
 
 // SiameseHead maps a feature vector to an embedding in the style space
 // with one Dense(In -> Out, ReLU) layer, shared by both items of a pair; the
 // Euclidean distance between two embeddings is their style score, smaller
-// meaning more compatible.
+// meaning more compatible. The head takes Dense.In features and gives
+// embeddings of Dense.Out values.
 //
 // Features are divided by Scale before the layer (the division is folded
-// into the matrix product as a factor 1/Scale). Embed, Distance, Compare
-// and Verdict are safe for concurrent use; training modifies the head and
-// must not run concurrently with them.
+// into the matrix product as a factor 1/Scale; it is the only place
+// features are scaled). Embed, Distance, Compare, Verdict and
+// PairDistances are safe for concurrent use; training modifies the head
+// and must not run concurrently with them.
 type SiameseHead struct {
-	Dense    *Dense   // the shared layer; Dense.In is the feature length
+	Dense    *Dense   // the shared layer: Dense.In features in, Dense.Out values out
 	Scale    float64  // features are divided by Scale (> 0)
 	Margin   float64  // contrastive-loss margin the head is trained with (> 0)
 	Cutoff   float64  // distances <= Cutoff are compatible
@@ -84,10 +87,10 @@ func NewSiameseHead(cfg *HeadConfig) (*SiameseHead, error) {
 		c = *cfg
 	}
 	if c.In == 0 {
-		c.In = DefaultHeadIn
+		c.In = defaultHeadIn
 	}
 	if c.Out == 0 {
-		c.Out = DefaultHeadOut
+		c.Out = defaultHeadOut
 	}
 	if c.Margin == 0 {
 		c.Margin = 1
@@ -126,73 +129,76 @@ func checkHeadParams(scale, margin, cutoff float64) error {
 	return nil
 }
 
-// In returns the feature length the head expects.
-func (h *SiameseHead) In() int { return h.Dense.In }
-
-// Out returns the embedding length.
-func (h *SiameseHead) Out() int { return h.Dense.Out }
-
 func (h *SiameseHead) alpha() float32 { return float32(1 / h.Scale) }
 
-// Embed returns the embedding of one feature vector.
-// It panics if len(features) != h.In().
+// Embed returns the embeddings of the n = len(features)/h.Dense.In
+// feature vectors stored as the rows of features (row-major): n rows of
+// h.Dense.Out values, in a new slice. One vector gives one embedding;
+// embedding many in one call is much faster than one at a time (a single
+// matrix product).
+//
+// Embed panics if len(features) is not a multiple of h.Dense.In.
 func (h *SiameseHead) Embed(features []float32) []float32 {
-	return h.EmbedTo(nil, features)
-}
-
-// EmbedTo writes the embedding of one feature vector into dst (allocated if
-// nil) and returns it.
-// It panics if len(features) != h.In() or dst is not nil and
-// len(dst) != h.Out().
-func (h *SiameseHead) EmbedTo(dst, features []float32) []float32 {
-	if len(features) != h.In() {
-		panic(fmt.Sprintf("style: SiameseHead.Embed: %d features, want %d", len(features), h.In()))
-	}
-	return h.EmbedBatch(dst, features)
-}
-
-// EmbedBatch embeds n = len(features)/h.In() feature vectors stored as the
-// rows of features (row-major) into the rows of dst (n x h.Out(), allocated
-// if nil) and returns dst. Embedding many vectors at once is much faster
-// than one at a time.
-// It panics if len(features) is not a multiple of h.In() or dst has the
-// wrong length.
-func (h *SiameseHead) EmbedBatch(dst, features []float32) []float32 {
 	d := h.Dense
-	d.checkShape("Forward")
-	n := d.batchOf("Forward", features)
-	if dst == nil {
-		dst = make([]float32, n*d.Out)
+	d.checkShape("Embed")
+	if len(features)%d.In != 0 {
+		panic(fmt.Sprintf("style: SiameseHead.Embed: %d features are not rows of %d", len(features), d.In))
 	}
-	if len(dst) != n*d.Out {
-		panic(fmt.Sprintf("style: SiameseHead.EmbedBatch: len(dst) = %d, want %d", len(dst), n*d.Out))
-	}
-	d.forward(dst, features, n, h.alpha())
+	n := len(features) / d.In
+	dst := make([]float32, n*d.Out)
+	d.forward(d.blas(), dst, features, n, h.alpha())
 	return dst
 }
 
 // Distance returns the Euclidean distance between two embeddings, floored
 // as in training: sqrt(max(sum((a-b)²), 1e-7)). Smaller is more compatible.
-// It panics if len(a) or len(b) is not h.Out().
+// It panics if len(a) or len(b) is not h.Dense.Out.
 func (h *SiameseHead) Distance(a, b []float32) float64 {
-	if len(a) != h.Out() || len(b) != h.Out() {
-		panic(fmt.Sprintf("style: SiameseHead.Distance: embeddings of length %d and %d, want %d", len(a), len(b), h.Out()))
+	if len(a) != h.Dense.Out || len(b) != h.Dense.Out {
+		panic(fmt.Sprintf("style: SiameseHead.Distance: embeddings of length %d and %d, want %d", len(a), len(b), h.Dense.Out))
 	}
 	return pairDistance(a, b)
 }
 
 // Compare embeds two feature vectors and returns their distance and the
 // verdict against the head's cutoff.
-// It panics if len(a) or len(b) is not h.In().
-func (h *SiameseHead) Compare(a, b []float32) (float64, Verdict) {
-	if len(a) != h.In() || len(b) != h.In() {
-		panic(fmt.Sprintf("style: SiameseHead.Compare: %d and %d features, want %d", len(a), len(b), h.In()))
+//
+// It returns an error instead of a verdict (with distance 0 and
+// Incompatible) if a feature is NaN or infinite (the error names the item,
+// first or second, and the position), or if the distance is not finite:
+// finite features so large that the embedding overflows. It panics if
+// len(a) or len(b) is not h.Dense.In.
+func (h *SiameseHead) Compare(a, b []float32) (float64, Verdict, error) {
+	in := h.Dense.In
+	if len(a) != in || len(b) != in {
+		panic(fmt.Sprintf("style: SiameseHead.Compare: %d and %d features, want %d", len(a), len(b), in))
 	}
-	x := make([]float32, 0, 2*h.In())
+	for k, f := range [2][]float32{a, b} {
+		for i, v := range f {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return 0, Incompatible, fmt.Errorf("style: SiameseHead.Compare: feature %d of the %s item is %v", i, [2]string{"first", "second"}[k], v)
+			}
+		}
+	}
+	x := make([]float32, 0, 2*in)
 	x = append(append(x, a...), b...)
-	e := h.EmbedBatch(nil, x)
-	d := pairDistance(e[:h.Out()], e[h.Out():])
-	return d, h.Verdict(d)
+	e := h.Embed(x)
+	out := h.Dense.Out
+	d := pairDistance(e[:out], e[out:])
+	if math.IsNaN(d) || math.IsInf(d, 0) {
+		return 0, Incompatible, fmt.Errorf("style: SiameseHead.Compare: the distance is %v: the features overflow the head (largest magnitudes %v and %v, scale %v)",
+			d, maxAbs(a), maxAbs(b), h.Scale)
+	}
+	return d, h.Verdict(d), nil
+}
+
+// maxAbs returns the largest magnitude in v.
+func maxAbs(v []float32) float32 {
+	var m float32
+	for _, x := range v {
+		m = max(m, x, -x)
+	}
+	return m
 }
 
 // Verdict returns Compatible if distance <= h.Cutoff and Incompatible
@@ -227,9 +233,10 @@ func (v Verdict) String() string {
 	return "Verdict(" + strconv.Itoa(int(v)) + ")"
 }
 
-// CheckBackbone returns an error matching ErrBackboneMismatch unless b is
-// the backbone the head was trained on (same name, preprocessing and weight
-// file SHA-256). Use it before embedding features from an extractor.
+// CheckBackbone returns an error matching ErrBackboneMismatch, naming both
+// backbones, unless b is the backbone the head was trained on (same
+// architecture, preprocessing, weight-file SHA-256, seed and width
+// divisor). Use it before embedding features from an extractor.
 func (h *SiameseHead) CheckBackbone(b Backbone) error {
 	if b != h.Backbone {
 		return fmt.Errorf("%w: head trained on %s, features from %s", ErrBackboneMismatch,
@@ -245,17 +252,17 @@ func describeBackbone(b Backbone) string {
 	} else if len(sha) > 12 {
 		sha = sha[:12]
 	}
-	return fmt.Sprintf("%q (preprocess %q, weights sha256 %s)", b.Name, b.Preprocess, sha)
+	return fmt.Sprintf("%q (preprocess %q, weights sha256 %s, seed %d, width divisor %d)", b.Arch, b.Preprocess, sha, b.Seed, b.Divisor)
 }
 
 // Save writes the head to path as a safetensors file, atomically: the
 // tensors "dense.kernel" [In, Out] and "dense.bias" [Out] in F32, and
 // metadata recording the format version, sizes, scale, margin, cutoff and
-// backbone (name, preprocessing, weight-file SHA-256). It returns an error,
-// writing nothing, for a head LoadHead would refuse: more than 2^27
-// weights, a weight or bias that is not finite or beyond ±1e6, a scale or
-// margin that is not positive and finite, or a cutoff that is not finite
-// and >= 0.
+// backbone (architecture, preprocessing, weight-file SHA-256, seed and
+// width divisor). It returns an error, writing nothing, for a head
+// LoadHead would refuse: more than 2^27 weights, a weight or bias that is
+// not finite or beyond ±1e6, a scale or margin that is not positive and
+// finite, or a cutoff that is not finite and >= 0.
 func (h *SiameseHead) Save(path string) error {
 	d := h.Dense
 	d.checkShape("Save")
@@ -281,10 +288,12 @@ func (h *SiameseHead) Save(path string) error {
 		"scale":           strconv.FormatFloat(h.Scale, 'g', -1, 64),
 		"margin":          strconv.FormatFloat(h.Margin, 'g', -1, 64),
 		"cutoff":          strconv.FormatFloat(h.Cutoff, 'g', -1, 64),
-		"backbone":        h.Backbone.Name,
+		"backbone":        string(h.Backbone.Arch),
 		"preprocess":      string(h.Backbone.Preprocess),
 		"backbone_sha256": h.Backbone.SHA256,
 	}
+	meta["backbone_seed"] = strconv.FormatUint(h.Backbone.Seed, 10)
+	meta["backbone_divisor"] = strconv.Itoa(h.Backbone.Divisor)
 	ts := []tensor{
 		{name: headKernelName, shape: []int{d.In, d.Out}, data: d.W},
 		{name: headBiasName, shape: []int{d.Out}, data: d.B},
@@ -353,7 +362,9 @@ func parseHeadMeta(meta map[string]string, bad func(format string, args ...any) 
 // inconsistent, or that holds more than 2^27 weights (all checked before
 // any weight is read); whose scale or margin is not positive and finite or
 // cutoff not finite and >= 0; or with a weight or bias that is not finite
-// or beyond ±1e6 (the error names the tensor and the element).
+// or beyond ±1e6 (the error names the tensor and the element). Files
+// written before heads recorded the backbone's seed and width divisor load
+// with seed 0 and divisor 1, the backbone of a published weight file.
 func LoadHead(path string) (*SiameseHead, error) {
 	bad := func(format string, args ...any) error {
 		return &FormatError{Path: path, Offset: -1, Msg: fmt.Sprintf(format, args...)}
@@ -390,33 +401,72 @@ func LoadHead(path string) (*SiameseHead, error) {
 			return nil, err
 		}
 	}
+	seed, divisor, err := headSeedDivisor(meta, bad)
+	if err != nil {
+		return nil, err
+	}
 	return &SiameseHead{
 		Dense:  &Dense{In: p.in, Out: p.out, W: ts[headKernelName].data, B: ts[headBiasName].data},
 		Scale:  p.scale,
 		Margin: p.margin,
 		Cutoff: p.cutoff,
 		Backbone: Backbone{
-			Name:       meta["backbone"],
+			Arch:       Arch(meta["backbone"]),
 			Preprocess: Preprocess(meta["preprocess"]),
 			SHA256:     meta["backbone_sha256"],
+			Seed:       seed,
+			Divisor:    divisor,
 		},
 	}, nil
+}
+
+// storedMaxima is implemented by feature sources that keep the largest
+// value of each stored vector (*FeatureStore, in its index), so that
+// FeatureScale reads no vector. Both methods return 0 for no vectors;
+// maxOf panics on an index out of range.
+type storedMaxima interface {
+	maxAll() float32
+	maxOf(idx []int) float32
+}
+
+// headSeedDivisor reads the seed and width divisor of a saved head's
+// backbone from its metadata, 0 and 1 when not recorded; bad makes the
+// error.
+func headSeedDivisor(meta map[string]string, bad func(format string, args ...any) error) (seed uint64, divisor int, err error) {
+	divisor = 1
+	if v, ok := meta["backbone_seed"]; ok {
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return 0, 0, bad("metadata %q = %q is not a seed", "backbone_seed", v)
+		}
+	}
+	if v, ok := meta["backbone_divisor"]; ok {
+		if divisor, err = strconv.Atoi(v); err != nil || divisor < 0 {
+			return 0, 0, bad("metadata %q = %q is not a width divisor", "backbone_divisor", v)
+		}
+	}
+	return seed, divisor, nil
 }
 
 // FeatureScale returns the MinMax scale for a head: the largest feature
 // value over the entries of src referenced by pairs (all entries if pairs
 // is nil). Compute it on the training pairs only and pass it as
-// HeadConfig.Scale. It returns an error if the maximum is not positive and
-// finite, an index is out of range, or ctx is cancelled (ctx.Err()).
+// HeadConfig.Scale. It is the one place features are scaled from; the
+// head divides by the scale (SiameseHead.Scale).
+//
+// From a *FeatureStore it takes the per-vector maxima the store keeps in
+// its index, the same values as reading the vectors, and reads no vector;
+// from other sources it reads each referenced vector once.
+//
+// It returns an error if the maximum is not positive and finite, an index
+// is out of range, or ctx is cancelled (ctx.Err()).
 func FeatureScale(ctx context.Context, src FeatureSource, pairs []LabeledPair) (float64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	n := src.Len()
-	var idx []int
-	if pairs == nil {
-		idx = make([]int, n)
-		for i := range idx {
-			idx[i] = i
-		}
-	} else {
+	all := pairs == nil
+	var idx []int // the entries to read unless all
+	if !all {
 		seen := make(map[int]bool, 2*len(pairs))
 		for k, p := range pairs {
 			for _, i := range [2]int{p.A, p.B} {
@@ -430,17 +480,34 @@ func FeatureScale(ctx context.Context, src FeatureSource, pairs []LabeledPair) (
 			}
 		}
 	}
-	buf := make([]float32, src.Dim())
-	m := float32(math.Inf(-1))
-	for k, i := range idx {
-		if k%64 == 0 {
-			if err := ctx.Err(); err != nil {
-				return 0, err
-			}
+	var m float32
+	if sm, ok := src.(storedMaxima); ok {
+		if all {
+			m = sm.maxAll()
+		} else {
+			m = sm.maxOf(idx)
 		}
-		for _, v := range src.FeatureTo(buf, i) {
-			if v > m || v != v {
-				m = v
+	} else {
+		m = float32(math.Inf(-1))
+		count := len(idx)
+		if all {
+			count = n
+		}
+		buf := make([]float32, src.Dim())
+		for k := range count {
+			if k%64 == 0 {
+				if err := ctx.Err(); err != nil {
+					return 0, err
+				}
+			}
+			i := k
+			if !all {
+				i = idx[k]
+			}
+			for _, v := range src.FeatureTo(buf, i) {
+				if v > m || v != v {
+					m = v
+				}
 			}
 		}
 	}

@@ -2,7 +2,6 @@ package style
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -10,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -18,37 +18,34 @@ import (
 
 func TestNewSiameseHead(t *testing.T) {
 	h, err := NewSiameseHead(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h.In() != 25088 || h.Out() != 128 || h.Margin != 1 || h.Scale != 1 || h.Cutoff != 0.5 {
-		t.Errorf("defaults: In %d Out %d Margin %v Scale %v Cutoff %v", h.In(), h.Out(), h.Margin, h.Scale, h.Cutoff)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, 25088, h.Dense.In, "default In")
+	assert.Equal(t, 128, h.Dense.Out, "default Out")
+	assert.Equal(t, 1.0, h.Margin, "default Margin")
+	assert.Equal(t, 1.0, h.Scale, "default Scale")
+	assert.Equal(t, 0.5, h.Cutoff, "default Cutoff")
 	cfg := &HeadConfig{In: 10, Out: 3, Margin: 2, Scale: 844.34, Seed: 4}
 	h2, err := NewSiameseHead(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h2.In() != 10 || h2.Out() != 3 || h2.Cutoff != 1 || h2.Scale != 844.34 || cfg.Cutoff != 0 {
-		t.Errorf("configured head: %+v (config %+v)", h2, cfg)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, 10, h2.Dense.In, "configured In")
+	assert.Equal(t, 3, h2.Dense.Out, "configured Out")
+	assert.Equal(t, 1.0, h2.Cutoff, "configured head: cutoff Margin/2")
+	assert.Equal(t, 844.34, h2.Scale, "configured Scale")
+	assert.Zero(t, cfg.Cutoff, "the config was modified")
 	for _, bad := range []HeadConfig{
 		{In: -1}, {Out: -3}, {Margin: -1}, {Scale: -2}, {Scale: math.NaN()}, {Margin: math.Inf(1)}, {Cutoff: math.NaN()},
 	} {
-		if _, err := NewSiameseHead(&bad); err == nil {
-			t.Errorf("config %+v: no error", bad)
-		}
+		_, err := NewSiameseHead(&bad)
+		assert.Error(t, err, "config %+v", bad)
 	}
 }
 
 // TestHeadEmbed checks that the scale divides the features (folded into the
 // matrix product: float32 rounding, 1e-5 of the largest value) and that
-// Embed, EmbedTo, EmbedBatch and Compare agree.
+// Embed of many rows, Embed of one row and Compare agree.
 func TestHeadEmbed(t *testing.T) {
 	h, err := NewSiameseHead(&HeadConfig{In: 50, Out: 6, Scale: 7.5, Seed: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for i := range h.Dense.B {
 		h.Dense.B[i] = 0.05 * float32(i-2)
 	}
@@ -58,103 +55,159 @@ func TestHeadEmbed(t *testing.T) {
 	for i, v := range x {
 		scaled[i] = v / 7.5
 	}
-	want := h.Dense.Forward(nil, scaled)
-	got := h.EmbedBatch(nil, x)
-	checkClose(t, "EmbedBatch", got, f64(want), 0, 1e-5)
+	want := h.Dense.ForwardTo(make([]float32, 3*6), scaled)
+	got := h.Embed(x)
+	checkClose(t, "Embed of 3 rows", got, f64(want), 0, 1e-5)
 	for r := 0; r < 3; r++ {
 		e := h.Embed(x[r*50 : (r+1)*50])
-		dst := make([]float32, 6)
-		if h.EmbedTo(dst, x[r*50:(r+1)*50]); !bitsEqual(e, dst) {
-			t.Errorf("row %d: EmbedTo differs from Embed", r)
-		}
-		checkClose(t, "Embed", e, f64(got[r*6:(r+1)*6]), 0, 1e-6)
+		require.Len(t, e, 6, "row %d", r)
+		checkClose(t, "Embed of one row", e, f64(got[r*6:(r+1)*6]), 0, 1e-6)
 	}
-	d, v := h.Compare(x[:50], x[50:100])
-	if want := h.Distance(h.Embed(x[:50]), h.Embed(x[50:100])); math.Abs(d-want) > 1e-6*want {
-		t.Errorf("Compare distance %v, want %v", d, want)
-	}
-	if v != h.Verdict(d) {
-		t.Errorf("Compare verdict %v, want %v", v, h.Verdict(d))
-	}
-	if d := h.Distance([]float32{0, 0, 0, 3, 4, 0}, []float32{0, 0, 0, 0, 0, 0}); d != 5 {
-		t.Errorf("Distance = %v, want 5", d)
-	}
+	assert.Empty(t, h.Embed(nil), "no rows")
+	d, v, err := h.Compare(x[:50], x[50:100])
+	require.NoError(t, err)
+	assert.InEpsilon(t, h.Distance(h.Embed(x[:50]), h.Embed(x[50:100])), d, 1e-6, "Compare distance")
+	assert.Equal(t, h.Verdict(d), v, "Compare verdict")
+	assert.Equal(t, 5.0, h.Distance([]float32{0, 0, 0, 3, 4, 0}, []float32{0, 0, 0, 0, 0, 0}), "Distance")
 	for name, f := range map[string]func(){
 		"Embed length":    func() { h.Embed(make([]float32, 49)) },
-		"EmbedBatch dst":  func() { h.EmbedBatch(make([]float32, 5), make([]float32, 50)) },
+		"Compare length":  func() { h.Compare(make([]float32, 50), make([]float32, 49)) },
 		"Distance length": func() { h.Distance(make([]float32, 5), make([]float32, 6)) },
 	} {
-		func() {
-			defer func() {
-				if recover() == nil {
-					t.Errorf("%s: no panic", name)
-				}
-			}()
-			f()
-		}()
+		t.Run(name, func(t *testing.T) { mustPanic(t, "SiameseHead", f) })
 	}
+}
+
+// TestHeadCompareNonFinite: a NaN or infinite feature, or finite features
+// whose distance overflows, give an error naming the problem, not a
+// verdict.
+func TestHeadCompareNonFinite(t *testing.T) {
+	h, err := NewSiameseHead(&HeadConfig{In: 4, Out: 3, Seed: 1})
+	require.NoError(t, err)
+	h.Dense.B = []float32{1, 1, 1} // every unit active for positive inputs
+	for i := range h.Dense.W {
+		h.Dense.W[i] = float32(i%3+1) * 0.5
+	}
+	ok := []float32{1, 2, 3, 4}
+	for _, tc := range []struct {
+		name string
+		a, b []float32
+		want string
+	}{
+		{"NaN in the first", []float32{1, float32(math.NaN()), 3, 4}, ok, "feature 1 of the first item is NaN"},
+		{"Inf in the second", ok, []float32{1, 2, 3, float32(math.Inf(-1))}, "feature 3 of the second item is -Inf"},
+		{"overflow", ok, []float32{3e38, 3e38, 3e38, 3e38}, "the distance is +Inf"},
+	} {
+		d, v, err := h.Compare(tc.a, tc.b)
+		assert.ErrorContains(t, err, tc.want, tc.name)
+		assert.Zero(t, d, tc.name)
+		assert.Equal(t, Incompatible, v, tc.name)
+	}
+	d, v, err := h.Compare(ok, ok)
+	require.NoError(t, err)
+	assert.Equal(t, math.Sqrt(1e-7), d, "identical items sit on the distance floor")
+	assert.Equal(t, Compatible, v)
 }
 
 func TestVerdict(t *testing.T) {
 	h := &SiameseHead{Cutoff: 0.4}
-	if h.Verdict(0.4) != Compatible || h.Verdict(0.39) != Compatible || h.Verdict(0.41) != Incompatible {
-		t.Error("distance <= cutoff must be compatible, above it incompatible")
-	}
-	if Compatible.String() != "Nice, this looks good together!" || Incompatible.String() != "Sorry, these styles do not match." {
-		t.Errorf("verdict strings %q, %q", Compatible, Incompatible)
-	}
-	if Verdict(7).String() != "Verdict(7)" {
-		t.Errorf("unknown verdict string %q", Verdict(7))
-	}
+	assert.Equal(t, Compatible, h.Verdict(0.4), "distance = cutoff")
+	assert.Equal(t, Compatible, h.Verdict(0.39), "distance below the cutoff")
+	assert.Equal(t, Incompatible, h.Verdict(0.41), "distance above the cutoff")
+	assert.Equal(t, "Nice, this looks good together!", Compatible.String())
+	assert.Equal(t, "Sorry, these styles do not match.", Incompatible.String())
+	assert.Equal(t, "Verdict(7)", Verdict(7).String(), "unknown verdict")
 }
 
-var testBackbone = Backbone{Name: "vgg16", Preprocess: PreprocessCaffe, SHA256: strings.Repeat("ab", 32)}
+var testBackbone = Backbone{Arch: "vgg16", Preprocess: PreprocessCaffe, SHA256: strings.Repeat("ab", 32)}
 
 func TestCheckBackbone(t *testing.T) {
 	h, err := NewSiameseHead(&HeadConfig{In: 4, Out: 2, Backbone: testBackbone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.CheckBackbone(testBackbone); err != nil {
-		t.Errorf("same backbone: %v", err)
-	}
+	require.NoError(t, err)
+	assert.NoError(t, h.CheckBackbone(testBackbone), "same backbone")
 	for _, b := range []Backbone{
-		{Name: "vgg16", Preprocess: PreprocessTorch, SHA256: testBackbone.SHA256},
-		{Name: "vgg16", Preprocess: PreprocessCaffe, SHA256: strings.Repeat("cd", 32)},
-		{Name: "vgg16", Preprocess: PreprocessCaffe},
-		{Name: "resnet50", Preprocess: PreprocessCaffe, SHA256: testBackbone.SHA256},
+		{Arch: "vgg16", Preprocess: PreprocessTorch, SHA256: testBackbone.SHA256},
+		{Arch: "vgg16", Preprocess: PreprocessCaffe, SHA256: strings.Repeat("cd", 32)},
+		{Arch: "vgg16", Preprocess: PreprocessCaffe},
+		{Arch: "resnet50", Preprocess: PreprocessCaffe, SHA256: testBackbone.SHA256},
 	} {
-		if err := h.CheckBackbone(b); !errors.Is(err, ErrBackboneMismatch) {
-			t.Errorf("backbone %+v: err = %v, want ErrBackboneMismatch", b, err)
-		}
+		assert.ErrorIs(t, h.CheckBackbone(b), ErrBackboneMismatch, "backbone %+v", b)
 	}
 }
 
 func TestFeatureScale(t *testing.T) {
 	src := &memFeatures{dim: 3, data: []float32{1, 2, 3, 9, 0, 0, 4, 5, 6}}
 	ctx := context.Background()
-	if s, err := FeatureScale(ctx, src, nil); err != nil || s != 9 {
-		t.Errorf("all entries: %v, %v; want 9", s, err)
-	}
-	if s, err := FeatureScale(ctx, src, []LabeledPair{{A: 0, B: 2}}); err != nil || s != 6 {
-		t.Errorf("entries 0 and 2: %v, %v; want 6", s, err)
-	}
-	if _, err := FeatureScale(ctx, src, []LabeledPair{{A: 0, B: 3}}); err == nil {
-		t.Error("index out of range: no error")
-	}
+	s, err := FeatureScale(ctx, src, nil)
+	require.NoError(t, err, "all entries")
+	assert.Equal(t, 9.0, s, "all entries")
+	s, err = FeatureScale(ctx, src, []LabeledPair{{A: 0, B: 2}})
+	require.NoError(t, err, "entries 0 and 2")
+	assert.Equal(t, 6.0, s, "entries 0 and 2")
+	_, err = FeatureScale(ctx, src, []LabeledPair{{A: 0, B: 3}})
+	assert.Error(t, err, "index out of range")
+	_, err = FeatureScale(ctx, src, []LabeledPair{})
+	assert.Error(t, err, "no pairs: no maximum")
 	zero := &memFeatures{dim: 2, data: []float32{0, 0, -1, 0}}
-	if _, err := FeatureScale(ctx, zero, nil); err == nil {
-		t.Error("non-positive maximum: no error")
-	}
+	_, err = FeatureScale(ctx, zero, nil)
+	assert.Error(t, err, "non-positive maximum")
 	nan := &memFeatures{dim: 2, data: []float32{1, float32(math.NaN()), 2, 3}}
-	if _, err := FeatureScale(ctx, nan, nil); err == nil {
-		t.Error("NaN feature: no error")
-	}
+	_, err = FeatureScale(ctx, nan, nil)
+	assert.Error(t, err, "NaN feature")
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := FeatureScale(cctx, src, nil); !errors.Is(err, context.Canceled) {
-		t.Errorf("cancelled: err = %v", err)
+	_, err = FeatureScale(cctx, src, nil)
+	assert.ErrorIs(t, err, context.Canceled)
+}
+
+// TestFeatureScaleStore: from a FeatureStore the scale comes from the
+// per-record maxima of its index, without reading a vector, and equals
+// the maximum of the vectors as read back (rounded to float16 when
+// stored).
+func TestFeatureScaleStore(t *testing.T) {
+	dir := t.TempDir()
+	store, err := OpenFeatureStore(dir, &StoreOptions{Dim: 3, Backbone: testBackbone})
+	require.NoError(t, err)
+	defer store.Close()
+	vecs := [][]float32{{1.1, 2.2, 3.3}, {9.9, 0, 0}, {4.4, 5.5, 6.6}, {0.1, 0.2, 0.3}}
+	for i, v := range vecs {
+		_, err := store.Put(fmt.Sprintf("item%d.jpg", i), v)
+		require.NoError(t, err)
 	}
+	counting := &countingSource{FeatureSource: store}
+	ctx := context.Background()
+	for _, pairs := range [][]LabeledPair{nil, {{A: 0, B: 2}}, {{A: 3, B: 2, Label: 1}, {A: 0, B: 3}}} {
+		got, err := FeatureScale(ctx, store, pairs)
+		require.NoError(t, err, "pairs %v", pairs)
+		// The same computation through the vectors: counting hides the
+		// store's maxima.
+		want, err := FeatureScale(ctx, counting, pairs)
+		require.NoError(t, err, "pairs %v", pairs)
+		assert.Equal(t, want, got, "pairs %v", pairs)
+	}
+	assert.Positive(t, counting.reads.Load(), "the reference read vectors")
+	_, err = FeatureScale(ctx, store, []LabeledPair{{A: 0, B: 4}})
+	assert.Error(t, err, "index out of range")
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = FeatureScale(cctx, store, nil)
+	assert.ErrorIs(t, err, context.Canceled)
+	empty, err := OpenFeatureStore(t.TempDir(), &StoreOptions{Dim: 3, Backbone: testBackbone})
+	require.NoError(t, err)
+	defer empty.Close()
+	_, err = FeatureScale(ctx, empty, nil)
+	assert.Error(t, err, "empty store: no maximum")
+}
+
+// countingSource counts the vectors read through it.
+type countingSource struct {
+	FeatureSource
+	reads atomic.Int64
+}
+
+func (c *countingSource) FeatureTo(dst []float32, i int) []float32 {
+	c.reads.Add(1)
+	return c.FeatureSource.FeatureTo(dst, i)
 }
 
 // TestHeadSaveLoad round-trips a trained-looking head through a
@@ -162,63 +215,49 @@ func TestFeatureScale(t *testing.T) {
 // embeddings, and the backbone check still guarding the loaded head.
 func TestHeadSaveLoad(t *testing.T) {
 	h, err := NewSiameseHead(&HeadConfig{In: 40, Out: 5, Margin: 1.5, Scale: 844.34, Cutoff: 0.123456789012345, Seed: 8, Backbone: testBackbone})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for i := range h.Dense.B {
 		h.Dense.B[i] = float32(i) / 3
 	}
 	path := filepath.Join(t.TempDir(), "head.safetensors")
-	if err := h.Save(path); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, h.Save(path))
 	g, err := LoadHead(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bitsEqual(g.Dense.W, h.Dense.W) || !bitsEqual(g.Dense.B, h.Dense.B) {
-		t.Error("weights changed in the round trip")
-	}
-	if g.In() != 40 || g.Out() != 5 || g.Scale != h.Scale || g.Margin != h.Margin || g.Cutoff != h.Cutoff || g.Backbone != h.Backbone {
-		t.Errorf("loaded %+v, saved %+v", g, h)
-	}
+	require.NoError(t, err)
+	assert.True(t, bitsEqual(g.Dense.W, h.Dense.W) && bitsEqual(g.Dense.B, h.Dense.B), "weights changed in the round trip")
+	assert.Equal(t, 40, g.Dense.In, "loaded In")
+	assert.Equal(t, 5, g.Dense.Out, "loaded Out")
+	assert.Equal(t, h.Scale, g.Scale, "loaded Scale")
+	assert.Equal(t, h.Margin, g.Margin, "loaded Margin")
+	assert.Equal(t, h.Cutoff, g.Cutoff, "loaded Cutoff")
+	assert.Equal(t, h.Backbone, g.Backbone, "loaded Backbone")
 	x := make([]float32, 40)
 	for i := range x {
 		x[i] = float32(i)
 	}
-	if !bitsEqual(g.Embed(x), h.Embed(x)) {
-		t.Error("loaded head embeds differently")
-	}
-	if err := g.CheckBackbone(Backbone{Name: "vgg16", Preprocess: PreprocessTorch}); !errors.Is(err, ErrBackboneMismatch) {
-		t.Errorf("loaded head accepts another backbone: %v", err)
-	}
+	assert.True(t, bitsEqual(g.Embed(x), h.Embed(x)), "loaded head embeds differently")
+	assert.ErrorIs(t, g.CheckBackbone(Backbone{Arch: "vgg16", Preprocess: PreprocessTorch}), ErrBackboneMismatch,
+		"loaded head accepts another backbone")
 	// Saving again over the file replaces it atomically: no temporary
 	// files are left behind.
 	h.Cutoff = 0.3
-	if err := h.Save(path); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, h.Save(path))
 	entries, _ := os.ReadDir(filepath.Dir(path))
-	if len(entries) != 1 {
-		t.Errorf("%d files in the directory after saving twice, want 1", len(entries))
-	}
-	if g, err := LoadHead(path); err != nil || g.Cutoff != 0.3 {
-		t.Errorf("reloaded cutoff %v, err %v", g.Cutoff, err)
-	}
+	assert.Len(t, entries, 1, "files in the directory after saving twice")
+	g, err = LoadHead(path)
+	require.NoError(t, err)
+	assert.Equal(t, 0.3, g.Cutoff, "reloaded cutoff")
 }
 
 // TestLoadHeadErrors: files that are not valid heads give a *FormatError
 // naming the file (or the read error for a missing file), never a panic.
 func TestLoadHeadErrors(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := LoadHead(filepath.Join(dir, "missing.safetensors")); err == nil {
-		t.Error("missing file: no error")
-	}
+	_, err := LoadHead(filepath.Join(dir, "missing.safetensors"))
+	assert.Error(t, err, "missing file")
 	junk := filepath.Join(dir, "junk.safetensors")
-	os.WriteFile(junk, []byte("\x10\x00\x00\x00\x00\x00\x00\x00{not json"), 0o644)
-	if _, err := LoadHead(junk); err == nil {
-		t.Error("junk file: no error")
-	}
+	require.NoError(t, os.WriteFile(junk, []byte("\x10\x00\x00\x00\x00\x00\x00\x00{not json"), 0o644))
+	_, err = LoadHead(junk)
+	assert.Error(t, err, "junk file")
 	good := map[string]string{
 		"format": headFormat, "format_version": headFormatVersion, "in": "4", "out": "2",
 		"scale": "1", "margin": "1", "cutoff": "0.5", "backbone": "vgg16", "preprocess": "caffe", "backbone_sha256": "",
@@ -226,10 +265,7 @@ func TestLoadHeadErrors(t *testing.T) {
 	kernel := tensor{name: headKernelName, shape: []int{4, 2}, data: make([]float32, 8)}
 	bias := tensor{name: headBiasName, shape: []int{2}, data: make([]float32, 2)}
 	with := func(k, v string) map[string]string {
-		m := map[string]string{}
-		for a, b := range good {
-			m[a] = b
-		}
+		m := maps.Clone(good)
 		m[k] = v
 		return m
 	}
@@ -251,31 +287,27 @@ func TestLoadHeadErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		p := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "_")+".safetensors")
-		if err := writeSafetensors(p, c.ts, c.meta); err != nil {
-			t.Fatalf("%s: writing the test file: %v", c.name, err)
-		}
+		require.NoError(t, writeSafetensors(p, c.ts, c.meta), "%s: writing the test file", c.name)
 		_, err := LoadHead(p)
 		var fe *FormatError
-		if !errors.As(err, &fe) || !errors.Is(err, ErrFormat) || fe.Path != p {
-			t.Errorf("%s: err = %v, want a *FormatError naming %s", c.name, err, p)
+		if assert.ErrorAs(t, err, &fe, c.name) {
+			assert.ErrorIs(t, err, ErrFormat, c.name)
+			assert.Equal(t, p, fe.Path, c.name)
 		}
 	}
 }
 
 // BenchmarkEmbedBatch embeds 256 feature vectors of 25,088 floats at a time
-// with the study's 128-D head.
+// with the study's 128-D head (scale: the study's maximum feature).
 func BenchmarkEmbedBatch(b *testing.B) {
 	const n = 256
 	src, _ := benchFeatures(n, 0)
-	h, err := NewSiameseHead(&HeadConfig{Scale: StudyFeatureScale})
-	if err != nil {
-		b.Fatal(err)
-	}
-	dst := make([]float32, n*h.Out())
+	h, err := NewSiameseHead(&HeadConfig{Scale: 844.34})
+	require.NoError(b, err)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		h.EmbedBatch(dst, src.data)
+		h.Embed(src.data)
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "embeddings/s")
 }

@@ -14,38 +14,21 @@ import (
 	"os"
 )
 
-// MaxImagePixels is the largest image, in pixels (width x height), that
-// DecodeImage and LoadImage accept: 64 megapixels. Larger images are
-// rejected from their header, before any pixel is decoded, with an error
-// matching ErrImageTooLarge. Images of that size are also refused when
-// decoding them would take more than MaxImageDecodeBytes (see there).
-const MaxImagePixels = 64 << 20
+// maxImagePixels is the largest image, in pixels (width x height), that
+// DecodeImage accepts: 64 megapixels.
+const maxImagePixels = 64 << 20
 
-// MaxImageDecodeBytes bounds the memory that decoding one image takes,
-// beyond its encoded bytes: 264 MiB (277 MB), the 256 MiB of a
-// MaxImagePixels image decoded as RGBA plus 8 MiB for the decoder's
-// working buffers. DecodeImage computes what Go's decoders will allocate
-// for an image from its header and refuses, with an error matching
-// ErrImageTooLarge, any image that would need more, whatever its pixel
-// count. Per pixel, Go's decoders need 1 to 3 bytes for baseline JPEGs
-// (grey, 4:2:0, 4:4:4), 4 more per sample for progressive JPEGs (which
-// keep every DCT coefficient until the last scan), 4 more for CMYK JPEGs,
-// 1 to 8 bytes for PNGs (grey to 16-bit colour), twice that if interlaced,
-// and 1 byte for GIFs. So the largest accepted images are 64 megapixels
-// for baseline grey and colour JPEGs, 8-bit PNGs and GIFs; about 55 for
-// progressive grey JPEGs, 37 for progressive 4:2:0 JPEGs, 34 for CMYK
-// JPEGs and for 16-bit or interlaced 8-bit colour PNGs, and 18 for
-// progressive 4:4:4 JPEGs.
-//
-// With the encoded data (at most MaxImageBytes, read whole before
-// decoding), one DecodeImage call holds at most about 330 MiB.
-const MaxImageDecodeBytes = 4*MaxImagePixels + 8<<20
+// maxImageDecodeBytes bounds the memory that decoding one image takes,
+// beyond its encoded bytes: 264 MiB, the 256 MiB of a maxImagePixels
+// image decoded as RGBA plus 8 MiB for the decoder's working buffers.
+const maxImageDecodeBytes = 4*maxImagePixels + 8<<20
 
-// MaxImageBytes is the largest encoded image file DecodeImage reads: 64 MiB.
-const MaxImageBytes = 64 << 20
+// maxImageBytes is the largest encoded image DecodeImage reads: 64 MiB.
+const maxImageBytes = 64 << 20
 
-// ErrImageTooLarge is matched by errors.Is when an image exceeds
-// MaxImagePixels, MaxImageDecodeBytes or MaxImageBytes.
+// ErrImageTooLarge is matched by errors.Is when an image exceeds one of
+// DecodeImage's limits: 64 MiB of encoded data, 64 megapixels, or 264 MiB
+// of memory to decode.
 var ErrImageTooLarge = errors.New("style: image too large")
 
 // LoadImage reads and decodes a JPEG, PNG or GIF file. See DecodeImage.
@@ -59,25 +42,45 @@ func LoadImage(path string) (image.Image, error) {
 }
 
 // DecodeImage decodes a JPEG, PNG or GIF image from r. name is used in error
-// messages only (a file name or URL). At most MaxImageBytes are read, and
-// the image dimensions are checked against MaxImagePixels and the memory
-// its decoding takes against MaxImageDecodeBytes before any pixel is
-// decoded, so a hostile header cannot make it allocate gigabytes. Corrupt
-// or truncated data gives a *FormatError, including a progressive JPEG
-// that ends before its last scan (which Go's decoder returns as a partial
-// image when the end-of-image marker is present).
+// messages only (a file name or URL). Corrupt or truncated data gives a
+// *FormatError, including a progressive JPEG that ends before its last
+// scan (which Go's decoder returns as a partial image when the
+// end-of-image marker is present).
+//
+// So that a hostile file cannot make it allocate gigabytes, DecodeImage
+// has three limits, each refused with an error matching ErrImageTooLarge
+// before any pixel is decoded:
+//
+//   - At most 64 MiB of encoded data are read (whole, before decoding).
+//   - The image may have at most 64 megapixels (width x height), checked
+//     from its header.
+//   - Decoding may take at most 264 MiB (277 MB): the 256 MiB of a
+//     64-megapixel image decoded as RGBA plus 8 MiB for the decoder's
+//     working buffers. DecodeImage computes what Go's decoders will
+//     allocate from the header. Per pixel, they need 1 to 3 bytes for
+//     baseline JPEGs (grey, 4:2:0, 4:4:4), 4 more per sample for
+//     progressive JPEGs (which keep every DCT coefficient until the last
+//     scan), 4 more for CMYK JPEGs, 1 to 8 bytes for PNGs (grey to 16-bit
+//     colour), twice that if interlaced, and 1 byte for GIFs. So the
+//     largest accepted images are 64 megapixels for baseline grey and
+//     colour JPEGs, 8-bit PNGs and GIFs; about 55 for progressive grey
+//     JPEGs, 37 for progressive 4:2:0 JPEGs, 34 for CMYK JPEGs and for
+//     16-bit or interlaced 8-bit colour PNGs, and 18 for progressive 4:4:4
+//     JPEGs.
+//
+// With the encoded data, one DecodeImage call holds at most about 330 MiB.
 func DecodeImage(r io.Reader, name string) (image.Image, error) {
 	data, err := readImageBytes(r)
 	if err != nil {
 		return nil, fmt.Errorf("style: read %s: %w", name, err)
 	}
-	if len(data) > MaxImageBytes {
-		return nil, fmt.Errorf("style: %s: more than %d bytes: %w", name, MaxImageBytes, ErrImageTooLarge)
+	if len(data) > maxImageBytes {
+		return nil, fmt.Errorf("style: %s: more than %d bytes: %w", name, maxImageBytes, ErrImageTooLarge)
 	}
 	return decodeImageBytes(data, name)
 }
 
-// readImageBytes reads r whole, up to MaxImageBytes + 1 bytes; a file (an
+// readImageBytes reads r whole, up to maxImageBytes + 1 bytes; a file (an
 // fs.File, such as an *os.File) is read into a buffer of its size.
 func readImageBytes(r io.Reader) ([]byte, error) {
 	size := int64(-1)
@@ -86,8 +89,8 @@ func readImageBytes(r io.Reader) ([]byte, error) {
 			size = fi.Size()
 		}
 	}
-	if size < 0 || size > MaxImageBytes {
-		return io.ReadAll(io.LimitReader(r, MaxImageBytes+1))
+	if size < 0 || size > maxImageBytes {
+		return io.ReadAll(io.LimitReader(r, maxImageBytes+1))
 	}
 	// One byte more than the size, to notice a file that grew.
 	buf := make([]byte, size+1)
@@ -98,7 +101,7 @@ func readImageBytes(r io.Reader) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	rest, err := io.ReadAll(io.LimitReader(r, MaxImageBytes+1-int64(n)))
+	rest, err := io.ReadAll(io.LimitReader(r, maxImageBytes+1-int64(n)))
 	return append(buf, rest...), err
 }
 
@@ -110,14 +113,14 @@ func decodeImageBytes(data []byte, name string) (image.Image, error) {
 	if cfg.Width <= 0 || cfg.Height <= 0 {
 		return nil, &FormatError{Path: name, Offset: -1, Msg: fmt.Sprintf("%s image has empty size %dx%d", format, cfg.Width, cfg.Height)}
 	}
-	if int64(cfg.Width)*int64(cfg.Height) > MaxImagePixels {
+	if int64(cfg.Width)*int64(cfg.Height) > maxImagePixels {
 		return nil, fmt.Errorf("style: %s: %s image of %dx%d pixels exceeds the limit of %d pixels: %w",
-			name, format, cfg.Width, cfg.Height, MaxImagePixels, ErrImageTooLarge)
+			name, format, cfg.Width, cfg.Height, maxImagePixels, ErrImageTooLarge)
 	}
 	cost, kind, jpg := imageDecodeCost(data, cfg, format)
-	if cost > MaxImageDecodeBytes {
+	if cost > maxImageDecodeBytes {
 		return nil, fmt.Errorf("style: %s: %s image of %dx%d pixels needs about %d MiB to decode, more than the limit of %d MiB: %w",
-			name, kind, cfg.Width, cfg.Height, cost>>20, MaxImageDecodeBytes>>20, ErrImageTooLarge)
+			name, kind, cfg.Width, cfg.Height, cost>>20, maxImageDecodeBytes>>20, ErrImageTooLarge)
 	}
 	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {

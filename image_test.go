@@ -25,9 +25,7 @@ func TestDecodeImageLimits(t *testing.T) {
 	// A valid PNG header claiming 60,000 x 60,000 pixels must be rejected
 	// before decoding.
 	var buf bytes.Buffer
-	if err := png.Encode(&buf, image.NewGray(image.Rect(0, 0, 2, 2))); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, png.Encode(&buf, image.NewGray(image.Rect(0, 0, 2, 2))))
 	b := buf.Bytes()
 	// IHDR width and height sit at bytes 16..24, followed by the chunk
 	// CRC over bytes 12..29.
@@ -35,14 +33,11 @@ func TestDecodeImageLimits(t *testing.T) {
 	binary.BigEndian.PutUint32(b[20:], 60000)
 	binary.BigEndian.PutUint32(b[29:], crc32.ChecksumIEEE(b[12:29]))
 	_, err := DecodeImage(bytes.NewReader(b), "huge.png")
-	if !errors.Is(err, ErrImageTooLarge) {
-		t.Fatalf("huge image: got %v, want ErrImageTooLarge", err)
-	}
+	require.ErrorIs(t, err, ErrImageTooLarge, "huge image")
+	assert.ErrorContains(t, err, "exceeds the limit of 67108864 pixels")
 
 	_, err = DecodeImage(bytes.NewReader([]byte("not an image at all")), "junk.jpg")
-	if !errors.Is(err, ErrFormat) {
-		t.Fatalf("junk: got %v, want ErrFormat", err)
-	}
+	require.ErrorIs(t, err, ErrFormat, "junk")
 
 	// A truncated real PNG.
 	buf.Reset()
@@ -50,27 +45,23 @@ func TestDecodeImageLimits(t *testing.T) {
 	for i := range img.Pix {
 		img.Pix[i] = uint8(i * 7)
 	}
-	if err := png.Encode(&buf, img); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, png.Encode(&buf, img))
 	_, err = DecodeImage(bytes.NewReader(buf.Bytes()[:buf.Len()/2]), "trunc.png")
-	if !errors.Is(err, ErrFormat) {
-		t.Fatalf("truncated: got %v, want ErrFormat", err)
-	}
+	require.ErrorIs(t, err, ErrFormat, "truncated")
 	got, err := DecodeImage(bytes.NewReader(buf.Bytes()), "ok.png")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Bounds().Dx() != 32 || got.At(3, 4) != color.Color(img.At(3, 4)) {
-		t.Fatalf("decoded image differs")
-	}
+	require.NoError(t, err)
+	assert.Equal(t, 32, got.Bounds().Dx(), "decoded image")
+	assert.Equal(t, color.Color(img.At(3, 4)), got.At(3, 4), "decoded image")
+
+	// More than 64 MiB of encoded data is refused without decoding.
+	_, err = DecodeImage(io.MultiReader(bytes.NewReader(buf.Bytes()), bytes.NewReader(make([]byte, maxImageBytes))), "long.png")
+	require.ErrorIs(t, err, ErrImageTooLarge, "long file")
+	assert.ErrorContains(t, err, "more than 67108864 bytes")
 }
 
 func TestLoadImageMissing(t *testing.T) {
 	_, err := LoadImage(filepath.Join(t.TempDir(), "nope.jpg"))
-	if !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("got %v, want ErrNotExist", err)
-	}
+	require.ErrorIs(t, err, os.ErrNotExist)
 }
 
 // The progressive JPEGs in testdata were made from a synthetic pattern
@@ -185,8 +176,8 @@ func TestDecodeImageCost(t *testing.T) {
 	}
 }
 
-// TestDecodeImageDecodeBudget: headers of images within MaxImagePixels
-// whose decoding would take more than MaxImageDecodeBytes are refused
+// TestDecodeImageDecodeBudget: headers of images within the 64 megapixels
+// whose decoding would take more than the 264 MiB are refused
 // before decoding, with ErrImageTooLarge and next to no allocation; those
 // within it are estimated within the limit.
 func TestDecodeImageDecodeBudget(t *testing.T) {
@@ -252,7 +243,7 @@ func TestDecodeImageDecodeBudget(t *testing.T) {
 				// estimate only.
 				cost, err := decodeCost(c.data)
 				require.NoError(t, err)
-				assert.LessOrEqual(t, cost, int64(MaxImageDecodeBytes))
+				assert.LessOrEqual(t, cost, int64(maxImageDecodeBytes))
 			}
 		})
 	}

@@ -20,7 +20,7 @@ import (
 // TestVGG16NarrowGolden (float32 accumulation gives about 1e-6).
 func TestVGG16NarrowGoldenEveryISA(t *testing.T) {
 	shared := sharedDir(t)
-	w, err := ReadVGG16Weights(filepath.Join(shared, "golden", "vgg16_narrow_tv.safetensors"), 8)
+	w, err := ReadWeights(filepath.Join(shared, "golden", "vgg16_narrow_tv.safetensors"), VGG16, 8)
 	require.NoError(t, err)
 	names := goldenImageNames[:2]
 	if testing.Short() {
@@ -34,11 +34,10 @@ func TestVGG16NarrowGoldenEveryISA(t *testing.T) {
 		t.Run(isa, func(t *testing.T) {
 			defer engine.ForceISA(isa)()
 			for _, algo := range []ConvAlgorithm{ConvAuto, ConvIm2col, ConvWinograd, ConvWinograd4x4} {
-				m, err := NewVGG16(w, &VGG16Options{Algorithm: algo, Workers: 2})
-				require.NoError(t, err)
-				feats, err := m.ForwardBatch(x, len(names))
+				m, err := NewNetwork(w, &NetworkOptions{Algorithm: algo, Workers: 2})
 				require.NoError(t, err)
 				fl := m.FeatureLen()
+				feats := m.ForwardTo(make([]float32, len(names)*fl), x, len(names))
 				for i, name := range names {
 					want := readF32(t, filepath.Join("testdata", "vgg16_narrow", name+".features.f32"))
 					e := relL2(feats[i*fl:(i+1)*fl], want)
@@ -79,7 +78,8 @@ func TestConvEveryISA(t *testing.T) {
 							what := fmt.Sprintf("%+v relu=%v pool=%v %v", s, relu, pool, algo)
 							c, err := NewConv(cw, &ConvOptions{ReLU: relu, Pool: pool, Workers: 2, Algorithm: algo})
 							require.NoError(t, err)
-							got := c.Forward(x, s.n, s.h, s.w)
+							oh, ow := c.OutputSize(s.h, s.w)
+							got := c.ForwardTo(make([]float32, s.n*s.out*oh*ow), x, s.n, s.h, s.w)
 							require.Len(t, got, len(want), what)
 							for i := range got {
 								if d := math.Abs(float64(got[i]) - want[i]); !(d <= tol*(1+math.Abs(want[i]))) {

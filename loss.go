@@ -3,6 +3,8 @@ package style
 import (
 	"fmt"
 	"math"
+
+	"github.com/stylespace/style/internal/engine"
 )
 
 // distanceFloor is the floor under the squared Euclidean distance, as in the
@@ -35,37 +37,24 @@ func (l ContrastiveLoss) margin() float64 {
 	return l.Margin
 }
 
-// Pair returns the loss of one pair at distance d with label 1 (compatible)
-// or 0 (not).
-func (l ContrastiveLoss) Pair(d float64, label int) float64 {
-	if label != 0 {
-		return d * d
-	}
-	m := math.Max(l.margin()-d, 0)
-	return m * m
-}
-
-// Eval returns the mean loss over a batch of n pairs whose embeddings are
-// the rows of h1 and h2 (n x dim, row-major, n = len(labels)), and writes
-// the gradients of the mean loss with respect to h1 and h2 into g1 and g2
-// if they are not nil. Labels are 1 for compatible pairs and 0 otherwise.
+// EvalTo returns the mean loss over a batch of n pairs whose embeddings
+// are the rows of h1 and h2 (n x dim, row-major, n = len(labels)), and
+// writes the gradients of the mean loss with respect to h1 and h2 into g1
+// and g2 (n x dim each); either may be nil when that gradient is not
+// wanted. Labels are 1 for compatible pairs and 0 otherwise.
 //
-// Eval panics if len(labels) is 0, the lengths of h1, h2, g1 and g2 differ
-// or are not a multiple of len(labels).
-func (l ContrastiveLoss) Eval(g1, g2, h1, h2 []float32, labels []int) float64 {
+// EvalTo panics if len(labels) is 0, if the lengths of h1 and h2 differ or
+// are not a multiple of len(labels), or if g1 or g2 is not nil and its
+// length differs from that of h1.
+func (l ContrastiveLoss) EvalTo(g1, g2, h1, h2 []float32, labels []int) float64 {
 	return contrastiveEval(l.margin(), g1, g2, h1, h2, labels, nil)
 }
 
-// Eval64 is Eval in float64, the precision of the reference results the
-// float32 path is checked against.
-func (l ContrastiveLoss) Eval64(g1, g2, h1, h2 []float64, labels []int) float64 {
-	return contrastiveEval(l.margin(), g1, g2, h1, h2, labels, nil)
-}
-
-// contrastiveEval implements ContrastiveLoss.Eval for both precisions. The
-// distance, the loss and the per-pair coefficient of the gradient are
-// computed in float64; the gradients are stored in T. If dist is not nil it
-// receives the n distances.
+// contrastiveEval implements ContrastiveLoss.EvalTo in both precisions:
+// float32 for training, float64 for the reference results the float32
+// path is checked against. The distance, the loss and the per-pair
+// coefficient of the gradient are computed in float64; the gradients are
+// stored in T. If dist is not nil it receives the n distances.
 func contrastiveEval[T learnFloat](margin float64, g1, g2, h1, h2 []T, labels []int, dist []float64) float64 {
 	n := len(labels)
 	if n == 0 || len(h1) != len(h2) || len(h1)%n != 0 ||
@@ -121,6 +110,16 @@ func contrastiveEval[T learnFloat](margin float64, g1, g2, h1, h2 []T, labels []
 		}
 	}
 	return total * inv
+}
+
+// l2Penalty returns the L2 penalty l2·Σw² on the head's kernel w and, if
+// g is not nil, adds its gradient 2·l2·w to g. It is the one
+// implementation of the penalty, used by the training step (with the
+// gradient) and the validation loss (without), and runs the engine's
+// chunked pass on up to workers goroutines (resolved, not negative): the
+// result does not depend on their number.
+func l2Penalty(g, w []float32, l2 float64, workers int) float64 {
+	return engine.L2Penalty(g, w, l2, workers)
 }
 
 // pairDistance returns the Euclidean distance between two embeddings with

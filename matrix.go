@@ -2,7 +2,8 @@ package style
 
 import "fmt"
 
-// Matrix is a dense row-major float32 matrix; row i is Data[i*Cols:(i+1)*Cols].
+// Matrix is a dense row-major float32 matrix; row i is
+// Data[i*Cols:(i+1)*Cols].
 // It implements FeatureSource, so in-memory vectors go wherever stored ones do:
 // to t-SNE, to training and evaluation, and to the pictures of package
 // picture. The zero value is an empty matrix.
@@ -20,25 +21,19 @@ func (m *Matrix) Len() int { return m.Rows }
 // Dim returns the length of each row, Cols.
 func (m *Matrix) Dim() int { return m.Cols }
 
-// Row returns row i, a slice of Data (not a copy) with capacity Cols. It
-// panics if i is out of range or Data is shorter than Rows*Cols.
-func (m *Matrix) Row(i int) []float32 {
-	if i < 0 || i >= m.Rows {
-		panic(fmt.Sprintf("style: Matrix.Row: row %d out of range [0, %d)", i, m.Rows))
-	}
-	if len(m.Data) < m.Rows*m.Cols {
-		panic(fmt.Sprintf("style: Matrix.Row: %d values for %d x %d", len(m.Data), m.Rows, m.Cols))
-	}
-	return m.Data[i*m.Cols : (i+1)*m.Cols : (i+1)*m.Cols]
-}
-
 // FeatureTo copies row i into dst and returns dst. It panics if i is out
-// of range or len(dst) != Cols.
+// of range, len(dst) != Cols, or Data is shorter than Rows*Cols.
 func (m *Matrix) FeatureTo(dst []float32, i int) []float32 {
 	if len(dst) != m.Cols {
 		panic(fmt.Sprintf("style: Matrix.FeatureTo: destination of length %d, want %d", len(dst), m.Cols))
 	}
-	copy(dst, m.Row(i))
+	if i < 0 || i >= m.Rows {
+		panic(fmt.Sprintf("style: Matrix.FeatureTo: row %d out of range [0, %d)", i, m.Rows))
+	}
+	if len(m.Data) < m.Rows*m.Cols {
+		panic(fmt.Sprintf("style: Matrix.FeatureTo: %d values for %d x %d", len(m.Data), m.Rows, m.Cols))
+	}
+	copy(dst, m.Data[i*m.Cols:(i+1)*m.Cols])
 	return dst
 }
 

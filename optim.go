@@ -31,12 +31,16 @@ type Optimizer interface {
 // Epsilon is added outside the square root. The zero value uses Keras'
 // defaults. The accumulators are float32 and live in the value, so use a
 // fresh RMSProp (or Reset) for each training run. Step spreads large
-// parameter slices over GOMAXPROCS goroutines in fixed chunks; the result
-// is the same for any number of cores.
+// parameter slices over Workers goroutines in fixed chunks; the result is
+// the same for any number of workers.
 type RMSProp struct {
 	LearningRate float64 // step size; zero means 1e-3
 	Rho          float64 // decay of the squared-gradient average; zero means 0.9
 	Epsilon      float64 // added to the root mean square; zero means 1e-7
+	// Workers bounds the goroutines of a Step; zero means
+	// runtime.GOMAXPROCS(0). A negative value makes Step panic. The
+	// Trainer's default RMSProp gets the Trainer's Workers.
+	Workers int
 
 	acc [][]float32
 }
@@ -55,12 +59,16 @@ func (o *RMSProp) hyper() (lr, rho, eps float64) {
 	return lr, rho, eps
 }
 
-// Step implements Optimizer.
+// Step implements Optimizer. Besides the panics of Optimizer.Step, it
+// panics if Workers is negative.
 func (o *RMSProp) Step(params, grads [][]float32) {
+	if o.Workers < 0 {
+		panic(fmt.Sprintf("style: RMSProp.Step: Workers is %d, want 0 (GOMAXPROCS) or more", o.Workers))
+	}
 	o.acc = optimState(o.acc, params, grads, "RMSProp")
 	lr, rho, eps := o.hyper()
 	for i := range params {
-		engine.RMSPropStep(params[i], grads[i], o.acc[i], lr, rho, eps)
+		engine.RMSPropStep(params[i], grads[i], o.acc[i], lr, rho, eps, o.Workers)
 	}
 }
 

@@ -2,7 +2,10 @@ package style
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
 )
 
 // TestRMSPropSteps follows two steps by hand with Keras' defaults
@@ -23,22 +26,44 @@ func TestRMSPropSteps(t *testing.T) {
 		}
 		checkClose(t, "params", p, want, 1e-6, 1e-9)
 	}
-	if p[2] == 0.5 {
-		t.Error("third parameter did not move on its second gradient")
-	}
+	assert.NotEqual(t, float32(0.5), p[2], "third parameter did not move on its second gradient")
 	// Reset: the next step is a first step again, |Δp| = lr·|g|/(sqrt(0.1)|g|+eps).
 	o.Reset()
 	q := []float32{0}
 	o.Step([][]float32{q}, [][]float32{{1}})
-	if w := -1e-3 / (math.Sqrt(0.1) + 1e-7); math.Abs(float64(q[0])-w) > 1e-9 {
-		t.Errorf("after Reset: %v, want %v", q[0], w)
-	}
+	assert.InDelta(t, -1e-3/(math.Sqrt(0.1)+1e-7), float64(q[0]), 1e-9, "after Reset")
 	o2 := RMSProp{LearningRate: 0.1, Rho: 0.5, Epsilon: 1}
 	r := []float32{0}
 	o2.Step([][]float32{r}, [][]float32{{2}}) // a = 0.5·4 = 2; Δ = 0.1·2/(sqrt 2 + 1)
-	if w := -0.2 / (math.Sqrt(2) + 1); math.Abs(float64(r[0])-w) > 1e-7 {
-		t.Errorf("custom hyper-parameters: %v, want %v", r[0], w)
+	assert.InDelta(t, -0.2/(math.Sqrt(2)+1), float64(r[0]), 1e-7, "custom hyper-parameters")
+}
+
+// TestRMSPropWorkers: the step is bit-identical for any number of workers
+// (the parameters span several of the engine's chunks), and a negative
+// Workers is a programmer error.
+func TestRMSPropWorkers(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const n = 3<<16 + 123
+	p0, g := make([]float32, n), make([]float32, n)
+	for i := range p0 {
+		p0[i], g[i] = rng.Float32(), rng.Float32()-0.5
 	}
+	var want []float32
+	for _, workers := range []int{1, 2, 3, 0} {
+		p := append([]float32(nil), p0...)
+		o := RMSProp{Workers: workers}
+		for range 2 {
+			o.Step([][]float32{p}, [][]float32{g})
+		}
+		if want == nil {
+			want = p
+			continue
+		}
+		assert.True(t, bitsEqual(want, p), "Workers %d: parameters differ from Workers 1", workers)
+	}
+	mustPanic(t, "Workers", func() {
+		(&RMSProp{Workers: -1}).Step([][]float32{{1}}, [][]float32{{1}})
+	})
 }
 
 // TestSGDMomentum follows plain, momentum and Nesterov SGD by hand.
@@ -46,9 +71,7 @@ func TestSGDMomentum(t *testing.T) {
 	g := [][]float32{{1}}
 	plain := []float32{0}
 	(&SGD{}).Step([][]float32{plain}, g)
-	if math.Abs(float64(plain[0])+0.01) > 1e-9 {
-		t.Errorf("plain SGD: %v, want -0.01", plain[0])
-	}
+	assert.InDelta(t, -0.01, float64(plain[0]), 1e-9, "plain SGD")
 	for _, nesterov := range []bool{false, true} {
 		o := &SGD{LearningRate: 0.1, Momentum: 0.9, Nesterov: nesterov}
 		p := []float32{0}
@@ -58,9 +81,7 @@ func TestSGDMomentum(t *testing.T) {
 		if nesterov {
 			want = (0.9*-0.1 - 0.1) + (0.9*-0.19 - 0.1)
 		}
-		if math.Abs(float64(p[0])-want) > 1e-6 {
-			t.Errorf("nesterov %v: %v, want %v", nesterov, p[0], want)
-		}
+		assert.InDelta(t, want, float64(p[0]), 1e-6, "nesterov %v", nesterov)
 	}
 }
 
@@ -74,14 +95,7 @@ func TestOptimizerPanics(t *testing.T) {
 			"grad length":    func() { o.Step([][]float32{make([]float32, 2)}, [][]float32{make([]float32, 1)}) },
 			"count":          func() { o.Step([][]float32{make([]float32, 2)}, nil) },
 		} {
-			func() {
-				defer func() {
-					if recover() == nil {
-						t.Errorf("%T %s: no panic", o, name)
-					}
-				}()
-				f()
-			}()
+			assert.Panics(t, f, "%T %s", o, name)
 		}
 		o.Reset()
 		o.Step([][]float32{make([]float32, 3)}, [][]float32{make([]float32, 3)}) // fine after Reset
@@ -103,9 +117,9 @@ func rmspropUpdate[T learnFloat](p, g, a []T, lr, rho, eps float64) {
 	}
 }
 
-// l2Penalty adds the gradient of the penalty l2·sum(w²) to g and returns the
-// penalty.
-func l2Penalty[T learnFloat](g, w []T, l2 float64) float64 {
+// l2PenaltyRef adds the gradient of the penalty l2·sum(w²) to g and returns
+// the penalty.
+func l2PenaltyRef[T learnFloat](g, w []T, l2 float64) float64 {
 	if l2 == 0 {
 		return 0
 	}

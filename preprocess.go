@@ -9,10 +9,6 @@ import (
 	"github.com/nfnt/resize"
 )
 
-// VGG16InputSize is the height and width, in pixels, of the images the
-// VGG16 feature extractor takes: every image is resized to 224x224.
-const VGG16InputSize = 224
-
 // ResizeFilter selects how an image is resized to the network input size.
 type ResizeFilter int
 
@@ -46,23 +42,6 @@ func (f ResizeFilter) String() string {
 	return fmt.Sprintf("ResizeFilter(%d)", int(f))
 }
 
-// ErrEmptyImage is matched by errors.Is when an image is nil or has no
-// pixels.
-var ErrEmptyImage = errors.New("style: empty image")
-
-// PreprocessOptions controls how PreprocessImageTo turns an image into a
-// network input. A nil *PreprocessOptions means the zero value.
-type PreprocessOptions struct {
-	// Filter is the resize filter. Zero value: FilterNearest (Keras-exact).
-	Filter ResizeFilter
-	// Matte, if not nil, is the colour that translucent pixels are
-	// composited over (for example color.White for product photos).
-	// Zero value (nil): alpha is ignored and the stored colour of every
-	// pixel is used, as PIL's convert("RGB") and therefore Keras do; a
-	// fully transparent pixel keeps whatever colour it stores.
-	Matte color.Color
-}
-
 // pilNearestIndex fills tab with the source index that PIL's
 // nearest-neighbour resize (Image.NEAREST, used by Keras' load_img) samples
 // for each of the len(tab) destination pixels of an axis of src pixels.
@@ -82,77 +61,22 @@ func pilNearestIndex(tab []int, src int) {
 	}
 }
 
-// ResizeNearest resizes img to width x height pixels by nearest-neighbour
-// sampling exactly as PIL's Image.NEAREST (and Keras' load_img) does (see
-// FilterNearest), and
-// returns the result as non-premultiplied RGBA. Colours of translucent
-// pixels are kept as stored (see PreprocessOptions.Matte).
-//
-// ResizeNearest panics if width or height is not positive. For a nil or
-// empty img it returns a fully transparent width x height image.
-func ResizeNearest(img image.Image, width, height int) *image.NRGBA {
-	if width <= 0 || height <= 0 {
-		panic(fmt.Sprintf("style: ResizeNearest: invalid size %dx%d", width, height))
-	}
-	dst := image.NewNRGBA(image.Rect(0, 0, width, height))
-	if img == nil || img.Bounds().Empty() {
-		return dst
-	}
-	s := newPixelSampler(img)
-	b := img.Bounds()
-	xs := make([]int, width)
-	ys := make([]int, height)
-	pilNearestIndex(xs, b.Dx())
-	pilNearestIndex(ys, b.Dy())
-	for y := range height {
-		sy := b.Min.Y + ys[y]
-		row := dst.Pix[y*dst.Stride : y*dst.Stride+4*width]
-		for x, sx := range xs {
-			r, g, bl, a := s.at(b.Min.X+sx, sy)
-			row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = r, g, bl, a
-		}
-	}
-	return dst
-}
-
-// PreprocessImageTo resizes img to VGG16InputSize x VGG16InputSize, applies
-// the normalisation mode and writes the 3 x 224 x 224 float32 tensor, in
-// C,H,W order, into dst, which must have length 3*224*224 = 150,528. It
-// returns dst.
-//
-// "caffe" gives channels B, G, R minus the ImageNet mean
-// (103.939, 116.779, 123.68); "torch" gives channels R, G, B as
-// (v/255 - mean)/std with mean (0.485, 0.456, 0.406) and std
-// (0.229, 0.224, 0.225). Values are computed in float64 and rounded once.
-//
-// Any image.Image works: fast paths exist for *image.YCbCr, *image.RGBA,
-// *image.NRGBA, *image.Gray and *image.Paletted; others go through their
-// color model. Compared with PIL's convert("RGB") that Keras applies:
-// grey is replicated to R, G and B as PIL does; 16-bit samples keep their
-// high 8 bits, as PIL does for 16-bit colour PNGs (PIL opens 16-bit grey
-// PNGs in mode "I" and clips them to 255, turning them almost white; that
-// is not reproduced); CMYK uses Go's color.CMYK model, within one level of
-// PIL's; alpha is handled as described at PreprocessOptions.Matte
-// (ignored by default, as PIL does; Go's premultiplied *image.RGBA is
-// un-premultiplied first, which can move a translucent pixel by one level).
-//
-// PreprocessImageTo returns an error wrapping ErrEmptyImage for a nil or
-// empty image, and an error for an unknown mode or filter. It panics if dst
-// has the wrong length.
-func PreprocessImageTo(dst []float32, img image.Image, mode Preprocess, opts *PreprocessOptions) ([]float32, error) {
-	const n = VGG16InputSize
+// preprocessImageTo resizes img to InputSize x InputSize with filter,
+// composites translucent pixels over matte unless it is nil, applies the
+// normalisation mode and writes the 3 x 224 x 224 float32 tensor, in C,H,W
+// order, into dst (see Network.Features). It returns an error for a nil
+// or empty image, or an unknown mode or filter. It panics if dst does not
+// have length 3 x 224 x 224 = 150,528.
+func preprocessImageTo(dst []float32, img image.Image, mode Preprocess, filter ResizeFilter, matteColor color.Color) error {
+	const n = InputSize
 	if len(dst) != 3*n*n {
-		panic(fmt.Sprintf("style: PreprocessImageTo: destination has %d values, want %d", len(dst), 3*n*n))
-	}
-	var o PreprocessOptions
-	if opts != nil {
-		o = *opts
+		panic(fmt.Sprintf("style: preprocessImageTo: destination has %d values, want %d", len(dst), 3*n*n))
 	}
 	if img == nil {
-		return nil, fmt.Errorf("style: preprocess: nil image: %w", ErrEmptyImage)
+		return errors.New("nil image")
 	}
 	if b := img.Bounds(); b.Empty() {
-		return nil, fmt.Errorf("style: preprocess: image of %dx%d pixels: %w", b.Dx(), b.Dy(), ErrEmptyImage)
+		return fmt.Errorf("empty image of %dx%d pixels", b.Dx(), b.Dy())
 	}
 	var scale, mean, std [3]float64 // per output channel
 	var srcChan [3]int              // output channel -> R, G, B index
@@ -168,16 +92,16 @@ func PreprocessImageTo(dst []float32, img image.Image, mode Preprocess, opts *Pr
 		scale = [3]float64{1.0 / 255, 1.0 / 255, 1.0 / 255}
 		std = [3]float64{0.229, 0.224, 0.225}
 	default:
-		return nil, fmt.Errorf("style: preprocess: unknown mode %q (want %q or %q)", mode, PreprocessCaffe, PreprocessTorch)
+		return fmt.Errorf("unknown preprocessing %q (want %q or %q)", mode, PreprocessCaffe, PreprocessTorch)
 	}
-	switch o.Filter {
+	switch filter {
 	case FilterNearest:
 	case FilterBilinear:
 		img = resize.Resize(n, n, img, resize.Bilinear)
 	case FilterLanczos3:
 		img = resize.Resize(n, n, img, resize.Lanczos3)
 	default:
-		return nil, fmt.Errorf("style: preprocess: unknown resize filter %v", o.Filter)
+		return fmt.Errorf("unknown resize filter %v", filter)
 	}
 	// Lookup tables: the normalised value of each 8-bit level per channel.
 	var lut [3][256]float32
@@ -191,9 +115,9 @@ func PreprocessImageTo(dst []float32, img image.Image, mode Preprocess, opts *Pr
 		}
 	}
 	var mr, mg, mb uint32
-	matte := o.Matte != nil
+	matte := matteColor != nil
 	if matte {
-		c := color.NRGBAModel.Convert(o.Matte).(color.NRGBA)
+		c := color.NRGBAModel.Convert(matteColor).(color.NRGBA)
 		mr, mg, mb = uint32(c.R), uint32(c.G), uint32(c.B)
 	}
 	s := newPixelSampler(img)
@@ -220,7 +144,7 @@ func PreprocessImageTo(dst []float32, img image.Image, mode Preprocess, opts *Pr
 			dst[2*plane+i] = lut[2][rgb[srcChan[2]]]
 		}
 	}
-	return dst, nil
+	return nil
 }
 
 // pixelSampler reads single pixels of an image as non-premultiplied 8-bit

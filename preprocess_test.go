@@ -2,14 +2,15 @@ package style
 
 import (
 	"encoding/json"
-	"errors"
 	"image"
 	"image/color"
 	"image/draw"
-	"math"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // goldenImageNames are the eight photos of ../shared/images.
@@ -31,10 +32,44 @@ func sharedDir(t testing.TB) string {
 func loadTestImage(t testing.TB, path string) image.Image {
 	t.Helper()
 	img, err := LoadImage(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return img
+}
+
+// resizeNearest resizes img to width x height pixels with the sampling of
+// preprocessImageTo (pilNearestIndex and pixelSampler) and returns the
+// result as non-premultiplied RGBA, so that the sampling can be compared
+// with PIL's resized images pixel for pixel. Colours of translucent pixels
+// are kept as stored. For a nil or empty img it returns a fully
+// transparent width x height image.
+func resizeNearest(img image.Image, width, height int) *image.NRGBA {
+	dst := image.NewNRGBA(image.Rect(0, 0, width, height))
+	if img == nil || img.Bounds().Empty() {
+		return dst
+	}
+	s := newPixelSampler(img)
+	b := img.Bounds()
+	xs := make([]int, width)
+	ys := make([]int, height)
+	pilNearestIndex(xs, b.Dx())
+	pilNearestIndex(ys, b.Dy())
+	for y := range height {
+		sy := b.Min.Y + ys[y]
+		row := dst.Pix[y*dst.Stride : y*dst.Stride+4*width]
+		for x, sx := range xs {
+			r, g, bl, a := s.at(b.Min.X+sx, sy)
+			row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = r, g, bl, a
+		}
+	}
+	return dst
+}
+
+// preprocessed returns the tensor preprocessImageTo makes of img.
+func preprocessed(t testing.TB, img image.Image, mode Preprocess, filter ResizeFilter, matte color.Color) []float32 {
+	t.Helper()
+	x := make([]float32, 3*224*224)
+	require.NoError(t, preprocessImageTo(x, img, mode, filter, matte))
+	return x
 }
 
 // TestResizeNearestGolden checks that our resize of PIL's decoded image
@@ -44,7 +79,7 @@ func TestResizeNearestGolden(t *testing.T) {
 	for _, name := range goldenImageNames {
 		src := loadTestImage(t, filepath.Join(dir, name+".decoded.png"))
 		want := loadTestImage(t, filepath.Join(dir, name+".nearest224.png"))
-		got := ResizeNearest(src, 224, 224)
+		got := resizeNearest(src, 224, 224)
 		diff := 0
 		for y := range 224 {
 			for x := range 224 {
@@ -54,9 +89,7 @@ func TestResizeNearestGolden(t *testing.T) {
 				}
 			}
 		}
-		if diff != 0 {
-			t.Errorf("%s (%v): %d of %d pixels differ from PIL", name, src.Bounds().Size(), diff, 224*224)
-		}
+		assert.Zero(t, diff, "%s (%v): pixels of %d that differ from PIL", name, src.Bounds().Size(), 224*224)
 	}
 }
 
@@ -66,14 +99,8 @@ func TestPreprocessGolden(t *testing.T) {
 	dir := filepath.Join(sharedDir(t), "golden", "images")
 	src := loadTestImage(t, filepath.Join(dir, "matching_1.decoded.png"))
 	ref := loadTestImage(t, filepath.Join(dir, "matching_1.nearest224.png"))
-	caffe := make([]float32, 3*224*224)
-	torch := make([]float32, 3*224*224)
-	if _, err := PreprocessImageTo(caffe, src, PreprocessCaffe, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := PreprocessImageTo(torch, src, PreprocessTorch, nil); err != nil {
-		t.Fatal(err)
-	}
+	caffe := preprocessed(t, src, PreprocessCaffe, FilterNearest, nil)
+	torch := preprocessed(t, src, PreprocessTorch, FilterNearest, nil)
 	const p = 224 * 224
 	for y := range 224 {
 		for x := range 224 {
@@ -102,28 +129,20 @@ func TestPreprocessGolden(t *testing.T) {
 // floor((d+0.5)*src/dst), and checks that it does differ there.
 func TestPILNearestIndex(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join("testdata", "pil_nearest_index.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var ref struct {
 		Cases []struct {
 			Src, Dst int
 			Index    []int
 		}
 	}
-	if err := json.Unmarshal(b, &ref); err != nil {
-		t.Fatal(err)
-	}
-	if len(ref.Cases) < 20 {
-		t.Fatalf("only %d reference cases", len(ref.Cases))
-	}
+	require.NoError(t, json.Unmarshal(b, &ref))
+	require.GreaterOrEqual(t, len(ref.Cases), 20, "reference cases")
 	ties := 0
 	for _, c := range ref.Cases {
 		got := make([]int, c.Dst)
 		pilNearestIndex(got, c.Src)
-		if len(c.Index) != c.Dst {
-			t.Fatalf("%d -> %d: reference has %d indices", c.Src, c.Dst, len(c.Index))
-		}
+		require.Len(t, c.Index, c.Dst, "%d -> %d: reference indices", c.Src, c.Dst)
 		for d := range got {
 			if got[d] != c.Index[d] {
 				t.Errorf("%d -> %d: destination %d samples %d, PIL samples %d", c.Src, c.Dst, d, got[d], c.Index[d])
@@ -135,9 +154,7 @@ func TestPILNearestIndex(t *testing.T) {
 		}
 	}
 	// 640, 1024, 1280, ... -> 224 have ties where PIL rounds down.
-	if ties == 0 {
-		t.Error("no reference case differs from the exact formula: the tie cases are not exercised")
-	}
+	assert.NotZero(t, ties, "no reference case differs from the exact formula: the tie cases are not exercised")
 	t.Logf("%d sampled indices where PIL differs from the exact formula", ties)
 	// Identity when the size does not change.
 	id := make([]int, 224)
@@ -160,13 +177,9 @@ func TestPreprocessImageTypes(t *testing.T) {
 			base.SetNRGBA(x, y, color.NRGBA{uint8(7 * x), uint8(11 * y), uint8(x * y), 255})
 		}
 	}
-	tensor := func(img image.Image, opts *PreprocessOptions) []float32 {
+	tensor := func(img image.Image) []float32 {
 		t.Helper()
-		out, err := PreprocessImageTo(make([]float32, 3*224*224), img, PreprocessCaffe, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
+		return preprocessed(t, img, PreprocessCaffe, FilterNearest, nil)
 	}
 	same := func(name string, got, want []float32) {
 		t.Helper()
@@ -177,37 +190,36 @@ func TestPreprocessImageTypes(t *testing.T) {
 			}
 		}
 	}
-	want := tensor(base, nil)
+	want := tensor(base)
 
 	// The origin of the bounds does not matter.
 	base0 := &image.NRGBA{Pix: base.Pix, Stride: base.Stride, Rect: image.Rect(0, 0, w, h)}
-	same("zero origin", tensor(base0, nil), want)
+	same("zero origin", tensor(base0), want)
 	sub := image.NewNRGBA(image.Rect(-10, -10, 60, 40))
 	draw.Draw(sub, base.Rect, base, base.Rect.Min, draw.Src)
-	same("sub-image", tensor(sub.SubImage(base.Rect), nil), want)
-	if got := ResizeNearest(base, 50, 30); got.NRGBAAt(49, 29) != base.NRGBAAt(base.Rect.Max.X-1, base.Rect.Max.Y-1) {
-		t.Errorf("ResizeNearest with non-zero origin: corner %v, want %v", got.NRGBAAt(49, 29), base.NRGBAAt(base.Rect.Max.X-1, base.Rect.Max.Y-1))
-	}
+	same("sub-image", tensor(sub.SubImage(base.Rect)), want)
+	assert.Equal(t, base.NRGBAAt(base.Rect.Max.X-1, base.Rect.Max.Y-1), resizeNearest(base, 50, 30).NRGBAAt(49, 29),
+		"nearest sampling with non-zero origin: corner")
 
 	rgba := image.NewRGBA(base.Rect)
 	draw.Draw(rgba, rgba.Rect, base, base.Rect.Min, draw.Src)
-	same("RGBA", tensor(rgba, nil), want)
+	same("RGBA", tensor(rgba), want)
 	rgba64 := image.NewRGBA64(base.Rect)
 	draw.Draw(rgba64, rgba64.Rect, base, base.Rect.Min, draw.Src)
-	same("RGBA64 (generic path)", tensor(rgba64, nil), want)
+	same("RGBA64 (generic path)", tensor(rgba64), want)
 	nrgba64 := image.NewNRGBA64(base.Rect)
 	draw.Draw(nrgba64, nrgba64.Rect, base, base.Rect.Min, draw.Src)
-	same("NRGBA64", tensor(nrgba64, nil), want)
+	same("NRGBA64", tensor(nrgba64), want)
 
 	// Grey: every path must agree with the generic colour model.
 	gray := image.NewGray(base.Rect)
 	draw.Draw(gray, gray.Rect, base, base.Rect.Min, draw.Src)
 	gray16 := image.NewGray16(base.Rect)
 	draw.Draw(gray16, gray16.Rect, gray, gray.Rect.Min, draw.Src)
-	same("Gray16 vs Gray", tensor(gray16, nil), tensor(gray, nil))
+	same("Gray16 vs Gray", tensor(gray16), tensor(gray))
 	grayAsRGBA := image.NewRGBA(base.Rect)
 	draw.Draw(grayAsRGBA, grayAsRGBA.Rect, gray, gray.Rect.Min, draw.Src)
-	same("Gray vs RGBA of grey", tensor(gray, nil), tensor(grayAsRGBA, nil))
+	same("Gray vs RGBA of grey", tensor(gray), tensor(grayAsRGBA))
 
 	// YCbCr (as JPEG decodes) against its own RGB conversion.
 	ycc := image.NewYCbCr(base.Rect, image.YCbCrSubsampleRatio420)
@@ -222,19 +234,19 @@ func TestPreprocessImageTypes(t *testing.T) {
 	}
 	yccAsRGBA := image.NewRGBA(base.Rect)
 	draw.Draw(yccAsRGBA, yccAsRGBA.Rect, ycc, ycc.Rect.Min, draw.Src)
-	same("YCbCr", tensor(ycc, nil), tensor(yccAsRGBA, nil))
+	same("YCbCr", tensor(ycc), tensor(yccAsRGBA))
 
 	cmyk := image.NewCMYK(base.Rect)
 	draw.Draw(cmyk, cmyk.Rect, base, base.Rect.Min, draw.Src)
 	cmykAsRGBA := image.NewRGBA(base.Rect)
 	draw.Draw(cmykAsRGBA, cmykAsRGBA.Rect, cmyk, cmyk.Rect.Min, draw.Src)
-	same("CMYK", tensor(cmyk, nil), tensor(cmykAsRGBA, nil))
+	same("CMYK", tensor(cmyk), tensor(cmykAsRGBA))
 
 	pal := image.NewPaletted(base.Rect, color.Palette{color.Black, color.White, color.NRGBA{200, 10, 30, 255}})
 	draw.Draw(pal, pal.Rect, base, base.Rect.Min, draw.Src)
 	palAsRGBA := image.NewRGBA(base.Rect)
 	draw.Draw(palAsRGBA, palAsRGBA.Rect, pal, pal.Rect.Min, draw.Src)
-	same("Paletted", tensor(pal, nil), tensor(palAsRGBA, nil))
+	same("Paletted", tensor(pal), tensor(palAsRGBA))
 }
 
 // TestPreprocessAlpha checks the documented alpha handling: by default the
@@ -245,60 +257,32 @@ func TestPreprocessAlpha(t *testing.T) {
 	for i := 0; i < len(img.Pix); i += 4 {
 		img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = 200, 100, 50, 0 // fully transparent
 	}
-	out, err := PreprocessImageTo(make([]float32, 3*224*224), img, PreprocessCaffe, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := float32(50 - 103.939); out[0] != want {
-		t.Errorf("alpha ignored: B channel %v, want %v (stored colour kept)", out[0], want)
-	}
-	out, err = PreprocessImageTo(make([]float32, 3*224*224), img, PreprocessCaffe, &PreprocessOptions{Matte: color.White})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := float32(255 - 103.939); out[0] != want {
-		t.Errorf("white matte: B channel %v, want %v", out[0], want)
-	}
+	out := preprocessed(t, img, PreprocessCaffe, FilterNearest, nil)
+	assert.Equal(t, float32(50-103.939), out[0], "alpha ignored: B channel (stored colour kept)")
+	out = preprocessed(t, img, PreprocessCaffe, FilterNearest, color.White)
+	assert.Equal(t, float32(255-103.939), out[0], "white matte: B channel")
 	// Half-transparent over white: (50*128 + 255*127 + 127)/255 = 152.
 	for i := 3; i < len(img.Pix); i += 4 {
 		img.Pix[i] = 128
 	}
-	out, _ = PreprocessImageTo(make([]float32, 3*224*224), img, PreprocessCaffe, &PreprocessOptions{Matte: color.White})
-	if want := float32(152 - 103.939); out[0] != want {
-		t.Errorf("half alpha over white: B channel %v, want %v", out[0], want)
-	}
+	out = preprocessed(t, img, PreprocessCaffe, FilterNearest, color.White)
+	assert.Equal(t, float32(152-103.939), out[0], "half alpha over white: B channel")
 	// Premultiplied RGBA with alpha is un-premultiplied first.
 	rgba := image.NewRGBA(image.Rect(0, 0, 2, 2))
 	draw.Draw(rgba, rgba.Rect, img, image.Point{}, draw.Src)
-	outRGBA, _ := PreprocessImageTo(make([]float32, 3*224*224), rgba, PreprocessCaffe, nil)
-	if d := math.Abs(float64(outRGBA[0]) - (50 - 103.939)); d > 1.01 {
-		t.Errorf("RGBA with alpha: B channel %v, want about %v (one level of premultiplication rounding)", outRGBA[0], 50-103.939)
-	}
+	outRGBA := preprocessed(t, rgba, PreprocessCaffe, FilterNearest, nil)
+	assert.InDelta(t, 50-103.939, outRGBA[0], 1.01, "RGBA with alpha: B channel (one level of premultiplication rounding)")
 }
 
 func TestPreprocessErrors(t *testing.T) {
 	dst := make([]float32, 3*224*224)
-	if _, err := PreprocessImageTo(dst, nil, PreprocessCaffe, nil); !errors.Is(err, ErrEmptyImage) {
-		t.Errorf("nil image: %v, want ErrEmptyImage", err)
-	}
-	if _, err := PreprocessImageTo(dst, image.NewRGBA(image.Rect(3, 3, 3, 10)), PreprocessCaffe, nil); !errors.Is(err, ErrEmptyImage) {
-		t.Errorf("zero-width image: %v, want ErrEmptyImage", err)
-	}
+	assert.EqualError(t, preprocessImageTo(dst, nil, PreprocessCaffe, FilterNearest, nil), "nil image")
+	assert.EqualError(t, preprocessImageTo(dst, image.NewRGBA(image.Rect(3, 3, 3, 10)), PreprocessCaffe, FilterNearest, nil),
+		"empty image of 0x7 pixels")
 	img := image.NewGray(image.Rect(0, 0, 2, 2))
-	if _, err := PreprocessImageTo(dst, img, "tf", nil); err == nil {
-		t.Error("unknown mode: no error")
-	}
-	if _, err := PreprocessImageTo(dst, img, PreprocessCaffe, &PreprocessOptions{Filter: 99}); err == nil {
-		t.Error("unknown filter: no error")
-	}
-	func() {
-		defer func() {
-			if recover() == nil {
-				t.Error("wrong destination length: no panic")
-			}
-		}()
-		PreprocessImageTo(dst[:10], img, PreprocessCaffe, nil)
-	}()
+	assert.ErrorContains(t, preprocessImageTo(dst, img, "tf", FilterNearest, nil), `unknown preprocessing "tf"`)
+	assert.ErrorContains(t, preprocessImageTo(dst, img, PreprocessCaffe, 99, nil), "unknown resize filter")
+	assert.Panics(t, func() { preprocessImageTo(dst[:10], img, PreprocessCaffe, FilterNearest, nil) }, "wrong destination length")
 }
 
 // TestPreprocessFilters checks that the optional filters run and give
@@ -310,21 +294,16 @@ func TestPreprocessFilters(t *testing.T) {
 			img.SetGray(x, y, color.Gray{uint8(2 * x)})
 		}
 	}
-	near, _ := PreprocessImageTo(make([]float32, 3*224*224), img, PreprocessCaffe, nil)
+	near := preprocessed(t, img, PreprocessCaffe, FilterNearest, nil)
 	for _, f := range []ResizeFilter{FilterBilinear, FilterLanczos3} {
-		out, err := PreprocessImageTo(make([]float32, 3*224*224), img, PreprocessCaffe, &PreprocessOptions{Filter: f})
-		if err != nil {
-			t.Fatalf("%v: %v", f, err)
-		}
+		out := preprocessed(t, img, PreprocessCaffe, f, nil)
 		// A ramp of 2 levels per source pixel: interpolation moves a
 		// value by at most about one source pixel (2 levels) plus rounding,
 		// away from the borders where kernels clamp.
 		for y := 20; y < 200; y += 17 {
 			for x := 20; x < 200; x += 13 {
 				i := y*224 + x
-				if d := math.Abs(float64(out[i] - near[i])); d > 3 {
-					t.Fatalf("%v at (%d,%d): %v, nearest %v", f, x, y, out[i], near[i])
-				}
+				require.InDelta(t, near[i], out[i], 3, "%v at (%d,%d)", f, x, y)
 			}
 		}
 	}

@@ -4,13 +4,11 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -228,9 +226,7 @@ func (f *pthFile) bytes(t testing.TB) []byte {
 				w, err = zw.CreateRaw(&zip.FileHeader{Name: "archive/" + name, Method: zip.Store,
 					CompressedSize64: uint64(len(data)), UncompressedSize64: 1 << 40})
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			w.Write(data)
 		}
 		add("data.pkl", f.mainPickle())
@@ -244,9 +240,7 @@ func (f *pthFile) bytes(t testing.TB) []byte {
 			}
 		}
 		add("version", []byte("3\n"))
-		if err := zw.Close(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, zw.Close())
 		return buf.Bytes()
 	}
 	var out pickler
@@ -310,9 +304,7 @@ func (f *pthFile) sharedStorage() []byte {
 func writeTemp(t testing.TB, name string, data []byte) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(p, data, 0o644))
 	return p
 }
 
@@ -332,23 +324,18 @@ func testValues(seed, n int) []float32 {
 }
 
 // testDivisor is the width divisor of the small VGG16 networks the tests
-// write, and narrowWidths their widths.
+// write.
 const testDivisor = 32
 
-var narrowWidths = vgg16Widths(testDivisor)
-
-// vgg16Specs returns the conv tensors of a VGG16-shaped chain of the given
-// widths, plus a classifier tensor of classifier floats.
-func vgg16Specs(widths [13]int, half bool, classifier int) []pthSpec {
+// vgg16Specs returns the conv tensors of VGG16 with every width divided by
+// divisor, plus a classifier tensor of classifier floats.
+func vgg16Specs(divisor int, half bool, classifier int) []pthSpec {
 	var specs []pthSpec
-	in := 3
-	for i, idx := range vgg16ConvIndices {
-		out := widths[i]
-		n := strconv.Itoa(idx)
+	for i, l := range vgg16Spec.layers {
+		in, out := vgg16Spec.layerShape(i, divisor)
 		specs = append(specs,
-			pthSpec{name: "features." + n + ".weight", shape: []int{out, in, 3, 3}, data: testValues(2*i, out*in*9), half: half},
-			pthSpec{name: "features." + n + ".bias", shape: []int{out}, data: testValues(2*i+1, out), half: half})
-		in = out
+			pthSpec{name: l.weight, shape: []int{out, in, 3, 3}, data: testValues(2*i, out*in*9), half: half},
+			pthSpec{name: l.bias, shape: []int{out}, data: testValues(2*i+1, out), half: half})
 	}
 	if classifier > 0 {
 		specs = append(specs, pthSpec{name: "classifier.0.weight", shape: []int{classifier}, data: make([]float32, classifier), half: half})
@@ -356,12 +343,10 @@ func vgg16Specs(widths [13]int, half bool, classifier int) []pthSpec {
 	return specs
 }
 
-func checkLayersMatchSpecs(t *testing.T, w *VGG16Weights, specs []pthSpec) {
+func checkLayersMatchSpecs(t *testing.T, w *Weights, specs []pthSpec) {
 	t.Helper()
-	if len(w.Layers) != 13 {
-		t.Fatalf("%d layers, want 13", len(w.Layers))
-	}
-	for i, l := range w.Layers {
+	require.Len(t, w.layers, 13)
+	for i, l := range w.layers {
 		ws, bs := specs[2*i], specs[2*i+1]
 		if l.Out != ws.shape[0] || l.In != ws.shape[1] {
 			t.Fatalf("layer %d: %d -> %d, want %d -> %d", i, l.In, l.Out, ws.shape[1], ws.shape[0])
@@ -399,19 +384,19 @@ func TestReadPTHSynthetic(t *testing.T) {
 		{name: "zip_state_meta", zip: true, file: pthFile{stateMeta: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			specs := vgg16Specs(narrowWidths, tc.half, 1000)
+			specs := vgg16Specs(testDivisor, tc.half, 1000)
 			f := tc.file
 			f.tensors, f.zip = specs, tc.zip
 			p := writeTemp(t, "w.pth", f.bytes(t))
-			w, err := ReadVGG16Weights(p, testDivisor)
-			if err != nil {
-				t.Fatal(err)
-			}
+			w, err := ReadWeights(p, "", testDivisor)
+			require.NoError(t, err)
 			// testValues are multiples of 1/1024 in [-1, 1): exact in float16.
 			checkLayersMatchSpecs(t, w, specs)
-			if w.Preprocess != PreprocessTorch || w.Source != p || len(w.SHA256) != 64 {
-				t.Errorf("Preprocess %q Source %q SHA256 %q", w.Preprocess, w.Source, w.SHA256)
-			}
+			assert.Equal(t, PreprocessTorch, w.Preprocess)
+			assert.Equal(t, p, w.Source)
+			assert.Equal(t, mustSHA256(t, p), w.SHA256)
+			assert.Equal(t, VGG16, w.Arch)
+			assert.Equal(t, testDivisor, w.Divisor)
 		})
 	}
 }
@@ -432,51 +417,45 @@ func (c *countingReaderAt) ReadAt(b []byte, off int64) (int, error) {
 
 func TestReadPTHSkipsUnkeptStorages(t *testing.T) {
 	// A 4 MB "classifier" storage must be skipped, not read.
-	specs := vgg16Specs(narrowWidths, false, 1<<20)
+	specs := vgg16Specs(testDivisor, false, 1<<20)
 	conv := int64(0)
 	for _, s := range specs[:26] {
 		conv += 4 * int64(len(s.data))
 	}
-	names := vgg16TensorNames()
 	for _, isZip := range []bool{false, true} {
 		data := (&pthFile{tensors: specs, zip: isZip}).bytes(t)
 		c := &countingReaderAt{r: bytes.NewReader(data)}
 		var err error
+		plan := &tensorPlan{keep: vgg16Spec.hasTensor}
 		if isZip {
-			_, err = readPTHZip(c, int64(len(data)), "w.pth", &tensorPlan{keep: func(n string) bool { return names[n] }})
+			_, err = readPTHZip(c, int64(len(data)), "w.pth", plan)
 		} else {
-			_, err = readPTHLegacy(c, int64(len(data)), "w.pth", &tensorPlan{keep: func(n string) bool { return names[n] }})
+			_, err = readPTHLegacy(c, int64(len(data)), "w.pth", plan)
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		// Allowance: the pickles, zip directory and read-ahead buffers.
-		if limit := conv + 256<<10; c.n > limit {
-			t.Errorf("zip=%v: read %d bytes of a %d-byte file, want at most %d", isZip, c.n, len(data), limit)
-		}
+		assert.LessOrEqual(t, c.n, conv+256<<10, "zip=%v: bytes read of a %d-byte file", isZip, len(data))
 	}
 }
 
 func TestReadPTHStorageOffsetAndSharing(t *testing.T) {
 	// Tensors that start inside a larger storage (as slices of a flat
 	// parameter buffer do) are read from the right place.
-	specs := vgg16Specs(narrowWidths, false, 0)
+	specs := vgg16Specs(testDivisor, false, 0)
 	for i := range specs {
 		specs[i].offset = 3 + i
 		specs[i].extra = 5
 	}
 	for _, isZip := range []bool{false, true} {
 		p := writeTemp(t, "w.pth", (&pthFile{tensors: specs, zip: isZip}).bytes(t))
-		w, err := ReadVGG16Weights(p, testDivisor)
-		if err != nil {
-			t.Fatalf("zip=%v: %v", isZip, err)
-		}
+		w, err := ReadWeights(p, VGG16, testDivisor)
+		require.NoError(t, err, "zip=%v", isZip)
 		checkLayersMatchSpecs(t, w, specs)
 	}
 }
 
 func TestReadPTHHostile(t *testing.T) {
-	base := func() []pthSpec { return vgg16Specs(narrowWidths, false, 0) }
+	base := func() []pthSpec { return vgg16Specs(testDivisor, false, 0) }
 	withInject := func(b []byte) []byte {
 		var p pickler
 		p.str("evil")
@@ -507,7 +486,7 @@ func TestReadPTHHostile(t *testing.T) {
 
 	nonContig := base()
 	nonContig[0].stride = []int{1, 2, 6, 18}
-	half := func() []pthSpec { return vgg16Specs(narrowWidths, true, 0) }
+	half := func() []pthSpec { return vgg16Specs(testDivisor, true, 0) }
 
 	cases := []struct {
 		name string
@@ -531,13 +510,10 @@ func TestReadPTHHostile(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeTemp(t, "w.pth", tc.file.bytes(t))
-			_, err := ReadVGG16Weights(p, testDivisor)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), p) {
-				t.Fatalf("error %q: want ErrFormat naming %q and the file", err, tc.want)
-			}
+			_, err := ReadWeights(p, VGG16, testDivisor)
+			require.ErrorIs(t, err, ErrFormat)
+			assert.ErrorContains(t, err, tc.want)
+			assert.ErrorContains(t, err, p, "the error names the file")
 		})
 	}
 
@@ -546,26 +522,21 @@ func TestReadPTHHostile(t *testing.T) {
 		specs := base()
 		specs[4].offset, specs[4].trim = 2, 3
 		p := writeTemp(t, "w.pth", (&pthFile{tensors: specs, zip: isZip}).bytes(t))
-		_, err := ReadVGG16Weights(p, testDivisor)
-		if err == nil || !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "outside storage") {
-			t.Errorf("zip=%v: error %v, want ErrFormat about the storage", isZip, err)
-		}
+		_, err := ReadWeights(p, VGG16, testDivisor)
+		require.ErrorIs(t, err, ErrFormat, "zip=%v", isZip)
+		assert.ErrorContains(t, err, "outside storage", "zip=%v", isZip)
 	}
 }
 
 func TestReadPTHTruncated(t *testing.T) {
 	for _, isZip := range []bool{false, true} {
-		data := (&pthFile{tensors: vgg16Specs(narrowWidths, false, 0), zip: isZip}).bytes(t)
+		data := (&pthFile{tensors: vgg16Specs(testDivisor, false, 0), zip: isZip}).bytes(t)
 		dir := t.TempDir()
 		p := filepath.Join(dir, "w.pth")
 		for _, cut := range cutPoints(len(data)) {
-			if err := os.WriteFile(p, data[:cut], 0o644); err != nil {
-				t.Fatal(err)
-			}
-			_, err := ReadVGG16Weights(p, testDivisor)
-			if err == nil || !errors.Is(err, ErrFormat) {
-				t.Fatalf("zip=%v cut at %d of %d: error %v, want ErrFormat", isZip, cut, len(data), err)
-			}
+			require.NoError(t, os.WriteFile(p, data[:cut], 0o644))
+			_, err := ReadWeights(p, VGG16, testDivisor)
+			require.ErrorIs(t, err, ErrFormat, "zip=%v cut at %d of %d", isZip, cut, len(data))
 		}
 	}
 }
@@ -588,22 +559,19 @@ func TestScanPickleLimits(t *testing.T) {
 	// A pickle that never stops, longer than the cap, is refused without
 	// being decoded.
 	long := bytes.Repeat([]byte{'N'}, maxPickleLen+10)
-	if _, err := scanPickle(bytes.NewReader(long), 0, int64(len(long)), maxPickleLen, "x"); err == nil || !errors.Is(err, ErrFormat) {
-		t.Errorf("over-long pickle: error %v", err)
-	}
+	_, err := scanPickle(bytes.NewReader(long), 0, int64(len(long)), maxPickleLen, "x")
+	assert.ErrorIs(t, err, ErrFormat, "over-long pickle")
 	marks := bytes.Repeat([]byte{'('}, maxPickleMarks+1)
-	if _, err := scanPickle(bytes.NewReader(marks), 0, int64(len(marks)), int64(len(marks)), "x"); err == nil || !strings.Contains(err.Error(), "MARK") {
-		t.Errorf("too many marks: error %v", err)
-	}
+	_, err = scanPickle(bytes.NewReader(marks), 0, int64(len(marks)), int64(len(marks)), "x")
+	assert.ErrorContains(t, err, "MARK", "too many marks")
 	for _, bad := range [][]byte{
 		{0x8a, 0, '.'},                 // empty LONG1
 		{0x8b, 0xff, 0xff, 0xff, 0xff}, // negative LONG4 length
 		{0xff},                         // unknown opcode
 		append([]byte{'I'}, bytes.Repeat([]byte{'9'}, maxPickleLine+1)...), // endless text argument
 	} {
-		if _, err := scanPickle(bytes.NewReader(bad), 0, int64(len(bad)), maxPickleLen, "x"); err == nil {
-			t.Errorf("%q: no error", bad)
-		}
+		_, err := scanPickle(bytes.NewReader(bad), 0, int64(len(bad)), maxPickleLen, "x")
+		assert.Error(t, err, "%q", bad)
 	}
 }
 
@@ -614,14 +582,13 @@ func TestScanPickleLimits(t *testing.T) {
 // 1 and 64. Seeds include a 66 KB zip bomb and a legacy file whose 26
 // tensors share one storage.
 func FuzzReadPTH(f *testing.F) {
-	small := vgg16Widths(64)
-	f.Add((&pthFile{tensors: vgg16Specs(small, false, 0)}).bytes(f))
-	f.Add((&pthFile{tensors: vgg16Specs(small, true, 0), zip: true}).bytes(f))
-	f.Add((&pthFile{tensors: vgg16Specs(small, false, 10), zip: true, deflate: true}).bytes(f))
+	f.Add((&pthFile{tensors: vgg16Specs(64, false, 0)}).bytes(f))
+	f.Add((&pthFile{tensors: vgg16Specs(64, true, 0), zip: true}).bytes(f))
+	f.Add((&pthFile{tensors: vgg16Specs(64, false, 10), zip: true, deflate: true}).bytes(f))
 	var evil pickler
 	evil.str("x")
 	evil.global("os", "system")
-	f.Add((&pthFile{tensors: vgg16Specs(small, false, 0)[:2], inject: evil.Bytes()}).bytes(f))
+	f.Add((&pthFile{tensors: vgg16Specs(64, false, 0)[:2], inject: evil.Bytes()}).bytes(f))
 	f.Add(vgg16Bomb(f, 34<<20, true))
 	f.Add(vgg16Bomb(f, 1<<10, false))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -638,9 +605,9 @@ func FuzzReadPTH(f *testing.F) {
 		})
 		checkReadCost(t, "any tensors", err, n, tensorsBytes(ts))
 		for _, d := range []int{1, 64} {
-			var w *VGG16Weights
+			var w *Weights
 			var err error
-			n := allocated(func() { w, err = decodeVGG16Weights(r, int64(len(data)), "fuzz", d) })
+			n := allocated(func() { w, err = decodeWeights(r, int64(len(data)), "fuzz", archSpecs, "", d) })
 			checkReadCost(t, fmt.Sprintf("VGG16 / %d", d), err, n, layersBytes(w))
 		}
 		if err != nil {
@@ -664,9 +631,9 @@ func FuzzReadPTH(f *testing.F) {
 // separately turns into 26 x 136 MB = 3.5 GB of float32.
 func vgg16Bomb(t testing.TB, n int, zipped bool) []byte {
 	var specs []pthSpec
-	for _, idx := range vgg16ConvIndices {
-		for _, kind := range []string{"weight", "bias"} {
-			specs = append(specs, pthSpec{name: "features." + strconv.Itoa(idx) + "." + kind, shape: []int{n}, half: true})
+	for _, l := range vgg16Spec.layers {
+		for _, name := range []string{l.weight, l.bias} {
+			specs = append(specs, pthSpec{name: name, shape: []int{n}, half: true})
 		}
 	}
 	return (&pthFile{tensors: specs, zip: zipped, deflate: zipped, shared: n}).bytes(t)
@@ -678,7 +645,7 @@ func vgg16Bomb(t testing.TB, n int, zipped bool) []byte {
 // values, the storage is read once, and the allocations stay within twice
 // the bytes kept plus 64 MB.
 func TestReadPTHSharedStorage(t *testing.T) {
-	specs := vgg16Specs(narrowWidths, false, 0)
+	specs := vgg16Specs(testDivisor, false, 0)
 	off := 7
 	for i := range specs {
 		specs[i].offset = off
@@ -692,9 +659,9 @@ func TestReadPTHSharedStorage(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &pthFile{tensors: specs, zip: tc.zipped, deflate: tc.deflat, shared: off + 11}
 			p := writeTemp(t, "w.pth", f.bytes(t))
-			var w *VGG16Weights
+			var w *Weights
 			var err error
-			n := allocated(func() { w, err = ReadVGG16Weights(p, testDivisor) })
+			n := allocated(func() { w, err = ReadWeights(p, VGG16, testDivisor) })
 			require.NoError(t, err)
 			checkLayersMatchSpecs(t, w, specs)
 			assert.LessOrEqual(t, n, readBudget(layersBytes(w)))

@@ -130,9 +130,11 @@ func newROC(values []float64, labels []int, distances bool) (*ROC, error) {
 	return r, nil
 }
 
-// Distances reports whether the curve was made from distances (smaller is
-// more compatible) rather than scores.
-func (r *ROC) Distances() bool { return r.distances }
+// FromDistances reports whether the curve was made by ROCFromDistances,
+// so that its thresholds are distances (smaller is more compatible, a
+// pair is compatible at distance <= threshold), rather than by
+// ROCFromScores (thresholds are scores).
+func (r *ROC) FromDistances() bool { return r.distances }
 
 // AUC returns the area under the curve by the trapezoidal rule: the
 // probability that a random positive is ranked before a random negative,
@@ -158,31 +160,16 @@ func (r *ROC) Youden() ROCPoint {
 }
 
 // AtFPR returns the point with the highest TPR whose FPR does not exceed
-// fpr: the loosest cutoff that keeps the false positive rate within fpr.
-// For fpr < 0 it returns the first point (nothing positive).
+// fpr: the loosest cutoff that keeps the false positive rate within fpr,
+// and the true positive rate it reaches. For fpr < 0 it returns the first
+// point (nothing positive). Call it for each tolerated rate to make a
+// table of cutoffs.
 func (r *ROC) AtFPR(fpr float64) ROCPoint {
 	i := sort.Search(len(r.FPR), func(i int) bool { return r.FPR[i] > fpr }) - 1
 	if i < 0 {
 		i = 0
 	}
 	return r.point(i)
-}
-
-// studyFPRs are the false positive rates of the study's cutoff table.
-var studyFPRs = [...]float64{0.05, 0.10, 0.20}
-
-// Table returns AtFPR for each of fprs, or for the study's 5%, 10% and 20%
-// if none are given: the true positive rate reached and the cutoff to use
-// at each tolerated false positive rate.
-func (r *ROC) Table(fprs ...float64) []ROCPoint {
-	if len(fprs) == 0 {
-		fprs = studyFPRs[:]
-	}
-	t := make([]ROCPoint, len(fprs))
-	for i, f := range fprs {
-		t[i] = r.AtFPR(f)
-	}
-	return t
 }
 
 func (r *ROC) point(i int) ROCPoint {

@@ -2,11 +2,13 @@ package style
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"os"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 type goldenROCCase struct {
@@ -21,13 +23,9 @@ type goldenROCCase struct {
 func loadGoldenROC(t *testing.T) map[string]goldenROCCase {
 	t.Helper()
 	b, err := os.ReadFile("testdata/roc_sklearn.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, json.Unmarshal(b, &m))
 	cases := map[string]goldenROCCase{}
 	for name, raw := range m {
 		var c goldenROCCase
@@ -37,9 +35,7 @@ func loadGoldenROC(t *testing.T) map[string]goldenROCCase {
 		cases[name] = c
 	}
 	for _, want := range []string{"random_6pct", "ties", "perfect", "inverted"} {
-		if _, ok := cases[want]; !ok {
-			t.Fatalf("golden case %q missing", want)
-		}
+		require.Contains(t, cases, want, "golden case missing")
 	}
 	return cases
 }
@@ -70,20 +66,16 @@ func TestROCGolden(t *testing.T) {
 	for name, c := range loadGoldenROC(t) {
 		t.Run(name, func(t *testing.T) {
 			r, err := ROCFromScores(c.Scores, c.Labels)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(r.FPR) != len(c.FPR) || len(r.TPR) != len(c.TPR) || len(r.Thresholds) != len(c.Thresholds) {
-				t.Fatalf("%d points, want %d", len(r.FPR), len(c.FPR))
-			}
+			require.NoError(t, err)
+			require.Len(t, r.FPR, len(c.FPR), "points")
+			require.Len(t, r.TPR, len(c.TPR), "points")
+			require.Len(t, r.Thresholds, len(c.Thresholds), "points")
 			neg := make([]float64, len(c.Scores))
 			for i, s := range c.Scores {
 				neg[i] = -s
 			}
 			rd, err := ROCFromDistances(neg, c.Labels)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			for i := range c.FPR {
 				th := goldenThreshold(t, c.Thresholds[i])
 				if math.Abs(r.FPR[i]-c.FPR[i]) > 1e-12 || math.Abs(r.TPR[i]-c.TPR[i]) > 1e-12 || r.Thresholds[i] != th {
@@ -93,69 +85,47 @@ func TestROCGolden(t *testing.T) {
 					t.Fatalf("distance point %d = (%v, %v, %v), want (%v, %v, %v)", i, rd.FPR[i], rd.TPR[i], rd.Thresholds[i], r.FPR[i], r.TPR[i], -th)
 				}
 			}
-			if math.Abs(r.AUC()-c.AUC) > 1e-12 || math.Abs(rd.AUC()-c.AUC) > 1e-12 {
-				t.Errorf("AUC %.17g (distances %.17g), want %.17g", r.AUC(), rd.AUC(), c.AUC)
-			}
-			if r.Distances() || !rd.Distances() {
-				t.Error("Distances() reports the wrong direction")
-			}
+			assert.InDelta(t, c.AUC, r.AUC(), 1e-12, "AUC")
+			assert.InDelta(t, c.AUC, rd.AUC(), 1e-12, "AUC from distances")
+			assert.False(t, r.FromDistances(), "FromDistances of ROCFromScores")
+			assert.True(t, rd.FromDistances(), "FromDistances of ROCFromDistances")
 		})
 	}
 }
 
-// TestROCCutoffs checks Youden's J, AtFPR and Table on a small set of
-// distances worked out by hand, and against brute force on the golden data.
+// TestROCCutoffs checks Youden's J and AtFPR on a small set of distances
+// worked out by hand, and against brute force on the golden data at the
+// study's false positive rates.
 func TestROCCutoffs(t *testing.T) {
 	// Distances and labels: 0.1+ 0.2+ 0.3- 0.4+ 0.5-.
 	// Points: (-Inf: 0, 0) (0.1: 0, 1/3) (0.2: 0, 2/3) (0.3: 1/2, 2/3)
 	// (0.4: 1/2, 1) (0.5: 1, 1). J is largest (2/3) at cutoff 0.2; 5 of the
 	// 6 positive-negative pairs are ordered right, so AUC = 5/6.
 	r, err := ROCFromDistances([]float64{0.3, 0.1, 0.5, 0.4, 0.2}, []int{0, 1, 0, 1, 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if y := r.Youden(); y.Threshold != 0.2 || y.TPR != 2.0/3 || y.FPR != 0 {
-		t.Errorf("Youden = %+v, want cutoff 0.2, TPR 2/3, FPR 0", y)
-	}
-	if a := r.AUC(); math.Abs(a-5.0/6) > 1e-15 {
-		t.Errorf("AUC = %v, want 5/6", a)
-	}
-	if p := r.AtFPR(0.5); p.Threshold != 0.4 || p.TPR != 1 {
-		t.Errorf("AtFPR(0.5) = %+v, want cutoff 0.4, TPR 1", p)
-	}
-	if p := r.AtFPR(0.49); p.Threshold != 0.2 || p.TPR != 2.0/3 {
-		t.Errorf("AtFPR(0.49) = %+v, want cutoff 0.2, TPR 2/3", p)
-	}
-	if p := r.AtFPR(-1); !math.IsInf(p.Threshold, -1) || p.TPR != 0 {
-		t.Errorf("AtFPR(-1) = %+v, want cutoff -Inf", p)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, ROCPoint{FPR: 0, TPR: 2.0 / 3, Threshold: 0.2}, r.Youden(), "Youden: cutoff 0.2, TPR 2/3, FPR 0")
+	assert.InDelta(t, 5.0/6, r.AUC(), 1e-15, "AUC")
+	assert.Equal(t, ROCPoint{FPR: 0.5, TPR: 1, Threshold: 0.4}, r.AtFPR(0.5), "AtFPR(0.5)")
+	assert.Equal(t, ROCPoint{FPR: 0, TPR: 2.0 / 3, Threshold: 0.2}, r.AtFPR(0.49), "AtFPR(0.49)")
+	assert.Equal(t, ROCPoint{FPR: 0, TPR: 0, Threshold: math.Inf(-1)}, r.AtFPR(-1), "AtFPR(-1): cutoff -Inf")
 
 	c := loadGoldenROC(t)["random_6pct"]
 	g, err := ROCFromScores(c.Scores, c.Labels)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	y := g.Youden()
 	for i := range g.FPR {
-		if g.TPR[i]-g.FPR[i] > y.TPR-y.FPR {
-			t.Fatalf("point %d has J %v above Youden's %v", i, g.TPR[i]-g.FPR[i], y.TPR-y.FPR)
-		}
+		require.LessOrEqual(t, g.TPR[i]-g.FPR[i], y.TPR-y.FPR, "point %d has J above Youden's", i)
 	}
-	tab := g.Table()
-	if len(tab) != 3 {
-		t.Fatalf("Table() has %d rows, want 3", len(tab))
-	}
-	for k, f := range []float64{0.05, 0.10, 0.20} {
-		p := tab[k]
+	for _, f := range []float64{0.05, 0.10, 0.20} {
+		p := g.AtFPR(f)
 		i := -1
 		for j := range g.FPR {
 			if g.FPR[j] <= f {
 				i = j
 			}
 		}
-		if p.FPR > f || p.TPR != g.TPR[i] || p.Threshold != g.Thresholds[i] {
-			t.Errorf("Table row for FPR %v = %+v, want point %d (%v, %v, %v)", f, p, i, g.FPR[i], g.TPR[i], g.Thresholds[i])
-		}
+		assert.LessOrEqual(t, p.FPR, f, "AtFPR(%v)", f)
+		assert.Equal(t, ROCPoint{FPR: g.FPR[i], TPR: g.TPR[i], Threshold: g.Thresholds[i]}, p, "AtFPR(%v): want the last point within the rate", f)
 		// The cutoff reproduces the rates when applied to the scores.
 		tp, fp, np, nn := 0, 0, 0, 0
 		for j, s := range c.Scores {
@@ -171,36 +141,25 @@ func TestROCCutoffs(t *testing.T) {
 				}
 			}
 		}
-		if float64(tp)/float64(np) != p.TPR || float64(fp)/float64(nn) != p.FPR {
-			t.Errorf("cutoff %v gives TPR %v FPR %v, row says %v %v", p.Threshold, float64(tp)/float64(np), float64(fp)/float64(nn), p.TPR, p.FPR)
-		}
+		assert.Equal(t, p.TPR, float64(tp)/float64(np), "TPR recounted at cutoff %v", p.Threshold)
+		assert.Equal(t, p.FPR, float64(fp)/float64(nn), "FPR recounted at cutoff %v", p.Threshold)
 	}
 }
 
 // TestROCErrors: single-class labels, bad labels, NaN and empty input are
 // errors, never NaN rates; mismatched lengths panic.
 func TestROCErrors(t *testing.T) {
-	if _, err := ROCFromScores([]float64{1, 2, 3}, []int{1, 1, 1}); !errors.Is(err, ErrOneClass) {
-		t.Errorf("all positive: err = %v, want ErrOneClass", err)
-	}
-	if _, err := ROCFromDistances([]float64{1, 2, 3}, []int{0, 0, 0}); !errors.Is(err, ErrOneClass) {
-		t.Errorf("all negative: err = %v, want ErrOneClass", err)
-	}
-	if _, err := ROCFromScores([]float64{1, 2}, []int{0, 2}); err == nil {
-		t.Error("label 2: no error")
-	}
-	if _, err := ROCFromScores([]float64{1, math.NaN()}, []int{0, 1}); err == nil {
-		t.Error("NaN score: no error")
-	}
-	if _, err := ROCFromScores(nil, nil); err == nil {
-		t.Error("empty: no error")
-	}
-	defer func() {
-		if recover() == nil {
-			t.Error("length mismatch did not panic")
-		}
-	}()
-	ROCFromScores([]float64{1, 2}, []int{0})
+	_, err := ROCFromScores([]float64{1, 2, 3}, []int{1, 1, 1})
+	assert.ErrorIs(t, err, ErrOneClass, "all positive")
+	_, err = ROCFromDistances([]float64{1, 2, 3}, []int{0, 0, 0})
+	assert.ErrorIs(t, err, ErrOneClass, "all negative")
+	_, err = ROCFromScores([]float64{1, 2}, []int{0, 2})
+	assert.ErrorContains(t, err, "label 2 at index 1", "label 2")
+	_, err = ROCFromScores([]float64{1, math.NaN()}, []int{0, 1})
+	assert.ErrorContains(t, err, "index 1 is NaN", "NaN score")
+	_, err = ROCFromScores(nil, nil)
+	assert.Error(t, err, "empty")
+	mustPanic(t, "labels", func() { ROCFromScores([]float64{1, 2}, []int{0}) })
 }
 
 func ExampleROCFromDistances() {
@@ -216,7 +175,8 @@ func ExampleROCFromDistances() {
 	fmt.Printf("AUC %.4f\n", roc.AUC())
 	y := roc.Youden()
 	fmt.Printf("Youden: compatible if distance <= %.2f (TPR %.2f, FPR %.2f)\n", y.Threshold, y.TPR, y.FPR)
-	for _, p := range roc.Table(0.25, 0.5) {
+	for _, rate := range []float64{0.25, 0.5} {
+		p := roc.AtFPR(rate)
 		fmt.Printf("FPR %.2f: TPR %.2f, cutoff %.2f\n", p.FPR, p.TPR, p.Threshold)
 	}
 	// Output:

@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
-	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // rawSafetensors assembles a safetensors file from a header text and data.
@@ -33,49 +35,32 @@ func TestSafetensorsRoundTrip(t *testing.T) {
 	}
 	meta := map[string]string{"preprocess": "caffe", "note": "ünïcode \"quoted\""}
 	p := filepath.Join(t.TempDir(), "t.safetensors")
-	if err := writeSafetensors(p, ts, meta); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, writeSafetensors(p, ts, meta))
 	raw, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	n := binary.LittleEndian.Uint64(raw)
-	if (8+n)%8 != 0 {
-		t.Errorf("data section starts at %d, not a multiple of 8", 8+n)
-	}
+	assert.Zero(t, (8+n)%8, "data section starts at %d, not a multiple of 8", 8+n)
 	got, gotMeta, err := readSafetensors(p, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(gotMeta, meta) {
-		t.Errorf("metadata %v, want %v", gotMeta, meta)
-	}
-	if len(got) != len(ts) {
-		t.Fatalf("%d tensors, want %d", len(got), len(ts))
-	}
+	require.NoError(t, err)
+	assert.Equal(t, meta, gotMeta)
+	require.Len(t, got, len(ts))
 	for _, w := range ts {
 		g, ok := got[w.name]
-		if !ok {
-			t.Fatalf("tensor %q missing", w.name)
-		}
-		if !reflect.DeepEqual(g.shape, w.shape) || !equalFloats(g.data, w.data) {
-			t.Errorf("tensor %q: got %v %v, want %v %v", w.name, g.shape, g.data, w.shape, w.data)
-		}
+		require.True(t, ok, "tensor %q missing", w.name)
+		assert.Equal(t, w.shape, g.shape, "tensor %q", w.name)
+		assert.True(t, equalFloats(g.data, w.data), "tensor %q: got %v, want %v", w.name, g.data, w.data)
 	}
 	// keep selects.
 	got, _, err = readSafetensors(p, &tensorPlan{keep: func(n string) bool { return n == "a" }})
-	if err != nil || len(got) != 1 || !equalFloats(got["a"].data, ts[1].data) {
-		t.Errorf("keep: got %v, %v", got, err)
-	}
+	require.NoError(t, err, "keep")
+	require.Len(t, got, 1, "keep")
+	assert.True(t, equalFloats(got["a"].data, ts[1].data), "keep: got %v", got)
 	// Written files are deterministic.
 	p2 := filepath.Join(t.TempDir(), "t2.safetensors")
-	if err := writeSafetensors(p2, ts, meta); err != nil {
-		t.Fatal(err)
-	}
-	if raw2, _ := os.ReadFile(p2); !bytes.Equal(raw, raw2) {
-		t.Error("two writes of the same tensors differ")
-	}
+	require.NoError(t, writeSafetensors(p2, ts, meta))
+	raw2, err := os.ReadFile(p2)
+	require.NoError(t, err)
+	assert.Equal(t, raw, raw2, "two writes of the same tensors differ")
 }
 
 func TestWriteSafetensorsRejects(t *testing.T) {
@@ -88,12 +73,8 @@ func TestWriteSafetensorsRejects(t *testing.T) {
 		"negative":  {{name: "x", shape: []int{-1}, data: nil}},
 	} {
 		p := filepath.Join(dir, name)
-		if err := writeSafetensors(p, ts, nil); err == nil {
-			t.Errorf("%s: no error", name)
-		}
-		if _, err := os.Stat(p); !os.IsNotExist(err) {
-			t.Errorf("%s: file written despite the error", name)
-		}
+		assert.Error(t, writeSafetensors(p, ts, nil), name)
+		assert.NoFileExists(t, p, "%s: file written despite the error", name)
 	}
 }
 
@@ -109,19 +90,11 @@ func TestSafetensorsHalfPrecision(t *testing.T) {
 	hdr := `{"h":{"dtype":"F16","shape":[6],"data_offsets":[0,12]},"b":{"dtype":"BF16","shape":[2,2],"data_offsets":[12,20]}}`
 	p := writeTemp(t, "h.safetensors", rawSafetensors(hdr, data.Bytes()))
 	got, meta, err := readSafetensors(p, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if meta != nil {
-		t.Errorf("metadata %v, want none", meta)
-	}
-	if !equalFloats(got["h"].data, want16) {
-		t.Errorf("F16: got %v, want %v", got["h"].data, want16)
-	}
+	require.NoError(t, err)
+	assert.Nil(t, meta)
+	assert.True(t, equalFloats(got["h"].data, want16), "F16: got %v, want %v", got["h"].data, want16)
 	for i, b := range bf16 {
-		if w := math.Float32frombits(uint32(b) << 16); got["b"].data[i] != w {
-			t.Errorf("BF16 %d: got %v, want %v", i, got["b"].data[i], w)
-		}
+		assert.Equal(t, math.Float32frombits(uint32(b)<<16), got["b"].data[i], "BF16 %d", i)
 	}
 }
 
@@ -197,16 +170,12 @@ func TestSafetensorsHostile(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeTemp(t, "x.safetensors", tc.file)
 			ts, _, err := readSafetensors(p, nil)
-			if err == nil {
-				t.Fatalf("no error, got %v", ts)
-			}
+			require.Error(t, err, "got %v", ts)
 			var fe *FormatError
-			if !errors.As(err, &fe) || !errors.Is(err, ErrFormat) || fe.Path != p {
-				t.Fatalf("error %#v: want a *FormatError naming the file", err)
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %q does not mention %q", err, tc.want)
-			}
+			require.ErrorAs(t, err, &fe)
+			require.ErrorIs(t, err, ErrFormat)
+			assert.Equal(t, p, fe.Path)
+			assert.ErrorContains(t, err, tc.want)
 		})
 	}
 }
@@ -218,28 +187,23 @@ func TestSafetensorsErrorOffsets(t *testing.T) {
 	p := writeTemp(t, "x.safetensors", rawSafetensors(hdr, make([]byte, 8)))
 	_, _, err := readSafetensors(p, nil)
 	var fe *FormatError
-	if !errors.As(err, &fe) || fe.Offset != int64(8+len(hdr)) {
-		t.Errorf("hole: error %v, want offset %d", err, 8+len(hdr))
-	}
+	require.ErrorAs(t, err, &fe, "hole")
+	assert.Equal(t, int64(8+len(hdr)), fe.Offset, "hole")
 	p = writeTemp(t, "y.safetensors", append(binary.LittleEndian.AppendUint64(nil, 1<<40), hdr...))
 	_, _, err = readSafetensors(p, nil)
-	if !errors.As(err, &fe) || fe.Offset != 0 {
-		t.Errorf("header length: error %v, want offset 0", err)
-	}
+	require.ErrorAs(t, err, &fe, "header length")
+	assert.Zero(t, fe.Offset, "header length")
 }
 
 func TestSafetensorsTruncated(t *testing.T) {
 	ts := []tensor{{name: "a", shape: []int{3, 5}, data: testValues(1, 15)}, {name: "b", shape: []int{7}, data: testValues(2, 7)}}
 	p := filepath.Join(t.TempDir(), "t.safetensors")
-	if err := writeSafetensors(p, ts, map[string]string{"k": "v"}); err != nil {
-		t.Fatal(err)
-	}
-	data, _ := os.ReadFile(p)
+	require.NoError(t, writeSafetensors(p, ts, map[string]string{"k": "v"}))
+	data, err := os.ReadFile(p)
+	require.NoError(t, err)
 	for cut := 0; cut < len(data); cut++ {
 		_, _, err := decodeSafetensors(bytes.NewReader(data[:cut]), int64(cut), "t", nil)
-		if err == nil || !errors.Is(err, ErrFormat) {
-			t.Fatalf("cut at %d of %d: error %v, want ErrFormat", cut, len(data), err)
-		}
+		require.ErrorIs(t, err, ErrFormat, "cut at %d of %d", cut, len(data))
 	}
 }
 
@@ -248,21 +212,14 @@ func TestSafetensorsReadsOnlyKept(t *testing.T) {
 	big := tensor{name: "classifier.0.weight", shape: []int{1 << 20}, data: make([]float32, 1<<20)}
 	small := tensor{name: "features.0.bias", shape: []int{3}, data: []float32{1, 2, 3}}
 	p := filepath.Join(t.TempDir(), "t.safetensors")
-	if err := writeSafetensors(p, []tensor{big, small}, nil); err != nil {
-		t.Fatal(err)
-	}
-	data, _ := os.ReadFile(p)
+	require.NoError(t, writeSafetensors(p, []tensor{big, small}, nil))
+	data, err := os.ReadFile(p)
+	require.NoError(t, err)
 	c := &countingReaderAt{r: bytes.NewReader(data)}
 	got, _, err := decodeSafetensors(c, int64(len(data)), p, &tensorPlan{keep: func(n string) bool { return n == small.name }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !equalFloats(got[small.name].data, small.data) {
-		t.Errorf("got %v", got[small.name].data)
-	}
-	if c.n > 1024 {
-		t.Errorf("read %d bytes of a %d-byte file, want the header and 12 bytes", c.n, len(data))
-	}
+	require.NoError(t, err)
+	assert.Equal(t, small.data, got[small.name].data)
+	assert.LessOrEqual(t, c.n, int64(1024), "bytes read of a %d-byte file, want the header and 12 bytes", len(data))
 }
 
 // FuzzReadSafetensors checks that no input makes the reader panic, that
@@ -275,7 +232,11 @@ func TestSafetensorsReadsOnlyKept(t *testing.T) {
 func FuzzReadSafetensors(f *testing.F) {
 	f.Add(rawSafetensors(`{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, make([]byte, 8)))
 	var vgg bytes.Buffer
-	ts := layersToTensors(GenerateVGG16Weights(1, 64).Layers)
+	w, err := GenerateWeights(VGG16, 1, 64)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ts := vgg16Spec.tensors(w.layers)
 	hdr, err := safetensorsHeader(ts, map[string]string{"preprocess": "caffe"})
 	if err != nil {
 		f.Fatal(err)
@@ -285,9 +246,9 @@ func FuzzReadSafetensors(f *testing.F) {
 	}
 	f.Add(vgg.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var w *VGG16Weights
+		var w *Weights
 		var err error
-		n := allocated(func() { w, err = decodeVGG16Weights(bytes.NewReader(data), int64(len(data)), "fuzz", 64) })
+		n := allocated(func() { w, err = decodeWeights(bytes.NewReader(data), int64(len(data)), "fuzz", archSpecs, "", 64) })
 		checkReadCost(t, "VGG16 / 64", err, n, layersBytes(w))
 
 		var ts map[string]tensor

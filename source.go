@@ -76,8 +76,8 @@ func (d *DirSource) Close() error { return d.root.Close() }
 
 // Open opens the image file called name in the folder. It fails for names
 // escaping the folder (ErrInvalidName), missing files (fs.ErrNotExist),
-// anything but a regular file, and files larger than MaxImageBytes
-// (ErrImageTooLarge).
+// anything but a regular file, and files larger than 64 MiB, DecodeImage's
+// limit (ErrImageTooLarge).
 func (d *DirSource) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -93,8 +93,8 @@ func (d *DirSource) Open(ctx context.Context, name string) (io.ReadCloser, error
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("style: %s: %s is not a regular file", d.dir, name)
 	}
-	if fi.Size() > MaxImageBytes {
-		return nil, fmt.Errorf("style: %s: %s has %d bytes, more than %d: %w", d.dir, name, fi.Size(), MaxImageBytes, ErrImageTooLarge)
+	if fi.Size() > maxImageBytes {
+		return nil, fmt.Errorf("style: %s: %s has %d bytes, more than %d: %w", d.dir, name, fi.Size(), maxImageBytes, ErrImageTooLarge)
 	}
 	f, err := d.root.Open(p)
 	if err != nil {
@@ -154,8 +154,8 @@ type URLOptions struct {
 	Backoff time.Duration
 	// MaxBackoff caps one wait; 0 means 30 seconds.
 	MaxBackoff time.Duration
-	// MaxBytes caps one image; 0 means MaxImageBytes. Larger answers fail
-	// with ErrImageTooLarge.
+	// MaxBytes caps one image; 0 means 64 MiB (DecodeImage's limit).
+	// Larger answers fail with ErrImageTooLarge.
 	MaxBytes int64
 	// UserAgent is sent with each request; "" means "stylespace-style".
 	UserAgent string
@@ -224,7 +224,7 @@ func NewURLSource(prefix string, opts *URLOptions) (*URLSource, error) {
 		o.MaxBackoff = 30 * time.Second
 	}
 	if o.MaxBytes <= 0 {
-		o.MaxBytes = MaxImageBytes
+		o.MaxBytes = maxImageBytes
 	}
 	if o.UserAgent == "" {
 		o.UserAgent = "stylespace-style"

@@ -2,11 +2,11 @@ package style
 
 import (
 	"fmt"
-	"math"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // sortedPairs concatenates and sorts pairs so that splits can be compared
@@ -50,35 +50,22 @@ func TestStratifiedSplitSmall(t *testing.T) {
 		}
 		pairs = append(pairs, LabeledPair{A: i, B: i + 1000, Label: l})
 	}
-	if positives(pairs) != 17 {
-		t.Fatalf("setup: %d positives", positives(pairs))
-	}
-	train, val, test := StratifiedSplit(pairs, 42)
-	if len(train) != 62 || len(val) != 20 || len(test) != 21 {
-		t.Fatalf("sizes %d/%d/%d, want 62/20/21", len(train), len(val), len(test))
-	}
-	if positives(train) != 10 || positives(val) != 3 || positives(test) != 4 {
-		t.Fatalf("positives %d/%d/%d, want 10/3/4", positives(train), positives(val), positives(test))
-	}
-	if !reflect.DeepEqual(sortedPairs(train, val, test), sortedPairs(pairs)) {
-		t.Fatal("the split is not a partition of the pairs")
-	}
-	// Labels are mixed, not grouped.
-	if positives(train[:31]) == 0 || positives(train[31:]) == 0 {
-		t.Fatal("positives grouped in the training set")
-	}
-	// Other fractions; the input is not modified.
+	require.Equal(t, 17, positives(pairs), "setup: positives")
 	before := slices.Clone(pairs)
-	tr, va, te := StratifiedSplitFractions(pairs, 1, 0.5, 0)
-	if len(tr) != 52 || len(va) != 0 || len(te) != 51 || !slices.Equal(before, pairs) {
-		t.Fatalf("50/0/50: %d/%d/%d", len(tr), len(va), len(te))
-	}
-	defer func() {
-		if recover() == nil {
-			t.Fatal("fractions summing to 1.2 accepted")
-		}
-	}()
-	StratifiedSplitFractions(pairs, 1, 0.7, 0.5)
+	train, val, test := StratifiedSplit(pairs, 42)
+	require.Equal(t, []int{62, 20, 21}, []int{len(train), len(val), len(test)}, "sizes")
+	require.Equal(t, []int{10, 3, 4}, []int{positives(train), positives(val), positives(test)}, "positives")
+	require.Equal(t, sortedPairs(pairs), sortedPairs(train, val, test), "the split is not a partition of the pairs")
+	require.Equal(t, before, pairs, "the input was modified")
+	// Labels are mixed, not grouped.
+	require.NotZero(t, positives(train[:31]), "positives grouped in the training set")
+	require.NotZero(t, positives(train[31:]), "positives grouped in the training set")
+	// Other fractions (through the unexported function the study's split
+	// calls); the input is not modified.
+	tr, va, te := stratifiedSplit(pairs, 1, 0.5, 0)
+	require.Equal(t, []int{52, 0, 51}, []int{len(tr), len(va), len(te)}, "50/0/50")
+	require.Equal(t, before, pairs, "the input was modified")
+	mustPanic(t, "fractions", func() { stratifiedSplit(pairs, 1, 0.7, 0.5) })
 }
 
 func TestStratifiedSplitAmazon(t *testing.T) {
@@ -97,29 +84,19 @@ func TestStratifiedSplitAmazon(t *testing.T) {
 	train, val, test := StratifiedSplit(lp, 1)
 	want := []int{21000, 7000, 7000}
 	for k, s := range [][]LabeledPair{train, val, test} {
-		if len(s) != want[k] {
-			t.Fatalf("set %d has %d pairs, want %d", k, len(s), want[k])
-		}
+		require.Len(t, s, want[k], "set %d", k)
 		// The study's 5.8% +- 0.1% positives (2,040 / 35,000 = 5.83%).
-		if share := float64(positives(s)) / float64(len(s)); math.Abs(share-0.058) > 0.001 {
-			t.Fatalf("set %d has %.4f positives, want 0.058 +- 0.001", k, share)
-		}
+		require.InDelta(t, 0.058, float64(positives(s))/float64(len(s)), 0.001, "set %d: share of positives", k)
 	}
-	if positives(train) != 1224 || positives(val) != 408 || positives(test) != 408 {
-		t.Fatalf("positives %d/%d/%d, want 1224/408/408", positives(train), positives(val), positives(test))
-	}
-	if !reflect.DeepEqual(sortedPairs(train, val, test), sortedPairs(lp)) {
-		t.Fatal("the split is not a partition of the pairs")
-	}
+	require.Equal(t, []int{1224, 408, 408}, []int{positives(train), positives(val), positives(test)}, "positives")
+	require.Equal(t, sortedPairs(lp), sortedPairs(train, val, test), "the split is not a partition of the pairs")
 	// Deterministic for a seed, different for another.
 	train2, val2, test2 := StratifiedSplit(lp, 1)
-	if !slices.Equal(train, train2) || !slices.Equal(val, val2) || !slices.Equal(test, test2) {
-		t.Fatal("same seed, different split")
-	}
+	require.Equal(t, train, train2, "same seed, different split")
+	require.Equal(t, val, val2, "same seed, different split")
+	require.Equal(t, test, test2, "same seed, different split")
 	train3, _, _ := StratifiedSplit(lp, 2)
-	if slices.Equal(train, train3) {
-		t.Fatal("seeds 1 and 2 give the same split")
-	}
+	require.NotEqual(t, train, train3, "seeds 1 and 2 give the same split")
 }
 
 func ExampleStratifiedSplit() {

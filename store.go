@@ -1,6 +1,7 @@
 package style
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -282,6 +283,17 @@ func readStoreIndex(path string) (*storeIndex, error) {
 	if err := json.Unmarshal(data, &idx); err != nil {
 		return nil, &FormatError{Path: path, Offset: -1, Msg: "malformed index", Err: err}
 	}
+	// Indexes written before Backbone had Arch, Seed and Divisor name the
+	// architecture "Name" and record no divisor, which is then 1.
+	var legacy struct {
+		Backbone struct {
+			Name    string
+			Divisor *int
+		} `json:"backbone"`
+	}
+	if json.Unmarshal(data, &legacy) == nil && legacy.Backbone.Divisor == nil {
+		idx.Backbone.Arch, idx.Backbone.Divisor = cmp.Or(idx.Backbone.Arch, Arch(legacy.Backbone.Name)), 1
+	}
 	bad := func(msg string, args ...any) error {
 		return &FormatError{Path: path, Offset: -1, Msg: fmt.Sprintf(msg, args...)}
 	}
@@ -387,10 +399,10 @@ func (s *FeatureStore) Names() []string {
 	return append([]string(nil), s.names...)
 }
 
-// Max returns the largest value of all stored vectors (as stored, after
-// rounding to float16), or 0 if the store is empty. This is the MinMax
-// scale of the features.
-func (s *FeatureStore) Max() float32 {
+// maxAll returns the largest value of all stored vectors (as stored, after
+// rounding to float16), or 0 if the store is empty: FeatureScale's fast
+// path.
+func (s *FeatureStore) maxAll() float32 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var m float32
@@ -402,16 +414,16 @@ func (s *FeatureStore) Max() float32 {
 	return m
 }
 
-// MaxOf returns the largest value of the vectors with the given indices
-// (for example those of the training pairs), or 0 if idx is empty. It
-// panics if an index is out of range.
-func (s *FeatureStore) MaxOf(idx []int) float32 {
+// maxOf returns the largest value of the vectors with the given indices
+// (for example those of the training pairs), or 0 if idx is empty:
+// FeatureScale's fast path. It panics if an index is out of range.
+func (s *FeatureStore) maxOf(idx []int) float32 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var m float32
 	for k, i := range idx {
 		if i < 0 || i >= len(s.maxes) {
-			panic(fmt.Sprintf("style: FeatureStore.MaxOf: index %d out of range [0,%d)", i, len(s.maxes)))
+			panic(fmt.Sprintf("style: FeatureStore.maxOf: index %d out of range [0,%d)", i, len(s.maxes)))
 		}
 		if k == 0 || s.maxes[i] > m {
 			m = s.maxes[i]

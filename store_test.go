@@ -218,7 +218,7 @@ func checkStoreEntries(t *testing.T, s *FeatureStore, names []string) {
 	}
 }
 
-var storeTestBackbone = Backbone{Name: "fake", Preprocess: PreprocessCaffe, SHA256: "00ff"}
+var storeTestBackbone = Backbone{Arch: "fake", Preprocess: PreprocessCaffe, SHA256: "00ff"}
 
 func TestFeatureStoreRoundTrip(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store")
@@ -241,15 +241,15 @@ func TestFeatureStoreRoundTrip(t *testing.T) {
 		}
 		checkStoreEntries(t, s, names) // readable at once, mapped or not
 	}
-	if s.Len() != 10 || s.Max() != max {
-		t.Fatalf("Len %d Max %v, want 10 and %v", s.Len(), s.Max(), max)
+	if s.Len() != 10 || s.maxAll() != max {
+		t.Fatalf("Len %d Max %v, want 10 and %v", s.Len(), s.maxAll(), max)
 	}
 	var sub float32
 	for _, v := range rounded16(testVector(names[3], dim)) {
 		sub = float32(math.Max(float64(sub), float64(v)))
 	}
-	if got := s.MaxOf([]int{3}); got != sub {
-		t.Fatalf("MaxOf = %v, want %v", got, sub)
+	if got := s.maxOf([]int{3}); got != sub {
+		t.Fatalf("maxOf = %v, want %v", got, sub)
 	}
 
 	// Bad puts.
@@ -301,8 +301,8 @@ func TestFeatureStoreRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Len() != 11 || r.Dim() != dim || r.Backbone() != storeTestBackbone || r.Max() != max {
-		t.Fatalf("reopened: Len %d Dim %d Backbone %+v Max %v", r.Len(), r.Dim(), r.Backbone(), r.Max())
+	if r.Len() != 11 || r.Dim() != dim || r.Backbone() != storeTestBackbone || r.maxAll() != max {
+		t.Fatalf("reopened: Len %d Dim %d Backbone %+v Max %v", r.Len(), r.Dim(), r.Backbone(), r.maxAll())
 	}
 	checkStoreEntries(t, r, names)
 	if m := r.mapped.Load(); runtime.GOOS == "linux" && (m == nil || m.n != 11) {
@@ -317,7 +317,7 @@ func TestFeatureStoreRoundTrip(t *testing.T) {
 	if _, err := OpenFeatureStore(dir, &StoreOptions{Dim: dim + 1}); err == nil {
 		t.Error("wrong dimension accepted")
 	}
-	if _, err := OpenFeatureStore(dir, &StoreOptions{Backbone: Backbone{Name: "other"}}); err == nil {
+	if _, err := OpenFeatureStore(dir, &StoreOptions{Backbone: Backbone{Arch: "other"}}); err == nil {
 		t.Error("wrong backbone accepted")
 	}
 	if _, err := OpenFeatureStore(filepath.Join(t.TempDir(), "new"), nil); err == nil {

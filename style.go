@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// Preprocess names the input normalisation a VGG16 weight file was trained
-// with.
+// Preprocess names the input normalisation a backbone's weights were
+// trained with.
 type Preprocess string
 
 const (
@@ -23,16 +23,21 @@ const (
 )
 
 // Backbone identifies the feature extractor that features came from, so that
-// a head trained on one backbone is never silently used with another.
+// a head trained on one backbone is never silently used with another. A
+// network read from a file is identified by the file's SHA-256, a
+// generated one (see GenerateWeights) by its seed and width divisor.
+// Backbones are compared with ==.
 type Backbone struct {
-	Name       string     // for example "vgg16"
+	Arch       Arch       // for example VGG16
 	Preprocess Preprocess // input normalisation
-	SHA256     string     // hex SHA-256 of the weight file, "" if generated in memory
+	SHA256     string     // hex SHA-256 of the weight file; "" if generated
+	Seed       uint64     // seed of generated weights; 0 for a weight file
+	Divisor    int        // width divisor: 1 for the published network
 }
 
 // FeatureExtractor turns an image into a feature vector of FeatureLen
-// floats. *VGG16 implements it. Implementations must be safe for concurrent
-// use.
+// floats. *Network implements it. Implementations must be safe for
+// concurrent use.
 type FeatureExtractor interface {
 	Features(img image.Image) ([]float32, error)
 	FeatureLen() int

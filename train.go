@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/stylespace/style/internal/engine"
+	"gonum.org/v1/gonum/blas"
 )
 
-// StudyL2 is the study's L2 penalty factor on the head's kernel: the loss
-// gains StudyL2·sum(W²). The bias is not penalised.
-const StudyL2 = 1.25e-4
+// defaultL2 is the study's L2 penalty factor on the head's kernel, the
+// default of Trainer.L2.
+const defaultL2 = 1.25e-4
 
 // Trainer trains a SiameseHead on labelled pairs of stored feature vectors
 // with the contrastive loss (margin from the head), an L2 penalty on the
@@ -44,15 +45,22 @@ type Trainer struct {
 	// the epoch with the lowest validation loss back. Zero means no early
 	// stopping: all Epochs run and the last weights are kept.
 	Patience int
-	// L2 is the penalty factor on the sum of squared kernel weights; zero
-	// means StudyL2 and a negative value means no penalty.
+	// L2 is the penalty factor on the sum of squared kernel weights: the
+	// loss gains L2·sum(W²); the bias is not penalised. Zero means the
+	// study's 1.25e-4 and a negative value means no penalty.
 	L2 float64
 	// Optimizer updates the weights; nil means a new RMSProp with Keras'
-	// defaults for each Fit. A given Optimizer keeps its state across Fit
-	// calls unless Reset.
+	// defaults and the Trainer's Workers for each Fit. A given Optimizer
+	// keeps its state across Fit calls unless Reset, and its own
+	// parallelism (RMSProp.Workers).
 	Optimizer Optimizer
-	// Workers bounds the goroutines gathering features; zero means
-	// runtime.GOMAXPROCS(0). It does not change the results.
+	// Workers bounds the goroutines of every parallel part of training:
+	// gathering the features, the matrix products, the L2 penalty pass and
+	// the default RMSProp's step. The matrix products run on the head's
+	// Dense.BLAS when it is set (as configured there) and otherwise on the
+	// package's BLAS with Workers goroutines. Zero means
+	// runtime.GOMAXPROCS(0); a negative value makes Fit return an error.
+	// It does not change the results.
 	Workers int
 	// Progress, if not nil, is called after every epoch with Stage "train",
 	// Done and Total epochs, the epoch's training loss and its validation
@@ -72,7 +80,7 @@ type History struct {
 }
 
 func (t *Trainer) settings() (epochs, batch int, l2 float64, workers int) {
-	epochs, batch, l2, workers = t.Epochs, t.BatchSize, t.L2, t.Workers
+	epochs, batch, l2 = t.Epochs, t.BatchSize, t.L2
 	if epochs <= 0 {
 		epochs = 10
 	}
@@ -80,12 +88,11 @@ func (t *Trainer) settings() (epochs, batch int, l2 float64, workers int) {
 		batch = 128
 	}
 	if l2 == 0 {
-		l2 = StudyL2
+		l2 = defaultL2
 	} else if l2 < 0 {
 		l2 = 0
 	}
-	workers = engine.Workers(workers)
-	return
+	return epochs, batch, l2, engine.Workers(t.Workers)
 }
 
 // Fit trains h on the train pairs of features from src and, after each
@@ -94,12 +101,16 @@ func (t *Trainer) settings() (epochs, batch int, l2 float64, workers int) {
 //
 // Fit checks ctx before every mini-batch and returns ctx.Err() when it is
 // cancelled; h then holds the weights after the last completed mini-batch.
-// It returns an error if src.Dim() is not h.In(), there are no training
-// pairs, or a pair has an index out of range or a label other than 0 or 1.
+// It returns an error if Workers (or that of the head's BLAS) is
+// negative, src.Dim() is not h.Dense.In, there are no training pairs, or a
+// pair has an index out of range or a label other than 0 or 1.
 func (t *Trainer) Fit(ctx context.Context, h *SiameseHead, src FeatureSource, train, val []LabeledPair) (*History, error) {
+	if t.Workers < 0 {
+		return nil, fmt.Errorf("style: Trainer.Fit: Workers is %d, want 0 (GOMAXPROCS) or more", t.Workers)
+	}
 	epochs, batch, l2, workers := t.settings()
-	if src.Dim() != h.In() {
-		return nil, fmt.Errorf("style: Trainer.Fit: features have %d values, the head expects %d", src.Dim(), h.In())
+	if src.Dim() != h.Dense.In {
+		return nil, fmt.Errorf("style: Trainer.Fit: features have %d values, the head expects %d", src.Dim(), h.Dense.In)
 	}
 	if len(train) == 0 {
 		return nil, errors.New("style: Trainer.Fit: no training pairs")
@@ -113,16 +124,19 @@ func (t *Trainer) Fit(ctx context.Context, h *SiameseHead, src FeatureSource, tr
 	if err := checkHeadParams(h.Scale, h.Margin, h.Cutoff); err != nil {
 		return nil, fmt.Errorf("style: Trainer.Fit: %v", err)
 	}
+	if w, ok := blasWorkers(h.Dense.BLAS); ok && w < 0 {
+		return nil, fmt.Errorf("style: Trainer.Fit: the head's BLAS has Workers %d, want 0 (GOMAXPROCS) or more", w)
+	}
 	opt := t.Optimizer
 	if opt == nil {
-		opt = &RMSProp{}
+		opt = &RMSProp{Workers: workers}
 	}
 	d := h.Dense
 	d.checkShape("Fit")
 	start := time.Now()
 	rng := rand.New(rand.NewPCG(t.Seed, 0xbb67ae8584caa73b))
 	order := make([]int, len(train))
-	ws := newHeadWorkspace(h, min(batch, len(train)), true)
+	ws := newHeadWorkspace(h, min(batch, len(train)), true, workers)
 	hist := &History{BestEpoch: -1}
 	var bestW, bestB []float32
 	bestLoss := math.Inf(1)
@@ -142,14 +156,14 @@ func (t *Trainer) Fit(ctx context.Context, h *SiameseHead, src FeatureSource, tr
 			for _, k := range order[lo:hi] {
 				ws.pairs = append(ws.pairs, train[k])
 			}
-			ws.gather(src, ws.pairs, workers)
+			ws.gather(src, ws.pairs)
 			sum += ws.step(h, l2, opt) * float64(hi-lo)
 		}
 		hist.Loss = append(hist.Loss, sum/float64(len(train)))
 		var vl float64
 		if len(val) > 0 {
 			var err error
-			if vl, _, err = h.evalPairs(ctx, src, val, ws, workers, l2, true); err != nil {
+			if vl, _, err = h.evalPairs(ctx, src, val, ws, l2, true); err != nil {
 				return nil, err
 			}
 			hist.ValLoss = append(hist.ValLoss, vl)
@@ -180,12 +194,23 @@ func (t *Trainer) Fit(ctx context.Context, h *SiameseHead, src FeatureSource, tr
 }
 
 // PairDistances returns the distance between the embeddings of the two
-// items of each pair. It returns an error if src.Dim() is not h.In(), a
-// pair refers to an entry out of range, or ctx is cancelled (ctx.Err(),
-// checked between batches).
+// items of each pair, in batches of 128 pairs. With the labels, the
+// distances give the head's ROC curve (ROCFromDistances).
+//
+// Its parallelism is the head's: the matrix products run on h.Dense.BLAS
+// (nil means the package's BLAS), and the features are read on as many
+// goroutines as that BLAS uses, its Workers if it is a BLAS of this
+// package and runtime.GOMAXPROCS(0) otherwise. It returns an error if that
+// Workers is negative, src.Dim() is not h.Dense.In, a pair refers to an
+// entry out of range, or ctx is cancelled (ctx.Err(), checked between
+// batches).
 func (h *SiameseHead) PairDistances(ctx context.Context, src FeatureSource, pairs []LabeledPair) ([]float64, error) {
-	if src.Dim() != h.In() {
-		return nil, fmt.Errorf("style: SiameseHead.PairDistances: features have %d values, the head expects %d", src.Dim(), h.In())
+	w, _ := blasWorkers(h.Dense.BLAS)
+	if w < 0 {
+		return nil, fmt.Errorf("style: SiameseHead.PairDistances: the head's BLAS has Workers %d, want 0 (GOMAXPROCS) or more", w)
+	}
+	if src.Dim() != h.Dense.In {
+		return nil, fmt.Errorf("style: SiameseHead.PairDistances: features have %d values, the head expects %d", src.Dim(), h.Dense.In)
 	}
 	for k, p := range pairs {
 		if p.A < 0 || p.A >= src.Len() || p.B < 0 || p.B >= src.Len() {
@@ -195,27 +220,9 @@ func (h *SiameseHead) PairDistances(ctx context.Context, src FeatureSource, pair
 	if len(pairs) == 0 {
 		return nil, nil
 	}
-	ws := newHeadWorkspace(h, min(128, len(pairs)), false)
-	_, dist, err := h.evalPairs(ctx, src, pairs, ws, engine.Workers(0), 0, false)
+	ws := newHeadWorkspace(h, min(128, len(pairs)), false, engine.Workers(w))
+	_, dist, err := h.evalPairs(ctx, src, pairs, ws, 0, false)
 	return dist, err
-}
-
-// Evaluate returns the ROC curve of the head's distances on labelled pairs
-// (ROCFromDistances): its AUC, and cutoffs as distances. It returns the
-// errors of PairDistances and ROCFromDistances.
-func (h *SiameseHead) Evaluate(ctx context.Context, src FeatureSource, pairs []LabeledPair) (*ROC, error) {
-	if err := checkPairs(pairs, src.Len(), "evaluation"); err != nil {
-		return nil, err
-	}
-	dist, err := h.PairDistances(ctx, src, pairs)
-	if err != nil {
-		return nil, err
-	}
-	labels := make([]int, len(pairs))
-	for i, p := range pairs {
-		labels[i] = p.Label
-	}
-	return ROCFromDistances(dist, labels)
 }
 
 func checkPairs(pairs []LabeledPair, n int, what string) error {
@@ -230,29 +237,41 @@ func checkPairs(pairs []LabeledPair, n int, what string) error {
 	return nil
 }
 
-// headWorkspace holds the buffers of one mini-batch of at most cap pairs.
+// headWorkspace holds the buffers of one mini-batch of at most cap pairs,
+// and the parallelism of a run: workers goroutines for the gather and the
+// L2 pass, bl for the matrix products.
 type headWorkspace struct {
-	cap    int
-	pairs  []LabeledPair
-	labels []int
-	x      []float32 // 2n x In: first items, then second items
-	h      []float32 // 2n x Out embeddings
-	dh     []float32 // 2n x Out loss gradient
-	gW, gB []float32
-	dist   []float64
+	cap     int
+	workers int
+	bl      blas.Float32Level3
+	pairs   []LabeledPair
+	labels  []int
+	x       []float32 // 2n x In: first items, then second items
+	h       []float32 // 2n x Out embeddings
+	dh      []float32 // 2n x Out loss gradient
+	gW, gB  []float32
+	dist    []float64
 }
 
 // newHeadWorkspace allocates the buffers for batches of capacity pairs,
-// with the gradient buffers only if train is set.
-func newHeadWorkspace(h *SiameseHead, capacity int, train bool) *headWorkspace {
-	in, out := h.In(), h.Out()
+// with the gradient buffers only if train is set, for a run on workers
+// (resolved) goroutines: the matrix products use the head's BLAS if it
+// has one, else the package's with workers goroutines.
+func newHeadWorkspace(h *SiameseHead, capacity int, train bool, workers int) *headWorkspace {
+	in, out := h.Dense.In, h.Dense.Out
+	bl := h.Dense.BLAS
+	if bl == nil {
+		bl = BLAS{Workers: workers}
+	}
 	ws := &headWorkspace{
-		cap:    capacity,
-		pairs:  make([]LabeledPair, 0, capacity),
-		labels: make([]int, capacity),
-		x:      make([]float32, 2*capacity*in),
-		h:      make([]float32, 2*capacity*out),
-		dist:   make([]float64, capacity),
+		cap:     capacity,
+		workers: workers,
+		bl:      bl,
+		pairs:   make([]LabeledPair, 0, capacity),
+		labels:  make([]int, capacity),
+		x:       make([]float32, 2*capacity*in),
+		h:       make([]float32, 2*capacity*out),
+		dist:    make([]float64, capacity),
 	}
 	if train {
 		ws.dh = make([]float32, 2*capacity*out)
@@ -264,15 +283,15 @@ func newHeadWorkspace(h *SiameseHead, capacity int, train bool) *headWorkspace {
 
 // gather copies the features of pairs into ws.x (row p the first item of
 // pair p, row n+p its second item) and their labels into ws.labels. Rows are
-// spread over at most workers goroutines (one per four rows); each row is
-// written by exactly one, so the result does not depend on workers.
-func (ws *headWorkspace) gather(src FeatureSource, pairs []LabeledPair, workers int) {
+// spread over at most ws.workers goroutines (one per four rows); each row
+// is written by exactly one, so the result does not depend on workers.
+func (ws *headWorkspace) gather(src FeatureSource, pairs []LabeledPair) {
 	n, dim := len(pairs), src.Dim()
 	for p, pr := range pairs {
 		ws.labels[p] = pr.Label
 	}
 	rows := 2 * n
-	engine.For(min(workers, rows/4), rows, func(_, r int) {
+	engine.For(min(ws.workers, rows/4), rows, func(_, r int) {
 		p := pairs[r%n]
 		i := p.A
 		if r >= n {
@@ -291,17 +310,17 @@ func (ws *headWorkspace) step(h *SiameseHead, l2 float64, opt Optimizer) float64
 	in, out := d.In, d.Out
 	x, hh, dh := ws.x[:2*n*in], ws.h[:2*n*out], ws.dh[:2*n*out]
 	alpha := h.alpha()
-	d.forward(hh, x, 2*n, alpha)
+	d.forward(ws.bl, hh, x, 2*n, alpha)
 	loss := contrastiveEval(h.Margin, dh[:n*out], dh[n*out:], hh[:n*out], hh[n*out:], ws.labels[:n], ws.dist[:n])
-	d.backward(ws.gW, ws.gB, nil, x, hh, dh, 2*n, 2, alpha)
-	loss += engine.L2Penalty(ws.gW, d.W, l2)
+	d.backward(ws.bl, ws.gW, ws.gB, nil, x, hh, dh, 2*n, 2, alpha)
+	loss += l2Penalty(ws.gW, d.W, l2, ws.workers)
 	opt.Step([][]float32{d.W, d.B}, [][]float32{ws.gW, ws.gB})
 	return loss
 }
 
 // evalPairs embeds the pairs in batches of ws.cap and returns the mean
 // contrastive loss plus the L2 penalty (if wantLoss) and the distances.
-func (h *SiameseHead) evalPairs(ctx context.Context, src FeatureSource, pairs []LabeledPair, ws *headWorkspace, workers int, l2 float64, wantLoss bool) (float64, []float64, error) {
+func (h *SiameseHead) evalPairs(ctx context.Context, src FeatureSource, pairs []LabeledPair, ws *headWorkspace, l2 float64, wantLoss bool) (float64, []float64, error) {
 	d := h.Dense
 	out := d.Out
 	dist := make([]float64, len(pairs))
@@ -312,9 +331,9 @@ func (h *SiameseHead) evalPairs(ctx context.Context, src FeatureSource, pairs []
 		}
 		hi := min(lo+ws.cap, len(pairs))
 		n := hi - lo
-		ws.gather(src, pairs[lo:hi], workers)
+		ws.gather(src, pairs[lo:hi])
 		hh := ws.h[:2*n*out]
-		d.forward(hh, ws.x[:2*n*d.In], 2*n, h.alpha())
+		d.forward(ws.bl, hh, ws.x[:2*n*d.In], 2*n, h.alpha())
 		if wantLoss {
 			sum += contrastiveEval[float32](h.Margin, nil, nil, hh[:n*out], hh[n*out:], ws.labels[:n], dist[lo:hi]) * float64(n)
 		} else {
@@ -326,9 +345,5 @@ func (h *SiameseHead) evalPairs(ctx context.Context, src FeatureSource, pairs []
 	if !wantLoss {
 		return 0, dist, nil
 	}
-	var pen float64
-	for _, w := range d.W {
-		pen += float64(w) * float64(w)
-	}
-	return sum/float64(len(pairs)) + l2*pen, dist, nil
+	return sum/float64(len(pairs)) + l2Penalty(nil, d.W, l2, ws.workers), dist, nil
 }

@@ -3,7 +3,6 @@ package style
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -11,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
 )
@@ -59,16 +60,14 @@ type goldenContrastive struct {
 func loadGoldenContrastive(t *testing.T) *goldenContrastive {
 	t.Helper()
 	b, err := os.ReadFile("testdata/contrastive_rmsprop.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var g goldenContrastive
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatal(err)
-	}
-	if len(g.Steps) != 3 || len(g.X1) != 6 || len(g.X1[0]) != 32 || len(g.Init.W) != 32 || len(g.Init.W[0]) != 8 {
-		t.Fatalf("unexpected golden shapes")
-	}
+	require.NoError(t, json.Unmarshal(b, &g))
+	require.Len(t, g.Steps, 3, "golden steps")
+	require.Len(t, g.X1, 6, "golden pairs")
+	require.Len(t, g.X1[0], 32, "golden feature length")
+	require.Len(t, g.Init.W, 32, "golden kernel rows")
+	require.Len(t, g.Init.W[0], 8, "golden kernel columns")
 	return &g
 }
 
@@ -132,7 +131,7 @@ func TestContrastiveRMSPropGolden64(t *testing.T) {
 		denseForwardRef(h, x, w, b, 2*n, in, out)
 		dataLoss := contrastiveEval(g.Margin, dh[:n*out], dh[n*out:], h[:n*out], h[n*out:], labels, dist)
 		denseBackwardRef(gw, gb, nil, x, h, dh, w, 2*n, 2, in, out)
-		loss := dataLoss + l2Penalty(gw, w, g.L2)
+		loss := dataLoss + l2PenaltyRef(gw, w, g.L2)
 		worst := checkClose(t, "distances", dist, st.Distances, 1e-9, 1e-15)
 		worst = max(worst, checkClose(t, "data_loss", []float64{dataLoss}, []float64{st.DataLoss}, 1e-9, 0))
 		worst = max(worst, checkClose(t, "loss", []float64{loss}, []float64{st.Loss}, 1e-9, 0))
@@ -159,9 +158,7 @@ func TestContrastiveRMSPropGolden32(t *testing.T) {
 	g := loadGoldenContrastive(t)
 	const n = 6
 	head, err := NewSiameseHead(&HeadConfig{In: 32, Out: 8, Margin: g.Margin})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	copy(head.Dense.W, to32(flat64(g.Init.W)))
 	copy(head.Dense.B, to32(g.Init.B))
 	src := &memFeatures{dim: 32, data: to32(append(flat64(g.X1), flat64(g.X2)...))}
@@ -169,7 +166,7 @@ func TestContrastiveRMSPropGolden32(t *testing.T) {
 	for i := range pairs {
 		pairs[i] = LabeledPair{A: i, B: n + i, Label: int(g.Y[i])}
 	}
-	ws := newHeadWorkspace(head, n, true)
+	ws := newHeadWorkspace(head, n, true, 1)
 	ws.pairs = append(ws.pairs[:0], pairs...)
 	opt := &RMSProp{LearningRate: g.LR, Rho: g.Rho, Epsilon: g.Eps}
 	maxAbs := func(v []float64) float64 {
@@ -180,7 +177,7 @@ func TestContrastiveRMSPropGolden32(t *testing.T) {
 		return m
 	}
 	for s, st := range g.Steps {
-		ws.gather(src, ws.pairs, 1)
+		ws.gather(src, ws.pairs)
 		loss := ws.step(head, g.L2, opt)
 		worst := checkClose(t, "distances", ws.dist[:n], st.Distances, 1e-5, 0)
 		worst = max(worst, checkClose(t, "loss", []float64{loss}, []float64{st.Loss}, 1e-5, 0))
@@ -281,13 +278,9 @@ func newSynthSet(t testing.TB, trainN int) *synthSet {
 
 func newSynthHead(t testing.TB, s *synthSet, seed uint64) *SiameseHead {
 	scale, err := FeatureScale(context.Background(), s.src, s.train)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	h, err := NewSiameseHead(&HeadConfig{In: s.src.dim, Out: 8, Seed: seed, Scale: scale})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return h
 }
 
@@ -298,45 +291,45 @@ func TestTrainLearnsStyle(t *testing.T) {
 	s := newSynthSet(t, 4000)
 	h := newSynthHead(t, s, 5)
 	ctx := context.Background()
-	before, err := h.Evaluate(ctx, s.src, s.test)
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := headROC(t, h, s.src, s.test)
 	tr := &Trainer{Epochs: 30, BatchSize: 32, Seed: 9, Optimizer: &RMSProp{LearningRate: 1e-2}}
 	hist, err := tr.Fit(ctx, h, s.src, s.train, s.val)
-	if err != nil {
-		t.Fatal(err)
-	}
-	after, err := h.Evaluate(ctx, s.src, s.test)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	after := headROC(t, h, s.src, s.test)
 	t.Logf("test AUC untrained %.4f, trained %.4f; loss %.4f -> %.4f, val loss %.4f -> %.4f",
 		before.AUC(), after.AUC(), hist.Loss[0], hist.Loss[len(hist.Loss)-1], hist.ValLoss[0], hist.ValLoss[len(hist.ValLoss)-1])
-	if before.AUC() > 0.75 {
-		t.Errorf("untrained AUC %.4f: the synthetic task is too easy to show learning", before.AUC())
-	}
+	assert.LessOrEqual(t, before.AUC(), 0.75, "untrained AUC: the synthetic task is too easy to show learning")
 	// The held-out items' nuisance vectors were never seen, so the test AUC
 	// stays below the training AUC (about 0.98); 0.8 is far above chance.
-	if after.AUC() < 0.8 || after.AUC() < before.AUC()+0.25 {
-		t.Errorf("trained AUC %.4f, untrained %.4f: want >= 0.8 and 0.25 above", after.AUC(), before.AUC())
-	}
-	if len(hist.Loss) != 30 || len(hist.ValLoss) != 30 {
-		t.Fatalf("history has %d/%d epochs, want 30", len(hist.Loss), len(hist.ValLoss))
-	}
+	assert.GreaterOrEqual(t, after.AUC(), 0.8, "trained AUC")
+	assert.GreaterOrEqual(t, after.AUC(), before.AUC()+0.25, "trained AUC, 0.25 above the untrained one")
+	require.Len(t, hist.Loss, 30, "training losses")
+	require.Len(t, hist.ValLoss, 30, "validation losses")
 	last := len(hist.Loss) - 1
-	if !(hist.Loss[last] < 0.5*hist.Loss[0]) || !(hist.ValLoss[last] < 0.5*hist.ValLoss[0]) {
-		t.Errorf("learning curves do not fall: loss %v, val %v", hist.Loss, hist.ValLoss)
+	assert.Less(t, hist.Loss[last], 0.5*hist.Loss[0], "training curve does not fall: %v", hist.Loss)
+	assert.Less(t, hist.ValLoss[last], 0.5*hist.ValLoss[0], "validation curve does not fall: %v", hist.ValLoss)
+}
+
+// headROC returns the ROC curve of the head's distances on labelled
+// pairs: PairDistances, then ROCFromDistances.
+func headROC(t testing.TB, h *SiameseHead, src FeatureSource, pairs []LabeledPair) *ROC {
+	t.Helper()
+	dist, err := h.PairDistances(context.Background(), src, pairs)
+	require.NoError(t, err)
+	labels := make([]int, len(pairs))
+	for i, p := range pairs {
+		labels[i] = p.Label
 	}
+	roc, err := ROCFromDistances(dist, labels)
+	require.NoError(t, err)
+	return roc
 }
 
 func trainSynth(t *testing.T, s *synthSet, tr *Trainer, headSeed uint64) (*SiameseHead, *History) {
 	t.Helper()
 	h := newSynthHead(t, s, headSeed)
 	hist, err := tr.Fit(context.Background(), h, s.src, s.train, s.val)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return h, hist
 }
 
@@ -364,18 +357,12 @@ func TestTrainDeterministic(t *testing.T) {
 	h2, hist2 := run(1, 1)
 	h3, hist3 := run(1, 2)
 	h4, _ := run(2, 2)
-	if !bitsEqual(h1.Dense.W, h2.Dense.W) || !bitsEqual(h1.Dense.B, h2.Dense.B) {
-		t.Error("same seed, different weights")
-	}
-	if !bitsEqual(h1.Dense.W, h3.Dense.W) || !bitsEqual(h1.Dense.B, h3.Dense.B) {
-		t.Error("Workers 1 and 2 give different weights")
-	}
-	if !slices.Equal(hist1.Loss, hist2.Loss) || !slices.Equal(hist1.Loss, hist3.Loss) || !slices.Equal(hist1.ValLoss, hist3.ValLoss) {
-		t.Errorf("histories differ: %v %v %v", hist1.Loss, hist2.Loss, hist3.Loss)
-	}
-	if bitsEqual(h1.Dense.W, h4.Dense.W) {
-		t.Error("another shuffling seed gave the same weights")
-	}
+	assert.True(t, bitsEqual(h1.Dense.W, h2.Dense.W) && bitsEqual(h1.Dense.B, h2.Dense.B), "same seed, different weights")
+	assert.True(t, bitsEqual(h1.Dense.W, h3.Dense.W) && bitsEqual(h1.Dense.B, h3.Dense.B), "Workers 1 and 2 give different weights")
+	assert.Equal(t, hist1.Loss, hist2.Loss, "same seed, different training losses")
+	assert.Equal(t, hist1.Loss, hist3.Loss, "Workers 1 and 2, different training losses")
+	assert.Equal(t, hist1.ValLoss, hist3.ValLoss, "Workers 1 and 2, different validation losses")
+	assert.False(t, bitsEqual(h1.Dense.W, h4.Dense.W), "another shuffling seed gave the same weights")
 }
 
 // TestTrainEarlyStoppingRestoresBest validates on the training pairs with
@@ -391,30 +378,20 @@ func TestTrainEarlyStoppingRestoresBest(t *testing.T) {
 	h := newSynthHead(t, s, 3)
 	tr := &Trainer{Epochs: 30, BatchSize: 16, Patience: 2, Seed: 1, Optimizer: &RMSProp{LearningRate: 1e-2}}
 	hist, err := tr.Fit(context.Background(), h, s.src, s.train, flipped)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !hist.Stopped || len(hist.Loss) == 30 {
-		t.Fatalf("no early stop: %d epochs, val loss %v", len(hist.Loss), hist.ValLoss)
-	}
-	if len(hist.Loss) != hist.BestEpoch+1+tr.Patience {
-		t.Errorf("stopped after %d epochs, best epoch %d, patience %d", len(hist.Loss), hist.BestEpoch, tr.Patience)
-	}
+	require.NoError(t, err)
+	require.True(t, hist.Stopped, "no early stop: %d epochs, val loss %v", len(hist.Loss), hist.ValLoss)
+	require.NotEqual(t, 30, len(hist.Loss), "no early stop: val loss %v", hist.ValLoss)
+	assert.Equal(t, hist.BestEpoch+1+tr.Patience, len(hist.Loss), "epochs run after the best epoch %d, patience %d", hist.BestEpoch, tr.Patience)
 	for e, v := range hist.ValLoss {
-		if v < hist.ValLoss[hist.BestEpoch] {
-			t.Errorf("epoch %d has val loss %v below the best epoch's %v", e, v, hist.ValLoss[hist.BestEpoch])
-		}
+		assert.GreaterOrEqual(t, v, hist.ValLoss[hist.BestEpoch], "epoch %d has a val loss below the best epoch's", e)
 	}
 	t.Logf("best epoch %d of %d, val loss %v", hist.BestEpoch, len(hist.ValLoss), hist.ValLoss)
-	ws := newHeadWorkspace(h, 16, false)
-	got, _, err := h.evalPairs(context.Background(), s.src, flipped, ws, 1, StudyL2, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ws := newHeadWorkspace(h, 16, false, 1)
+	got, _, err := h.evalPairs(context.Background(), s.src, flipped, ws, defaultL2, true)
+	require.NoError(t, err)
 	// Same batches and arithmetic as during training: equal to rounding.
-	if want := hist.ValLoss[hist.BestEpoch]; math.Abs(got-want) > 1e-12*want {
-		t.Errorf("restored weights have val loss %.17g, best epoch had %.17g (last %.17g)", got, want, hist.ValLoss[len(hist.ValLoss)-1])
-	}
+	want := hist.ValLoss[hist.BestEpoch]
+	assert.InEpsilon(t, want, got, 1e-12, "restored weights' val loss vs the best epoch's (last %.17g)", hist.ValLoss[len(hist.ValLoss)-1])
 }
 
 // cancelSource cancels a context after a given number of feature reads and
@@ -447,15 +424,9 @@ func TestTrainCancel(t *testing.T) {
 	epochs := 0
 	tr := &Trainer{Epochs: 50, BatchSize: batch, Workers: 2, Progress: func(p Progress) { epochs = int(p.Done) }}
 	_, err := tr.Fit(ctx, h, src, s.train, nil)
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v, want context.Canceled", err)
-	}
-	if epochs != 1 {
-		t.Errorf("%d epochs reported before the cancellation, want 1", epochs)
-	}
-	if n := src.after.Load(); n > 2*batch {
-		t.Errorf("%d feature reads after cancellation, want at most one batch (%d)", n, 2*batch)
-	}
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, 1, epochs, "epochs reported before the cancellation")
+	assert.LessOrEqual(t, src.after.Load(), int64(2*batch), "feature reads after cancellation: want at most one batch")
 }
 
 // TestTrainProgressAndErrors checks the progress reports and the errors
@@ -466,16 +437,10 @@ func TestTrainProgressAndErrors(t *testing.T) {
 	var got []Progress
 	tr := &Trainer{Epochs: 3, BatchSize: 64, Progress: func(p Progress) { got = append(got, p) }}
 	hist, err := tr.Fit(context.Background(), h, s.src, s.train, s.val)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 3 {
-		t.Fatalf("%d progress reports, want 3", len(got))
-	}
+	require.NoError(t, err)
+	require.Len(t, got, 3, "progress reports")
 	for i, p := range got {
-		if p.Stage != "train" || p.Done != int64(i+1) || p.Total != 3 || p.Loss != hist.Loss[i] || p.ValLoss != hist.ValLoss[i] {
-			t.Errorf("report %d = %+v", i, p)
-		}
+		assert.Equal(t, Progress{Stage: "train", Done: int64(i + 1), Total: 3, Loss: hist.Loss[i], ValLoss: hist.ValLoss[i], Elapsed: p.Elapsed}, p, "report %d", i)
 	}
 	ctx := context.Background()
 	bad := []struct {
@@ -489,16 +454,44 @@ func TestTrainProgressAndErrors(t *testing.T) {
 		{"bad validation pair", s.train, []LabeledPair{{A: 0, B: 1, Label: -1}}},
 	}
 	for _, c := range bad {
-		if _, err := tr.Fit(ctx, h, s.src, c.train, c.val); err == nil {
-			t.Errorf("%s: no error", c.name)
-		}
+		_, err := tr.Fit(ctx, h, s.src, c.train, c.val)
+		assert.Error(t, err, c.name)
 	}
-	wrong, _ := NewSiameseHead(&HeadConfig{In: 10, Out: 4})
-	if _, err := tr.Fit(ctx, wrong, s.src, s.train, nil); err == nil {
-		t.Error("feature length mismatch: no error")
+	wrong, err := NewSiameseHead(&HeadConfig{In: 10, Out: 4})
+	require.NoError(t, err)
+	_, err = tr.Fit(ctx, wrong, s.src, s.train, nil)
+	assert.Error(t, err, "feature length mismatch")
+	_, err = wrong.PairDistances(ctx, s.src, s.test)
+	assert.Error(t, err, "PairDistances with a feature length mismatch")
+
+	// Negative Workers: of the Trainer, or of the head's BLAS for Fit and
+	// PairDistances (whose parallelism is the head's).
+	_, err = (&Trainer{Epochs: 1, Workers: -1}).Fit(ctx, h, s.src, s.train, nil)
+	assert.ErrorContains(t, err, "Workers is -1")
+	for _, bl := range []blas.Float32Level3{BLAS{Workers: -2}, &BLAS{Workers: -2}} {
+		neg := newSynthHead(t, s, 3)
+		neg.Dense.BLAS = bl
+		_, err = (&Trainer{Epochs: 1}).Fit(ctx, neg, s.src, s.train, nil)
+		assert.ErrorContains(t, err, "Workers -2", "%T", bl)
+		_, err = neg.PairDistances(ctx, s.src, s.test)
+		assert.ErrorContains(t, err, "Workers -2", "%T", bl)
 	}
-	if _, err := wrong.PairDistances(ctx, s.src, s.test); err == nil {
-		t.Error("PairDistances with a feature length mismatch: no error")
+}
+
+// TestPairDistancesWorkers: the distances are bit-identical whatever
+// the head's BLAS and its Workers (one or several goroutines reading the
+// features and in the matrix products).
+func TestPairDistancesWorkers(t *testing.T) {
+	s := newSynthSet(t, 200)
+	h := newSynthHead(t, s, 3)
+	want, err := h.PairDistances(context.Background(), s.src, s.test)
+	require.NoError(t, err)
+	require.Len(t, want, len(s.test))
+	for _, bl := range []blas.Float32Level3{BLAS{Workers: 1}, &BLAS{Workers: 2}, BLAS{Workers: 3}} {
+		h.Dense.BLAS = bl
+		got, err := h.PairDistances(context.Background(), s.src, s.test)
+		require.NoError(t, err)
+		assert.Equal(t, want, got, "BLAS %+v", bl)
 	}
 }
 
@@ -509,17 +502,14 @@ func TestPairDistancesMatchEmbed(t *testing.T) {
 	h := newSynthHead(t, s, 3)
 	pairs := s.test[:150] // more than one batch of 128, ragged
 	dist, err := h.PairDistances(context.Background(), s.src, pairs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	buf := make([]float32, s.src.dim)
 	for k, p := range pairs {
 		a := h.Embed(slices.Clone(s.src.FeatureTo(buf, p.A)))
 		b := h.Embed(slices.Clone(s.src.FeatureTo(buf, p.B)))
 		// One row or many through the same GEMM: float32 rounding only.
-		if want := h.Distance(a, b); math.Abs(dist[k]-want) > 1e-5*want {
-			t.Fatalf("pair %d: distance %v, embedding alone gives %v", k, dist[k], want)
-		}
+		want := h.Distance(a, b)
+		require.InEpsilon(t, want, dist[k], 1e-5, "pair %d: distance vs embedding alone", k)
 	}
 }
 
@@ -527,7 +517,7 @@ func TestPairDistancesMatchEmbed(t *testing.T) {
 // pairs over them with the study's 5.8% positives.
 func benchFeatures(n, pairs int) (*memFeatures, []LabeledPair) {
 	rng := rand.New(rand.NewPCG(1, 1))
-	src := &memFeatures{dim: DefaultHeadIn, data: make([]float32, n*DefaultHeadIn)}
+	src := &memFeatures{dim: defaultHeadIn, data: make([]float32, n*defaultHeadIn)}
 	for i := range src.data {
 		src.data[i] = rng.Float32()
 	}
@@ -554,9 +544,7 @@ func BenchmarkTrainEpoch(b *testing.B) {
 	}{{"style", nil}, {"gonum", gonum.Implementation{}}} {
 		b.Run(bc.name, func(b *testing.B) {
 			h, err := NewSiameseHead(&HeadConfig{BLAS: bc.impl})
-			if err != nil {
-				b.Fatal(err)
-			}
+			require.NoError(b, err)
 			tr := &Trainer{Epochs: 1}
 			b.ReportAllocs()
 			for b.Loop() {
@@ -565,7 +553,7 @@ func BenchmarkTrainEpoch(b *testing.B) {
 				}
 			}
 			sec := b.Elapsed().Seconds() / float64(b.N)
-			flop := 2 * 2 * 2 * float64(len(pairs)) * DefaultHeadIn * DefaultHeadOut
+			flop := 2 * 2 * 2 * float64(len(pairs)) * defaultHeadIn * defaultHeadOut
 			b.ReportMetric(sec, "s/epoch")
 			b.ReportMetric(flop/sec/1e9, "GFLOP/s")
 		})
@@ -579,7 +567,5 @@ func TestTrainWithSGD(t *testing.T) {
 	tr := &Trainer{Epochs: 10, BatchSize: 32, Seed: 1, Optimizer: &SGD{LearningRate: 0.05, Momentum: 0.9}}
 	_, hist := trainSynth(t, s, tr, 3)
 	t.Logf("loss %v", hist.Loss)
-	if last := hist.Loss[len(hist.Loss)-1]; !(last < 0.7*hist.Loss[0]) {
-		t.Errorf("SGD training loss %v -> %v: want a clear fall", hist.Loss[0], last)
-	}
+	assert.Less(t, hist.Loss[len(hist.Loss)-1], 0.7*hist.Loss[0], "SGD training loss: want a clear fall")
 }

@@ -2,7 +2,6 @@ package style
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -17,8 +16,11 @@ import (
 type TSNEMethod int
 
 const (
-	// TSNEAuto uses TSNEFFT for 2-D embeddings of at least
-	// TSNEFFTThreshold points and TSNEBarnesHut otherwise.
+	// TSNEAuto uses TSNEFFT for 2-D embeddings of at least 50,000 points
+	// and TSNEBarnesHut otherwise. The cost of the FFT interpolation grid
+	// depends on the extent of the embedding, not on N, so it pays off
+	// only for large N: on 128-D data Barnes-Hut is several times faster
+	// at 10,000 points and FFT interpolation is the faster one at 50,000.
 	TSNEAuto TSNEMethod = iota
 	// TSNEBarnesHut approximates the repulsive forces with a Barnes-Hut
 	// space-partitioning tree (a quadtree in 2-D, an octree in 3-D) with the
@@ -33,13 +35,10 @@ const (
 	TSNEExact
 )
 
-// TSNEFFTThreshold is the number of points from which TSNEAuto switches
-// from Barnes-Hut to FFT-accelerated interpolation for 2-D embeddings. The
-// cost of the interpolation grid depends on the extent of the embedding,
-// not on N, so it pays off only for large N: on 128-D data Barnes-Hut is
-// several times faster at 10,000 points and FFT interpolation is the faster
-// one at 50,000.
-const TSNEFFTThreshold = 50000
+// tsneFFTMinPoints is the number of points from which TSNEAuto switches
+// from Barnes-Hut to FFT-accelerated interpolation for 2-D embeddings
+// (see TSNEAuto).
+const tsneFFTMinPoints = 50000
 
 // TSNEInit selects the initial embedding.
 type TSNEInit int
@@ -53,11 +52,6 @@ const (
 	// 1e-4 drawn from the seed.
 	TSNEInitRandom
 )
-
-// ErrTSNEInput is matched by errors.Is when the data given to TSNE.Fit
-// cannot be embedded: too few rows for the perplexity, NaN or infinite
-// values, or rows that are all identical.
-var ErrTSNEInput = errors.New("style: tsne: unusable input")
 
 // TSNE configures t-distributed stochastic neighbour embedding (van der
 // Maaten and Hinton 2008; Barnes-Hut: van der Maaten 2014; FFT-accelerated
@@ -94,8 +88,9 @@ type TSNE struct {
 	Seed uint64
 	// Method selects the gradient approximation. The zero value is TSNEAuto.
 	Method TSNEMethod
-	// Workers is the number of goroutines. Zero means runtime.GOMAXPROCS(0).
-	// The result does not depend on it.
+	// Workers is the number of goroutines. Zero means runtime.GOMAXPROCS(0);
+	// a negative value makes Fit return an error. The result does not
+	// depend on it.
 	Workers int
 	// Progress, if not nil, is called after every iteration with Stage
 	// "tsne", Done and Total iterations, Loss the most recent estimate of
@@ -147,7 +142,7 @@ func (t TSNE) config(n int) (tsneConfig, error) {
 		klEvery: 50, minGain: 0.01, momentum0: 0.5, momentum1: 0.8, leafSize: 4, fftBoxesMin: 40,
 	}
 	bad := func(format string, args ...any) (tsneConfig, error) {
-		return tsneConfig{}, fmt.Errorf("style: tsne: "+format, args...)
+		return tsneConfig{}, fmt.Errorf("style: TSNE.Fit: "+format, args...)
 	}
 	switch {
 	case c.dims == 0:
@@ -197,7 +192,7 @@ func (t TSNE) config(n int) (tsneConfig, error) {
 	switch c.method {
 	case TSNEAuto:
 		c.method = TSNEBarnesHut
-		if c.dims == 2 && n >= TSNEFFTThreshold {
+		if c.dims == 2 && n >= tsneFFTMinPoints {
 			c.method = TSNEFFT
 		}
 	case TSNEBarnesHut, TSNEExact:
@@ -209,7 +204,7 @@ func (t TSNE) config(n int) (tsneConfig, error) {
 		return bad("unknown Method %d", c.method)
 	}
 	if c.workers < 0 {
-		return bad("Workers is %d, want a positive number", c.workers)
+		return bad("Workers is %d, want 0 (GOMAXPROCS) or more", c.workers)
 	}
 	c.workers = engine.Workers(c.workers)
 	return c, nil
@@ -227,11 +222,13 @@ func (t TSNE) config(n int) (tsneConfig, error) {
 // minimises KL(P||Q) by gradient descent with momentum and per-parameter
 // gains (delta-bar-delta, minimum gain 0.01), with early exaggeration.
 //
-// Fit returns an error matching ErrTSNEInput when N <= Perplexity, when x
-// holds NaN or infinite values or when all rows are identical, an error for
-// an invalid configuration, and ctx.Err() when the context is cancelled; it
-// checks the context at every iteration and regularly while computing the
-// affinities. x is not modified.
+// Fit returns an error saying what is wrong when N <= Perplexity, when x
+// holds a NaN or infinite value (naming its row and column), when all rows
+// are identical, when PCA initialisation has fewer features than Dims, or
+// for an invalid configuration (a negative Workers among them), and
+// ctx.Err() when the context is cancelled; it checks the context at every
+// iteration and regularly while computing the affinities. x is not
+// modified.
 func (t TSNE) Fit(ctx context.Context, x FeatureSource) (*TSNEResult, error) {
 	start := time.Now()
 	n, d := x.Len(), x.Dim()
@@ -240,7 +237,7 @@ func (t TSNE) Fit(ctx context.Context, x FeatureSource) (*TSNEResult, error) {
 		return nil, err
 	}
 	if float64(n) <= c.perplexity {
-		return nil, fmt.Errorf("%w: %d points are too few for perplexity %v (need more points than the perplexity)", ErrTSNEInput, n, c.perplexity)
+		return nil, fmt.Errorf("style: TSNE.Fit: %d points are too few for perplexity %v (need more points than the perplexity)", n, c.perplexity)
 	}
 	data := make([]float64, n*d)
 	row32 := make([]float32, d)
@@ -248,16 +245,16 @@ func (t TSNE) Fit(ctx context.Context, x FeatureSource) (*TSNEResult, error) {
 		row := data[i*d : (i+1)*d]
 		for j, v := range x.FeatureTo(row32, i) {
 			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return nil, fmt.Errorf("%w: row %d column %d is %v", ErrTSNEInput, i, j, v)
+				return nil, fmt.Errorf("style: TSNE.Fit: row %d column %d is %v", i, j, v)
 			}
 			row[j] = float64(v)
 		}
 	}
 	if zeroVariance(data, n, d) {
-		return nil, fmt.Errorf("%w: all %d rows are identical (zero variance)", ErrTSNEInput, n)
+		return nil, fmt.Errorf("style: TSNE.Fit: all %d rows are identical (zero variance)", n)
 	}
 	if c.init == TSNEInitPCA && d < c.dims {
-		return nil, fmt.Errorf("%w: PCA initialisation needs at least %d features, have %d (use TSNEInitRandom)", ErrTSNEInput, c.dims, d)
+		return nil, fmt.Errorf("style: TSNE.Fit: PCA initialisation needs at least %d features, have %d (use TSNEInitRandom)", c.dims, d)
 	}
 
 	pool := newTSNEPool(c.workers)

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // gaussianMixture returns n points of dimension d drawn from a seeded
@@ -24,7 +26,7 @@ func gaussianMixture(n, d, k int, seed uint64) (*Matrix, []int) {
 	for i := 0; i < n; i++ {
 		c := rng.IntN(k)
 		labels[i] = c
-		row := x.Row(i)
+		row := x.Data[i*d : (i+1)*d]
 		for j := range row {
 			row[j] = float32(centers[c*d+j] + rng.NormFloat64())
 		}
@@ -86,9 +88,8 @@ func BenchmarkTSNE(b *testing.B) {
 				cpu0 := processCPUSeconds()
 				stop := peakHeap()
 				for i := 0; i < b.N; i++ {
-					if _, err := (TSNE{Seed: 1, Method: bc.method, Workers: workers}).Fit(context.Background(), x); err != nil {
-						b.Fatal(err)
-					}
+					_, err := TSNE{Seed: 1, Method: bc.method, Workers: workers}.Fit(context.Background(), x)
+					require.NoError(b, err)
 				}
 				peak := stop()
 				b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/embed")
@@ -139,9 +140,8 @@ func BenchmarkTSNEAffinities(b *testing.B) {
 			b.ResetTimer()
 			cpu0 := processCPUSeconds()
 			for i := 0; i < b.N; i++ {
-				if _, _, err := tsneAffinities(context.Background(), pool, data, n, 128, 91, 30); err != nil {
-					b.Fatal(err)
-				}
+				_, _, err := tsneAffinities(context.Background(), pool, data, n, 128, 91, 30)
+				require.NoError(b, err)
 			}
 			b.ReportMetric((processCPUSeconds()-cpu0)/float64(b.N), "cpu-s/op")
 		})

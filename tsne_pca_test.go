@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -47,9 +49,7 @@ func TestPrincipalComponentsSubspace(t *testing.T) {
 	var cov mat.SymDense
 	cov.SymOuterK(1, xc.T())
 	var eig mat.EigenSym
-	if !eig.Factorize(&cov, true) {
-		t.Fatal("reference eigendecomposition failed")
-	}
+	require.True(t, eig.Factorize(&cov, true), "reference eigendecomposition failed")
 	var vecs mat.Dense
 	eig.VectorsTo(&vecs)
 	for a := range 2 {
@@ -60,8 +60,6 @@ func TestPrincipalComponentsSubspace(t *testing.T) {
 		}
 		// Axes are defined up to sign; the leading variances are well
 		// separated, so twelve steps give them to about 1e-9.
-		if math.Abs(math.Abs(dot)-1) > 1e-8 {
-			t.Errorf("component %d: |cos| = %.12f, want 1", a, math.Abs(dot))
-		}
+		assert.InDelta(t, 1, math.Abs(dot), 1e-8, "component %d: |cos|", a)
 	}
 }

@@ -4,15 +4,17 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"gonum.org/v1/gonum/stat"
 
 	"github.com/stylespace/style/internal/embedtest"
@@ -23,14 +25,10 @@ import (
 func loadDigits(t testing.TB) (*Matrix, []int) {
 	t.Helper()
 	f, err := os.Open("testdata/digits.csv")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer f.Close()
 	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	recs = recs[1:]
 	x := &Matrix{Rows: len(recs), Cols: len(recs[0]) - 1}
 	x.Data = make([]float32, x.Rows*x.Cols)
@@ -39,10 +37,8 @@ func loadDigits(t testing.TB) (*Matrix, []int) {
 		labels[i], _ = strconv.Atoi(r[0])
 		for j, v := range r[1:] {
 			fv, err := strconv.ParseFloat(v, 32)
-			if err != nil {
-				t.Fatalf("digits.csv line %d: %v", i+2, err)
-			}
-			x.Row(i)[j] = float32(fv)
+			require.NoError(t, err, "digits.csv line %d", i+2)
+			x.Data[i*x.Cols+j] = float32(fv)
 		}
 	}
 	return x, labels
@@ -59,16 +55,12 @@ func testState(t testing.TB, n, dims int, method TSNEMethod, theta float64, work
 		data[i] = rng.NormFloat64() + float64(i/d%5)
 	}
 	c, err := TSNE{Dims: dims, Method: method, Workers: workers, Perplexity: 10}.config(n)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	c.theta = theta
 	pool := newTSNEPool(workers)
 	t.Cleanup(pool.close)
 	P, _, err := tsneAffinities(context.Background(), pool, data, n, d, 31, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	P.setPLogP()
 	y := make([]float64, n*dims)
 	for i := range y {
@@ -99,20 +91,14 @@ func TestTSNEGradientMatchesExact(t *testing.T) {
 		// agreement to rounding (1e-10 relative, far above 1e-16 rounding).
 		bh0 := testState(t, 500, dims, TSNEBarnesHut, 0, 2)
 		bh0.gradient()
-		if e := relErr(bh0.grad, ref); e > 1e-10 {
-			t.Errorf("dims %d: theta 0 gradient differs from exact by %.3g relative", dims, e)
-		}
-		if e := math.Abs(bh0.z-refZ) / refZ; e > 1e-10 {
-			t.Errorf("dims %d: theta 0 normalisation differs by %.3g relative", dims, e)
-		}
+		assert.LessOrEqual(t, relErr(bh0.grad, ref), 1e-10, "dims %d: theta 0 gradient vs exact, relative", dims)
+		assert.InEpsilon(t, refZ, bh0.z, 1e-10, "dims %d: theta 0 normalisation", dims)
 		// theta = 0.5: the usual Barnes-Hut accuracy, a few percent.
 		bh := testState(t, 500, dims, TSNEBarnesHut, 0.5, 2)
 		bh.gradient()
 		e := relErr(bh.grad, ref)
 		t.Logf("dims %d: theta 0.5 gradient relative error %.4f", dims, e)
-		if e > 0.03 {
-			t.Errorf("dims %d: theta 0.5 gradient differs from exact by %.3g relative, want < 0.03", dims, e)
-		}
+		assert.LessOrEqual(t, e, 0.03, "dims %d: theta 0.5 gradient vs exact, relative", dims)
 	}
 	// FFT-accelerated interpolation: 3 nodes per box of width <= 1, as
 	// FIt-SNE, give errors of the order of the Barnes-Hut ones at theta
@@ -124,9 +110,8 @@ func TestTSNEGradientMatchesExact(t *testing.T) {
 	e := relErr(fft.grad, exact.grad)
 	ez := math.Abs(fft.z-exact.z) / exact.z
 	t.Logf("fft: gradient relative error %.2e, normalisation %.2e", e, ez)
-	if e > 0.02 || ez > 0.001 {
-		t.Errorf("fft gradient relative error %.3g, normalisation %.3g, want < 0.02 and < 0.001", e, ez)
-	}
+	assert.LessOrEqual(t, e, 0.02, "fft gradient relative error")
+	assert.LessOrEqual(t, ez, 0.001, "fft normalisation relative error")
 }
 
 func TestTSNEPerplexityRows(t *testing.T) {
@@ -150,9 +135,8 @@ func TestTSNEPerplexityRows(t *testing.T) {
 			}
 		}
 		// Entropy within the bisection tolerance 1e-5 (plus rounding).
-		if math.Abs(h-want) > 1.1e-5 || math.Abs(sum-1) > 1e-12 {
-			t.Fatalf("row %d: entropy %.8f want %.8f, sum %.15f", i, h, want, sum)
-		}
+		require.InDelta(t, want, h, 1.1e-5, "row %d: entropy", i)
+		require.InDelta(t, 1, sum, 1e-12, "row %d: sum", i)
 		// Exact neighbours: compare the k-th distance with brute force
 		// on a sample of rows.
 		if i%97 == 0 {
@@ -162,9 +146,7 @@ func TestTSNEPerplexityRows(t *testing.T) {
 			brute[i] = math.Inf(1)
 			slices.Sort(brute)
 			got := sqDist(data[i*d:(i+1)*d], data[int(task.nbr[i*k+k-1])*d:][:d])
-			if got != brute[k-1] {
-				t.Fatalf("row %d: k-th neighbour at squared distance %v, brute force %v", i, got, brute[k-1])
-			}
+			require.Equal(t, brute[k-1], got, "row %d: squared distance of the k-th neighbour vs brute force", i)
 		}
 	}
 }
@@ -210,9 +192,7 @@ func knnAccuracy(y *Matrix, labels []int, k, folds int) float64 {
 func TestTSNEDigits(t *testing.T) {
 	x, labels := loadDigits(t)
 	raw, err := os.ReadFile("testdata/tsne_digits_sklearn.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	type sk struct {
 		KL    float64 `json:"kl"`
 		Trust float64 `json:"trustworthiness10"`
@@ -223,23 +203,15 @@ func TestTSNEDigits(t *testing.T) {
 		PCA    sk `json:"pca"`
 		Random sk `json:"random"`
 	}
-	if err := json.Unmarshal(raw, &refs); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, json.Unmarshal(raw, &refs))
 	raw, err = os.ReadFile("testdata/tsne_digits_sklearn_seeds.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var seeds struct {
 		PCA    float64   `json:"pca"`
 		Random []float64 `json:"random"`
 	}
-	if err := json.Unmarshal(raw, &seeds); err != nil {
-		t.Fatal(err)
-	}
-	if len(seeds.Random) < 10 {
-		t.Fatalf("tsne_digits_sklearn_seeds.json has %d seeds, want at least 10", len(seeds.Random))
-	}
+	require.NoError(t, json.Unmarshal(raw, &seeds))
+	require.GreaterOrEqual(t, len(seeds.Random), 10, "seeds in tsne_digits_sklearn_seeds.json")
 
 	check := func(name string, r *TSNEResult, secs float64, s sk) {
 		t.Helper()
@@ -247,34 +219,22 @@ func TestTSNEDigits(t *testing.T) {
 		acc := knnAccuracy(r.Y, labels, 10, 5)
 		t.Logf("%-6s  KL %.4f (sklearn %.4f)  trust10 %.4f (%.4f)  10-NN acc %.4f (%.4f)  %.2f s (%.2f s)",
 			name, r.KL, s.KL, tw, s.Trust, acc, s.Acc, secs, s.Secs)
-		if tw < 0.99 {
-			t.Errorf("%s: trustworthiness %.4f < 0.99", name, tw)
-		}
-		if acc < 0.96 {
-			t.Errorf("%s: 10-NN accuracy %.4f < 0.96", name, acc)
-		}
-		if r.Iterations != 1000 {
-			t.Errorf("%s: %d iterations, want 1000", name, r.Iterations)
-		}
+		assert.GreaterOrEqual(t, tw, 0.99, "%s: trustworthiness", name)
+		assert.GreaterOrEqual(t, acc, 0.96, "%s: 10-NN accuracy", name)
+		assert.Equal(t, 1000, r.Iterations, "%s: iterations", name)
 	}
 
 	start := time.Now()
 	r, err := TSNE{Init: TSNEInitPCA, Seed: 1}.Fit(context.Background(), x)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	check("pca", r, time.Since(start).Seconds(), refs.PCA)
-	if r.KL > refs.PCA.KL {
-		t.Errorf("pca: KL %.4f worse than scikit-learn's %.4f", r.KL, refs.PCA.KL)
-	}
+	assert.LessOrEqual(t, r.KL, refs.PCA.KL, "pca: KL worse than scikit-learn's")
 
 	var ours []float64
 	for seed := uint64(1); seed <= 6; seed++ {
 		start := time.Now()
 		r, err := TSNE{Init: TSNEInitRandom, Seed: seed}.Fit(context.Background(), x)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		if seed == 1 {
 			check("random", r, time.Since(start).Seconds(), refs.Random)
 		}
@@ -284,16 +244,10 @@ func TestTSNEDigits(t *testing.T) {
 	t.Logf("random init, KL over seeds: ours (6) mean %.4f median %.4f range %.4f-%.4f; scikit-learn (%d) mean %.4f median %.4f range %.4f-%.4f",
 		stat.Mean(ours, nil), medianOf(ours), slices.Min(ours), slices.Max(ours),
 		len(seeds.Random), stat.Mean(seeds.Random, nil), medianOf(seeds.Random), skMin, skMax)
-	if m, skm := stat.Mean(ours, nil), stat.Mean(seeds.Random, nil); m > skm {
-		t.Errorf("random: mean KL %.4f worse than scikit-learn's %.4f", m, skm)
-	}
-	if m, skm := medianOf(ours), medianOf(seeds.Random); m > skm {
-		t.Errorf("random: median KL %.4f worse than scikit-learn's %.4f", m, skm)
-	}
+	assert.LessOrEqual(t, stat.Mean(ours, nil), stat.Mean(seeds.Random, nil), "random: mean KL worse than scikit-learn's")
+	assert.LessOrEqual(t, medianOf(ours), medianOf(seeds.Random), "random: median KL worse than scikit-learn's")
 	for i, kl := range ours {
-		if kl > skMax {
-			t.Errorf("random seed %d: KL %.4f above scikit-learn's worst seed %.4f", i+1, kl, skMax)
-		}
+		assert.LessOrEqual(t, kl, skMax, "random seed %d: KL above scikit-learn's worst seed", i+1)
 	}
 }
 
@@ -317,25 +271,16 @@ func TestTSNEDeterministic(t *testing.T) {
 		cfg := TSNE{Seed: 7, Iterations: 120, ExaggerationIterations: 60, Method: m, Init: TSNEInitRandom}
 		cfg.Workers = 1
 		a, err := cfg.Fit(context.Background(), x)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		cfg.Workers = 2
 		b, err := cfg.Fit(context.Background(), x)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Equal(a.Y.Data, b.Y.Data) || a.KL != b.KL {
-			t.Errorf("method %d: embeddings differ between 1 and 2 workers", m)
-		}
+		require.NoError(t, err)
+		assert.Equal(t, a.Y.Data, b.Y.Data, "method %d: embeddings differ between 1 and 2 workers", m)
+		assert.Equal(t, a.KL, b.KL, "method %d: KL differs between 1 and 2 workers", m)
 		cfg.Seed = 8
 		c, err := cfg.Fit(context.Background(), x)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if slices.Equal(a.Y.Data, c.Y.Data) {
-			t.Errorf("method %d: seeds 7 and 8 gave the same embedding", m)
-		}
+		require.NoError(t, err)
+		assert.NotEqual(t, a.Y.Data, c.Y.Data, "method %d: seeds 7 and 8 gave the same embedding", m)
 	}
 }
 
@@ -343,16 +288,12 @@ func TestTSNE3D(t *testing.T) {
 	x, labels := loadDigits(t)
 	x = &Matrix{Rows: 500, Cols: 64, Data: x.Data[:500*64]}
 	r, err := TSNE{Dims: 3, Seed: 1, Iterations: 500}.Fit(context.Background(), x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rr, cc := r.Y.Rows, r.Y.Cols; rr != 500 || cc != 3 || len(r.Y.Data) != rr*cc {
-		t.Fatalf("got %dx%d, want 500x3", rr, cc)
-	}
+	require.NoError(t, err)
+	require.Equal(t, 500, r.Y.Rows, "rows")
+	require.Equal(t, 3, r.Y.Cols, "columns")
+	require.Len(t, r.Y.Data, 500*3)
 	// A 3-D embedding of digits separates the classes as well as 2-D.
-	if acc := knnAccuracy(r.Y, labels[:500], 10, 5); acc < 0.9 {
-		t.Errorf("3-D 10-NN accuracy %.3f < 0.9", acc)
-	}
+	assert.GreaterOrEqual(t, knnAccuracy(r.Y, labels[:500], 10, 5), 0.9, "3-D 10-NN accuracy")
 }
 
 func TestTSNEErrors(t *testing.T) {
@@ -363,53 +304,47 @@ func TestTSNEErrors(t *testing.T) {
 		good.Data[i] = float32(rng.NormFloat64())
 	}
 	nan := &Matrix{Rows: 40, Cols: 3, Data: slices.Clone(good.Data)}
-	nan.Row(5)[1] = float32(math.NaN())
+	nan.Data[5*3+1] = float32(math.NaN())
 	inf := &Matrix{Rows: 40, Cols: 3, Data: slices.Clone(good.Data)}
-	inf.Row(7)[2] = float32(math.Inf(-1))
+	inf.Data[7*3+2] = float32(math.Inf(-1))
 	same := &Matrix{Rows: 40, Cols: 3}
 	for range 40 {
 		same.Data = append(same.Data, 1, 2, 3)
 	}
+	oneCol := &Matrix{Rows: 40, Cols: 1, Data: good.Data[:40]}
+	// Each error says what is wrong: the input (data that cannot be
+	// embedded) or the configuration.
 	for _, tc := range []struct {
-		name  string
-		cfg   TSNE
-		x     *Matrix
-		input bool // expect ErrTSNEInput
+		name string
+		cfg  TSNE
+		x    *Matrix
+		want string
 	}{
-		{"too few points", TSNE{}, good, true}, // 40 <= 30? no: perplexity 30 < 40 is fine, see below
-		{"perplexity >= N", TSNE{Perplexity: 40}, good, true},
-		{"NaN", TSNE{Perplexity: 5}, nan, true},
-		{"Inf", TSNE{Perplexity: 5}, inf, true},
-		{"zero variance", TSNE{Perplexity: 5}, same, true},
-		{"negative perplexity", TSNE{Perplexity: -1}, good, false},
-		{"negative theta", TSNE{Theta: -0.5}, good, false},
-		{"dims 4", TSNE{Dims: 4}, good, false},
-		{"dims 1", TSNE{Dims: 1}, good, false},
-		{"fft in 3-D", TSNE{Dims: 3, Method: TSNEFFT}, good, false},
-		{"negative learning rate", TSNE{LearningRate: -1}, good, false},
-		{"negative workers", TSNE{Workers: -2}, good, false},
+		{"too few points", TSNE{}, &Matrix{Rows: 30, Cols: 3, Data: good.Data[:30*3]}, "30 points are too few for perplexity 30"},
+		{"perplexity >= N", TSNE{Perplexity: 40}, good, "40 points are too few for perplexity 40"},
+		{"NaN", TSNE{Perplexity: 5}, nan, "row 5 column 1 is NaN"},
+		{"Inf", TSNE{Perplexity: 5}, inf, "row 7 column 2 is -Inf"},
+		{"zero variance", TSNE{Perplexity: 5}, same, "all 40 rows are identical"},
+		{"PCA of one feature", TSNE{Perplexity: 5}, oneCol, "PCA initialisation needs at least 2 features, have 1"},
+		{"negative perplexity", TSNE{Perplexity: -1}, good, "Perplexity is -1"},
+		{"negative theta", TSNE{Theta: -0.5}, good, "Theta is -0.5"},
+		{"dims 4", TSNE{Dims: 4}, good, "Dims is 4"},
+		{"dims 1", TSNE{Dims: 1}, good, "Dims is 1"},
+		{"fft in 3-D", TSNE{Dims: 3, Method: TSNEFFT}, good, "Method TSNEFFT needs Dims 2"},
+		{"negative learning rate", TSNE{LearningRate: -1}, good, "LearningRate is -1"},
+		{"negative workers", TSNE{Workers: -2}, good, "Workers is -2"},
 	} {
-		if tc.name == "too few points" {
-			tc.x = &Matrix{Rows: 30, Cols: 3, Data: good.Data[:30*3]}
-		}
 		_, err := tc.cfg.Fit(ctx, tc.x)
-		if err == nil {
-			t.Errorf("%s: no error", tc.name)
-			continue
-		}
-		if errors.Is(err, ErrTSNEInput) != tc.input {
-			t.Errorf("%s: errors.Is(err, ErrTSNEInput) = %v: %v", tc.name, !tc.input, err)
+		if assert.Error(t, err, tc.name) {
+			assert.True(t, strings.HasPrefix(err.Error(), "style: TSNE.Fit: "), "%s: %v", tc.name, err)
+			assert.Contains(t, err.Error(), tc.want, tc.name)
 		}
 	}
 	// Small but valid input gives finite output.
 	r, err := TSNE{Perplexity: 5, Iterations: 100}.Fit(ctx, good)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, v := range r.Y.Data {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			t.Fatal("non-finite embedding")
-		}
+		require.False(t, math.IsNaN(float64(v)) || math.IsInf(float64(v), 0), "non-finite embedding")
 	}
 }
 
@@ -418,28 +353,22 @@ func TestTSNECancel(t *testing.T) {
 	// Cancelled before the start: returns at once.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := (TSNE{}).Fit(ctx, x); !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled context: err = %v", err)
-	}
+	_, err := (TSNE{}).Fit(ctx, x)
+	require.ErrorIs(t, err, context.Canceled, "cancelled context")
 	// Cancelled from the progress callback during the iterations.
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
 	last := int64(0)
-	_, err := TSNE{Progress: func(p Progress) {
+	_, err = TSNE{Progress: func(p Progress) {
 		last = p.Done
-		if p.Stage != "tsne" || p.Total != 1000 {
-			t.Errorf("progress %+v", p)
-		}
+		assert.Equal(t, "tsne", p.Stage, "progress %+v", p)
+		assert.Equal(t, int64(1000), p.Total, "progress %+v", p)
 		if p.Done == 10 {
 			cancel()
 		}
 	}}.Fit(ctx, x)
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v, want context.Canceled", err)
-	}
-	if last != 10 {
-		t.Errorf("ran to iteration %d after cancelling at 10", last)
-	}
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, int64(10), last, "last iteration run after cancelling at 10")
 }
 
 // TestTSNEIterationNoAlloc checks that a steady-state iteration (gradient
@@ -452,9 +381,7 @@ func TestTSNEIterationNoAlloc(t *testing.T) {
 			s.gradient()
 			s.pool.run(&s.updT, s.n, 512)
 		})
-		if allocs != 0 {
-			t.Errorf("method %d: %.1f allocations per iteration", m, allocs)
-		}
+		assert.Zero(t, allocs, "method %d: allocations per iteration", m)
 	}
 }
 
@@ -483,14 +410,11 @@ func TestFFTPlan(t *testing.T) {
 			num += real(d)*real(d) + imag(d)*imag(d)
 			den += real(want)*real(want) + imag(want)*imag(want)
 		}
-		if e := math.Sqrt(num / den); e > 1e-6 {
-			t.Errorf("n=%d: forward FFT relative error %.3g", n, e)
-		}
+		assert.LessOrEqual(t, math.Sqrt(num/den), 1e-6, "n=%d: forward FFT relative error", n)
 		p.inverse(got, scratch)
 		for i := range got {
-			if d := complex128(got[i])/complex(float64(n), 0) - complex128(x[i]); math.Hypot(real(d), imag(d)) > 1e-5 {
-				t.Fatalf("n=%d: round trip differs at %d by %v", n, i, d)
-			}
+			d := complex128(got[i])/complex(float64(n), 0) - complex128(x[i])
+			require.LessOrEqual(t, math.Hypot(real(d), imag(d)), 1e-5, "n=%d: round trip differs at %d by %v", n, i, d)
 		}
 	}
 }

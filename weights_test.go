@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -33,22 +32,23 @@ func sharedFile(t *testing.T, rel string) string {
 	return p
 }
 
-func TestReadVGG16WeightsGolden(t *testing.T) {
-	ref, err := ReadVGG16Weights(sharedFile(t, "vgg16_narrow_tv.safetensors"), 8)
-	if err != nil {
-		t.Fatal(err)
-	}
+func TestReadWeightsGolden(t *testing.T) {
+	ref, err := ReadWeights(sharedFile(t, "vgg16_narrow_tv.safetensors"), VGG16, 8)
+	require.NoError(t, err)
 	wantWidths := []int{8, 8, 16, 16, 32, 32, 32, 64, 64, 64, 64, 64, 64}
 	in := 3
-	for i, l := range ref.Layers {
+	require.Len(t, ref.layers, 13)
+	for i, l := range ref.layers {
 		if l.Out != wantWidths[i] || l.In != in || len(l.Weight) != l.Out*l.In*9 || len(l.Bias) != l.Out {
 			t.Fatalf("layer %d: %d -> %d with %d weights, %d biases", i, l.In, l.Out, len(l.Weight), len(l.Bias))
 		}
 		in = l.Out
 	}
-	if ref.Preprocess != PreprocessTorch || ref.Metadata["note"] == "" {
-		t.Errorf("Preprocess %q, metadata %v", ref.Preprocess, ref.Metadata)
-	}
+	assert.Equal(t, PreprocessTorch, ref.Preprocess)
+	assert.NotEmpty(t, ref.Metadata["note"], "metadata %v", ref.Metadata)
+	assert.Equal(t, VGG16, ref.Arch)
+	assert.Equal(t, 8, ref.Divisor)
+	assert.Zero(t, ref.Seed)
 
 	var info struct {
 		Files map[string]struct {
@@ -56,28 +56,21 @@ func TestReadVGG16WeightsGolden(t *testing.T) {
 		} `json:"files"`
 	}
 	raw, err := os.ReadFile(sharedFile(t, "pth/info.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(raw, &info); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(raw, &info))
 	for _, name := range []string{"vgg16_narrow_legacy.pth", "vgg16_narrow_zip.pth", "vgg16_narrow_fp16_zip.pth"} {
 		t.Run(name, func(t *testing.T) {
-			w, err := ReadVGG16Weights(sharedFile(t, "pth/"+name), 8)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if w.SHA256 != info.Files[name].SHA256 {
-				t.Errorf("SHA256 %s, info.json says %s", w.SHA256, info.Files[name].SHA256)
-			}
-			if w.Preprocess != PreprocessTorch {
-				t.Errorf("Preprocess %q", w.Preprocess)
-			}
+			// The architecture is told from the tensor names.
+			w, err := ReadWeights(sharedFile(t, "pth/"+name), "", 8)
+			require.NoError(t, err)
+			assert.Equal(t, info.Files[name].SHA256, w.SHA256, "SHA256 against info.json")
+			assert.Equal(t, PreprocessTorch, w.Preprocess)
+			assert.Equal(t, VGG16, w.Arch)
 			fp16 := strings.Contains(name, "fp16")
 			var worst float64
-			for i, l := range w.Layers {
-				r := ref.Layers[i]
+			require.Len(t, w.layers, len(ref.layers))
+			for i, l := range w.layers {
+				r := ref.layers[i]
 				if l.Out != r.Out || l.In != r.In {
 					t.Fatalf("layer %d: %d -> %d, want %d -> %d", i, l.In, l.Out, r.In, r.Out)
 				}
@@ -113,46 +106,38 @@ func TestReadVGG16WeightsGolden(t *testing.T) {
 	}
 }
 
-func TestConvertVGG16RoundTrip(t *testing.T) {
+// TestWriteSafetensorsRoundTrip converts PyTorch checkpoints (legacy
+// float32, zip float16) to safetensors with ReadWeights and
+// WriteSafetensors, and reads the result back.
+func TestWriteSafetensorsRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		zip, half bool
 	}{{"legacy", false, false}, {"zip_f16", true, true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			specs := vgg16Specs(narrowWidths, tc.half, 100)
+			specs := vgg16Specs(testDivisor, tc.half, 100)
 			src := writeTemp(t, "vgg16-test.pth", (&pthFile{tensors: specs, zip: tc.zip}).bytes(t))
 			dst := filepath.Join(t.TempDir(), "vgg16.safetensors")
-			if err := convertVGG16(dst, src, testDivisor); err != nil {
-				t.Fatal(err)
-			}
-			orig, err := ReadVGG16Weights(src, testDivisor)
-			if err != nil {
-				t.Fatal(err)
-			}
-			conv, err := ReadVGG16Weights(dst, testDivisor)
-			if err != nil {
-				t.Fatal(err)
-			}
+			orig, err := ReadWeights(src, VGG16, testDivisor)
+			require.NoError(t, err)
+			require.NoError(t, orig.WriteSafetensors(dst))
+			conv, err := ReadWeights(dst, "", testDivisor)
+			require.NoError(t, err)
 			checkLayersMatchSpecs(t, conv, specs)
 			want := map[string]string{
-				"format":        VGG16FormatName,
+				"arch":          "vgg16",
+				"format":        "style-vgg16-conv",
 				"preprocess":    "torch",
 				"source":        "vgg16-test.pth",
 				"source_sha256": orig.SHA256,
 			}
-			for k, v := range want {
-				if conv.Metadata[k] != v {
-					t.Errorf("metadata %q = %q, want %q", k, conv.Metadata[k], v)
-				}
-			}
-			if conv.SHA256 == orig.SHA256 || conv.SHA256 != mustSHA256(t, dst) {
-				t.Errorf("converted SHA256 %s", conv.SHA256)
-			}
+			assert.Equal(t, want, conv.Metadata)
+			assert.NotEqual(t, orig.SHA256, conv.SHA256, "converted SHA256")
+			assert.Equal(t, mustSHA256(t, dst), conv.SHA256, "converted SHA256")
 			// The converted file holds the conv layers only.
 			ts, _, err := readSafetensors(dst, nil)
-			if err != nil || len(ts) != 26 {
-				t.Errorf("converted file has %d tensors (%v), want 26", len(ts), err)
-			}
+			require.NoError(t, err)
+			assert.Len(t, ts, 26, "tensors of the converted file")
 		})
 	}
 }
@@ -160,72 +145,87 @@ func TestConvertVGG16RoundTrip(t *testing.T) {
 func mustSHA256(t *testing.T, p string) string {
 	t.Helper()
 	s, err := fileSHA256(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return s
 }
 
-func TestReadVGG16WeightsPreprocess(t *testing.T) {
-	specs := vgg16Specs(narrowWidths, false, 0)
-	w, err := ReadVGG16Weights(writeTemp(t, "w.pth", (&pthFile{tensors: specs}).bytes(t)), testDivisor)
-	if err != nil {
-		t.Fatal(err)
-	}
+func TestReadWeightsPreprocess(t *testing.T) {
+	specs := vgg16Specs(testDivisor, false, 0)
+	w, err := ReadWeights(writeTemp(t, "w.pth", (&pthFile{tensors: specs}).bytes(t)), VGG16, testDivisor)
+	require.NoError(t, err)
 	dir := t.TempDir()
 	w.Preprocess = PreprocessCaffe
 	p := filepath.Join(dir, "caffe.safetensors")
-	if err := w.WriteSafetensors(p); err != nil {
-		t.Fatal(err)
-	}
-	got, err := ReadVGG16Weights(p, testDivisor)
-	if err != nil || got.Preprocess != PreprocessCaffe {
-		t.Fatalf("caffe file: Preprocess %v, error %v", got, err)
-	}
+	require.NoError(t, w.WriteSafetensors(p))
+	got, err := ReadWeights(p, VGG16, testDivisor)
+	require.NoError(t, err, "caffe file")
+	assert.Equal(t, PreprocessCaffe, got.Preprocess, "caffe file")
 
 	// Any other value is an error, not a silent default.
-	ts := layersToTensors(w.Layers)
+	ts := vgg16Spec.tensors(w.layers)
 	p = filepath.Join(dir, "bogus.safetensors")
-	if err := writeSafetensors(p, ts, map[string]string{"preprocess": "tf"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ReadVGG16Weights(p, testDivisor); err == nil || !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), `"tf"`) {
-		t.Errorf("preprocess tf: error %v", err)
-	}
+	require.NoError(t, writeSafetensors(p, ts, map[string]string{"preprocess": "tf"}))
+	_, err = ReadWeights(p, VGG16, testDivisor)
+	require.ErrorIs(t, err, ErrFormat, "preprocess tf")
+	assert.ErrorContains(t, err, `"tf"`, "preprocess tf")
 	w.Preprocess = "tf"
-	if err := w.WriteSafetensors(filepath.Join(dir, "x.safetensors")); err == nil {
-		t.Error("WriteSafetensors accepted preprocess tf")
-	}
+	assert.Error(t, w.WriteSafetensors(filepath.Join(dir, "x.safetensors")), "WriteSafetensors accepted preprocess tf")
 	// No metadata at all: torchvision/timm files mean "torch".
 	p = filepath.Join(dir, "plain.safetensors")
-	if err := writeSafetensors(p, ts, nil); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := ReadVGG16Weights(p, testDivisor); err != nil || got.Preprocess != PreprocessTorch || got.Metadata != nil {
-		t.Errorf("no metadata: %+v, %v", got, err)
-	}
+	require.NoError(t, writeSafetensors(p, ts, nil))
+	got, err = ReadWeights(p, VGG16, testDivisor)
+	require.NoError(t, err, "no metadata")
+	assert.Equal(t, PreprocessTorch, got.Preprocess, "no metadata")
+	assert.Nil(t, got.Metadata, "no metadata")
 }
 
-func layersToTensors(layers []ConvWeights) []tensor {
-	var ts []tensor
-	for i, l := range layers {
-		n := strconv.Itoa(vgg16ConvIndices[i])
-		ts = append(ts,
-			tensor{name: "features." + n + ".weight", shape: []int{l.Out, l.In, 3, 3}, data: l.Weight},
-			tensor{name: "features." + n + ".bias", shape: []int{l.Out}, data: l.Bias})
+// TestReadWeightsArch: the architecture comes from the metadata "arch" if
+// the file has one, otherwise from the tensor names; a file of another or
+// an unknown architecture is a *FormatError, an unknown architecture asked
+// for is the caller's error.
+func TestReadWeightsArch(t *testing.T) {
+	dir := t.TempDir()
+	ts := vgg16Spec.tensors(testWeights(t, 2, testDivisor).layers)
+	write := func(name string, ts []tensor, meta map[string]string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, writeSafetensors(p, ts, meta))
+		return p
 	}
-	return ts
+	for _, arch := range []Arch{"", VGG16} {
+		for _, p := range []string{write("meta.safetensors", ts, map[string]string{"arch": "vgg16"}), write("names.safetensors", ts, nil)} {
+			w, err := ReadWeights(p, arch, testDivisor)
+			require.NoError(t, err, "%s read as %q", p, arch)
+			assert.Equal(t, VGG16, w.Arch)
+		}
+	}
+	other := write("other.safetensors", ts, map[string]string{"arch": "resnet18"})
+	for _, arch := range []Arch{"", VGG16} {
+		_, err := ReadWeights(other, arch, testDivisor)
+		require.ErrorIs(t, err, ErrFormat)
+		assert.ErrorContains(t, err, `metadata arch "resnet18"`)
+	}
+	unknown := write("unknown.safetensors", []tensor{{name: "conv1.weight", shape: []int{1}, data: []float32{1}}}, nil)
+	_, err := ReadWeights(unknown, "", 1)
+	require.ErrorIs(t, err, ErrFormat)
+	assert.ErrorContains(t, err, "no tensor of a known architecture")
+	_, err = ReadWeights(unknown, VGG16, 1)
+	require.ErrorIs(t, err, ErrFormat)
+	assert.ErrorContains(t, err, "features.0.weight (VGG16 conv layer 1) is missing")
+
+	_, err = ReadWeights(unknown, "vgg19", 1)
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, ErrFormat)
+	assert.ErrorContains(t, err, `unknown architecture "vgg19"`)
 }
 
-func TestReadVGG16WeightsBadChain(t *testing.T) {
+func TestReadWeightsBadChain(t *testing.T) {
 	good := func() []tensor {
 		var layers []ConvWeights
-		in := 3
-		for i, out := range narrowWidths {
+		for i := range vgg16Spec.layers {
+			in, out := vgg16Spec.layerShape(i, testDivisor)
 			layers = append(layers, ConvWeights{Out: out, In: in, Weight: testValues(i, out*in*9), Bias: testValues(100+i, out)})
-			in = out
 		}
-		return layersToTensors(layers)
+		return vgg16Spec.tensors(layers)
 	}
 	find := func(ts []tensor, name string) int {
 		for i, t := range ts {
@@ -286,26 +286,20 @@ func TestReadVGG16WeightsBadChain(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "w.safetensors")
-			if err := writeSafetensors(p, tc.mutate(good()), nil); err != nil {
-				t.Fatal(err)
-			}
-			_, err := ReadVGG16Weights(p, testDivisor)
-			if err == nil || !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want ErrFormat naming %s", err, tc.want)
-			}
+			require.NoError(t, writeSafetensors(p, tc.mutate(good()), nil))
+			_, err := ReadWeights(p, VGG16, testDivisor)
+			require.ErrorIs(t, err, ErrFormat)
+			assert.ErrorContains(t, err, tc.want)
 		})
 	}
 	// The unmodified chain loads, so the failures above are the mutations'.
 	p := filepath.Join(t.TempDir(), "w.safetensors")
-	if err := writeSafetensors(p, good(), nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ReadVGG16Weights(p, testDivisor); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, writeSafetensors(p, good(), nil))
+	_, err := ReadWeights(p, VGG16, testDivisor)
+	require.NoError(t, err)
 }
 
-func TestReadVGG16WeightsUnknownFormat(t *testing.T) {
+func TestReadWeightsUnknownFormat(t *testing.T) {
 	for name, data := range map[string][]byte{
 		"empty":  nil,
 		"text":   []byte("hello, this is not a weight file"),
@@ -313,30 +307,36 @@ func TestReadVGG16WeightsUnknownFormat(t *testing.T) {
 		"pickle": {0x80, 9, '.'},
 	} {
 		p := writeTemp(t, name+".pth", data)
-		if _, err := ReadVGG16Weights(p, testDivisor); err == nil || !errors.Is(err, ErrFormat) {
-			t.Errorf("%s: error %v, want ErrFormat", name, err)
-		}
+		_, err := ReadWeights(p, VGG16, testDivisor)
+		assert.ErrorIs(t, err, ErrFormat, name)
 	}
-	if _, err := ReadVGG16Weights(filepath.Join(t.TempDir(), "missing.pth"), testDivisor); err == nil || !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("missing file: error %v, want os.ErrNotExist", err)
-	}
+	_, err := ReadWeights(filepath.Join(t.TempDir(), "missing.pth"), VGG16, testDivisor)
+	assert.ErrorIs(t, err, os.ErrNotExist, "missing file")
 }
 
 func TestWriteSafetensorsInvalidWeights(t *testing.T) {
 	dir := t.TempDir()
-	w := &VGG16Weights{Layers: make([]ConvWeights, 12)}
-	if err := w.WriteSafetensors(filepath.Join(dir, "a")); err == nil {
-		t.Error("12 layers accepted")
+	good := func() *Weights { return testWeights(t, 4, testDivisor) }
+	for name, mutate := range map[string]func(w *Weights){
+		"12 layers":            func(w *Weights) { w.layers = w.layers[:12] },
+		"empty layers":         func(w *Weights) { w.layers = make([]ConvWeights, 13) },
+		"other divisor":        func(w *Weights) { w.Divisor = 16 },
+		"bad divisor":          func(w *Weights) { w.Divisor = 5 },
+		"unknown architecture": func(w *Weights) { w.Arch = "vgg19" },
+		"no architecture":      func(w *Weights) { w.Arch = "" },
+	} {
+		w := good()
+		mutate(w)
+		p := filepath.Join(dir, "w.safetensors")
+		assert.Error(t, w.WriteSafetensors(p), name)
+		assert.NoFileExists(t, p, name)
 	}
-	w.Layers = make([]ConvWeights, 13)
-	if err := w.WriteSafetensors(filepath.Join(dir, "b")); err == nil {
-		t.Error("empty layers accepted")
-	}
+	assert.NoError(t, good().WriteSafetensors(filepath.Join(dir, "w.safetensors")))
 }
 
-func BenchmarkReadVGG16Weights(b *testing.B) {
+func BenchmarkReadWeights(b *testing.B) {
 	// A chain a quarter of VGG16's widths (about 3.7 MB of float32).
-	specs := vgg16Specs(vgg16Widths(4), false, 0)
+	specs := vgg16Specs(4, false, 0)
 	dir := b.TempDir()
 	legacy := filepath.Join(dir, "w.pth")
 	if err := os.WriteFile(legacy, (&pthFile{tensors: specs}).bytes(b), 0o644); err != nil {
@@ -347,16 +347,16 @@ func BenchmarkReadVGG16Weights(b *testing.B) {
 		b.Fatal(err)
 	}
 	st := filepath.Join(dir, "w.safetensors")
-	if err := convertVGG16(st, legacy, 4); err != nil {
-		b.Fatal(err)
-	}
+	w, err := ReadWeights(legacy, VGG16, 4)
+	require.NoError(b, err)
+	require.NoError(b, w.WriteSafetensors(st))
 	for _, f := range []struct{ name, path string }{{"safetensors", st}, {"pth_legacy", legacy}, {"pth_zip", zipped}} {
 		b.Run(f.name, func(b *testing.B) {
 			fi, _ := os.Stat(f.path)
 			b.SetBytes(fi.Size())
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := ReadVGG16Weights(f.path, 4); err != nil {
+				if _, err := ReadWeights(f.path, VGG16, 4); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -365,10 +365,10 @@ func BenchmarkReadVGG16Weights(b *testing.B) {
 }
 
 // Fetch torchvision's VGG16 weights once into the user's cache directory,
-// convert them, and read the converted file; later runs use the cache
+// convert them, and load the converted file; later runs use the cache
 // without any network access.
-func ExampleDownloadVGG16() {
-	path, err := DownloadVGG16(context.Background(), &DownloadOptions{
+func ExampleDownloadWeights() {
+	path, err := DownloadWeights(context.Background(), VGG16, &DownloadOptions{
 		Progress: func(p Progress) {
 			fmt.Printf("\r%s: %d / %d bytes", p.Stage, p.Done, p.Total)
 		},
@@ -376,53 +376,45 @@ func ExampleDownloadVGG16() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	w, err := ReadVGG16Weights(path, 1)
+	net, err := LoadNetwork(path, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(len(w.Layers), w.Preprocess, w.Metadata["source"])
+	fmt.Println(net.Backbone().Arch, net.Backbone().Preprocess, net.FeatureLen())
 }
 
-// loadVGG16 is LoadVGG16 for the network with widths divided by divisor.
-func loadVGG16(path string, divisor int) (*VGG16, error) {
-	w, err := ReadVGG16Weights(path, divisor)
-	if err != nil {
-		return nil, err
-	}
-	return NewVGG16(w, nil)
-}
-
-// TestReadVGG16WeightsWidths: a file loads only with the width divisor of
-// the network it holds, and a file of any other shape, such as one whose
+// TestReadWeightsWidths: a file loads only with the width divisor of the
+// network it holds, and a file of any other shape, such as one whose
 // first layer is 8,192 channels wide (a 1.2 MB file that would cost
 // gigabytes of memory per image), is refused naming the tensor and its
 // shape.
-func TestReadVGG16WeightsWidths(t *testing.T) {
+func TestReadWeightsWidths(t *testing.T) {
 	dir := t.TempDir()
 	for _, d := range []int{16, 32, 64} {
 		p := filepath.Join(dir, fmt.Sprintf("div%d.safetensors", d))
-		require.NoError(t, GenerateVGG16Weights(uint64(d), d).WriteSafetensors(p))
-		w, err := ReadVGG16Weights(p, d)
+		require.NoError(t, testWeights(t, uint64(d), d).WriteSafetensors(p))
+		w, err := ReadWeights(p, VGG16, d)
 		require.NoError(t, err)
-		assert.Equal(t, vgg16Widths(d)[12], w.Layers[12].Out)
+		assert.Equal(t, 512/d, w.layers[12].Out)
+		assert.Equal(t, d, w.Divisor)
 		for _, other := range []int{1, 2, 4, 8, 16, 32, 64} {
 			if other == d {
 				continue
 			}
-			_, err := ReadVGG16Weights(p, other)
+			_, err := ReadWeights(p, VGG16, other)
 			require.ErrorIs(t, err, ErrFormat, "file of divisor %d read with %d", d, other)
 			assert.Contains(t, err.Error(), fmt.Sprintf("features.0.weight has shape [%d 3 3 3]", 64/d))
 		}
 	}
 
 	// An 8,192-wide first layer followed by the layers of divisor 64.
-	wide := GenerateVGG16Weights(1, 64)
-	wide.Layers[0] = ConvWeights{Out: 8192, In: 3, Weight: make([]float32, 8192*27), Bias: make([]float32, 8192)}
-	wide.Layers[1] = ConvWeights{Out: 1, In: 8192, Weight: make([]float32, 8192*9), Bias: make([]float32, 1)}
+	wide := testWeights(t, 1, 64).layers
+	wide[0] = ConvWeights{Out: 8192, In: 3, Weight: make([]float32, 8192*27), Bias: make([]float32, 8192)}
+	wide[1] = ConvWeights{Out: 1, In: 8192, Weight: make([]float32, 8192*9), Bias: make([]float32, 1)}
 	p := filepath.Join(dir, "wide.safetensors")
-	require.NoError(t, wide.WriteSafetensors(p))
+	require.NoError(t, writeSafetensors(p, vgg16Spec.tensors(wide), map[string]string{"arch": "vgg16"}))
 	for _, d := range []int{1, 2, 4, 8, 16, 32, 64} {
-		_, err := ReadVGG16Weights(p, d)
+		_, err := ReadWeights(p, VGG16, d)
 		var fe *FormatError
 		require.ErrorAs(t, err, &fe, "divisor %d", d)
 		assert.Equal(t, p, fe.Path)
@@ -432,10 +424,12 @@ func TestReadVGG16WeightsWidths(t *testing.T) {
 	// Divisors other than the powers of two up to 64 are the caller's
 	// mistake, not the file's.
 	for _, d := range []int{0, -8, 3, 12, 128} {
-		_, err := ReadVGG16Weights(p, d)
-		require.Error(t, err, "divisor %d", d)
-		assert.NotErrorIs(t, err, ErrFormat)
-		assert.Contains(t, err.Error(), "divisor")
+		for _, arch := range []Arch{VGG16, ""} {
+			_, err := ReadWeights(p, arch, d)
+			require.Error(t, err, "divisor %d", d)
+			assert.NotErrorIs(t, err, ErrFormat)
+			assert.Contains(t, err.Error(), "divisor")
+		}
 	}
 }
 
@@ -463,10 +457,10 @@ func tensorsBytes(ts map[string]tensor) int64 {
 }
 
 // layersBytes returns the bytes of the weights and biases of w (0 for nil).
-func layersBytes(w *VGG16Weights) int64 {
+func layersBytes(w *Weights) int64 {
 	var n int64
 	if w != nil {
-		for _, l := range w.Layers {
+		for _, l := range w.layers {
 			n += 4 * int64(len(l.Weight)+len(l.Bias))
 		}
 	}
@@ -482,14 +476,14 @@ func sparseSafetensors(t *testing.T, bytes int64) string {
 	return p
 }
 
-// TestReadVGG16WeightsBombs: files that declare far more data than VGG16
+// TestReadWeightsBombs: files that declare far more data than VGG16
 // has are refused before any of it is read, within 64 MB of allocations:
 // a 66 KB zip checkpoint whose 26 tensors all view one deflated 68 MB
 // storage (3.5 GB if each tensor is inflated and converted), a legacy
 // checkpoint doing the same with an 8 MB storage (26 x 16 MB), and a
 // sparse safetensors file declaring one 32 GiB tensor (an unrecoverable
 // out-of-memory crash if allocated).
-func TestReadVGG16WeightsBombs(t *testing.T) {
+func TestReadWeightsBombs(t *testing.T) {
 	zipBomb := vgg16Bomb(t, 34<<20, true)
 	require.Less(t, len(zipBomb), 80<<10, "the zip bomb should be small")
 	files := map[string]string{
@@ -500,7 +494,7 @@ func TestReadVGG16WeightsBombs(t *testing.T) {
 	for name, p := range files {
 		t.Run(name, func(t *testing.T) {
 			var err error
-			n := allocated(func() { _, err = ReadVGG16Weights(p, 1) })
+			n := allocated(func() { _, err = ReadWeights(p, VGG16, 1) })
 			var fe *FormatError
 			require.ErrorAs(t, err, &fe)
 			assert.Equal(t, p, fe.Path)
@@ -533,15 +527,15 @@ func checkReadCost(t *testing.T, what string, err error, allocated uint64, kept 
 	}
 }
 
-// TestReadVGG16WeightsValues: a weight or bias that is not finite or beyond
+// TestReadWeightsValues: a weight or bias that is not finite or beyond
 // ±1e4 is refused, naming the file, the tensor and the element, in
 // safetensors and PyTorch files alike; ±1e4 itself loads. WriteSafetensors
 // refuses to write such values.
-func TestReadVGG16WeightsValues(t *testing.T) {
+func TestReadWeightsValues(t *testing.T) {
 	nan, inf := float32(math.NaN()), float32(math.Inf(1))
 	for _, tc := range []struct {
 		name   string
-		tensor int // index in layersToTensors order
+		tensor int // index in vgg16Spec.tensors order
 		elem   int
 		v      float32
 		want   string
@@ -553,40 +547,40 @@ func TestReadVGG16WeightsValues(t *testing.T) {
 		{"huge_negative_bias", 3, 1, -1e7, "beyond the bound"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ts := layersToTensors(GenerateVGG16Weights(3, testDivisor).Layers)
+			ts := vgg16Spec.tensors(testWeights(t, 3, testDivisor).layers)
 			ts[tc.tensor].data[tc.elem] = tc.v
 			p := filepath.Join(t.TempDir(), "w.safetensors")
 			require.NoError(t, writeSafetensors(p, ts, nil))
-			_, err := ReadVGG16Weights(p, testDivisor)
+			_, err := ReadWeights(p, VGG16, testDivisor)
 			var fe *FormatError
 			require.ErrorAs(t, err, &fe)
 			assert.Equal(t, p, fe.Path)
 			assert.Contains(t, err.Error(), fmt.Sprintf("tensor %s: element %d of", ts[tc.tensor].name, tc.elem))
 			assert.Contains(t, err.Error(), tc.want)
 
-			w := GenerateVGG16Weights(3, testDivisor)
-			w.Layers[tc.tensor/2].Weight[0] = tc.v
+			w := testWeights(t, 3, testDivisor)
+			w.layers[tc.tensor/2].Weight[0] = tc.v
 			assert.Error(t, w.WriteSafetensors(filepath.Join(t.TempDir(), "x.safetensors")))
 		})
 	}
 	// Float16 infinity in a PyTorch checkpoint.
 	for _, zipped := range []bool{false, true} {
-		specs := vgg16Specs(narrowWidths, true, 0)
+		specs := vgg16Specs(testDivisor, true, 0)
 		specs[6].data = slices.Clone(specs[6].data)
 		specs[6].data[2] = inf
 		f := &pthFile{tensors: specs, zip: zipped}
 		b := f.bytes(t)
 		p := writeTemp(t, "w.pth", b)
-		_, err := ReadVGG16Weights(p, testDivisor)
+		_, err := ReadWeights(p, VGG16, testDivisor)
 		require.ErrorIs(t, err, ErrFormat)
 		assert.Contains(t, err.Error(), "tensor "+specs[6].name+": element 2 of")
 	}
 	// The bound itself is accepted.
-	ts := layersToTensors(GenerateVGG16Weights(3, testDivisor).Layers)
+	ts := vgg16Spec.tensors(testWeights(t, 3, testDivisor).layers)
 	ts[0].data[0], ts[1].data[0] = 1e4, -1e4
 	p := filepath.Join(t.TempDir(), "w.safetensors")
 	require.NoError(t, writeSafetensors(p, ts, nil))
-	w, err := ReadVGG16Weights(p, testDivisor)
+	w, err := ReadWeights(p, VGG16, testDivisor)
 	require.NoError(t, err)
-	assert.Equal(t, float32(1e4), w.Layers[0].Weight[0])
+	assert.Equal(t, float32(1e4), w.layers[0].Weight[0])
 }

@@ -13,8 +13,6 @@ import (
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
-
-	"github.com/stylespace/style"
 )
 
 // SheetOptions sets the layout of a contact sheet. A nil
@@ -58,7 +56,7 @@ const (
 //
 // ContactSheet panics if labels is not empty and len(labels) !=
 // 1+len(matches), if an option is negative, or if the sheet would exceed
-// style.MaxImagePixels.
+// 64 megapixels (the largest image style.DecodeImage accepts).
 func ContactSheet(query image.Image, matches []image.Image, labels []string, opts *SheetOptions) *image.RGBA {
 	var o SheetOptions
 	if opts != nil {
@@ -100,8 +98,8 @@ func ContactSheet(query image.Image, matches []image.Image, labels []string, opt
 	cellW, cellH := tw, th+capH
 	w := int64(pad) + int64(cols)*int64(cellW+pad)
 	h := int64(pad) + int64(rows)*int64(cellH+pad)
-	if w*h > style.MaxImagePixels {
-		panic(fmt.Sprintf("picture: ContactSheet: sheet of %dx%d pixels exceeds style.MaxImagePixels", w, h))
+	if w*h > maxPixels {
+		panic(fmt.Sprintf("picture: ContactSheet: sheet of %dx%d pixels exceeds 64 megapixels", w, h))
 	}
 	sheet := image.NewRGBA(image.Rect(0, 0, int(w), int(h)))
 	draw.Draw(sheet, sheet.Bounds(), image.NewUniform(bg), image.Point{}, draw.Src)

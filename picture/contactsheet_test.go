@@ -70,7 +70,7 @@ func TestContactSheetLayout(t *testing.T) {
 		"small match, not enlarged, at its box corner")
 	mustPanic(t, "labels", func() { ContactSheet(query, matches, labels[:2], nil) })
 	mustPanic(t, "negative", func() { ContactSheet(query, matches, nil, &SheetOptions{Padding: -1}) })
-	mustPanic(t, "MaxImagePixels", func() {
+	mustPanic(t, "64 megapixels", func() {
 		ContactSheet(query, matches, nil, &SheetOptions{ThumbWidth: 1 << 15, ThumbHeight: 1 << 15})
 	})
 }

@@ -149,7 +149,7 @@ func TestWriteMapFashion(t *testing.T) {
 		}
 		cats[k] = catID[rec[3]] // subCategory: shoes, watches, topwear, ...
 		small := resize.Resize(fw, fh, img, resize.Bilinear)
-		row := x.Row(k)
+		row := x.Data[k*x.Cols : (k+1)*x.Cols]
 		for yy := 0; yy < fh; yy++ {
 			for xx := 0; xx < fw; xx++ {
 				r, g, b, _ := small.At(small.Bounds().Min.X+xx, small.Bounds().Min.Y+yy).RGBA()

@@ -29,7 +29,7 @@ type Options struct {
 	// Width and Height are the size of the PNG in pixels; 0 means 800
 	// and 600 (wider for multi-panel charts). Text is scaled with the
 	// size, so larger pictures stay legible. Width*Height is limited to
-	// style.MaxImagePixels.
+	// 64 megapixels.
 	Width, Height int
 }
 
@@ -75,8 +75,8 @@ func resolvePlotFrame(opts *Options, defW, defH int, defTitle, fn string) (plotF
 	if h == 0 {
 		h = defH
 	}
-	if w < 100 || h < 100 || int64(w)*int64(h) > style.MaxImagePixels {
-		return plotFrame{}, fmt.Errorf("picture: %s: size %dx%d outside [100, ...] with at most %d pixels", fn, w, h, style.MaxImagePixels)
+	if w < 100 || h < 100 || int64(w)*int64(h) > maxPixels {
+		return plotFrame{}, fmt.Errorf("picture: %s: size %dx%d outside [100, ...] with at most %d pixels", fn, w, h, maxPixels)
 	}
 	s := min(float64(w)/800, float64(h)/600)
 	s = max(0.75, min(s, 4))
@@ -495,6 +495,11 @@ func quantileSorted(s []float64, q float64) float64 {
 	}
 	return s[i] + (pos-float64(i))*(s[i+1]-s[i])
 }
+
+// maxPixels caps the pictures drawn here, in pixels: 64 megapixels, the
+// largest image style.DecodeImage accepts, so that every picture can be
+// read back.
+const maxPixels = 64 << 20
 
 // maxScatterCategories is the number of categories drawn in their own
 // colour by Scatter; the rest are grouped as "other".

@@ -28,6 +28,13 @@ const (
 	FailedImagesFile   = "failed_images.tsv"   // images left out and why (only if some failed)
 )
 
+// KerasFeatureScale is the feature scale of the original study: the
+// global maximum of the VGG16 pool5 features of its training images with
+// the original Keras (caffe-preprocessed) VGG16 weights. Features from
+// other weights or preprocessing have another maximum; compute it with
+// style.FeatureScale, as Run does.
+const KerasFeatureScale = 844.34
+
 // Config configures a study: from labelled pairs of image names to a
 // trained, evaluated and saved style.SiameseHead with its pictures and a
 // report. Run does, in order:
@@ -76,7 +83,7 @@ type Config struct {
 	PrefetchWorkers int
 
 	// Extractor computes the features of an image, typically a
-	// *style.VGG16. Required.
+	// *style.Network. Required.
 	Extractor style.FeatureExtractor
 	// StoreDir is the folder of the feature store (see
 	// style.OpenFeatureStore), created if needed. Required. Reusing it
@@ -89,7 +96,7 @@ type Config struct {
 
 	// Seed seeds the stratified split and the head's initial weights.
 	Seed uint64
-	// HeadOut is the embedding length; 0 means style.DefaultHeadOut (128).
+	// HeadOut is the embedding length; 0 means 128 (see style.HeadConfig).
 	HeadOut int
 	// Margin is the contrastive-loss margin; 0 means 1.
 	Margin float64
@@ -134,7 +141,8 @@ type Result struct {
 	UntrainedDistances, Distances []float64
 	// UntrainedROC and ROC are the ROC curves of those distances.
 	UntrainedROC, ROC *style.ROC
-	// Table is the test ROC at 5%, 10% and 20% false positives (ROC.Table).
+	// Table is the test ROC at 5%, 10% and 20% false positives (ROC.AtFPR
+	// at each rate).
 	Table []style.ROCPoint
 	// Cutoff is the head's cutoff: Threshold is the distance chosen by
 	// Youden's J on the validation pairs, FPR and TPR the rates it reaches
@@ -150,6 +158,9 @@ type Result struct {
 	// Elapsed is the duration of the whole run.
 	Elapsed time.Duration
 }
+
+// tableFPRs are the false positive rates of Result.Table.
+var tableFPRs = [...]float64{0.05, 0.10, 0.20}
 
 // Run runs the study cfg describes; see Config for the steps. A nil cfg is
 // the zero Config, which lacks the required fields. Run returns an error
@@ -257,7 +268,9 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 	if res.ROC, err = style.ROCFromDistances(res.Distances, testLabels); err != nil {
 		return nil, fmt.Errorf("study: trained head: %w", err)
 	}
-	res.Table = res.ROC.Table()
+	for _, fpr := range tableFPRs {
+		res.Table = append(res.Table, res.ROC.AtFPR(fpr))
+	}
 	valDist, err := head.PairDistances(ctx, store, res.Val)
 	if err != nil {
 		return nil, fmt.Errorf("study: %w", err)
@@ -435,7 +448,7 @@ func (res *Result) report() string {
 
 	p("# Style evaluator: training report\n\n")
 	p("A siamese head (%d features -> %d, ReLU) trained with the contrastive loss (margin %g) to map product photos into a style space where a small distance means the items go well together.\n\n",
-		res.Head.In(), res.Head.Out(), res.Head.Margin)
+		res.Head.Dense.In, res.Head.Dense.Out, res.Head.Margin)
 	p("## Data\n\n")
 	p("- Pairs: %d considered, %d usable (%d compatible, %.1f%%), %d dropped because an image failed.\n",
 		res.Pairs, usable, countCompatible(res.Train)+countCompatible(res.Val)+countCompatible(res.Test),
@@ -451,7 +464,8 @@ func (res *Result) report() string {
 		p("- Feature extraction: %s for %d images (%.0f ms per image).\n", ex.Elapsed.Round(time.Millisecond), ex.Extracted,
 			float64(ex.Elapsed.Milliseconds())/float64(ex.Extracted))
 	}
-	p("- Backbone: %s, preprocessing %q, weights SHA-256 %s.\n", res.Backbone.Name, res.Backbone.Preprocess, sha)
+	p("- Backbone: %s, preprocessing %q, weights SHA-256 %s, seed %d, width divisor %d.\n",
+		res.Backbone.Arch, res.Backbone.Preprocess, sha, res.Backbone.Seed, res.Backbone.Divisor)
 	p("- Feature scale (largest training feature, MinMax): %.6g.\n", res.Scale)
 	p("- Split (stratified 60/20/20): training %d pairs (%d compatible), validation %d (%d), test %d (%d).\n\n",
 		len(res.Train), countCompatible(res.Train), len(res.Val), countCompatible(res.Val), len(res.Test), countCompatible(res.Test))

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -71,7 +72,7 @@ func (x *studyExtractor) Features(img image.Image) ([]float32, error) {
 
 func (x *studyExtractor) FeatureLen() int { return studyDim }
 func (x *studyExtractor) Backbone() style.Backbone {
-	return style.Backbone{Name: "synthetic", Preprocess: "none"}
+	return style.Backbone{Arch: "synthetic", Preprocess: "none"}
 }
 
 // studyData returns n images of 4 hidden styles and m pairs between them,
@@ -199,11 +200,12 @@ func TestRun(t *testing.T) {
 	// The scale is the largest stored feature of the training images.
 	store, err := style.OpenFeatureStore(cfg.StoreDir, &style.StoreOptions{ReadOnly: true})
 	require.NoError(t, err)
-	var idx []int
+	var want float32
+	buf := make([]float32, store.Dim())
 	for _, p := range res.Train {
-		idx = append(idx, p.A, p.B)
+		want = max(want, slices.Max(store.FeatureTo(buf, p.A)), slices.Max(store.FeatureTo(buf, p.B)))
 	}
-	assert.Equal(t, float64(store.MaxOf(idx)), res.Scale, "scale: want the training maximum")
+	assert.Equal(t, float64(want), res.Scale, "scale: want the training maximum")
 	store.Close()
 
 	// The saved head is the result's head.
@@ -212,8 +214,8 @@ func TestRun(t *testing.T) {
 	assert.Equal(t, res.Head.Cutoff, h.Cutoff)
 	assert.Equal(t, res.Scale, h.Scale)
 	assert.Equal(t, fx.Backbone(), h.Backbone)
-	assert.Equal(t, studyDim, h.In())
-	assert.Equal(t, 8, h.Out())
+	assert.Equal(t, studyDim, h.Dense.In)
+	assert.Equal(t, 8, h.Dense.Out)
 	for _, name := range []string{LearningCurvesFile, ROCFile, DensitiesFile, FailedImagesFile} {
 		assert.FileExists(t, res.Files[name])
 	}
@@ -318,7 +320,7 @@ func TestRunErrors(t *testing.T) {
 
 	// A store made with another backbone is refused.
 	cfg := newTestConfig(t, src, pairs, &studyExtractor{})
-	st, err := style.OpenFeatureStore(cfg.StoreDir, &style.StoreOptions{Dim: studyDim, Backbone: style.Backbone{Name: "other"}})
+	st, err := style.OpenFeatureStore(cfg.StoreDir, &style.StoreOptions{Dim: studyDim, Backbone: style.Backbone{Arch: "other"}})
 	require.NoError(t, err)
 	st.Close()
 	_, err = Run(context.Background(), cfg)

@@ -8,26 +8,27 @@ import (
 	"github.com/stylespace/style"
 )
 
-// loadVGG16Model loads a VGG16 weight file of the given width divisor.
-func loadVGG16Model(path string, divisor, workers int) (*model, error) {
-	w, err := style.ReadVGG16Weights(path, divisor)
+// loadNetworkModel loads a weight file of the given width divisor (its
+// architecture told by the file).
+func loadNetworkModel(path string, divisor, workers int) (*model, error) {
+	w, err := style.ReadWeights(path, "", divisor)
 	if err != nil {
 		return nil, err
 	}
-	return newVGG16Model(w, workers)
+	return newNetworkModel(w, workers)
 }
 
-// newVGG16Model builds the feature extractor of w, each forward pass using
-// workers goroutines (0: all cores).
-func newVGG16Model(w *style.VGG16Weights, workers int) (*model, error) {
-	m, err := style.NewVGG16(w, &style.VGG16Options{Workers: workers})
+// newNetworkModel builds the feature extractor of w, each forward pass
+// using workers goroutines (0: all cores).
+func newNetworkModel(w *style.Weights, workers int) (*model, error) {
+	m, err := style.NewNetwork(w, &style.NetworkOptions{Workers: workers})
 	if err != nil {
 		return nil, err
 	}
 	return &model{
 		ext: m,
-		batch: func(_ context.Context, imgs []image.Image) ([][]float32, error) {
-			return m.FeaturesBatch(imgs)
+		batch: func(ctx context.Context, imgs []image.Image) ([][]float32, error) {
+			return m.FeaturesBatch(ctx, imgs)
 		},
 	}, nil
 }
@@ -42,8 +43,8 @@ func loadHead(path string, ext style.FeatureExtractor) (*style.SiameseHead, erro
 	if err := h.CheckBackbone(ext.Backbone()); err != nil {
 		return nil, fmt.Errorf("head %s: %w", path, err)
 	}
-	if h.In() != ext.FeatureLen() {
-		return nil, fmt.Errorf("head %s takes %d features, the VGG16 gives %d", path, h.In(), ext.FeatureLen())
+	if h.Dense.In != ext.FeatureLen() {
+		return nil, fmt.Errorf("head %s takes %d features, the network gives %d", path, h.Dense.In, ext.FeatureLen())
 	}
 	return h, nil
 }

@@ -19,14 +19,14 @@ import (
 // ModelSpec says which model the workers load. It travels inside the DoFn,
 // so every field is exported and JSON-serialisable.
 type ModelSpec struct {
-	// Weights is a VGG16 weight file (any format style.LoadVGG16 reads), local
+	// Weights is a weight file (any format style.ReadWeights reads), local
 	// or on a Beam filesystem (gs://), or "generated:narrow:SEED" /
 	// "generated:full:SEED" for a VGG16-shaped network with weights generated
 	// from SEED (no file needed; for tests and dry runs, its features mean
 	// nothing).
 	Weights string
 	// WeightsDivisor is the width divisor of the network in the Weights
-	// file (see style.ReadVGG16Weights); 0 means 1, VGG16 itself.
+	// file (see style.ReadWeights); 0 means 1, VGG16 itself.
 	WeightsDivisor int
 	// Head is an optional trained siamese head file; "" means no embedding.
 	Head string
@@ -73,12 +73,12 @@ type model struct {
 
 // embedBatch returns the embeddings of feats, in one batched product.
 func (m *model) embedBatch(feats [][]float32) [][]float32 {
-	n, in, out := len(feats), m.head.In(), m.head.Out()
+	n, in, out := len(feats), m.head.Dense.In, m.head.Dense.Out
 	flat := make([]float32, 0, n*in)
 	for _, f := range feats {
 		flat = append(flat, f...)
 	}
-	e := m.head.EmbedBatch(nil, flat)
+	e := m.head.Embed(flat)
 	res := make([][]float32, n)
 	for i := range res {
 		res[i] = e[i*out : (i+1)*out : (i+1)*out]
@@ -162,7 +162,7 @@ func loadModel(ctx context.Context, spec ModelSpec) (*model, error) {
 			return nil, ferr
 		}
 		defer cleanup()
-		m, err = loadVGG16Model(path, max(spec.WeightsDivisor, 1), spec.Workers)
+		m, err = loadNetworkModel(path, max(spec.WeightsDivisor, 1), spec.Workers)
 	}
 	if err != nil {
 		return nil, err
@@ -188,11 +188,15 @@ func generatedModel(s string, workers int) (*model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newVGG16Model(style.GenerateVGG16Weights(seed, divisor), workers)
+	w, err := style.GenerateWeights(style.VGG16, seed, divisor)
+	if err != nil {
+		return nil, err
+	}
+	return newNetworkModel(w, workers)
 }
 
 // parseGenerated parses "narrow:SEED" or "full:SEED": the width divisor of
-// style.GenerateVGG16Weights (8 for the narrow test network, 1 for the full
+// style.GenerateWeights (8 for the narrow test network, 1 for the full
 // VGG16) and the seed.
 func parseGenerated(s string) (divisor int, seed uint64, err error) {
 	kind, seedStr, ok := strings.Cut(s, ":")

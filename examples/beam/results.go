@@ -97,7 +97,7 @@ func writeCatalog(ctx context.Context, output string, spec ModelSpec, m *model, 
 	c := &style.Catalog{Meta: map[string]string{
 		"weights":         filepath.Base(spec.Weights),
 		"head":            filepath.Base(spec.Head),
-		"backbone":        b.Name,
+		"backbone":        string(b.Arch),
 		"preprocess":      string(b.Preprocess),
 		"backbone_sha256": b.SHA256,
 	}}

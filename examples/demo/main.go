@@ -10,7 +10,7 @@
 // The numbers it prints are real measurements of a real run, but on
 // generated data: they show the pipeline working, not the study's result.
 // Pass -weights to use real VGG16 weights (for example torchvision's,
-// converted by examples/train or DownloadVGG16).
+// converted by examples/train or DownloadWeights).
 //
 // Usage:
 //
@@ -112,14 +112,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	// The backbone.
 	var (
-		net *style.VGG16
+		net *style.Network
 		err error
 	)
 	if *weights != "" {
-		net, err = style.LoadVGG16(*weights)
+		net, err = style.LoadNetwork(*weights, &style.NetworkOptions{Workers: *workers})
 	} else {
-		w := style.GenerateVGG16Weights(*seed, 8)
-		net, err = style.NewVGG16(w, &style.VGG16Options{Workers: *workers})
+		var w *style.Weights
+		if w, err = style.GenerateWeights(style.VGG16, *seed, 8); err == nil {
+			net, err = style.NewNetwork(w, &style.NetworkOptions{Workers: *workers})
+		}
 	}
 	if err != nil {
 		return err
@@ -227,13 +229,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func buildCatalog(store *style.FeatureStore, head *style.SiameseHead, items []item) (*style.Catalog, error) {
 	cat := &style.Catalog{Meta: map[string]string{"source": "style demo: generated products"}}
 	feat := make([]float32, store.Dim())
-	var emb []float32
 	for _, it := range items {
 		idx, ok := store.Index(it.ID)
 		if !ok {
 			continue // an item no pair uses has no features
 		}
-		emb = head.EmbedTo(emb, store.FeatureTo(feat, idx))
+		emb := head.Embed(store.FeatureTo(feat, idx))
 		if err := cat.Add(style.Item{ID: it.ID, Category: it.Category, Embedding: emb}); err != nil {
 			return nil, err
 		}

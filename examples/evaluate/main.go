@@ -82,15 +82,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	vgg, err := cli.LoadVGG16(wpath, *conv, *divisor)
+	vgg, err := cli.LoadNetwork(wpath, *conv, *divisor)
 	if err != nil {
 		return err
 	}
 	if err := head.CheckBackbone(vgg.Backbone()); err != nil {
 		return fmt.Errorf("the head %s cannot be used with the weights %s: %w\n(pass the weight file the head was trained with, or train a head for these weights)", *headPath, wpath, err)
 	}
-	if head.In() != vgg.FeatureLen() {
-		return fmt.Errorf("the head %s takes %d features but the weights %s give %d", *headPath, head.In(), wpath, vgg.FeatureLen())
+	if head.Dense.In != vgg.FeatureLen() {
+		return fmt.Errorf("the head %s takes %d features but the weights %s give %d", *headPath, head.Dense.In, wpath, vgg.FeatureLen())
 	}
 
 	var feats [2][]float32
@@ -99,7 +99,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("image %s: %w", flags.Arg(i), err)
 		}
 	}
-	d, v := head.Compare(feats[0], feats[1])
+	d, v, err := head.Compare(feats[0], feats[1])
+	if err != nil {
+		return fmt.Errorf("comparing %s and %s: %w", flags.Arg(0), flags.Arg(1), err)
+	}
 	res := Result{Image1: img1, Image2: img2, Distance: d, Cutoff: head.Cutoff, Compatible: v == style.Compatible, Verdict: v.String()}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

@@ -22,14 +22,14 @@ const photos = "../../../shared/images"
 // setup returns the narrow VGG16 and the expected distance between the two
 // "matching" photos under a head made for it (seed 1, scale 5), computed
 // through the library directly.
-func setup(t *testing.T) (vgg *style.VGG16, img1, img2 string, head *style.SiameseHead, dist float64) {
+func setup(t *testing.T) (vgg *style.Network, img1, img2 string, head *style.SiameseHead, dist float64) {
 	t.Helper()
 	for _, p := range []string{photos, cli.NarrowWeights} {
 		if _, err := os.Stat(p); err != nil {
 			t.Skipf("reference data %s absent: %v", p, err)
 		}
 	}
-	vgg, err := cli.LoadVGG16(cli.NarrowWeights, "auto", 8)
+	vgg, err := cli.LoadNetwork(cli.NarrowWeights, "auto", 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,10 @@ func setup(t *testing.T) (vgg *style.VGG16, img1, img2 string, head *style.Siame
 			t.Fatal(err)
 		}
 	}
-	dist, _ = head.Compare(f[0], f[1])
+	dist, _, err = head.Compare(f[0], f[1])
+	if err != nil {
+		t.Fatal(err)
+	}
 	return vgg, img1, img2, head, dist
 }
 
@@ -115,7 +118,7 @@ func TestEvaluateErrors(t *testing.T) {
 	os.WriteFile(notImage, []byte("these are not pixels"), 0o644)
 
 	other := *head
-	other.Backbone = style.Backbone{Name: "vgg16", Preprocess: style.PreprocessCaffe, SHA256: strings.Repeat("ab", 32)}
+	other.Backbone = style.Backbone{Arch: "vgg16", Preprocess: style.PreprocessCaffe, SHA256: strings.Repeat("ab", 32)}
 	wrong := saveHead(t, &other)
 
 	missing := filepath.Join(t.TempDir(), "none.safetensors")

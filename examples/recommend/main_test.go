@@ -203,7 +203,11 @@ func TestRunRecommend(t *testing.T) {
 // and returns its path.
 func writeHead(t *testing.T, dir string, seed uint64) string {
 	t.Helper()
-	fx, err := style.NewVGG16(style.GenerateVGG16Weights(1, 16), nil)
+	w, err := style.GenerateWeights(style.VGG16, 1, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx, err := style.NewNetwork(w, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +287,7 @@ func TestRunRecommendErrors(t *testing.T) {
 		{append(base, "-weights-seed", "2"), "built with another model"},
 		{append(base, "-query", "no-such-item"), "not an item of the catalogue"},
 		{append(base, "-meta", badCSV, "-catalog", ""), "bad.csv: line 3"},
-		{append(base, "-divisor", "3"), "must divide 64"},
+		{append(base, "-divisor", "3"), "width divisor 3"},
 		{append(base, "-weights", filepath.Join(dir, "none.safetensors")), "none.safetensors"},
 		{[]string{"-k", "5"}, "-images is required"},
 		{append(base, "-k", "0"), "-k 0"},

@@ -122,7 +122,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	vgg, err := cli.LoadVGG16(wpath, *conv, *divisor)
+	vgg, err := cli.LoadNetwork(wpath, *conv, *divisor)
 	if err != nil {
 		return err
 	}

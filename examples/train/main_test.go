@@ -148,15 +148,15 @@ func checkOutputs(t *testing.T, out string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vgg, err := cli.LoadVGG16(cli.NarrowWeights, "auto", 8)
+	vgg, err := cli.LoadNetwork(cli.NarrowWeights, "auto", 8)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := head.CheckBackbone(vgg.Backbone()); err != nil {
 		t.Errorf("saved head: %v", err)
 	}
-	if head.In() != vgg.FeatureLen() || head.Scale <= 0 {
-		t.Errorf("saved head: In %d, scale %g; want In %d and a positive scale", head.In(), head.Scale, vgg.FeatureLen())
+	if head.Dense.In != vgg.FeatureLen() || head.Scale <= 0 {
+		t.Errorf("saved head: In %d, scale %g; want In %d and a positive scale", head.Dense.In, head.Scale, vgg.FeatureLen())
 	}
 	for _, name := range []string{study.LearningCurvesFile, study.ROCFile, study.DensitiesFile} {
 		f, err := os.Open(filepath.Join(out, name))

@@ -98,7 +98,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	x := &style.Matrix{Rows: n, Cols: dim, Data: make([]float32, n*dim)}
 	cats := make([]string, n)
 	for r, i := range idx {
-		m.Cat.FeatureTo(x.Row(r), i)
+		m.Cat.FeatureTo(x.Data[r*dim:(r+1)*dim], i)
 		if cats[r] = m.Category(m.Cat.Item(i).ID); cats[r] == "" {
 			cats[r] = m.Cat.Item(i).Category
 		}

@@ -28,11 +28,12 @@ var optimKernels = newFamily("optim", append(optimAsm(), impl[optimKernel]{isa: 
 const optimChunk = 1 << 16
 
 // optimChunks calls f on the consecutive chunks of optimChunk elements of
-// [0, n), spread over up to GOMAXPROCS goroutines when there are several
-// chunks (the passes are bound by memory bandwidth, which one core does
-// not saturate), and returns when all are done.
-func optimChunks(n int, f func(i, lo, hi int)) {
-	For(Workers(0), (n+optimChunk-1)/optimChunk, func(_, i int) {
+// [0, n), spread over up to workers goroutines (resolved by Workers)
+// when there are several chunks (the passes are bound by memory
+// bandwidth, which one core does not saturate), and returns when all are
+// done.
+func optimChunks(n, workers int, f func(i, lo, hi int)) {
+	For(Workers(workers), (n+optimChunk-1)/optimChunk, func(_, i int) {
 		f(i, i*optimChunk, min(n, (i+1)*optimChunk))
 	})
 }
@@ -44,26 +45,29 @@ func optimChunks(n int, f func(i, lo, hi int)) {
 //	p = p - lr·g / (sqrt(a) + eps)
 //
 // in float32, rounding after every operation (see rmspropGeneric), over
-// chunks on GOMAXPROCS goroutines; the result does not depend on their
-// number.
-func RMSPropStep(p, g, a []float32, lr, rho, eps float64) {
+// chunks on up to workers goroutines (0 means GOMAXPROCS); the result
+// does not depend on their number.
+func RMSPropStep(p, g, a []float32, lr, rho, eps float64, workers int) {
 	n := len(g)
 	p, a = p[:n], a[:n]
-	optimChunks(n, func(_, lo, hi int) {
+	optimChunks(n, workers, func(_, lo, hi int) {
 		rmsprop32(p[lo:hi], g[lo:hi], a[lo:hi], lr, rho, eps)
 	})
 }
 
-// L2Penalty adds the gradient of the penalty l2·Σw² to g (2·l2·w[i] to
-// g[i], in float32) and returns the penalty, summed in float64 per chunk
-// and the chunks' sums added in chunk order, over chunks on GOMAXPROCS
-// goroutines; the result does not depend on their number.
-func L2Penalty(g, w []float32, l2 float64) float64 {
+// L2Penalty returns the penalty l2·Σw², summed in float64 per chunk and
+// the chunks' sums added in chunk order, and, if g is not nil, adds its
+// gradient to g (2·l2·w[i] to g[i], in float32), over chunks on up to
+// workers goroutines (0 means GOMAXPROCS); the result does not depend on
+// their number.
+func L2Penalty(g, w []float32, l2 float64, workers int) float64 {
 	if l2 == 0 {
 		return 0
 	}
 	n := len(w)
-	g = g[:n]
+	if g != nil {
+		g = g[:n]
+	}
 	var small [64]float64
 	parts := small[:0]
 	if chunks := (n + optimChunk - 1) / optimChunk; chunks <= len(small) {
@@ -71,8 +75,12 @@ func L2Penalty(g, w []float32, l2 float64) float64 {
 	} else {
 		parts = make([]float64, chunks)
 	}
-	optimChunks(n, func(i, lo, hi int) {
-		parts[i] = l2Penalty32(g[lo:hi], w[lo:hi], l2)
+	optimChunks(n, workers, func(i, lo, hi int) {
+		if g == nil {
+			parts[i] = l2Sum(w[lo:hi], l2)
+		} else {
+			parts[i] = l2Penalty32(g[lo:hi], w[lo:hi], l2)
+		}
 	})
 	s := 0.0
 	for _, v := range parts {
@@ -122,6 +130,16 @@ func l2Penalty32(g, w []float32, l2 float64) float64 {
 		s = kn.l2(g, w, float32(2*l2))
 	}
 	return l2*s + l2PenaltyGeneric(g[done:], w[done:], l2)
+}
+
+// l2Sum returns the penalty l2·Σw² alone, for the loss without a
+// gradient. It sums in the order of l2PenaltyGeneric.
+func l2Sum(w []float32, l2 float64) float64 {
+	var s float64
+	for _, v := range w {
+		s += float64(v) * float64(v)
+	}
+	return l2 * s
 }
 
 // rmspropGeneric is the reference of the RMSProp step and of its

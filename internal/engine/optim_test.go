@@ -65,8 +65,9 @@ func forEachOptimKernel(t *testing.T, f func(t *testing.T)) {
 
 // TestOptimParallel checks that the chunked, multi-core passes equal the
 // single-call ones bit for bit (RMSProp, L2 gradients) and within float64
-// rounding (the penalty, summed per chunk), with GOMAXPROCS 1 and 2
-// giving identical results.
+// rounding (the penalty, summed per chunk), with GOMAXPROCS 1 and 2 and
+// explicit worker counts 1 and 3 giving identical results, and that the
+// penalty without a gradient (g nil) is the same sum.
 func TestOptimParallel(t *testing.T) {
 	r := rand.New(rand.NewPCG(10, 10))
 	n := 3*optimChunk + 1234
@@ -75,33 +76,45 @@ func TestOptimParallel(t *testing.T) {
 		a[i] = float32(r.Float64())
 	}
 	var results [][]float32
-	var penalties []float64
-	for _, procs := range []int{1, 2} {
-		prev := runtime.GOMAXPROCS(procs)
+	var penalties, sums []float64
+	for _, run := range []struct{ procs, workers int }{{1, 0}, {2, 0}, {2, 1}, {2, 3}} {
+		prev := runtime.GOMAXPROCS(run.procs)
 		p1, a1, g1 := slices.Clone(p), slices.Clone(a), slices.Clone(g)
-		RMSPropStep(p1, g, a1, 1e-3, 0.9, 1e-7)
-		pen := L2Penalty(g1, w, 1.25e-4)
+		RMSPropStep(p1, g, a1, 1e-3, 0.9, 1e-7, run.workers)
+		pen := L2Penalty(g1, w, 1.25e-4, run.workers)
+		sum := L2Penalty(nil, w, 1.25e-4, run.workers)
 		runtime.GOMAXPROCS(prev)
 		results = append(results, p1, a1, g1)
 		penalties = append(penalties, pen)
+		sums = append(sums, sum)
 	}
 	p2, a2, g2 := slices.Clone(p), slices.Clone(a), slices.Clone(g)
 	rmsprop32(p2, g, a2, 1e-3, 0.9, 1e-7)
 	pen := l2Penalty32(g2, w, 1.25e-4)
-	for k, want := range [][]float32{p2, a2, g2, p2, a2, g2} {
+	for k := range results {
+		want := [][]float32{p2, a2, g2}[k%3]
 		for i := range want {
 			if math.Float32bits(results[k][i]) != math.Float32bits(want[i]) {
 				t.Fatalf("result %d element %d: %v chunked, %v in one call", k, i, results[k][i], want[i])
 			}
 		}
 	}
-	if penalties[0] != penalties[1] {
-		t.Errorf("penalty %v with 1 goroutine, %v with 2", penalties[0], penalties[1])
+	for k := range penalties {
+		if penalties[k] != penalties[0] || sums[k] != sums[0] {
+			t.Errorf("run %d: penalty %v and sum %v, run 0 %v and %v", k, penalties[k], sums[k], penalties[0], sums[0])
+		}
 	}
 	if math.Abs(penalties[0]-pen) > 1e-12*pen {
 		t.Errorf("chunked penalty %v, one call %v", penalties[0], pen)
 	}
-	if got := L2Penalty(g2, w, 0); got != 0 {
+	// The same squares summed in another order: float64 rounding.
+	if math.Abs(sums[0]-pen) > 1e-12*pen {
+		t.Errorf("penalty without gradient %v, with %v", sums[0], pen)
+	}
+	if got := L2Penalty(nil, w, 0, 0); got != 0 {
+		t.Errorf("l2 = 0 without gradient: penalty %v", got)
+	}
+	if got := L2Penalty(g2, w, 0, 0); got != 0 {
 		t.Errorf("l2 = 0: penalty %v", got)
 	}
 }

@@ -161,19 +161,20 @@ func ParseConv(name string) (style.ConvAlgorithm, error) {
 	return 0, fmt.Errorf("-conv %q: want auto, im2col, winograd or winograd4x4", name)
 }
 
-// LoadVGG16 loads the VGG16 weight file path, whose widths are VGG16's
-// divided by divisor (1: VGG16 itself), computing convolutions with the
-// algorithm named conv (see ParseConv).
-func LoadVGG16(path, conv string, divisor int) (*style.VGG16, error) {
+// LoadNetwork loads the weight file path (VGG16 or any architecture the
+// file tells), whose widths are the architecture's divided by divisor (1:
+// the published network), computing convolutions with the algorithm named
+// conv (see ParseConv).
+func LoadNetwork(path, conv string, divisor int) (*style.Network, error) {
 	algo, err := ParseConv(conv)
 	if err != nil {
 		return nil, err
 	}
-	w, err := style.ReadVGG16Weights(path, divisor)
+	w, err := style.ReadWeights(path, "", divisor)
 	if err != nil {
 		return nil, err
 	}
-	return style.NewVGG16(w, &style.VGG16Options{Algorithm: algo})
+	return style.NewNetwork(w, &style.NetworkOptions{Algorithm: algo})
 }
 
 // IsURL reports whether s is an http or https URL rather than a file path.
@@ -218,13 +219,13 @@ func Fetch(ctx context.Context, client *http.Client, url string, timeout time.Du
 }
 
 // LoadImage reads an image from a file path or an http(s) URL (downloaded
-// with client, within timeout, at most style.MaxImageBytes) and decodes it
-// with style.DecodeImage, which bounds its size.
+// with client, within timeout, at most 64 MiB, style.DecodeImage's limit)
+// and decodes it with style.DecodeImage, which bounds its size.
 func LoadImage(ctx context.Context, client *http.Client, pathOrURL string, timeout time.Duration) (image.Image, error) {
 	if !IsURL(pathOrURL) {
 		return style.LoadImage(pathOrURL)
 	}
-	data, err := Fetch(ctx, client, pathOrURL, timeout, style.MaxImageBytes)
+	data, err := Fetch(ctx, client, pathOrURL, timeout, 64<<20)
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +256,7 @@ func Weights(ctx context.Context, path, cacheDir string, bars *Bars) (string, er
 		}
 		return path, nil
 	}
-	p, err := style.DownloadVGG16(ctx, &style.DownloadOptions{CacheDir: cacheDir, Progress: bars.Update})
+	p, err := style.DownloadWeights(ctx, style.VGG16, &style.DownloadOptions{CacheDir: cacheDir, Progress: bars.Update})
 	bars.Finish()
 	if err != nil {
 		return "", fmt.Errorf("VGG16 weights: %w (pass -weights FILE to use a local weight file)", err)

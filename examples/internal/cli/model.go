@@ -57,7 +57,7 @@ func (m *ModelFlags) Register(fl *flag.FlagSet, catalogDefault, categoryDefault 
 // Model is what the flags select, with the catalogue built.
 type Model struct {
 	Src   *style.DirSource
-	FX    *style.VGG16
+	FX    *style.Network
 	Head  *style.SiameseHead
 	Cats  map[string]string // ID column value -> category; nil without -meta
 	Cat   *style.Catalog
@@ -135,20 +135,20 @@ func OpenModel(ctx context.Context, f *ModelFlags, stdout, stderr io.Writer, bar
 
 	var modelDesc string
 	if f.Weights != "" {
-		if m.FX, err = LoadVGG16(f.Weights, f.Conv, 1); err != nil {
+		if m.FX, err = LoadNetwork(f.Weights, f.Conv, 1); err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(stdout, "model: VGG16 weights %s (%d features per image)\n", f.Weights, m.FX.FeatureLen())
 	} else {
-		if f.Divisor <= 0 || 64%f.Divisor != 0 {
-			return nil, fmt.Errorf("-divisor %d: must divide 64 (1, 2, 4, 8, 16, 32 or 64)", f.Divisor)
-		}
 		algo, err := ParseConv(f.Conv)
 		if err != nil {
 			return nil, err
 		}
-		opts := &style.VGG16Options{Algorithm: algo}
-		if m.FX, err = style.NewVGG16(style.GenerateVGG16Weights(f.Seed, f.Divisor), opts); err != nil {
+		w, err := style.GenerateWeights(style.VGG16, f.Seed, f.Divisor)
+		if err != nil {
+			return nil, fmt.Errorf("-divisor %d: %w", f.Divisor, err)
+		}
+		if m.FX, err = style.NewNetwork(w, &style.NetworkOptions{Algorithm: algo}); err != nil {
 			return nil, err
 		}
 		modelDesc = fmt.Sprintf("generated VGG16, seed %d, width divisor %d", f.Seed, f.Divisor)
@@ -163,7 +163,7 @@ func OpenModel(ctx context.Context, f *ModelFlags, stdout, stderr io.Writer, bar
 		if err := m.Head.CheckBackbone(m.FX.Backbone()); err != nil {
 			return nil, fmt.Errorf("head %s does not fit these weights: %w", f.Head, err)
 		}
-		fmt.Fprintf(stdout, "embedding: siamese head %s (%d -> %d): distances are its style-space distances, smaller = more compatible\n", f.Head, m.Head.In(), m.Head.Out())
+		fmt.Fprintf(stdout, "embedding: siamese head %s (%d -> %d): distances are its style-space distances, smaller = more compatible\n", f.Head, m.Head.Dense.In, m.Head.Dense.Out)
 	} else {
 		fmt.Fprintf(stdout, "embedding: none (no -head): items are compared by their raw features, so distances\n")
 		fmt.Fprintf(stdout, "  measure visual similarity under this network, not a learned style compatibility.\n")
