@@ -39,6 +39,19 @@ type Conv struct {
 // It returns an error if a length does not match the layer's shape or a
 // variance plus eps is not positive (the factor would not be finite).
 func (c *ConvBN) Fold(eps float64) (Conv, error) {
+	return c.foldTo(make([]float32, len(c.Weight)), eps)
+}
+
+// FoldInPlace is Fold writing the folded weights over c.Weight, which the
+// result shares, so that folding a whole network needs no second copy of
+// its weights. On error c.Weight is unchanged.
+func (c *ConvBN) FoldInPlace(eps float64) (Conv, error) {
+	return c.foldTo(c.Weight, eps)
+}
+
+// foldTo is Fold with the folded weights written to dst, which has
+// len(c.Weight) elements and may be c.Weight.
+func (c *ConvBN) foldTo(dst []float32, eps float64) (Conv, error) {
 	k := c.In * c.Kernel * c.Kernel
 	if len(c.Weight) != c.Out*k {
 		return Conv{}, fmt.Errorf("%s: weight has %d values, want %d", c.Name, len(c.Weight), c.Out*k)
@@ -51,13 +64,15 @@ func (c *ConvBN) Fold(eps float64) (Conv, error) {
 			return Conv{}, fmt.Errorf("%s.%s has %d values, want %d", c.BN, p.name, len(p.v), c.Out)
 		}
 	}
-	f := Conv{Layer: c.Layer, Weight: make([]float32, len(c.Weight)), Bias: make([]float32, c.Out)}
 	for o := range c.Out {
 		d := float64(c.Norm.Var[o]) + eps
 		if !(d > 0) || math.IsInf(d, 0) {
 			return Conv{}, fmt.Errorf("%s.running_var[%d] = %v: variance plus eps is not positive and finite", c.BN, o, c.Norm.Var[o])
 		}
-		s := float64(c.Norm.Gamma[o]) / math.Sqrt(d)
+	}
+	f := Conv{Layer: c.Layer, Weight: dst, Bias: make([]float32, c.Out)}
+	for o := range c.Out {
+		s := float64(c.Norm.Gamma[o]) / math.Sqrt(float64(c.Norm.Var[o])+eps)
 		for i, w := range c.Weight[o*k : (o+1)*k] {
 			f.Weight[o*k+i] = float32(float64(w) * s)
 		}

@@ -2,6 +2,7 @@ package resnet
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -76,6 +77,27 @@ func TestFold(t *testing.T) {
 	bad.Weight = bad.Weight[1:]
 	_, err = bad.Fold(BNEps)
 	assert.ErrorContains(t, err, "layer1.2.conv1: weight has")
+}
+
+// TestFoldInPlace checks that FoldInPlace gives Fold's values, in the
+// convolution's own weight slice, and leaves it alone on error.
+func TestFoldInPlace(t *testing.T) {
+	c := Generate(5, 16)[2] // layer1.0.conv2, 3x3
+	want, err := c.Fold(BNEps)
+	require.NoError(t, err)
+	bad := c
+	bad.Weight = slices.Clone(c.Weight)
+	bad.Norm.Var = slices.Clone(c.Norm.Var)
+	bad.Norm.Var[1] = -1
+	_, err = bad.FoldInPlace(BNEps)
+	require.ErrorContains(t, err, "layer1.0.bn2.running_var[1] = -1")
+	assert.Equal(t, c.Weight, bad.Weight, "weights changed by a failed fold")
+
+	got, err := c.FoldInPlace(BNEps)
+	require.NoError(t, err)
+	assert.Equal(t, want.Weight, got.Weight)
+	assert.Equal(t, want.Bias, got.Bias)
+	assert.Same(t, &c.Weight[0], &got.Weight[0], "FoldInPlace copied the weights")
 }
 
 // TestGenerateDivisor checks that widths follow the divisor and that the
