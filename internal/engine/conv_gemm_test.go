@@ -225,8 +225,11 @@ func TestGEMMConvSteadyStateAllocs(t *testing.T) {
 	ws := new(Workspace)
 	c.Forward(dst, x, 2, 56, 56, false, ws)
 	allocs := testing.AllocsPerRun(10, func() { c.Forward(dst, x, 2, 56, 56, true, ws) })
-	// The loop and its helper goroutine: a handful, whatever the size.
-	assert.LessOrEqual(t, allocs, 5.0)
+	// The loops and their helper goroutines: a handful, whatever the size.
+	// Where the kernel's tile leaves few bands (AVX2, pure Go) the output
+	// channels are split too, and the slabs are filled by a loop of their
+	// own: two loops, twice the allocations.
+	assert.LessOrEqual(t, allocs, 10.0)
 	p, err := NewGEMMConv(randomGEMMConvSpec(r, 64, 256, 1, 1, 0))
 	require.NoError(t, err)
 	dst = make([]float32, 2*256*56*56)
