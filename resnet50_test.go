@@ -128,8 +128,15 @@ func TestResNet50ReadTorchvision(t *testing.T) {
 	for name, p := range files {
 		t.Run(name, func(t *testing.T) {
 			for _, arch := range []Arch{"", ResNet50} {
-				w, err := ReadWeights(p, arch, d)
+				var w *Weights
+				var err error
+				got := allocated(func() { w, err = ReadWeights(p, arch, d) })
 				require.NoError(t, err, "arch %q", arch)
+				var kept int64
+				for _, l := range w.layers {
+					kept += 4 * int64(len(l.Weight)+len(l.Bias))
+				}
+				checkReadCost(t, name, err, got, kept)
 				requireResNet50Layers(t, w, seed, d)
 				assert.Equal(t, PreprocessTorch, w.Preprocess)
 				assert.Equal(t, mustSHA256(t, p), w.SHA256)
@@ -239,6 +246,34 @@ func TestResNet50ReadHostile(t *testing.T) {
 				assert.ErrorContains(t, err, p, "zip %v", zip)
 			}
 		})
+	}
+}
+
+// TestResNet50ReadBomb reads a checkpoint whose 265 ResNet-50 tensors
+// (convolutions and batch norms) all view the whole of one float16
+// storage of 34 Mi zeros, deflated to a small file: converting every
+// tensor would take 265 x 136 MB. The shapes are refused before any
+// tensor is allocated, and the reader stays within its budget.
+func TestResNet50ReadBomb(t *testing.T) {
+	const n = 34 << 20
+	var specs []pthSpec
+	for _, l := range resnet50Spec.layers {
+		specs = append(specs, pthSpec{name: l.weight, shape: []int{n}, half: true})
+		for _, suf := range normSuffixes {
+			specs = append(specs, pthSpec{name: l.norm + suf, shape: []int{n}, half: true})
+		}
+	}
+	b := (&pthFile{tensors: specs, zip: true, deflate: true, shared: n}).bytes(t)
+	require.Less(t, len(b), 200<<10, "the zip bomb should be small")
+	p := writeTemp(t, "bomb.pth", b)
+	for _, arch := range []Arch{"", ResNet50} {
+		var err error
+		got := allocated(func() { _, err = ReadWeights(p, arch, 1) })
+		var fe *FormatError
+		require.ErrorAs(t, err, &fe, "arch %q", arch)
+		assert.Equal(t, p, fe.Path)
+		assert.ErrorContains(t, err, "tensor conv1.weight has shape [35651584], want [64 3 7 7]")
+		assert.LessOrEqual(t, got, readBudget(0), "arch %q: allocated %d bytes", arch, got)
 	}
 }
 
