@@ -2,7 +2,7 @@
 // accessory product photos.
 //
 // It turns a product photo into convolutional features of an
-// ImageNet-trained backbone (VGG16), maps the features with a siamese head
+// ImageNet-trained backbone (VGG16, as the study, or ResNet50), maps the features with a siamese head
 // into a 128-dimensional style space where the Euclidean distance between
 // two items is their style score, trains that head on labelled pairs with
 // a contrastive loss, evaluates it with ROC curves, recommends compatible
@@ -46,7 +46,9 @@
 //     call (study.Run) and writes the head, the pictures and a report.
 //   - internal/engine holds everything hardware-specific: the SGEMM, the
 //     convolution engines, the distance and optimizer kernels, CPU feature
-//     detection and the worker pool. internal/ann is the approximate
+//     detection and the worker pool. internal/resnet is ResNet-50's
+//     forward pass (batch norms folded into the convolutions at load).
+//     internal/ann is the approximate
 //     nearest-neighbour index (HNSW), internal/atomicfile the
 //     temp-file-and-rename writer.
 //   - examples/ holds the programs: demo, evaluate, train, recommend, tsne
