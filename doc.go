@@ -2,11 +2,12 @@
 // accessory product photos.
 //
 // It turns a product photo into convolutional features of an
-// ImageNet-trained backbone (VGG16, as the study, or ResNet50), maps the features with a siamese head
-// into a 128-dimensional style space where the Euclidean distance between
-// two items is their style score, trains that head on labelled pairs with
-// a contrastive loss, evaluates it with ROC curves, recommends compatible
-// items from a catalogue, and projects the style space to 2-D with t-SNE.
+// ImageNet-trained backbone (VGG16, as the study, or ResNet50), maps the
+// features with a siamese head into a 128-dimensional style space where
+// the Euclidean distance between two items is their style score, trains
+// that head on labelled pairs with a contrastive loss, evaluates it with
+// ROC curves, recommends compatible items from a catalogue, and projects
+// the style space to 2-D with t-SNE.
 // It reproduces, in pure Go, the study "Do these go well together? —
 // Learning a Clothing Style Evaluator" (a Keras/Theano project) and checks
 // every numeric stage against reference implementations (PyTorch,
