@@ -143,8 +143,13 @@ func ContactSheet(query image.Image, matches []image.Image, labels []string, opt
 }
 
 // WriteContactSheet draws a contact sheet as ContactSheet does and writes it
-// to path as a PNG file, atomically. It panics as ContactSheet does.
+// to path as a PNG file, atomically. A contact sheet is a raster image:
+// path must end in .png (in any letter case), else WriteContactSheet
+// returns an error before drawing. It panics as ContactSheet does.
 func WriteContactSheet(path string, query image.Image, matches []image.Image, labels []string, opts *SheetOptions) error {
+	if err := checkRasterPath("WriteContactSheet", path); err != nil {
+		return err
+	}
 	return writePNG(path, ContactSheet(query, matches, labels, opts), png.DefaultCompression)
 }
 
