@@ -23,7 +23,9 @@
 //     to a grid of free cells so that none hides another (MapGrid), or
 //     drawn at their exact positions (MapScatter).
 //   - ContactSheet and WriteContactSheet: a query picture and its matches
-//     in a grid, with captions.
+//     in a grid, with captions (item IDs or names, distances) in Liberation
+//     Sans, and the matches within a cutoff framed in green, with a check
+//     mark and "goes together".
 //   - Thumbnail: an image scaled down to fit a box, keeping its aspect
 //     ratio.
 //
