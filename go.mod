@@ -3,6 +3,7 @@ module github.com/stylespace/style
 go 1.26.0
 
 require (
+	codeberg.org/go-fonts/liberation v0.5.0
 	github.com/chromedp/chromedp v0.23.1
 	github.com/nfnt/resize v0.0.0-20180221191011-83c6a9932646
 	github.com/nlpodyssey/gopickle v0.2.0
@@ -16,7 +17,6 @@ require (
 )
 
 require (
-	codeberg.org/go-fonts/liberation v0.5.0 // indirect
 	codeberg.org/go-latex/latex v0.2.0 // indirect
 	codeberg.org/go-pdf/fpdf v0.11.1 // indirect
 	git.sr.ht/~sbinet/gg v0.7.0 // indirect
