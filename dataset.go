@@ -30,6 +30,15 @@ type ExtractOptions struct {
 	// Catalog.AddImages uses it, on the goroutine that called AddImages;
 	// ExtractFeatures ignores it. Nil means no categories.
 	Category func(name string) string
+	// CatalogPath, if not "", is the file the catalogue given to
+	// Catalog.AddImages is loaded from (LoadCatalog) and saved to (Save);
+	// AddImages then makes its work durable as it goes, in a journal
+	// beside the file (see Catalog.AddImages). ExtractFeatures ignores it.
+	CatalogPath string
+	// Prune makes Catalog.AddImages take names as the complete list of
+	// images: items whose ID is not among names are removed before
+	// indexing. ExtractFeatures ignores it.
+	Prune bool
 }
 
 // ImageFailure names an image that could not be loaded, or whose features

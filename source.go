@@ -143,6 +143,19 @@ func (d *DirSource) Open(ctx context.Context, name string) (io.ReadCloser, error
 	return f, nil
 }
 
+// imageKey returns the size and modification time of the image file
+// called name.
+func (d *DirSource) imageKey(name string) (itemKey, error) {
+	if !validImageName(name) || !filepath.IsLocal(filepath.FromSlash(name)) {
+		return itemKey{}, fmt.Errorf("%w: %q in folder %s", ErrInvalidName, name, d.dir)
+	}
+	fi, err := d.root.Stat(filepath.FromSlash(name))
+	if err != nil {
+		return itemKey{}, dirSourceError(d.dir, name, err)
+	}
+	return itemKey{size: fi.Size(), mtime: fi.ModTime().UnixNano()}, nil
+}
+
 func dirSourceError(dir, name string, err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "escapes") {
