@@ -266,8 +266,13 @@ func replayJournal(c *Catalog, path string) error {
 	if err != nil {
 		return fmt.Errorf("style: catalogue journal: %w", err)
 	}
-	cr := &catalogReader{r: bufio.NewReaderSize(f, 1<<20), name: jp}
-	size := st.Size()
+	return c.replay(bufio.NewReaderSize(f, 1<<20), st.Size(), jp)
+}
+
+// replay applies the journal read from r, of size bytes, called name, to
+// c.
+func (c *Catalog) replay(r io.Reader, size int64, name string) error {
+	cr := &catalogReader{r: r, name: name}
 	if size < journalHeaderSize {
 		return nil // cut short while it was created: no record yet
 	}
