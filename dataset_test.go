@@ -397,7 +397,8 @@ func TestExtractionLoop(t *testing.T) {
 			failed = append(failed, f.Name)
 		}
 		assert.Equal(t, wantFailed, failed, "failures in the order of the names")
-		assert.Equal(t, ExtractReport{Total: 100, Skipped: 2, Done: len(want), Failed: rep.Failed, Elapsed: rep.Elapsed}, *rep)
+		assert.Equal(t, ExtractReport{Total: 100, Skipped: 2, Done: len(want), Failed: rep.Failed, Elapsed: rep.Elapsed,
+			FailedBy: map[string]int{"other": len(wantFailed)}}, *rep)
 		// Every 25 successful commits, then the rest at the end.
 		assert.Equal(t, []int{25, 50, 75, len(want)}, checkpoints)
 		assert.Less(t, maxAhead.Load(), int64(extractWindow*4), "workers ran too far ahead")
