@@ -877,7 +877,7 @@ func LoadCatalog(path string) (*Catalog, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("style: %s: not a regular file", path)
 	}
-	c, err := decodeCatalog(bufio.NewReaderSize(f, 1<<20), st.Size(), path)
+	c, err := decodeCatalog(bufio.NewReaderSize(f, int(min(1<<20, st.Size()))), st.Size(), path)
 	if err != nil {
 		return nil, err
 	}

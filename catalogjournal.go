@@ -266,7 +266,7 @@ func replayJournal(c *Catalog, path string) error {
 	if err != nil {
 		return fmt.Errorf("style: catalogue journal: %w", err)
 	}
-	return c.replay(bufio.NewReaderSize(f, 1<<20), st.Size(), jp)
+	return c.replay(bufio.NewReaderSize(f, int(min(1<<20, st.Size()))), st.Size(), jp)
 }
 
 // replay applies the journal read from r, of size bytes, called name, to
