@@ -354,13 +354,20 @@ func TestURLSourceSizeCap(t *testing.T) {
 	}
 }
 
-func TestURLSourceCache(t *testing.T) {
-	srv := newImageServer(t, nil)
+// cachedURLSource returns a source of srv's images with a cache folder,
+// its options and the folder.
+func cachedURLSource(t *testing.T, srv *imageServer) (*URLSource, *URLOptions, string) {
 	cache := filepath.Join(t.TempDir(), "cache")
 	opts := fastURLOptions()
 	opts.CacheDir = cache
 	src, err := NewURLSource(srv.URL+"/img/", opts)
 	require.NoError(t, err)
+	return src, opts, cache
+}
+
+func TestURLSourceCache(t *testing.T) {
+	srv := newImageServer(t, nil)
+	src, opts, cache := cachedURLSource(t, srv)
 	ctx := context.Background()
 	name := "41HZc+sfEUL._SX395_.jpg"
 	for i := 0; i < 3; i++ {
@@ -420,12 +427,9 @@ func TestURLSourceCacheOnlyImages(t *testing.T) {
 		}
 		return false
 	})
-	cache := filepath.Join(t.TempDir(), "cache")
-	opts := fastURLOptions()
-	opts.CacheDir = cache
-	src, err := NewURLSource(srv.URL+"/img/", opts)
-	require.NoError(t, err)
+	src, _, _ := cachedURLSource(t, srv)
 	ctx := context.Background()
+	var err error
 
 	// An HTML page served as the image is an error naming the URL, and is
 	// not kept: the next open asks again, and gets the image.
