@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -49,6 +50,27 @@ const (
 // call that adds its first item; a non-empty one without a
 // "style.embedding" key (built with Add) is not checked.
 //
+// An item made from a DirSource records its file's size and modification
+// time (the catalogue file stores them): when either changed, the image is
+// indexed again and the item replaced in place, and if that fails (the
+// file is gone, say) the item is removed and the failure reported. Items
+// from other sources, or added with Add, are never indexed again. With
+// opts.Prune, names is taken as the complete list of images and the items
+// not in it are removed first.
+//
+// With opts.CatalogPath, the file c was loaded from (or is to be created,
+// if there is none yet: c is then saved there first), AddImages makes its
+// work durable as it goes: every 1,000 items and at least every 30
+// seconds while items are added, and at the end, it appends the changes
+// since the last checkpoint to the journal CatalogPath + ".journal" and
+// syncs it, at a cost that depends on these changes only, never on the
+// size of the catalogue. A process killed at any moment loses at most the
+// items added since the last checkpoint: LoadCatalog replays the journal,
+// and AddImages with the same names resumes. Save folds the journal into
+// the file. A file or folder that cannot be written, or an existing file
+// that c was not loaded from, is reported, naming the file, before any
+// image is read.
+//
 // When ctx is cancelled the images in flight are finished and added, and
 // ctx.Err() is returned with the report so far; calling AddImages again
 // with the same names resumes. AddImages is not safe for concurrent use
@@ -78,28 +100,100 @@ func (c *Catalog) AddImages(ctx context.Context, src ImageSource, names []string
 	if err := c.checkProvenance(prov, dim); err != nil {
 		return nil, err
 	}
-	x := &extraction[[]float32]{
+	var jr *catalogJournal
+	if o.CatalogPath != "" {
+		if jr, err = openJournal(c, o.CatalogPath); err != nil {
+			return nil, err
+		}
+		defer jr.close()
+	}
+	if o.Prune {
+		keep := make(map[string]struct{}, len(names))
+		for _, n := range names {
+			keep[n] = struct{}{}
+		}
+		c.removeWhere(func(i int) bool {
+			_, ok := keep[c.ids[i]]
+			if !ok && jr != nil {
+				jr.remove(c.ids[i])
+			}
+			return !ok
+		})
+		if jr != nil {
+			if err := jr.checkpoint(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	keyer, _ := src.(imageKeyer)
+	// stale holds the items whose image changed since they were made;
+	// it is only read once the workers run.
+	stale := make(map[string]bool)
+	done := func(n string) bool {
+		i, ok := c.byID[n]
+		if !ok || keyer == nil || c.keys[i] == (itemKey{}) {
+			return ok
+		}
+		if k, err := keyer.imageKey(n); err == nil && k == c.keys[i] {
+			return true
+		}
+		stale[n] = true
+		return false
+	}
+	x := &extraction[indexedImage]{
 		workers:  o.Workers,
 		stage:    "index",
 		progress: o.Progress,
-		compute: func(ctx context.Context, name string) ([]float32, error) {
-			feat, err := extractImage(ctx, src, fx, name)
+		compute: func(ctx context.Context, name string) (indexedImage, error) {
+			var r indexedImage
+			var err error
+			if keyer != nil {
+				// Before reading: an image replaced in between gets a
+				// key that differs from its file's, and is made again.
+				r.key, err = keyer.imageKey(name)
+			}
+			var feat []float32
+			if err == nil {
+				feat, err = extractImage(ctx, src, fx, name)
+			}
 			if err == nil {
 				err = finiteFeatures(feat, name)
 			}
-			if err != nil || head == nil {
-				return feat, err
+			switch {
+			case err != nil && stale[name] && ctx.Err() == nil:
+				r.err = err // the item is removed when committed
+				return r, nil
+			case err != nil:
+				return r, err
+			case head == nil:
+				r.vec = feat
+			default:
+				r.vec = head.Embed(feat)
 			}
-			return head.Embed(feat), nil
+			return r, nil
 		},
-		commit: func(name string, vec []float32) (failed, fatal error) {
-			it := Item{ID: name, Embedding: vec}
+		commit: func(name string, r indexedImage) (failed, fatal error) {
+			if r.err != nil {
+				// The image of an item changed and cannot be used: the
+				// item no longer stands for it.
+				if i, ok := c.byID[name]; ok {
+					c.removeWhere(func(k int) bool { return k == i })
+					if jr != nil {
+						jr.remove(name)
+					}
+				}
+				return r.err, nil
+			}
+			it := Item{ID: name, Embedding: r.vec}
 			if o.Category != nil {
 				it.Category = o.Category(name)
 			}
 			first := c.Len() == 0
-			if err := c.Add(it); err != nil {
+			if err := c.put(it, r.key, "Catalog.Add"); err != nil {
 				return err, nil
+			}
+			if jr != nil {
+				jr.put(c.byID[name])
 			}
 			if first {
 				// An empty catalogue takes this model's provenance.
@@ -111,10 +205,34 @@ func (c *Catalog) AddImages(ctx context.Context, src ImageSource, names []string
 			return nil, nil
 		},
 	}
-	return x.run(ctx, names, func(n string) bool {
-		_, ok := c.byID[n]
-		return ok
-	})
+	if jr != nil {
+		x.checkpoint = jr.checkpoint
+		x.checkpointEvery = catalogCheckpointEvery
+		x.checkpointInterval = catalogCheckpointInterval
+	}
+	rep, err := x.run(ctx, names, done)
+	if jr != nil && (err == nil || errors.Is(err, ctx.Err())) {
+		// Removals are not counted by the loop's checkpoints.
+		if cerr := jr.checkpoint(); cerr != nil {
+			err = cerr
+		}
+	}
+	return rep, err
+}
+
+// indexedImage is what Catalog.AddImages computes for an image: its
+// embedding and the key of its file, or, for an item whose image changed
+// and can no longer be used, the error that removes the item.
+type indexedImage struct {
+	vec []float32
+	key itemKey
+	err error
+}
+
+// imageKeyer is implemented by the image sources that can tell the version
+// of an image (DirSource): its size and modification time.
+type imageKeyer interface {
+	imageKey(name string) (itemKey, error)
 }
 
 // checkProvenance returns an error matching ErrBackboneMismatch if the

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
+	"net"
 	"sync"
 	"time"
 
@@ -30,6 +32,15 @@ type ExtractOptions struct {
 	// Catalog.AddImages uses it, on the goroutine that called AddImages;
 	// ExtractFeatures ignores it. Nil means no categories.
 	Category func(name string) string
+	// CatalogPath, if not "", is the file the catalogue given to
+	// Catalog.AddImages is loaded from (LoadCatalog) and saved to (Save);
+	// AddImages then makes its work durable as it goes, in a journal
+	// beside the file (see Catalog.AddImages). ExtractFeatures ignores it.
+	CatalogPath string
+	// Prune makes Catalog.AddImages take names as the complete list of
+	// images: items whose ID is not among names are removed before
+	// indexing. ExtractFeatures ignores it.
+	Prune bool
 }
 
 // ImageFailure names an image that could not be loaded, or whose features
@@ -46,6 +57,36 @@ type ExtractReport struct {
 	Done    int            // computed and stored by this run
 	Failed  []ImageFailure // images left out, in the order of the names
 	Elapsed time.Duration
+	// FailedBy counts the failures by cause, for a summary such as
+	// "1,640 of 1,640 images not found": "not found" (the error matches
+	// fs.ErrNotExist: a missing file, an HTTP 404 or 410), "invalid name"
+	// (ErrInvalidName), "too large" (ErrImageTooLarge), "decode"
+	// (ErrFormat: not an image, or a damaged one), "network" (a download
+	// that failed otherwise: connection errors, timeouts, other HTTP
+	// statuses, a host taken as down) and "other" (the extractor's
+	// errors, a rejected vector...). Causes without failures are absent;
+	// the map is nil when nothing failed.
+	FailedBy map[string]int
+}
+
+// failureCause returns the ExtractReport.FailedBy key of an image's error.
+func failureCause(err error) string {
+	var herr *httpStatusError
+	var nerr net.Error
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "not found"
+	case errors.Is(err, ErrInvalidName):
+		return "invalid name"
+	case errors.Is(err, ErrImageTooLarge):
+		return "too large"
+	case errors.Is(err, ErrFormat):
+		return "decode"
+	case errors.Is(err, errHostDown), errors.As(err, &herr), errors.As(err, &nerr),
+		errors.Is(err, io.ErrUnexpectedEOF): // an answer cut short
+		return "network"
+	}
+	return "other"
 }
 
 // storeSyncInterval is the longest time ExtractFeatures lets pass between
@@ -246,6 +287,10 @@ func (x *extraction[T]) run(ctx context.Context, names []string, done func(strin
 		}
 		if err != nil {
 			rep.Failed = append(rep.Failed, ImageFailure{Name: todo[r.pos], Err: err})
+			if rep.FailedBy == nil {
+				rep.FailedBy = make(map[string]int)
+			}
+			rep.FailedBy[failureCause(err)]++
 		} else {
 			rep.Done++
 			sinceCk++

@@ -3,15 +3,21 @@ package style
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"image"
+	"image/png"
+	"io"
 	"io/fs"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -391,7 +397,8 @@ func TestExtractionLoop(t *testing.T) {
 			failed = append(failed, f.Name)
 		}
 		assert.Equal(t, wantFailed, failed, "failures in the order of the names")
-		assert.Equal(t, ExtractReport{Total: 100, Skipped: 2, Done: len(want), Failed: rep.Failed, Elapsed: rep.Elapsed}, *rep)
+		assert.Equal(t, ExtractReport{Total: 100, Skipped: 2, Done: len(want), Failed: rep.Failed, Elapsed: rep.Elapsed,
+			FailedBy: map[string]int{"other": len(wantFailed)}}, *rep)
 		// Every 25 successful commits, then the rest at the end.
 		assert.Equal(t, []int{25, 50, 75, len(want)}, checkpoints)
 		assert.Less(t, maxAhead.Load(), int64(extractWindow*4), "workers ran too far ahead")
@@ -444,4 +451,63 @@ func TestExtractionLoop(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, ExtractReport{Total: 2, Skipped: 2, Elapsed: rep.Elapsed}, *rep)
 	})
+}
+
+// webSource serves names starting with "web/" from web, the others from
+// dir.
+type webSource struct{ dir, web ImageSource }
+
+func (s webSource) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	if n, ok := strings.CutPrefix(name, "web/"); ok {
+		return s.web.Open(ctx, n)
+	}
+	return s.dir.Open(ctx, name)
+}
+
+// failingExtractor fails for images one pixel wide.
+type failingExtractor struct{ fakeExtractor }
+
+func (f *failingExtractor) Features(img image.Image) ([]float32, error) {
+	if img.Bounds().Dx() == 1 {
+		return nil, errors.New("extractor failure")
+	}
+	return f.fakeExtractor.Features(img)
+}
+
+func TestExtractReportFailedBy(t *testing.T) {
+	dir := t.TempDir()
+	names := makeImageFolder(t, dir, 3)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "bad.png"), []byte("<html></html>"), 0o644))
+	// A PNG whose header declares 100,000 × 100,000 pixels.
+	var b bytes.Buffer
+	require.NoError(t, png.Encode(&b, image.NewGray(image.Rect(0, 0, 1, 1))))
+	huge := b.Bytes()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "one.png"), huge, 0o644))
+	huge = slices.Clone(huge)
+	binary.BigEndian.PutUint32(huge[16:], 100000)
+	binary.BigEndian.PutUint32(huge[20:], 100000)
+	binary.BigEndian.PutUint32(huge[29:], crc32.ChecksumIEEE(huge[12:29]))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "huge.png"), huge, 0o644))
+	dsrc, err := NewDirSource(dir)
+	require.NoError(t, err)
+	defer dsrc.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	usrc, err := NewURLSource("http://"+addr+"/", fastURLOptions())
+	require.NoError(t, err)
+	src := webSource{dsrc, usrc}
+
+	all := append(names, "missing.png", "gone.jpg", "../up.png", "bad.png", "huge.png", "one.png", "web/a.jpg", "web/b.jpg")
+	var c Catalog
+	rep, err := c.AddImages(context.Background(), src, all, &failingExtractor{fakeExtractor{dim: 4}}, nil, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 3, rep.Done)
+	assert.Equal(t, map[string]int{"not found": 2, "invalid name": 1, "decode": 1, "too large": 1, "other": 1, "network": 2}, rep.FailedBy)
+	assert.Len(t, rep.Failed, 8)
+
+	rep, err = c.AddImages(context.Background(), src, names, &fakeExtractor{dim: 4}, nil, nil)
+	require.NoError(t, err)
+	assert.Nil(t, rep.FailedBy, "nothing failed")
 }

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -41,12 +42,22 @@ var ErrInvalidName = errors.New("style: invalid image name")
 // OpenImage opens name from src and decodes it with DecodeImage, which
 // bounds its size.
 func OpenImage(ctx context.Context, src ImageSource, name string) (image.Image, error) {
+	if d, ok := src.(imageOpener); ok {
+		return d.openImage(ctx, name)
+	}
 	rc, err := src.Open(ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
 	return DecodeImage(rc, name)
+}
+
+// imageOpener is implemented by the sources that decode an image anyway
+// (URLSource checks what it caches), so that OpenImage does not decode it
+// twice.
+type imageOpener interface {
+	openImage(ctx context.Context, name string) (image.Image, error)
 }
 
 // DirSource reads images from a local folder. Names are slash-separated
@@ -143,6 +154,19 @@ func (d *DirSource) Open(ctx context.Context, name string) (io.ReadCloser, error
 	return f, nil
 }
 
+// imageKey returns the size and modification time of the image file
+// called name.
+func (d *DirSource) imageKey(name string) (itemKey, error) {
+	if !validImageName(name) || !filepath.IsLocal(filepath.FromSlash(name)) {
+		return itemKey{}, fmt.Errorf("%w: %q in folder %s", ErrInvalidName, name, d.dir)
+	}
+	fi, err := d.root.Stat(filepath.FromSlash(name))
+	if err != nil {
+		return itemKey{}, dirSourceError(d.dir, name, err)
+	}
+	return itemKey{size: fi.Size(), mtime: fi.ModTime().UnixNano()}, nil
+}
+
 func dirSourceError(dir, name string, err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "escapes") {
@@ -176,8 +200,12 @@ type URLOptions struct {
 	// Client sends the requests; nil means http.DefaultClient.
 	Client *http.Client
 	// CacheDir, if not "", keeps every downloaded image there under its
-	// path-escaped name, written atomically. A cached image is returned
-	// without any request. The folder is created if needed.
+	// path-escaped name, written atomically. Only an answer that decodes
+	// as an image (see DecodeImage) is kept: one that does not (an HTML
+	// error page, a truncated file) is an error matching ErrFormat. A
+	// cached image is returned without any request; a cached file that no
+	// longer decodes is removed and the image downloaded once more. The
+	// folder is created if needed.
 	CacheDir string
 	// Concurrent bounds the requests in flight at once; 0 means 8.
 	Concurrent int
@@ -201,6 +229,13 @@ type URLOptions struct {
 	MaxBytes int64
 	// UserAgent is sent with each request; "" means "stylespace-style".
 	UserAgent string
+	// MaxFailures is the number of consecutive attempts failing to reach
+	// the host (connection errors, timeouts, answers cut short; any HTTP
+	// answer resets the count) after which the host is taken as down:
+	// that attempt and every later request of the source fail at once
+	// with an error naming the host. 0 means 20; a negative number never
+	// gives up on the host.
+	MaxFailures int
 }
 
 // URLSource downloads images from a URL prefix: the image called name is at
@@ -210,8 +245,13 @@ type URLOptions struct {
 // a cache on disk. A URLSource is safe for concurrent use.
 type URLSource struct {
 	prefix string
+	host   string
 	opts   URLOptions
 	sem    chan struct{}
+
+	mu    sync.Mutex
+	fails int   // consecutive attempts that did not reach the host
+	down  error // once fails reached opts.MaxFailures
 }
 
 // httpStatusError reports an HTTP answer other than 200 OK. A 404 or 410
@@ -245,7 +285,7 @@ func NewURLSource(prefix string, opts *URLOptions) (*URLSource, error) {
 	if !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
-	s := &URLSource{prefix: prefix}
+	s := &URLSource{prefix: prefix, host: u.Host}
 	if opts != nil {
 		s.opts = *opts
 	}
@@ -274,6 +314,9 @@ func NewURLSource(prefix string, opts *URLOptions) (*URLSource, error) {
 	if o.UserAgent == "" {
 		o.UserAgent = urlUserAgent
 	}
+	if o.MaxFailures == 0 {
+		o.MaxFailures = 20
+	}
 	if o.CacheDir != "" {
 		if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
 			return nil, fmt.Errorf("style: image cache: %w", err)
@@ -296,24 +339,57 @@ func (s *URLSource) cachePath(name string) string {
 }
 
 // Open returns the image called name: from the cache if it is there,
-// otherwise downloaded (and then cached). The whole answer is read before
-// Open returns, so the reader never fails.
+// otherwise downloaded, checked to decode as an image, and cached. The
+// whole answer is read before Open returns, so the reader never fails.
 func (s *URLSource) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	data, _, err := s.load(ctx, name, false)
+	if err != nil {
+		return nil, err
+	}
+	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
+// openImage returns the decoded image called name, as OpenImage does
+// with Open, decoding it only once.
+func (s *URLSource) openImage(ctx context.Context, name string) (image.Image, error) {
+	_, img, err := s.load(ctx, name, true)
+	return img, err
+}
+
+// load returns the image called name from the cache, or downloaded and
+// then cached, with the decoded image if decode is set. A downloaded
+// image is decoded in full before it is cached; a cached one is decoded
+// in full with decode and only checked by its header otherwise, and
+// removed and downloaded again if that fails.
+func (s *URLSource) load(ctx context.Context, name string, decode bool) ([]byte, image.Image, error) {
 	if !validImageName(name) {
-		return nil, fmt.Errorf("%w: %q", ErrInvalidName, name)
+		return nil, nil, fmt.Errorf("%w: %q", ErrInvalidName, name)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cache := s.cachePath(name)
 	if cache != "" {
-		if f, err := os.Open(cache); err == nil {
-			return f, nil
+		if data, err := os.ReadFile(cache); err == nil && int64(len(data)) <= s.opts.MaxBytes {
+			if decode {
+				if img, err := decodeImageBytes(data, cache); err == nil {
+					return data, img, nil
+				}
+			} else if _, _, err := image.DecodeConfig(bytes.NewReader(data)); err == nil {
+				return data, nil, nil
+			}
+			// Not an image (an answer cached by an earlier version, a
+			// damaged file): fetched once more below.
+			os.Remove(cache)
 		}
 	}
 	data, err := s.fetch(ctx, name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	img, err := decodeImageBytes(data, s.url(name))
+	if err != nil {
+		return nil, nil, err
 	}
 	if cache != "" {
 		err := atomicfile.Write(cache, func(w io.Writer) error {
@@ -321,10 +397,10 @@ func (s *URLSource) Open(ctx context.Context, name string) (io.ReadCloser, error
 			return err
 		})
 		if err != nil {
-			return nil, fmt.Errorf("style: %w", err)
+			return nil, nil, fmt.Errorf("style: %w", err)
 		}
 	}
-	return io.NopCloser(bytes.NewReader(data)), nil
+	return data, img, nil
 }
 
 // fetch downloads name with retries.
@@ -338,6 +414,9 @@ func (s *URLSource) fetch(ctx context.Context, name string) ([]byte, error) {
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if errors.Is(err, errHostDown) {
+			return nil, err
 		}
 		if retryAfter < 0 || attempt >= s.opts.Attempts {
 			if retryAfter >= 0 {
@@ -361,6 +440,44 @@ func (s *URLSource) fetch(ctx context.Context, name string) ([]byte, error) {
 	}
 }
 
+// errHostDown is wrapped by the errors of a URLSource whose host is taken
+// as down.
+var errHostDown = errors.New("host unreachable")
+
+// hostDownError reports a host that failed n attempts in a row.
+type hostDownError struct {
+	host string
+	n    int
+	last error
+}
+
+func (e *hostDownError) Error() string {
+	return fmt.Sprintf("style: host %s unreachable after %d consecutive failures: %v", e.host, e.n, e.last)
+}
+
+func (e *hostDownError) Unwrap() []error { return []error{errHostDown, e.last} }
+
+// reached records the outcome of an attempt that was not cancelled by its
+// caller: ok when the host answered (whatever the status). It returns the
+// error that takes the host down when this failure is the last one
+// allowed, else err.
+func (s *URLSource) reached(ok bool, err error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ok {
+		s.fails = 0
+		return err
+	}
+	s.fails++
+	if s.down == nil && s.opts.MaxFailures > 0 && s.fails >= s.opts.MaxFailures {
+		s.down = &hostDownError{host: s.host, n: s.fails, last: err}
+	}
+	if s.down != nil {
+		return s.down
+	}
+	return err
+}
+
 // attempt makes one request, within the source's bound on concurrent
 // requests. retry is negative when the error is final, otherwise the
 // minimum wait the server asked for (0 if none).
@@ -371,7 +488,21 @@ func (s *URLSource) attempt(ctx context.Context, u string) (data []byte, retry t
 		return nil, -1, ctx.Err()
 	}
 	defer func() { <-s.sem }()
-	return httpGet(ctx, s.opts.Client, u, s.opts.Timeout, s.opts.MaxBytes, s.opts.UserAgent, ErrImageTooLarge)
+	s.mu.Lock()
+	down := s.down
+	s.mu.Unlock()
+	if down != nil {
+		return nil, -1, down
+	}
+	data, retry, err = httpGet(ctx, s.opts.Client, u, s.opts.Timeout, s.opts.MaxBytes, s.opts.UserAgent, ErrImageTooLarge)
+	if ctx.Err() != nil {
+		return data, retry, err
+	}
+	// Network errors, timeouts and answers cut short are the retried
+	// errors that are not HTTP statuses.
+	var herr *httpStatusError
+	reachedHost := err == nil || retry < 0 || errors.As(err, &herr)
+	return data, retry, s.reached(reachedHost, err)
 }
 
 // httpGet makes one GET request of u with client, within timeout, and

@@ -3,10 +3,12 @@ package style
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image"
 	"image/png"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -352,13 +354,20 @@ func TestURLSourceSizeCap(t *testing.T) {
 	}
 }
 
-func TestURLSourceCache(t *testing.T) {
-	srv := newImageServer(t, nil)
+// cachedURLSource returns a source of srv's images with a cache folder,
+// its options and the folder.
+func cachedURLSource(t *testing.T, srv *imageServer) (*URLSource, *URLOptions, string) {
 	cache := filepath.Join(t.TempDir(), "cache")
 	opts := fastURLOptions()
 	opts.CacheDir = cache
 	src, err := NewURLSource(srv.URL+"/img/", opts)
 	require.NoError(t, err)
+	return src, opts, cache
+}
+
+func TestURLSourceCache(t *testing.T) {
+	srv := newImageServer(t, nil)
+	src, opts, cache := cachedURLSource(t, srv)
 	ctx := context.Background()
 	name := "41HZc+sfEUL._SX395_.jpg"
 	for i := 0; i < 3; i++ {
@@ -404,4 +413,149 @@ func TestURLSourceConcurrency(t *testing.T) {
 	wg.Wait()
 	m := srv.maxIn.Load()
 	assert.True(t, m >= 1 && m <= 3, "%d requests in flight at once, want at most 3", m)
+}
+
+// TestURLSourceCacheOnlyImages checks that an answer that is not an image
+// is not cached, and that a cached file that is not an image is fetched
+// again.
+func TestURLSourceCacheOnlyImages(t *testing.T) {
+	srv := newImageServer(t, func(w http.ResponseWriter, name string, n int) bool {
+		if name == "page.jpg" && n == 1 || name == "html.jpg" {
+			w.Header().Set("Content-Type", "text/html")
+			w.Write([]byte("<html><body>Sorry, something went wrong</body></html>"))
+			return true
+		}
+		return false
+	})
+	src, _, _ := cachedURLSource(t, srv)
+	ctx := context.Background()
+	var err error
+
+	// An HTML page served as the image is an error naming the URL, and is
+	// not kept: the next open asks again, and gets the image.
+	_, err = OpenImage(ctx, src, "page.jpg")
+	require.ErrorIs(t, err, ErrFormat)
+	assert.ErrorContains(t, err, srv.URL+"/img/page.jpg")
+	assert.NoFileExists(t, src.cachePath("page.jpg"))
+	_, err = OpenImage(ctx, src, "page.jpg")
+	require.NoError(t, err, "second open")
+	assert.Equal(t, 2, srv.count("page.jpg"))
+	_, err = src.Open(ctx, "html.jpg")
+	require.ErrorIs(t, err, ErrFormat, "Open")
+	assert.NoFileExists(t, src.cachePath("html.jpg"))
+
+	// A cached file that is not an image (cached by an earlier version, or
+	// damaged) is dropped and fetched once more, by OpenImage and by Open;
+	// one cut short after a valid header is caught by OpenImage's full
+	// decode.
+	for i, bad := range [][]byte{[]byte("<html>old error page</html>"), srv.data[:len(srv.data)/2]} {
+		for _, open := range []string{"OpenImage", "Open"} {
+			name := fmt.Sprintf("stale%d-%s.png", i, open)
+			require.NoError(t, os.WriteFile(src.cachePath(name), bad, 0o644))
+			if open == "OpenImage" {
+				_, err = OpenImage(ctx, src, name)
+			} else {
+				var rc io.ReadCloser
+				rc, err = src.Open(ctx, name)
+				if err == nil {
+					rc.Close()
+				}
+			}
+			require.NoError(t, err, name)
+			cached, err := os.ReadFile(src.cachePath(name))
+			require.NoError(t, err, name)
+			if i == 0 || open == "OpenImage" {
+				assert.Equal(t, 1, srv.count(name), "%s: requests", name)
+				assert.Equal(t, srv.data, cached, "%s: cache file", name)
+			} else {
+				// Open checks the header only: the header is valid.
+				assert.Equal(t, 0, srv.count(name), "%s: requests", name)
+			}
+		}
+	}
+}
+
+// countingClient returns a client that counts its connection attempts.
+func countingClient(dials *atomic.Int32) *http.Client {
+	d := &net.Dialer{}
+	return &http.Client{Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return d.DialContext(ctx, network, addr)
+		},
+	}}
+}
+
+// TestURLSourceHostDown checks that a source stops trying a host that
+// cannot be reached after a run of consecutive failures.
+func TestURLSourceHostDown(t *testing.T) {
+	ctx := context.Background()
+	t.Run("closed port", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := ln.Addr().String()
+		ln.Close()
+		var dials atomic.Int32
+		opts := fastURLOptions()
+		opts.Client = countingClient(&dials)
+		src, err := NewURLSource("http://"+addr+"/img/", opts)
+		require.NoError(t, err)
+		// 3 attempts per image: the 7th image makes the 20th attempt.
+		for i := range 7 {
+			_, err = src.Open(ctx, fmt.Sprintf("%d.jpg", i))
+			require.Error(t, err)
+		}
+		assert.EqualValues(t, 20, dials.Load(), "connection attempts")
+		assert.ErrorContains(t, err, "style: host "+addr+" unreachable after 20 consecutive failures: ")
+		assert.ErrorContains(t, err, "connection refused")
+		for i := range 50 {
+			_, err = OpenImage(ctx, src, fmt.Sprintf("later%d.jpg", i))
+			require.ErrorContains(t, err, "style: host "+addr+" unreachable after 20 consecutive failures: ")
+		}
+		assert.EqualValues(t, 20, dials.Load(), "connection attempts after the host was taken as down")
+	})
+	t.Run("hanging server", func(t *testing.T) {
+		// A server that accepts connections and never answers, but for
+		// ok.png.
+		release := make(chan struct{})
+		srv := newImageServer(t, func(w http.ResponseWriter, name string, n int) bool {
+			if name == "ok.png" {
+				return false
+			}
+			select {
+			case <-release:
+			case <-time.After(5 * time.Second):
+			}
+			return true
+		})
+		defer close(release)
+		opts := fastURLOptions()
+		opts.Timeout = 50 * time.Millisecond
+		opts.Attempts = 1
+		opts.MaxFailures = 4
+		src, err := NewURLSource(srv.URL+"/img/", opts)
+		require.NoError(t, err)
+		open := func(name string) error {
+			_, err := src.Open(ctx, name)
+			return err
+		}
+		// 3 timeouts, a success, 3 timeouts: the success reset the count.
+		for i := range 3 {
+			require.ErrorIs(t, open(fmt.Sprintf("a%d.jpg", i)), context.DeadlineExceeded)
+		}
+		require.NoError(t, open("ok.png"))
+		for i := range 3 {
+			err := open(fmt.Sprintf("b%d.jpg", i))
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+			require.NotContains(t, err.Error(), "unreachable")
+		}
+		// The 4th in a row takes the host down, for good.
+		host := strings.TrimPrefix(srv.URL, "http://")
+		err = open("c.jpg")
+		require.ErrorContains(t, err, "style: host "+host+" unreachable after 4 consecutive failures: ")
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.ErrorContains(t, open("ok.png"), "unreachable", "a reachable image after the host was taken as down")
+		assert.Equal(t, 1, srv.count("ok.png"), "requests after the host was taken as down")
+	})
 }
