@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"maps"
 	"math"
 	"os"
+	"path"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/stylespace/style/internal/atomicfile"
@@ -38,9 +41,9 @@ type Match struct {
 // Limits of a Catalog, enforced by Add and by LoadCatalog before anything
 // is allocated from a file header.
 const (
-	MaxCatalogItems = 1 << 28 // items in one catalogue
-	MaxCatalogDim   = 1 << 16 // length of each embedding
-	MaxCatalogIDLen = 1 << 12 // bytes in an ID, a category name or a metadata key or value
+	maxCatalogItems = 1 << 28 // items in one catalogue: 268,435,456
+	maxCatalogDim   = 1 << 16 // length of each embedding: 65,536
+	maxCatalogIDLen = 1 << 12 // bytes in an ID, a category name or a metadata key or value: 4,096
 )
 
 // ErrUnknownItem is matched by errors.Is when an ID is not in a catalogue.
@@ -54,18 +57,22 @@ var ErrUnknownItem = errors.New("style: unknown catalogue item")
 // linearly. The zero value is an empty catalogue whose dimension is fixed by
 // the first Add.
 //
+// A catalogue holds at most 2^28 items of at most 65,536 values; IDs,
+// category names and metadata keys and values are at most 4,096 bytes.
+//
 // Methods that only read (Len, Dim, Item, Index, FeatureTo, Recommend,
-// RecommendItem, RecommendBatch, Save, WriteTo) are safe for concurrent use
-// with each other; Add and changes to Meta are not safe for concurrent use
-// with anything.
+// RecommendItem, RecommendBatch, Save) are safe for concurrent use with
+// each other; Add, AddImages and changes to Meta are not safe for
+// concurrent use with anything.
 //
 // Catalog implements FeatureSource, so a catalogue can be fed directly to
 // code that reads feature vectors by index.
 type Catalog struct {
 	// Meta holds free-form catalogue-level metadata, for example the
 	// backbone and head the embeddings were computed with. It is saved and
-	// loaded with the catalogue; keys and values are limited to
-	// MaxCatalogIDLen bytes each. A nil map is fine.
+	// loaded with the catalogue; keys and values are limited to 4,096
+	// bytes each, and there may be at most 65,535 pairs. A nil map is
+	// fine.
 	Meta map[string]string
 
 	dim   int
@@ -75,6 +82,9 @@ type Catalog struct {
 	cats  []string  // category names in order of first appearance
 	catIx map[string]uint32
 	byID  map[string]int
+	keys  []itemKey // version of each item's image, the zero key if unknown
+
+	disk catalogDisk // the file the catalogue was loaded from or saved to
 }
 
 var _ FeatureSource = (*Catalog)(nil)
@@ -90,37 +100,46 @@ func (c *Catalog) Dim() int { return c.dim }
 // zero-value catalogue fixes Dim.
 //
 // Add returns an error, and leaves the catalogue unchanged, if the ID is
-// empty, longer than MaxCatalogIDLen or already present, the category name
-// is too long, the embedding holds a NaN or an infinity, or the catalogue
-// already holds MaxCatalogItems items. It panics if the embedding is empty,
-// longer than MaxCatalogDim, or its length differs from Dim.
+// empty, longer than 4,096 bytes or already present, the category name is
+// longer than 4,096 bytes, the embedding holds a NaN or an infinity, or
+// the catalogue already holds 2^28 items. It panics if the embedding is
+// empty, longer than 65,536 values, or its length differs from Dim.
 func (c *Catalog) Add(it Item) error {
-	d := len(it.Embedding)
-	if c.dim == 0 {
-		if d == 0 || d > MaxCatalogDim {
-			panic(fmt.Sprintf("style: Catalog.Add: embedding length %d out of range [1, %d]", d, MaxCatalogDim))
-		}
-	} else if d != c.dim {
-		panic(fmt.Sprintf("style: Catalog.Add: embedding length %d, catalogue dimension %d", d, c.dim))
-	}
-	switch {
-	case it.ID == "":
-		return errors.New("style: Catalog.Add: empty ID")
-	case len(it.ID) > MaxCatalogIDLen:
-		return fmt.Errorf("style: Catalog.Add: ID of %d bytes, more than %d", len(it.ID), MaxCatalogIDLen)
-	case len(it.Category) > MaxCatalogIDLen:
-		return fmt.Errorf("style: Catalog.Add: item %q: category of %d bytes, more than %d", it.ID, len(it.Category), MaxCatalogIDLen)
-	case len(c.ids) >= MaxCatalogItems:
-		return fmt.Errorf("style: Catalog.Add: catalogue full (%d items)", MaxCatalogItems)
-	}
 	if _, dup := c.byID[it.ID]; dup {
 		return fmt.Errorf("style: Catalog.Add: duplicate ID %q", it.ID)
 	}
+	return c.put(it, itemKey{}, "Catalog.Add")
+}
+
+// put adds it, or replaces in place the item with its ID, recording key
+// as the version of its image. It checks the item as Add does; fn names
+// the caller in errors.
+func (c *Catalog) put(it Item, key itemKey, fn string) error {
+	d := len(it.Embedding)
+	if c.dim == 0 {
+		if d == 0 || d > maxCatalogDim {
+			panic(fmt.Sprintf("style: %s: embedding length %d out of range [1, %d]", fn, d, maxCatalogDim))
+		}
+	} else if d != c.dim {
+		panic(fmt.Sprintf("style: %s: embedding length %d, catalogue dimension %d", fn, d, c.dim))
+	}
+	old, replace := c.byID[it.ID]
+	switch {
+	case it.ID == "":
+		return fmt.Errorf("style: %s: empty ID", fn)
+	case len(it.ID) > maxCatalogIDLen:
+		return fmt.Errorf("style: %s: ID of %d bytes, more than %d", fn, len(it.ID), maxCatalogIDLen)
+	case len(it.Category) > maxCatalogIDLen:
+		return fmt.Errorf("style: %s: item %q: category of %d bytes, more than %d", fn, it.ID, len(it.Category), maxCatalogIDLen)
+	case !replace && len(c.ids) >= maxCatalogItems:
+		return fmt.Errorf("style: %s: catalogue full (%d items)", fn, maxCatalogItems)
+	}
 	for j, v := range it.Embedding {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return fmt.Errorf("style: Catalog.Add: item %q: embedding[%d] = %v", it.ID, j, v)
+			return fmt.Errorf("style: %s: item %q: embedding[%d] = %v", fn, it.ID, j, v)
 		}
 	}
+	c.disk.dirty = true
 	c.dim = d
 	if c.byID == nil {
 		c.byID = make(map[string]int)
@@ -132,11 +151,44 @@ func (c *Catalog) Add(it Item) error {
 		c.cats = append(c.cats, it.Category)
 		c.catIx[it.Category] = ci
 	}
+	if replace {
+		c.cat[old] = ci
+		copy(c.row(old), it.Embedding)
+		c.keys[old] = key
+		return nil
+	}
 	c.byID[it.ID] = len(c.ids)
 	c.ids = append(c.ids, it.ID)
 	c.cat = append(c.cat, ci)
 	c.vecs = append(c.vecs, it.Embedding...)
+	c.keys = append(c.keys, key)
 	return nil
+}
+
+// removeWhere removes the items for which drop returns true, keeping the
+// order of the others, and returns how many it removed. Category names no
+// longer used stay in the table (Save writes only the used ones).
+func (c *Catalog) removeWhere(drop func(i int) bool) int {
+	n := 0
+	for i := range c.ids {
+		if drop(i) {
+			delete(c.byID, c.ids[i])
+			continue
+		}
+		if n != i {
+			c.ids[n], c.cat[n], c.keys[n] = c.ids[i], c.cat[i], c.keys[i]
+			copy(c.vecs[n*c.dim:(n+1)*c.dim], c.row(i))
+			c.byID[c.ids[n]] = n
+		}
+		n++
+	}
+	removed := len(c.ids) - n
+	if removed > 0 {
+		clear(c.ids[n:])
+		c.ids, c.cat, c.keys, c.vecs = c.ids[:n], c.cat[:n], c.keys[:n], c.vecs[:n*c.dim]
+		c.disk.dirty = true
+	}
+	return removed
 }
 
 // Item returns item i with a copy of its embedding. It panics if i is out
@@ -148,15 +200,36 @@ func (c *Catalog) Item(i int) Item {
 	return Item{ID: c.ids[i], Category: c.cats[c.cat[i]], Embedding: slices.Clone(c.row(i))}
 }
 
-// Index returns the position of the item with the given ID.
-func (c *Catalog) Index(id string) (int, bool) {
-	i, ok := c.byID[id]
-	return i, ok
-}
+// imageExts are the image file extensions: the ones DirSource.Names lists
+// and Catalog.Index removes and adds, in the order it tries them.
+var imageExts = [...]string{".jpg", ".jpeg", ".png", ".gif"}
 
-// Categories returns the distinct categories of the items, in order of
-// first appearance.
-func (c *Catalog) Categories() []string { return slices.Clone(c.cats) }
+// Index returns the position of the item called name, trying in turn:
+//
+//  1. the item whose ID is name;
+//  2. if name ends in an image extension (".jpg", ".jpeg", ".png" or
+//     ".gif", in any case), the item whose ID is name without it;
+//  3. the item whose ID is name with ".jpg", ".jpeg", ".png" or ".gif"
+//     added, in that order.
+//
+// So the ID of a product finds the item of its photo "<ID>.jpg", and the
+// file name of a photo finds the item of its product ID.
+func (c *Catalog) Index(name string) (int, bool) {
+	if i, ok := c.byID[name]; ok {
+		return i, true
+	}
+	if ext := path.Ext(name); len(ext) < len(name) && slices.Contains(imageExts[:], strings.ToLower(ext)) {
+		if i, ok := c.byID[name[:len(name)-len(ext)]]; ok {
+			return i, true
+		}
+	}
+	for _, ext := range imageExts {
+		if i, ok := c.byID[name+ext]; ok {
+			return i, true
+		}
+	}
+	return 0, false
+}
 
 // FeatureTo copies the embedding of item i into dst and returns dst. It
 // panics if i is out of range or len(dst) != Dim().
@@ -204,7 +277,9 @@ type RecommendOptions struct {
 
 	// Workers is the number of goroutines scanning the catalogue; 0 means
 	// runtime.GOMAXPROCS(0). Small catalogues are scanned serially. The
-	// results are identical for any number of workers.
+	// results are identical for any number of workers. A negative number
+	// makes Recommend panic and RecommendItem and RecommendBatch return an
+	// error.
 	Workers int
 }
 
@@ -216,8 +291,8 @@ type RecommendOptions struct {
 // A query that contains NaN has all distances NaN; they are treated as
 // +Inf, so such a query returns items in index order with Distance +Inf.
 //
-// Recommend panics if k is negative or, for a non-empty catalogue, if
-// len(query) != Dim().
+// Recommend panics if k or opts.Workers is negative or, for a non-empty
+// catalogue, if len(query) != Dim().
 func (c *Catalog) Recommend(query []float32, k int, opts *RecommendOptions) []Match {
 	if k < 0 {
 		panic("style: Catalog.Recommend: negative k")
@@ -225,6 +300,9 @@ func (c *Catalog) Recommend(query []float32, k int, opts *RecommendOptions) []Ma
 	var o RecommendOptions
 	if opts != nil {
 		o = *opts
+	}
+	if o.Workers < 0 {
+		panic(fmt.Sprintf("style: Catalog.Recommend: negative Workers %d", o.Workers))
 	}
 	c.checkQuery(query)
 	if k == 0 || len(c.ids) == 0 {
@@ -237,8 +315,10 @@ func (c *Catalog) Recommend(query []float32, k int, opts *RecommendOptions) []Ma
 // RecommendItem returns the k items most compatible with the catalogue
 // item id, as Recommend does for its embedding, always excluding the item
 // itself (in addition to opts.ExcludeID) and, if opts.ExcludeSameCategory
-// is set, the items of its category. It returns an error matching
-// ErrUnknownItem if id is not in the catalogue. It panics if k is negative.
+// is set, the items of its category. id must be an item's ID exactly (see
+// Index to find one). It returns an error matching ErrUnknownItem if id is
+// not in the catalogue, and an error for a negative opts.Workers. It
+// panics if k is negative.
 func (c *Catalog) RecommendItem(id string, k int, opts *RecommendOptions) ([]Match, error) {
 	if k < 0 {
 		panic("style: Catalog.RecommendItem: negative k")
@@ -250,6 +330,9 @@ func (c *Catalog) RecommendItem(id string, k int, opts *RecommendOptions) ([]Mat
 	var o RecommendOptions
 	if opts != nil {
 		o = *opts
+	}
+	if o.Workers < 0 {
+		return nil, fmt.Errorf("style: Catalog.RecommendItem: negative Workers %d", o.Workers)
 	}
 	if k == 0 {
 		return []Match{}, nil
@@ -264,9 +347,10 @@ func (c *Catalog) RecommendItem(id string, k int, opts *RecommendOptions) ([]Mat
 // the catalogue for blocks of queries at once with matrix products
 // (|q|²+|x|²-2q·x, with a rigorous bound on its rounding error) and
 // computes the exact distance only for items that may enter a query's
-// top k, which is many times faster than separate queries. It checks ctx between queries and
-// returns ctx.Err() if it is cancelled. It panics if k is negative or a
-// query's length differs from Dim() for a non-empty catalogue.
+// top k, which is many times faster than separate queries. It checks ctx
+// between queries and returns ctx.Err() if it is cancelled, and an error
+// for a negative opts.Workers. It panics if k is negative or a query's
+// length differs from Dim() for a non-empty catalogue.
 func (c *Catalog) RecommendBatch(ctx context.Context, queries [][]float32, k int, opts *RecommendOptions) ([][]Match, error) {
 	if k < 0 {
 		panic("style: Catalog.RecommendBatch: negative k")
@@ -274,6 +358,9 @@ func (c *Catalog) RecommendBatch(ctx context.Context, queries [][]float32, k int
 	var o RecommendOptions
 	if opts != nil {
 		o = *opts
+	}
+	if o.Workers < 0 {
+		return nil, fmt.Errorf("style: Catalog.RecommendBatch: negative Workers %d", o.Workers)
 	}
 	for _, q := range queries {
 		c.checkQuery(q)
@@ -550,11 +637,11 @@ func (c *Catalog) offer(h []hit, k int, f *candFilter, i int, v []float32, dist 
 	return h
 }
 
-// The catalogue file format, version 1. All integers are little-endian.
+// The catalogue file format, version 2. All integers are little-endian.
 //
 //	offset  size  field
 //	0       8     magic "STYLECAT"
-//	8       4     version (1)
+//	8       4     version (2; 1 is read too)
 //	12      4     dim: embedding length (0 only when items is 0)
 //	16      8     items
 //	24      4     categories: distinct category names
@@ -567,51 +654,109 @@ func (c *Catalog) offer(h []hit, k int, f *candFilter, i int, v []float32, dist 
 //	              names, then the item IDs, each a uvarint length and
 //	              its bytes; then the CRC-32C of the section (4 bytes)
 //	              category section: items uint32 category indices; CRC-32C
+//	              key section (version 2 only): for each item, the size
+//	              (int64) and modification time (int64, Unix nanoseconds)
+//	              of the image it was made from, 0 and 0 if unknown; CRC-32C
 //	              embedding section: items*dim float32; CRC-32C
 //
 // The file ends right after the last checksum. Readers check every count
 // against the limits and the file size before allocating anything.
+// Writers list the categories in order of first use by the items, and only
+// those in use.
 const (
 	catalogMagic      = "STYLECAT"
-	catalogVersion    = 1
+	catalogVersion    = 2
 	catalogHeaderSize = 48
+	catalogKeySize    = 16 // bytes per item in the key section
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// Save writes the catalogue to path atomically: readers see the old file
-// or the complete new one, never a partial write.
+// itemKey identifies the version of the image a catalogue item was made
+// from: its size and modification time. The zero key means unknown (an
+// item added with Add, or from a source that cannot tell, such as a
+// URLSource); such items are never considered changed.
+type itemKey struct {
+	size  int64
+	mtime int64 // Unix nanoseconds
+}
+
+// catalogPrint identifies the content of a catalogue file: its size and a
+// checksum of its section checksums. A journal records the print of the
+// file it extends.
+type catalogPrint struct {
+	size int64
+	sum  uint32
+}
+
+// printOf returns the print of a file of size bytes with these section
+// checksums.
+func printOf(size int64, crcs []uint32) catalogPrint {
+	b := make([]byte, 0, 4*len(crcs))
+	for _, c := range crcs {
+		b = binary.LittleEndian.AppendUint32(b, c)
+	}
+	return catalogPrint{size: size, sum: crc32.Checksum(b, castagnoli)}
+}
+
+// Save writes the catalogue to path atomically, in the format LoadCatalog
+// reads: readers see the old file or the complete new one, never a partial
+// write. Then it removes the journal of path (see Catalog.AddImages),
+// whose items the file now holds. It returns an error, and leaves the file
+// as it was, if a metadata key or value is longer than 4,096 bytes or
+// there are more than 65,535 metadata pairs.
 func (c *Catalog) Save(path string) error {
+	var fp catalogPrint
 	err := atomicfile.Write(path, func(w io.Writer) error {
-		_, err := c.WriteTo(w)
+		var err error
+		fp, err = c.encode(w)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("style: %w", err)
 	}
+	if err := os.Remove(journalPath(path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("style: %w", err)
+	}
+	c.disk = catalogDisk{path: path, print: fp, meta: maps.Clone(c.Meta)}
 	return nil
 }
 
-// WriteTo writes the catalogue to w in the format LoadCatalog reads and
-// returns the number of bytes written. It returns an error if a metadata
-// key or value is longer than MaxCatalogIDLen or there are more than
-// math.MaxUint16 metadata pairs.
-func (c *Catalog) WriteTo(w io.Writer) (int64, error) {
+// writeTo writes the catalogue to w in the format LoadCatalog reads and
+// returns the number of bytes written.
+func (c *Catalog) writeTo(w io.Writer) (int64, error) {
+	fp, err := c.encode(w)
+	return fp.size, err
+}
+
+// encode writes the catalogue to w in the format LoadCatalog reads and
+// returns the print of what it wrote.
+func (c *Catalog) encode(w io.Writer) (catalogPrint, error) {
 	if len(c.Meta) > math.MaxUint16 {
-		return 0, fmt.Errorf("style: catalogue: %d metadata pairs, more than %d", len(c.Meta), math.MaxUint16)
+		return catalogPrint{}, fmt.Errorf("style: catalogue: %d metadata pairs, more than %d", len(c.Meta), math.MaxUint16)
 	}
 	keys := slices.Sorted(maps.Keys(c.Meta))
 	var strs []byte
 	for _, k := range keys {
 		v := c.Meta[k]
-		if len(k) > MaxCatalogIDLen || len(v) > MaxCatalogIDLen {
-			return 0, fmt.Errorf("style: catalogue: metadata %q: key or value longer than %d bytes", k, MaxCatalogIDLen)
+		if len(k) > maxCatalogIDLen || len(v) > maxCatalogIDLen {
+			return catalogPrint{}, fmt.Errorf("style: catalogue: metadata %q: key or value longer than %d bytes", k, maxCatalogIDLen)
 		}
 		strs = appendString(strs, k)
 		strs = appendString(strs, v)
 	}
-	for _, s := range c.cats {
-		strs = appendString(strs, s)
+	// The categories in use, in order of first use.
+	remap := make([]uint32, len(c.cats))
+	for j := range remap {
+		remap[j] = math.MaxUint32
+	}
+	ncat := 0
+	for _, ci := range c.cat {
+		if remap[ci] == math.MaxUint32 {
+			remap[ci] = uint32(ncat)
+			ncat++
+			strs = appendString(strs, c.cats[ci])
+		}
 	}
 	for _, s := range c.ids {
 		strs = appendString(strs, s)
@@ -623,37 +768,50 @@ func (c *Catalog) WriteTo(w io.Writer) (int64, error) {
 	binary.LittleEndian.PutUint32(hdr[8:], catalogVersion)
 	binary.LittleEndian.PutUint32(hdr[12:], uint32(c.dim))
 	binary.LittleEndian.PutUint64(hdr[16:], uint64(len(c.ids)))
-	binary.LittleEndian.PutUint32(hdr[24:], uint32(len(c.cats)))
+	binary.LittleEndian.PutUint32(hdr[24:], uint32(ncat))
 	binary.LittleEndian.PutUint32(hdr[28:], uint32(len(keys)))
 	binary.LittleEndian.PutUint64(hdr[32:], uint64(len(strs)))
-	binary.LittleEndian.PutUint32(hdr[44:], crc32.Checksum(hdr[:44], castagnoli))
+	crcs := []uint32{crc32.Checksum(hdr[:44], castagnoli)}
+	binary.LittleEndian.PutUint32(hdr[44:], crcs[0])
 	cw.Write(hdr)
 	cw.Write(strs)
-	cw.writeCRC(crc32.Checksum(strs, castagnoli))
+	crcs = append(crcs, crc32.Checksum(strs, castagnoli))
+	cw.writeCRC(crcs[1])
 
-	// Category indices and embeddings go through one reusable buffer.
+	// Category indices, keys and embeddings go through one reusable
+	// buffer.
 	buf := make([]byte, 0, 64<<10)
 	crc := uint32(0)
-	for j, ci := range c.cat {
-		buf = binary.LittleEndian.AppendUint32(buf, ci)
-		if len(buf) == cap(buf) || j == len(c.cat)-1 {
+	flush := func(last bool) {
+		if len(buf) > 0 && (last || len(buf)+catalogKeySize > cap(buf)) {
 			crc = crc32.Update(crc, castagnoli, buf)
 			cw.Write(buf)
 			buf = buf[:0]
 		}
 	}
-	cw.writeCRC(crc)
-	crc = 0
-	for j, v := range c.vecs {
+	section := func() {
+		flush(true)
+		crcs = append(crcs, crc)
+		cw.writeCRC(crc)
+		crc = 0
+	}
+	for _, ci := range c.cat {
+		buf = binary.LittleEndian.AppendUint32(buf, remap[ci])
+		flush(false)
+	}
+	section()
+	for _, k := range c.keys {
+		buf = binary.LittleEndian.AppendUint64(buf, uint64(k.size))
+		buf = binary.LittleEndian.AppendUint64(buf, uint64(k.mtime))
+		flush(false)
+	}
+	section()
+	for _, v := range c.vecs {
 		buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
-		if len(buf) == cap(buf) || j == len(c.vecs)-1 {
-			crc = crc32.Update(crc, castagnoli, buf)
-			cw.Write(buf)
-			buf = buf[:0]
-		}
+		flush(false)
 	}
-	cw.writeCRC(crc)
-	return cw.n, cw.err
+	section()
+	return printOf(cw.n, crcs), cw.err
 }
 
 // uvarintLen returns the length of the minimal uvarint encoding of x.
@@ -695,9 +853,13 @@ func (cw *countWriter) writeCRC(crc uint32) {
 	cw.Write(b[:])
 }
 
-// LoadCatalog reads a catalogue written by Save. A file that is not a
+// LoadCatalog reads a catalogue written by Save, with the items that
+// Catalog.AddImages recorded in its journal (path + ".journal") since: a
+// catalogue being indexed when its process was killed is loaded as of its
+// last checkpoint, and indexing it again resumes from there. A journal
+// record cut short by the crash is dropped. A file that is not a
 // catalogue, truncated, too long, fails a checksum, declares counts beyond
-// the limits (MaxCatalogItems, MaxCatalogDim, MaxCatalogIDLen) or holds
+// the limits of a Catalog (see there) or holds
 // invalid content (duplicate or empty IDs, NaN embeddings, category indices
 // out of range) gives a *FormatError naming the file and the byte offset.
 // Nothing is allocated from the header before it is checked against the
@@ -715,7 +877,14 @@ func LoadCatalog(path string) (*Catalog, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("style: %s: not a regular file", path)
 	}
-	return decodeCatalog(bufio.NewReaderSize(f, 1<<20), st.Size(), path)
+	c, err := decodeCatalog(bufio.NewReaderSize(f, int(min(1<<20, st.Size()))), st.Size(), path)
+	if err != nil {
+		return nil, err
+	}
+	if err := replayJournal(c, path); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // catalogReader reads sections while tracking the offset for errors.
@@ -766,11 +935,13 @@ func decodeCatalog(r io.Reader, size int64, name string) (*Catalog, error) {
 	if string(hdr[:8]) != catalogMagic {
 		return nil, cr.errorf(0, "not a style catalogue (bad magic %q)", hdr[:8])
 	}
-	if v := binary.LittleEndian.Uint32(hdr[8:]); v != catalogVersion {
-		return nil, cr.errorf(8, "unsupported catalogue version %d (want %d)", v, catalogVersion)
+	version := binary.LittleEndian.Uint32(hdr[8:])
+	if version != 1 && version != catalogVersion {
+		return nil, cr.errorf(8, "unsupported catalogue version %d (want 1 or %d)", version, catalogVersion)
 	}
-	if got, want := binary.LittleEndian.Uint32(hdr[44:]), crc32.Checksum(hdr[:44], castagnoli); got != want {
-		return nil, cr.errorf(44, "header checksum mismatch (stored %08x, computed %08x)", got, want)
+	crcs := []uint32{crc32.Checksum(hdr[:44], castagnoli)}
+	if got := binary.LittleEndian.Uint32(hdr[44:]); got != crcs[0] {
+		return nil, cr.errorf(44, "header checksum mismatch (stored %08x, computed %08x)", got, crcs[0])
 	}
 	dim := uint64(binary.LittleEndian.Uint32(hdr[12:]))
 	items := binary.LittleEndian.Uint64(hdr[16:])
@@ -778,10 +949,10 @@ func decodeCatalog(r io.Reader, size int64, name string) (*Catalog, error) {
 	nmeta := uint64(binary.LittleEndian.Uint32(hdr[28:]))
 	sbytes := binary.LittleEndian.Uint64(hdr[32:])
 	switch {
-	case items > MaxCatalogItems:
-		return nil, cr.errorf(16, "%d items, more than %d", items, MaxCatalogItems)
-	case dim > MaxCatalogDim:
-		return nil, cr.errorf(12, "dimension %d, more than %d", dim, MaxCatalogDim)
+	case items > maxCatalogItems:
+		return nil, cr.errorf(16, "%d items, more than %d", items, maxCatalogItems)
+	case dim > maxCatalogDim:
+		return nil, cr.errorf(12, "dimension %d, more than %d", dim, maxCatalogDim)
 	case dim == 0 && items > 0:
 		return nil, cr.errorf(12, "dimension 0 with %d items", items)
 	case ncat > items:
@@ -792,13 +963,16 @@ func decodeCatalog(r io.Reader, size int64, name string) (*Catalog, error) {
 		return nil, cr.errorf(40, "reserved field is not zero")
 	}
 	// Every string takes at least its one-byte length and at most the
-	// length plus MaxCatalogIDLen bytes.
+	// length plus maxCatalogIDLen bytes.
 	nstr := 2*nmeta + ncat + items
-	if sbytes < nstr || sbytes > nstr*(3+MaxCatalogIDLen) {
+	if sbytes < nstr || sbytes > nstr*(3+maxCatalogIDLen) {
 		return nil, cr.errorf(32, "string section of %d bytes cannot hold %d strings", sbytes, nstr)
 	}
 	// All counts are bounded above, so this cannot overflow.
 	want := int64(catalogHeaderSize) + int64(sbytes) + 4 + 4*int64(items) + 4 + 4*int64(items)*int64(dim) + 4
+	if version >= 2 {
+		want += catalogKeySize*int64(items) + 4
+	}
 	if size != want {
 		if size < want {
 			return nil, cr.errorf(size, "truncated: file is %d bytes, header declares %d", size, want)
@@ -812,7 +986,8 @@ func decodeCatalog(r io.Reader, size int64, name string) (*Catalog, error) {
 	if err := cr.read(strs, "string section"); err != nil {
 		return nil, err
 	}
-	if err := cr.checkCRC(crc32.Checksum(strs, castagnoli), "string section"); err != nil {
+	crcs = append(crcs, crc32.Checksum(strs, castagnoli))
+	if err := cr.checkCRC(crcs[1], "string section"); err != nil {
 		return nil, err
 	}
 	pos := 0
@@ -821,7 +996,7 @@ func decodeCatalog(r io.Reader, size int64, name string) (*Catalog, error) {
 		if n <= 0 || n != uvarintLen(l) {
 			return "", cr.errorf(strOff+int64(pos), "bad length of %s", what)
 		}
-		if l > MaxCatalogIDLen || l > uint64(len(strs)-pos-n) {
+		if l > maxCatalogIDLen || l > uint64(len(strs)-pos-n) {
 			return "", cr.errorf(strOff+int64(pos), "%s of %d bytes does not fit", what, l)
 		}
 		s := string(strs[pos+n : pos+n+int(l)])
@@ -885,9 +1060,10 @@ func decodeCatalog(r io.Reader, size int64, name string) (*Catalog, error) {
 	}
 
 	// Category indices and embeddings, read through one buffer.
-	buf := make([]byte, min(64<<10, 4*max(items, items*dim)))
+	buf := make([]byte, min(64<<10, max(catalogKeySize*items, 4*items*dim)))
 	c.cat = make([]uint32, items)
 	crc := uint32(0)
+	firstNew := uint32(0) // version 2: the next category index to appear
 	for j := 0; j < len(c.cat); {
 		n := min(len(buf)/4, len(c.cat)-j)
 		b := buf[:4*n]
@@ -901,6 +1077,14 @@ func decodeCatalog(r io.Reader, size int64, name string) (*Catalog, error) {
 			if uint64(ci) >= ncat {
 				return nil, cr.errorf(at+int64(4*t), "item %d: category index %d out of range [0, %d)", j+t, ci, ncat)
 			}
+			if version >= 2 {
+				if ci > firstNew {
+					return nil, cr.errorf(at+int64(4*t), "item %d: category index %d before category %d is used", j+t, ci, firstNew)
+				}
+				if ci == firstNew {
+					firstNew++
+				}
+			}
 			c.cat[j+t] = ci
 		}
 		j += n
@@ -908,6 +1092,30 @@ func decodeCatalog(r io.Reader, size int64, name string) (*Catalog, error) {
 	if err := cr.checkCRC(crc, "category section"); err != nil {
 		return nil, err
 	}
+	if version >= 2 && uint64(firstNew) != ncat {
+		return nil, cr.errorf(24, "%d categories, %d in use", ncat, firstNew)
+	}
+	crcs = append(crcs, crc)
+	c.keys = make([]itemKey, items)
+	if version >= 2 {
+		crc = 0
+		for j := 0; j < len(c.keys); {
+			n := min(len(buf)/catalogKeySize, len(c.keys)-j)
+			b := buf[:catalogKeySize*n]
+			if err := cr.read(b, "key section"); err != nil {
+				return nil, err
+			}
+			crc = crc32.Update(crc, castagnoli, b)
+			for t := range n {
+				c.keys[j+t] = itemKey{size: int64(binary.LittleEndian.Uint64(b[16*t:])), mtime: int64(binary.LittleEndian.Uint64(b[16*t+8:]))}
+			}
+			j += n
+		}
+		if err := cr.checkCRC(crc, "key section"); err != nil {
+			return nil, err
+		}
+	}
+	crcs = append(crcs, crc)
 	c.vecs = make([]float32, items*dim)
 	crc = 0
 	for j := 0; j < len(c.vecs); {
@@ -930,5 +1138,7 @@ func decodeCatalog(r io.Reader, size int64, name string) (*Catalog, error) {
 	if err := cr.checkCRC(crc, "embedding section"); err != nil {
 		return nil, err
 	}
+	crcs = append(crcs, crc)
+	c.disk = catalogDisk{path: name, print: printOf(size, crcs), meta: maps.Clone(c.Meta)}
 	return c, nil
 }

@@ -2,13 +2,14 @@ package style
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/stylespace/style/internal/engine"
 )
@@ -22,9 +23,7 @@ func searchTestCatalog(t testing.TB, n, d int, gen func(i, j int) float32) *Cata
 		for j := range e {
 			e[j] = gen(i, j)
 		}
-		if err := c.Add(Item{ID: fmt.Sprintf("it%d", i), Category: fmt.Sprint(i % 3), Embedding: e}); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, c.Add(Item{ID: fmt.Sprintf("it%d", i), Category: fmt.Sprint(i % 3), Embedding: e}))
 	}
 	return &c
 }
@@ -94,13 +93,9 @@ func TestRecommendBatchScreenedMatchesDirect(t *testing.T) {
 				for _, w := range workers {
 					o.Workers = w
 					got, err := c.RecommendBatch(context.Background(), qs, k, &o)
-					if err != nil {
-						t.Fatal(err)
-					}
+					require.NoError(t, err)
 					for i := range qs {
-						if !reflect.DeepEqual(got[i], want[i]) {
-							t.Fatalf("%s k=%d opts %d workers %d query %d:\n got %v\nwant %v", ds.name, k, oi, w, i, got[i], want[i])
-						}
+						require.Equal(t, want[i], got[i], "%s k=%d opts %d workers %d query %d", ds.name, k, oi, w, i)
 					}
 				}
 			}
@@ -121,8 +116,8 @@ func TestRecommendKernelsAgree(t *testing.T) {
 		restore()
 		if ref == nil {
 			ref = got
-		} else if !reflect.DeepEqual(got, ref) {
-			t.Fatalf("ISA %s differs", isa)
+		} else {
+			require.Equal(t, ref, got, "ISA %s differs", isa)
 		}
 	}
 }
@@ -146,9 +141,8 @@ func TestRecommendBatchAllocs(t *testing.T) {
 	c.RecommendBatch(context.Background(), qs, 10, opts)
 	// 4 query blocks × 3 item blocks = 12 Sgemm calls of at most 8
 	// allocations each, plus 6 of the call itself and slack for pool churn.
-	if n := testing.AllocsPerRun(5, func() { c.RecommendBatch(context.Background(), qs, 10, opts) }); n > 12*8+12 {
-		t.Errorf("RecommendBatch of %d queries allocates %v times", len(qs), n)
-	}
+	n := testing.AllocsPerRun(5, func() { c.RecommendBatch(context.Background(), qs, 10, opts) })
+	assert.LessOrEqual(t, n, float64(12*8+12), "allocations of RecommendBatch of %d queries", len(qs))
 }
 
 // TestRecommendBatchScreenedEdgeCases compares the screened batch path
@@ -169,13 +163,9 @@ func TestRecommendBatchScreenedEdgeCases(t *testing.T) {
 		hq := huge.Item(n / 2).Embedding
 		hq[0] *= 1.0001
 		got, err := huge.RecommendBatch(context.Background(), [][]float32{hq, huge.Item(1).Embedding}, 5, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		for i, q := range [][]float32{hq, huge.Item(1).Embedding} {
-			if want := huge.Recommend(q, 5, nil); !reflect.DeepEqual(got[i], want) {
-				t.Fatalf("n=%d overflowing norms, query %d:\n got %v\nwant %v", n, i, got[i], want)
-			}
+			require.Equal(t, huge.Recommend(q, 5, nil), got[i], "n=%d overflowing norms, query %d", n, i)
 		}
 		// A finite query norm and an item whose norm overflows although it
 		// is the closest item: item n-1 at distance 9.7e18 from the query,
@@ -191,12 +181,10 @@ func TestRecommendBatchScreenedEdgeCases(t *testing.T) {
 		})
 		eq := []float32{9e18, 0}
 		got, err = edge.RecommendBatch(context.Background(), [][]float32{eq}, 1, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := edge.Recommend(eq, 1, nil); !reflect.DeepEqual(got[0], want) || want[0].Index != n-1 {
-			t.Fatalf("n=%d overflowing item norm: got %v, want %v (item %d)", n, got[0], want, n-1)
-		}
+		require.NoError(t, err)
+		want := edge.Recommend(eq, 1, nil)
+		require.Equal(t, want, got[0], "n=%d overflowing item norm", n)
+		require.Equal(t, n-1, want[0].Index, "n=%d overflowing item norm: the closest item", n)
 		nan := float32(math.NaN())
 		inf := float32(math.Inf(1))
 		qs := [][]float32{
@@ -208,13 +196,9 @@ func TestRecommendBatchScreenedEdgeCases(t *testing.T) {
 		}
 		for _, k := range []int{3, 50, 2000} {
 			got, err := c.RecommendBatch(context.Background(), qs, k, &RecommendOptions{Workers: 2})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			for i, q := range qs {
-				if want := c.Recommend(q, k, &RecommendOptions{Workers: 1}); !reflect.DeepEqual(got[i], want) {
-					t.Fatalf("n=%d k=%d query %d:\n got %v\nwant %v", n, k, i, got[i], want)
-				}
+				require.Equal(t, c.Recommend(q, k, &RecommendOptions{Workers: 1}), got[i], "n=%d k=%d query %d", n, k, i)
 			}
 		}
 	}
@@ -232,8 +216,8 @@ func TestRecommendBatchScreenedCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	for _, w := range []int{1, 2} {
-		if got, err := c.RecommendBatch(ctx, qs, 3, &RecommendOptions{Workers: w}); !errors.Is(err, context.Canceled) || got != nil {
-			t.Fatalf("workers %d: cancelled batch returned %v, %v", w, got, err)
-		}
+		got, err := c.RecommendBatch(ctx, qs, 3, &RecommendOptions{Workers: w})
+		require.ErrorIs(t, err, context.Canceled, "workers %d", w)
+		require.Nil(t, got, "workers %d: cancelled batch", w)
 	}
 }

@@ -3,9 +3,10 @@ package style
 import (
 	"bytes"
 	"context"
-	"errors"
+	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -14,8 +15,12 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/stylespace/style/internal/engine"
 )
@@ -45,9 +50,7 @@ func randomCatalog(t testing.TB, n, dim int, integer bool, seed uint64) *Catalog
 				v[j] = float32(rng.NormFloat64())
 			}
 		}
-		if err := c.Add(Item{ID: fmt.Sprintf("item%05d", i), Category: cats[rng.IntN(len(cats))], Embedding: v}); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, c.Add(Item{ID: fmt.Sprintf("item%05d", i), Category: cats[rng.IntN(len(cats))], Embedding: v}))
 	}
 	return &c
 }
@@ -104,10 +107,7 @@ func TestCatalogRecommendMatchesBruteForce(t *testing.T) {
 					got := c.Recommend(q, k, &o)
 					// Integer coordinates: float32 distances are exact, so
 					// indices and distances must agree exactly, ties included.
-					if !reflect.DeepEqual(got, want) {
-						t.Fatalf("dim %d %s k=%d workers=%d: got %d matches, first %v; want %d, first %v",
-							dim, cs.name, k, w, len(got), got[:min(3, len(got))], len(want), want[:min(3, len(want))])
-					}
+					require.Equal(t, want, got, "dim %d %s k=%d workers=%d", dim, cs.name, k, w)
 				}
 			}
 		}
@@ -127,23 +127,18 @@ func TestCatalogRecommendContinuous(t *testing.T) {
 		ref := bruteForce(c, q, k+1, func(int) bool { return true })
 		got1 := c.Recommend(q, k, &RecommendOptions{Workers: 1})
 		for _, w := range []int{2, 5} {
-			if gotW := c.Recommend(q, k, &RecommendOptions{Workers: w}); !reflect.DeepEqual(gotW, got1) {
-				t.Fatalf("trial %d: workers=%d differs from workers=1", trial, w)
-			}
+			require.Equal(t, got1, c.Recommend(q, k, &RecommendOptions{Workers: w}), "trial %d: workers=%d differs from workers=1", trial, w)
 		}
 		for j, m := range got1 {
 			// float32 accumulation over 128 terms of size ~2 against a float64
 			// reference: relative error well below 1e-5.
-			if math.Abs(m.Distance-ref[j].Distance) > 1e-5*ref[j].Distance {
-				t.Errorf("trial %d rank %d: distance %v, reference %v", trial, j, m.Distance, ref[j].Distance)
-			}
-			if j > 0 && m.Distance < got1[j-1].Distance {
-				t.Errorf("trial %d: not sorted at rank %d", trial, j)
+			assert.InEpsilon(t, ref[j].Distance, m.Distance, 1e-5, "trial %d rank %d", trial, j)
+			if j > 0 {
+				assert.GreaterOrEqual(t, m.Distance, got1[j-1].Distance, "trial %d: not sorted at rank %d", trial, j)
 			}
 			// Indices must agree unless the reference has a near-tie there.
-			if m.Index != ref[j].Index && ref[j+1].Distance-ref[j].Distance > 1e-4 &&
-				(j == 0 || ref[j].Distance-ref[j-1].Distance > 1e-4) {
-				t.Errorf("trial %d rank %d: index %d, reference %d", trial, j, m.Index, ref[j].Index)
+			if ref[j+1].Distance-ref[j].Distance > 1e-4 && (j == 0 || ref[j].Distance-ref[j-1].Distance > 1e-4) {
+				assert.Equal(t, ref[j].Index, m.Index, "trial %d rank %d", trial, j)
 			}
 		}
 	}
@@ -154,12 +149,8 @@ func TestCatalogRecommendItem(t *testing.T) {
 	id := c.Item(42).ID
 	cat := c.Item(42).Category
 	got, err := c.RecommendItem(id, 20, &RecommendOptions{ExcludeSameCategory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 20 {
-		t.Fatalf("got %d matches, want 20", len(got))
-	}
+	require.NoError(t, err)
+	require.Len(t, got, 20)
 	want := bruteForce(c, c.Item(42).Embedding, 20, func(i int) bool {
 		return i != 42 && (cat == "" || c.Item(i).Category != cat)
 	})
@@ -170,23 +161,19 @@ func TestCatalogRecommendItem(t *testing.T) {
 		for j := range got {
 			gi[j], wi[j] = got[j].Index, want[j].Index
 		}
-		if !slices.Equal(gi, wi) {
-			t.Fatalf("indices %v, want %v", gi, wi)
-		}
+		require.Equal(t, wi, gi, "indices")
 	}
 	// Without ExcludeSameCategory the item itself is still excluded.
-	got, _ = c.RecommendItem(id, c.Len(), nil)
-	if len(got) != c.Len()-1 {
-		t.Fatalf("got %d matches, want %d", len(got), c.Len()-1)
-	}
+	got, err = c.RecommendItem(id, c.Len(), nil)
+	require.NoError(t, err)
+	require.Len(t, got, c.Len()-1)
 	for _, m := range got {
-		if m.ID == id {
-			t.Fatal("RecommendItem returned the query item")
-		}
+		require.NotEqual(t, id, m.ID, "RecommendItem returned the query item")
 	}
-	if _, err := c.RecommendItem("nope", 3, nil); !errors.Is(err, ErrUnknownItem) {
-		t.Fatalf("unknown ID: err = %v, want ErrUnknownItem", err)
-	}
+	_, err = c.RecommendItem("nope", 3, nil)
+	assert.ErrorIs(t, err, ErrUnknownItem, "unknown ID")
+	_, err = c.RecommendItem(id, 3, &RecommendOptions{Workers: -1})
+	assert.ErrorContains(t, err, "style: Catalog.RecommendItem: negative Workers -1")
 }
 
 func TestCatalogRecommendBatch(t *testing.T) {
@@ -202,19 +189,16 @@ func TestCatalogRecommendBatch(t *testing.T) {
 	}
 	opts := &RecommendOptions{ExcludeCategory: "bags", Workers: 3}
 	got, err := c.RecommendBatch(context.Background(), qs, 7, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for i, q := range qs {
-		if want := c.Recommend(q, 7, &RecommendOptions{ExcludeCategory: "bags", Workers: 1}); !reflect.DeepEqual(got[i], want) {
-			t.Fatalf("query %d: batch result differs from Recommend", i)
-		}
+		require.Equal(t, c.Recommend(q, 7, &RecommendOptions{ExcludeCategory: "bags", Workers: 1}), got[i], "query %d: batch result differs from Recommend", i)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := c.RecommendBatch(ctx, qs, 7, opts); !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled batch: err = %v", err)
-	}
+	_, err = c.RecommendBatch(ctx, qs, 7, opts)
+	assert.ErrorIs(t, err, context.Canceled, "cancelled batch")
+	_, err = c.RecommendBatch(context.Background(), qs, 7, &RecommendOptions{Workers: -3})
+	assert.ErrorContains(t, err, "style: Catalog.RecommendBatch: negative Workers -3")
 }
 
 func TestCatalogConcurrentQueries(t *testing.T) {
@@ -239,63 +223,89 @@ func TestCatalogConcurrentQueries(t *testing.T) {
 		}()
 	}
 	for range want {
-		if err := <-errs; err != nil {
-			t.Error(err)
-		}
+		assert.NoError(t, <-errs)
 	}
 }
 
 func TestCatalogRecommendEdgeCases(t *testing.T) {
 	c := randomCatalog(t, 50, 4, true, 1)
-	if got := c.Recommend(make([]float32, 4), 0, nil); len(got) != 0 {
-		t.Errorf("k=0 gave %d matches", len(got))
-	}
+	assert.Empty(t, c.Recommend(make([]float32, 4), 0, nil), "k=0")
 	var empty Catalog
-	if got := empty.Recommend([]float32{1, 2}, 3, nil); len(got) != 0 {
-		t.Errorf("empty catalogue gave %d matches", len(got))
-	}
+	assert.Empty(t, empty.Recommend([]float32{1, 2}, 3, nil), "empty catalogue")
 	nan := []float32{float32(math.NaN()), 0, 0, 0}
 	got := c.Recommend(nan, 3, nil)
-	if len(got) != 3 || got[0].Index != 0 || got[2].Index != 2 || !math.IsInf(got[0].Distance, 1) {
-		t.Errorf("NaN query: got %v, want items 0,1,2 at +Inf", got)
+	if assert.Len(t, got, 3, "NaN query") {
+		assert.Equal(t, []int{0, 1, 2}, []int{got[0].Index, got[1].Index, got[2].Index}, "NaN query: items in index order")
+		assert.True(t, math.IsInf(got[0].Distance, 1), "NaN query: distance %v, want +Inf", got[0].Distance)
 	}
 	mustPanic(t, "query length", func() { c.Recommend(make([]float32, 5), 3, nil) })
 	mustPanic(t, "negative k", func() { c.Recommend(make([]float32, 4), -1, nil) })
+	mustPanic(t, "negative Workers", func() { c.Recommend(make([]float32, 4), 1, &RecommendOptions{Workers: -1}) })
 	mustPanic(t, "embedding length", func() { c.Add(Item{ID: "x", Embedding: make([]float32, 3)}) })
 	mustPanic(t, "out of range", func() { c.Item(50) })
 }
 
 func TestCatalogAddErrors(t *testing.T) {
 	var c Catalog
-	if err := c.Add(Item{ID: "a", Category: "x", Embedding: []float32{1, 2}}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, c.Add(Item{ID: "a", Category: "x", Embedding: []float32{1, 2}}))
 	bad := []Item{
 		{ID: "", Embedding: []float32{1, 2}},
 		{ID: "a", Embedding: []float32{1, 2}},
 		{ID: "b", Embedding: []float32{1, float32(math.Inf(1))}},
-		{ID: strings.Repeat("z", MaxCatalogIDLen+1), Embedding: []float32{1, 2}},
+		{ID: strings.Repeat("z", maxCatalogIDLen+1), Embedding: []float32{1, 2}},
+		{ID: "c", Category: strings.Repeat("z", maxCatalogIDLen+1), Embedding: []float32{1, 2}},
 	}
 	for _, it := range bad {
-		if err := c.Add(it); err == nil {
-			t.Errorf("Add(%.20q) succeeded", it.ID)
+		assert.Error(t, c.Add(it), "Add(%.20q)", it.ID)
+	}
+	require.Equal(t, 1, c.Len(), "after failed adds")
+	require.Equal(t, 2, c.Dim(), "after failed adds")
+	emb := []float32{3, 4}
+	require.NoError(t, c.Add(Item{ID: "b", Embedding: emb}))
+	emb[0] = 99 // Add copies
+	assert.Equal(t, []float32{3, 4}, c.FeatureTo(make([]float32, 2), 1), "Add did not copy the embedding")
+	i, ok := c.Index("b")
+	assert.True(t, ok, "Index(b)")
+	assert.Equal(t, 1, i, "Index(b)")
+	assert.Equal(t, Item{ID: "a", Category: "x", Embedding: []float32{1, 2}}, c.Item(0))
+	assert.Equal(t, Item{ID: "b", Category: "", Embedding: []float32{3, 4}}, c.Item(1))
+}
+
+func TestCatalogIndex(t *testing.T) {
+	var c Catalog
+	for _, id := range []string{"15970", "15970.png", "1525.jpg", "shirt.JPEG", "a/b.gif", "x.jpg.png", "plain"} {
+		require.NoError(t, c.Add(Item{ID: id, Embedding: []float32{1}}))
+	}
+	for _, tc := range []struct {
+		name string
+		want int // -1: not found
+	}{
+		{"15970", 0},      // exactly, before 15970.png
+		{"15970.png", 1},  // exactly
+		{"15970.jpg", 0},  // extension removed
+		{"15970.GIF", 0},  // in any case
+		{"1525", 2},       // .jpg added
+		{"1525.jpg", 2},   // exactly
+		{"1525.png", -1},  // extensions are not swapped
+		{"shirt", -1},     // only lower-case extensions are added
+		{"shirt.JPEG", 3}, // exactly
+		{"a/b", 4},        // a slash path, .gif added
+		{"x.jpg", 5},      // .png added
+		{"x", -1},         // one extension at a time
+		{"plain.jpeg", 6}, // .jpeg removed
+		{"plain.txt", -1}, // not an image extension
+		{".jpg", -1},      // no name left without the extension
+		{"", -1},
+	} {
+		i, ok := c.Index(tc.name)
+		if tc.want < 0 {
+			assert.False(t, ok, "Index(%q) = %d", tc.name, i)
+		} else if assert.True(t, ok, "Index(%q)", tc.name) {
+			assert.Equal(t, tc.want, i, "Index(%q)", tc.name)
 		}
 	}
-	if c.Len() != 1 || c.Dim() != 2 {
-		t.Fatalf("after failed adds: Len %d Dim %d, want 1 and 2", c.Len(), c.Dim())
-	}
-	emb := []float32{3, 4}
-	c.Add(Item{ID: "b", Embedding: emb})
-	emb[0] = 99 // Add copies
-	if got := c.FeatureTo(make([]float32, 2), 1); got[0] != 3 {
-		t.Errorf("Add did not copy the embedding: %v", got)
-	}
-	if i, ok := c.Index("b"); !ok || i != 1 {
-		t.Errorf("Index(b) = %d, %v", i, ok)
-	}
-	if got := c.Categories(); !slices.Equal(got, []string{"x", ""}) {
-		t.Errorf("Categories = %q", got)
-	}
+	_, err := c.RecommendItem("1525", 1, nil)
+	assert.ErrorIs(t, err, ErrUnknownItem, "RecommendItem takes an exact ID")
 }
 
 func mustPanic(t *testing.T, substr string, f func()) {
@@ -322,78 +332,60 @@ func TestCatalogRecommendAllocs(t *testing.T) {
 	opts := &RecommendOptions{Workers: 1}
 	c.Recommend(q, 10, opts)
 	// One allocation, the result slice; the scratch comes from a pool.
-	if n := testing.AllocsPerRun(50, func() { c.Recommend(q, 10, opts) }); n > 1 {
-		t.Errorf("Recommend allocates %v times per query, want at most 1", n)
-	}
+	assert.LessOrEqual(t, testing.AllocsPerRun(50, func() { c.Recommend(q, 10, opts) }), 1.0, "allocations per query")
 }
 
 func TestCatalogSaveLoad(t *testing.T) {
 	c := randomCatalog(t, 300, 19, false, 8)
 	c.Meta = map[string]string{"backbone": "vgg16", "head": "sha256:abc"}
 	path := filepath.Join(t.TempDir(), "cat.stylecat")
-	if err := c.Save(path); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, c.Save(path))
 	d, err := LoadCatalog(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.Len() != c.Len() || d.Dim() != c.Dim() || !reflect.DeepEqual(d.Meta, c.Meta) {
-		t.Fatalf("loaded Len %d Dim %d Meta %v", d.Len(), d.Dim(), d.Meta)
-	}
+	require.NoError(t, err)
+	require.Equal(t, c.Len(), d.Len())
+	require.Equal(t, c.Dim(), d.Dim())
+	require.Equal(t, c.Meta, d.Meta)
 	for i := range c.Len() {
-		if !reflect.DeepEqual(c.Item(i), d.Item(i)) {
-			t.Fatalf("item %d differs after round trip", i)
-		}
+		require.Equal(t, c.Item(i), d.Item(i), "item %d differs after round trip", i)
 	}
 	q := c.Item(3).Embedding
-	if !reflect.DeepEqual(c.Recommend(q, 9, nil), d.Recommend(q, 9, nil)) {
-		t.Fatal("recommendations differ after round trip")
-	}
-	var a, b bytes.Buffer
-	c.WriteTo(&a)
-	d.WriteTo(&b)
-	if !bytes.Equal(a.Bytes(), b.Bytes()) {
-		t.Fatal("re-encoding the loaded catalogue gives different bytes")
-	}
+	require.Equal(t, c.Recommend(q, 9, nil), d.Recommend(q, 9, nil), "recommendations differ after round trip")
+	require.Equal(t, encodeCatalog(t, c), encodeCatalog(t, d), "re-encoding the loaded catalogue gives different bytes")
 	// An empty catalogue round-trips too.
 	var e Catalog
-	if err := e.Save(path); err != nil {
-		t.Fatal(err)
-	}
-	if d, err := LoadCatalog(path); err != nil || d.Len() != 0 {
-		t.Fatalf("empty catalogue: %v, %v", d, err)
-	}
+	require.NoError(t, e.Save(path))
+	d, err = LoadCatalog(path)
+	require.NoError(t, err, "empty catalogue")
+	require.Zero(t, d.Len(), "empty catalogue")
 }
 
 func TestCatalogSaveAtomic(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "cat.stylecat")
-	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(path, []byte("old"), 0o644))
 	c := randomCatalog(t, 10, 4, true, 1)
-	c.Meta = map[string]string{"k": strings.Repeat("v", MaxCatalogIDLen+1)}
-	if err := c.Save(path); err == nil {
-		t.Fatal("Save with an oversized metadata value succeeded")
+	c.Meta = map[string]string{"k": strings.Repeat("v", maxCatalogIDLen+1)}
+	require.Error(t, c.Save(path), "Save with an oversized metadata value")
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, "old", string(b), "failed Save changed the file")
+	c.Meta = make(map[string]string, math.MaxUint16+1)
+	for i := range math.MaxUint16 + 1 {
+		c.Meta[strconv.Itoa(i)] = ""
 	}
-	if b, _ := os.ReadFile(path); string(b) != "old" {
-		t.Fatalf("failed Save changed the file: %q", b)
-	}
-	if err := c.Save(filepath.Join(dir, "missing", "cat.stylecat")); err == nil {
-		t.Fatal("Save into a missing directory succeeded")
-	}
+	require.ErrorContains(t, c.Save(path), "65536 metadata pairs", "Save with too many metadata pairs")
+	c.Meta = nil
+	require.Error(t, c.Save(filepath.Join(dir, "missing", "cat.stylecat")), "Save into a missing directory")
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 {
-		t.Fatalf("temporary files left behind: %v", entries)
-	}
+	require.Len(t, entries, 1, "temporary files left behind: %v", entries)
 }
 
+// encodeCatalog returns what Save writes for c.
 func encodeCatalog(t testing.TB, c *Catalog) []byte {
 	var b bytes.Buffer
-	if _, err := c.WriteTo(&b); err != nil {
-		t.Fatal(err)
-	}
+	n, err := c.writeTo(&b)
+	require.NoError(t, err)
+	require.EqualValues(t, b.Len(), n, "bytes written")
 	return b.Bytes()
 }
 
@@ -403,14 +395,12 @@ func TestLoadCatalogCorrupt(t *testing.T) {
 	good := encodeCatalog(t, c)
 	check := func(name string, data []byte) {
 		t.Helper()
-		d, err := decodeCatalog(bytes.NewReader(data), int64(len(data)), "x.stylecat")
+		_, err := decodeCatalog(bytes.NewReader(data), int64(len(data)), "x.stylecat")
 		var fe *FormatError
-		if err == nil || !errors.As(err, &fe) || !errors.Is(err, ErrFormat) {
-			t.Fatalf("%s: got %v, %v; want a *FormatError", name, d, err)
-		}
-		if fe.Path != "x.stylecat" || fe.Offset < 0 || fe.Offset > int64(len(data)) {
-			t.Fatalf("%s: error %v lacks the file name or a plausible offset", name, err)
-		}
+		require.ErrorAs(t, err, &fe, name)
+		require.ErrorIs(t, err, ErrFormat, name)
+		require.Equal(t, "x.stylecat", fe.Path, name)
+		require.True(t, fe.Offset >= 0 && fe.Offset <= int64(len(data)), "%s: error %v lacks a plausible offset", name, err)
 	}
 	for n := range len(good) {
 		check(fmt.Sprintf("truncated to %d", n), good[:n])
@@ -455,7 +445,7 @@ func TestLoadCatalogHostileHeader(t *testing.T) {
 	}{
 		{"huge items", hostileHeader(128, 1<<40, 1, 0, 1<<41), "items"},
 		{"huge dim", hostileHeader(1<<20, 10, 1, 0, 11), "dimension"},
-		{"max counts", hostileHeader(MaxCatalogDim, MaxCatalogItems, 1, 0, MaxCatalogItems+1), "truncated"},
+		{"max counts", hostileHeader(maxCatalogDim, maxCatalogItems, 1, 0, maxCatalogItems+1), "truncated"},
 		{"huge strings", hostileHeader(4, 1, 1, 0, 1<<50), "string section"},
 		{"zero dim", hostileHeader(0, 3, 1, 0, 4), "dimension 0"},
 	}
@@ -464,37 +454,47 @@ func TestLoadCatalogHostileHeader(t *testing.T) {
 		runtime.ReadMemStats(&before)
 		_, err := decodeCatalog(bytes.NewReader(cs.header), int64(len(cs.header)), "h")
 		runtime.ReadMemStats(&after)
-		if err == nil || !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), cs.want) {
-			t.Errorf("%s: err = %v, want a format error mentioning %q", cs.name, err, cs.want)
-		}
+		assert.ErrorIs(t, err, ErrFormat, cs.name)
+		assert.ErrorContains(t, err, cs.want, cs.name)
 		// A header alone must never make the reader allocate more than a
 		// few kilobytes, whatever it declares.
-		if a := after.TotalAlloc - before.TotalAlloc; a > 1<<16 {
-			t.Errorf("%s: allocated %d bytes", cs.name, a)
-		}
+		assert.LessOrEqual(t, after.TotalAlloc-before.TotalAlloc, uint64(1<<16), "%s: bytes allocated", cs.name)
 	}
-	if _, err := LoadCatalog(filepath.Join(t.TempDir(), "missing")); err == nil || errors.Is(err, ErrFormat) {
-		t.Errorf("missing file: err = %v, want a plain I/O error", err)
-	}
+	_, err := LoadCatalog(filepath.Join(t.TempDir(), "missing"))
+	assert.ErrorIs(t, err, fs.ErrNotExist, "missing file")
+	assert.NotErrorIs(t, err, ErrFormat, "missing file: want a plain I/O error")
 }
 
 func FuzzLoadCatalog(f *testing.F) {
 	// The committed corpus in testdata/fuzz/FuzzLoadCatalog holds a valid
 	// catalogue and damaged ones; add a small valid one here as well.
 	var c Catalog
-	c.Add(Item{ID: "a", Category: "x", Embedding: []float32{1, 2}})
-	c.Add(Item{ID: "b", Embedding: []float32{3, 4}})
+	require.NoError(f, c.Add(Item{ID: "a", Category: "x", Embedding: []float32{1, 2}}))
+	require.NoError(f, c.Add(Item{ID: "b", Embedding: []float32{3, 4}}))
 	f.Add(encodeCatalog(f, &c))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d, err := decodeCatalog(bytes.NewReader(data), int64(len(data)), "fuzz")
 		if err != nil {
-			if !errors.Is(err, ErrFormat) {
-				t.Fatalf("error %v is not a format error", err)
+			require.ErrorIs(t, err, ErrFormat, "not a format error")
+			return
+		}
+		got := encodeCatalog(t, d)
+		if binary.LittleEndian.Uint32(data[8:]) == 1 {
+			// Version 1 is read, and written as version 2, which
+			// must load as the same catalogue and re-encode to the
+			// same bytes.
+			d2, err := decodeCatalog(bytes.NewReader(got), int64(len(got)), "fuzz")
+			require.NoError(t, err, "version 1 rewritten as version 2")
+			require.Equal(t, d.Len(), d2.Len())
+			require.Equal(t, d.Meta, d2.Meta)
+			for i := range d.Len() {
+				require.Equal(t, d.Item(i), d2.Item(i), "item %d", i)
 			}
+			require.Equal(t, got, encodeCatalog(t, d2), "version 1 rewritten as version 2")
 			return
 		}
 		// What loads must re-encode to the same bytes.
-		if got := encodeCatalog(t, d); !bytes.Equal(got, data) {
+		if !bytes.Equal(got, data) {
 			t.Fatalf("re-encoding gives %d bytes, input was %d", len(got), len(data))
 		}
 	})

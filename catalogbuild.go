@@ -1,108 +1,90 @@
 package style
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/csv"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"maps"
 	"math"
-	"os"
-	"sort"
-	"strings"
-	"time"
-
-	"github.com/stylespace/style/internal/engine"
 )
 
 // Catalogue metadata keys written and checked by Catalog.AddImages. They
 // record which model the embeddings come from, so that a catalogue is never
 // extended, or searched, with vectors of another model by mistake.
 const (
-	// MetaEmbedding is "head" when the items are embedded by a siamese
+	// metaEmbedding is "head" when the items are embedded by a siamese
 	// head and "features" when they hold the extractor's raw features.
-	MetaEmbedding = "style.embedding"
-	// MetaBackbone identifies the feature extractor: name, preprocessing
-	// and the SHA-256 of its weight file ("none" if generated in memory).
-	MetaBackbone = "style.backbone"
-	// MetaHead is the hex SHA-256 of the head's sizes, scale and weights,
+	metaEmbedding = "style.embedding"
+	// metaBackbone identifies the feature extractor: its Backbone, as JSON.
+	metaBackbone = "style.backbone"
+	// metaHead is the hex SHA-256 of the head's sizes, scale and weights,
 	// or "none" without a head.
-	MetaHead = "style.head"
-	// MetaModel is AddImagesOptions.Model, when given.
-	MetaModel = "style.model"
+	metaHead = "style.head"
 )
-
-// AddImagesOptions configures Catalog.AddImages. A nil *AddImagesOptions
-// means the zero value.
-type AddImagesOptions struct {
-	// Category, if not nil, returns the category of the image called
-	// name ("" for none). It is called on the goroutine that called
-	// AddImages. Nil means no categories.
-	Category func(name string) string
-	// Model is a free-form description of the model, recorded under
-	// MetaModel and checked like the other provenance keys, for what the
-	// Backbone cannot tell apart: for example the seed and width divisor of
-	// generated weights, whose Backbone carries no SHA-256. "" records
-	// nothing.
-	Model string
-	// Workers is the number of images loaded and embedded at once; 0
-	// means runtime.GOMAXPROCS(0). It does not change the result.
-	Workers int
-	// Progress, if not nil, is called with Stage "index", Done and Total
-	// counted in distinct images (those already in the catalogue count as
-	// done), after each image, on the goroutine that called AddImages.
-	Progress func(Progress)
-}
-
-// AddImagesReport summarises a Catalog.AddImages run.
-type AddImagesReport struct {
-	Total   int            // distinct names asked for
-	Skipped int            // already in the catalogue, not recomputed
-	Added   int            // embedded and added by this run
-	Failed  []ImageFailure // images left out, in the order of the names
-	Elapsed time.Duration
-}
 
 // AddImages indexes images into the catalogue: every distinct name of
 // names that is not already an item ID is read from src, run through fx
 // and, if head is not nil, embedded by head, and added as an item whose ID
 // is the name and whose category is opts.Category(name). Without a head the
 // items hold fx's raw features, so distances measure visual similarity
-// under fx rather than a learned style compatibility.
+// under fx rather than a learned style compatibility. It reports progress
+// with Stage "index".
 //
 // Items are added in the order of names whatever the number of workers, so
 // the same names give the same catalogue. Images that fail to open, to
 // decode or to go through fx, or whose item Add rejects (a NaN feature, an
 // over-long name), are listed in the report and left out; the run goes on.
 //
-// Before any image is read, AddImages checks that head takes fx's
-// features (length and Backbone, see SiameseHead.CheckBackbone) and that
-// the catalogue's embedding length and provenance metadata (MetaEmbedding,
-// MetaBackbone, MetaHead, MetaModel) match: a mismatch gives an error
-// matching ErrBackboneMismatch and nothing is added. An empty catalogue
-// takes the provenance of this call; a non-empty one without a MetaEmbedding
-// key (built with Add) is not checked.
+// The catalogue records where its embeddings come from in Meta, under the
+// keys "style.embedding" ("head" or "features"), "style.backbone" (fx's
+// Backbone, as JSON) and "style.head" (the hex SHA-256 of the head's sizes,
+// scale and weights, or "none"). Before any image is read, AddImages checks
+// that head takes fx's features (length and Backbone, see
+// SiameseHead.CheckBackbone) and that the catalogue's embedding length and
+// these keys match: a mismatch gives an error matching ErrBackboneMismatch
+// and nothing is added. An empty catalogue takes the provenance of the
+// call that adds its first item; a non-empty one without a
+// "style.embedding" key (built with Add) is not checked.
+//
+// An item made from a DirSource records its file's size and modification
+// time (the catalogue file stores them): when either changed, the image is
+// indexed again and the item replaced in place, and if that fails (the
+// file is gone, say) the item is removed and the failure reported. Items
+// from other sources, or added with Add, are never indexed again. With
+// opts.Prune, names is taken as the complete list of images and the items
+// not in it are removed first.
+//
+// With opts.CatalogPath, the file c was loaded from (or is to be created,
+// if there is none yet: c is then saved there first), AddImages makes its
+// work durable as it goes: every 1,000 items and at least every 30
+// seconds while items are added, and at the end, it appends the changes
+// since the last checkpoint to the journal CatalogPath + ".journal" and
+// syncs it, at a cost that depends on these changes only, never on the
+// size of the catalogue. A process killed at any moment loses at most the
+// items added since the last checkpoint: LoadCatalog replays the journal,
+// and AddImages with the same names resumes. Save folds the journal into
+// the file. A file or folder that cannot be written, or an existing file
+// that c was not loaded from, is reported, naming the file, before any
+// image is read.
 //
 // When ctx is cancelled the images in flight are finished and added, and
 // ctx.Err() is returned with the report so far; calling AddImages again
 // with the same names resumes. AddImages is not safe for concurrent use
 // with any other method of c. fx must be safe for concurrent use.
-func (c *Catalog) AddImages(ctx context.Context, src ImageSource, names []string, fx FeatureExtractor, head *SiameseHead, opts *AddImagesOptions) (*AddImagesReport, error) {
-	start := time.Now()
-	var o AddImagesOptions
-	if opts != nil {
-		o = *opts
+func (c *Catalog) AddImages(ctx context.Context, src ImageSource, names []string, fx FeatureExtractor, head *SiameseHead, opts *ExtractOptions) (*ExtractReport, error) {
+	o, err := extractSettings(opts, "Catalog.AddImages")
+	if err != nil {
+		return nil, err
 	}
-	o.Workers = engine.Workers(o.Workers)
 	dim := fx.FeatureLen()
 	prov := map[string]string{
-		MetaEmbedding: "features",
-		MetaBackbone:  backboneProvenance(fx.Backbone()),
-		MetaHead:      "none",
+		metaEmbedding: "features",
+		metaBackbone:  backboneProvenance(fx.Backbone()),
+		metaHead:      "none",
 	}
 	if head != nil {
 		if head.Dense.In != dim {
@@ -112,140 +94,145 @@ func (c *Catalog) AddImages(ctx context.Context, src ImageSource, names []string
 			return nil, err
 		}
 		dim = head.Dense.Out
-		prov[MetaEmbedding] = "head"
-		prov[MetaHead] = headFingerprint(head)
-	}
-	if o.Model != "" {
-		prov[MetaModel] = o.Model
+		prov[metaEmbedding] = "head"
+		prov[metaHead] = headFingerprint(head)
 	}
 	if err := c.checkProvenance(prov, dim); err != nil {
 		return nil, err
 	}
-
-	rep := &AddImagesReport{}
-	todo, total := pendingNames(names, c.Index)
-	rep.Total, rep.Skipped = total, total-len(todo)
-	progress := func() {
-		if o.Progress != nil {
-			o.Progress(Progress{Stage: "index", Done: int64(rep.Skipped + rep.Added + len(rep.Failed)),
-				Total: int64(rep.Total), Elapsed: time.Since(start)})
+	var jr *catalogJournal
+	if o.CatalogPath != "" {
+		if jr, err = openJournal(c, o.CatalogPath); err != nil {
+			return nil, err
 		}
+		defer jr.close()
 	}
-	progress()
-	if len(todo) == 0 {
-		rep.Elapsed = time.Since(start)
-		return rep, ctx.Err()
-	}
-	if c.Len() == 0 {
-		// An empty catalogue takes this model's provenance.
-		if c.Meta == nil {
-			c.Meta = make(map[string]string, len(prov))
+	if o.Prune {
+		keep := make(map[string]struct{}, len(names))
+		for _, n := range names {
+			keep[n] = struct{}{}
 		}
-		for k, v := range prov {
-			c.Meta[k] = v
-		}
-	}
-
-	type result struct {
-		pos int
-		vec []float32
-		err error
-	}
-	ctx2, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// The workers run in the background while this goroutine adds their
-	// results; no image is started once ctx2 is cancelled.
-	results := make(chan result)
-	go func() {
-		defer close(results)
-		engine.For(o.Workers, len(todo), func(_, pos int) {
-			if ctx2.Err() != nil {
-				return
+		c.removeWhere(func(i int) bool {
+			_, ok := keep[c.ids[i]]
+			if !ok && jr != nil {
+				jr.remove(c.ids[i])
 			}
-			vec, err := embedImage(ctx2, src, todo[pos], fx, head)
-			if err != nil && ctx2.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-				return // interrupted, not failed: a later call retries it
-			}
-			results <- result{pos: pos, vec: vec, err: err}
+			return !ok
 		})
-	}()
-
-	// Results arrive in any order; they are added in the order of names
-	// through a reorder buffer holding at most about Workers of them.
-	pending := make(map[int]result)
-	next := 0
-	var failed []int
-	failErr := make(map[int]error)
-	add := func(r result) {
-		err := r.err
-		if err == nil {
-			it := Item{ID: todo[r.pos], Embedding: r.vec}
+		if jr != nil {
+			if err := jr.checkpoint(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	keyer, _ := src.(imageKeyer)
+	// stale holds the items whose image changed since they were made;
+	// it is only read once the workers run.
+	stale := make(map[string]bool)
+	done := func(n string) bool {
+		i, ok := c.byID[n]
+		if !ok || keyer == nil || c.keys[i] == (itemKey{}) {
+			return ok
+		}
+		if k, err := keyer.imageKey(n); err == nil && k == c.keys[i] {
+			return true
+		}
+		stale[n] = true
+		return false
+	}
+	x := &extraction[indexedImage]{
+		workers:  o.Workers,
+		stage:    "index",
+		progress: o.Progress,
+		compute: func(ctx context.Context, name string) (indexedImage, error) {
+			var r indexedImage
+			var err error
+			if keyer != nil {
+				// Before reading: an image replaced in between gets a
+				// key that differs from its file's, and is made again.
+				r.key, err = keyer.imageKey(name)
+			}
+			var feat []float32
+			if err == nil {
+				feat, err = extractImage(ctx, src, fx, name)
+			}
+			if err == nil {
+				err = finiteFeatures(feat, name)
+			}
+			switch {
+			case err != nil && stale[name] && ctx.Err() == nil:
+				r.err = err // the item is removed when committed
+				return r, nil
+			case err != nil:
+				return r, err
+			case head == nil:
+				r.vec = feat
+			default:
+				r.vec = head.Embed(feat)
+			}
+			return r, nil
+		},
+		commit: func(name string, r indexedImage) (failed, fatal error) {
+			if r.err != nil {
+				// The image of an item changed and cannot be used: the
+				// item no longer stands for it.
+				if i, ok := c.byID[name]; ok {
+					c.removeWhere(func(k int) bool { return k == i })
+					if jr != nil {
+						jr.remove(name)
+					}
+				}
+				return r.err, nil
+			}
+			it := Item{ID: name, Embedding: r.vec}
 			if o.Category != nil {
-				it.Category = o.Category(it.ID)
+				it.Category = o.Category(name)
 			}
-			err = c.Add(it)
-		}
-		if err != nil {
-			failed = append(failed, r.pos)
-			failErr[r.pos] = err
-			rep.Failed = append(rep.Failed, ImageFailure{}) // counted now, filled below
-		} else {
-			rep.Added++
-		}
-	}
-	for r := range results {
-		pending[r.pos] = r
-		for {
-			p, ok := pending[next]
-			if !ok {
-				break
+			first := c.Len() == 0
+			if err := c.put(it, r.key, "Catalog.Add"); err != nil {
+				return err, nil
 			}
-			delete(pending, next)
-			next++
-			add(p)
-			progress()
+			if jr != nil {
+				jr.put(c.byID[name])
+			}
+			if first {
+				// An empty catalogue takes this model's provenance.
+				if c.Meta == nil {
+					c.Meta = make(map[string]string, len(prov))
+				}
+				maps.Copy(c.Meta, prov)
+			}
+			return nil, nil
+		},
+	}
+	if jr != nil {
+		x.checkpoint = jr.checkpoint
+		x.checkpointEvery = catalogCheckpointEvery
+		x.checkpointInterval = catalogCheckpointInterval
+	}
+	rep, err := x.run(ctx, names, done)
+	if jr != nil && (err == nil || errors.Is(err, ctx.Err())) {
+		// Removals are not counted by the loop's checkpoints.
+		if cerr := jr.checkpoint(); cerr != nil {
+			err = cerr
 		}
 	}
-	// After a cancellation some positions never ran: add what finished.
-	rest := make([]int, 0, len(pending))
-	for pos := range pending {
-		rest = append(rest, pos)
-	}
-	sort.Ints(rest)
-	for _, pos := range rest {
-		add(pending[pos])
-		progress()
-	}
-	sort.Ints(failed)
-	for i, pos := range failed {
-		rep.Failed[i] = ImageFailure{Name: todo[pos], Err: failErr[pos]}
-	}
-	rep.Elapsed = time.Since(start)
-	return rep, ctx.Err()
+	return rep, err
 }
 
-// embedImage opens, decodes and embeds one image.
-func embedImage(ctx context.Context, src ImageSource, name string, fx FeatureExtractor, head *SiameseHead) ([]float32, error) {
-	img, err := OpenImage(ctx, src, name)
-	if err != nil {
-		return nil, err
-	}
-	feat, err := fx.Features(img)
-	if err != nil {
-		return nil, err
-	}
-	if len(feat) != fx.FeatureLen() {
-		return nil, fmt.Errorf("style: extractor returned %d features for %s, want %d", len(feat), name, fx.FeatureLen())
-	}
-	for _, v := range feat {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, fmt.Errorf("style: extractor returned a non-finite feature for %s", name)
-		}
-	}
-	if head == nil {
-		return feat, nil
-	}
-	return head.Embed(feat), nil
+// indexedImage is what Catalog.AddImages computes for an image: its
+// embedding and the key of its file, or, for an item whose image changed
+// and can no longer be used, the error that removes the item.
+type indexedImage struct {
+	vec []float32
+	key itemKey
+	err error
+}
+
+// imageKeyer is implemented by the image sources that can tell the version
+// of an image (DirSource): its size and modification time.
+type imageKeyer interface {
+	imageKey(name string) (itemKey, error)
 }
 
 // checkProvenance returns an error matching ErrBackboneMismatch if the
@@ -257,10 +244,10 @@ func (c *Catalog) checkProvenance(prov map[string]string, dim int) error {
 	if c.Dim() != dim {
 		return fmt.Errorf("%w: the catalogue holds %d-value embeddings, the model gives %d", ErrBackboneMismatch, c.Dim(), dim)
 	}
-	if _, ok := c.Meta[MetaEmbedding]; !ok {
+	if _, ok := c.Meta[metaEmbedding]; !ok {
 		return nil // built item by item with Add: nothing recorded to check
 	}
-	for _, k := range []string{MetaEmbedding, MetaBackbone, MetaHead, MetaModel} {
+	for _, k := range []string{metaEmbedding, metaBackbone, metaHead} {
 		if have, want := c.Meta[k], prov[k]; have != want {
 			return fmt.Errorf("%w: the catalogue's %s is %q, this model's is %q", ErrBackboneMismatch, k, have, want)
 		}
@@ -268,13 +255,13 @@ func (c *Catalog) checkProvenance(prov map[string]string, dim int) error {
 	return nil
 }
 
-// backboneProvenance is the MetaBackbone value of b.
+// backboneProvenance is the metaBackbone value of b: every field, as JSON.
 func backboneProvenance(b Backbone) string {
-	sha := b.SHA256
-	if sha == "" {
-		sha = "none"
+	j, err := json.Marshal(b)
+	if err != nil {
+		panic("style: backboneProvenance: " + err.Error()) // a struct of strings and numbers
 	}
-	return fmt.Sprintf("%s preprocess=%s sha256=%s", b.Arch, b.Preprocess, sha)
+	return string(j)
 }
 
 // headFingerprint is the hex SHA-256 of a head's sizes, scale and weights.
@@ -300,96 +287,4 @@ func headFingerprint(h *SiameseHead) string {
 	}
 	s.Write(buf)
 	return hex.EncodeToString(s.Sum(nil))
-}
-
-// ReadCategories reads item categories from a CSV file. See ParseCategories.
-func ReadCategories(path, idColumn, categoryColumn string) (map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return ParseCategories(f, path, idColumn, categoryColumn)
-}
-
-// ParseCategories reads a comma-separated table with a header row (RFC
-// 4180 quoting, an optional UTF-8 byte order mark) and returns, for every
-// row, the value of the column named categoryColumn keyed by the value of
-// the column named idColumn: for example "id" and "articleType" of a
-// product catalogue's styles.csv. Column names are matched exactly, after
-// trimming spaces; so are values. A row with an empty category maps to "".
-// name is used in error messages only.
-//
-// Malformed input gives a *FormatError naming name and the 1-based line:
-// a missing column, a row with another number of fields than the header,
-// a stray quote, an empty ID, an ID or category longer than
-// MaxCatalogIDLen, or an ID listed twice with different categories.
-func ParseCategories(r io.Reader, name, idColumn, categoryColumn string) (map[string]string, error) {
-	ferr := func(line int, err error, format string, args ...any) error {
-		return &FormatError{Path: name, Line: line, Offset: -1, Msg: fmt.Sprintf(format, args...), Err: err}
-	}
-	cr := csv.NewReader(bufio.NewReader(r))
-	cr.ReuseRecord = true
-	header, err := cr.Read()
-	if err == io.EOF {
-		return nil, ferr(1, nil, "empty file, expected a header row")
-	}
-	if err != nil {
-		return nil, csvFormatError(name, err)
-	}
-	idCol, catCol := -1, -1
-	for i, h := range header {
-		if i == 0 {
-			h = strings.TrimPrefix(h, "\ufeff")
-		}
-		switch strings.TrimSpace(h) {
-		case idColumn:
-			if idCol < 0 {
-				idCol = i
-			}
-		case categoryColumn:
-			if catCol < 0 {
-				catCol = i
-			}
-		}
-	}
-	switch {
-	case idCol < 0:
-		return nil, ferr(1, nil, "no column %q in the header", idColumn)
-	case catCol < 0:
-		return nil, ferr(1, nil, "no column %q in the header", categoryColumn)
-	}
-	cats := make(map[string]string)
-	for {
-		rec, err := cr.Read()
-		if err == io.EOF {
-			return cats, nil
-		}
-		if err != nil {
-			return nil, csvFormatError(name, err)
-		}
-		line, _ := cr.FieldPos(0)
-		id, cat := strings.TrimSpace(rec[idCol]), strings.TrimSpace(rec[catCol])
-		switch {
-		case id == "":
-			return nil, ferr(line, nil, "empty %s", idColumn)
-		case len(id) > MaxCatalogIDLen:
-			return nil, ferr(line, nil, "%s of %d bytes, longer than %d", idColumn, len(id), MaxCatalogIDLen)
-		case len(cat) > MaxCatalogIDLen:
-			return nil, ferr(line, nil, "%s of %d bytes, longer than %d", categoryColumn, len(cat), MaxCatalogIDLen)
-		}
-		if old, dup := cats[id]; dup && old != cat {
-			return nil, ferr(line, nil, "%s %q listed again with %s %q instead of %q", idColumn, id, categoryColumn, cat, old)
-		}
-		cats[id] = cat
-	}
-}
-
-// csvFormatError converts an encoding/csv error into a *FormatError.
-func csvFormatError(name string, err error) error {
-	var pe *csv.ParseError
-	if errors.As(err, &pe) {
-		return &FormatError{Path: name, Line: pe.Line, Offset: -1, Msg: "malformed CSV", Err: pe.Err}
-	}
-	return fmt.Errorf("style: reading %s: %w", name, err)
 }

@@ -1,14 +1,14 @@
 package style
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // indexFolder writes n test PNGs, a corrupt "bad.png" and returns the source
@@ -18,26 +18,12 @@ func indexFolder(t *testing.T, n int) (*DirSource, []string) {
 	t.Helper()
 	dir := t.TempDir()
 	names := makeImageFolder(t, dir, n)
-	if err := os.WriteFile(filepath.Join(dir, "bad.png"), []byte("\x89PNG\r\n\x1a\nnot really"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "bad.png"), []byte("\x89PNG\r\n\x1a\nnot really"), 0o644))
 	src, err := NewDirSource(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { src.Close() })
 	all := slices.Concat(names[:3], []string{"bad.png", names[3], "missing.png"}, names[4:], []string{names[0]})
 	return src, all
-}
-
-// catalogBytes is the saved form of c, to compare catalogues exactly.
-func catalogBytes(t *testing.T, c *Catalog) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	if _, err := c.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
 
 func testCategory(name string) string { return "cat" + name[len(name)-5:len(name)-4] }
@@ -47,26 +33,21 @@ func TestCatalogAddImages(t *testing.T) {
 	fx := &fakeExtractor{dim: 16}
 	var c Catalog
 	var calls []Progress
-	rep, err := c.AddImages(context.Background(), src, names, fx, nil, &AddImagesOptions{
-		Category: testCategory, Workers: 3, Model: "fake model",
+	rep, err := c.AddImages(context.Background(), src, names, fx, nil, &ExtractOptions{
+		Category: testCategory, Workers: 3,
 		Progress: func(p Progress) { calls = append(calls, p) },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// 12 PNGs + bad + missing, the duplicate counted once.
-	if rep.Total != 14 || rep.Added != 12 || rep.Skipped != 0 || len(rep.Failed) != 2 {
-		t.Fatalf("report %+v", rep)
-	}
-	if rep.Failed[0].Name != "bad.png" || rep.Failed[1].Name != "missing.png" {
-		t.Errorf("failures %v, want bad.png then missing.png", rep.Failed)
-	}
-	if !errors.Is(rep.Failed[0].Err, ErrFormat) || !errors.Is(rep.Failed[1].Err, os.ErrNotExist) {
-		t.Errorf("failure causes %v", rep.Failed)
-	}
-	if last := calls[len(calls)-1]; last.Stage != "index" || last.Done != 14 || last.Total != 14 {
-		t.Errorf("last progress %+v", last)
-	}
+	require.Equal(t, 14, rep.Total, "report %+v", rep)
+	require.Equal(t, 12, rep.Done, "report %+v", rep)
+	require.Zero(t, rep.Skipped, "report %+v", rep)
+	require.Len(t, rep.Failed, 2, "report %+v", rep)
+	assert.Equal(t, "bad.png", rep.Failed[0].Name)
+	assert.Equal(t, "missing.png", rep.Failed[1].Name)
+	assert.ErrorIs(t, rep.Failed[0].Err, ErrFormat)
+	assert.ErrorIs(t, rep.Failed[1].Err, os.ErrNotExist)
+	assert.Equal(t, Progress{Stage: "index", Done: 14, Total: 14, Elapsed: calls[len(calls)-1].Elapsed}, calls[len(calls)-1], "last progress")
 	// Items in the order of names, each holding exactly the raw features.
 	var want []string
 	for _, n := range names {
@@ -74,103 +55,88 @@ func TestCatalogAddImages(t *testing.T) {
 			want = append(want, n)
 		}
 	}
-	if c.Len() != len(want) || c.Dim() != 16 {
-		t.Fatalf("catalogue of %d items of dim %d", c.Len(), c.Dim())
-	}
+	require.Equal(t, len(want), c.Len())
+	require.Equal(t, 16, c.Dim())
 	for i, n := range want {
 		it := c.Item(i)
 		img, err := OpenImage(context.Background(), src, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if it.ID != n || it.Category != testCategory(n) || !slices.Equal(it.Embedding, fakeFeatures(img, 16)) {
-			t.Errorf("item %d = %s/%s %v, want %s/%s with its features", i, it.ID, it.Category, it.Embedding[:3], n, testCategory(n))
-		}
+		require.NoError(t, err)
+		assert.Equal(t, Item{ID: n, Category: testCategory(n), Embedding: fakeFeatures(img, 16)}, it, "item %d", i)
 	}
-	if c.Meta[MetaEmbedding] != "features" || c.Meta[MetaHead] != "none" || c.Meta[MetaModel] != "fake model" ||
-		!strings.Contains(c.Meta[MetaBackbone], "sha256=00ff") {
-		t.Errorf("provenance %v", c.Meta)
-	}
+	assert.Equal(t, map[string]string{
+		"style.embedding": "features",
+		"style.backbone":  `{"Arch":"fake","Preprocess":"caffe","SHA256":"00ff","Seed":0,"Divisor":0}`,
+		"style.head":      "none",
+	}, c.Meta, "provenance")
 
 	// One worker gives the same catalogue byte for byte.
 	var c1 Catalog
-	if _, err := c1.AddImages(context.Background(), src, names, fx, nil, &AddImagesOptions{Category: testCategory, Workers: 1, Model: "fake model"}); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(catalogBytes(t, &c), catalogBytes(t, &c1)) {
-		t.Error("catalogues built with 1 and 3 workers differ")
-	}
+	_, err = c1.AddImages(context.Background(), src, names, fx, nil, &ExtractOptions{Category: testCategory, Workers: 1})
+	require.NoError(t, err)
+	assert.Equal(t, encodeCatalog(t, &c), encodeCatalog(t, &c1), "catalogues built with 1 and 3 workers differ")
+
+	_, err = c1.AddImages(context.Background(), src, names, fx, nil, &ExtractOptions{Workers: -2})
+	assert.ErrorContains(t, err, "style: Catalog.AddImages: negative Workers -2")
 }
 
 func TestCatalogAddImagesHeadResume(t *testing.T) {
 	src, names := indexFolder(t, 10)
 	fx := &fakeExtractor{dim: 16}
 	head, err := NewSiameseHead(&HeadConfig{In: 16, Out: 4, Seed: 3, Scale: 100, Backbone: storeTestBackbone})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var whole Catalog
-	if _, err := whole.AddImages(context.Background(), src, names, fx, head, nil); err != nil {
-		t.Fatal(err)
-	}
+	_, err = whole.AddImages(context.Background(), src, names, fx, head, nil)
+	require.NoError(t, err)
 	for i := range whole.Len() {
 		it := whole.Item(i)
-		img, _ := OpenImage(context.Background(), src, it.ID)
-		if !slices.Equal(it.Embedding, head.Embed(fakeFeatures(img, 16))) {
-			t.Fatalf("item %s is not the head's embedding of its features", it.ID)
-		}
+		img, err := OpenImage(context.Background(), src, it.ID)
+		require.NoError(t, err)
+		require.Equal(t, head.Embed(fakeFeatures(img, 16)), it.Embedding, "item %s is not the head's embedding of its features", it.ID)
 	}
-	if whole.Meta[MetaEmbedding] != "head" || len(whole.Meta[MetaHead]) != 64 {
-		t.Errorf("provenance %v", whole.Meta)
-	}
+	assert.Equal(t, "head", whole.Meta[metaEmbedding], "provenance %v", whole.Meta)
+	assert.Len(t, whole.Meta[metaHead], 64, "provenance %v", whole.Meta)
 
 	// Half now, all later: the second call skips the first half and the
 	// result is the same catalogue.
 	var c Catalog
-	if _, err := c.AddImages(context.Background(), src, names[:5], fx, head, nil); err != nil {
-		t.Fatal(err)
-	}
+	_, err = c.AddImages(context.Background(), src, names[:5], fx, head, nil)
+	require.NoError(t, err)
 	before := fx.calls.Load()
 	rep, err := c.AddImages(context.Background(), src, names, fx, head, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.Skipped != 4 || fx.calls.Load()-before != int64(rep.Added) { // names[:5] holds bad.png
-		t.Errorf("resume report %+v after %d extractor calls", rep, fx.calls.Load()-before)
-	}
-	if !bytes.Equal(catalogBytes(t, &c), catalogBytes(t, &whole)) {
-		t.Error("resumed catalogue differs from the one built at once")
-	}
+	require.NoError(t, err)
+	assert.Equal(t, 4, rep.Skipped, "resume report %+v", rep) // names[:5] holds bad.png
+	assert.Equal(t, int64(rep.Done), fx.calls.Load()-before, "extractor calls on resuming")
+	assert.Equal(t, encodeCatalog(t, &whole), encodeCatalog(t, &c), "resumed catalogue differs from the one built at once")
 
-	// Another head, no head, another model or a head for other features
-	// are refused before anything is read.
+	// Another head, no head, another backbone or a head for other
+	// features are refused before anything is read.
 	other, _ := NewSiameseHead(&HeadConfig{In: 16, Out: 4, Seed: 4, Scale: 100, Backbone: storeTestBackbone})
 	wrongBackbone, _ := NewSiameseHead(&HeadConfig{In: 16, Out: 4, Seed: 3, Scale: 100})
 	wrongIn, _ := NewSiameseHead(&HeadConfig{In: 8, Out: 4, Backbone: storeTestBackbone})
+	otherFX := &otherBackbone{fakeExtractor{dim: 16}}
+	sameHead, _ := NewSiameseHead(&HeadConfig{In: 16, Out: 4, Seed: 3, Scale: 100, Backbone: otherFX.Backbone()})
 	raw := &fakeExtractor{dim: 4} // right length for the catalogue, but raw features
 	n := c.Len()
 	for _, tc := range []struct {
 		name string
 		fx   FeatureExtractor
 		head *SiameseHead
-		opts *AddImagesOptions
 	}{
-		{"other head", fx, other, nil},
-		{"no head", raw, nil, nil},
-		{"model", fx, head, &AddImagesOptions{Model: "seed 9"}},
-		{"backbone", fx, wrongBackbone, nil},
-		{"head input", fx, wrongIn, nil},
-		{"dimension", fx, nil, nil},
+		{"other head", fx, other},
+		{"no head", raw, nil},
+		{"head backbone", fx, wrongBackbone},
+		{"extractor backbone", otherFX, sameHead}, // the same head weights, for another backbone
+		{"head input", fx, wrongIn},
+		{"dimension", fx, nil},
 	} {
-		calls := fx.calls.Load() + raw.calls.Load()
-		_, err := c.AddImages(context.Background(), src, append(names, "new.png"), tc.fx, tc.head, tc.opts)
-		if !errors.Is(err, ErrBackboneMismatch) {
-			t.Errorf("%s: err %v, want ErrBackboneMismatch", tc.name, err)
-		}
-		if c.Len() != n || fx.calls.Load()+raw.calls.Load() != calls {
-			t.Errorf("%s: the refused call read images or changed the catalogue", tc.name)
-		}
+		calls := fx.calls.Load() + raw.calls.Load() + otherFX.calls.Load()
+		_, err := c.AddImages(context.Background(), src, append(names, "new.png"), tc.fx, tc.head, nil)
+		assert.ErrorIs(t, err, ErrBackboneMismatch, tc.name)
+		assert.Equal(t, n, c.Len(), "%s: the refused call changed the catalogue", tc.name)
+		assert.Equal(t, calls, fx.calls.Load()+raw.calls.Load()+otherFX.calls.Load(), "%s: the refused call read images", tc.name)
 	}
+	_, err = c.AddImages(context.Background(), src, names, otherFX, sameHead, nil)
+	assert.ErrorContains(t, err, `the catalogue's style.backbone is "{\"Arch\":\"fake\"`)
 }
 
 func TestCatalogAddImagesCancel(t *testing.T) {
@@ -183,81 +149,25 @@ func TestCatalogAddImagesCancel(t *testing.T) {
 		}
 	}}
 	var c Catalog
-	rep, err := c.AddImages(ctx, src, names, fx, nil, &AddImagesOptions{Workers: 2})
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("err %v, want context.Canceled", err)
-	}
-	if rep.Added != c.Len() || c.Len() == 0 || c.Len() > 8 {
-		t.Fatalf("after cancelling at the 5th image: report %+v, %d items", rep, c.Len())
-	}
+	rep, err := c.AddImages(ctx, src, names, fx, nil, &ExtractOptions{Workers: 2})
+	require.ErrorIs(t, err, context.Canceled)
+	require.Equal(t, c.Len(), rep.Done, "report %+v", rep)
+	require.True(t, c.Len() > 0 && c.Len() <= 8, "after cancelling at the 5th image: %d items", c.Len())
 	// Running again completes the catalogue with the same items as a
-	// single uninterrupted run (the order may differ).
-	if _, err := c.AddImages(context.Background(), src, names, fx, nil, nil); err != nil {
-		t.Fatal(err)
-	}
+	// single uninterrupted run (the order may differ: an image
+	// interrupted by the cancellation is added after the ones behind it).
+	_, err = c.AddImages(context.Background(), src, names, fx, nil, nil)
+	require.NoError(t, err)
 	var whole Catalog
-	if _, err := whole.AddImages(context.Background(), src, names, &fakeExtractor{dim: 8}, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	if c.Len() != whole.Len() {
-		t.Fatalf("%d items after resuming, want %d", c.Len(), whole.Len())
-	}
+	_, err = whole.AddImages(context.Background(), src, names, &fakeExtractor{dim: 8}, nil, nil)
+	require.NoError(t, err)
+	require.Equal(t, whole.Len(), c.Len(), "items after resuming")
 	for i := range whole.Len() {
 		w := whole.Item(i)
 		j, ok := c.Index(w.ID)
-		if !ok || !slices.Equal(c.Item(j).Embedding, w.Embedding) {
-			t.Errorf("item %s missing or different after resuming", w.ID)
+		if assert.True(t, ok, "item %s missing after resuming", w.ID) {
+			assert.Equal(t, w.Embedding, c.Item(j).Embedding, "item %s after resuming", w.ID)
 		}
-	}
-}
-
-func TestParseCategories(t *testing.T) {
-	in := "\ufeffid,gender,articleType,name\n" +
-		"15970,Men,Shirts,\"Turtle Check Men Navy Blue Shirt, slim\"\n" +
-		" 39386 ,Men, Jeans ,Peter England Men Party Blue Jeans\n" +
-		"1,Women,,no type\n" +
-		"15970,Men,Shirts,listed twice with the same type\n"
-	got, err := ParseCategories(strings.NewReader(in), "styles.csv", "id", "articleType")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{"15970": "Shirts", "39386": "Jeans", "1": ""}
-	if len(got) != len(want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s: got %q, want %q", k, got[k], v)
-		}
-	}
-
-	for _, tc := range []struct {
-		name, in string
-		line     int
-		msg      string
-	}{
-		{"empty", "", 1, "empty file"},
-		{"no id column", "ID,articleType\n1,Shirts\n", 1, `no column "id"`},
-		{"no category column", "id,type\n1,Shirts\n", 1, `no column "articleType"`},
-		{"short row", "id,articleType\n1,Shirts\n2\n", 3, "wrong number of fields"},
-		{"stray quote", "id,articleType\n1,Sh\"irts\n", 2, "quote"},
-		{"empty id", "id,articleType\n1,Shirts\n,Jeans\n", 3, "empty id"},
-		{"conflict", "id,articleType\n1,Shirts\n2,Jeans\n1,Jeans\n", 4, "listed again"},
-		{"long id", "id,articleType\n" + strings.Repeat("x", MaxCatalogIDLen+1) + ",Shirts\n", 2, "longer than"},
-	} {
-		_, err := ParseCategories(strings.NewReader(tc.in), "styles.csv", "id", "articleType")
-		var fe *FormatError
-		if !errors.As(err, &fe) {
-			t.Errorf("%s: err %v, want a *FormatError", tc.name, err)
-			continue
-		}
-		if fe.Path != "styles.csv" || fe.Line != tc.line || !strings.Contains(err.Error(), tc.msg) {
-			t.Errorf("%s: %v (line %d), want line %d and %q", tc.name, err, fe.Line, tc.line, tc.msg)
-		}
-	}
-
-	if _, err := ReadCategories(filepath.Join(t.TempDir(), "none.csv"), "id", "articleType"); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("missing file: %v", err)
 	}
 }
 
@@ -275,9 +185,7 @@ func BenchmarkCatalogAddImages(b *testing.B) {
 		names = append(names, filepath.Base(name))
 	}
 	src, err := NewDirSource(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	defer src.Close()
 	fx := &fakeExtractor{dim: 128}
 	b.ReportAllocs()

@@ -91,22 +91,52 @@ func ExampleRMSProp() {
 }
 
 // Pair lists are the study's "pic1;pic2;score" files or comma-separated
-// files with a header.
-func ExampleParsePairs() {
+// files with a header, read from a file or an http(s) URL.
+func ExampleReadPairs() {
+	dir, err := os.MkdirTemp("", "style-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	good, bad := filepath.Join(dir, "pairs.csv"), filepath.Join(dir, "bad.csv")
 	csv := "image1,image2,label\nshirt.jpg,shoes.jpg,1\nshirt.jpg,hat.jpg,0\n"
-	pairs, err := style.ParsePairs(strings.NewReader(csv), "pairs.csv")
+	if err := os.WriteFile(good, []byte(csv), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("a.jpg;b.jpg;2\n"), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	pairs, err := style.ReadPairs(context.Background(), good)
 	if err != nil {
 		log.Fatal(err)
 	}
 	for _, p := range pairs {
 		fmt.Println(p.A, p.B, p.Label, "line", p.Line)
 	}
-	_, err = style.ParsePairs(strings.NewReader("a.jpg;b.jpg;2\n"), "bad.csv")
-	fmt.Println(err)
+	_, err = style.ReadPairs(context.Background(), bad)
+	fmt.Println(strings.ReplaceAll(err.Error(), dir+string(filepath.Separator), ""))
 	// Output:
 	// shirt.jpg shoes.jpg 1 line 2
 	// shirt.jpg hat.jpg 0 line 3
 	// style: bad.csv: line 1: label "2" is not 0 or 1
+}
+
+// Index finds an item by its product ID or by the file name of its photo.
+func ExampleCatalog_Index() {
+	var cat style.Catalog
+	for _, id := range []string{"15970.jpg", "39386.jpg"} {
+		if err := cat.Add(style.Item{ID: id, Embedding: []float32{0, 1}}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	for _, name := range []string{"39386", "15970.jpg", "15970.png"} {
+		i, ok := cat.Index(name)
+		fmt.Println(name, i, ok)
+	}
+	// Output:
+	// 39386 1 true
+	// 15970.jpg 0 true
+	// 15970.png 0 false
 }
 
 // TSNE maps style vectors to 2-D so that neighbours stay neighbours: here

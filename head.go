@@ -67,7 +67,7 @@ type HeadConfig struct {
 //
 // Features are divided by Scale before the layer (the division is folded
 // into the matrix product as a factor 1/Scale; it is the only place
-// features are scaled). Embed, Distance, Compare, Verdict and
+// features are scaled). Embed, Compare, Verdict and
 // PairDistances are safe for concurrent use; training modifies the head
 // and must not run concurrently with them.
 type SiameseHead struct {
@@ -148,16 +148,6 @@ func (h *SiameseHead) Embed(features []float32) []float32 {
 	dst := make([]float32, n*d.Out)
 	d.forward(d.blas(), dst, features, n, h.alpha())
 	return dst
-}
-
-// Distance returns the Euclidean distance between two embeddings, floored
-// as in training: sqrt(max(sum((a-b)²), 1e-7)). Smaller is more compatible.
-// It panics if len(a) or len(b) is not h.Dense.Out.
-func (h *SiameseHead) Distance(a, b []float32) float64 {
-	if len(a) != h.Dense.Out || len(b) != h.Dense.Out {
-		panic(fmt.Sprintf("style: SiameseHead.Distance: embeddings of length %d and %d, want %d", len(a), len(b), h.Dense.Out))
-	}
-	return pairDistance(a, b)
 }
 
 // Compare embeds two feature vectors and returns their distance and the
@@ -454,10 +444,11 @@ func headSeedDivisor(meta map[string]string, bad func(format string, args ...any
 // head divides by the scale (SiameseHead.Scale).
 //
 // From a *FeatureStore it takes the per-vector maxima the store keeps in
-// its index, the same values as reading the vectors, and reads no vector;
-// from other sources it reads each referenced vector once.
+// its index, the same values as reading the vectors, after checking the
+// referenced records' checksums; from other sources it reads each
+// referenced vector once.
 //
-// It returns an error if the maximum is not positive and finite, an index
+// It returns an error if a record is damaged, the maximum is not positive and finite, an index
 // is out of range, or ctx is cancelled (ctx.Err()).
 func FeatureScale(ctx context.Context, src FeatureSource, pairs []LabeledPair) (float64, error) {
 	if err := ctx.Err(); err != nil {
@@ -479,6 +470,17 @@ func FeatureScale(ctx context.Context, src FeatureSource, pairs []LabeledPair) (
 				}
 			}
 		}
+	}
+	// A damaged record is an error even though the store's maxima need
+	// no read: the scale must not hide what training will meet.
+	var err error
+	if all {
+		err = checkAllEntries(ctx, src)
+	} else {
+		err = checkEntries(ctx, src, idx)
+	}
+	if err != nil {
+		return 0, err
 	}
 	var m float32
 	if sm, ok := src.(storedMaxima); ok {

@@ -11,7 +11,6 @@ import (
 	_ "image/png"  // register PNG
 	"io"
 	"io/fs"
-	"os"
 )
 
 // maxImagePixels is the largest image, in pixels (width x height), that
@@ -30,16 +29,6 @@ const maxImageBytes = 64 << 20
 // DecodeImage's limits: 64 MiB of encoded data, 64 megapixels, or 264 MiB
 // of memory to decode.
 var ErrImageTooLarge = errors.New("style: image too large")
-
-// LoadImage reads and decodes a JPEG, PNG or GIF file. See DecodeImage.
-func LoadImage(path string) (image.Image, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("style: %w", err)
-	}
-	defer f.Close()
-	return DecodeImage(f, path)
-}
 
 // DecodeImage decodes a JPEG, PNG or GIF image from r. name is used in error
 // messages only (a file name or URL). Corrupt or truncated data gives a

@@ -2,6 +2,7 @@ package style
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -60,7 +61,7 @@ func TestDecodeImageLimits(t *testing.T) {
 }
 
 func TestLoadImageMissing(t *testing.T) {
-	_, err := LoadImage(filepath.Join(t.TempDir(), "nope.jpg"))
+	_, err := LoadImage(context.Background(), filepath.Join(t.TempDir(), "nope.jpg"))
 	require.ErrorIs(t, err, os.ErrNotExist)
 }
 

@@ -3,29 +3,27 @@ package style
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"unicode"
 )
 
-// ReadPairs reads a pair list from a file. See ParsePairs for the format.
-func ReadPairs(path string) ([]Pair, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("style: %w", err)
-	}
-	defer f.Close()
-	return ParsePairs(f, path)
-}
+// maxPairListBytes caps a pair list fetched from a URL: 256 MiB, far more
+// than the study's 35,000 pairs (about 2 MB).
+const maxPairListBytes = 256 << 20
 
-// ParsePairs reads a pair list: one pair per line, three fields
-// "image1;image2;label" with label 1 when the items go well together and 0
-// when they do not. name is used in error messages only.
+// ReadPairs reads a pair list from a file or an http or https URL: one
+// pair per line, three fields "image1;image2;label" with label 1 when the
+// items go well together and 0 when they do not. A URL is fetched with
+// http.DefaultClient in one attempt, within 30 seconds (ctx may set a
+// shorter deadline), and may hold at most 256 MiB; an answer other than
+// 200 OK is an error naming the URL and the status, which matches
+// fs.ErrNotExist for 404 and 410.
 //
 // The delimiter is detected from the first non-blank line: a semicolon (the
 // study's amazon_pairs.csv) if that line splits into three fields on
@@ -36,10 +34,22 @@ func ReadPairs(path string) ([]Pair, error) {
 // byte order mark, CRLF line ends, blank lines and spaces around fields are
 // accepted. A label may be written 0, 1, 0.0 or 1.0.
 //
-// Malformed input gives a *FormatError naming name and the 1-based line: a
-// row without exactly three fields, an empty image name, a label other than
-// 0 or 1, a stray quote. The returned pairs carry their line numbers.
-func ParsePairs(r io.Reader, name string) ([]Pair, error) {
+// Malformed input gives a *FormatError naming the file or URL and the
+// 1-based line: a row without exactly three fields, an empty image name, a
+// label other than 0 or 1, a stray quote. The returned pairs carry their
+// line numbers.
+func ReadPairs(ctx context.Context, pathOrURL string) ([]Pair, error) {
+	rc, err := openPathOrURL(ctx, pathOrURL, maxPairListBytes, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return parsePairs(rc, pathOrURL)
+}
+
+// parsePairs reads a pair list in the format of ReadPairs from r; name is
+// used in error messages only.
+func parsePairs(r io.Reader, name string) ([]Pair, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	// Skip a UTF-8 byte order mark.
 	if b, err := br.Peek(3); err == nil && bytes.Equal(b, []byte{0xEF, 0xBB, 0xBF}) {

@@ -1,12 +1,19 @@
 package style
 
 import (
+	"context"
 	"errors"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 const amazonPairsPath = "../shared/data/amazon_pairs.csv"
@@ -22,24 +29,18 @@ func TestParsePairsFormats(t *testing.T) {
 		"tab header":                "a\tb\tlabel\na.jpg\tb.jpg\t0\nc,d.jpg\te.jpg\t1",
 	}
 	for name, text := range cases {
-		got, err := ParsePairs(strings.NewReader(text), name)
-		if err != nil {
-			t.Errorf("%s: %v", name, err)
-			continue
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("%s: got %+v, want %+v", name, got, want)
+		got, err := parsePairs(strings.NewReader(text), name)
+		if assert.NoError(t, err, name) {
+			assert.Equal(t, want, got, name)
 		}
 	}
 	// Without a header the lines start at 1.
-	got, err := ParsePairs(strings.NewReader("x.jpg;y.jpg;1\n"), "noheader")
-	if err != nil || len(got) != 1 || got[0] != (Pair{A: "x.jpg", B: "y.jpg", Label: 1, Line: 1}) {
-		t.Errorf("no header: got %+v, %v", got, err)
-	}
-	got, err = ParsePairs(strings.NewReader(""), "empty")
-	if err != nil || len(got) != 0 {
-		t.Errorf("empty input: got %+v, %v", got, err)
-	}
+	got, err := parsePairs(strings.NewReader("x.jpg;y.jpg;1\n"), "noheader")
+	require.NoError(t, err, "no header")
+	assert.Equal(t, []Pair{{A: "x.jpg", B: "y.jpg", Label: 1, Line: 1}}, got, "no header")
+	got, err = parsePairs(strings.NewReader(""), "empty")
+	require.NoError(t, err, "empty input")
+	assert.Empty(t, got, "empty input")
 }
 
 func TestParsePairsErrors(t *testing.T) {
@@ -59,33 +60,63 @@ func TestParsePairsErrors(t *testing.T) {
 		{"stray quote", "pic1,pic2,score\na,b\"x,1\n", 2, "column"},
 	}
 	for _, c := range cases {
-		_, err := ParsePairs(strings.NewReader(c.text), "pairs.csv")
+		_, err := parsePairs(strings.NewReader(c.text), "pairs.csv")
 		var fe *FormatError
-		if !errors.As(err, &fe) || !errors.Is(err, ErrFormat) {
-			t.Errorf("%s: got %v, want a *FormatError", c.name, err)
+		if !assert.ErrorAs(t, err, &fe, c.name) {
 			continue
 		}
-		if fe.Path != "pairs.csv" || fe.Line != c.line || !strings.Contains(err.Error(), c.msg) {
-			t.Errorf("%s: got %q (line %d), want line %d and %q", c.name, err, fe.Line, c.line, c.msg)
-		}
-		if !strings.Contains(err.Error(), "pairs.csv: line ") {
-			t.Errorf("%s: message %q does not name the file and line", c.name, err)
-		}
+		assert.ErrorIs(t, err, ErrFormat, c.name)
+		assert.Equal(t, "pairs.csv", fe.Path, c.name)
+		assert.Equal(t, c.line, fe.Line, c.name)
+		assert.ErrorContains(t, err, c.msg, c.name)
+		assert.ErrorContains(t, err, "pairs.csv: line ", "%s: the message does not name the file and line", c.name)
 	}
 }
 
-func TestReadPairsMissing(t *testing.T) {
-	_, err := ReadPairs(filepath.Join(t.TempDir(), "none.csv"))
-	if !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("got %v, want ErrNotExist", err)
-	}
+func TestReadPairs(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "pairs.csv")
+	require.NoError(t, os.WriteFile(path, []byte("pic1;pic2;score\na.jpg;b.jpg;1\nc.jpg;d.jpg;2\n"), 0o644))
+	_, err := ReadPairs(ctx, path)
+	assert.ErrorContains(t, err, "style: "+path+": line 3: label \"2\" is not 0 or 1")
+	_, err = ReadPairs(ctx, filepath.Join(t.TempDir(), "none.csv"))
+	assert.ErrorIs(t, err, os.ErrNotExist)
+
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/pairs.csv":
+			w.Write([]byte("a.jpg,b.jpg,1\n"))
+		case "/bad.csv":
+			w.Write([]byte("a.jpg,b.jpg\n"))
+		case "/slow.csv":
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	pairs, err := ReadPairs(ctx, srv.URL+"/pairs.csv")
+	require.NoError(t, err, "over HTTP")
+	assert.Equal(t, []Pair{{A: "a.jpg", B: "b.jpg", Label: 1, Line: 1}}, pairs, "over HTTP")
+	_, err = ReadPairs(ctx, srv.URL+"/bad.csv")
+	assert.ErrorContains(t, err, "style: "+srv.URL+"/bad.csv: line 1: want 3 fields")
+	_, err = ReadPairs(ctx, srv.URL+"/none.csv")
+	assert.ErrorIs(t, err, fs.ErrNotExist, "HTTP 404")
+	assert.EqualError(t, err, "style: GET "+srv.URL+"/none.csv: 404 Not Found")
+	tctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = ReadPairs(tctx, srv.URL+"/slow.csv")
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "slow server")
+	assert.Less(t, time.Since(start), 3*time.Second, "the deadline of ctx was not applied")
 }
 
 func TestUniqueNames(t *testing.T) {
 	pairs := []Pair{{A: "x", B: "y"}, {A: "y", B: "z"}, {A: "x", B: "x"}}
-	if got := UniqueNames(pairs); !reflect.DeepEqual(got, []string{"x", "y", "z"}) {
-		t.Fatalf("got %v", got)
-	}
+	assert.Equal(t, []string{"x", "y", "z"}, UniqueNames(pairs))
 }
 
 // readAmazonPairs reads the study's pair list, skipping the test if the
@@ -95,10 +126,8 @@ func readAmazonPairs(t testing.TB) []Pair {
 	if _, err := os.Stat(amazonPairsPath); err != nil {
 		t.Skipf("reference data %s absent: %v", amazonPairsPath, err)
 	}
-	pairs, err := ReadPairs(amazonPairsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pairs, err := ReadPairs(context.Background(), amazonPairsPath)
+	require.NoError(t, err)
 	return pairs
 }
 
@@ -108,24 +137,16 @@ func TestReadPairsAmazon(t *testing.T) {
 	for _, p := range pairs {
 		pos += p.Label
 	}
-	if len(pairs) != 35000 || pos != 2040 {
-		t.Fatalf("got %d pairs with %d positives, want 35000 and 2040", len(pairs), pos)
-	}
+	require.Len(t, pairs, 35000)
+	require.Equal(t, 2040, pos, "positives")
 	// The reference notes give 55,565 distinct images; counting exact
 	// strings independently (Python set of both columns) gives 55,566,
 	// with no two names equal after URL-unescaping, case folding or
 	// trimming, so 55,566 is the count of distinct images to fetch.
-	if n := len(UniqueNames(pairs)); n != 55566 {
-		t.Fatalf("got %d distinct names, want 55566", n)
-	}
+	require.Len(t, UniqueNames(pairs), 55566, "distinct names")
 	// The header is line 1.
-	first := pairs[0]
-	if first != (Pair{A: "41dTWz5u3OL._SX395_.jpg", B: "516EJv4m1XL._SY300_.jpg", Label: 0, Line: 2}) {
-		t.Fatalf("first pair %+v", first)
-	}
-	if last := pairs[len(pairs)-1]; last.Line != 35001 {
-		t.Fatalf("last pair on line %d, want 35001", last.Line)
-	}
+	assert.Equal(t, Pair{A: "41dTWz5u3OL._SX395_.jpg", B: "516EJv4m1XL._SY300_.jpg", Label: 0, Line: 2}, pairs[0], "first pair")
+	assert.Equal(t, 35001, pairs[len(pairs)-1].Line, "line of the last pair")
 }
 
 func FuzzParsePairs(f *testing.F) {
@@ -134,7 +155,7 @@ func FuzzParsePairs(f *testing.F) {
 	f.Add("a.jpg\tb.jpg\t1.0\nc\td\t0")
 	f.Add("a;b\"c;1\n")
 	f.Fuzz(func(t *testing.T, text string) {
-		pairs, err := ParsePairs(strings.NewReader(text), "fuzz.csv")
+		pairs, err := parsePairs(strings.NewReader(text), "fuzz.csv")
 		if err != nil {
 			var fe *FormatError
 			if errors.As(err, &fe) && (fe.Path != "fuzz.csv" || fe.Line < 1) {

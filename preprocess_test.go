@@ -1,6 +1,7 @@
 package style
 
 import (
+	"context"
 	"encoding/json"
 	"image"
 	"image/color"
@@ -31,7 +32,7 @@ func sharedDir(t testing.TB) string {
 
 func loadTestImage(t testing.TB, path string) image.Image {
 	t.Helper()
-	img, err := LoadImage(path)
+	img, err := LoadImage(context.Background(), path)
 	require.NoError(t, err)
 	return img
 }

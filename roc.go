@@ -27,8 +27,6 @@ type ROC struct {
 	FPR        []float64 // false positive rate at each threshold
 	TPR        []float64 // true positive rate at each threshold
 	Thresholds []float64 // score or distance thresholds, from strictest to loosest
-
-	distances bool
 }
 
 // ROCPoint is one operating point of an ROC curve.
@@ -99,7 +97,7 @@ func newROC(values []float64, labels []int, distances bool) (*ROC, error) {
 	}
 	sort.SliceStable(idx, func(a, b int) bool { return score(idx[a]) > score(idx[b]) })
 
-	r := &ROC{distances: distances}
+	r := &ROC{}
 	first := math.Inf(1)
 	if distances {
 		first = math.Inf(-1)
@@ -129,12 +127,6 @@ func newROC(values []float64, labels []int, distances bool) (*ROC, error) {
 	}
 	return r, nil
 }
-
-// FromDistances reports whether the curve was made by ROCFromDistances,
-// so that its thresholds are distances (smaller is more compatible, a
-// pair is compatible at distance <= threshold), rather than by
-// ROCFromScores (thresholds are scores).
-func (r *ROC) FromDistances() bool { return r.distances }
 
 // AUC returns the area under the curve by the trapezoidal rule: the
 // probability that a random positive is ranked before a random negative,

@@ -393,41 +393,12 @@ func decodeFloats(dst []float32, b []byte, dtype string) {
 			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 		}
 	case "F16":
-		b = b[:2*len(dst)]
-		for i := range dst {
-			dst[i] = float16to32(binary.LittleEndian.Uint16(b[2*i:]))
-		}
+		halvesToFloat32(dst, b)
 	case "BF16":
-		b = b[:2*len(dst)]
-		for i := range dst {
-			dst[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(b[2*i:])) << 16)
-		}
+		bfloat16sToFloat32(dst, b)
 	default:
 		panic("style: decodeFloats: dtype " + dtype)
 	}
-}
-
-// float16to32 converts an IEEE 754 binary16 value to float32 exactly,
-// including subnormals, infinities and NaNs.
-func float16to32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f: // Inf or NaN
-		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
-	case exp != 0: // normal
-		return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
-	case mant == 0: // signed zero
-		return math.Float32frombits(sign)
-	}
-	// Subnormal: normalise the mantissa.
-	e := uint32(113)
-	for mant&0x400 == 0 {
-		mant <<= 1
-		e--
-	}
-	return math.Float32frombits(sign | e<<23 | (mant&0x3ff)<<13)
 }
 
 // writeSafetensors writes tensors as F32 with metadata, atomically. Tensor

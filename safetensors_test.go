@@ -103,7 +103,7 @@ func TestFloat16to32Exhaustive(t *testing.T) {
 	// (-1)^s * 2^(e-15) * (1 + m/1024), subnormals 2^-14 * m/1024.
 	for h := 0; h < 1<<16; h++ {
 		s, e, m := h>>15, (h>>10)&0x1f, h&0x3ff
-		got := float16to32(uint16(h))
+		got := halfToFloat32(uint16(h))
 		var want float64
 		switch {
 		case e == 0x1f && m == 0:

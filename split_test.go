@@ -105,7 +105,7 @@ func ExampleStratifiedSplit() {
 	for i := range 20 {
 		fmt.Fprintf(&csv, "top%d.jpg;shoe%d.jpg;%d\r\n", i, i, i%4/3) // every 4th pair matches
 	}
-	pairs, err := ParsePairs(strings.NewReader(csv.String()), "pairs.csv")
+	pairs, err := parsePairs(strings.NewReader(csv.String()), "pairs.csv")
 	if err != nil {
 		fmt.Println(err)
 		return

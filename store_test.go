@@ -2,8 +2,9 @@ package style
 
 import (
 	"context"
-	"errors"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"math"
 	"math/rand/v2"
@@ -12,168 +13,10 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
-
-func TestFloat16Exhaustive(t *testing.T) {
-	// Every half value converts to float32 and back to itself (NaNs are
-	// rejected instead).
-	for h := 0; h < 1<<16; h++ {
-		f := halfToFloat32(uint16(h))
-		back, ok := float32ToHalf(f)
-		isNaN := h&0x7c00 == 0x7c00 && h&0x3ff != 0
-		isInf := h&0x7fff == 0x7c00
-		switch {
-		case isNaN || isInf:
-			if ok || (isNaN && !math.IsNaN(float64(f))) || (isInf && !math.IsInf(float64(f), 0)) {
-				t.Fatalf("%#04x: %v accepted", h, f)
-			}
-		case !ok || back != uint16(h):
-			t.Fatalf("%#04x -> %v -> %#04x (ok %v)", h, f, back, ok)
-		}
-	}
-	for _, c := range []struct {
-		f  float32
-		ok bool
-		h  uint16
-	}{
-		{65504, true, 0x7bff},
-		{65519.996, true, 0x7bff}, // below the midpoint to infinity
-		{65520, false, 0},         // the midpoint rounds to infinity
-		{-1e6, false, 0},
-		{float32(math.NaN()), false, 0},
-		{1, true, 0x3c00},
-		{1 + 1.0/2048, true, 0x3c00}, // tie: to even
-		{1 + 3.0/2048, true, 0x3c02}, // tie: to even (up)
-		{0x1p-24, true, 0x0001},      // smallest subnormal
-		{0x1p-25, true, 0x0000},      // tie with zero: to even
-		{0x1.8p-25, true, 0x0001},    // above the tie
-		{0x1p-26, true, 0x0000},
-		{-0x1p-14, true, 0x8400},             // smallest normal, negative
-		{0x1.ffcp-15, true, 0x0400},          // largest subnormal rounds up to the smallest normal
-		{0x1.ff8p-15, true, 0x03ff},          // largest subnormal exactly
-		{0x1.ffep-1 + 0x1p-13, true, 0x3c00}, // carries into the exponent
-	} {
-		h, ok := float32ToHalf(c.f)
-		if ok != c.ok || (ok && h != c.h) {
-			t.Errorf("float32ToHalf(%v) = %#04x, %v; want %#04x, %v", c.f, h, ok, c.h, c.ok)
-		}
-	}
-}
-
-func TestFloat16Rounding(t *testing.T) {
-	// Random float32 values over the whole half range: the result is the
-	// nearest half (neither neighbour is closer), and the error is within
-	// the documented bounds: 2^-11 relative for normal halves (|x| >=
-	// 2^-14), 2^-25 absolute below.
-	rng := rand.New(rand.NewPCG(1, 1))
-	for i := 0; i < 200000; i++ {
-		x := float32(math.Ldexp(rng.Float64()+0.5, rng.IntN(44)-30))
-		if rng.IntN(2) == 0 {
-			x = -x
-		}
-		if math.Abs(float64(x)) >= 65520 {
-			continue
-		}
-		h, ok := float32ToHalf(x)
-		if !ok {
-			t.Fatalf("%v rejected", x)
-		}
-		got := float64(halfToFloat32(h))
-		err := math.Abs(got - float64(x))
-		for _, nb := range []uint16{h - 1, h + 1} {
-			if nb&0x7c00 == 0x7c00 || (h&0x7fff == 0 && nb == h-1) {
-				continue
-			}
-			if d := math.Abs(float64(halfToFloat32(nb)) - float64(x)); d < err {
-				t.Fatalf("%v -> %v, but neighbour %v is closer", x, got, halfToFloat32(nb))
-			}
-		}
-		if math.Abs(float64(x)) >= 0x1p-14 {
-			if rel := err / math.Abs(float64(x)); rel > 0x1p-11 {
-				t.Fatalf("%v -> %v: relative error %g > 2^-11", x, got, rel)
-			}
-		} else if err > 0x1p-25 {
-			t.Fatalf("%v -> %v: absolute error %g > 2^-25", x, got, err)
-		}
-	}
-}
-
-// TestFloat16HeadPrecision shows that storing features as float16 does not
-// matter to a style head: VGG16-like features (non-negative, sparse, up to
-// about 850) are MinMax-scaled, run through a random Dense(512 -> 128, ReLU)
-// layer, and the distances between pairs of embeddings computed from
-// float32 and from float16 features are compared.
-func TestFloat16HeadPrecision(t *testing.T) {
-	const dim, out, n = 512, 128, 40
-	rng := rand.New(rand.NewPCG(2, 3))
-	feats := make([][]float32, n)
-	rounded := make([][]float32, n)
-	var max float32
-	for i := range feats {
-		feats[i] = make([]float32, dim)
-		for k := range feats[i] {
-			if rng.Float64() < 0.6 {
-				continue // ReLU zeros
-			}
-			feats[i][k] = float32(rng.ExpFloat64() * 40)
-			max = float32(math.Max(float64(max), float64(feats[i][k])))
-		}
-		buf := make([]byte, 2*dim)
-		if _, bad := float32ToHalves(buf, feats[i]); bad >= 0 {
-			t.Fatal("unrepresentable feature")
-		}
-		rounded[i] = make([]float32, dim)
-		halvesToFloat32(rounded[i], buf)
-	}
-	// Glorot-uniform weights.
-	w := make([]float64, dim*out)
-	lim := math.Sqrt(6.0 / (dim + out))
-	for i := range w {
-		w[i] = (2*rng.Float64() - 1) * lim
-	}
-	embed := func(f []float32, scale float32) []float64 {
-		e := make([]float64, out)
-		for j := range e {
-			var s float64
-			for k, v := range f {
-				s += float64(v/scale) * w[k*out+j]
-			}
-			e[j] = math.Max(s, 0)
-		}
-		return e
-	}
-	maxIn, maxRel := 0.0, 0.0
-	var embs32, embs16 [][]float64
-	for i := range feats {
-		for k := range feats[i] {
-			maxIn = math.Max(maxIn, math.Abs(float64(feats[i][k]/max-rounded[i][k]/max)))
-		}
-		embs32 = append(embs32, embed(feats[i], max))
-		embs16 = append(embs16, embed(rounded[i], max))
-	}
-	dist := func(a, b []float64) float64 {
-		var s float64
-		for k := range a {
-			s += (a[k] - b[k]) * (a[k] - b[k])
-		}
-		return math.Sqrt(s)
-	}
-	for i := 0; i+1 < n; i += 2 {
-		d32 := dist(embs32[i], embs32[i+1])
-		d16 := dist(embs16[i], embs16[i+1])
-		maxRel = math.Max(maxRel, math.Abs(d32-d16)/d32)
-	}
-	// Scaled inputs move by at most 2^-11 (each value is at most 1), and
-	// distances by far less than the 1e-3 that would change a verdict
-	// near a cutoff; the observed values are logged.
-	t.Logf("max input change after MinMax scaling %.2g, max relative distance change %.2g", maxIn, maxRel)
-	if maxIn > 0x1p-11 {
-		t.Fatalf("scaled input changed by %g > 2^-11", maxIn)
-	}
-	if maxRel > 1e-3 {
-		t.Fatalf("relative distance change %g > 1e-3", maxRel)
-	}
-}
 
 // testVector returns a deterministic feature vector for name.
 func testVector(name string, dim int) []float32 {
@@ -189,32 +32,14 @@ func testVector(name string, dim int) []float32 {
 	return v
 }
 
-func rounded16(v []float32) []float32 {
-	buf := make([]byte, 2*len(v))
-	float32ToHalves(buf, v)
-	out := make([]float32, len(v))
-	halvesToFloat32(out, buf)
-	return out
-}
-
 func checkStoreEntries(t *testing.T, s *FeatureStore, names []string) {
 	t.Helper()
 	dst := make([]float32, s.Dim())
 	for _, n := range names {
 		i, ok := s.Index(n)
-		if !ok {
-			t.Fatalf("%s not in store", n)
-		}
-		if s.Name(i) != n {
-			t.Fatalf("Name(%d) = %s, want %s", i, s.Name(i), n)
-		}
-		want := rounded16(testVector(n, s.Dim()))
-		s.FeatureTo(dst, i)
-		for k := range dst {
-			if dst[k] != want[k] {
-				t.Fatalf("%s[%d] = %v, want %v", n, k, dst[k], want[k])
-			}
-		}
+		require.True(t, ok, "%s not in store", n)
+		require.Equal(t, n, s.Name(i), "Name(%d)", i)
+		require.Equal(t, rounded16(testVector(n, s.Dim())), s.FeatureTo(dst, i), "features of %s", n)
 	}
 }
 
@@ -224,105 +49,79 @@ func TestFeatureStoreRoundTrip(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store")
 	const dim = 37 // odd, so records need padding
 	s, err := OpenFeatureStore(dir, &StoreOptions{Dim: dim, Backbone: storeTestBackbone, CheckpointEvery: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var names []string
 	var max float32
 	for i := range 10 {
 		n := fmt.Sprintf("img%02d.jpg", i)
 		names = append(names, n)
 		idx, err := s.Put(n, testVector(n, dim))
-		if err != nil || idx != i {
-			t.Fatalf("Put %s: %d, %v", n, idx, err)
-		}
+		require.NoError(t, err, "Put %s", n)
+		require.Equal(t, i, idx, "Put %s", n)
 		for _, v := range rounded16(testVector(n, dim)) {
 			max = float32(math.Max(float64(max), float64(v)))
 		}
 		checkStoreEntries(t, s, names) // readable at once, mapped or not
 	}
-	if s.Len() != 10 || s.maxAll() != max {
-		t.Fatalf("Len %d Max %v, want 10 and %v", s.Len(), s.maxAll(), max)
-	}
+	require.Equal(t, 10, s.Len())
+	require.Equal(t, max, s.maxAll())
 	var sub float32
 	for _, v := range rounded16(testVector(names[3], dim)) {
 		sub = float32(math.Max(float64(sub), float64(v)))
 	}
-	if got := s.maxOf([]int{3}); got != sub {
-		t.Fatalf("maxOf = %v, want %v", got, sub)
-	}
+	require.Equal(t, sub, s.maxOf([]int{3}), "maxOf")
 
 	// Bad puts.
-	if _, err := s.Put(names[0], testVector("x", dim)); !errors.Is(err, fs.ErrExist) {
-		t.Errorf("duplicate: got %v", err)
-	}
+	_, err = s.Put(names[0], testVector("x", dim))
+	assert.ErrorIs(t, err, fs.ErrExist, "duplicate")
 	bad := testVector("y", dim)
 	bad[5] = float32(math.NaN())
-	if _, err := s.Put("nan", bad); err == nil || !strings.Contains(err.Error(), "feature 5") {
-		t.Errorf("NaN: got %v", err)
-	}
+	_, err = s.Put("nan", bad)
+	assert.ErrorContains(t, err, "feature 5", "NaN")
 	bad[5] = 70000
-	if _, err := s.Put("big", bad); err == nil {
-		t.Error("70000 accepted")
-	}
-	if _, err := s.Put(strings.Repeat("n", MaxStoreNameLen+1), testVector("z", dim)); err == nil {
-		t.Error("long name accepted")
-	}
-	long := strings.Repeat("n", MaxStoreNameLen)
-	if _, err := s.Put(long, testVector(long, dim)); err != nil {
-		t.Errorf("name of the maximum length: %v", err)
-	}
+	_, err = s.Put("big", bad)
+	assert.Error(t, err, "70000 accepted")
+	_, err = s.Put(strings.Repeat("n", maxStoreNameLen+1), testVector("z", dim))
+	assert.Error(t, err, "long name accepted")
+	long := strings.Repeat("n", maxStoreNameLen)
+	_, err = s.Put(long, testVector(long, dim))
+	assert.NoError(t, err, "name of the maximum length")
 	names = append(names, long)
 	for _, v := range rounded16(testVector(long, dim)) {
 		max = float32(math.Max(float64(max), float64(v)))
 	}
-	func() {
-		defer func() {
-			if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "style: FeatureStore.Put") {
-				t.Errorf("wrong length: recovered %v", r)
-			}
-		}()
-		s.Put("short", make([]float32, dim-1))
-	}()
+	assert.PanicsWithValue(t, fmt.Sprintf("style: FeatureStore.Put: %d features, want %d", dim-1, dim),
+		func() { s.Put("short", make([]float32, dim-1)) }, "wrong length")
 	// A second writer is refused while the first holds the store.
 	if s2, err := OpenFeatureStore(dir, nil); err == nil {
 		s2.Close()
 		t.Error("second writer accepted")
 	}
-	if err := s.Verify(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, s.checkRecords(context.Background(), nil))
+	require.NoError(t, s.Close())
 
 	// Reopen read-only: everything is there, with the backbone.
 	r, err := OpenFeatureStore(dir, &StoreOptions{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Len() != 11 || r.Dim() != dim || r.Backbone() != storeTestBackbone || r.maxAll() != max {
-		t.Fatalf("reopened: Len %d Dim %d Backbone %+v Max %v", r.Len(), r.Dim(), r.Backbone(), r.maxAll())
-	}
+	require.NoError(t, err)
+	require.Equal(t, 11, r.Len())
+	require.Equal(t, dim, r.Dim())
+	require.Equal(t, storeTestBackbone, r.Backbone())
+	require.Equal(t, max, r.maxAll())
 	checkStoreEntries(t, r, names)
 	if m := r.mapped.Load(); runtime.GOOS == "linux" && (m == nil || m.n != 11) {
 		t.Errorf("read-only store not memory-mapped on Linux: %+v", m)
 	}
-	if _, err := r.Put("new", testVector("new", dim)); !errors.Is(err, ErrStoreReadOnly) {
-		t.Errorf("read-only Put: %v", err)
-	}
+	_, err = r.Put("new", testVector("new", dim))
+	assert.ErrorContains(t, err, "read-only", "read-only Put")
 	r.Close()
 
 	// Mismatched dimension or backbone.
-	if _, err := OpenFeatureStore(dir, &StoreOptions{Dim: dim + 1}); err == nil {
-		t.Error("wrong dimension accepted")
-	}
-	if _, err := OpenFeatureStore(dir, &StoreOptions{Backbone: Backbone{Arch: "other"}}); err == nil {
-		t.Error("wrong backbone accepted")
-	}
-	if _, err := OpenFeatureStore(filepath.Join(t.TempDir(), "new"), nil); err == nil {
-		t.Error("created a store without a dimension")
-	}
+	_, err = OpenFeatureStore(dir, &StoreOptions{Dim: dim + 1})
+	assert.Error(t, err, "wrong dimension accepted")
+	_, err = OpenFeatureStore(dir, &StoreOptions{Backbone: Backbone{Arch: "other"}})
+	assert.Error(t, err, "wrong backbone accepted")
+	_, err = OpenFeatureStore(filepath.Join(t.TempDir(), "new"), nil)
+	assert.Error(t, err, "created a store without a dimension")
 }
 
 // writeAbandoned stores names with no checkpoint after the store is created
@@ -331,15 +130,26 @@ func TestFeatureStoreRoundTrip(t *testing.T) {
 func writeAbandoned(t *testing.T, dir string, dim int, names []string) {
 	t.Helper()
 	s, err := OpenFeatureStore(dir, &StoreOptions{Dim: dim, Backbone: storeTestBackbone, CheckpointEvery: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, n := range names {
-		if _, err := s.Put(n, testVector(n, dim)); err != nil {
-			t.Fatal(err)
-		}
+		_, err := s.Put(n, testVector(n, dim))
+		require.NoError(t, err)
 	}
 	s.release()
+}
+
+// damageFile xors the byte at off of the file path with 0x55.
+func damageFile(t *testing.T, path string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	require.NoError(t, err)
+	defer f.Close()
+	b := make([]byte, 1)
+	_, err = f.ReadAt(b, off)
+	require.NoError(t, err)
+	b[0] ^= 0x55
+	_, err = f.WriteAt(b, off)
+	require.NoError(t, err)
 }
 
 func TestFeatureStoreTornTail(t *testing.T) {
@@ -352,29 +162,21 @@ func TestFeatureStoreTornTail(t *testing.T) {
 		writeAbandoned(t, dir, dim, names)
 		// Cut the file in the middle of record 5.
 		data := filepath.Join(dir, storeDataFile)
-		if err := os.Truncate(data, 5*rec+rec/2); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, os.Truncate(data, 5*rec+rec/2))
 		s, err := OpenFeatureStore(dir, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s.Len() != 5 {
-			t.Fatalf("recovered %d records, want 5", s.Len())
-		}
+		require.NoError(t, err)
+		require.Equal(t, 5, s.Len(), "records recovered")
 		checkStoreEntries(t, s, names[:5])
-		if fi, _ := os.Stat(data); fi.Size() != 5*rec {
-			t.Fatalf("data file has %d bytes, want %d", fi.Size(), 5*rec)
-		}
+		fi, err := os.Stat(data)
+		require.NoError(t, err)
+		require.Equal(t, 5*rec, fi.Size(), "data file size")
 		// New records go after the recovered ones.
-		if i, err := s.Put("f", testVector("f", dim)); err != nil || i != 5 {
-			t.Fatalf("Put after recovery: %d, %v", i, err)
-		}
+		i, err := s.Put("f", testVector("f", dim))
+		require.NoError(t, err, "Put after recovery")
+		require.Equal(t, 5, i, "Put after recovery")
 		s.Close()
 		s, err = OpenFeatureStore(dir, &StoreOptions{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer s.Close()
 		checkStoreEntries(t, s, names[:6])
 	})
@@ -384,99 +186,160 @@ func TestFeatureStoreTornTail(t *testing.T) {
 		writeAbandoned(t, dir, dim, names)
 		// Flip a feature byte of record 3: it and everything after are
 		// dropped, as a torn write would be.
-		f, err := os.OpenFile(filepath.Join(dir, storeDataFile), os.O_RDWR, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.WriteAt([]byte{0x55}, 3*rec+storeHeaderSize+10)
-		f.Close()
+		damageFile(t, filepath.Join(dir, storeDataFile), 3*rec+storeHeaderSize+10)
 		s, err := OpenFeatureStore(dir, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer s.Close()
-		if s.Len() != 3 {
-			t.Fatalf("recovered %d records, want 3", s.Len())
-		}
+		require.Equal(t, 3, s.Len(), "records recovered")
 		checkStoreEntries(t, s, names[:3])
 	})
 
 	t.Run("lost index", func(t *testing.T) {
 		dir := t.TempDir()
 		writeAbandoned(t, dir, dim, names)
-		os.Remove(filepath.Join(dir, storeIndexFile))
-		if _, err := OpenFeatureStore(dir, nil); err == nil || !strings.Contains(err.Error(), "lost its index") {
-			t.Fatalf("no index, no dimension: got %v", err)
-		}
+		require.NoError(t, os.Remove(filepath.Join(dir, storeIndexFile)))
+		_, err := OpenFeatureStore(dir, nil)
+		require.ErrorContains(t, err, "lost its index", "no index, no dimension")
 		s, err := OpenFeatureStore(dir, &StoreOptions{Dim: dim, Backbone: storeTestBackbone})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer s.Close()
-		if s.Len() != len(names) {
-			t.Fatalf("rebuilt %d records, want %d", s.Len(), len(names))
-		}
+		require.Equal(t, len(names), s.Len(), "records rebuilt")
 		checkStoreEntries(t, s, names)
 	})
 
 	t.Run("damaged files", func(t *testing.T) {
 		dir := t.TempDir()
 		s, err := OpenFeatureStore(dir, &StoreOptions{Dim: dim, Backbone: storeTestBackbone})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		for _, n := range names {
-			s.Put(n, testVector(n, dim))
+			_, err := s.Put(n, testVector(n, dim))
+			require.NoError(t, err)
 		}
-		s.Close()
+		require.NoError(t, s.Close())
 		// The data file lost records the index lists.
 		data := filepath.Join(dir, storeDataFile)
-		os.Truncate(data, 7*rec)
+		require.NoError(t, os.Truncate(data, 7*rec))
 		_, err = OpenFeatureStore(dir, nil)
 		var fe *FormatError
-		if !errors.As(err, &fe) || !strings.Contains(err.Error(), "index lists 8 records") {
-			t.Fatalf("short data file: got %v", err)
-		}
+		require.ErrorAs(t, err, &fe, "short data file")
+		require.ErrorContains(t, err, "index lists 8 records", "short data file")
 		// A malformed index.
 		idx := filepath.Join(dir, storeIndexFile)
-		os.WriteFile(idx, []byte(`{"format":"style feature store","version":1,"dim":64,"record_bytes":1,"count":0}`), 0o644)
-		if _, err := OpenFeatureStore(dir, nil); !errors.As(err, &fe) || fe.Path != idx {
-			t.Fatalf("bad record size: got %v", err)
-		}
-		os.WriteFile(idx, []byte(`{"format":`), 0o644)
-		if _, err := OpenFeatureStore(dir, nil); !errors.Is(err, ErrFormat) {
-			t.Fatalf("truncated index: got %v", err)
-		}
+		require.NoError(t, os.WriteFile(idx, []byte(`{"format":"style feature store","version":1,"dim":64,"record_bytes":1,"count":0}`), 0o644))
+		_, err = OpenFeatureStore(dir, nil)
+		require.ErrorAs(t, err, &fe, "bad record size")
+		require.Equal(t, idx, fe.Path, "bad record size")
+		require.NoError(t, os.WriteFile(idx, []byte(`{"format":`), 0o644))
+		_, err = OpenFeatureStore(dir, nil)
+		require.ErrorIs(t, err, ErrFormat, "truncated index")
 	})
+}
 
-	t.Run("verify", func(t *testing.T) {
-		dir := t.TempDir()
-		s, err := OpenFeatureStore(dir, &StoreOptions{Dim: dim, Backbone: storeTestBackbone})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		for _, n := range names {
-			s.Put(n, testVector(n, dim))
-		}
-		s.Sync()
-		f, _ := os.OpenFile(filepath.Join(dir, storeDataFile), os.O_RDWR, 0)
-		f.WriteAt([]byte{0x55}, 6*rec+storeHeaderSize)
-		f.Close()
-		var fe *FormatError
-		if err := s.Verify(context.Background()); !errors.As(err, &fe) || fe.Offset != 6*rec {
-			t.Fatalf("Verify: got %v, want a FormatError at offset %d", err, 6*rec)
-		}
-	})
+// TestFeatureStoreDamagedRecords damages one value in every fifth record of
+// a store, behind the index's back, and checks that no reader uses them:
+// FeatureTo gives NaN for them (and the right values for the others), and
+// every function that reads a FeatureSource for a result returns an error
+// naming the first damaged record.
+func TestFeatureStoreDamagedRecords(t *testing.T) {
+	const dim, n = 24, 40
+	dir := t.TempDir()
+	s, err := OpenFeatureStore(dir, &StoreOptions{Dim: dim, Backbone: storeTestBackbone})
+	require.NoError(t, err)
+	var names []string
+	for i := range n {
+		name := fmt.Sprintf("img%02d.jpg", i)
+		names = append(names, name)
+		_, err := s.Put(name, testVector(name, dim))
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Close())
+	rec := storeRecordSize(dim)
+	data := filepath.Join(dir, storeDataFile)
+	for i := 3; i < n; i += 5 {
+		damageFile(t, data, int64(i)*rec+storeHeaderSize+2*7) // value 7
+	}
+	// A sound record holding another name than the index says is damaged
+	// too.
+	f, err := os.OpenFile(data, os.O_RDWR, 0)
+	require.NoError(t, err)
+	buf := make([]byte, rec)
+	_, err = f.ReadAt(buf, rec)
+	require.NoError(t, err)
+	buf[16+3] = '4' // img01.jpg -> img41.jpg
+	binary.LittleEndian.PutUint32(buf[4:], crc32.Checksum(buf[8:], storeCRCTable))
+	_, err = f.WriteAt(buf, rec)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	for _, mapped := range []bool{true, false} {
+		t.Run(fmt.Sprintf("mapped=%v", mapped), func(t *testing.T) {
+			s, err := OpenFeatureStore(dir, &StoreOptions{ReadOnly: true})
+			require.NoError(t, err)
+			defer s.Close()
+			if !mapped {
+				s.mapped.Store(nil) // read every record with ReadAt
+			}
+			ctx := context.Background()
+			dst := make([]float32, dim)
+			for i := range n {
+				got := s.FeatureTo(dst, i)
+				if i == 1 || i%5 == 3 {
+					for k, v := range got {
+						require.True(t, math.IsNaN(float64(v)), "damaged record %d: value %d = %v, want NaN", i, k, v)
+					}
+				} else {
+					require.Equal(t, rounded16(testVector(names[i], dim)), got, "record %d", i)
+				}
+			}
+
+			// The first damaged record, by index, is named with its
+			// offset, and the others are counted.
+			err = s.checkRecords(ctx, nil)
+			var fe *FormatError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, data, fe.Path)
+			assert.Equal(t, 1*rec, fe.Offset)
+			assert.Contains(t, err.Error(), `record 1 ("img01.jpg") is damaged: holds "img41.jpg" (and 8 more damaged records)`)
+			// Good records are checked once; only the damaged ones remain.
+			require.NoError(t, s.checkRecords(ctx, []int{0, 2, 4, 9, 0}))
+			err = s.checkRecords(ctx, []int{4, 13, 8})
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, 8*rec, fe.Offset)
+			assert.Contains(t, err.Error(), `record 8 ("img08.jpg") is damaged: checksum mismatch (and 1 more damaged record)`)
+
+			// The readers of the package refuse to use them.
+			good := []LabeledPair{{A: 0, B: 2, Label: 1}, {A: 4, B: 5}, {A: 6, B: 7, Label: 1}, {A: 9, B: 10}}
+			damaged := append(good[:2:2], LabeledPair{A: 11, B: 13, Label: 1}, LabeledPair{A: 12, B: 14})
+			head, err := NewSiameseHead(&HeadConfig{In: dim, Out: 4, Seed: 1, Scale: 900, Backbone: storeTestBackbone})
+			require.NoError(t, err)
+			_, err = head.PairDistances(ctx, s, good)
+			require.NoError(t, err, "PairDistances on sound records")
+			_, err = head.PairDistances(ctx, s, damaged)
+			assert.ErrorIs(t, err, ErrFormat, "PairDistances")
+			assert.ErrorContains(t, err, `record 13 ("img13.jpg")`, "PairDistances")
+			_, err = (&Trainer{Epochs: 1}).Fit(ctx, head, s, good, damaged)
+			assert.ErrorContains(t, err, `record 13 ("img13.jpg")`, "Trainer.Fit, damaged validation pair")
+			_, err = (&Trainer{Epochs: 1}).Fit(ctx, head, s, good, good)
+			assert.NoError(t, err, "Trainer.Fit on sound records")
+			_, err = FeatureScale(ctx, s, damaged)
+			assert.ErrorContains(t, err, `record 13 ("img13.jpg")`, "FeatureScale")
+			_, err = FeatureScale(ctx, s, nil)
+			assert.ErrorContains(t, err, `record 1 ("img01.jpg")`, "FeatureScale over all records")
+			_, err = TSNE{Perplexity: 5}.Fit(ctx, s)
+			assert.ErrorContains(t, err, `record 1 ("img01.jpg")`, "TSNE.Fit")
+
+			cctx, cancel := context.WithCancel(ctx)
+			cancel()
+			assert.ErrorIs(t, s.checkRecords(cctx, nil), context.Canceled)
+		})
+	}
 }
 
 const benchDim = 25088 // VGG16 pool5: 512 x 7 x 7
 
 func BenchmarkFeatureStorePut(b *testing.B) {
 	s, err := OpenFeatureStore(b.TempDir(), &StoreOptions{Dim: benchDim, Backbone: storeTestBackbone})
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	defer s.Close()
 	v := testVector("bench", benchDim)
 	b.SetBytes(4 * benchDim) // float32 features in
@@ -487,16 +350,15 @@ func BenchmarkFeatureStorePut(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	if err := s.Sync(); err != nil { // durability is part of the cost
-		b.Fatal(err)
-	}
+	require.NoError(b, s.sync()) // durability is part of the cost
 }
 
+// BenchmarkFeatureStoreFeatureTo reads VGG16-sized records: "mmap" and
+// "ReadAt" after each record was checked once (the steady state of
+// training), "first" with the check of every read (the first epoch).
 func BenchmarkFeatureStoreFeatureTo(b *testing.B) {
 	s, err := OpenFeatureStore(b.TempDir(), &StoreOptions{Dim: benchDim, Backbone: storeTestBackbone})
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	defer s.Close()
 	const n = 64
 	for i := range n {
@@ -505,27 +367,31 @@ func BenchmarkFeatureStoreFeatureTo(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	s.Sync() // maps the records where supported
+	require.NoError(b, s.sync()) // maps the records where supported
 	dst := make([]float32, benchDim)
-	run := func(b *testing.B) {
-		b.SetBytes(4 * benchDim) // float32 features out
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			s.FeatureTo(dst, i*7%n)
+	run := func(forget bool) func(b *testing.B) {
+		return func(b *testing.B) {
+			b.SetBytes(4 * benchDim) // float32 features out
+			b.ReportAllocs()
+			cpu := processCPUSeconds()
+			for i := 0; b.Loop(); i++ {
+				if b := s.verified.Load(); forget && b != nil {
+					for k := range b.w {
+						b.w[k].Store(0)
+					}
+				}
+				s.FeatureTo(dst, i*7%n)
+			}
+			// CPU time is far less sensitive than wall time to the load
+			// of a shared machine.
+			b.ReportMetric((processCPUSeconds()-cpu)*1e9/float64(b.N), "cpu-ns/op")
 		}
 	}
 	if s.mapped.Load() != nil {
-		b.Run("mmap", run)
+		b.Run("mmap", run(false))
+		b.Run("mmap/first", run(true))
 	}
 	s.mapped.Store(nil)
-	b.Run("ReadAt", run)
-}
-
-func BenchmarkFloat16Encode(b *testing.B) {
-	v := testVector("bench", benchDim)
-	buf := make([]byte, 2*benchDim)
-	b.SetBytes(4 * benchDim)
-	for b.Loop() {
-		float32ToHalves(buf, v)
-	}
+	b.Run("ReadAt", run(false))
+	b.Run("ReadAt/first", run(true))
 }

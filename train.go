@@ -121,6 +121,9 @@ func (t *Trainer) Fit(ctx context.Context, h *SiameseHead, src FeatureSource, tr
 	if err := checkPairs(val, src.Len(), "validation"); err != nil {
 		return nil, err
 	}
+	if err := checkFeatures(ctx, src, train, val); err != nil {
+		return nil, err
+	}
 	if err := checkHeadParams(h.Scale, h.Margin, h.Cutoff); err != nil {
 		return nil, fmt.Errorf("style: Trainer.Fit: %v", err)
 	}
@@ -219,6 +222,9 @@ func (h *SiameseHead) PairDistances(ctx context.Context, src FeatureSource, pair
 	}
 	if len(pairs) == 0 {
 		return nil, nil
+	}
+	if err := checkFeatures(ctx, src, pairs); err != nil {
+		return nil, err
 	}
 	ws := newHeadWorkspace(h, min(128, len(pairs)), false, engine.Workers(w))
 	_, dist, err := h.evalPairs(ctx, src, pairs, ws, 0, false)

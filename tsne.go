@@ -239,6 +239,9 @@ func (t TSNE) Fit(ctx context.Context, x FeatureSource) (*TSNEResult, error) {
 	if float64(n) <= c.perplexity {
 		return nil, fmt.Errorf("style: TSNE.Fit: %d points are too few for perplexity %v (need more points than the perplexity)", n, c.perplexity)
 	}
+	if err := checkAllEntries(ctx, x); err != nil {
+		return nil, err
+	}
 	data := make([]float64, n*d)
 	row32 := make([]float32, d)
 	for i := 0; i < n; i++ {

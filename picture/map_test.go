@@ -141,7 +141,7 @@ func TestWriteMapFashion(t *testing.T) {
 	x := &style.Matrix{Rows: n, Cols: fw * fh * 3, Data: make([]float32, n*fw*fh*3)}
 	for k := 0; k < n; k++ {
 		rec := recs[k*step]
-		img, err := style.LoadImage(filepath.Join(dir, "images", rec[0]+".jpg"))
+		img, err := style.LoadImage(context.Background(), filepath.Join(dir, "images", rec[0]+".jpg"))
 		require.NoError(t, err)
 		imgs[k] = img
 		if _, ok := catID[rec[3]]; !ok {

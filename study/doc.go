@@ -4,14 +4,15 @@
 //
 // It is orchestration only: every step is a function of package style
 // (ReadPairs, ExtractFeatures into a FeatureStore, StratifiedSplit,
-// FeatureScale, Trainer.Fit, ROCFromDistances) and the charts come from
+// FeatureScale, Trainer.Fit, ROCFromDistances), or Prefetch, which reads
+// every image once with many downloads at once, and the charts come from
 // package picture. Programs that only score pairs or build catalogues need
 // neither this package nor the plotting libraries it brings in.
 //
 // # Use
 //
-//	pairs, err := style.ReadPairs("amazon_pairs.csv")
-//	net, err := style.LoadVGG16("vgg16.safetensors")
+//	pairs, err := style.ReadPairs(ctx, "amazon_pairs.csv")
+//	net, err := style.LoadNetwork("vgg16.safetensors", nil)
 //	res, err := study.Run(ctx, &study.Config{
 //		Pairs: pairs, Images: src, Extractor: net,
 //		StoreDir: "out/features", OutDir: "out",

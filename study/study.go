@@ -42,7 +42,7 @@ const KerasFeatureScale = 844.34
 //  1. take the first Limit pairs (all if Limit is 0);
 //  2. compute the features of every distinct image once, into the feature
 //     store in StoreDir (style.ExtractFeatures), after reading every image
-//     once through style.Prefetch if asked; images that fail are reported
+//     once through Prefetch if asked; images that fail are reported
 //     and their pairs dropped;
 //  3. split the remaining pairs 60/20/20, stratified by label
 //     (style.StratifiedSplit with Seed);
@@ -73,14 +73,15 @@ type Config struct {
 	// Images opens the images the pairs name. Required.
 	Images style.ImageSource
 	// Prefetch reads every image not yet in the feature store from Images
-	// once before the extraction starts, with PrefetchWorkers requests at
-	// once: use it with a caching style.URLSource, whose downloads need
-	// more concurrency than the feature extraction. Images that fail here
-	// are reported without being tried again.
+	// once before the extraction starts (see Prefetch), with
+	// PrefetchConcurrent requests at once: use it with a caching
+	// style.URLSource, whose downloads need more concurrency than the
+	// feature extraction. Images that fail here are reported without being
+	// tried again.
 	Prefetch bool
-	// PrefetchWorkers bounds the images read at once by the prefetch; 0
-	// means 16.
-	PrefetchWorkers int
+	// PrefetchConcurrent bounds the images read at once by the prefetch;
+	// 0 means 16.
+	PrefetchConcurrent int
 
 	// Extractor computes the features of an image, typically a
 	// *style.Network. Required.
@@ -191,8 +192,8 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 		return nil, errors.New("study: no StoreDir")
 	case c.OutDir == "":
 		return nil, errors.New("study: no OutDir")
-	case c.Limit < 0 || c.HeadOut < 0 || c.Workers < 0 || c.PrefetchWorkers < 0:
-		return nil, fmt.Errorf("study: negative Limit, HeadOut, Workers or PrefetchWorkers")
+	case c.Limit < 0 || c.HeadOut < 0 || c.Workers < 0 || c.PrefetchConcurrent < 0:
+		return nil, fmt.Errorf("study: negative Limit, HeadOut, Workers or PrefetchConcurrent")
 	}
 	pairs := c.Pairs
 	if c.Limit > 0 && c.Limit < len(pairs) {
@@ -305,7 +306,7 @@ func (c *Config) extract(ctx context.Context, store *style.FeatureStore, pairs [
 			}
 		}
 		var err error
-		prefailed, err = style.Prefetch(ctx, c.Images, todo, &style.PrefetchOptions{Workers: c.PrefetchWorkers, Progress: c.Progress})
+		prefailed, err = Prefetch(ctx, c.Images, todo, &PrefetchOptions{Concurrent: c.PrefetchConcurrent, Progress: c.Progress})
 		if err != nil {
 			return fmt.Errorf("study: prefetch: %w", err)
 		}
@@ -455,14 +456,14 @@ func (res *Result) report() string {
 		100*float64(countCompatible(res.Train)+countCompatible(res.Val)+countCompatible(res.Test))/float64(max(usable, 1)),
 		len(res.Dropped))
 	p("- Images: %d distinct; %d features computed by this run, %d already in the feature store, %d failed",
-		ex.Total, ex.Extracted, ex.Skipped, len(ex.Failed))
+		ex.Total, ex.Done, ex.Skipped, len(ex.Failed))
 	if len(ex.Failed) > 0 {
 		p(" (all listed in `%s`)", FailedImagesFile)
 	}
 	p(".\n")
-	if ex.Extracted > 0 {
-		p("- Feature extraction: %s for %d images (%.0f ms per image).\n", ex.Elapsed.Round(time.Millisecond), ex.Extracted,
-			float64(ex.Elapsed.Milliseconds())/float64(ex.Extracted))
+	if ex.Done > 0 {
+		p("- Feature extraction: %s for %d images (%.0f ms per image).\n", ex.Elapsed.Round(time.Millisecond), ex.Done,
+			float64(ex.Elapsed.Milliseconds())/float64(ex.Done))
 	}
 	p("- Backbone: %s, preprocessing %q, weights SHA-256 %s, seed %d, width divisor %d.\n",
 		res.Backbone.Arch, res.Backbone.Preprocess, sha, res.Backbone.Seed, res.Backbone.Divisor)

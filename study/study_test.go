@@ -164,7 +164,7 @@ func TestRun(t *testing.T) {
 	for _, p := range res.Dropped {
 		assert.Equal(t, "ghost.png", p.B, "dropped pair %+v does not name the missing image", p)
 	}
-	got := int64(res.Extraction.Extracted)
+	got := int64(res.Extraction.Done)
 	assert.Equal(t, fx.calls.Load(), got, "extracted images and extractor calls")
 	assert.Equal(t, int64(res.Extraction.Total-1), got, "extracted images and distinct names but the ghost")
 	usable := len(pairs) - len(res.Dropped)
@@ -254,9 +254,9 @@ func TestRunResume(t *testing.T) {
 	require.NoError(t, err)
 	n2 := fx2.calls.Load()
 	distinct := int64(res.Extraction.Total - 1) // all but the ghost
-	if n1 < 10 || n1+n2 != distinct || int64(res.Extraction.Skipped) != n1 || int64(res.Extraction.Extracted) != n2 {
+	if n1 < 10 || n1+n2 != distinct || int64(res.Extraction.Skipped) != n1 || int64(res.Extraction.Done) != n2 {
 		t.Errorf("runs computed %d + %d features of %d images; report: %d skipped, %d extracted",
-			n1, n2, distinct, res.Extraction.Skipped, res.Extraction.Extracted)
+			n1, n2, distinct, res.Extraction.Skipped, res.Extraction.Done)
 	}
 
 	want, err := Run(context.Background(), newTestConfig(t, src, pairs, &studyExtractor{}))
@@ -325,4 +325,35 @@ func TestRunErrors(t *testing.T) {
 	st.Close()
 	_, err = Run(context.Background(), cfg)
 	assert.ErrorContains(t, err, "feature store", "store of another backbone")
+}
+
+// TestRunDamagedStore damages the feature store behind its index between
+// two runs: the second run must stop with an error naming the damaged
+// record rather than train and measure on wrong features.
+func TestRunDamagedStore(t *testing.T) {
+	src, pairs := studyData(t, 32, 120)
+	cfg := newTestConfig(t, src, pairs, &studyExtractor{})
+	cfg.Trainer = &style.Trainer{Epochs: 2}
+	_, err := Run(context.Background(), cfg)
+	require.NoError(t, err)
+	// Flip a bit of the last record's features: every record is covered
+	// by the index written when the store was closed.
+	data := filepath.Join(cfg.StoreDir, "features.f16")
+	f, err := os.OpenFile(data, os.O_RDWR, 0)
+	require.NoError(t, err)
+	fi, err := f.Stat()
+	require.NoError(t, err)
+	b := make([]byte, 1)
+	_, err = f.ReadAt(b, fi.Size()-16)
+	require.NoError(t, err)
+	b[0] ^= 0x04
+	_, err = f.WriteAt(b, fi.Size()-16)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	_, err = Run(context.Background(), cfg)
+	require.ErrorIs(t, err, style.ErrFormat)
+	assert.ErrorContains(t, err, data)
+	assert.ErrorContains(t, err, "record 31 (")
+	assert.ErrorContains(t, err, "is damaged: checksum mismatch")
 }

@@ -106,8 +106,24 @@ func writeCatalog(ctx context.Context, output string, spec ModelSpec, m *model, 
 			return fmt.Errorf("catalogue: %w", err)
 		}
 	}
+	// The catalogue is saved locally, then copied to the output, which
+	// may be on a Beam filesystem.
+	tmp, err := os.MkdirTemp("", "style-beam-catalog-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	local := filepath.Join(tmp, catalogFile)
+	if err := c.Save(local); err != nil {
+		return fmt.Errorf("catalogue: %w", err)
+	}
 	return writeOutput(ctx, joinPath(output, catalogFile), func(w io.Writer) error {
-		_, err := c.WriteTo(w)
+		f, err := os.Open(local)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(w, f)
 		return err
 	})
 }

@@ -73,7 +73,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Read the images before the weights: a typo fails fast.
 	var imgs [2]image.Image
 	for i, name := range []string{img1, img2} {
-		if imgs[i], err = cli.LoadImage(ctx, nil, name, *timeout); err != nil {
+		lctx, cancel := context.WithTimeout(ctx, *timeout)
+		imgs[i], err = style.LoadImage(lctx, name)
+		cancel()
+		if err != nil {
 			return fmt.Errorf("cannot read image %s: %w", name, err)
 		}
 	}

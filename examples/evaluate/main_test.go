@@ -40,7 +40,7 @@ func setup(t *testing.T) (vgg *style.Network, img1, img2 string, head *style.Sia
 	img1, img2 = filepath.Join(photos, "matching_1.jpg"), filepath.Join(photos, "matching_2.jpg")
 	var f [2][]float32
 	for i, p := range []string{img1, img2} {
-		im, err := style.LoadImage(p)
+		im, err := style.LoadImage(context.Background(), p)
 		if err != nil {
 			t.Fatal(err)
 		}

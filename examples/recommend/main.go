@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		qlabel = qID
 		fmt.Fprintf(stdout, "query: catalogue item %s (%s)\n", qID, orNone(qcat))
 	} else {
-		if qimg, err = style.LoadImage(*query); err != nil {
+		if qimg, err = style.LoadImage(ctx, *query); err != nil {
 			return fmt.Errorf("-query %q is not an item of the catalogue, and not a readable image: %w", *query, err)
 		}
 		feat, err := m.FX.Features(qimg)
@@ -150,17 +150,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// findItem returns the catalogue ID that query names: the ID itself, the
-// ID with an image extension added, or the ID of a file inside the images
-// folder given by its path. It returns "" if there is none.
+// findItem returns the catalogue ID that query names: an item ID with or
+// without an image extension (see style.Catalog.Index), or the ID of a
+// file inside the images folder given by its path. It returns "" if there
+// is none.
 func findItem(c *style.Catalog, images, query string) string {
-	if _, ok := c.Index(query); ok {
-		return query
-	}
-	for _, ext := range cli.ImageExts {
-		if _, ok := c.Index(query + ext); ok {
-			return query + ext
-		}
+	if i, ok := c.Index(query); ok {
+		return c.Item(i).ID
 	}
 	absDir, err1 := filepath.Abs(images)
 	absQuery, err2 := filepath.Abs(query)
@@ -168,8 +164,8 @@ func findItem(c *style.Catalog, images, query string) string {
 		return ""
 	}
 	if rel, err := filepath.Rel(absDir, absQuery); err == nil && filepath.IsLocal(rel) {
-		if _, ok := c.Index(filepath.ToSlash(rel)); ok {
-			return filepath.ToSlash(rel)
+		if i, ok := c.Index(filepath.ToSlash(rel)); ok {
+			return c.Item(i).ID
 		}
 	}
 	return ""

@@ -15,7 +15,6 @@ import (
 	"testing"
 
 	"github.com/stylespace/style"
-	"github.com/stylespace/style/examples/internal/cli"
 )
 
 // fashionDir returns ../shared/fashion seen from the repository root, or
@@ -111,13 +110,25 @@ func bruteForce(c *style.Catalog, q []float32, k int, keep func(style.Item) bool
 	return out
 }
 
-func TestRunRecommend(t *testing.T) {
-	fashion := fashionDir(t)
-	images := filepath.Join(fashion, "images")
-	names, err := cli.ListImages(images)
+// imageNames lists the images of the folder dir as the program does.
+func imageNames(t *testing.T, dir string) []string {
+	t.Helper()
+	src, err := style.NewDirSource(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer src.Close()
+	names, err := src.Names()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+func TestRunRecommend(t *testing.T) {
+	fashion := fashionDir(t)
+	images := filepath.Join(fashion, "images")
+	names := imageNames(t, images)
 	query := strings.TrimSuffix(names[7], ".jpg") // by ID, without extension
 	dir := t.TempDir()
 	catalog, sheet := filepath.Join(dir, "catalog.bin"), filepath.Join(dir, "sheet.png")
@@ -141,7 +152,7 @@ func TestRunRecommend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Len() != testImages || c.Meta[style.MetaEmbedding] != "features" {
+	if c.Len() != testImages || c.Meta["style.embedding"] != "features" {
 		t.Fatalf("saved catalogue: %d items, meta %v", c.Len(), c.Meta)
 	}
 	qi, ok := c.Index(names[7])
@@ -228,10 +239,7 @@ func TestRunRecommendHead(t *testing.T) {
 	dir := t.TempDir()
 	headPath := writeHead(t, dir, 7)
 	catalog := filepath.Join(dir, "catalog.bin")
-	names, err := cli.ListImages(images)
-	if err != nil {
-		t.Fatal(err)
-	}
+	names := imageNames(t, images)
 	query := names[5]
 	out := runOK(t, "-images", images, "-catalog", catalog, "-limit", "40", "-divisor", "16", "-no-progress",
 		"-head", headPath, "-query", query, "-k", "4", "-sheet", "")
@@ -244,7 +252,7 @@ func TestRunRecommendHead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Dim() != 16 || c.Meta[style.MetaEmbedding] != "head" {
+	if c.Dim() != 16 || c.Meta["style.embedding"] != "head" {
 		t.Fatalf("catalogue of dim %d, meta %v", c.Dim(), c.Meta)
 	}
 	qi, ok := c.Index(query)
@@ -279,19 +287,23 @@ func TestRunRecommendErrors(t *testing.T) {
 	if err := os.WriteFile(badCSV, []byte("id,articleType\n1,Shirts\n2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
+	type errorCase struct {
 		args []string
 		msg  string
-	}{
+	}
+	cases := []errorCase{
 		{append(base, "-head", headPath), "built with another model"},
-		{append(base, "-weights-seed", "2"), "built with another model"},
 		{append(base, "-query", "no-such-item"), "not an item of the catalogue"},
 		{append(base, "-meta", badCSV, "-catalog", ""), "bad.csv: line 3"},
 		{append(base, "-divisor", "3"), "width divisor 3"},
 		{append(base, "-weights", filepath.Join(dir, "none.safetensors")), "none.safetensors"},
 		{[]string{"-k", "5"}, "-images is required"},
 		{append(base, "-k", "0"), "-k 0"},
-	} {
+	}
+	// A catalogue records its model through the extractor's Backbone, which
+	// carries a generated network's seed and width divisor.
+	cases = append(cases, errorCase{append(base, "-weights-seed", "2"), "built with another model"})
+	for _, tc := range cases {
 		var stdout, stderr bytes.Buffer
 		err := run(context.Background(), tc.args, &stdout, &stderr)
 		if err == nil || !strings.Contains(err.Error(), tc.msg) {

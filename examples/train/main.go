@@ -82,7 +82,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	bars := cli.NewBars(stderr, *quiet)
 	defer bars.Finish()
 
-	pairs, err := cli.ReadPairs(ctx, nil, *pairsPath, *timeout)
+	rctx, cancel := context.WithTimeout(ctx, *timeout)
+	pairs, err := style.ReadPairs(rctx, *pairsPath)
+	cancel()
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("%w\n(pass the study's pair list, amazon_pairs.csv, or your own with -pairs FILE)", err)
@@ -108,7 +110,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		cfg.Images, cfg.Prefetch, cfg.PrefetchWorkers = src, true, *downloads
+		cfg.Images, cfg.Prefetch, cfg.PrefetchConcurrent = src, true, *downloads
 	} else {
 		src, err := style.NewDirSource(*images)
 		if err != nil {
@@ -145,7 +147,7 @@ func printSummary(w io.Writer, r *study.Result) {
 	fmt.Fprintf(w, "Pairs: %d used of %d (train %d, validation %d, test %d); %d dropped\n",
 		len(r.Train)+len(r.Val)+len(r.Test), r.Pairs, len(r.Train), len(r.Val), len(r.Test), len(r.Dropped))
 	fmt.Fprintf(w, "Images: %d distinct: %d extracted now, %d from the feature store, %d failed\n",
-		ex.Total, ex.Extracted, ex.Skipped, len(ex.Failed))
+		ex.Total, ex.Done, ex.Skipped, len(ex.Failed))
 	fmt.Fprintf(w, "Training: %d epochs in %s (best epoch %d)\n", len(r.History.Loss), r.TrainTime.Round(time.Millisecond), r.History.BestEpoch+1)
 	fmt.Fprintf(w, "Test AUC: %.4f untrained, %.4f trained\n", r.UntrainedROC.AUC(), r.ROC.AUC())
 	fmt.Fprintf(w, "Cutoff: distance <= %.4f (test TPR %.1f%%, FPR %.1f%%)\n", r.Cutoff.Threshold, 100*r.Cutoff.TPR, 100*r.Cutoff.FPR)

@@ -1,15 +1,12 @@
 // Package cli holds what the example programs share: progress bars fed by
-// the library's Progress callbacks, loading images and pair lists from files
-// or http(s) URLs, and finding the VGG16 weight file.
+// the library's Progress callbacks, the model and catalogue flags, and
+// finding the VGG16 weight file.
 package cli
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"image"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -180,69 +177,6 @@ func LoadNetwork(path, conv string, divisor int) (*style.Network, error) {
 // IsURL reports whether s is an http or https URL rather than a file path.
 func IsURL(s string) bool {
 	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
-}
-
-// MaxPairListBytes caps a pair list fetched from a URL: 256 MiB, far more
-// than the study's 35,000 pairs (about 2 MB).
-const MaxPairListBytes = 256 << 20
-
-// Fetch downloads url with client (http.DefaultClient if nil), giving up
-// after timeout, and returns at most limit bytes of its body; a larger body
-// is an error. Any status other than 200 OK is an error naming it.
-func Fetch(ctx context.Context, client *http.Client, url string, timeout time.Duration, limit int64) ([]byte, error) {
-	if client == nil {
-		client = http.DefaultClient
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("User-Agent", "stylespace-style")
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: HTTP status %s", url, resp.Status)
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", url, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: more than %d bytes", url, limit)
-	}
-	return data, nil
-}
-
-// LoadImage reads an image from a file path or an http(s) URL (downloaded
-// with client, within timeout, at most 64 MiB, style.DecodeImage's limit)
-// and decodes it with style.DecodeImage, which bounds its size.
-func LoadImage(ctx context.Context, client *http.Client, pathOrURL string, timeout time.Duration) (image.Image, error) {
-	if !IsURL(pathOrURL) {
-		return style.LoadImage(pathOrURL)
-	}
-	data, err := Fetch(ctx, client, pathOrURL, timeout, 64<<20)
-	if err != nil {
-		return nil, err
-	}
-	return style.DecodeImage(bytes.NewReader(data), pathOrURL)
-}
-
-// ReadPairs reads a pair list (see style.ParsePairs) from a file path or an
-// http(s) URL.
-func ReadPairs(ctx context.Context, client *http.Client, pathOrURL string, timeout time.Duration) ([]style.Pair, error) {
-	if !IsURL(pathOrURL) {
-		return style.ReadPairs(pathOrURL)
-	}
-	data, err := Fetch(ctx, client, pathOrURL, timeout, MaxPairListBytes)
-	if err != nil {
-		return nil, err
-	}
-	return style.ParsePairs(bytes.NewReader(data), pathOrURL)
 }
 
 // Weights returns the VGG16 weight file to use: path if it is not "",

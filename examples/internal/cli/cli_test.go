@@ -3,15 +3,10 @@ package cli
 import (
 	"bytes"
 	"context"
-	"image"
-	"image/png"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stylespace/style"
 )
@@ -56,49 +51,7 @@ func TestBars(t *testing.T) {
 	}
 }
 
-func TestFetch(t *testing.T) {
-	var pngData bytes.Buffer
-	png.Encode(&pngData, image.NewGray(image.Rect(0, 0, 7, 5)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/img.png":
-			w.Write(pngData.Bytes())
-		case "/big":
-			w.Write(make([]byte, 2048))
-		case "/slow":
-			select {
-			case <-r.Context().Done():
-			case <-time.After(5 * time.Second):
-			}
-		case "/pairs.csv":
-			w.Write([]byte("a.jpg,b.jpg,1\n"))
-		default:
-			http.Error(w, "boom", http.StatusInternalServerError)
-		}
-	}))
-	defer srv.Close()
-	ctx := context.Background()
-
-	img, err := LoadImage(ctx, nil, srv.URL+"/img.png", time.Second)
-	if err != nil || img.Bounds().Dx() != 7 || img.Bounds().Dy() != 5 {
-		t.Errorf("LoadImage: %v, %v; want a 7x5 image", img, err)
-	}
-	if _, err := Fetch(ctx, nil, srv.URL+"/big", time.Second, 1024); err == nil || !strings.Contains(err.Error(), "more than 1024 bytes") {
-		t.Errorf("oversized body: %v", err)
-	}
-	if _, err := Fetch(ctx, nil, srv.URL+"/err", time.Second, 1024); err == nil || !strings.Contains(err.Error(), "500") {
-		t.Errorf("HTTP 500: %v", err)
-	}
-	start := time.Now()
-	if _, err := Fetch(ctx, nil, srv.URL+"/slow", 100*time.Millisecond, 1024); err == nil {
-		t.Error("slow server: no error")
-	} else if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("timeout of 100ms took %v", d)
-	}
-	pairs, err := ReadPairs(ctx, nil, srv.URL+"/pairs.csv", time.Second)
-	if err != nil || len(pairs) != 1 || pairs[0] != (style.Pair{A: "a.jpg", B: "b.jpg", Label: 1, Line: 1}) {
-		t.Errorf("ReadPairs over HTTP: %+v, %v", pairs, err)
-	}
+func TestIsURL(t *testing.T) {
 	if !IsURL("https://x/y") || IsURL("http:/x") || IsURL("file.jpg") {
 		t.Error("IsURL")
 	}
@@ -132,7 +85,11 @@ func TestFashionPairs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pairs, err := style.ParsePairs(strings.NewReader(strings.Join(rows, "\n")), "generated")
+	path := filepath.Join(t.TempDir(), "pairs.csv")
+	if err := os.WriteFile(path, []byte(strings.Join(rows, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pairs, err := style.ReadPairs(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"path"
 	"slices"
 	"strings"
 	"time"
@@ -59,48 +57,23 @@ type Model struct {
 	Src   *style.DirSource
 	FX    *style.Network
 	Head  *style.SiameseHead
-	Cats  map[string]string // ID column value -> category; nil without -meta
+	Meta  *style.Metadata // the -meta table; nil without -meta
 	Cat   *style.Catalog
 	Names []string // the images listed in the folder (after -limit)
+
+	catColumn string
 }
 
 // Close releases the image folder.
 func (m *Model) Close() { m.Src.Close() }
 
-// ImageExts are the file extensions indexed.
-var ImageExts = []string{".jpg", ".jpeg", ".png", ".gif"}
-
-// ListImages returns the slash-separated paths of the images under dir, in
-// name order.
-func ListImages(dir string) ([]string, error) {
-	var names []string
-	err := fs.WalkDir(os.DirFS(dir), ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() && slices.Contains(ImageExts, strings.ToLower(path.Ext(p))) {
-			names = append(names, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(names)
-	return names, nil
-}
-
-// Category returns the -meta category of an image name or file: the row
-// whose ID is its base name without extension, or with it.
+// Category returns the -meta category of an image name or file (see
+// style.Metadata.Value), "" without -meta.
 func (m *Model) Category(name string) string {
-	if m.Cats == nil {
+	if m.Meta == nil {
 		return ""
 	}
-	base := path.Base(strings.ReplaceAll(name, `\`, "/"))
-	if c, ok := m.Cats[strings.TrimSuffix(base, path.Ext(base))]; ok {
-		return c
-	}
-	return m.Cats[base]
+	return m.Meta.Value(name, m.catColumn)
 }
 
 // OpenModel loads the weights, the head and the categories, lists the
@@ -112,17 +85,7 @@ func OpenModel(ctx context.Context, f *ModelFlags, stdout, stderr io.Writer, bar
 		return nil, errors.New("-images is required: the folder of product images to index")
 	}
 	m := &Model{}
-	names, err := ListImages(f.Images)
-	if err != nil {
-		return nil, fmt.Errorf("listing images: %w", err)
-	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("no JPEG, PNG or GIF images in %s", f.Images)
-	}
-	if f.Limit > 0 && f.Limit < len(names) {
-		names = names[:f.Limit]
-	}
-	m.Names = names
+	var err error
 	if m.Src, err = style.NewDirSource(f.Images); err != nil {
 		return nil, err
 	}
@@ -132,6 +95,17 @@ func OpenModel(ctx context.Context, f *ModelFlags, stdout, stderr io.Writer, bar
 			m.Src.Close()
 		}
 	}()
+	names, err := m.Src.Names()
+	if err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no JPEG, PNG or GIF images in %s", f.Images)
+	}
+	if f.Limit > 0 && f.Limit < len(names) {
+		names = names[:f.Limit]
+	}
+	m.Names = names
 
 	var modelDesc string
 	if f.Weights != "" {
@@ -169,9 +143,13 @@ func OpenModel(ctx context.Context, f *ModelFlags, stdout, stderr io.Writer, bar
 		fmt.Fprintf(stdout, "  measure visual similarity under this network, not a learned style compatibility.\n")
 	}
 	if f.Meta != "" {
-		if m.Cats, err = style.ReadCategories(f.Meta, f.IDColumn, f.CatColumn); err != nil {
+		if m.Meta, err = style.ReadMetadata(f.Meta, f.IDColumn); err != nil {
 			return nil, err
 		}
+		if !slices.Contains(m.Meta.Columns(), f.CatColumn) {
+			return nil, fmt.Errorf("-category-column %q: no such column in %s (it has %s)", f.CatColumn, f.Meta, strings.Join(m.Meta.Columns(), ", "))
+		}
+		m.catColumn = f.CatColumn
 	}
 
 	m.Cat = &style.Catalog{}
@@ -184,14 +162,14 @@ func OpenModel(ctx context.Context, f *ModelFlags, stdout, stderr io.Writer, bar
 			return nil, err
 		}
 	}
-	rep, err := m.Cat.AddImages(ctx, m.Src, names, m.FX, m.Head, &style.AddImagesOptions{
-		Category: m.Category, Model: modelDesc, Workers: f.Workers, Progress: bars.Update,
+	rep, err := m.Cat.AddImages(ctx, m.Src, names, m.FX, m.Head, &style.ExtractOptions{
+		Category: m.Category, Workers: f.Workers, Progress: bars.Update,
 	})
 	bars.Finish()
 	if errors.Is(err, style.ErrBackboneMismatch) {
 		return nil, fmt.Errorf("catalogue %s was built with another model (%w); delete it or choose another -catalog", f.Catalog, err)
 	}
-	if rep != nil && rep.Added > 0 && f.Catalog != "" {
+	if rep != nil && rep.Done > 0 && f.Catalog != "" {
 		// Saved even when interrupted, so that the next run resumes.
 		if serr := m.Cat.Save(f.Catalog); serr != nil && err == nil {
 			err = serr
@@ -208,13 +186,13 @@ func OpenModel(ctx context.Context, f *ModelFlags, stdout, stderr io.Writer, bar
 		where += " (reused)"
 	}
 	fmt.Fprintf(stdout, "catalogue: %s: %d items; this run indexed %d of %d images in %s, %d already there, %d failed\n",
-		where, m.Cat.Len(), rep.Added, rep.Total, rep.Elapsed.Round(time.Millisecond), rep.Skipped, len(rep.Failed))
+		where, m.Cat.Len(), rep.Done, rep.Total, rep.Elapsed.Round(time.Millisecond), rep.Skipped, len(rep.Failed))
 	for i, fl := range rep.Failed {
 		if i == 5 {
 			fmt.Fprintf(stderr, "  ... and %d more\n", len(rep.Failed)-5)
 			break
 		}
-		fmt.Fprintf(stderr, "  skipped %s\n", fl)
+		fmt.Fprintf(stderr, "  skipped %s: %v\n", fl.Name, fl.Err)
 	}
 	ok = true
 	return m, nil
