@@ -41,7 +41,7 @@ import (
 	"github.com/stylespace/style/study"
 )
 
-func main() { cli.Main("demo", "", run) }
+func main() { cli.Main("demo", run) }
 
 // imageSize is the side of the generated product images, in pixels.
 const imageSize = 128

@@ -45,7 +45,7 @@ import (
 	"github.com/stylespace/style/examples/internal/cli"
 )
 
-func main() { cli.Main("evaluate", "", run) }
+func main() { cli.Main("evaluate", run) }
 
 // Result is what -json prints for two images.
 type Result struct {

@@ -33,7 +33,7 @@ import (
 )
 
 func main() {
-	cli.Main("recommend", "run the same command again to finish indexing (images done are kept in the catalogue file)", run)
+	cli.Main("recommend", run)
 }
 
 // Output is what -json prints.

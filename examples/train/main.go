@@ -41,7 +41,7 @@ import (
 const StudyImages = "https://m.media-amazon.com/images/I/"
 
 func main() {
-	cli.Main("train", "run the same command again to resume (features already computed are kept)", run)
+	cli.Main("train", run)
 }
 
 // wrapExtractor, if not nil, wraps the feature extractor (tests count and
@@ -151,6 +151,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	res, err := study.Run(ctx, cfg)
 	bars.Finish()
+	if err != nil && ctx.Err() != nil && stored(*store) {
+		return cli.Resumable(err, "run the same command again to resume (features already computed are kept in "+*store+")")
+	}
 	if err != nil {
 		if ctx.Err() == nil && len(rec.failed) > 0 {
 			// The study stopped (too few usable pairs, say) before writing
@@ -171,6 +174,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "failed: %s (listed in %s)\n", line, res.Files[study.FailedImagesFile])
 	}
 	return nil
+}
+
+// stored reports whether the feature store in dir holds anything.
+func stored(dir string) bool {
+	st, err := style.OpenFeatureStore(dir, &style.StoreOptions{ReadOnly: true})
+	if err != nil {
+		return false
+	}
+	defer st.Close()
+	return st.Len() > 0
 }
 
 // recorder is an ImageSource that records the images it fails to open.

@@ -29,7 +29,7 @@ import (
 )
 
 func main() {
-	cli.Main("tsne", "run the same command again to finish indexing (images done are kept in the catalogue file)", run)
+	cli.Main("tsne", run)
 }
 
 // run is the whole program, callable from tests.

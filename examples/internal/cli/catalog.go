@@ -206,8 +206,12 @@ func OpenModel(ctx context.Context, mf *ModelFlags, cf *CatalogFlags, outputs []
 	}
 	if rep != nil && rep.Done > 0 && cf.Catalog != "" {
 		// Saved even when interrupted, so that the next run resumes.
-		if serr := m.Cat.Save(cf.Catalog); serr != nil && err == nil {
+		serr := m.Cat.Save(cf.Catalog)
+		switch {
+		case serr != nil && err == nil:
 			err = serr
+		case serr == nil && ctx.Err() != nil:
+			err = Resumable(err, fmt.Sprintf("run the same command again to resume (the %d images indexed are kept in %s)", m.Cat.Len(), cf.Catalog))
 		}
 	}
 	if err != nil {

@@ -68,30 +68,49 @@ func Message(err error) string {
 	}
 }
 
+// resumable is an error of interrupted work that a new run resumes.
+type resumable struct {
+	err  error
+	hint string
+}
+
+func (e *resumable) Error() string { return e.err.Error() }
+func (e *resumable) Unwrap() error { return e.err }
+
+// Resumable marks err, the error of work stopped by an interruption, as
+// resumable: Main then adds hint (how to resume) to "interrupted". Programs
+// call it only when something was kept for the next run to resume from.
+func Resumable(err error, hint string) error {
+	if err == nil {
+		return nil
+	}
+	return &resumable{err, hint}
+}
+
 // Main runs an example program's run function with the command-line
 // arguments, standard output and error, and a context cancelled by Ctrl-C
 // (SIGINT) or SIGTERM, and exits with the status ExitCode gives. An error
 // is printed as "name: message" (see Message). After an interruption it
-// prints "name: interrupted", followed by resume, if not empty, when run
-// was stopped by the interruption (not when it had failed for another
-// reason): resumable programs say how to resume.
-func Main(name, resume string, run func(ctx context.Context, args []string, stdout, stderr io.Writer) error) {
+// prints "name: interrupted", with how to resume when run returned an
+// error marked by Resumable.
+func Main(name string, run func(ctx context.Context, args []string, stdout, stderr io.Writer) error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	interrupted := ctx.Err() != nil
 	stop()
-	os.Exit(report(os.Stderr, name, resume, err, interrupted))
+	os.Exit(report(os.Stderr, name, err, interrupted))
 }
 
 // report prints err and the interruption notice for Main and returns the
 // exit status.
-func report(stderr io.Writer, name, resume string, err error, interrupted bool) int {
+func report(stderr io.Writer, name string, err error, interrupted bool) int {
 	code := ExitCode(err, interrupted)
 	switch {
 	case interrupted:
 		msg := "interrupted"
-		if err != nil && errors.Is(err, context.Canceled) && resume != "" {
-			msg += "; " + resume
+		var r *resumable
+		if errors.As(err, &r) && r.hint != "" {
+			msg += "; " + r.hint
 		}
 		fmt.Fprintf(stderr, "%s: %s\n", name, msg)
 	case code != ExitOK:

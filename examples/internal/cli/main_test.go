@@ -31,24 +31,26 @@ func TestExitCode(t *testing.T) {
 
 func TestReport(t *testing.T) {
 	var b bytes.Buffer
-	code := report(&b, "train", "run the same command again to resume", fmt.Errorf("study: features: %w", context.Canceled), true)
+	hint := "run the same command again to resume"
+	code := report(&b, "train", Resumable(fmt.Errorf("study: features: %w", context.Canceled), hint), true)
 	assert.Equal(t, ExitInterrupted, code)
 	assert.Equal(t, "train: interrupted; run the same command again to resume\n", b.String())
 
-	// Interrupted while failing for another reason: no resume hint.
+	// Interrupted with nothing to resume: no hint.
 	b.Reset()
-	report(&b, "train", "run the same command again to resume", errors.New("disk full"), true)
+	report(&b, "train", context.Canceled, true)
 	assert.Equal(t, "train: interrupted\n", b.String())
 
 	// No interruption: no "interrupted", internal prefixes stripped.
 	b.Reset()
-	code = report(&b, "train", "run the same command again to resume", errors.New("study: Study.Run: picture: cannot write x.png"), false)
+	code = report(&b, "train", Resumable(errors.New("study: Study.Run: picture: cannot write x.png"), hint), false)
 	assert.Equal(t, ExitError, code)
 	assert.Equal(t, "train: cannot write x.png\n", b.String())
 
 	b.Reset()
-	assert.Equal(t, ExitOK, report(&b, "train", "", flag.ErrHelp, false))
+	assert.Equal(t, ExitOK, report(&b, "train", flag.ErrHelp, false))
 	assert.Empty(t, b.String())
+	assert.Nil(t, Resumable(nil, hint))
 }
 
 func TestMessage(t *testing.T) {
