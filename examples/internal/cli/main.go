@@ -50,10 +50,11 @@ func ExitCode(err error, interrupted bool) int {
 	return ExitError
 }
 
-// internalPrefix matches the package and method prefixes of library
-// errors ("style: ", "study: ", "picture: ", "Study.Run: "), at the start
-// of a message or after another ": ".
-var internalPrefix = regexp.MustCompile(`(^|: )((style|study|picture)(\.[A-Za-z]+)*|[A-Z][A-Za-z]*\.[A-Z][A-Za-z]*): `)
+// internalPrefix matches the package, function and method prefixes of
+// library errors ("style: ", "study: ", "picture: ", "style:
+// GenerateWeights: ", "Study.Run: "), at the start of a message or after
+// another ": ".
+var internalPrefix = regexp.MustCompile(`(^|: )((style|study|picture)(\.[A-Za-z]+)*: ([A-Z][A-Za-z]*(\.[A-Z][A-Za-z]*)?: )?|[A-Z][A-Za-z]*\.[A-Z][A-Za-z]*: )`)
 
 // Message is err's text for a user: the library's internal prefixes
 // removed (what they wrap, such as file names, is kept).

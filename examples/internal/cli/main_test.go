@@ -55,11 +55,13 @@ func TestReport(t *testing.T) {
 
 func TestMessage(t *testing.T) {
 	for in, want := range map[string]string{
-		"style: image folder: open x: no such file":      "image folder: open x: no such file",
-		"head h.safetensors: style: malformed input":     "head h.safetensors: malformed input",
-		"study: picture: Scatter: cannot write a.png":    "Scatter: cannot write a.png",
-		"study: Study.Run: feature store: style: broken": "feature store: broken",
-		"plain message: styles.csv line 2":               "plain message: styles.csv line 2",
+		"style: image folder: open x: no such file":                   "image folder: open x: no such file",
+		"head h.safetensors: style: malformed input":                  "head h.safetensors: malformed input",
+		"study: picture: Scatter: cannot write a.png":                 "cannot write a.png",
+		"study: Study.Run: feature store: style: broken":              "feature store: broken",
+		"plain message: styles.csv line 2":                            "plain message: styles.csv line 2",
+		"-weights-divisor 3: style: GenerateWeights: width divisor 3": "-weights-divisor 3: width divisor 3",
+		"Shirts: style: SiameseHead.Compare: feature 3":               "Shirts: feature 3",
 	} {
 		assert.Equal(t, want, Message(errors.New(in)), in)
 	}
