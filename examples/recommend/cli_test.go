@@ -201,3 +201,29 @@ func TestRecommendSIGTERM(t *testing.T) {
 	assert.Regexp(t, `\(reused\): 300 items; this run indexed \d+ of 300 images in \S+, [1-9]\d* already there`, out.String())
 	t.Logf("resumed in %s", time.Since(start))
 }
+
+// TestRecommendHeadMismatch gives a head trained on another generated
+// network next to an existing catalogue: the error is about the head and
+// the weights, naming both backbones, not about the catalogue.
+func TestRecommendHeadMismatch(t *testing.T) {
+	fashion := fashionDir(t)
+	dir := t.TempDir()
+	catalog := filepath.Join(dir, "c.stylecat")
+	base := []string{"-images", filepath.Join(fashion, "images"), "-catalog", catalog, "-limit", "4", "-weights-divisor", "16", "-quiet"}
+	runOK(t, base...)
+	w, err := style.GenerateWeights(style.VGG16, 9, 16)
+	require.NoError(t, err)
+	net, err := style.NewNetwork(w, nil)
+	require.NoError(t, err)
+	head, err := style.NewSiameseHead(&style.HeadConfig{In: net.FeatureLen(), Out: 8, Scale: 100, Backbone: net.Backbone()})
+	require.NoError(t, err)
+	hp := filepath.Join(dir, "h.safetensors")
+	require.NoError(t, head.Save(hp))
+
+	var stdout, stderr bytes.Buffer
+	err = run(context.Background(), append(base, "-head", hp), &stdout, &stderr)
+	require.ErrorIs(t, err, style.ErrBackboneMismatch)
+	assert.Contains(t, err.Error(), "head "+hp+" was trained on generated vgg16 (seed 9, width divisor 16")
+	assert.Contains(t, err.Error(), "these weights are generated vgg16 (seed 1, width divisor 16")
+	assert.NotContains(t, err.Error(), "catalogue")
+}
