@@ -155,17 +155,8 @@ func runTwo(ctx context.Context, o *options, img1, img2 string, stdout, stderr i
 			return fmt.Errorf("cannot read image %s: %w", name, err)
 		}
 	}
-	// The model description goes to stderr: stdout holds the answer only.
-	bars := cli.NewBars(stderr, o.model.Quiet || o.asJSON)
-	info := stderr
-	if o.asJSON || o.model.Quiet {
-		info = io.Discard
-	}
-	net, err := o.model.Network(ctx, info, bars)
+	net, err := network(ctx, o, head, o.model.Quiet || o.asJSON, stderr)
 	if err != nil {
-		return err
-	}
-	if err := cli.CheckHead(o.model.Head, head, net); err != nil {
 		return err
 	}
 	var feats [2][]float32
@@ -186,6 +177,24 @@ func runTwo(ctx context.Context, o *options, img1, img2 string, stdout, stderr i
 	}
 	fmt.Fprintf(stdout, "Distance: %.4f (cutoff %.4f: compatible at or below)\n%s\n", d, head.Cutoff, v)
 	return nil
+}
+
+// network loads the network of the model flags and checks that head was
+// trained on it. What it is goes to stderr unless quiet: stdout holds the
+// results only.
+func network(ctx context.Context, o *options, head *style.SiameseHead, quiet bool, stderr io.Writer) (*style.Network, error) {
+	info := stderr
+	if quiet {
+		info = io.Discard
+	}
+	net, err := o.model.Network(ctx, info, cli.NewBars(stderr, quiet))
+	if err != nil {
+		return nil, err
+	}
+	if err := cli.CheckHead(o.model.Head, head, net); err != nil {
+		return nil, err
+	}
+	return net, nil
 }
 
 // opener reads an image of the pair list.
@@ -245,15 +254,8 @@ func runPairs(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	}
 	defer closeSrc()
 	bars := cli.NewBars(stderr, o.model.Quiet)
-	info := stderr
-	if o.model.Quiet {
-		info = io.Discard
-	}
-	net, err := o.model.Network(ctx, info, bars)
+	net, err := network(ctx, o, head, o.model.Quiet, stderr)
 	if err != nil {
-		return err
-	}
-	if err := cli.CheckHead(o.model.Head, head, net); err != nil {
 		return err
 	}
 

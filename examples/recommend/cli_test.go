@@ -1,19 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,11 +22,7 @@ import (
 // TestMain runs the program itself when the test binary is re-executed
 // by TestRecommendSIGTERM.
 func TestMain(m *testing.M) {
-	if os.Getenv("RECOMMEND_TEST_MAIN") == "1" {
-		os.Args = append([]string{"recommend"}, strings.Fields(os.Getenv("RECOMMEND_TEST_ARGS"))...)
-		main()
-		os.Exit(0)
-	}
+	cli.RunAsMain("RECOMMEND_TEST_MAIN", "recommend", main)
 	os.Exit(m.Run())
 }
 
@@ -167,32 +158,13 @@ func TestRecommendSIGTERM(t *testing.T) {
 	dir := t.TempDir()
 	catalog := filepath.Join(dir, "c.stylecat")
 	args := fmt.Sprintf("-images %s -catalog %s -limit 300 -weights-divisor 8 -workers 1 -sheet %s", filepath.Join(fashion, "images"), catalog, filepath.Join(dir, "s.png"))
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "RECOMMEND_TEST_MAIN=1", "RECOMMEND_TEST_ARGS="+args)
-	stderr, err := cmd.StderrPipe()
+	code, errOut, signalled, err := cli.Terminate("RECOMMEND_TEST_MAIN", args, func(line string) bool {
+		return strings.Contains(line, "(10%)") // plain progress lines: not a terminal
+	})
 	require.NoError(t, err)
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
-	require.NoError(t, cmd.Start())
-	// Progress lines are plain (not a terminal): wait for the first tenth.
-	var errOut strings.Builder
-	sc := bufio.NewScanner(stderr)
-	signalled := false
-	for sc.Scan() {
-		line := sc.Text()
-		errOut.WriteString(line + "\n")
-		if !signalled && strings.Contains(line, "(10%)") {
-			require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-			signalled = true
-		}
-	}
-	io.Copy(io.Discard, stderr)
-	err = cmd.Wait()
-	require.True(t, signalled, "no progress seen:\n%s", errOut.String())
-	var ee *exec.ExitError
-	require.True(t, errors.As(err, &ee), "exit: %v\n%s", err, errOut.String())
-	assert.Equal(t, cli.ExitInterrupted, ee.ExitCode(), errOut.String())
-	assert.Contains(t, errOut.String(), "recommend: interrupted; run the same command again")
+	require.True(t, signalled, "no progress seen:\n%s", errOut)
+	assert.Equal(t, cli.ExitInterrupted, code, errOut)
+	assert.Contains(t, errOut, "recommend: interrupted; run the same command again")
 	require.FileExists(t, catalog, "nothing saved on the way out")
 
 	start := time.Now()

@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -25,11 +21,7 @@ import (
 // TestMain runs the program itself when the test binary is re-executed
 // by TestTrainSIGTERM.
 func TestMain(m *testing.M) {
-	if os.Getenv("TRAIN_TEST_MAIN") == "1" {
-		os.Args = append([]string{"train"}, strings.Fields(os.Getenv("TRAIN_TEST_ARGS"))...)
-		main()
-		os.Exit(0)
-	}
+	cli.RunAsMain("TRAIN_TEST_MAIN", "train", main)
 	os.Exit(m.Run())
 }
 
@@ -96,28 +88,13 @@ func TestTrainSIGTERM(t *testing.T) {
 	pairs, _, names := fixture(t, 60)
 	out := filepath.Join(t.TempDir(), "out")
 	args := fmt.Sprintf("-pairs %s -images %s -out %s -epochs 2 -workers 1 -weights-divisor 8", pairs, filepath.Join(cli.FashionDir, "images"), out)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "TRAIN_TEST_MAIN=1", "TRAIN_TEST_ARGS="+args)
-	stderr, err := cmd.StderrPipe()
+	code, errOut, signalled, err := cli.Terminate("TRAIN_TEST_MAIN", args, func(line string) bool {
+		return strings.HasPrefix(line, "features") && strings.Contains(line, "(10%)")
+	})
 	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	var errOut strings.Builder
-	sc := bufio.NewScanner(stderr)
-	signalled := false
-	for sc.Scan() {
-		line := sc.Text()
-		errOut.WriteString(line + "\n")
-		if !signalled && strings.HasPrefix(line, "features") && strings.Contains(line, "(10%)") {
-			require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-			signalled = true
-		}
-	}
-	err = cmd.Wait()
-	require.True(t, signalled, "no progress seen:\n%s", errOut.String())
-	var ee *exec.ExitError
-	require.True(t, errors.As(err, &ee), "exit: %v\n%s", err, errOut.String())
-	assert.Equal(t, cli.ExitInterrupted, ee.ExitCode(), errOut.String())
-	assert.Contains(t, errOut.String(), "train: interrupted; run the same command again to resume")
+	require.True(t, signalled, "no progress seen:\n%s", errOut)
+	assert.Equal(t, cli.ExitInterrupted, code, errOut)
+	assert.Contains(t, errOut, "train: interrupted; run the same command again to resume")
 	assert.NoFileExists(t, filepath.Join(out, study.HeadFile))
 
 	var so, se bytes.Buffer
