@@ -213,7 +213,7 @@ func TestRunRecommend(t *testing.T) {
 	}
 }
 
-// writeHead saves an untrained head for the generated network of -divisor 16
+// writeHead saves an untrained head for the generated network of -weights-divisor 16
 // and returns its path.
 func writeHead(t *testing.T, dir string, seed uint64) string {
 	t.Helper()
