@@ -17,7 +17,7 @@
 //
 // Usage:
 //
-//	go run ./examples/demo [-out style-demo] [-items 600] [-pairs 4000] [-seed 1] [model flags]
+//	go run ./examples/demo [-out style-demo] [-items 600] [-pair-count 4000] [-seed 1] [model flags]
 package main
 
 import (
@@ -82,7 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
 		out    = fl.String("out", "style-demo", "output `folder`")
 		nItems = fl.Int("items", 600, "generated products")
-		nPairs = fl.Int("pairs", 4000, "generated labelled pairs")
+		nPairs = fl.Int("pair-count", 4000, "generated labelled pairs")
 		seed   = fl.Uint64("seed", 1, "seed of the generated products, pairs, split and training")
 		epochs = fl.Int("epochs", 40, "maximum training epochs")
 	)
@@ -98,7 +98,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cli.Usagef("unexpected arguments %q (all settings are flags; see -h)", pos)
 	}
 	if *nItems < 20 || *nPairs < 50 {
-		return cli.Usagef("need at least 20 items and 50 pairs (got %d and %d)", *nItems, *nPairs)
+		return cli.Usagef("need at least 20 -items and 50 -pair-count (got %d and %d)", *nItems, *nPairs)
 	}
 	if *epochs <= 0 {
 		return cli.Usagef("-epochs %d: must be positive", *epochs)

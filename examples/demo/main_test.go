@@ -24,7 +24,7 @@ import (
 func TestDemo(t *testing.T) {
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
-	args := []string{"-out", out, "-items", "150", "-pairs", "900", "-epochs", "15", "-quiet"}
+	args := []string{"-out", out, "-items", "150", "-pair-count", "900", "-epochs", "15", "-quiet"}
 	if err := run(context.Background(), args, &stdout, &stderr); err != nil {
 		t.Fatalf("demo: %v\n%s\n%s", err, stdout.String(), stderr.String())
 	}
@@ -78,7 +78,7 @@ func TestDemoBadFlags(t *testing.T) {
 func TestDemoHeadFitsDefaultModel(t *testing.T) {
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
-	args := []string{"-items", "60", "-pairs", "300", "-epochs", "2", "-quiet", "-out", out}
+	args := []string{"-items", "60", "-pair-count", "300", "-epochs", "2", "-quiet", "-out", out}
 	require.NoError(t, run(context.Background(), args, &stdout, &stderr), stderr.String())
 	assert.Contains(t, stdout.String(), "generated vgg16 (seed 1, width divisor 8")
 	head, err := style.LoadHead(filepath.Join(out, "head.safetensors"))
