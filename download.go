@@ -32,25 +32,37 @@ const stallBytes = 1 << 20
 const defaultStallTimeout = 60 * time.Second
 
 // DownloadOptions configures DownloadWeights. A nil *DownloadOptions
-// means all defaults, which fetch the architecture's published weights:
-// for VGG16 torchvision's ImageNet weights,
-// https://download.pytorch.org/models/vgg16-397923af.pth (legacy PyTorch
-// format, 553,433,881 bytes, SHA-256 starting with 397923af).
+// means all defaults, which fetch the architecture's published weights,
+// torchvision's ImageNet weights:
+//
+//   - VGG16: https://download.pytorch.org/models/vgg16-397923af.pth
+//     (legacy PyTorch format, 553,433,881 bytes, SHA-256 starting with
+//     397923af);
+//   - ResNet50: IMAGENET1K_V1,
+//     https://download.pytorch.org/models/resnet50-0676ba61.pth
+//     (102,530,333 bytes, SHA-256 starting with 0676ba61), the weights of
+//     the original training recipe that pretrained=True loads. Setting
+//     URL to https://download.pytorch.org/models/resnet50-11ad3fa6.pth
+//     selects IMAGENET1K_V2 (torchvision's newer recipe and its DEFAULT;
+//     102,540,417 bytes, SHA-256 starting with 11ad3fa6), whose prefix
+//     and size are then known too.
+//
 // DownloadWeights does not modify it.
 type DownloadOptions struct {
 	// URL of the weight file. "" means the architecture's default.
 	URL string
 	// SHA256Prefix is the expected start of the file's hex SHA-256 (any
-	// length up to 64). "" means the default file's prefix when URL is ""
-	// or the default URL, and is an error for any other URL: downloads are
-	// always verified.
+	// length up to 64). "" means the published file's prefix when URL is
+	// "" or one of the architecture's published files (see above), and is
+	// an error for any other URL: downloads are always verified.
 	SHA256Prefix string
 	// Size is the file's size in bytes. A response announcing another size
 	// (Content-Length, or the total of Content-Range) is refused before
 	// anything is written, and one that runs longer is cut off and its
-	// download deleted. 0 means the default file's size when URL is "" or
-	// the default URL, and for any other URL an unknown size, with
-	// downloads capped at 1 GiB. Negative is an error.
+	// download deleted. 0 means the published file's size when URL is ""
+	// or one of the architecture's published files, and for any other URL
+	// an unknown size, with downloads capped at 1 GiB. Negative is an
+	// error.
 	Size int64
 	// StallTimeout is how long a download may go without progress: a
 	// request fails when less than 1 MiB arrives in any StallTimeout,
@@ -114,13 +126,22 @@ func DownloadWeights(ctx context.Context, arch Arch, opts *DownloadOptions) (str
 	if opts != nil {
 		o = *opts
 	}
-	def := spec.download
+	def := spec.downloads[0]
 	if o.URL == "" {
 		o.URL = def.url
 	}
+	for _, d := range spec.downloads {
+		if o.URL == d.url {
+			def = d
+		}
+	}
 	if o.SHA256Prefix == "" {
 		if o.URL != def.url {
-			return "", fmt.Errorf("style: download %s: DownloadOptions.SHA256Prefix must be set for a URL other than the default %s", o.URL, def.url)
+			urls := make([]string, len(spec.downloads))
+			for i, d := range spec.downloads {
+				urls[i] = d.url
+			}
+			return "", fmt.Errorf("style: download %s: DownloadOptions.SHA256Prefix must be set for a URL other than the default %s", o.URL, strings.Join(urls, " or "))
 		}
 		o.SHA256Prefix = def.sha256Prefix
 	}

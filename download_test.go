@@ -489,7 +489,7 @@ func TestDownloadWeightsSize(t *testing.T) {
 		client := &http.Client{Transport: rewriteHost{srv.URL}}
 		dir := t.TempDir()
 		_, err := downloadWithin(t, &DownloadOptions{CacheDir: dir, Client: client})
-		require.ErrorContains(t, err, fmt.Sprintf("%d bytes, expected %d", size, vgg16Spec.download.size))
+		require.ErrorContains(t, err, fmt.Sprintf("%d bytes, expected %d", size, vgg16Spec.downloads[0].size))
 		assert.Equal(t, []string{""}, s.requests())
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {

@@ -13,12 +13,16 @@ import (
 // the narrowest width (64 for VGG16). ReadWeights reads such a network
 // back from a file given the same divisor.
 //
-// Conv layer l's weight i (OIHW order) is sqrt(6/fan_in)*(2u-1) and bias j
-// is 0.1*(2u-1), where u is a splitmix64 hash of l, i and seed mapped to
-// [0, 1) — He-uniform initialisation. For VGG16 with seed 0 and divisor 1
-// these are exactly the weights of the vgg16_formula golden network. The
-// weights ask for PreprocessCaffe, and record seed and divisor (so does
-// the Backbone of their network). Features of such a network are not
+// For VGG16, conv layer l's weight i (OIHW order) is
+// sqrt(6/fan_in)*(2u-1) and bias j is 0.1*(2u-1), where u is a splitmix64
+// hash of l, i and seed mapped to [0, 1) — He-uniform initialisation; with
+// seed 0 and divisor 1 these are exactly the weights of the vgg16_formula
+// golden network, and they ask for PreprocessCaffe. For ResNet50 the
+// convolutions are He-uniform by the same hash and each is followed by a
+// batch norm near the identity (γ in [0.75, 1.25), β and the mean within
+// ±0.1, the variance in [0.5, 1.5)), folded in as ReadWeights folds them;
+// they ask for PreprocessTorch. The weights record seed and divisor (so
+// does the Backbone of their network). Features of such a network are not
 // ImageNet features, but they do respond to colour, texture and shape,
 // which is enough to show the pipeline working.
 //
@@ -41,6 +45,11 @@ func GenerateWeights(arch Arch, seed uint64, divisor int) (*Weights, error) {
 			"source": fmt.Sprintf("generated: seed %d, width divisor %d", seed, divisor),
 		},
 		layers: make([]ConvWeights, len(spec.layers)),
+	}
+	if spec.generate != nil {
+		w.Preprocess = PreprocessTorch
+		w.layers = spec.generate(seed, divisor)
+		return w, nil
 	}
 	mix := seed * 0x9E3779B97F4A7C15
 	for l := range spec.layers {

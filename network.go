@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/stylespace/style/internal/engine"
+	"github.com/stylespace/style/internal/resnet"
 	"gonum.org/v1/gonum/blas"
 )
 
@@ -19,15 +20,18 @@ const InputSize = 224
 // Network is a backbone used as a feature extractor: the convolutional
 // part of an architecture (see Arch) with its weights. A 224x224 image
 // becomes FeatureLen floats in C,H,W order: for VGG16, C x 7 x 7 (25,088
-// for the published weights, C = 512).
+// for the published weights, C = 512); for ResNet50, C x 1 x 1, the
+// global average of each channel of the last 7x7 map (2,048 for the
+// published weights).
 //
 // A *Network is immutable after construction and safe for concurrent use
 // by multiple goroutines; each call takes its scratch memory (about 26 MB
-// per image in flight for the full VGG16: two activation buffers) from a
-// pool, so concurrent calls do not contend except for the cores, and a
+// per image in flight for the full VGG16, two activation buffers; 13 MB
+// for ResNet50, four smaller ones) from a pool, so concurrent calls do not contend except for the cores, and a
 // steady stream of calls does not allocate it again.
 type Network struct {
-	convs      []*Conv
+	convs      []*Conv     // VGG16
+	res        *resnet.Net // ResNet50
 	pre        Preprocess
 	filter     ResizeFilter
 	matte      color.Color
@@ -55,7 +59,8 @@ type NetworkOptions struct {
 	// transparent pixel keeps whatever colour it stores.
 	Matte color.Color
 	// BLAS computes the convolutions' matrix products; it must be safe for
-	// concurrent use. Zero value (nil): the package default.
+	// concurrent use. Zero value (nil): the package default. ResNet50 runs
+	// on the package's own kernels and does not use it.
 	BLAS blas.Float32Level3
 	// Workers is the number of goroutines one call may use. Zero value:
 	// runtime.GOMAXPROCS(0); negative is an error.
@@ -63,7 +68,9 @@ type NetworkOptions struct {
 	// Algorithm selects the algorithm of every convolution. Zero value:
 	// ConvAuto, the fastest accurate one for each layer (Winograd
 	// F(4x4, 3x3) or F(2x2, 3x3) with the package's BLAS; see
-	// ConvAlgorithm for each one's error).
+	// ConvAlgorithm for each one's error). For ResNet50 it applies to the
+	// 3x3 stride-1 convolutions; ConvAuto picks per layer by its width,
+	// the others are implicit GEMMs.
 	Algorithm ConvAlgorithm
 }
 
@@ -146,6 +153,13 @@ func NewNetwork(w *Weights, opts *NetworkOptions) (*Network, error) {
 			Divisor:    w.Divisor,
 		},
 	}
+	if spec.arch == ResNet50 {
+		if m.res, err = newResNet50(w.layers, w.Divisor, &o); err != nil {
+			return nil, fmt.Errorf("style: NewNetwork: %w", err)
+		}
+		m.featureLen = m.res.Features()
+		return m, nil
+	}
 	h, wd := InputSize, InputSize
 	for i, l := range w.layers {
 		c, err := NewConv(l, &ConvOptions{ReLU: true, Pool: spec.layers[i].pool, BLAS: o.BLAS, Workers: o.Workers, Algorithm: o.Algorithm})
@@ -159,8 +173,9 @@ func NewNetwork(w *Weights, opts *NetworkOptions) (*Network, error) {
 	return m, nil
 }
 
-// FeatureLen returns the length of a feature vector: C x 7 x 7 for VGG16,
-// where C is the width of the last conv layer (25,088 at full width).
+// FeatureLen returns the length of a feature vector: C x 7 x 7 for VGG16
+// and C for ResNet50, where C is the width of the last conv layer (25,088
+// and 2,048 at full width).
 func (m *Network) FeatureLen() int { return m.featureLen }
 
 // Backbone identifies the network: its architecture, preprocessing, and
@@ -275,7 +290,7 @@ func (m *Network) ForwardTo(dst, x []float32, n int) []float32 {
 
 // chunk is the number of images pushed through the network together: enough
 // to keep the workers busy on the small late layers, few enough to bound the
-// activation memory (about 13 MB per image for VGG16). Results do not
+// activation memory (about 13 MB per image for VGG16 and ResNet50). Results do not
 // depend on it.
 func (m *Network) chunk() int {
 	return max(2, min(2*engine.Workers(m.workers), 8))
@@ -284,6 +299,10 @@ func (m *Network) chunk() int {
 // forwardTo runs the layers on n > 0 images of 3 x h x w and writes the
 // final activations into dst. It panics on wrong lengths.
 func (m *Network) forwardTo(dst, x []float32, n, h, w int) {
+	if m.res != nil {
+		m.res.ForwardTo(dst, x, n, h, w, nil)
+		return
+	}
 	// The largest activation is an unpooled layer's output.
 	maxAct := 0
 	ch, cw := h, w

@@ -173,8 +173,12 @@ func pthFindClass(module, name string) (any, error) {
 		return &pthDtype{class: "torch.HalfStorage", dtype: "F16"}, nil
 	case "torch.BFloat16Storage":
 		return &pthDtype{class: "torch.BFloat16Storage", dtype: "BF16"}, nil
+	case "torch.LongStorage":
+		// Batch norms' num_batches_tracked counters; never read (see
+		// planPTH), but their storages are checked like the others.
+		return &pthDtype{class: "torch.LongStorage", dtype: "I64"}, nil
 	}
-	return nil, fmt.Errorf("refusing pickle global %s.%s (only tensors of float32, float16 or bfloat16 in a dict are accepted)", module, name)
+	return nil, fmt.Errorf("refusing pickle global %s.%s (only tensors of float32, float16 or bfloat16, and int64 counters, in a dict are accepted)", module, name)
 }
 
 // unpickleBounded decodes one pickle starting at off, which must end
@@ -581,6 +585,9 @@ func planPTH(tensors map[string]*pthTensor, plan *tensorPlan, path string, off i
 	views := make([]*pthView, 0, len(names))
 	for _, name := range names {
 		t := tensors[name]
+		if d := t.storage.dtype.dtype; d != "F32" && d != "F16" && d != "BF16" {
+			return nil, &FormatError{Path: path, Offset: off, Msg: fmt.Sprintf("tensor %q: %s is not supported (want float32, float16 or bfloat16)", name, t.storage.dtype.class)}
+		}
 		numel, err := t.checkContiguous()
 		if err != nil {
 			return nil, &FormatError{Path: path, Offset: off, Msg: fmt.Sprintf("tensor %q: %v", name, err)}

@@ -26,6 +26,7 @@ type pthSpec struct {
 	shape  []int
 	data   []float32 // row-major values
 	half   bool      // store as float16 (values should be representable)
+	long   bool      // store as int64 (a batch norm's num_batches_tracked)
 	offset int       // elements of padding before the tensor in its storage
 	extra  int       // elements of padding after it
 	stride []int     // nil: contiguous
@@ -128,7 +129,9 @@ func (s pthSpec) storageBytes() []byte {
 	vals = append(vals, make([]float32, s.extra)...)
 	vals = vals[:len(vals)-s.trim]
 	for _, v := range vals {
-		if s.half {
+		if s.long {
+			binary.Write(&buf, binary.LittleEndian, int64(v))
+		} else if s.half {
 			binary.Write(&buf, binary.LittleEndian, float32to16(v))
 		} else {
 			binary.Write(&buf, binary.LittleEndian, v)
@@ -156,6 +159,8 @@ func (f *pthFile) mainPickle() []byte {
 		p.str("storage")
 		if t.half {
 			p.global("torch", "HalfStorage")
+		} else if t.long {
+			p.global("torch", "LongStorage")
 		} else {
 			p.global("torch", "FloatStorage")
 		}
@@ -367,6 +372,24 @@ func equalFloats(a, b []float32) bool {
 		}
 	}
 	return true
+}
+
+// TestReadPTHInt64 checks that int64 tensors (batch norms'
+// num_batches_tracked counters) are skipped when not needed and refused
+// when they are.
+func TestReadPTHInt64(t *testing.T) {
+	for _, zip := range []bool{false, true} {
+		specs := append(vgg16Specs(testDivisor, false, 0), pthSpec{name: "counter", shape: []int{}, data: []float32{7}, long: true})
+		w, err := ReadWeights(writeTemp(t, "w.pth", (&pthFile{tensors: specs, zip: zip}).bytes(t)), "", testDivisor)
+		require.NoError(t, err, "zip %v", zip)
+		checkLayersMatchSpecs(t, w, specs[:len(specs)-1])
+
+		specs[3].long = true
+		p := writeTemp(t, "w.pth", (&pthFile{tensors: specs, zip: zip}).bytes(t))
+		_, err = ReadWeights(p, "", testDivisor)
+		require.ErrorIs(t, err, ErrFormat, "zip %v", zip)
+		assert.ErrorContains(t, err, fmt.Sprintf("tensor %q: torch.LongStorage is not supported", specs[3].name), "zip %v", zip)
+	}
 }
 
 func TestReadPTHSynthetic(t *testing.T) {

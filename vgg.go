@@ -18,16 +18,16 @@ var vgg16Spec = &archSpec{
 	},
 	// torchvision's ImageNet weights, in the legacy PyTorch format; 397923af
 	// is the start of the file's SHA-256.
-	download: downloadSource{
+	downloads: []downloadSource{{
 		url:          "https://download.pytorch.org/models/vgg16-397923af.pth",
 		sha256Prefix: "397923af",
 		size:         553433881,
-	},
+	}},
 }
 
 // torchvisionConv is the layer features.n of a torchvision VGG: a 3x3
 // convolution from in to out channels, followed by a max-pool if pool.
 func torchvisionConv(n, in, out int, pool bool) layerSpec {
 	p := "features." + strconv.Itoa(n)
-	return layerSpec{weight: p + ".weight", bias: p + ".bias", in: in, out: out, pool: pool}
+	return layerSpec{weight: p + ".weight", bias: p + ".bias", in: in, out: out, kernel: 3, pool: pool}
 }

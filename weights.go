@@ -35,7 +35,10 @@ type Weights struct {
 	SHA256     string            // hex SHA-256 of Source; "" if generated
 	Metadata   map[string]string // the file's safetensors metadata, or a description of generated weights
 
-	layers []ConvWeights // the convolution layers, in order
+	// layers are the convolution layers, in order: 3x3 for VGG16; for
+	// ResNet50 the folded 7x7, 3x3 and 1x1 ones of resnet.Layers50, whose
+	// Weight holds Out x In x k x k values.
+	layers []ConvWeights
 }
 
 // maxConvValue bounds the magnitude of the weights and biases of a
@@ -109,12 +112,16 @@ func sniffWeightFormat(r io.ReaderAt, path string) (weightFormat, error) {
 // files, timm's model.safetensors), or a PyTorch checkpoint in the legacy
 // format (torchvision's vgg16-397923af.pth) or the zip format, with
 // float32, float16 or bfloat16 values (converted to float32). Only the
-// tensors of the architecture's layers are read (see VGG16 for their
-// names); the classifier is skipped without being loaded.
+// tensors of the architecture's layers are read (see VGG16 and ResNet50
+// for their names); the classifier and batch norms' num_batches_tracked
+// counters are skipped without being loaded. ResNet50's batch norms are
+// folded into its convolutions as they are read (see ResNet50), so that
+// the weights hold one biased convolution per layer whatever the file.
 //
 // The architecture is the safetensors metadata key "arch", which the
 // files WriteSafetensors writes have; otherwise it is told from the
-// tensor names (torchvision's "features.N.weight" are VGG16's). A file
+// tensor names (torchvision's "features.N.weight" are VGG16's,
+// "conv1.weight", "layer1.0.conv1.weight" ... ResNet50's). A file
 // whose "arch" is not arch, or not known, or whose tensors are of no known
 // architecture, is a *FormatError; an unknown arch is an error.
 //
@@ -122,20 +129,23 @@ func sniffWeightFormat(r io.ReaderAt, path string) (weightFormat, error) {
 // divided by divisor: 1 for the published network (for VGG16 widths 64,
 // 64, 128, 128, 256, 256, 256, 512, ..., 512, the first layer taking 3
 // channels), or a power of two up to the narrowest width (2 to 64 for
-// VGG16) for the narrow networks GenerateWeights makes (8 for the narrow
+// both architectures) for the narrow networks GenerateWeights makes (8 for the narrow
 // network of the golden tests). A file of any other shape is a
 // *FormatError naming the tensor and its shape; any other divisor is an
 // error.
 //
-// Every weight and bias must be finite and within ±1e4 (published VGG16
-// weights stay within a few units); any other value is a *FormatError
+// Every weight, bias and batch-norm parameter must be finite and within
+// ±1e4 (published VGG16 weights stay within a few units), batch-norm
+// variances must not be negative, and a convolution with its batch norm
+// folded in must stay within ±1e4 too; any other value is a *FormatError
 // naming the tensor and the element.
 //
 // Names, shapes and sizes are all checked against the file's header or
 // pickle before any tensor data is read, a storage shared by several
 // tensors is read once, and compressed storages are inflated no further
 // than the tensors need: whatever the file, reading it allocates at most
-// twice the bytes of the layers returned (58.9 MB for VGG16) plus 64 MB.
+// twice the bytes of the layers returned (58.9 MB for VGG16, 94 MB for
+// ResNet50) plus 64 MB.
 //
 // Preprocess comes from the safetensors metadata key "preprocess" ("caffe"
 // or "torch"); files without it (torchvision, timm) get PreprocessTorch.
@@ -237,7 +247,7 @@ func fileArch(specs []*archSpec, arch Arch, shapes map[string][]int, meta map[st
 		}
 	}
 	if best == nil {
-		return nil, ferr("no tensor of a known architecture (%s; for VGG16 torchvision's features.N.weight and features.N.bias)", archNames())
+		return nil, ferr("no tensor of a known architecture (%s; torchvision's features.N.weight and features.N.bias for VGG16, conv1.weight, bn1.weight, layer1.0.conv1.weight ... for ResNet50)", archNames())
 	}
 	return best, nil
 }
@@ -247,8 +257,9 @@ func fileArch(specs []*archSpec, arch Arch, shapes map[string][]int, meta map[st
 // accepts, held in r. arch is the architecture asked for, "" if any of
 // specs. The names and shapes of the tensors, the file's metadata and the
 // total size are all checked before any tensor data is read, so that peak
-// memory stays within the size of the layers (58.9 MB for VGG16) plus a
-// few tens of MB of parsing, whatever the file.
+// memory stays within the size of the layers (58.9 MB for VGG16, 94 MB
+// for ResNet50, whose batch norms are folded in place) plus a few tens of
+// MB of parsing, whatever the file.
 func decodeWeights(r io.ReaderAt, size int64, path string, specs []*archSpec, arch Arch, divisor int) (*Weights, error) {
 	format, err := sniffWeightFormat(r, path)
 	if err != nil {
@@ -256,6 +267,7 @@ func decodeWeights(r io.ReaderAt, size int64, path string, specs []*archSpec, ar
 	}
 	w := &Weights{Divisor: divisor, Preprocess: PreprocessTorch}
 	var spec *archSpec
+	var folded bool // spec's layers are stored with biases, not batch norms
 	var budget int64
 	for _, s := range specs {
 		budget = max(budget, 4*s.values(divisor))
@@ -275,6 +287,7 @@ func decodeWeights(r io.ReaderAt, size int64, path string, specs []*archSpec, ar
 				}
 				w.Preprocess = Preprocess(p)
 			}
+			folded = spec.folded(shapes)
 			return spec.checkShapes(shapes, path, divisor)
 		},
 		maxBytes: budget,
@@ -294,15 +307,38 @@ func decodeWeights(r io.ReaderAt, size int64, path string, specs []*archSpec, ar
 	if spec == nil {
 		panic("style: decodeWeights: the reader returned tensors without checking them")
 	}
-	for _, l := range spec.layers {
-		for _, name := range []string{l.weight, l.bias} {
-			if err := checkTensorValues(ts[name], maxConvValue, path); err != nil {
+	for i, l := range spec.layers {
+		for _, t := range spec.layerTensors(i, divisor, folded) {
+			if err := checkTensorValues(ts[t.name], maxConvValue, path); err != nil {
 				return nil, err
+			}
+		}
+		if !folded && l.norm != "" {
+			v := ts[l.norm+normSuffixes[3]]
+			for j, x := range v.data {
+				if x < 0 {
+					return nil, &FormatError{Path: path, Offset: -1, Msg: fmt.Sprintf("tensor %s: element %d of %d is %v, a negative variance", v.name, j, len(v.data), x)}
+				}
 			}
 		}
 	}
 	w.Arch = spec.arch
 	w.layers = spec.layersOf(ts)
+	if !folded {
+		// A batch norm with a tiny variance scales its convolution up to
+		// 316 times (1/sqrt(1e-5)); the folded layer must still be within
+		// the bound that WriteSafetensors and ReadWeights hold files to.
+		for i, l := range w.layers {
+			ls := spec.layers[i]
+			for k, data := range [][]float32{l.Weight, l.Bias} {
+				if j, v, ok := checkBounded(data, maxConvValue); !ok {
+					what := [2]string{"weight", "bias"}[k]
+					return nil, &FormatError{Path: path, Offset: -1, Msg: fmt.Sprintf("tensor %s with batch norm %s folded in: %s element %d is %v, %s",
+						ls.weight, ls.norm, what, j, v, valueProblem(v, maxConvValue))}
+				}
+			}
+		}
+	}
 	return w, nil
 }
 
@@ -322,9 +358,10 @@ func fileSHA256(path string) (string, error) {
 
 // WriteSafetensors writes the layers to a safetensors file at path, as F32
 // tensors named as ReadWeights reads them (for VGG16 torchvision's
-// features.N.weight [out,in,3,3] and features.N.bias [out]), atomically.
-// The metadata holds "arch" (w.Arch), "format" ("style-vgg16-conv" for
-// VGG16), "preprocess" (PreprocessTorch if w.Preprocess is empty), and,
+// features.N.weight [out,in,3,3] and features.N.bias [out]; for ResNet50
+// the folded convolutions, torchvision's conv1.weight [out,in,7,7], ...,
+// with biases conv1.bias [out], ...), atomically. The metadata holds
+// "arch" (w.Arch), "format" ("style-vgg16-conv", "style-resnet50-conv"), "preprocess" (PreprocessTorch if w.Preprocess is empty), and,
 // when known, "source" (the base name of w.Source) and "source_sha256"
 // (w.SHA256). For torchvision's vgg16-397923af.pth the result is about
 // 58.9 MB of float32 that loads without any pickle decoding. It returns an

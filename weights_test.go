@@ -204,10 +204,15 @@ func TestReadWeightsArch(t *testing.T) {
 		require.ErrorIs(t, err, ErrFormat)
 		assert.ErrorContains(t, err, `metadata arch "resnet18"`)
 	}
-	unknown := write("unknown.safetensors", []tensor{{name: "conv1.weight", shape: []int{1}, data: []float32{1}}}, nil)
+	unknown := write("unknown.safetensors", []tensor{{name: "stem.conv.weight", shape: []int{1}, data: []float32{1}}}, nil)
 	_, err := ReadWeights(unknown, "", 1)
 	require.ErrorIs(t, err, ErrFormat)
 	assert.ErrorContains(t, err, "no tensor of a known architecture")
+	// conv1.weight is ResNet50's first tensor: the file is taken for one.
+	resnetLike := write("resnet.safetensors", []tensor{{name: "conv1.weight", shape: []int{1}, data: []float32{1}}}, nil)
+	_, err = ReadWeights(resnetLike, "", 1)
+	require.ErrorIs(t, err, ErrFormat)
+	assert.ErrorContains(t, err, "tensor conv1.weight has shape [1], want [64 3 7 7]")
 	_, err = ReadWeights(unknown, VGG16, 1)
 	require.ErrorIs(t, err, ErrFormat)
 	assert.ErrorContains(t, err, "features.0.weight (VGG16 conv layer 1) is missing")

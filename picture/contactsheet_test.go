@@ -8,10 +8,12 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/image/font"
 
 	"github.com/stylespace/style"
 )
@@ -57,8 +59,17 @@ func TestContactSheetLayout(t *testing.T) {
 		}
 		assert.GreaterOrEqual(t, ink, 15, "dark pixels of the caption of the cell at %v", cell)
 	}
-	// 100 px / 7 px per character = 14 characters, the last three "...".
-	assert.Equal(t, []string{"?? long cap..."}, captionLines("éé long caption that is cut", 100))
+	// A caption wider than the cell is cut with "…" to fit its 100
+	// pixels; the font draws accented letters, and shows what it lacks
+	// (Japanese) as "?".
+	face, _ := captionFaces()
+	cut := captionLines(face, "éé long caption that is cut", 100)
+	require.Len(t, cut, 1)
+	assert.True(t, strings.HasPrefix(cut[0], "éé long cap"), "cut caption %q", cut[0])
+	assert.True(t, strings.HasSuffix(cut[0], "…"), "cut caption %q", cut[0])
+	assert.LessOrEqual(t, font.MeasureString(face, cut[0]).Ceil(), 100, "width of the cut caption %q", cut[0])
+	assert.Empty(t, captionLines(face, "", 100), "no caption")
+	assert.Equal(t, []string{"?? shirt", "b", "c"}, captionLines(face, "日本 shirt\nb\nc\nd", 100), "three lines at most")
 	// No labels: no caption space.
 	assert.Equal(t, image.Pt(12+4*112, 12+100+12), ContactSheet(query, matches, nil, &SheetOptions{ThumbWidth: 100, ThumbHeight: 100}).Bounds().Size(),
 		"captionless one-row sheet")
@@ -74,6 +85,70 @@ func TestContactSheetLayout(t *testing.T) {
 	mustPanic(t, "64 megapixels", func() {
 		ContactSheet(query, matches, nil, &SheetOptions{ThumbWidth: 1 << 15, ThumbHeight: 1 << 15})
 	})
+}
+
+// TestContactSheetCutoff checks the marks of the matches within the
+// cutoff: a green frame, a check-mark badge on the picture's corner and a
+// longer caption ("distance ...", "goes together"), and none on the match
+// beyond it.
+func TestContactSheetCutoff(t *testing.T) {
+	grey := color.RGBA{200, 200, 200, 255}
+	pic := solid(100, 100, grey)
+	labels := []string{"query", "item 1", "item 2", "item 3"}
+	opts := &SheetOptions{ThumbWidth: 100, ThumbHeight: 100, Padding: 10, Distances: []float64{0.2, 0.6, 0.9}, Cutoff: 0.6}
+	sheet := ContactSheet(pic, []image.Image{pic, pic, pic}, labels, opts)
+	// One row of 4 cells; the captions of the matches within the cutoff
+	// have three lines (label, distance, "goes together").
+	require.Equal(t, image.Pt(10+4*110, 10+100+7+3*15+10), sheet.Bounds().Size(), "sheet size")
+	for i, within := range []bool{true, true, false} {
+		box := image.Rect(10+110*(i+1), 10, 10+110*(i+1)+100, 110)
+		frame := sheet.RGBAAt(box.Min.X-3, box.Min.Y+50)
+		badge := 0 // green pixels in the badge's corner of the picture
+		for y := box.Min.Y; y < box.Min.Y+26; y++ {
+			for x := box.Max.X - 26; x < box.Max.X; x++ {
+				if sheet.RGBAAt(x, y) == sheetMatchColor {
+					badge++
+				}
+			}
+		}
+		green := 0 // green pixels of the caption ("goes together")
+		for y := box.Max.Y; y < sheet.Bounds().Max.Y; y++ {
+			for x := box.Min.X; x < box.Max.X; x++ {
+				if c := sheet.RGBAAt(x, y); int(c.G) > int(c.R)+60 && int(c.G) > int(c.B)+20 {
+					green++
+				}
+			}
+		}
+		if within {
+			assert.Equal(t, sheetMatchColor, frame, "match %d: frame", i)
+			assert.Greater(t, badge, 150, "match %d: check-mark badge", i)
+			assert.Greater(t, green, 40, "match %d: \"goes together\"", i)
+		} else {
+			assert.Equal(t, color.RGBA{255, 255, 255, 255}, frame, "match %d: no frame", i)
+			assert.Zero(t, badge, "match %d: no badge", i)
+			assert.Zero(t, green, "match %d: no green caption", i)
+		}
+		// The check inside the badge is white.
+		if within {
+			white := 0
+			for y := box.Min.Y + 4; y < box.Min.Y+22; y++ {
+				for x := box.Max.X - 22; x < box.Max.X-4; x++ {
+					if c := sheet.RGBAAt(x, y); c.R > 240 && c.G > 240 && c.B > 240 {
+						white++
+					}
+				}
+			}
+			assert.Greater(t, white, 15, "match %d: the check mark", i)
+		}
+	}
+	// Distances without a cutoff: one more caption line, no marks.
+	plain := ContactSheet(pic, []image.Image{pic}, labels[:2], &SheetOptions{ThumbWidth: 100, ThumbHeight: 100, Padding: 10, Distances: []float64{0.2}})
+	assert.Equal(t, image.Pt(10+2*110, 10+100+7+2*15+10), plain.Bounds().Size(), "sheet with distances, no cutoff")
+	assert.Equal(t, color.RGBA{255, 255, 255, 255}, plain.RGBAAt(120-3, 60), "no frame without a cutoff")
+	mustPanic(t, "distances", func() { ContactSheet(pic, []image.Image{pic}, nil, &SheetOptions{Distances: []float64{1, 2}}) })
+	if *plotDir != "" {
+		require.NoError(t, WriteContactSheet(filepath.Join(*plotDir, "sheet_cutoff.png"), pic, []image.Image{pic, pic, pic}, labels, opts))
+	}
 }
 
 func TestWriteContactSheet(t *testing.T) {

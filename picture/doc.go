@@ -23,7 +23,9 @@
 //     to a grid of free cells so that none hides another (MapGrid), or
 //     drawn at their exact positions (MapScatter).
 //   - ContactSheet and WriteContactSheet: a query picture and its matches
-//     in a grid, with captions.
+//     in a grid, with captions (item IDs or names, distances) in Liberation
+//     Sans, and the matches within a cutoff framed in green, with a check
+//     mark and "goes together".
 //   - Thumbnail: an image scaled down to fit a box, keeping its aspect
 //     ratio.
 //
@@ -34,8 +36,15 @@
 //
 // # Files
 //
-// Every picture is written as a PNG file (charts at 96 dpi, with text
-// scaled to the picture's size). Files are written to a temporary file in
+// Charts (LearningCurves, ROC, Densities, Scatter) are written in the
+// format the file name's extension names: .png (at 96 dpi, with text
+// scaled to the picture's size), .svg or .pdf (vector graphics of the same
+// size in points, 800 pixels being 600 points; SVG names its Liberation
+// fonts, PDF embeds them), in any letter case; another extension is an
+// error. Maps and contact sheets are raster images, written as PNG only
+// (their file names must end in .png). Tick marks sit at round values,
+// multiples of 1, 2, 2.5 or 5 times a power of ten, as matplotlib places
+// them. Files are written to a temporary file in
 // the same folder and renamed over the destination, so a reader sees the
 // previous file or the complete new one, never half of one, and a failure
 // leaves the previous file untouched. New files get mode 0666 less the

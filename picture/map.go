@@ -292,8 +292,13 @@ func DrawMap(ctx context.Context, y style.FeatureSource, thumb func(i int) (imag
 
 // WriteMap draws the map as DrawMap does and writes it to path as a
 // PNG, atomically: the file is either the complete new map or untouched.
-// It panics as DrawMap does.
+// A map is a raster image: path must end in .png (in any letter case),
+// else WriteMap returns an error before drawing. It panics as DrawMap
+// does.
 func WriteMap(ctx context.Context, path string, y style.FeatureSource, thumb func(i int) (image.Image, error), opts *MapOptions) error {
+	if err := checkRasterPath("WriteMap", path); err != nil {
+		return err
+	}
 	img, err := DrawMap(ctx, y, thumb, opts)
 	if err != nil {
 		return err

@@ -4,19 +4,17 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"image"
 	"image/color"
-	"image/png"
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strconv"
 
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/stylespace/style"
 )
@@ -26,11 +24,17 @@ import (
 type Options struct {
 	// Title replaces the chart's default title; "" keeps the default.
 	Title string
-	// Width and Height are the size of the PNG in pixels; 0 means 800
+	// Width and Height are the size of the chart in pixels (of a PNG;
+	// an SVG or PDF has as many points times 0.75); 0 means 800
 	// and 600 (wider for multi-panel charts). Text is scaled with the
 	// size, so larger pictures stay legible. Width*Height is limited to
 	// 64 megapixels.
 	Width, Height int
+	// Colors gives Scatter the colour of named categories (its alpha is
+	// ignored: points and legend swatches are drawn at the same slight
+	// translucency); the other categories take the palette's colours in
+	// order of frequency. The other charts ignore it.
+	Colors map[string]color.Color
 }
 
 // The chart palette: colour-blind-friendly Okabe-Ito hues, then a few more
@@ -56,14 +60,19 @@ var (
 
 // plotFrame holds a chart's resolved size, text scale and title.
 type plotFrame struct {
-	w, h  int
-	scale float64 // font and line scale relative to 800x600
-	title string  // opts.Title, or the chart's default
+	w, h   int
+	scale  float64 // font and line scale relative to 800x600
+	title  string  // opts.Title, or the chart's default
+	format chartFormat
 }
 
 // resolvePlotFrame applies the defaults of a chart of function fn to opts
-// and checks the size.
-func resolvePlotFrame(opts *Options, defW, defH int, defTitle, fn string) (plotFrame, error) {
+// and checks the size and the extension of path.
+func resolvePlotFrame(path string, opts *Options, defW, defH int, defTitle, fn string) (plotFrame, error) {
+	format, err := chartFormatOf(fn, path)
+	if err != nil {
+		return plotFrame{}, err
+	}
 	var o Options
 	if opts != nil {
 		o = *opts
@@ -80,7 +89,7 @@ func resolvePlotFrame(opts *Options, defW, defH int, defTitle, fn string) (plotF
 	}
 	s := min(float64(w)/800, float64(h)/600)
 	s = max(0.75, min(s, 4))
-	return plotFrame{w: w, h: h, scale: s, title: cmp.Or(o.Title, defTitle)}, nil
+	return plotFrame{w: w, h: h, scale: s, title: cmp.Or(o.Title, defTitle), format: format}, nil
 }
 
 func (f plotFrame) pt(x float64) vg.Length { return vg.Length(x * f.scale) }
@@ -101,7 +110,7 @@ func (f plotFrame) newPlot(title, xlabel, ylabel string) *plot.Plot {
 		a.Tick.LineStyle.Width = f.pt(1)
 		a.Tick.Length = f.pt(6)
 		a.Padding = f.pt(4)
-		a.Tick.Marker = plainTicks{}
+		a.Tick.Marker = niceTicker{maxBins: 8}
 	}
 	p.Legend.TextStyle.Font.Size = f.pt(12)
 	p.Legend.ThumbnailWidth = f.pt(24)
@@ -109,19 +118,36 @@ func (f plotFrame) newPlot(title, xlabel, ylabel string) *plot.Plot {
 	return p
 }
 
-// render draws with drawFn on a white w x h canvas at 96 dpi.
-func (f plotFrame) render(drawFn func(dc draw.Canvas)) image.Image {
-	// UseImage fixes the size in pixels exactly (the canvas copies the
-	// image and fills it with white).
-	c := vgimg.NewWith(vgimg.UseImage(image.NewRGBA(image.Rect(0, 0, f.w, f.h))), vgimg.UseDPI(96))
-	m := f.pt(9) // outer margin
-	drawFn(draw.Crop(draw.New(c), m, -m, m/2, -m))
-	return c.Image()
+// drawTitle draws title centred at the top of dc, in a size of size
+// points (scaled) or smaller so that it fits dc's width, and crops dc to
+// the space below it. An empty title draws nothing.
+func (f plotFrame) drawTitle(dc *draw.Canvas, title string, size float64) {
+	if title == "" {
+		return
+	}
+	sty := text.Style{Color: color.Black, Font: plot.DefaultFont, Handler: plot.DefaultTextHandler, XAlign: draw.XCenter, YAlign: draw.YTop}
+	sty.Font.Size = f.pt(size)
+	sty.Font = fitFont(sty, title, dc.Max.X-dc.Min.X)
+	dc.FillText(sty, vg.Point{X: (dc.Min.X + dc.Max.X) / 2, Y: dc.Max.Y}, title)
+	*dc = draw.Crop(*dc, 0, 0, 0, -(sty.Height(title) + f.pt(8)))
 }
 
-// writePlotPNG renders and writes path atomically.
-func writePlotPNG(path string, f plotFrame, drawFn func(dc draw.Canvas)) error {
-	return writePNG(path, f.render(drawFn), png.BestSpeed)
+// titled returns a function drawing p under the chart's title.
+func (f plotFrame) titled(p *plot.Plot) func(dc draw.Canvas) {
+	return func(dc draw.Canvas) {
+		f.drawTitle(&dc, f.title, 15)
+		p.Draw(dc)
+	}
+}
+
+// fitFont returns the font of sty, made smaller if needed (down to 55% of
+// its size) so that s fits in width.
+func fitFont(sty text.Style, s string, width vg.Length) font.Font {
+	fnt := sty.Font
+	if w := sty.Width(s); w > width {
+		fnt.Size = max(fnt.Size*0.55, fnt.Size*width/w*0.98)
+	}
+	return fnt
 }
 
 // readPoints returns the rows of xy as points. It panics, naming fn, if
@@ -157,12 +183,13 @@ func lineStyle(f plotFrame, c color.Color, width float64, dashes ...float64) dra
 	return ls
 }
 
-// LearningCurves writes a PNG of the training loss and, if val is not
+// LearningCurves writes a chart (PNG, SVG or PDF by the extension of
+// path) of the training loss and, if val is not
 // empty, the validation loss per epoch (epochs numbered from 1), with the
 // epoch of the lowest validation loss marked. It returns an error if train
-// is empty, a value is NaN or infinite, or the size in opts is invalid. It
-// panics if val is not empty and len(val) != len(train). The file is
-// written atomically.
+// is empty, a value is NaN or infinite, or the size in opts or the
+// extension of path is invalid. It panics if val is not empty and
+// len(val) != len(train). The file is written atomically.
 func LearningCurves(path string, train, val []float64, opts *Options) error {
 	const fn = "LearningCurves"
 	if len(val) != 0 && len(val) != len(train) {
@@ -174,11 +201,11 @@ func LearningCurves(path string, train, val []float64, opts *Options) error {
 	if err := errors.Join(checkFinite(fn, "train", train), checkFinite(fn, "val", val)); err != nil {
 		return err
 	}
-	f, err := resolvePlotFrame(opts, 800, 600, "Learning curves", fn)
+	f, err := resolvePlotFrame(path, opts, 800, 600, "Learning curves", fn)
 	if err != nil {
 		return err
 	}
-	p := f.newPlot(f.title, "epoch", "loss")
+	p := f.newPlot("", "epoch", "loss")
 	xy := func(v []float64) plotter.XYs {
 		pts := make(plotter.XYs, len(v))
 		for i, y := range v {
@@ -221,62 +248,20 @@ func LearningCurves(path string, train, val []float64, opts *Options) error {
 	p.Y.Min = ymin - 0.05*span
 	p.Y.Max = ymax + 0.30*span // headroom for the legend
 	p.X.Min, p.X.Max = 0.5, float64(len(train))+0.5
-	p.X.Tick.Marker = integerTicks{}
+	p.X.Tick.Marker = niceTicker{maxBins: 15, integer: true}
 	p.Add(plotter.NewGrid())
 	p.Legend.Top = true
-	return writePlotPNG(path, f, p.Draw)
+	return writeChart(path, f, f.titled(p))
 }
 
-// plainTicks are gonum's default ticks labelled without trailing zeros
-// ("0.5", "25" rather than "0.50", "25.00").
-type plainTicks struct{}
-
-func (plainTicks) Ticks(lo, hi float64) []plot.Tick {
-	ts := (plot.DefaultTicks{}).Ticks(lo, hi)
-	for i, t := range ts {
-		if t.Label != "" {
-			v := t.Value
-			if math.Abs(v) < 1e-9*(hi-lo) { // rounding residue of a zero tick
-				v = 0
-			}
-			ts[i].Label = strconv.FormatFloat(v, 'g', 6, 64)
-		}
-	}
-	return ts
-}
-
-// integerTicks labels whole numbers only (epochs).
-type integerTicks struct{}
-
-func (integerTicks) Ticks(lo, hi float64) []plot.Tick {
-	var ts []plot.Tick
-	if hi-lo <= 20 {
-		for v := math.Ceil(lo); v <= hi; v++ {
-			ts = append(ts, plot.Tick{Value: v, Label: fmt.Sprint(v)})
-		}
-		return ts
-	}
-	for _, t := range (plot.DefaultTicks{}).Ticks(lo, hi) {
-		if t.Label != "" && t.Value != math.Trunc(t.Value) {
-			continue
-		}
-		ts = append(ts, t)
-	}
-	if len(ts) == 0 || (len(ts) == 1 && ts[0].Label == "") {
-		for v := math.Ceil(lo); v <= hi; v++ {
-			ts = append(ts, plot.Tick{Value: v, Label: fmt.Sprint(v)})
-		}
-	}
-	return ts
-}
-
-// ROC writes a PNG of a ROC curve given as matching false- and
+// ROC writes a chart (PNG, SVG or PDF by the extension of path) of a
+// ROC curve given as matching false- and
 // true-positive rates (such as the FPR and TPR of a style.ROC, in
 // increasing order of fpr), its AUC in the title and legend, the chance diagonal, and the chosen
 // cutoff's (cutoffFPR, cutoffTPR) point marked; a NaN cutoff is not drawn.
 // It returns an error if there are fewer than two points, a rate is outside
-// [0, 1] or NaN, or the size in opts is invalid. It panics if
-// len(fpr) != len(tpr). The file is written atomically.
+// [0, 1] or NaN, or the size in opts or the extension of path is
+// invalid. It panics if len(fpr) != len(tpr). The file is written atomically.
 func ROC(path string, fpr, tpr []float64, auc, cutoffFPR, cutoffTPR float64, opts *Options) error {
 	const fn = "ROC"
 	if len(fpr) != len(tpr) {
@@ -295,11 +280,11 @@ func ROC(path string, fpr, tpr []float64, auc, cutoffFPR, cutoffTPR float64, opt
 			}
 		}
 	}
-	f, err := resolvePlotFrame(opts, 800, 600, fmt.Sprintf("ROC curve (AUC = %.4f)", auc), fn)
+	f, err := resolvePlotFrame(path, opts, 800, 600, fmt.Sprintf("ROC curve (AUC = %.4f)", auc), fn)
 	if err != nil {
 		return err
 	}
-	p := f.newPlot(f.title, "false positive rate", "true positive rate")
+	p := f.newPlot("", "false positive rate", "true positive rate")
 	pts := make(plotter.XYs, len(fpr))
 	for i := range fpr {
 		pts[i] = plotter.XY{X: fpr[i], Y: tpr[i]}
@@ -322,7 +307,7 @@ func ROC(path string, fpr, tpr []float64, auc, cutoffFPR, cutoffTPR float64, opt
 	p.Legend.Top = false // the curve fills the upper left; the lower right is free
 	p.Legend.XOffs = -f.pt(10)
 	p.Legend.YOffs = f.pt(10)
-	return writePlotPNG(path, f, p.Draw)
+	return writeChart(path, f, f.titled(p))
 }
 
 // DensityPanel is one panel of Densities: the Euclidean distances of
@@ -335,7 +320,8 @@ type DensityPanel struct {
 	Cutoff       float64   // a distance cutoff drawn as a vertical line; 0 means none
 }
 
-// Densities writes a PNG with one panel per element of panels,
+// Densities writes a chart (PNG, SVG or PDF by the extension of path)
+// with one panel per element of panels,
 // side by side, each showing the estimated densities of the compatible and
 // incompatible pair distances: Gaussian kernel density estimates with
 // Silverman's bandwidth, reflected at zero since distances are not
@@ -343,7 +329,8 @@ type DensityPanel struct {
 // panels. The default size is 800x600 for one panel and 600 pixels wider
 // per extra panel. It returns an error if panels is empty, a panel has no
 // distances at all, a distance is negative, NaN or infinite, or the size in
-// opts is invalid. The file is written atomically.
+// opts or the extension of path is invalid. The file is written
+// atomically.
 func Densities(path string, panels []DensityPanel, opts *Options) error {
 	const fn = "Densities"
 	if len(panels) == 0 {
@@ -364,7 +351,7 @@ func Densities(path string, panels []DensityPanel, opts *Options) error {
 			}
 		}
 	}
-	f, err := resolvePlotFrame(opts, 800+600*(len(panels)-1), 600, "", fn)
+	f, err := resolvePlotFrame(path, opts, 800+600*(len(panels)-1), 600, "", fn)
 	if err != nil {
 		return err
 	}
@@ -411,17 +398,12 @@ func Densities(path string, panels []DensityPanel, opts *Options) error {
 		p.Legend.Top = true
 		plots[j] = p
 	}
-	return writePlotPNG(path, f, func(dc draw.Canvas) {
-		if f.title != "" {
-			sty := plots[0].Title.TextStyle
-			sty.Font.Size = f.pt(17)
-			h := sty.Height(f.title) + f.pt(12)
-			dc.FillText(sty, vg.Point{X: (dc.Min.X + dc.Max.X) / 2, Y: dc.Max.Y - f.pt(8)}, f.title)
-			dc = draw.Crop(dc, 0, 0, 0, -h)
-		}
+	return writeChart(path, f, func(dc draw.Canvas) {
+		f.drawTitle(&dc, f.title, 17)
 		tiles := draw.Tiles{Rows: 1, Cols: len(plots), PadX: f.pt(20), PadLeft: f.pt(4), PadRight: f.pt(12), PadTop: f.pt(4), PadBottom: f.pt(4)}
 		cs := plot.Align([][]*plot.Plot{plots}, tiles, dc)
 		for j, p := range plots {
+			p.Title.TextStyle.Font = fitFont(p.Title.TextStyle, p.Title.Text, cs[0][j].Max.X-cs[0][j].Min.X)
 			p.Draw(cs[0][j])
 		}
 	})
@@ -505,15 +487,16 @@ const maxPixels = 64 << 20
 // colour by Scatter; the rest are grouped as "other".
 const maxScatterCategories = len(plotPalette)
 
-// Scatter writes a PNG scatter plot of a two-dimensional embedding (N
+// Scatter writes a scatter plot (PNG, SVG or PDF by the extension of
+// path) of a two-dimensional embedding (N
 // rows of 2 values such as style.TSNEResult.Y), one colour per category with a
 // legend beside the plot. categories gives each point's category and may be
 // nil (all points one colour). The most frequent categories get their own
 // colour (up to 10; the rest are drawn in grey as "other"), and points are
 // drawn in a fixed shuffled order so no category hides the others
 // systematically. It returns an error if xy is nil or has no rows, holds
-// NaN or infinite values, or the size in opts is invalid. It panics if
-// xy.Dim() != 2 or categories is not nil and its length differs from
+// NaN or infinite values, or the size in opts or the extension of path is
+// invalid. It panics if xy.Dim() != 2 or categories is not nil and its length differs from
 // xy.Len(). The file is written atomically.
 func Scatter(path string, xy style.FeatureSource, categories []string, opts *Options) error {
 	const fn = "Scatter"
@@ -530,7 +513,7 @@ func Scatter(path string, xy style.FeatureSource, categories []string, opts *Opt
 			return fmt.Errorf("picture: %s: point %d = (%v, %v)", fn, i, p.X, p.Y)
 		}
 	}
-	f, err := resolvePlotFrame(opts, 800, 600, "Style space", fn)
+	f, err := resolvePlotFrame(path, opts, 800, 600, "Style space", fn)
 	if err != nil {
 		return err
 	}
@@ -555,8 +538,19 @@ func Scatter(path string, xy style.FeatureSource, categories []string, opts *Opt
 		shown = names[:maxScatterCategories-1]
 	}
 	colourOf := make(map[string]color.RGBA, len(shown))
-	for j, s := range shown {
-		colourOf[s] = plotPalette[j]
+	free := plotPalette[:] // palette colours not given by opts.Colors
+	if opts != nil {
+		for _, s := range shown {
+			if c, ok := opts.Colors[s]; ok && c != nil {
+				nc := color.NRGBAModel.Convert(c).(color.NRGBA) // its alpha is ignored
+				colourOf[s] = color.RGBA{nc.R, nc.G, nc.B, 255}
+			}
+		}
+	}
+	for _, s := range shown {
+		if _, ok := colourOf[s]; !ok {
+			colourOf[s], free = free[0], free[1:]
+		}
 	}
 	radius := f.pt(3)
 	switch {
@@ -582,28 +576,32 @@ func Scatter(path string, xy style.FeatureSource, categories []string, opts *Opt
 		return cmp.Compare(boolInt(sp.colours[b] == plotOtherColor), boolInt(sp.colours[a] == plotOtherColor))
 	})
 
-	p := f.newPlot(f.title, "dimension 1", "dimension 2")
+	// The title is drawn above plot and legend together, so a long one is
+	// centred on the picture rather than cut at its left edge.
+	p := f.newPlot("", "dimension 1", "dimension 2")
 	p.Add(plotter.NewGrid(), sp)
+	// A margin of 4% of the range, so that no point sits on an axis.
+	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = sp.DataRange()
+	for _, a := range []*plot.Axis{&p.X, &p.Y} {
+		pad := 0.04 * max(a.Max-a.Min, 1e-9*max(math.Abs(a.Max), 1))
+		a.Min, a.Max = a.Min-pad, a.Max+pad
+	}
 	leg := plot.NewLegend()
 	leg.TextStyle = p.Legend.TextStyle
 	leg.ThumbnailWidth = f.pt(14)
 	leg.Padding = f.pt(4)
 	leg.Left, leg.Top = true, true
+	// Swatches are drawn as the points are, translucent, so that a
+	// swatch and a lone point of its category show the same colour.
 	thumb := func(c color.RGBA) plot.Thumbnailer {
-		return glyphThumb{draw.GlyphStyle{Color: c, Radius: f.pt(5), Shape: draw.CircleGlyph{}}}
+		return glyphThumb{draw.GlyphStyle{Color: pointColour(c), Radius: f.pt(5), Shape: draw.CircleGlyph{}}}
 	}
 	if categories == nil {
 		leg.Add(fmt.Sprintf("items (%d)", n), thumb(plotPalette[0]))
 	} else {
-		for _, s := range shown {
-			label := s
-			if label == "" {
-				label = "(none)"
-			}
-			if len(label) > 24 {
-				label = label[:23] + "…"
-			}
-			leg.Add(fmt.Sprintf("%s (%d)", label, counts[s]), thumb(colourOf[s]))
+		labels := legendLabels(shown)
+		for j, s := range shown {
+			leg.Add(fmt.Sprintf("%s (%d)", labels[j], counts[s]), thumb(colourOf[s]))
 		}
 		if len(shown) < len(names) {
 			other := 0
@@ -613,14 +611,43 @@ func Scatter(path string, xy style.FeatureSource, categories []string, opts *Opt
 			leg.Add(fmt.Sprintf("%d others (%d)", len(names)-len(shown), other), thumb(plotOtherColor))
 		}
 	}
-	return writePlotPNG(path, f, func(dc draw.Canvas) {
+	return writeChart(path, f, func(dc draw.Canvas) {
+		f.drawTitle(&dc, f.title, 15)
 		r := leg.Rectangle(dc)
 		lw := r.Max.X - r.Min.X + f.pt(24)
 		p.Draw(draw.Crop(dc, 0, -lw, 0, 0))
-		// The legend, top-aligned with the plotting area below the title.
-		top := p.Title.TextStyle.Height(p.Title.Text) + p.Title.Padding + f.pt(6)
-		leg.Draw(draw.Crop(dc, dc.Max.X-dc.Min.X-lw+f.pt(10), 0, 0, -top))
+		// The legend, top-aligned with the plotting area.
+		leg.Draw(draw.Crop(dc, dc.Max.X-dc.Min.X-lw+f.pt(10), 0, 0, -f.pt(4)))
 	})
+}
+
+// legendLabels returns the legend names of categories: "(none)" for "",
+// and names longer than 24 characters cut to 23 and "…", unless two would
+// then read the same, in which case those are shown in full.
+func legendLabels(categories []string) []string {
+	out := make([]string, len(categories))
+	seen := map[string]int{}
+	for i, s := range categories {
+		r := []rune(cmp.Or(s, "(none)"))
+		if len(r) > 24 {
+			r = append(r[:23], '…')
+		}
+		out[i] = string(r)
+		seen[out[i]]++
+	}
+	for i, s := range categories {
+		if seen[out[i]] > 1 {
+			out[i] = cmp.Or(s, "(none)")
+		}
+	}
+	return out
+}
+
+// pointColour is the premultiplied translucent colour Scatter draws a
+// point of colour c in.
+func pointColour(c color.RGBA) color.RGBA {
+	const a = 210
+	return color.RGBA{uint8(uint16(c.R) * a / 255), uint8(uint16(c.G) * a / 255), uint8(uint16(c.B) * a / 255), a}
 }
 
 func boolInt(b bool) int {
@@ -647,10 +674,7 @@ func (s *scatterPoints) Plot(c draw.Canvas, plt *plot.Plot) {
 		if !c.Contains(pt) {
 			continue
 		}
-		col := s.colours[i]
-		col.A = 210
-		col.R, col.G, col.B = uint8(uint16(col.R)*210/255), uint8(uint16(col.G)*210/255), uint8(uint16(col.B)*210/255)
-		c.DrawGlyph(draw.GlyphStyle{Color: col, Radius: s.radius, Shape: draw.CircleGlyph{}}, pt)
+		c.DrawGlyph(draw.GlyphStyle{Color: pointColour(s.colours[i]), Radius: s.radius, Shape: draw.CircleGlyph{}}, pt)
 	}
 }
 

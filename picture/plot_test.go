@@ -6,11 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"image"
+	"image/color"
+	stddraw "image/draw"
 	"image/png"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -248,4 +251,134 @@ func TestConcurrent(t *testing.T) {
 	for g := range errs {
 		checkPNG(t, filepath.Join(dir, fmt.Sprintf("%d-scatter.png", g)), 800, 600)
 	}
+}
+
+// readPNG decodes the PNG file at path into an *image.RGBA.
+func readPNG(t *testing.T, path string) *image.RGBA {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	img, err := png.Decode(f)
+	require.NoError(t, err)
+	rgba := image.NewRGBA(img.Bounds())
+	stddraw.Draw(rgba, rgba.Bounds(), img, img.Bounds().Min, stddraw.Src)
+	return rgba
+}
+
+// modeColour returns the most frequent colour in r that is neither white
+// nor grey (background, grid, axes and text).
+func modeColour(img *image.RGBA, r image.Rectangle) (color.RGBA, int) {
+	counts := map[color.RGBA]int{}
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			c := img.RGBAAt(x, y)
+			if max(c.R, c.G, c.B)-min(c.R, c.G, c.B) > 40 {
+				counts[c]++
+			}
+		}
+	}
+	var best color.RGBA
+	for c, k := range counts {
+		if k > counts[best] || (k == counts[best] && fmt.Sprint(c) < fmt.Sprint(best)) {
+			best = c
+		}
+	}
+	return best, counts[best]
+}
+
+// TestScatterLegendMatchesPoints draws four categories in the four corners
+// of the plot, with known frequencies, and checks that each legend swatch,
+// from the top in order of frequency, has exactly the colour of the points
+// of its category, and that a long title is not cut at the picture's edge.
+func TestScatterLegendMatchesPoints(t *testing.T) {
+	corners := []struct {
+		name string
+		x, y float64
+		n    int
+	}{{"north-west", 0, 10, 9}, {"north-east", 10, 10, 7}, {"south-west", 0, 0, 5}, {"south-east", 10, 0, 3}}
+	var data []float32
+	var cats []string
+	for _, c := range corners {
+		for k := range c.n {
+			// Points 0.7 apart, so that none overlaps another.
+			data = append(data, float32(c.x+0.7*float64(k%3)), float32(c.y+0.7*float64(k/3)))
+			cats = append(cats, c.name)
+		}
+	}
+	xy := &style.Matrix{Rows: len(cats), Cols: 2, Data: data}
+	path := chartPath(t, "scatter_legend.png")
+	title := "A long title that is wider than the plotting area beside the legend: it used to start off the picture"
+	// South-east is given its own colour; the others take the palette's.
+	own := color.RGBA{120, 40, 160, 255}
+	require.NoError(t, Scatter(path, xy, cats, &Options{Title: title, Colors: map[string]color.Color{"south-east": own}}))
+	img := readPNG(t, path)
+	w, h := img.Bounds().Dx(), img.Bounds().Dy()
+
+	// The legend lies right of the plot; find the first row of each
+	// point colour there.
+	legend := image.Rect(w*4/5, 0, w, h/2)
+	plotArea := image.Rect(0, 0, w*4/5, h)
+	lastY := -1
+	for j, c := range corners {
+		var quarter image.Rectangle
+		mid := image.Pt(plotArea.Dx()/2, plotArea.Dy()/2)
+		switch {
+		case c.x == 0 && c.y == 10:
+			quarter = image.Rect(0, 0, mid.X, mid.Y)
+		case c.y == 10:
+			quarter = image.Rect(mid.X, 0, plotArea.Max.X, mid.Y)
+		case c.x == 0:
+			quarter = image.Rect(0, mid.Y, mid.X, h)
+		default:
+			quarter = image.Rect(mid.X, mid.Y, plotArea.Max.X, h)
+		}
+		pointCol, k := modeColour(img, quarter)
+		require.Greater(t, k, 5*c.n, "%s: pixels of its points", c.name)
+		want := plotPalette[j]
+		if c.name == "south-east" {
+			want = own
+		}
+		// The translucent point over the white background.
+		pc := pointColour(want)
+		for i, v := range []uint8{pc.R, pc.G, pc.B} {
+			assert.InDelta(t, int(v)+255-int(pc.A), int([]uint8{pointCol.R, pointCol.G, pointCol.B}[i]), 1,
+				"%s: colour %v of its points, want %v over white", c.name, pointCol, pc)
+		}
+		y := -1
+		for yy := legend.Min.Y; yy < legend.Max.Y && y < 0; yy++ {
+			for x := legend.Min.X; x < legend.Max.X; x++ {
+				if img.RGBAAt(x, yy) == pointCol {
+					y = yy
+					break
+				}
+			}
+		}
+		require.GreaterOrEqual(t, y, 0, "%s: no legend swatch of its points' colour %v", c.name, pointCol)
+		assert.Greater(t, y, lastY, "%s: legend swatch out of the order of frequency", c.name)
+		lastY = y
+	}
+	// The title: ink in the top band, none in the outer columns.
+	ink := func(r image.Rectangle) int {
+		n := 0
+		for y := r.Min.Y; y < r.Max.Y; y++ {
+			for x := r.Min.X; x < r.Max.X; x++ {
+				if c := img.RGBAAt(x, y); c.R < 128 && c.G < 128 && c.B < 128 {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	assert.Greater(t, ink(image.Rect(0, 0, w, 30)), 300, "title ink")
+	assert.Zero(t, ink(image.Rect(0, 0, 6, 30)), "title ink at the left edge")
+	assert.Zero(t, ink(image.Rect(w-6, 0, w, 30)), "title ink at the right edge")
+}
+
+func TestLegendLabels(t *testing.T) {
+	long := "a category name much longer than the legend allows"
+	assert.Equal(t, []string{"(none)", "short", "a category name much lo…", "ééééééééééééééééééééééé…"},
+		legendLabels([]string{"", "short", long, strings.Repeat("é", 30)}))
+	// Two names that would be cut to the same label are shown in full.
+	assert.Equal(t, []string{long + " 1", long + " 2"}, legendLabels([]string{long + " 1", long + " 2"}))
 }

@@ -12,7 +12,7 @@
 // # Use
 //
 //	pairs, err := style.ReadPairs(ctx, "amazon_pairs.csv")
-//	net, err := style.LoadVGG16("vgg16.safetensors")
+//	net, err := style.LoadNetwork("vgg16.safetensors", nil)
 //	res, err := study.Run(ctx, &study.Config{
 //		Pairs: pairs, Images: src, Extractor: net,
 //		StoreDir: "out/features", OutDir: "out",

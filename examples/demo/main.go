@@ -184,23 +184,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "\nMost compatible with %s (%s %s), other categories only:\n", query.ID, query.styleName(), query.Category)
 	var thumbs []image.Image
-	captions := []string{"query\n" + query.Category}
+	var recs []recommendation
+	captions := []string{"query " + query.ID + "\n" + query.Category}
+	distances := make([]float64, len(matches))
 	hits := 0
-	for _, m := range matches {
+	for i, m := range matches {
 		it := src.items[m.ID]
+		r := recommendation{item: it, distance: m.Distance, verdict: res.Head.Verdict(m.Distance), sameStyle: it.Style == query.Style}
+		recs = append(recs, r)
 		same := ""
-		if it.Style == query.Style {
+		if r.sameStyle {
 			same = "  (same hidden style)"
 			hits++
 		}
 		fmt.Fprintf(stdout, "  %s  distance %.3f  %s %s  %s%s\n", m.ID, m.Distance, it.styleName(), it.Category,
-			res.Head.Verdict(m.Distance), same)
+			r.verdict, same)
 		thumbs = append(thumbs, src.draw(it))
-		captions = append(captions, fmt.Sprintf("%s\n%.3f", it.Category, m.Distance))
+		captions = append(captions, it.ID+"\n"+it.Category)
+		distances[i] = m.Distance
 	}
 	fmt.Fprintf(stdout, "  %d of %d share the query's hidden style.\n", hits, len(matches))
 	sheetPath := filepath.Join(*out, "recommendations.png")
-	if err := picture.WriteContactSheet(sheetPath, src.draw(query), thumbs, captions, nil); err != nil {
+	sheetOpts := &picture.SheetOptions{Distances: distances, Cutoff: res.Head.Cutoff}
+	if err := picture.WriteContactSheet(sheetPath, src.draw(query), thumbs, captions, sheetOpts); err != nil {
 		return err
 	}
 
@@ -210,6 +216,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	bars.Finish()
+	rel := func(p string) string { return filepath.Base(p) }
+	var mapNames []string
+	for _, p := range mapFiles {
+		mapNames = append(mapNames, rel(p))
+	}
+	if err := appendReport(res.Files[study.ReportFile], demoReport(query, recs, res.Head.Cutoff, rel(sheetPath), mapNames)); err != nil {
+		return err
+	}
 
 	where, err := filepath.Abs(*out)
 	if err != nil {

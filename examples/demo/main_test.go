@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -55,6 +56,24 @@ func TestDemo(t *testing.T) {
 		if err != nil || cfg.Width < 200 || cfg.Height < 100 {
 			t.Errorf("%s: %v, %dx%d", name, err, cfg.Width, cfg.Height)
 		}
+	}
+	// The report embeds every picture the demo writes, by relative path,
+	// and states the recommendation result printed above.
+	report, err := os.ReadFile(filepath.Join(out, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"learning_curves.png", "roc.png", "distances.png", "recommendations.png", "style_map.png", "style_scatter.png"} {
+		if !regexp.MustCompile(`!\[[^\]]+\]\(` + regexp.QuoteMeta(name) + `\)`).Match(report) {
+			t.Errorf("report.md does not embed %s", name)
+		}
+	}
+	hits := regexp.MustCompile(`  (\d+) of (\d+) share the query's hidden style`).FindStringSubmatch(stdout.String())
+	if hits == nil {
+		t.Fatalf("no recommendation result in:\n%s", stdout.String())
+	}
+	if want := "**" + hits[1] + " of " + hits[2] + " recommendations share the query's hidden style**"; !bytes.Contains(report, []byte(want)) {
+		t.Errorf("report.md does not state %q:\n%s", want, report)
 	}
 	if stderr.Len() != 0 {
 		t.Errorf("-quiet still wrote to stderr:\n%s", stderr.String())
@@ -112,4 +131,30 @@ func TestDemoHeadFitsDefaultModel(t *testing.T) {
 	notDir := filepath.Join(out, "head.safetensors", "x")
 	err = run(context.Background(), []string{"-out", notDir}, &stdout, &stderr)
 	assert.ErrorContains(t, err, notDir)
+}
+
+// TestDemoReport checks the recommendation result is counted from the
+// hidden styles and the verdicts, and the pictures are linked by the
+// relative names given.
+func TestDemoReport(t *testing.T) {
+	query := item{ID: "item0000", Category: "shirt", Style: 5}
+	recs := []recommendation{
+		{item: item{ID: "item0001", Category: "hat", Style: 5}, distance: 0.2, verdict: style.Compatible, sameStyle: true},
+		{item: item{ID: "item0002", Category: "bag", Style: 7}, distance: 0.5, verdict: style.Compatible},
+		{item: item{ID: "item0003", Category: "shoe", Style: 5}, distance: 0.9, verdict: style.Incompatible, sameStyle: true},
+	}
+	md := demoReport(query, recs, 0.6, "recommendations.png", []string{"style_map.png", "style_scatter.png"})
+	for _, want := range []string{
+		"**2 of 3 recommendations share the query's hidden style** (rust/stripes)",
+		"2 of 3 are within the cutoff 0.6000.",
+		"| item0002 | bag | rust/checks | 0.5000 | yes |",
+		"| item0003 | shoe | rust/stripes (same) | 0.9000 | no |",
+		"![Recommendations for item0000](recommendations.png)",
+		"![style map](style_map.png)",
+		"![style scatter](style_scatter.png)",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report section lacks %q:\n%s", want, md)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"image"
+	"image/color"
 	"path/filepath"
 
 	"github.com/stylespace/style"
@@ -36,15 +37,19 @@ func styleMap(ctx context.Context, out string, cat *style.Catalog, src *synthSou
 	if err := picture.WriteMap(ctx, mapPath, res.Y, thumb, &picture.MapOptions{Width: 1600, Height: 1200, Thumb: 48}); err != nil {
 		return nil, err
 	}
+	// Each point in the main colour of its hidden palette, so that the
+	// legend's names and colours agree.
 	labels := make([]string, n)
+	colours := map[string]color.Color{}
 	for r, it := range items {
-		// Numbered, so the plot's colours are not read as the palette's.
-		pi := it.Style / len(patterns)
-		labels[r] = fmt.Sprintf("palette %d (%s)", pi+1, palettes[pi].name)
+		pl := palettes[it.Style/len(patterns)]
+		labels[r] = pl.name
+		colours[pl.name] = pl.main
 	}
 	scatterPath := filepath.Join(out, "style_scatter.png")
 	err = picture.Scatter(scatterPath, res.Y, labels, &picture.Options{
-		Title: "Style space (t-SNE of the 128-D embeddings), coloured by hidden palette",
+		Title:  "Style space (t-SNE of the 128-D embeddings), coloured by hidden palette",
+		Colors: colours,
 	})
 	if err != nil {
 		return nil, err

@@ -14,6 +14,11 @@
 //     BLAS, or, on this package's kernels, an implicit-GEMM im2col or a
 //     packed Winograd F(2x2)/F(4x4). A Workspace holds the scratch
 //     buffers of a forward pass and can serve layers run in sequence.
+//   - NewGEMMConv (conv_gemm.go, conv_pointwise.go) is a convolution
+//     of any square kernel, stride and padding, with an optional
+//     residual, as an implicit GEMM on the package's kernels; MaxPool
+//     and GlobalAvgPool (pool.go) are the pooling layers of a residual
+//     network.
 //   - SqDist16, SqDistFinish and SqDistBounded (dist.go) are the exact
 //     catalogue search's distances.
 //   - RMSPropStep and L2Penalty (optim.go) are the training step's
