@@ -260,6 +260,7 @@ func TestDownloadWeightsCancel(t *testing.T) {
 	close(s.stall)
 	require.ErrorIs(t, err, context.Canceled)
 	require.Equal(t, half, fileSize(part), "partial file after cancellation")
+	assert.ErrorContains(t, err, "partial file "+part+" kept for resuming")
 	// The next call resumes from there.
 	path, err := DownloadWeights(context.Background(), VGG16, opts)
 	require.NoError(t, err)
@@ -267,6 +268,22 @@ func TestDownloadWeightsCancel(t *testing.T) {
 	reqs := s.requests()
 	require.Len(t, reqs, 2)
 	assert.Equal(t, fmt.Sprintf("bytes=%d-", half), reqs[1], "a resume")
+}
+
+// TestDownloadWeightsCancelBeforeData cancels before any byte arrived: the
+// error does not claim a partial file is kept, and none is.
+func TestDownloadWeightsCancelBeforeData(t *testing.T) {
+	f := newDownloadFixture(t)
+	s := &weightServer{content: f.content}
+	url := startServer(t, s)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := DownloadWeights(ctx, VGG16, &DownloadOptions{URL: url, SHA256Prefix: f.prefix, CacheDir: dir, divisor: testDivisor})
+	require.ErrorIs(t, err, context.Canceled)
+	assert.NotContains(t, err.Error(), "kept")
+	entries, _ := os.ReadDir(dir)
+	assert.Empty(t, entries, "cache directory after a cancelled download")
 }
 
 func TestDownloadWeightsErrors(t *testing.T) {

@@ -9,12 +9,15 @@
 //
 // The numbers it prints are real measurements of a real run, but on
 // generated data: they show the pipeline working, not the study's result.
-// Pass -weights to use real VGG16 weights (for example torchvision's,
-// converted by examples/train or DownloadWeights).
+// Pass -weights FILE (or -download) to use real VGG16 weights. The model
+// flags are those of every other program: the head it writes works with
+// examples/evaluate, recommend and tsne given the same -weights, or for the
+// default generated network the same -weights-seed and -weights-divisor
+// (their defaults).
 //
 // Usage:
 //
-//	go run ./examples/demo [-out style-demo] [-items 600] [-pairs 4000] [-seed 1]
+//	go run ./examples/demo [-out style-demo] [-items 600] [-pair-count 4000] [-seed 1] [model flags]
 package main
 
 import (
@@ -38,7 +41,7 @@ import (
 	"github.com/stylespace/style/study"
 )
 
-func main() { cli.Main("demo", "", run) }
+func main() { cli.Main("demo", run) }
 
 // imageSize is the side of the generated product images, in pixels.
 const imageSize = 128
@@ -74,27 +77,41 @@ func (s *synthSource) draw(it item) image.Image {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fl.SetOutput(stderr)
+	var mf cli.ModelFlags
+	mf.Register(fl, cli.NoHead)
 	var (
-		out     = fl.String("out", "style-demo", "output `folder`")
-		nItems  = fl.Int("items", 600, "generated products")
-		nPairs  = fl.Int("pairs", 4000, "generated labelled pairs")
-		seed    = fl.Uint64("seed", 1, "seed of everything generated")
-		weights = fl.String("weights", "", "VGG16 weight `file` (default: a narrow VGG16 with generated weights)")
-		epochs  = fl.Int("epochs", 40, "maximum training epochs")
-		workers = fl.Int("workers", 0, "goroutines (0: one per CPU)")
-		quiet   = fl.Bool("quiet", false, "no progress bars")
+		out    = fl.String("out", "style-demo", "output `folder`")
+		nItems = fl.Int("items", 600, "generated products")
+		nPairs = fl.Int("pair-count", 4000, "generated labelled pairs")
+		seed   = fl.Uint64("seed", 1, "seed of the generated products, pairs, split and training")
+		epochs = fl.Int("epochs", 40, "maximum training epochs")
 	)
-	if err := fl.Parse(args); err != nil {
+	fl.Usage = func() {
+		fmt.Fprintf(fl.Output(), "Usage: demo [flags]\n\nRuns the whole style pipeline offline on generated products and writes every result into -out.\n\n")
+		fl.PrintDefaults()
+	}
+	pos, err := cli.Parse(fl, args)
+	if err != nil {
 		return err
 	}
-	if fl.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q (all settings are flags; see -h)", fl.Args())
+	if len(pos) > 0 {
+		return cli.Usagef("unexpected arguments %q (all settings are flags; see -h)", pos)
 	}
 	if *nItems < 20 || *nPairs < 50 {
-		return fmt.Errorf("need at least 20 items and 50 pairs (got %d and %d)", *nItems, *nPairs)
+		return cli.Usagef("need at least 20 -items and 50 -pair-count (got %d and %d)", *nItems, *nPairs)
 	}
+	if *epochs <= 0 {
+		return cli.Usagef("-epochs %d: must be positive", *epochs)
+	}
+	if err := mf.Check(); err != nil {
+		return err
+	}
+	if err := cli.CheckFolder(*out); err != nil {
+		return err
+	}
+	workers := &mf.Workers
 	start := time.Now()
-	bars := cli.NewBars(stderr, *quiet)
+	bars := cli.NewBars(stderr, mf.Quiet)
 	defer bars.Finish()
 
 	// The data: products with hidden styles, and pairs labelled by them.
@@ -110,28 +127,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		pairs[i] = style.Pair{A: items[a[i]].ID, B: items[b[i]].ID, Label: labels[i]}
 	}
 
-	// The backbone.
-	var (
-		net *style.Network
-		err error
-	)
-	if *weights != "" {
-		net, err = style.LoadNetwork(*weights, &style.NetworkOptions{Workers: *workers})
-	} else {
-		var w *style.Weights
-		if w, err = style.GenerateWeights(style.VGG16, *seed, 8); err == nil {
-			net, err = style.NewNetwork(w, &style.NetworkOptions{Workers: *workers})
-		}
-	}
-	if err != nil {
-		return err
-	}
+	// The backbone: the same flags as every other program, so that the
+	// head written here works with evaluate, recommend and tsne given the
+	// same -weights or -weights-seed/-weights-divisor.
 	fmt.Fprintf(stdout, "style demo: %d generated products (%d categories x %d styles), %d labelled pairs.\n",
 		len(items), len(categories), len(palettes)*len(patterns), len(pairs))
-	if *weights == "" {
-		fmt.Fprintln(stdout, "The images are drawn by the demo and the VGG16 has generated weights (1/8 of the")
-		fmt.Fprintln(stdout, "widths, seeded He-uniform), not ImageNet weights: the results show the pipeline at")
-		fmt.Fprintln(stdout, "work, not the study's numbers. Pass -weights FILE for real weights.")
+	fmt.Fprintln(stdout, "The images are drawn by the demo: the results show the pipeline at work, not the study's numbers.")
+	net, err := mf.Network(ctx, stdout, bars)
+	if err != nil {
+		return err
 	}
 
 	// Features, split, training, evaluation, charts, report.
@@ -167,7 +171,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	catPath := filepath.Join(*out, "catalog.stylecat")
+	catPath := filepath.Join(*out, cli.DefaultCatalog)
 	if err := cat.Save(catPath); err != nil {
 		return err
 	}

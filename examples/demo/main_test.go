@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"image/png"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,7 +13,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/stylespace/style"
+	"github.com/stylespace/style/examples/internal/cli"
 )
 
 // TestDemo runs the demo at a small size and checks that it learns the
@@ -19,7 +25,7 @@ import (
 func TestDemo(t *testing.T) {
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
-	args := []string{"-out", out, "-items", "150", "-pairs", "900", "-epochs", "15", "-quiet"}
+	args := []string{"-out", out, "-items", "150", "-pair-count", "900", "-epochs", "15", "-quiet"}
 	if err := run(context.Background(), args, &stdout, &stderr); err != nil {
 		t.Fatalf("demo: %v\n%s\n%s", err, stdout.String(), stderr.String())
 	}
@@ -82,6 +88,49 @@ func TestDemoBadFlags(t *testing.T) {
 	if err := run(context.Background(), []string{"extra"}, &stdout, &stderr); err == nil {
 		t.Error("a stray argument accepted")
 	}
+}
+
+// TestDemoHeadFitsDefaultModel checks that the head the demo writes
+// records the generated network of the shared default model flags, so
+// that evaluate, recommend and tsne accept it with their defaults, and
+// that the demo accepts flags in any order and -h.
+func TestDemoHeadFitsDefaultModel(t *testing.T) {
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	args := []string{"-items", "60", "-pair-count", "300", "-epochs", "2", "-quiet", "-out", out}
+	require.NoError(t, run(context.Background(), args, &stdout, &stderr), stderr.String())
+	assert.Contains(t, stdout.String(), "generated vgg16 (seed 1, width divisor 8")
+	head, err := style.LoadHead(filepath.Join(out, "head.safetensors"))
+	require.NoError(t, err)
+
+	// The network evaluate builds from its default flags.
+	fl := flag.NewFlagSet("evaluate", flag.ContinueOnError)
+	var mf cli.ModelFlags
+	mf.Register(fl, cli.RequiredHead)
+	_, err = cli.Parse(fl, nil)
+	require.NoError(t, err)
+	net, err := mf.Network(context.Background(), io.Discard, cli.NewBars(io.Discard, true))
+	require.NoError(t, err)
+	assert.NoError(t, cli.CheckHead("head.safetensors", head, net))
+	assert.Equal(t, style.Backbone{Arch: style.VGG16, Preprocess: style.PreprocessCaffe, Seed: 1, Divisor: 8}, head.Backbone)
+
+	// Another seed is refused, naming both backbones.
+	_, err = cli.Parse(fl, []string{"-weights-seed", "5"})
+	require.NoError(t, err)
+	other, err := mf.Network(context.Background(), io.Discard, cli.NewBars(io.Discard, true))
+	require.NoError(t, err)
+	err = cli.CheckHead("head.safetensors", head, other)
+	assert.ErrorIs(t, err, style.ErrBackboneMismatch)
+	assert.ErrorContains(t, err, "seed 1")
+	assert.ErrorContains(t, err, "seed 5")
+
+	err = run(context.Background(), []string{"-h"}, &stdout, &stderr)
+	assert.Equal(t, cli.ExitOK, cli.ExitCode(err, false))
+	err = run(context.Background(), []string{"-items", "3"}, &stdout, &stderr)
+	assert.Equal(t, cli.ExitUsage, cli.ExitCode(err, false))
+	notDir := filepath.Join(out, "head.safetensors", "x")
+	err = run(context.Background(), []string{"-out", notDir}, &stdout, &stderr)
+	assert.ErrorContains(t, err, notDir)
 }
 
 // TestDemoReport checks the recommendation result is counted from the

@@ -5,20 +5,25 @@
 //	go run ./examples/recommend -images ../shared/fashion/images \
 //	    -meta ../shared/fashion/styles.csv -query 15970 -k 8 -other-category
 //
-// The catalogue is saved (-catalog, default catalog.bin) and reused by the
-// next run, which only indexes images it does not hold yet. Without
-// -weights the VGG16 network is generated from a formula (its features are
-// not ImageNet features); without -head the raw features are compared, so
-// the matches are visually similar items rather than learned style matches.
-// The program says so in its output.
+// The catalogue is saved (-catalog, default catalog.stylecat) and reused by
+// the next run, which only indexes images it does not hold yet; an
+// interrupted indexing resumes. Without -weights the VGG16 network is
+// generated from a formula (its features are not ImageNet features);
+// without -head the raw features are compared, so the matches are visually
+// similar items rather than learned style matches. The program says so in
+// its output. With -meta, the matches show their category and product name
+// (-category-column, -name-column). -json prints the results as one JSON
+// object on the standard output, the rest going to the standard error.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"image"
 	"io"
+	"math"
 	"path/filepath"
 	"strings"
 
@@ -28,45 +33,88 @@ import (
 )
 
 func main() {
-	cli.Main("recommend", "run the same command again to finish indexing (images done are kept in the catalogue file)", run)
+	cli.Main("recommend", run)
+}
+
+// Output is what -json prints.
+type Output struct {
+	Query   Entry   `json:"query"`
+	Head    string  `json:"head,omitempty"` // "" when raw features are compared
+	Matches []Entry `json:"matches"`
+	Sheet   string  `json:"sheet,omitempty"`
+}
+
+// Entry is the query or a match of Output.
+type Entry struct {
+	Rank     int      `json:"rank,omitempty"`
+	ID       string   `json:"id,omitempty"`   // catalogue item; "" for a query file
+	File     string   `json:"file,omitempty"` // the query file, if not an item
+	Name     string   `json:"name,omitempty"`
+	Category string   `json:"category,omitempty"`
+	Distance *float64 `json:"distance,omitempty"` // null if not finite
+}
+
+// finite returns a pointer to d, or nil for NaN and infinities, which
+// JSON cannot hold.
+func finite(d float64) *float64 {
+	if math.IsNaN(d) || math.IsInf(d, 0) {
+		return nil
+	}
+	return &d
 }
 
 // run is the whole program, callable from tests.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("recommend", flag.ContinueOnError)
 	fl.SetOutput(stderr)
-	var mf cli.ModelFlags
-	mf.Register(fl, "catalog.bin", "articleType")
+	var (
+		mf cli.ModelFlags
+		cf cli.CatalogFlags
+	)
+	mf.Register(fl, cli.OptionalHead)
+	cf.Register(fl)
 	query := fl.String("query", "", "item ID (file name, with or without extension) or image file to find matches for; empty: only index")
 	k := fl.Int("k", 5, "number of matches")
 	otherCat := fl.Bool("other-category", false, "leave out items of the query's category (no shoes for shoes)")
-	sheet := fl.String("sheet", "recommend.png", "contact sheet PNG of the query and its matches; empty: none")
+	sheet := fl.String("sheet", "recommend.png", "contact sheet PNG `file` of the query and its matches; empty: none")
 	thumb := fl.Int("thumb", 160, "size of each picture's box on the contact sheet, in pixels")
+	asJSON := fl.Bool("json", false, "print the results as JSON on the standard output (messages go to the standard error)")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "Usage: recommend -images DIR [-meta CSV] [-weights FILE] [-head FILE] -query ID|IMAGE [flags]\n\n")
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
+	pos, err := cli.Parse(fl, args)
+	if err != nil {
 		return err
 	}
-	if fl.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fl.Args())
+	if len(pos) > 0 {
+		return cli.Usagef("unexpected arguments %q (all settings are flags; see -h)", pos)
 	}
 	if *k <= 0 {
-		return fmt.Errorf("-k %d: must be positive", *k)
+		return cli.Usagef("-k %d: must be positive", *k)
 	}
 	if *thumb <= 0 || *thumb > 1024 {
-		return fmt.Errorf("-thumb %d: must be between 1 and 1024", *thumb)
+		return cli.Usagef("-thumb %d: must be between 1 and 1024", *thumb)
+	}
+	if *query == "" {
+		*sheet = ""
 	}
 
-	bars := cli.NewBars(stderr, mf.NoProgress)
-	m, err := cli.OpenModel(ctx, &mf, stdout, stderr, bars)
+	info := stdout
+	if *asJSON {
+		info = stderr
+	}
+	bars := cli.NewBars(stderr, mf.Quiet)
+	m, err := cli.OpenModel(ctx, &mf, &cf, []string{*sheet}, info, stderr, bars)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
 	if *query == "" {
-		fmt.Fprintln(stdout, "no -query given: nothing to recommend.")
+		fmt.Fprintln(info, "no -query given: nothing to recommend.")
+		if *asJSON {
+			return json.NewEncoder(stdout).Encode(Output{Matches: []Entry{}})
+		}
 		return nil
 	}
 
@@ -76,7 +124,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		qimg    image.Image
 		qlabel  string
 		qcat    string
-		qID     = findItem(m.Cat, mf.Images, *query)
+		qEntry  Entry
+		qID     = findItem(m.Cat, cf.Images, *query)
 	)
 	if qID != "" {
 		i, _ := m.Cat.Index(qID)
@@ -86,25 +135,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		qimg, _ = style.OpenImage(ctx, m.Src, qID)
 		qlabel = qID
-		fmt.Fprintf(stdout, "query: catalogue item %s (%s)\n", qID, orNone(qcat))
+		qEntry = Entry{ID: qID, Name: m.Name(qID), Category: qcat}
+		fmt.Fprintf(info, "query: catalogue item %s (%s)%s\n", qID, orNone(qcat), named(m.Name(qID)))
 	} else {
 		if qimg, err = style.LoadImage(ctx, *query); err != nil {
 			return fmt.Errorf("-query %q is not an item of the catalogue, and not a readable image: %w", *query, err)
 		}
 		feat, err := m.FX.Features(qimg)
 		if err != nil {
-			return err
+			return fmt.Errorf("-query %s: %w", *query, err)
 		}
 		vec := feat
 		if m.Head != nil {
 			vec = m.Head.Embed(feat)
 		}
 		qcat = m.Category(*query)
-		fmt.Fprintf(stdout, "query: image file %s (%s)\n", *query, orNone(qcat))
+		qEntry = Entry{File: *query, Name: m.Name(*query), Category: qcat}
+		fmt.Fprintf(info, "query: image file %s (%s)%s\n", *query, orNone(qcat), named(m.Name(*query)))
 		opts := &style.RecommendOptions{}
 		if *otherCat {
 			if qcat == "" {
-				fmt.Fprintln(stdout, "note: -other-category: the query file has no category in -meta, so no category is left out")
+				fmt.Fprintln(info, "note: -other-category: the query file has no category in -meta, so no category is left out")
 			}
 			opts.ExcludeCategory = qcat
 		}
@@ -120,33 +171,43 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *otherCat && qcat != "" {
 		excl = fmt.Sprintf(", leaving out %s", qcat)
 	}
-	fmt.Fprintf(stdout, "top %d %s items%s:\n", len(matches), what, excl)
+	res := Output{Query: qEntry, Head: mf.Head, Matches: make([]Entry, len(matches))}
+	fmt.Fprintf(info, "top %d %s items%s:\n", len(matches), what, excl)
 	for r, mt := range matches {
-		fmt.Fprintf(stdout, "%3d. %-24s %-22s distance %.4f\n", r+1, mt.ID, orNone(mt.Category), mt.Distance)
+		name := m.Name(mt.ID)
+		res.Matches[r] = Entry{Rank: r + 1, ID: mt.ID, Name: name, Category: mt.Category, Distance: finite(mt.Distance)}
+		if !*asJSON {
+			fmt.Fprintf(stdout, "%3d. %-24s %-22s distance %.4f%s\n", r+1, mt.ID, orNone(mt.Category), mt.Distance, nameColumn(name))
+		}
 	}
 	if len(matches) < *k {
-		fmt.Fprintf(stdout, "(only %d items pass the filters)\n", len(matches))
+		fmt.Fprintf(info, "(only %d items pass the filters)\n", len(matches))
 	}
 
-	if *sheet == "" {
-		return nil
-	}
-	imgs := make([]image.Image, len(matches))
-	labels := make([]string, 0, 1+len(matches))
-	labels = append(labels, "query\n"+qlabel+"\n"+orNone(qcat))
-	for i, mt := range matches {
-		img, err := style.OpenImage(ctx, m.Src, mt.ID)
-		if err != nil {
-			fmt.Fprintf(stderr, "contact sheet: %v\n", err) // drawn as a grey box
+	if *sheet != "" {
+		imgs := make([]image.Image, len(matches))
+		labels := make([]string, 0, 1+len(matches))
+		labels = append(labels, "query\n"+qlabel+"\n"+orNone(qcat))
+		for i, mt := range matches {
+			img, err := style.OpenImage(ctx, m.Src, mt.ID)
+			if err != nil {
+				fmt.Fprintf(stderr, "contact sheet: %s\n", cli.Message(err)) // drawn as a grey box
+			}
+			imgs[i] = img
+			labels = append(labels, fmt.Sprintf("%d. %s\n%s\nd=%.4g", i+1, mt.ID, orNone(mt.Category), mt.Distance))
 		}
-		imgs[i] = img
-		labels = append(labels, fmt.Sprintf("%d. %s\n%s\nd=%.4g", i+1, mt.ID, orNone(mt.Category), mt.Distance))
+		opts := &picture.SheetOptions{ThumbWidth: *thumb, ThumbHeight: *thumb, Enlarge: true}
+		if err := picture.WriteContactSheet(*sheet, qimg, imgs, labels, opts); err != nil {
+			return err
+		}
+		fmt.Fprintf(info, "contact sheet: %s\n", *sheet)
+		res.Sheet = *sheet
 	}
-	opts := &picture.SheetOptions{ThumbWidth: *thumb, ThumbHeight: *thumb, Enlarge: true}
-	if err := picture.WriteContactSheet(*sheet, qimg, imgs, labels, opts); err != nil {
-		return err
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
 	}
-	fmt.Fprintf(stdout, "contact sheet: %s\n", *sheet)
 	return nil
 }
 
@@ -176,4 +237,20 @@ func orNone(s string) string {
 		return "-"
 	}
 	return strings.TrimSpace(s)
+}
+
+// named is a product name in parentheses after a query, "" if none.
+func named(name string) string {
+	if name == "" {
+		return ""
+	}
+	return ": " + strings.TrimSpace(name)
+}
+
+// nameColumn is a product name at the end of a match line, "" if none.
+func nameColumn(name string) string {
+	if name == "" {
+		return ""
+	}
+	return "  " + strings.TrimSpace(name)
 }

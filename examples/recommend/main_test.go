@@ -41,11 +41,14 @@ func runOK(t *testing.T, args ...string) string {
 	return stdout.String()
 }
 
-var matchLine = regexp.MustCompile(`(?m)^ *(\d+)\. (\S+) +(.+?) +distance (\S+)$`)
+// matchLine is a printed match; the product name, if any, follows the
+// distance.
+var matchLine = regexp.MustCompile(`(?m)^ *(\d+)\. (\S+) +(.+?) +distance (\S+)(?:  (.*))?$`)
 
 type printed struct {
 	id, cat string
 	dist    float64
+	name    string
 }
 
 // checkMatches compares printed matches with the reference: IDs and
@@ -72,7 +75,7 @@ func parseMatches(t *testing.T, out string) []printed {
 		if err != nil {
 			t.Fatalf("distance %q: %v", m[4], err)
 		}
-		ms = append(ms, printed{m[2], m[3], d})
+		ms = append(ms, printed{m[2], m[3], d, m[5]})
 	}
 	return ms
 }
@@ -105,7 +108,7 @@ func bruteForce(c *style.Catalog, q []float32, k int, keep func(style.Item) bool
 		if cat == "" {
 			cat = "-"
 		}
-		out = append(out, printed{it.ID, cat, c0.d})
+		out = append(out, printed{id: it.ID, cat: cat, dist: c0.d})
 	}
 	return out
 }
@@ -131,9 +134,9 @@ func TestRunRecommend(t *testing.T) {
 	names := imageNames(t, images)
 	query := strings.TrimSuffix(names[7], ".jpg") // by ID, without extension
 	dir := t.TempDir()
-	catalog, sheet := filepath.Join(dir, "catalog.bin"), filepath.Join(dir, "sheet.png")
+	catalog, sheet := filepath.Join(dir, "catalog.stylecat"), filepath.Join(dir, "sheet.png")
 	common := []string{"-images", images, "-meta", filepath.Join(fashion, "styles.csv"), "-catalog", catalog,
-		"-limit", fmt.Sprint(testImages), "-divisor", "16", "-no-progress"}
+		"-limit", fmt.Sprint(testImages), "-weights-divisor", "16", "-quiet"}
 
 	out := runOK(t, append(common, "-query", query, "-k", "5", "-other-category", "-sheet", sheet)...)
 	for _, want := range []string{"NOTE: no -weights given", "embedding: none (no -head)",
@@ -210,7 +213,7 @@ func TestRunRecommend(t *testing.T) {
 	}
 }
 
-// writeHead saves an untrained head for the generated network of -divisor 16
+// writeHead saves an untrained head for the generated network of -weights-divisor 16
 // and returns its path.
 func writeHead(t *testing.T, dir string, seed uint64) string {
 	t.Helper()
@@ -238,10 +241,10 @@ func TestRunRecommendHead(t *testing.T) {
 	images := filepath.Join(fashion, "images")
 	dir := t.TempDir()
 	headPath := writeHead(t, dir, 7)
-	catalog := filepath.Join(dir, "catalog.bin")
+	catalog := filepath.Join(dir, "catalog.stylecat")
 	names := imageNames(t, images)
 	query := names[5]
-	out := runOK(t, "-images", images, "-catalog", catalog, "-limit", "40", "-divisor", "16", "-no-progress",
+	out := runOK(t, "-images", images, "-catalog", catalog, "-limit", "40", "-weights-divisor", "16", "-quiet",
 		"-head", headPath, "-query", query, "-k", "4", "-sheet", "")
 	if !strings.Contains(out, "embedding: siamese head") || !strings.Contains(out, "top 4 most compatible items:") {
 		t.Errorf("output does not say the head is used:\n%s", out)
@@ -266,8 +269,8 @@ func TestRunRecommendHead(t *testing.T) {
 	}
 	// Another head must not extend or search this catalogue.
 	var stdout, stderr bytes.Buffer
-	err = run(context.Background(), []string{"-images", images, "-catalog", catalog, "-limit", "40", "-divisor", "16",
-		"-no-progress", "-head", writeHead(t, dir, 8)}, &stdout, &stderr)
+	err = run(context.Background(), []string{"-images", images, "-catalog", catalog, "-limit", "40", "-weights-divisor", "16",
+		"-quiet", "-head", writeHead(t, dir, 8)}, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "built with another model") {
 		t.Errorf("another head: err %v, want a refusal", err)
 	}
@@ -279,8 +282,8 @@ func TestRunRecommendErrors(t *testing.T) {
 	dir := t.TempDir()
 	// A small catalogue of raw features, then a head for the same network:
 	// the catalogue must be refused rather than mixed.
-	catalog := filepath.Join(dir, "catalog.bin")
-	base := []string{"-images", images, "-catalog", catalog, "-limit", "4", "-divisor", "16", "-no-progress"}
+	catalog := filepath.Join(dir, "catalog.stylecat")
+	base := []string{"-images", images, "-catalog", catalog, "-limit", "4", "-weights-divisor", "16", "-quiet"}
 	runOK(t, base...)
 	headPath := writeHead(t, dir, 1)
 	badCSV := filepath.Join(dir, "bad.csv")
@@ -295,7 +298,7 @@ func TestRunRecommendErrors(t *testing.T) {
 		{append(base, "-head", headPath), "built with another model"},
 		{append(base, "-query", "no-such-item"), "not an item of the catalogue"},
 		{append(base, "-meta", badCSV, "-catalog", ""), "bad.csv: line 3"},
-		{append(base, "-divisor", "3"), "width divisor 3"},
+		{append(base, "-weights-divisor", "3"), "width divisor 3"},
 		{append(base, "-weights", filepath.Join(dir, "none.safetensors")), "none.safetensors"},
 		{[]string{"-k", "5"}, "-images is required"},
 		{append(base, "-k", "0"), "-k 0"},

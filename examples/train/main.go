@@ -2,12 +2,14 @@
 // head over VGG16 features) on labelled pairs of product photos and writes
 // the trained head, its charts and a Markdown report.
 //
-// With no flags it runs the study as published: the pair list
+// With -download it runs the study as published: the pair list
 // amazon_pairs.csv in the current folder (35,000 pairs), the images from
 // https://m.media-amazon.com/images/I/, and torchvision's ImageNet VGG16
-// weights downloaded into the user cache folder. Features are kept in a
-// store under the output folder, so an interrupted run (Ctrl-C) resumes
-// where it stopped when started again.
+// weights downloaded once into the user cache folder. Without -download or
+// -weights it uses a generated network (and says so): the pipeline runs
+// offline, but its features are not ImageNet features. Features are kept
+// in a store under the output folder, so an interrupted run (Ctrl-C or
+// SIGTERM) resumes where it stopped when started again.
 //
 // Usage:
 //
@@ -15,7 +17,7 @@
 //
 // Quick run on the first 2,000 pairs:
 //
-//	go run ./examples/train -limit 2000 -out quick
+//	go run ./examples/train -download -limit 2000 -out quick
 package main
 
 import (
@@ -26,6 +28,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/stylespace/style"
@@ -37,7 +41,7 @@ import (
 const StudyImages = "https://m.media-amazon.com/images/I/"
 
 func main() {
-	cli.Main("train", "interrupted; run the same command again to resume (features already computed are kept)", run)
+	cli.Main("train", run)
 }
 
 // wrapExtractor, if not nil, wraps the feature extractor (tests count and
@@ -47,39 +51,42 @@ var wrapExtractor func(style.FeatureExtractor) style.FeatureExtractor
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	var mf cli.ModelFlags
+	mf.Register(fs, cli.NoHead)
 	var (
-		pairsPath    = fs.String("pairs", "amazon_pairs.csv", "pair list `file or URL`: image1;image2;label rows (label 1 = go well together)")
-		images       = fs.String("images", StudyImages, "image `folder or URL prefix`")
-		imageCache   = fs.String("image-cache", "", "`folder` keeping downloaded images (default OUT/images; only for a URL prefix)")
-		weights      = fs.String("weights", "", "VGG16 weight `file` (default: torchvision's VGG16, downloaded once into the cache)")
-		weightsCache = fs.String("weights-cache", "", "`folder` for the downloaded weights (default: the user cache folder)")
-		out          = fs.String("out", "style-study", "output `folder`: head, charts, report")
-		store        = fs.String("store", "", "feature store `folder` (default OUT/features)")
-		limit        = fs.Int("limit", 0, "use only the first `N` pairs (0: all)")
-		epochs       = fs.Int("epochs", 50, "maximum training epochs")
-		patience     = fs.Int("patience", 5, "stop after this many epochs without a better validation loss (0: never)")
-		seed         = fs.Uint64("seed", 1, "seed of the split, the initial weights and the shuffling")
-		workers      = fs.Int("workers", 0, "images processed at once (0: one per CPU)")
-		downloads    = fs.Int("downloads", 16, "image downloads at once (URL prefix only)")
-		timeout      = fs.Duration("timeout", 30*time.Second, "timeout of each download")
-		quiet        = fs.Bool("quiet", false, "no progress bars")
-		conv         = fs.String("conv", "auto", cli.ConvUsage)
-		divisor      = fs.Int("weights-divisor", 1, "width divisor of the -weights network: 1 for VGG16, 2 to 64 for a narrow test network")
+		pairsPath  = fs.String("pairs", "amazon_pairs.csv", "pair list `file or URL`: image1;image2;label rows (label 1 = go well together)")
+		images     = fs.String("images", StudyImages, "image `folder or URL prefix`")
+		imageCache = fs.String("image-cache", "", "`folder` keeping downloaded images (default OUT/images; only for a URL prefix)")
+		out        = fs.String("out", "style-study", "output `folder`: head, charts, report")
+		store      = fs.String("store", "", "feature store `folder` (default OUT/features)")
+		limit      = fs.Int("limit", 0, "use only the first `N` pairs (0: all)")
+		epochs     = fs.Int("epochs", 50, "maximum training epochs")
+		patience   = fs.Int("patience", 5, "stop after this many epochs without a better validation loss (0: never)")
+		seed       = fs.Uint64("seed", 1, "seed of the split, the initial weights and the shuffling")
+		downloads  = fs.Int("downloads", 16, "image downloads at once (URL prefix only)")
+		timeout    = fs.Duration("timeout", 30*time.Second, "timeout of each download")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: train [flags]\n\nTrains a style evaluator on labelled pairs of product photos and writes the head, charts and report.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q (all settings are flags; see -h)", fs.Args())
+	if len(pos) > 0 {
+		return cli.Usagef("unexpected arguments %q (all settings are flags; see -h)", pos)
+	}
+	if err := mf.Check(); err != nil {
+		return err
+	}
+	if *limit < 0 || *epochs <= 0 || *patience < 0 || *downloads <= 0 {
+		return cli.Usagef("-limit and -patience must not be negative, -epochs and -downloads must be positive")
 	}
 	if *store == "" {
 		*store = filepath.Join(*out, "features")
 	}
-	bars := cli.NewBars(stderr, *quiet)
+	bars := cli.NewBars(stderr, mf.Quiet)
 	defer bars.Finish()
 
 	rctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -91,6 +98,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
+	// The outputs, before any long work.
+	for _, dir := range []string{*out, *store} {
+		if err := cli.CheckFolder(dir); err != nil {
+			return err
+		}
+	}
 
 	cfg := &study.Config{
 		Pairs:    pairs,
@@ -98,48 +111,111 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		StoreDir: *store,
 		OutDir:   *out,
 		Seed:     *seed,
-		Workers:  *workers,
-		Trainer:  &style.Trainer{Epochs: *epochs, Patience: *patience, Seed: *seed, Workers: *workers},
+		Workers:  mf.Workers,
+		Trainer:  &style.Trainer{Epochs: *epochs, Patience: *patience, Seed: *seed, Workers: mf.Workers},
 		Progress: bars.Update,
 	}
+	where := *images
+	var src style.ImageSource
 	if cli.IsURL(*images) {
 		if *imageCache == "" {
 			*imageCache = filepath.Join(*out, "images")
 		}
-		src, err := style.NewURLSource(*images, &style.URLOptions{CacheDir: *imageCache, Timeout: *timeout, Concurrent: *downloads})
+		u, err := style.NewURLSource(*images, &style.URLOptions{CacheDir: *imageCache, Timeout: *timeout, Concurrent: *downloads})
 		if err != nil {
 			return err
 		}
-		cfg.Images, cfg.Prefetch, cfg.PrefetchConcurrent = src, true, *downloads
+		src, cfg.Prefetch, cfg.PrefetchConcurrent = u, true, *downloads
 	} else {
-		src, err := style.NewDirSource(*images)
-		if err != nil {
-			return fmt.Errorf("images: %w", err)
+		if err := cli.CheckImageFolder(*images); err != nil {
+			return err
 		}
-		defer src.Close()
-		cfg.Images = src
+		d, err := style.NewDirSource(*images)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		src = d
 	}
+	rec := &recorder{ImageSource: src}
+	cfg.Images = rec
 
-	wpath, err := cli.Weights(ctx, *weights, *weightsCache, bars)
+	net, err := mf.Network(ctx, stdout, bars)
 	if err != nil {
 		return err
 	}
-	vgg, err := cli.LoadNetwork(wpath, *conv, *divisor)
-	if err != nil {
-		return err
-	}
-	cfg.Extractor = vgg
+	cfg.Extractor = net
 	if wrapExtractor != nil {
-		cfg.Extractor = wrapExtractor(vgg)
+		cfg.Extractor = wrapExtractor(net)
 	}
 
 	res, err := study.Run(ctx, cfg)
 	bars.Finish()
+	if err != nil && ctx.Err() != nil && stored(*store) {
+		return cli.Resumable(err, "run the same command again to resume (features already computed are kept in "+*store+")")
+	}
 	if err != nil {
+		if ctx.Err() == nil && len(rec.failed) > 0 {
+			// The study stopped (too few usable pairs, say) before writing
+			// its report: write the failures it met, which usually say why.
+			used := pairs
+			if *limit > 0 && *limit < len(pairs) {
+				used = pairs[:*limit]
+			}
+			total := len(style.UniqueNames(used))
+			if rerr := cli.ReportFailures(stderr, filepath.Join(*out, study.FailedImagesFile), rec.failures(), total, where); rerr != nil {
+				fmt.Fprintln(stderr, cli.Message(rerr))
+			}
+		}
 		return err
 	}
 	printSummary(stdout, res)
+	for _, line := range cli.Summary(res.Extraction.Failed, res.Extraction.Total, where) {
+		fmt.Fprintf(stderr, "failed: %s (listed in %s)\n", line, res.Files[study.FailedImagesFile])
+	}
 	return nil
+}
+
+// stored reports whether the feature store in dir holds anything.
+func stored(dir string) bool {
+	st, err := style.OpenFeatureStore(dir, &style.StoreOptions{ReadOnly: true})
+	if err != nil {
+		return false
+	}
+	defer st.Close()
+	return st.Len() > 0
+}
+
+// recorder is an ImageSource that records the images it fails to open.
+type recorder struct {
+	style.ImageSource
+	mu     sync.Mutex
+	failed map[string]error
+}
+
+func (r *recorder) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	rc, err := r.ImageSource.Open(ctx, name)
+	if err != nil && ctx.Err() == nil {
+		r.mu.Lock()
+		if r.failed == nil {
+			r.failed = map[string]error{}
+		}
+		r.failed[name] = err
+		r.mu.Unlock()
+	}
+	return rc, err
+}
+
+// failures returns the recorded failures in name order.
+func (r *recorder) failures() []style.ImageFailure {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]style.ImageFailure, 0, len(r.failed))
+	for n, err := range r.failed {
+		out = append(out, style.ImageFailure{Name: n, Err: err})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
 
 func printSummary(w io.Writer, r *study.Result) {

@@ -9,13 +9,14 @@
 // Without -weights the VGG16 network is generated from a formula (its
 // features are not ImageNet features); without -head the raw features are
 // projected, so the map groups visually similar items rather than learned
-// style. The program says so in its output. -catalog reuses (and extends) a
-// catalogue file written by examples/recommend with the same model.
+// style. The program says so in its output. The catalogue (-catalog,
+// default catalog.stylecat, the same file as examples/recommend's) is
+// reused and completed, and every item it holds is mapped: a second map of
+// the same folder indexes nothing.
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"image"
@@ -27,16 +28,22 @@ import (
 	"github.com/stylespace/style/picture"
 )
 
-func main() { cli.Main("tsne", "", run) }
+func main() {
+	cli.Main("tsne", run)
+}
 
 // run is the whole program, callable from tests.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("tsne", flag.ContinueOnError)
 	fl.SetOutput(stderr)
-	var mf cli.ModelFlags
-	mf.Register(fl, "", "subCategory")
-	mapPath := fl.String("map", "tsne_map.png", "the map of thumbnails, a PNG file")
-	scatterPath := fl.String("scatter", "tsne_scatter.png", "the scatter plot coloured by category, a PNG file; empty: none")
+	var (
+		mf cli.ModelFlags
+		cf cli.CatalogFlags
+	)
+	mf.Register(fl, cli.OptionalHead)
+	cf.Register(fl)
+	mapPath := fl.String("map", "tsne_map.png", "the map of thumbnails, a PNG `file`")
+	scatterPath := fl.String("scatter", "tsne_scatter.png", "the scatter plot coloured by category, a PNG `file`; empty: none")
 	width := fl.Int("width", 2000, "width of the map in pixels")
 	height := fl.Int("height", 2000, "height of the map in pixels")
 	thumb := fl.Int("thumb", 40, "side of the box each thumbnail is fitted into (aspect ratio kept), in pixels")
@@ -51,11 +58,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(fl.Output(), "Usage: tsne -images DIR [-meta CSV] [-weights FILE] [-head FILE] [flags]\n\n")
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
+	pos, err := cli.Parse(fl, args)
+	if err != nil {
 		return err
 	}
-	if fl.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fl.Args())
+	if len(pos) > 0 {
+		return cli.Usagef("unexpected arguments %q (all settings are flags; see -h)", pos)
 	}
 	var lay picture.MapLayout
 	switch *layout {
@@ -64,43 +72,41 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "scatter":
 		lay = picture.MapScatter
 	default:
-		return fmt.Errorf("-layout %q: want grid or scatter", *layout)
+		return cli.Usagef("-layout %q: want grid or scatter", *layout)
 	}
 	if *width <= 0 || *height <= 0 || *thumb <= 0 || *plotW <= 0 || *plotH <= 0 {
-		return errors.New("-width, -height, -thumb, -scatter-width and -scatter-height must be positive")
+		return cli.Usagef("-width, -height, -thumb, -scatter-width and -scatter-height must be positive")
 	}
 	if *initFlag != "pca" && *initFlag != "random" {
-		return fmt.Errorf("-init %q: want pca or random", *initFlag)
+		return cli.Usagef("-init %q: want pca or random", *initFlag)
 	}
 	if *perplexity <= 0 || *iterations <= 0 {
-		return errors.New("-perplexity and -iterations must be positive")
+		return cli.Usagef("-perplexity and -iterations must be positive")
+	}
+	if *mapPath == "" {
+		return cli.Usagef("-map: a file name is required")
 	}
 
-	bars := cli.NewBars(stderr, mf.NoProgress)
-	m, err := cli.OpenModel(ctx, &mf, stdout, stderr, bars)
+	bars := cli.NewBars(stderr, mf.Quiet)
+	m, err := cli.OpenModel(ctx, &mf, &cf, []string{*mapPath, *scatterPath}, stdout, stderr, bars)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
 
-	// The listed images that made it into the catalogue, in name order.
-	var idx []int
-	for _, n := range m.Names {
-		if i, ok := m.Cat.Index(n); ok {
-			idx = append(idx, i)
-		}
-	}
-	n, dim := len(idx), m.Cat.Dim()
+	// Every item of the catalogue, as it is: a catalogue is a
+	// FeatureSource, so t-SNE reads its embeddings in place.
+	n, dim := m.Cat.Len(), m.Cat.Dim()
 	if n < 4 || float64(n) <= *perplexity {
 		return fmt.Errorf("%d images embedded: t-SNE with perplexity %g needs more (lower -perplexity or index more images)", n, *perplexity)
 	}
-	// Their embeddings, row r holding catalogue item idx[r].
-	x := &style.Matrix{Rows: n, Cols: dim, Data: make([]float32, n*dim)}
+	ids := make([]string, n)
 	cats := make([]string, n)
-	for r, i := range idx {
-		m.Cat.FeatureTo(x.Data[r*dim:(r+1)*dim], i)
-		if cats[r] = m.Category(m.Cat.Item(i).ID); cats[r] == "" {
-			cats[r] = m.Cat.Item(i).Category
+	for i := range n {
+		it := m.Cat.Item(i)
+		ids[i] = it.ID
+		if cats[i] = m.Category(it.ID); cats[i] == "" {
+			cats[i] = it.Category
 		}
 	}
 
@@ -110,7 +116,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ts := style.TSNE{Perplexity: *perplexity, Iterations: *iterations, Seed: *seed, Init: initMode, Workers: mf.Workers, Progress: bars.Update}
 	start := time.Now()
-	res, err := ts.Fit(ctx, x)
+	res, err := ts.Fit(ctx, m.Cat)
 	bars.Finish()
 	if err != nil {
 		return fmt.Errorf("t-SNE: %w", err)
@@ -118,14 +124,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "t-SNE: %d points of %d values -> 2-D (perplexity %g, %d iterations, %s init, seed %d): KL divergence %.4f, %s\n",
 		n, dim, *perplexity, res.Iterations, *initFlag, *seed, res.KL, time.Since(start).Round(time.Millisecond))
 
-	ids := make([]string, n)
-	for r, i := range idx {
-		ids[r] = m.Cat.Item(i).ID
-	}
 	thumbOf := func(r int) (image.Image, error) {
 		img, err := style.OpenImage(ctx, m.Src, ids[r])
 		if err != nil {
-			fmt.Fprintf(stderr, "map: leaving out %s: %v\n", ids[r], err)
+			fmt.Fprintf(stderr, "map: leaving out %s: %s\n", ids[r], cli.Message(err))
 			return nil, nil
 		}
 		return img, nil
@@ -146,8 +148,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := picture.Scatter(*scatterPath, res.Y, cats, &picture.Options{Title: title, Width: *plotW, Height: *plotH}); err != nil {
 			return err
 		}
-		what := "categories: " + mf.CatColumn
-		if mf.Meta == "" {
+		what := "categories: " + cf.CatColumn
+		if cf.Meta == "" {
 			what = "categories stored in the catalogue"
 		}
 		fmt.Fprintf(stdout, "scatter plot: %s (%dx%d pixels, %s)\n", *scatterPath, *plotW, *plotH, what)

@@ -60,7 +60,7 @@ func TestRunTSNE(t *testing.T) {
 	dir := t.TempDir()
 	mapPath, scatterPath := filepath.Join(dir, "map.png"), filepath.Join(dir, "scatter.png")
 	args := []string{"-images", filepath.Join(fashion, "images"), "-meta", filepath.Join(fashion, "styles.csv"),
-		"-limit", "150", "-divisor", "16", "-no-progress",
+		"-limit", "150", "-weights-divisor", "16", "-quiet", "-catalog", filepath.Join(dir, "c.stylecat"),
 		"-perplexity", "15", "-iterations", "500", "-seed", "3",
 		"-map", mapPath, "-width", "640", "-height", "480", "-thumb", "32",
 		"-scatter", scatterPath, "-scatter-width", "500", "-scatter-height", "420"}
@@ -107,7 +107,7 @@ func TestRunTSNE(t *testing.T) {
 
 func TestRunTSNEErrors(t *testing.T) {
 	fashion := fashionDir(t)
-	base := []string{"-images", filepath.Join(fashion, "images"), "-divisor", "16", "-no-progress", "-limit", "5",
+	base := []string{"-images", filepath.Join(fashion, "images"), "-weights-divisor", "16", "-quiet", "-limit", "5", "-catalog", "",
 		"-map", filepath.Join(t.TempDir(), "map.png"), "-scatter", ""}
 	for _, tc := range []struct {
 		args []string

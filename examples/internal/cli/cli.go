@@ -1,10 +1,9 @@
 // Package cli holds what the example programs share: progress bars fed by
-// the library's Progress callbacks, the model and catalogue flags, and
-// finding the VGG16 weight file.
+// the library's Progress callbacks, the model and catalogue flags, flag
+// parsing, exit statuses and messages, and the failure report.
 package cli
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -142,58 +141,4 @@ func (b *Bars) finishLocked() {
 		b.bar.Exit()
 	}
 	b.bar = nil
-}
-
-// ConvUsage is the help text of the -conv flag of the example programs.
-const ConvUsage = "convolution `algorithm`: auto (the fastest accurate one per layer), im2col, winograd (F(2x2,3x3)) or winograd4x4 (F(4x4,3x3))"
-
-// ParseConv returns the convolution algorithm named name, as
-// style.ConvAlgorithm's String method writes it.
-func ParseConv(name string) (style.ConvAlgorithm, error) {
-	for _, a := range []style.ConvAlgorithm{style.ConvAuto, style.ConvIm2col, style.ConvWinograd, style.ConvWinograd4x4} {
-		if a.String() == name {
-			return a, nil
-		}
-	}
-	return 0, fmt.Errorf("-conv %q: want auto, im2col, winograd or winograd4x4", name)
-}
-
-// LoadNetwork loads the weight file path (VGG16 or any architecture the
-// file tells), whose widths are the architecture's divided by divisor (1:
-// the published network), computing convolutions with the algorithm named
-// conv (see ParseConv).
-func LoadNetwork(path, conv string, divisor int) (*style.Network, error) {
-	algo, err := ParseConv(conv)
-	if err != nil {
-		return nil, err
-	}
-	w, err := style.ReadWeights(path, "", divisor)
-	if err != nil {
-		return nil, err
-	}
-	return style.NewNetwork(w, &style.NetworkOptions{Algorithm: algo})
-}
-
-// IsURL reports whether s is an http or https URL rather than a file path.
-func IsURL(s string) bool {
-	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
-}
-
-// Weights returns the VGG16 weight file to use: path if it is not "",
-// otherwise the converted torchvision VGG16 in the cache folder cacheDir
-// ("" for the default), downloaded and converted on first use with its
-// progress shown on bars.
-func Weights(ctx context.Context, path, cacheDir string, bars *Bars) (string, error) {
-	if path != "" {
-		if _, err := os.Stat(path); err != nil {
-			return "", fmt.Errorf("weights: %w", err)
-		}
-		return path, nil
-	}
-	p, err := style.DownloadWeights(ctx, style.VGG16, &style.DownloadOptions{CacheDir: cacheDir, Progress: bars.Update})
-	bars.Finish()
-	if err != nil {
-		return "", fmt.Errorf("VGG16 weights: %w (pass -weights FILE to use a local weight file)", err)
-	}
-	return p, nil
 }

@@ -57,23 +57,6 @@ func TestIsURL(t *testing.T) {
 	}
 }
 
-func TestWeightsLocalFile(t *testing.T) {
-	b := NewBars(&bytes.Buffer{}, true)
-	if _, err := Weights(context.Background(), filepath.Join(t.TempDir(), "none.safetensors"), "", b); err == nil || !os.IsNotExist(errUnwrapAll(err)) {
-		t.Errorf("missing weight file: %v", err)
-	}
-}
-
-func errUnwrapAll(err error) error {
-	for {
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok || u.Unwrap() == nil {
-			return err
-		}
-		err = u.Unwrap()
-	}
-}
-
 // TestFashionPairs checks the generated pair list on the reference
 // catalogue: both labels, names that exist, and the rule for each label.
 func TestFashionPairs(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/stylespace/style"
 )
 
 // FashionDir is the product catalogue of the reference data, relative to a
@@ -91,4 +93,20 @@ func FashionPairs(dir string, n int) (rows []string, names []string, err error) 
 		}
 	}
 	return out, names, nil
+}
+
+// LoadNetwork loads the weight file path, whose widths are the
+// architecture's divided by divisor, computing convolutions with the
+// algorithm named conv (see ParseConv). Tests use it to compute expected
+// results through the library directly.
+func LoadNetwork(path, conv string, divisor int) (*style.Network, error) {
+	algo, err := ParseConv(conv)
+	if err != nil {
+		return nil, err
+	}
+	w, err := style.ReadWeights(path, "", divisor)
+	if err != nil {
+		return nil, err
+	}
+	return style.NewNetwork(w, &style.NetworkOptions{Algorithm: algo})
 }

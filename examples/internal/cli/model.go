@@ -1,7 +1,8 @@
 package cli
 
-// The model and catalogue flags of examples/recommend and examples/tsne, and
-// the indexing of a folder into a catalogue.
+// The model flags every program shares: the backbone network (a weight
+// file, the published weights downloaded on request, or a generated
+// network), the trained head, the convolution algorithm and the workers.
 
 import (
 	"context"
@@ -10,190 +11,193 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"slices"
-	"strings"
-	"time"
 
 	"github.com/stylespace/style"
 )
 
-// ModelFlags are the flags choosing the images, the model and the catalogue.
+// HeadUse says whether a program takes a -head flag.
+type HeadUse int
+
+const (
+	NoHead       HeadUse = iota // the program has no -head flag (it trains one)
+	OptionalHead                // -head FILE, empty by default: raw features are compared
+	RequiredHead                // -head FILE with a default path
+)
+
+// DefaultHead is the default -head of programs that need one: the head
+// examples/train writes with its default -out.
+const DefaultHead = "style-study/head.safetensors"
+
+// GeneratedDivisor is the width divisor of the generated network when
+// -weights-divisor is not given: 8 times narrower than VGG16, about 50
+// times faster.
+const GeneratedDivisor = 8
+
+// ModelFlags are the flags choosing the network and the head, shared by
+// every program so that a head trained by one is usable by the others with
+// the same flags.
 type ModelFlags struct {
-	Images     string
-	Meta       string
-	IDColumn   string
-	CatColumn  string
-	Weights    string
-	Head       string
-	Catalog    string
-	Seed       uint64
-	Divisor    int
-	Limit      int
-	Workers    int
-	Conv       string
-	NoProgress bool
+	Weights      string // -weights: a weight file; "" for a generated network
+	Download     bool   // -download: use the published weights, downloaded once
+	WeightsCache string // -weights-cache: folder of downloaded weights
+	Seed         uint64 // -weights-seed: seed of the generated network
+	Divisor      int    // -weights-divisor: width divisor; 0 for the default
+	Backbone     string // -backbone: the architecture
+	Head         string // -head: a trained head file
+	Conv         string // -conv: the convolution algorithm
+	Workers      int    // -workers: images processed at once
+	Quiet        bool   // -quiet: no progress bars
+
+	head HeadUse
 }
 
-// Register defines the flags on fl, with the given defaults for -catalog
-// and -category-column.
-func (m *ModelFlags) Register(fl *flag.FlagSet, catalogDefault, categoryDefault string) {
-	fl.StringVar(&m.Images, "images", "", "folder of product images to index (JPEG, PNG or GIF, searched recursively)")
-	fl.StringVar(&m.Meta, "meta", "", "optional CSV file giving each image's category, e.g. ../shared/fashion/styles.csv")
-	fl.StringVar(&m.IDColumn, "id-column", "id", "column of -meta holding the image ID (the file name without extension, or with it)")
-	fl.StringVar(&m.CatColumn, "category-column", categoryDefault, "column of -meta holding the category (e.g. articleType, subCategory, masterCategory)")
-	fl.StringVar(&m.Weights, "weights", "", "VGG16 weight file (.safetensors or torchvision .pth); empty: a generated network, NOT ImageNet features")
-	fl.StringVar(&m.Head, "head", "", "trained siamese head (.safetensors from examples/train); empty: compare raw features (visual similarity, not learned style)")
-	fl.StringVar(&m.Catalog, "catalog", catalogDefault, "catalogue file: reused and completed if it exists, written after indexing; empty: keep it in memory only")
-	fl.Uint64Var(&m.Seed, "weights-seed", 1, "seed of the generated network (without -weights)")
-	fl.IntVar(&m.Divisor, "divisor", 8, "width divisor of the generated network (without -weights): 1 is full VGG16, 8 is 8x narrower and ~50x faster")
-	fl.IntVar(&m.Limit, "limit", 0, "index only the first N images in name order (0: all)")
-	fl.IntVar(&m.Workers, "workers", 0, "images processed at once (0: number of CPUs)")
+// Register defines the model flags on fl.
+func (m *ModelFlags) Register(fl *flag.FlagSet, head HeadUse) {
+	m.head = head
+	fl.StringVar(&m.Weights, "weights", "", "backbone weight `file` (.safetensors or torchvision .pth); empty: a generated network (see -weights-seed), whose features are NOT ImageNet features")
+	fl.BoolVar(&m.Download, "download", false, "use the published ImageNet weights of -backbone, downloaded once into -weights-cache (needs the internet the first time)")
+	fl.StringVar(&m.WeightsCache, "weights-cache", "", "`folder` of downloaded weights (default: the user cache folder)")
+	fl.Uint64Var(&m.Seed, "weights-seed", 1, "seed of the generated network (without -weights or -download)")
+	fl.IntVar(&m.Divisor, "weights-divisor", 0, fmt.Sprintf("width divisor of the network: 1 is the published width, 2 to 64 narrower and faster (default %d for a generated network, 1 for a weight file)", GeneratedDivisor))
+	fl.StringVar(&m.Backbone, "backbone", string(style.VGG16), "backbone `architecture`")
+	switch head {
+	case OptionalHead:
+		fl.StringVar(&m.Head, "head", "", "trained siamese head `file` (from examples/train or demo); empty: compare raw features (visual similarity, not learned style)")
+	case RequiredHead:
+		fl.StringVar(&m.Head, "head", DefaultHead, "trained siamese head `file` (from examples/train or demo)")
+	}
 	fl.StringVar(&m.Conv, "conv", "auto", ConvUsage)
-	fl.BoolVar(&m.NoProgress, "no-progress", false, "do not draw progress bars")
+	fl.IntVar(&m.Workers, "workers", 0, "images processed at once (0: one per CPU)")
+	fl.BoolVar(&m.Quiet, "quiet", false, "no progress bars")
 }
 
-// Model is what the flags select, with the catalogue built.
-type Model struct {
-	Src   *style.DirSource
-	FX    *style.Network
-	Head  *style.SiameseHead
-	Meta  *style.Metadata // the -meta table; nil without -meta
-	Cat   *style.Catalog
-	Names []string // the images listed in the folder (after -limit)
-
-	catColumn string
-}
-
-// Close releases the image folder.
-func (m *Model) Close() { m.Src.Close() }
-
-// Category returns the -meta category of an image name or file (see
-// style.Metadata.Value), "" without -meta.
-func (m *Model) Category(name string) string {
-	if m.Meta == nil {
-		return ""
+// Check validates the flag values without loading anything, so that usage
+// errors come before any long work.
+func (m *ModelFlags) Check() error {
+	if m.Weights != "" && m.Download {
+		return Usagef("-weights and -download exclude each other")
 	}
-	return m.Meta.Value(name, m.catColumn)
+	if m.Divisor < 0 {
+		return Usagef("-weights-divisor %d: must be positive", m.Divisor)
+	}
+	if m.Workers < 0 {
+		return Usagef("-workers %d: must be 0 (one per CPU) or positive", m.Workers)
+	}
+	if _, err := ParseConv(m.Conv); err != nil {
+		return &UsageError{err}
+	}
+	return nil
 }
 
-// OpenModel loads the weights, the head and the categories, lists the
-// images and builds or completes the catalogue, printing what it does on
-// stdout (honestly, when the model is generated), progress on bars and
-// failed images on stderr.
-func OpenModel(ctx context.Context, f *ModelFlags, stdout, stderr io.Writer, bars *Bars) (*Model, error) {
-	if f.Images == "" {
-		return nil, errors.New("-images is required: the folder of product images to index")
-	}
-	m := &Model{}
-	var err error
-	if m.Src, err = style.NewDirSource(f.Images); err != nil {
+// Network returns the network the flags select, telling on stdout which
+// one it is (and, for a generated network, that its features are not
+// ImageNet features). A download shows its progress on bars.
+func (m *ModelFlags) Network(ctx context.Context, stdout io.Writer, bars *Bars) (*style.Network, error) {
+	if err := m.Check(); err != nil {
 		return nil, err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			m.Src.Close()
+	algo, _ := ParseConv(m.Conv)
+	opts := &style.NetworkOptions{Algorithm: algo, Workers: m.Workers}
+	arch := style.Arch(m.Backbone)
+	divisor := m.Divisor
+	path := m.Weights
+	if m.Download {
+		p, err := style.DownloadWeights(ctx, arch, &style.DownloadOptions{CacheDir: m.WeightsCache, Progress: bars.Update})
+		bars.Finish()
+		if err != nil {
+			return nil, fmt.Errorf("-download: %w (pass -weights FILE for a local weight file, or neither for a generated network)", err)
 		}
-	}()
-	names, err := m.Src.Names()
-	if err != nil {
-		return nil, err
+		path = p
 	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("no JPEG, PNG or GIF images in %s", f.Images)
-	}
-	if f.Limit > 0 && f.Limit < len(names) {
-		names = names[:f.Limit]
-	}
-	m.Names = names
-
-	var modelDesc string
-	if f.Weights != "" {
-		if m.FX, err = LoadNetwork(f.Weights, f.Conv, 1); err != nil {
+	if path != "" {
+		if divisor == 0 {
+			divisor = 1
+		}
+		w, err := style.ReadWeights(path, arch, divisor)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("weight file %s does not exist", path)
+			}
 			return nil, err
 		}
-		fmt.Fprintf(stdout, "model: VGG16 weights %s (%d features per image)\n", f.Weights, m.FX.FeatureLen())
-	} else {
-		algo, err := ParseConv(f.Conv)
+		net, err := style.NewNetwork(w, opts)
 		if err != nil {
 			return nil, err
 		}
-		w, err := style.GenerateWeights(style.VGG16, f.Seed, f.Divisor)
-		if err != nil {
-			return nil, fmt.Errorf("-divisor %d: %w", f.Divisor, err)
-		}
-		if m.FX, err = style.NewNetwork(w, &style.NetworkOptions{Algorithm: algo}); err != nil {
-			return nil, err
-		}
-		modelDesc = fmt.Sprintf("generated VGG16, seed %d, width divisor %d", f.Seed, f.Divisor)
-		fmt.Fprintf(stdout, "model: %s (%d features per image).\n", modelDesc, m.FX.FeatureLen())
-		fmt.Fprintln(stdout, "  NOTE: no -weights given, so the network's weights are generated from a formula, not")
-		fmt.Fprintln(stdout, "  learned on ImageNet: its features respond to colour, texture and shape only.")
+		fmt.Fprintf(stdout, "model: %s weights %s (%d features per image)\n", arch, path, net.FeatureLen())
+		return net, nil
 	}
-	if f.Head != "" {
-		if m.Head, err = style.LoadHead(f.Head); err != nil {
-			return nil, err
-		}
-		if err := m.Head.CheckBackbone(m.FX.Backbone()); err != nil {
-			return nil, fmt.Errorf("head %s does not fit these weights: %w", f.Head, err)
-		}
-		fmt.Fprintf(stdout, "embedding: siamese head %s (%d -> %d): distances are its style-space distances, smaller = more compatible\n", f.Head, m.Head.Dense.In, m.Head.Dense.Out)
-	} else {
-		fmt.Fprintf(stdout, "embedding: none (no -head): items are compared by their raw features, so distances\n")
-		fmt.Fprintf(stdout, "  measure visual similarity under this network, not a learned style compatibility.\n")
+	if divisor == 0 {
+		divisor = GeneratedDivisor
 	}
-	if f.Meta != "" {
-		if m.Meta, err = style.ReadMetadata(f.Meta, f.IDColumn); err != nil {
-			return nil, err
-		}
-		if !slices.Contains(m.Meta.Columns(), f.CatColumn) {
-			return nil, fmt.Errorf("-category-column %q: no such column in %s (it has %s)", f.CatColumn, f.Meta, strings.Join(m.Meta.Columns(), ", "))
-		}
-		m.catColumn = f.CatColumn
+	w, err := style.GenerateWeights(arch, m.Seed, divisor)
+	if err != nil {
+		return nil, &UsageError{fmt.Errorf("-backbone %s -weights-divisor %d: %w", m.Backbone, divisor, err)}
 	}
-
-	m.Cat = &style.Catalog{}
-	reused := false
-	if f.Catalog != "" {
-		switch c, err := style.LoadCatalog(f.Catalog); {
-		case err == nil:
-			m.Cat, reused = c, true
-		case !errors.Is(err, fs.ErrNotExist):
-			return nil, err
-		}
-	}
-	rep, err := m.Cat.AddImages(ctx, m.Src, names, m.FX, m.Head, &style.ExtractOptions{
-		Category: m.Category, Workers: f.Workers, Progress: bars.Update,
-	})
-	bars.Finish()
-	if errors.Is(err, style.ErrBackboneMismatch) {
-		return nil, fmt.Errorf("catalogue %s was built with another model (%w); delete it or choose another -catalog", f.Catalog, err)
-	}
-	if rep != nil && rep.Done > 0 && f.Catalog != "" {
-		// Saved even when interrupted, so that the next run resumes.
-		if serr := m.Cat.Save(f.Catalog); serr != nil && err == nil {
-			err = serr
-		}
-	}
+	net, err := style.NewNetwork(w, opts)
 	if err != nil {
 		return nil, err
 	}
-	where := f.Catalog
-	switch {
-	case where == "":
-		where = "in memory"
-	case reused:
-		where += " (reused)"
+	fmt.Fprintf(stdout, "model: %s (%d features per image).\n", Describe(net.Backbone()), net.FeatureLen())
+	fmt.Fprintln(stdout, "  NOTE: no -weights given, so the network's weights are generated from a formula, not")
+	fmt.Fprintln(stdout, "  learned on ImageNet: its features respond to colour, texture and shape only.")
+	return net, nil
+}
+
+// LoadHead reads the -head file and checks that it was trained on net's
+// backbone; it returns nil, nil when -head is empty.
+func (m *ModelFlags) LoadHead(net *style.Network) (*style.SiameseHead, error) {
+	if m.Head == "" {
+		return nil, nil
 	}
-	fmt.Fprintf(stdout, "catalogue: %s: %d items; this run indexed %d of %d images in %s, %d already there, %d failed\n",
-		where, m.Cat.Len(), rep.Done, rep.Total, rep.Elapsed.Round(time.Millisecond), rep.Skipped, len(rep.Failed))
-	for i, fl := range rep.Failed {
-		if i == 5 {
-			fmt.Fprintf(stderr, "  ... and %d more\n", len(rep.Failed)-5)
-			break
+	h, err := style.LoadHead(m.Head)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no trained head at %s: train one with examples/train (or examples/demo) or pass -head FILE", m.Head)
 		}
-		fmt.Fprintf(stderr, "  skipped %s: %v\n", fl.Name, fl.Err)
+		return nil, err
 	}
-	ok = true
-	return m, nil
+	if err := CheckHead(m.Head, h, net); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// CheckHead returns an error matching style.ErrBackboneMismatch, naming
+// both backbones, unless the head read from path was trained on net's
+// backbone, and an error if it takes another number of features.
+func CheckHead(path string, h *style.SiameseHead, net *style.Network) error {
+	if h.CheckBackbone(net.Backbone()) != nil {
+		return fmt.Errorf("%w: head %s was trained on %s; these weights are %s (pass the -weights or -weights-seed/-weights-divisor it was trained with, or train a head for these)",
+			style.ErrBackboneMismatch, path, Describe(h.Backbone), Describe(net.Backbone()))
+	}
+	if h.Dense.In != net.FeatureLen() {
+		return fmt.Errorf("head %s takes %d features but the network gives %d", path, h.Dense.In, net.FeatureLen())
+	}
+	return nil
+}
+
+// Describe names a backbone for a user: a generated network by its seed
+// and width divisor, a weight file by the start of its SHA-256.
+func Describe(b style.Backbone) string {
+	arch := string(b.Arch)
+	if arch == "" {
+		arch = "an unknown architecture"
+	}
+	width := ""
+	if b.Divisor > 1 {
+		width = fmt.Sprintf(", width divisor %d", b.Divisor)
+	}
+	pre := ""
+	if b.Preprocess != "" {
+		pre = fmt.Sprintf(", %s preprocessing", b.Preprocess)
+	}
+	if b.SHA256 == "" {
+		return fmt.Sprintf("generated %s (seed %d%s%s)", arch, b.Seed, width, pre)
+	}
+	sum := b.SHA256
+	if len(sum) > 12 {
+		sum = sum[:12]
+	}
+	return fmt.Sprintf("%s weight file with SHA-256 %s...%s%s", arch, sum, width, pre)
 }
