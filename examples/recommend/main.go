@@ -12,8 +12,11 @@
 // without -head the raw features are compared, so the matches are visually
 // similar items rather than learned style matches. The program says so in
 // its output. With -meta, the matches show their category and product name
-// (-category-column, -name-column). -json prints the results as one JSON
-// object on the standard output, the rest going to the standard error.
+// (-category-column, -name-column). The contact sheet (-sheet) shows each
+// match's distance; with -head it also marks the matches within the head's
+// cutoff (those it calls compatible) with a green frame and "goes
+// together". -json prints the results as one JSON object on the standard
+// output, the rest going to the standard error.
 package main
 
 import (
@@ -186,6 +189,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	if *sheet != "" {
 		imgs := make([]image.Image, len(matches))
+		dists := make([]float64, len(matches))
 		labels := make([]string, 0, 1+len(matches))
 		labels = append(labels, "query\n"+qlabel+"\n"+orNone(qcat))
 		for i, mt := range matches {
@@ -194,9 +198,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				fmt.Fprintf(stderr, "contact sheet: %s\n", cli.Message(err)) // drawn as a grey box
 			}
 			imgs[i] = img
-			labels = append(labels, fmt.Sprintf("%d. %s\n%s\nd=%.4g", i+1, mt.ID, orNone(mt.Category), mt.Distance))
+			dists[i] = mt.Distance
+			labels = append(labels, fmt.Sprintf("%d. %s\n%s", i+1, mt.ID, orNone(mt.Category)))
 		}
-		opts := &picture.SheetOptions{ThumbWidth: *thumb, ThumbHeight: *thumb, Enlarge: true}
+		// The sheet prints each match's distance under its label and, with
+		// a head, marks the matches within its cutoff as going together.
+		opts := &picture.SheetOptions{ThumbWidth: *thumb, ThumbHeight: *thumb, Enlarge: true, Distances: dists}
+		if m.Head != nil {
+			opts.Cutoff = m.Head.Cutoff
+		}
 		if err := picture.WriteContactSheet(*sheet, qimg, imgs, labels, opts); err != nil {
 			return err
 		}
