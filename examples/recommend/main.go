@@ -7,7 +7,11 @@
 //
 // The catalogue is saved (-catalog, default catalog.stylecat) and reused by
 // the next run, which only indexes images it does not hold yet; an
-// interrupted indexing resumes. Without -weights the VGG16 network is
+// interrupted indexing resumes. While it indexes, the program records its
+// work in a journal beside the file (catalog.stylecat.journal) every 1,000
+// images and 30 seconds, so that even a killed run loses at most that much:
+// the next run replays the journal and goes on, and the journal is folded
+// into the file when the catalogue is saved. Without -weights the VGG16 network is
 // generated from a formula (its features are not ImageNet features);
 // without -head the raw features are compared, so the matches are visually
 // similar items rather than learned style matches. The program says so in
