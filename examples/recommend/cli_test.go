@@ -167,6 +167,7 @@ func TestRecommendSIGTERM(t *testing.T) {
 	assert.Equal(t, cli.ExitInterrupted, code, errOut)
 	assert.Contains(t, errOut, "recommend: interrupted; run the same command again")
 	require.FileExists(t, catalog, "nothing saved on the way out")
+	assert.NoFileExists(t, cli.JournalPath(catalog), "the journal is folded into the file saved on the way out")
 
 	start := time.Now()
 	var out, errs bytes.Buffer
