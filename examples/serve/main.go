@@ -216,8 +216,6 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, cli.Usagef("-max-pixels %d: must be between 1 and %d", s.MaxPixels, maxPixels)
 	case s.Timeout <= 0:
 		return nil, cli.Usagef("-timeout %v: must be positive", s.Timeout)
-	case s.Workers < 0:
-		return nil, cli.Usagef("-workers %d: must not be negative", s.Workers)
 	case s.Queue < 0:
 		return nil, cli.Usagef("-queue %d: must not be negative", s.Queue)
 	case c.shutdownTimeout <= 0:
