@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -166,12 +167,65 @@ func TestRecommendSIGTERM(t *testing.T) {
 	assert.Equal(t, cli.ExitInterrupted, code, errOut)
 	assert.Contains(t, errOut, "recommend: interrupted; run the same command again")
 	require.FileExists(t, catalog, "nothing saved on the way out")
+	assert.NoFileExists(t, cli.JournalPath(catalog), "the journal is folded into the file saved on the way out")
 
 	start := time.Now()
 	var out, errs bytes.Buffer
 	require.NoError(t, run(context.Background(), append(strings.Fields(args), "-quiet"), &out, &errs), errs.String())
 	assert.Regexp(t, `\(reused\): 300 items; this run indexed \d+ of 300 images in \S+, [1-9]\d* already there`, out.String())
 	t.Logf("resumed in %s", time.Since(start))
+}
+
+// TestRecommendSIGKILL kills the program while it indexes, past the first
+// checkpoint of the catalogue's journal (every 1,000 items): the catalogue
+// file and its journal hold what was indexed until then, and the next run
+// replays the journal, resumes from it, and folds it into the file.
+func TestRecommendSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the program twice")
+	}
+	fashion := fashionDir(t)
+	dir := t.TempDir()
+	catalog := filepath.Join(dir, "c.stylecat")
+	journal := cli.JournalPath(catalog)
+	// 2,000 images through the narrowest network take about 3 s here;
+	// the kill comes at 60%, past 1,000 items, with 800 to go.
+	const total = 2000
+	args := fmt.Sprintf("-images %s -catalog %s -limit %d -weights-divisor 64", filepath.Join(fashion, "images"), catalog, total)
+	code, errOut, signalled, err := cli.Signal("RECOMMEND_TEST_MAIN", args, syscall.SIGKILL, func(line string) bool {
+		return strings.Contains(line, "(60%)") // plain progress lines: not a terminal
+	})
+	require.NoError(t, err)
+	require.True(t, signalled, "no progress seen:\n%s", errOut)
+	require.Equal(t, -1, code, "killed, not exited: %s", errOut)
+	require.FileExists(t, catalog, "the catalogue file is created before indexing")
+	require.FileExists(t, journal)
+	c, err := style.LoadCatalog(catalog)
+	require.NoError(t, err)
+	kept := c.Len()
+	assert.GreaterOrEqual(t, kept, 1000, "items of the journal's checkpoints")
+	assert.Less(t, kept, total, "the run was killed before the end")
+
+	var out, errs bytes.Buffer
+	require.NoError(t, run(context.Background(), append(strings.Fields(args), "-quiet"), &out, &errs), errs.String())
+	assert.Contains(t, out.String(), fmt.Sprintf("(reused): %d items; this run indexed %d of %d images", total, total-kept, total))
+	assert.Contains(t, out.String(), fmt.Sprintf(", %d already there", kept))
+	assert.NoFileExists(t, journal, "folded into the file by Save")
+	c, err = style.LoadCatalog(catalog)
+	require.NoError(t, err)
+	assert.Equal(t, total, c.Len())
+
+	// A run with nothing to index leaves neither a journal nor a
+	// rewritten file.
+	fi, err := os.Stat(catalog)
+	require.NoError(t, err)
+	out.Reset()
+	require.NoError(t, run(context.Background(), append(strings.Fields(args), "-quiet"), &out, &errs), errs.String())
+	assert.Contains(t, out.String(), fmt.Sprintf("(reused): %d items; this run indexed 0 of %d images", total, total))
+	assert.NoFileExists(t, journal)
+	fi2, err := os.Stat(catalog)
+	require.NoError(t, err)
+	assert.Equal(t, fi.ModTime(), fi2.ModTime(), "the catalogue was rewritten")
 }
 
 // TestRecommendHeadMismatch gives a head trained on another generated

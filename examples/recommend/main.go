@@ -7,13 +7,20 @@
 //
 // The catalogue is saved (-catalog, default catalog.stylecat) and reused by
 // the next run, which only indexes images it does not hold yet; an
-// interrupted indexing resumes. Without -weights the VGG16 network is
+// interrupted indexing resumes. While it indexes, the program records its
+// work in a journal beside the file (catalog.stylecat.journal) every 1,000
+// images and 30 seconds, so that even a killed run loses at most that much:
+// the next run replays the journal and goes on, and the journal is folded
+// into the file when the catalogue is saved. Without -weights the VGG16 network is
 // generated from a formula (its features are not ImageNet features);
 // without -head the raw features are compared, so the matches are visually
 // similar items rather than learned style matches. The program says so in
 // its output. With -meta, the matches show their category and product name
-// (-category-column, -name-column). -json prints the results as one JSON
-// object on the standard output, the rest going to the standard error.
+// (-category-column, -name-column). The contact sheet (-sheet) shows each
+// match's distance; with -head it also marks the matches within the head's
+// cutoff (those it calls compatible) with a green frame and "goes
+// together". -json prints the results as one JSON object on the standard
+// output, the rest going to the standard error.
 package main
 
 import (
@@ -186,6 +193,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	if *sheet != "" {
 		imgs := make([]image.Image, len(matches))
+		dists := make([]float64, len(matches))
 		labels := make([]string, 0, 1+len(matches))
 		labels = append(labels, "query\n"+qlabel+"\n"+orNone(qcat))
 		for i, mt := range matches {
@@ -194,9 +202,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				fmt.Fprintf(stderr, "contact sheet: %s\n", cli.Message(err)) // drawn as a grey box
 			}
 			imgs[i] = img
-			labels = append(labels, fmt.Sprintf("%d. %s\n%s\nd=%.4g", i+1, mt.ID, orNone(mt.Category), mt.Distance))
+			dists[i] = mt.Distance
+			labels = append(labels, fmt.Sprintf("%d. %s\n%s", i+1, mt.ID, orNone(mt.Category)))
 		}
-		opts := &picture.SheetOptions{ThumbWidth: *thumb, ThumbHeight: *thumb, Enlarge: true}
+		// The sheet prints each match's distance under its label and, with
+		// a head, marks the matches within its cutoff as going together.
+		opts := &picture.SheetOptions{ThumbWidth: *thumb, ThumbHeight: *thumb, Enlarge: true, Distances: dists}
+		if m.Head != nil {
+			opts.Cutoff = m.Head.Cutoff
+		}
 		if err := picture.WriteContactSheet(*sheet, qimg, imgs, labels, opts); err != nil {
 			return err
 		}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"image"
+	"image/color"
 	"image/png"
 	"math"
 	"os"
@@ -13,6 +15,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/stylespace/style"
 )
@@ -267,6 +272,37 @@ func TestRunRecommendHead(t *testing.T) {
 	if t.Failed() {
 		t.Logf("output:\n%s", out)
 	}
+
+	// The contact sheet shows the distances and marks the matches within
+	// the head's cutoff: the same head (its cutoff is not part of the
+	// catalogue's provenance) with a cutoff between the 2nd and 3rd
+	// distances marks the first two matches only, with a green frame and
+	// a 4th caption line ("goes together") under the label's 2 lines and
+	// the distance.
+	got := parseMatches(t, out)
+	require.Len(t, got, 4)
+	require.Less(t, got[1].dist, got[2].dist, "distinct distances to put a cutoff between")
+	h, err := style.LoadHead(headPath)
+	require.NoError(t, err)
+	h.Cutoff = (got[1].dist + got[2].dist) / 2
+	cutHead := filepath.Join(dir, "cut.safetensors")
+	require.NoError(t, h.Save(cutHead))
+	sheet := filepath.Join(dir, "sheet.png")
+	runOK(t, "-images", images, "-catalog", catalog, "-limit", "40", "-weights-divisor", "16", "-quiet",
+		"-head", cutHead, "-query", query, "-k", "4", "-sheet", sheet)
+	fh, err := os.Open(sheet)
+	require.NoError(t, err)
+	img, err := png.Decode(fh)
+	fh.Close()
+	require.NoError(t, err)
+	assert.Equal(t, image.Pt(12+5*(160+12), 12+160+7+4*15+12), img.Bounds().Size())
+	green := color.RGBA{0, 140, 100, 255}
+	for i := 1; i <= 4; i++ {
+		// The left edge of the frame, 4 pixels outside the picture's box.
+		px := color.RGBAModel.Convert(img.At(12+i*(160+12)-3, 12+80))
+		assert.Equal(t, i <= 2, px == green, "match %d (distance %g, cutoff %g): frame pixel %v", i, got[i-1].dist, h.Cutoff, px)
+	}
+
 	// Another head must not extend or search this catalogue.
 	var stdout, stderr bytes.Buffer
 	err = run(context.Background(), []string{"-images", images, "-catalog", catalog, "-limit", "40", "-weights-divisor", "16",

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stylespace/style"
+	"github.com/stylespace/style/examples/internal/cli"
 )
 
 // The reference data, relative to this package's folder: the 8 photos of
@@ -89,6 +90,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// The program itself, when the test binary is re-executed by
+	// TestShutdownExitStatus.
+	cli.RunAsMain("SERVE_TEST_MAIN", "serve", main)
 	code := m.Run()
 	if sharedDir != "" {
 		os.RemoveAll(sharedDir)
@@ -171,7 +175,8 @@ func buildFixture(t testing.TB, dir string, photos []string, meta string) *fixtu
 	require.NoError(t, cat.Save(f.catalog))
 
 	f.cfg = modelConfig{
-		Seed: testSeed, Divisor: testDivisor, Head: f.head,
+		ModelFlags: cli.ModelFlags{Seed: testSeed, Divisor: testDivisor, Head: f.head,
+			Backbone: string(style.VGG16), Conv: "auto"},
 		Catalog: f.catalog, Images: f.images, Meta: f.meta,
 		IDColumn: "id", NameCol: "productDisplayName", CatCol: "articleType",
 	}

@@ -7,12 +7,17 @@
 //	    -head style-study/head.safetensors -catalog catalog.bin \
 //	    -images ../shared/fashion/images -meta ../shared/fashion/styles.csv
 //
-// then open http://127.0.0.1:8080/. The network is VGG16 read from
-// -weights or, without it, generated from -weights-seed and -divisor (as
-// examples/train and examples/recommend do; its features are not ImageNet
-// features). -head, a trained siamese head (examples/train writes one), is
-// required and must fit the network: the command refuses to start
-// otherwise. -catalog (examples/recommend writes one) enables
+// then open http://127.0.0.1:8080/. The network and the head are chosen by
+// the flags every example program shares, with the same names and meanings
+// (see examples/internal/cli): the backbone (-backbone, VGG16 by default)
+// read from -weights, or the published ImageNet weights with -download
+// (downloaded once into -weights-cache), or without either generated from
+// -weights-seed and -weights-divisor (8 times narrower than VGG16 by
+// default; its features are not ImageNet features); -conv the convolution
+// algorithm; -quiet no progress bars for a download. -head, a trained
+// siamese head (examples/train writes one, at the default
+// style-study/head.safetensors), must fit the network: the command refuses
+// to start otherwise. -catalog (examples/recommend writes one) enables
 // recommendations; it must have been built with the same network and head
 // (or the same network alone). -images is the folder of the catalogue's
 // photos, for thumbnails; -meta a CSV giving products' names and categories
@@ -20,8 +25,17 @@
 //
 // The server listens at once and loads the model in the background:
 // /readyz answers 503 until the model is loaded, and the process exits with
-// status 1 if it fails to load. The model is loaded once and shared by all
-// requests.
+// status 1 if it fails to load (2 if a flag's value is at fault, such as a
+// -weights-divisor the network does not have). The model is loaded once and
+// shared by all requests.
+//
+// The exit statuses are those of the other example programs: 0 for -h and
+// after a graceful shutdown, 1 for an error, 2 for a bad flag or argument
+// (the message is followed by "Run serve -h for help."). A server's normal
+// end is a signal, so unlike the batch programs, which exit with 130 when a
+// signal interrupts their work, serve exits with 0 when SIGINT or SIGTERM
+// stops it and every request in flight finishes (see below), and with 1 if
+// the shutdown fails (requests still running after -shutdown-timeout).
 //
 // # Web page
 //
@@ -97,8 +111,9 @@
 // its body and fetching URLs. URLs are fetched only from public addresses
 // (not loopback, private or link-local ones) unless -fetch-private is set.
 //
-// At most -workers (GOMAXPROCS) requests decode images and extract
-// features at once, and at most -queue (16) more may wait for one of them,
+// At most -workers (0, the default, means GOMAXPROCS; it is the images
+// processed at once, as in the other programs) requests decode images and
+// extract features at once, and at most -queue (16) more may wait for one of them,
 // their bodies read: a request beyond those is refused at once with 503 and
 // Retry-After: 1, before its body is read, so a burst cannot exhaust
 // memory. A waiting request that gets no worker within its -timeout is
@@ -108,7 +123,8 @@
 // SIGINT or SIGTERM starts a graceful shutdown: /readyz answers 503 at
 // once, new connections are still accepted for -drain-delay (0 s, for load
 // balancers to notice), then the listener closes and requests in flight
-// have -shutdown-timeout (30 s) to finish. A second signal ends the process
+// have -shutdown-timeout (30 s) to finish; the process then exits with
+// status 0, or 1 if some did not finish. A second signal ends the process
 // at once.
 //
 // Each request is logged as one line (log/slog, -log-format text or json)
@@ -130,17 +146,14 @@ import (
 	"runtime"
 	"syscall"
 	"time"
+
+	"github.com/stylespace/style/examples/internal/cli"
 )
 
 func main() {
-	err := run(context.Background(), os.Args[1:], os.Stderr, nil)
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(2)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "serve: %v\n", err)
-		os.Exit(1)
-	}
+	cli.MainService("serve", func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		return run(ctx, args, stderr, nil)
+	})
 }
 
 // config is what the command line asks for.
@@ -153,65 +166,66 @@ type config struct {
 	logFormat       string
 }
 
-// parseFlags reads the command line.
+// parseFlags reads the command line. Its errors are those of cli.Parse
+// (flag.ErrHelp for -h) and *cli.UsageError.
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	c := &config{}
 	fl := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fl.SetOutput(stderr)
-	fl.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on")
-	fl.StringVar(&c.model.Weights, "weights", "", "VGG16 weight file (.safetensors or torchvision .pth); empty: a generated network, NOT ImageNet features")
-	fl.Uint64Var(&c.model.Seed, "weights-seed", 1, "seed of the generated network (without -weights)")
-	fl.IntVar(&c.model.Divisor, "divisor", 8, "width divisor of the generated network (without -weights): 1 is full VGG16")
-	fl.StringVar(&c.model.Head, "head", "", "trained siamese head (.safetensors from examples/train); required")
-	fl.StringVar(&c.model.Catalog, "catalog", "", "catalogue file (from examples/recommend) for recommendations; empty: none")
-	fl.StringVar(&c.model.Images, "images", "", "folder of the catalogue's photos, for thumbnails")
-	fl.StringVar(&c.model.Meta, "meta", "", "CSV file of product names and categories, e.g. ../shared/fashion/styles.csv")
-	fl.StringVar(&c.model.IDColumn, "id-column", "id", "column of -meta holding the item ID (file name with or without extension)")
-	fl.StringVar(&c.model.NameCol, "name-column", "productDisplayName", "column of -meta holding the product name")
-	fl.StringVar(&c.model.CatCol, "category-column", "articleType", "column of -meta holding the category, for items the catalogue gives none")
+	fl.StringVar(&c.addr, "addr", "127.0.0.1:8080", "`address` to listen on")
+	c.model.Register(fl, cli.RequiredHead)
+	fl.StringVar(&c.model.Catalog, "catalog", "", "catalogue `file` (from examples/recommend) for recommendations; empty: none")
+	fl.StringVar(&c.model.Images, "images", "", "`folder` of the catalogue's photos, for thumbnails")
+	fl.StringVar(&c.model.Meta, "meta", "", "CSV `file` of product names and categories, e.g. ../shared/fashion/styles.csv")
+	fl.StringVar(&c.model.IDColumn, "id-column", "id", "`column` of -meta holding the item ID (file name with or without extension)")
+	fl.StringVar(&c.model.NameCol, "name-column", cli.DefaultNameColumn, "`column` of -meta holding the product name")
+	fl.StringVar(&c.model.CatCol, "category-column", cli.DefaultCategoryColumn, "`column` of -meta holding the category, for items the catalogue gives none")
 	fl.Int64Var(&c.server.MaxUpload, "max-upload", 16<<20, "largest request body, and largest fetched image, in bytes")
 	fl.IntVar(&c.server.MaxPixels, "max-pixels", 25_000_000, "largest image in pixels (width x height), checked before decoding")
 	fl.DurationVar(&c.server.Timeout, "timeout", 30*time.Second, "time a request may take in all")
-	fl.IntVar(&c.server.Workers, "workers", 0, "requests extracting features at once (0: GOMAXPROCS)")
-	fl.IntVar(&c.server.Queue, "queue", 16, "requests that may wait for a worker; more are refused with 503 (0: refuse whenever all workers are busy)")
+	fl.IntVar(&c.server.Queue, "queue", 16, "requests that may wait for a worker (see -workers); more are refused with 503 (0: refuse whenever all workers are busy)")
 	fl.BoolVar(&c.server.FetchPrivate, "fetch-private", false, "allow image URLs on loopback, private and link-local addresses")
 	fl.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "time requests in flight have to finish after SIGINT or SIGTERM")
 	fl.DurationVar(&c.drainDelay, "drain-delay", 0, "time between readiness turning 503 and the listener closing, on shutdown")
-	fl.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fl.StringVar(&c.logFormat, "log-format", "text", "log `format`: text or json")
 	fl.Usage = func() {
-		fmt.Fprintf(fl.Output(), "Usage: serve -head FILE [-weights FILE] [-catalog FILE -images DIR [-meta CSV]] [flags]\n\n")
+		fmt.Fprintf(fl.Output(), "Usage: serve [-head FILE] [-weights FILE | -download] [-catalog FILE -images DIR [-meta CSV]] [flags]\n\n")
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
+	pos, err := cli.Parse(fl, args)
+	if err != nil {
 		return nil, err
 	}
-	if fl.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fl.Args())
+	if len(pos) > 0 {
+		return nil, cli.Usagef("unexpected arguments %q (all settings are flags; see -h)", pos)
 	}
+	if err := c.model.Check(); err != nil {
+		return nil, err
+	}
+	// -workers, the images processed at once in every program, is here
+	// the number of requests decoding images and extracting features at
+	// once (and the goroutines the network may use for one of them).
+	c.server.Workers = c.model.Workers
 	s := &c.server
 	switch {
 	case c.model.Head == "":
-		return nil, errors.New("-head is required: the trained siamese head that gives distances and verdicts")
-	case c.model.Weights == "" && (c.model.Divisor <= 0 || 64%c.model.Divisor != 0):
-		return nil, fmt.Errorf("-divisor %d: must divide 64 (1, 2, 4, 8, 16, 32 or 64)", c.model.Divisor)
+		return nil, cli.Usagef("-head is required: the trained siamese head that gives distances and verdicts")
 	case s.MaxUpload <= 0 || s.MaxUpload > maxBytes:
-		return nil, fmt.Errorf("-max-upload %d: must be between 1 and %d bytes", s.MaxUpload, maxBytes)
+		return nil, cli.Usagef("-max-upload %d: must be between 1 and %d bytes", s.MaxUpload, maxBytes)
 	case s.MaxPixels <= 0 || s.MaxPixels > maxPixels:
-		return nil, fmt.Errorf("-max-pixels %d: must be between 1 and %d", s.MaxPixels, maxPixels)
+		return nil, cli.Usagef("-max-pixels %d: must be between 1 and %d", s.MaxPixels, maxPixels)
 	case s.Timeout <= 0:
-		return nil, fmt.Errorf("-timeout %v: must be positive", s.Timeout)
-	case s.Workers < 0:
-		return nil, fmt.Errorf("-workers %d: must not be negative", s.Workers)
+		return nil, cli.Usagef("-timeout %v: must be positive", s.Timeout)
 	case s.Queue < 0:
-		return nil, fmt.Errorf("-queue %d: must not be negative", s.Queue)
+		return nil, cli.Usagef("-queue %d: must not be negative", s.Queue)
 	case c.shutdownTimeout <= 0:
-		return nil, fmt.Errorf("-shutdown-timeout %v: must be positive", c.shutdownTimeout)
+		return nil, cli.Usagef("-shutdown-timeout %v: must be positive", c.shutdownTimeout)
 	case c.drainDelay < 0:
-		return nil, fmt.Errorf("-drain-delay %v: must not be negative", c.drainDelay)
+		return nil, cli.Usagef("-drain-delay %v: must not be negative", c.drainDelay)
 	case c.logFormat != "text" && c.logFormat != "json":
-		return nil, fmt.Errorf("-log-format %q: must be text or json", c.logFormat)
+		return nil, cli.Usagef("-log-format %q: must be text or json", c.logFormat)
 	case c.model.Catalog == "" && c.model.Images != "":
-		return nil, errors.New("-images is the folder of the catalogue's photos: give -catalog too")
+		return nil, cli.Usagef("-images is the folder of the catalogue's photos: give -catalog too")
 	}
 	if s.Workers == 0 {
 		s.Workers = runtime.GOMAXPROCS(0)
@@ -235,6 +249,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, hooks *runHooks) 
 	if err != nil {
 		return err
 	}
+	cfg.model.Bars = cli.NewBars(stderr, cfg.model.Quiet) // a -download
 	var h slog.Handler = slog.NewTextHandler(stderr, nil)
 	if cfg.logFormat == "json" {
 		h = slog.NewJSONHandler(stderr, nil)

@@ -10,27 +10,31 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"io"
 	"math"
 	"path"
 	"slices"
 	"strings"
 
 	"github.com/stylespace/style"
+	"github.com/stylespace/style/examples/internal/cli"
 	"github.com/stylespace/style/picture"
 )
 
-// modelConfig names the files and settings of the model.
+// modelConfig names the files and settings of the model: the network and
+// head flags every example program shares (cli.ModelFlags: -weights,
+// -download, -weights-seed, -weights-divisor, -backbone, -head, -conv,
+// -workers, -quiet), and the catalogue.
 type modelConfig struct {
-	Weights  string // VGG16 weight file; "" for a generated network
-	Seed     uint64 // seed of the generated network
-	Divisor  int    // width divisor of the generated network
-	Head     string // trained siamese head (required)
+	cli.ModelFlags
 	Catalog  string // catalogue file; "" for none
 	Images   string // folder of the catalogue's photos; "" for none
 	Meta     string // CSV of product names and categories; "" for none
 	IDColumn string // -meta column holding the item ID
 	NameCol  string // -meta column holding the product name
 	CatCol   string // -meta column holding the category
+
+	Bars *cli.Bars // progress of a -download; nil: none shown
 }
 
 // model is the loaded network, head and catalogue. It is read-only once
@@ -62,20 +66,21 @@ func loadModel(ctx context.Context, cfg modelConfig) (_ *model, err error) {
 		return nil, errors.New("-head is required: the trained siamese head that gives distances and verdicts")
 	}
 	m := &model{}
-	if cfg.Weights != "" {
-		if m.fx, err = style.LoadNetwork(cfg.Weights, nil); err != nil {
-			return nil, err
-		}
-		m.desc = fmt.Sprintf("%s weights %s", strings.ToUpper(string(m.fx.Backbone().Arch)), path.Base(cfg.Weights))
-	} else {
-		w, err := style.GenerateWeights(style.VGG16, cfg.Seed, cfg.Divisor)
-		if err != nil {
-			return nil, fmt.Errorf("-divisor %d: %w", cfg.Divisor, err)
-		}
-		if m.fx, err = style.NewNetwork(w, nil); err != nil {
-			return nil, err
-		}
-		m.desc = fmt.Sprintf("generated VGG16, seed %d, width divisor %d (not ImageNet features)", cfg.Seed, cfg.Divisor)
+	bars := cfg.Bars
+	if bars == nil {
+		bars = cli.NewBars(io.Discard, true)
+	}
+	// What the network is goes into the log and the pages (see desc).
+	if m.fx, err = cfg.Network(ctx, io.Discard, bars); err != nil {
+		return nil, err
+	}
+	switch b := m.fx.Backbone(); {
+	case cfg.Weights != "":
+		m.desc = fmt.Sprintf("%s weights %s", strings.ToUpper(string(b.Arch)), path.Base(cfg.Weights))
+	case b.SHA256 == "":
+		m.desc = cli.Describe(b) + ", not ImageNet features"
+	default:
+		m.desc = cli.Describe(b)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

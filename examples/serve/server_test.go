@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"html"
+	"io"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -20,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stylespace/style"
+	"github.com/stylespace/style/examples/internal/cli"
 )
 
 func TestHealthReady(t *testing.T) {
@@ -233,14 +235,21 @@ func TestFlags(t *testing.T) {
 	assert.Equal(t, runtime.GOMAXPROCS(0), c.server.Workers)
 	assert.Equal(t, int64(16<<20), c.server.MaxUpload)
 	assert.Equal(t, 30*time.Second, c.server.Timeout)
-	assert.Equal(t, 8, c.model.Divisor)
+	// The default width: the generated network 8 times narrower than VGG16.
+	assert.Zero(t, c.model.Divisor)
+	assert.Equal(t, 8, cli.GeneratedDivisor)
+	c, err = parseFlags(nil, &stderr)
+	require.NoError(t, err)
+	assert.Equal(t, cli.DefaultHead, c.model.Head, "the head examples/train writes by default")
 
 	for _, tc := range []struct {
 		args []string
 		msg  string
 	}{
-		{nil, "-head is required"},
-		{[]string{"-head", "h", "-divisor", "3"}, "-divisor 3"},
+		{[]string{"-head", ""}, "-head is required"},
+		{[]string{"-head", "h", "-weights-divisor", "-1"}, "-weights-divisor -1"},
+		{[]string{"-head", "h", "-weights", "w", "-download"}, "exclude each other"},
+		{[]string{"-head", "h", "-conv", "fft"}, `-conv "fft"`},
 		{[]string{"-head", "h", "-workers", "-1"}, "-workers -1"},
 		{[]string{"-head", "h", "-queue", "-1"}, "-queue -1"},
 		{[]string{"-head", "h", "-max-upload", "0"}, "-max-upload 0"},
@@ -254,9 +263,22 @@ func TestFlags(t *testing.T) {
 		_, err := parseFlags(tc.args, &stderr)
 		require.Error(t, err, "%q", tc.args)
 		assert.Contains(t, err.Error(), tc.msg)
+		assert.Equal(t, cli.ExitUsage, cli.ExitCode(err, false), "%q", tc.args)
 	}
 	_, err = parseFlags([]string{"-h"}, &stderr)
 	assert.ErrorIs(t, err, flag.ErrHelp)
+	assert.Equal(t, cli.ExitOK, cli.ExitCode(err, false), "-h exits 0")
+	// The model flags are those of every example program.
+	for _, f := range []string{"-weights-divisor", "-download", "-backbone", "-conv", "-quiet", "-weights-cache"} {
+		assert.Regexp(t, `(?m)^  `+f+`\b`, stderr.String(), "-h lists %s", f)
+	}
+
+	// A width the network does not have is refused when the model loads
+	// (the server listens before): a usage error naming the flag.
+	err = run(t.Context(), []string{"-addr", "127.0.0.1:0", "-head", "h", "-weights-divisor", "3"}, io.Discard, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "-weights-divisor 3")
+	assert.Equal(t, cli.ExitUsage, cli.ExitCode(err, false))
 }
 
 // TestLoadModelMismatch: the command refuses to start with a head or a
@@ -284,7 +306,7 @@ func TestLoadModelMismatch(t *testing.T) {
 		{"head for another width", func(c *modelConfig) { c.Head = p16 }, "takes 1568 features, the network gives 3136"},
 		{"head for another backbone", func(c *modelConfig) { c.Head = pOther }, "does not fit this network"},
 		{"network of another seed", func(c *modelConfig) { c.Seed = 2 }, "seed 1, width divisor 8), features from"},
-		{"invalid divisor", func(c *modelConfig) { c.Divisor = 3 }, "-divisor 3"},
+		{"invalid divisor", func(c *modelConfig) { c.Divisor = 3 }, "-weights-divisor 3"},
 		{"no such -meta column", func(c *modelConfig) { c.NameCol = "title" }, `-name-column "title": no such column in`},
 		{"no head", func(c *modelConfig) { c.Head = "" }, "-head is required"},
 		{"missing head", func(c *modelConfig) { c.Head = filepath.Join(t.TempDir(), "none") }, "no such file"},
@@ -334,7 +356,7 @@ func TestLoadModelMismatch(t *testing.T) {
 
 	// run says so and exits.
 	var logs syncBuffer
-	err = run(t.Context(), []string{"-addr", "127.0.0.1:0", "-head", p16, "-divisor", "8"}, &logs, nil)
+	err = run(t.Context(), []string{"-addr", "127.0.0.1:0", "-head", p16, "-weights-divisor", "8"}, &logs, nil)
 	require.ErrorIs(t, err, style.ErrBackboneMismatch)
 	assert.Contains(t, err.Error(), "loading the model")
 	assert.Contains(t, logs.String(), "msg=stopped")

@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/stylespace/style/examples/internal/cli"
 )
 
 // TestShutdown runs the command, sends it SIGTERM while a request is in
@@ -28,7 +30,7 @@ func TestShutdown(t *testing.T) {
 	}
 	logs := &syncBuffer{}
 	args := []string{"-addr", "127.0.0.1:0", "-head", f.head, "-catalog", f.catalog, "-images", f.images,
-		"-meta", f.meta, "-weights-seed", "1", "-divisor", "8", "-drain-delay", "1s", "-shutdown-timeout", "20s"}
+		"-meta", f.meta, "-weights-seed", "1", "-weights-divisor", "8", "-drain-delay", "1s", "-shutdown-timeout", "20s"}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := make(chan error, 1)
@@ -89,4 +91,32 @@ func TestShutdown(t *testing.T) {
 	assert.Contains(t, out, "msg=stopped")
 	assert.Less(t, strings.Index(out, "msg=\"shutting down\""), strings.LastIndex(out, "path=/api/score status=200"),
 		"the request completed after shutdown began")
+}
+
+// TestShutdownExitStatus runs the program itself as a subprocess: stopped
+// by SIGTERM once its model is loaded, it shuts down gracefully and exits
+// with status 0, a server's normal end; -h exits 0 too, and a bad flag 2.
+func TestShutdownExitStatus(t *testing.T) {
+	f := newFixture(t)
+	args := strings.Join([]string{"-addr", "127.0.0.1:0", "-head", f.head, "-catalog", f.catalog, "-images", f.images,
+		"-meta", f.meta, "-weights-seed", "1", "-weights-divisor", "8", "-shutdown-timeout", "20s"}, " ")
+	code, errOut, signalled, err := cli.Terminate("SERVE_TEST_MAIN", args, func(line string) bool {
+		return strings.Contains(line, `msg="model loaded"`)
+	})
+	require.NoError(t, err)
+	require.True(t, signalled, "the model did not load:\n%s", errOut)
+	assert.Equal(t, cli.ExitOK, code, errOut)
+	assert.Contains(t, errOut, `msg="shutting down"`)
+	assert.Contains(t, errOut, "msg=stopped")
+	assert.NotContains(t, errOut, "interrupted")
+
+	never := func(string) bool { return false }
+	code, errOut, _, err = cli.Terminate("SERVE_TEST_MAIN", "-h", never)
+	require.NoError(t, err)
+	assert.Equal(t, cli.ExitOK, code, errOut)
+	assert.Contains(t, errOut, "Usage: serve")
+	code, errOut, _, err = cli.Terminate("SERVE_TEST_MAIN", "-head h -queue -1", never)
+	require.NoError(t, err)
+	assert.Equal(t, cli.ExitUsage, code, errOut)
+	assert.Contains(t, errOut, "serve: -queue -1: must not be negative\nRun serve -h for help.")
 }

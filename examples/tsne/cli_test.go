@@ -44,6 +44,7 @@ func TestTSNEReusesCatalogue(t *testing.T) {
 	stdout.Reset()
 	require.NoError(t, run(context.Background(), args, &stdout, &stderr), stderr.String())
 	assert.Contains(t, stdout.String(), "(reused): 12 items; this run indexed 0 of 12 images")
+	assert.NoFileExists(t, cli.JournalPath(cli.DefaultCatalog), "the catalogue's journal is folded in or removed")
 	assert.Regexp(t, `t-SNE: 12 points of 1568 values`, stdout.String())
 
 	err = run(context.Background(), []string{"-h"}, &stdout, &stderr)

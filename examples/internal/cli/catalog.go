@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -49,7 +50,7 @@ func (c *CatalogFlags) Register(fl *flag.FlagSet) {
 		c.NameColumn, c.nameSet = s, true
 		return nil
 	})
-	fl.StringVar(&c.Catalog, "catalog", DefaultCatalog, "catalogue `file`: reused and completed if it exists, written after indexing; empty: keep it in memory only")
+	fl.StringVar(&c.Catalog, "catalog", DefaultCatalog, "catalogue `file`: reused and completed if it exists, written after indexing, with a journal (file.journal) recording the indexing as it goes so that even a killed run resumes; empty: keep it in memory only")
 	fl.IntVar(&c.Limit, "limit", 0, "index only the first `N` images in name order (0: all)")
 }
 
@@ -63,6 +64,10 @@ func (c *CatalogFlags) Check() error {
 	}
 	return nil
 }
+
+// JournalPath is the journal of the catalogue file path, where
+// style.Catalog.AddImages records its work between saves.
+func JournalPath(path string) string { return path + ".journal" }
 
 // FailuresPath is where the failure report of the indexing goes: next to
 // the catalogue file, or in the current folder without one.
@@ -109,7 +114,10 @@ func (m *Model) Name(id string) string {
 // OpenModel checks the outputs, loads the network, the head and the
 // metadata, lists the images and builds or completes the catalogue,
 // printing what it does on stdout (honestly, when the model is generated),
-// progress on bars and failed images on stderr. outputs are the files the
+// progress on bars and failed images on stderr. The indexing is journaled
+// beside the catalogue file (see JournalPath and style.Catalog.AddImages)
+// and the catalogue saved at the end, even when interrupted, unless the run
+// changed nothing. outputs are the files the
 // program will write besides the catalogue and the failure report: they
 // must be writable, and are never indexed.
 func OpenModel(ctx context.Context, mf *ModelFlags, cf *CatalogFlags, outputs []string, stdout, stderr io.Writer, bars *Bars) (*Model, error) {
@@ -187,8 +195,11 @@ func OpenModel(ctx context.Context, mf *ModelFlags, cf *CatalogFlags, outputs []
 	}
 
 	m.Cat = &style.Catalog{}
-	reused := false
+	reused, journaled := false, false
 	if cf.Catalog != "" {
+		// LoadCatalog replays the journal a killed run left (see below).
+		_, jerr := os.Lstat(JournalPath(cf.Catalog))
+		journaled = jerr == nil
 		switch c, err := style.LoadCatalog(cf.Catalog); {
 		case err == nil:
 			m.Cat, reused = c, true
@@ -196,21 +207,34 @@ func OpenModel(ctx context.Context, mf *ModelFlags, cf *CatalogFlags, outputs []
 			return nil, err
 		}
 	}
+	before := m.Cat.Len()
+	// With CatalogPath, AddImages journals its work as it goes (every
+	// 1,000 items and 30 seconds), so that even a killed run loses little:
+	// the next one replays the journal and resumes.
 	rep, err := m.Cat.AddImages(ctx, m.Src, names, m.FX, m.Head, &style.ExtractOptions{
-		Category: m.Category, Workers: mf.Workers, Progress: bars.Update,
+		Category: m.Category, Workers: mf.Workers, Progress: bars.Update, CatalogPath: cf.Catalog,
 	})
 	bars.Finish()
 	if errors.Is(err, style.ErrBackboneMismatch) {
 		return nil, fmt.Errorf("catalogue %s was built with another model than the one given (%s%s): delete it or choose another -catalog",
 			cf.Catalog, Describe(m.FX.Backbone()), headDesc(mf.Head))
 	}
-	if rep != nil && rep.Done > 0 && cf.Catalog != "" {
-		// Saved even when interrupted, so that the next run resumes.
-		serr := m.Cat.Save(cf.Catalog)
+	if rep != nil && cf.Catalog != "" {
+		// Save folds the journal into the file, and is done even when
+		// interrupted. A run that changed nothing, and had no journal to
+		// fold, does not rewrite the file: it removes the journal
+		// AddImages opened, which holds no record.
+		changed := rep.Done > 0 || m.Cat.Len() != before || journaled || !reused
+		var serr error
+		if changed {
+			serr = m.Cat.Save(cf.Catalog)
+		} else {
+			os.Remove(JournalPath(cf.Catalog))
+		}
 		switch {
 		case serr != nil && err == nil:
 			err = serr
-		case serr == nil && ctx.Err() != nil:
+		case serr == nil && ctx.Err() != nil && m.Cat.Len() > 0:
 			err = Resumable(err, fmt.Sprintf("run the same command again to resume (the %d images indexed are kept in %s)", m.Cat.Len(), cf.Catalog))
 		}
 	}

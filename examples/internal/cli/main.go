@@ -102,6 +102,18 @@ func Main(name string, run func(ctx context.Context, args []string, stdout, stde
 	os.Exit(report(os.Stderr, name, err, interrupted))
 }
 
+// MainService is Main for a program that runs until it is stopped, such
+// as a server: run gets a context that is never cancelled, and handles
+// SIGINT and SIGTERM itself (a graceful shutdown on the first, the default
+// handling restored for a second). Being stopped by a signal is such a
+// program's normal end, not an interruption: the exit status is
+// ExitCode(err, false), ExitOK when run returns nil after stopping
+// cleanly, and err is printed as Main prints it.
+func MainService(name string, run func(ctx context.Context, args []string, stdout, stderr io.Writer) error) {
+	err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
+	os.Exit(report(os.Stderr, name, err, false))
+}
+
 // report prints err and the interruption notice for Main and returns the
 // exit status.
 func report(stderr io.Writer, name string, err error, interrupted bool) int {

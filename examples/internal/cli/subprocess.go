@@ -29,6 +29,12 @@ func RunAsMain(env, name string, main func()) {
 // satisfies at, and waits for it to end. It returns the exit status, the
 // standard error, and whether the signal was sent.
 func Terminate(env, args string, at func(line string) bool) (code int, stderr string, signalled bool, err error) {
+	return Signal(env, args, syscall.SIGTERM, at)
+}
+
+// Signal is Terminate with the signal sig instead of SIGTERM; the exit
+// status of a process ended by the signal itself (SIGKILL) is -1.
+func Signal(env, args string, sig syscall.Signal, at func(line string) bool) (code int, stderr string, signalled bool, err error) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), env+"=1", env+"_ARGS="+args)
 	pipe, err := cmd.StderrPipe()
@@ -44,7 +50,7 @@ func Terminate(env, args string, at func(line string) bool) (code int, stderr st
 		line := sc.Text()
 		out.WriteString(line + "\n")
 		if !signalled && at(line) {
-			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			if err := cmd.Process.Signal(sig); err != nil {
 				cmd.Process.Kill()
 				cmd.Wait()
 				return 0, out.String(), false, err
