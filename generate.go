@@ -3,6 +3,8 @@ package style
 import (
 	"fmt"
 	"math"
+
+	"github.com/stylespace/style/internal/splitmix"
 )
 
 // GenerateWeights returns weights of architecture arch computed from a
@@ -57,21 +59,12 @@ func GenerateWeights(arch Arch, seed uint64, divisor int) (*Weights, error) {
 		cw := ConvWeights{In: in, Out: out, Weight: make([]float32, out*in*9), Bias: make([]float32, out)}
 		scale := math.Sqrt(6 / float64(in*9))
 		for i := range cw.Weight {
-			cw.Weight[i] = float32(scale * (2*hashUnit(uint64(l)<<32|uint64(i), mix) - 1))
+			cw.Weight[i] = float32(scale * (2*splitmix.Unit(uint64(l)<<32|uint64(i), mix) - 1))
 		}
 		for j := range cw.Bias {
-			cw.Bias[j] = float32(0.1 * (2*hashUnit(uint64(l)<<32|1<<31|uint64(j), mix) - 1))
+			cw.Bias[j] = float32(0.1 * (2*splitmix.Unit(uint64(l)<<32|1<<31|uint64(j), mix) - 1))
 		}
 		w.layers[l] = cw
 	}
 	return w, nil
-}
-
-// hashUnit maps key, mixed with a seed, to [0, 1) with 24 bits.
-func hashUnit(key, mix uint64) float64 {
-	x := (key ^ mix) + 0x9E3779B97F4A7C15
-	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9
-	x = (x ^ (x >> 27)) * 0x94D049BB133111EB
-	x ^= x >> 31
-	return float64(x>>40) / (1 << 24)
 }

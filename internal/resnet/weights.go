@@ -3,6 +3,8 @@ package resnet
 import (
 	"fmt"
 	"math"
+
+	"github.com/stylespace/style/internal/splitmix"
 )
 
 // BNEps is the epsilon of torchvision's batch norms.
@@ -117,12 +119,12 @@ func Generate(seed uint64, divisor int) []ConvBN {
 		scale := math.Sqrt(6 / float64(fanIn))
 		key := uint64(l) << 32
 		for i := range c.Weight {
-			c.Weight[i] = float32(scale * (2*hashUnit(key|uint64(i), mix) - 1))
+			c.Weight[i] = float32(scale * (2*splitmix.Unit(key|uint64(i), mix) - 1))
 		}
 		bn := func(q uint64, f func(u float64) float64) []float32 {
 			v := make([]float32, ly.Out)
 			for j := range v {
-				v[j] = float32(f(hashUnit(key|1<<31|q<<24|uint64(j), mix)))
+				v[j] = float32(f(splitmix.Unit(key|1<<31|q<<24|uint64(j), mix)))
 			}
 			return v
 		}
@@ -144,7 +146,7 @@ func GenerateInput(seed uint64, n, h, w int) []float32 {
 	mix := seed * 0x9E3779B97F4A7C15
 	x := make([]float32, n*3*h*w)
 	for i := range x {
-		x[i] = float32(2 * (2*hashUnit(0xFFFF<<32|uint64(i), mix) - 1))
+		x[i] = float32(2 * (2*splitmix.Unit(0xFFFF<<32|uint64(i), mix) - 1))
 	}
 	return x
 }
@@ -160,13 +162,4 @@ func FoldAll(convs []ConvBN) ([]Conv, error) {
 		out[i] = c
 	}
 	return out, nil
-}
-
-// hashUnit maps key, mixed with a seed, to [0, 1) with 24 bits.
-func hashUnit(key, mix uint64) float64 {
-	x := (key ^ mix) + 0x9E3779B97F4A7C15
-	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9
-	x = (x ^ (x >> 27)) * 0x94D049BB133111EB
-	x ^= x >> 31
-	return float64(x>>40) / (1 << 24)
 }
