@@ -99,6 +99,10 @@ type Config struct {
 	Seed uint64
 	// HeadOut is the embedding length; 0 means 128 (see style.HeadConfig).
 	HeadOut int
+	// HeadHidden lists the widths of hidden Dense+ReLU layers before the
+	// embedding layer (style.HeadConfig.Hidden); nil means the study's
+	// one-layer head.
+	HeadHidden []int
 	// Margin is the contrastive-loss margin; 0 means 1.
 	Margin float64
 	// Trainer trains the head; nil means
@@ -234,7 +238,7 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 		return nil, fmt.Errorf("study: %w", err)
 	}
 	head, err := style.NewSiameseHead(&style.HeadConfig{
-		In: store.Dim(), Out: c.HeadOut, Margin: c.Margin, Seed: c.Seed,
+		In: store.Dim(), Hidden: c.HeadHidden, Out: c.HeadOut, Margin: c.Margin, Seed: c.Seed,
 		Scale: res.Scale, Backbone: res.Backbone,
 	})
 	if err != nil {
@@ -448,8 +452,8 @@ func (res *Result) report() string {
 	}
 
 	p("# Style evaluator: training report\n\n")
-	p("A siamese head (%d features -> %d, ReLU) trained with the contrastive loss (margin %g) to map product photos into a style space where a small distance means the items go well together.\n\n",
-		res.Head.Dense.In, res.Head.Dense.Out, res.Head.Margin)
+	p("A siamese head (%s, ReLU) trained with the contrastive loss (margin %g) to map product photos into a style space where a small distance means the items go well together.\n\n",
+		headShape(res.Head), res.Head.Margin)
 	p("## Data\n\n")
 	p("- Pairs: %d considered, %d usable (%d compatible, %.1f%%), %d dropped because an image failed.\n",
 		res.Pairs, usable, countCompatible(res.Train)+countCompatible(res.Val)+countCompatible(res.Test),
@@ -523,4 +527,20 @@ func formatCutoff(t float64) string {
 		return "none"
 	}
 	return fmt.Sprintf("%.4f", t)
+}
+
+// headShape describes the layers of a head: "25088 features -> 128", or
+// with hidden layers "25088 features -> 512 -> 128".
+func headShape(h *style.SiameseHead) string {
+	var b strings.Builder
+	in := h.Dense.In
+	if len(h.Hidden) > 0 {
+		in = h.Hidden[0].In
+	}
+	fmt.Fprintf(&b, "%d features", in)
+	for _, l := range h.Hidden {
+		fmt.Fprintf(&b, " -> %d", l.Out)
+	}
+	fmt.Fprintf(&b, " -> %d", h.Dense.Out)
+	return b.String()
 }

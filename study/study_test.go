@@ -233,6 +233,26 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestRunHiddenLayers runs the study with a hidden layer in the head: the
+// saved head and the report record the shape, and the head still learns
+// the synthetic style.
+func TestRunHiddenLayers(t *testing.T) {
+	src, pairs := studyData(t, 64, 400)
+	cfg := newTestConfig(t, src, pairs, &studyExtractor{})
+	cfg.HeadHidden = []int{16}
+	res, err := Run(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Logf("test AUC %.3f trained, %.3f untrained", res.ROC.AUC(), res.UntrainedROC.AUC())
+	assert.Greater(t, res.ROC.AUC(), 0.95, "test AUC of the head with a hidden layer")
+	h, err := style.LoadHead(res.Files[HeadFile])
+	require.NoError(t, err)
+	require.Len(t, h.Hidden, 1)
+	assert.Equal(t, [3]int{studyDim, 16, 8}, [3]int{h.Hidden[0].In, h.Dense.In, h.Dense.Out})
+	report, err := os.ReadFile(res.Files[ReportFile])
+	require.NoError(t, err)
+	assert.Contains(t, string(report), fmt.Sprintf("A siamese head (%d features -> 16 -> 8, ReLU)", studyDim))
+}
+
 // TestRunResume interrupts a study during the feature extraction and runs
 // it again: no image is computed twice, and the result is identical to that
 // of an uninterrupted run.

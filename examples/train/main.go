@@ -29,6 +29,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,6 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		epochs     = fs.Int("epochs", 50, "maximum training epochs")
 		patience   = fs.Int("patience", 5, "stop after this many epochs without a better validation loss (0: never)")
 		seed       = fs.Uint64("seed", 1, "seed of the split, the initial weights and the shuffling")
+		hidden     = fs.String("hidden", "", "comma-separated `widths` of hidden Dense+ReLU layers before the embedding layer (empty: the study's one-layer head)")
 		downloads  = fs.Int("downloads", 16, "image downloads at once (URL prefix only)")
 		timeout    = fs.Duration("timeout", 30*time.Second, "timeout of each download")
 	)
@@ -82,6 +85,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *limit < 0 || *epochs <= 0 || *patience < 0 || *downloads <= 0 {
 		return cli.Usagef("-limit and -patience must not be negative, -epochs and -downloads must be positive")
+	}
+	widths, err := parseWidths(*hidden)
+	if err != nil {
+		return cli.Usagef("-hidden %q: %v", *hidden, err)
 	}
 	if *store == "" {
 		*store = filepath.Join(*out, "features")
@@ -106,14 +113,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	cfg := &study.Config{
-		Pairs:    pairs,
-		Limit:    *limit,
-		StoreDir: *store,
-		OutDir:   *out,
-		Seed:     *seed,
-		Workers:  mf.Workers,
-		Trainer:  &style.Trainer{Epochs: *epochs, Patience: *patience, Seed: *seed, Workers: mf.Workers},
-		Progress: bars.Update,
+		Pairs:      pairs,
+		Limit:      *limit,
+		StoreDir:   *store,
+		OutDir:     *out,
+		Seed:       *seed,
+		HeadHidden: widths,
+		Workers:    mf.Workers,
+		Trainer:    &style.Trainer{Epochs: *epochs, Patience: *patience, Seed: *seed, Workers: mf.Workers},
+		Progress:   bars.Update,
 	}
 	where := *images
 	var src style.ImageSource
@@ -241,4 +249,21 @@ func printSummary(w io.Writer, r *study.Result) {
 			fmt.Fprintf(w, "Wrote %s\n", p)
 		}
 	}
+}
+
+// parseWidths parses a comma-separated list of positive layer widths; ""
+// gives nil.
+func parseWidths(s string) ([]int, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var w []int
+	for k, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("width %d (%q) is not a positive integer", k+1, f)
+		}
+		w = append(w, n)
+	}
+	return w, nil
 }

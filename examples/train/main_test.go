@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"github.com/stylespace/style"
 	"github.com/stylespace/style/examples/internal/cli"
 	"github.com/stylespace/style/study"
@@ -254,4 +256,30 @@ func TestTrainErrors(t *testing.T) {
 	if err := run(context.Background(), []string{"extra"}, &stdout, &stderr); err == nil {
 		t.Error("a stray argument was accepted")
 	}
+}
+
+// TestTrainHidden trains a head with a hidden layer (-hidden): the saved
+// head has it and the report describes it; bad widths are usage errors.
+func TestTrainHidden(t *testing.T) {
+	pairs, _, _ := fixture(t, 30)
+	out := filepath.Join(t.TempDir(), "out")
+	args := append(commonArgs(pairs, out), "-images", filepath.Join(cli.FashionDir, "images"), "-hidden", "12")
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run(context.Background(), args, &stdout, &stderr), stderr.String())
+	h, err := style.LoadHead(filepath.Join(out, study.HeadFile))
+	require.NoError(t, err)
+	require.Len(t, h.Hidden, 1)
+	assert.Equal(t, 12, h.Hidden[0].Out)
+	assert.Equal(t, 12, h.Dense.In)
+	report, err := os.ReadFile(filepath.Join(out, study.ReportFile))
+	require.NoError(t, err)
+	assert.Contains(t, string(report), fmt.Sprintf("%d features -> 12 -> %d", h.Hidden[0].In, h.Dense.Out))
+
+	for _, bad := range []string{"0", "12,x", "-3"} {
+		err := run(context.Background(), []string{"-hidden", bad, "-out", t.TempDir()}, &stdout, &stderr)
+		assert.ErrorContains(t, err, "-hidden", "width list %q", bad)
+	}
+	w, err := parseWidths(" 512, 256 ")
+	require.NoError(t, err)
+	assert.Equal(t, []int{512, 256}, w)
 }
