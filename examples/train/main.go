@@ -65,6 +65,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		epochs     = fs.Int("epochs", 50, "maximum training epochs")
 		patience   = fs.Int("patience", 5, "stop after this many epochs without a better validation loss (0: never)")
 		seed       = fs.Uint64("seed", 1, "seed of the split, the initial weights and the shuffling")
+		cvFolds    = fs.Int("cv-folds", 5, "folds of the cross-validation when a -grid-* flag is given (at least 3)")
+		gridMargin = fs.String("grid-margin", "", "comma-separated margins to cross-validate")
+		gridDim    = fs.String("grid-dim", "", "comma-separated embedding lengths to cross-validate")
+		gridL2     = fs.String("grid-l2", "", "comma-separated L2 factors to cross-validate (0: the study's)")
+		gridHidden = fs.String("grid-hidden", "", `semicolon-separated hidden-layer width lists to cross-validate, e.g. ";512;512,256" ("" is the one-layer head)`)
+		gridLR     = fs.String("grid-lr", "", "comma-separated learning rates to cross-validate")
 		hidden     = fs.String("hidden", "", "comma-separated `widths` of hidden Dense+ReLU layers before the embedding layer (empty: the study's one-layer head)")
 		downloads  = fs.Int("downloads", 16, "image downloads at once (URL prefix only)")
 		timeout    = fs.Duration("timeout", 30*time.Second, "timeout of each download")
@@ -89,6 +95,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	widths, err := parseWidths(*hidden)
 	if err != nil {
 		return cli.Usagef("-hidden %q: %v", *hidden, err)
+	}
+	grid, err := parseGrid(*gridMargin, *gridDim, *gridL2, *gridHidden, *gridLR)
+	if err != nil {
+		return cli.Usagef("%v", err)
+	}
+	if grid != nil && *cvFolds < 3 {
+		return cli.Usagef("-cv-folds %d: want at least 3", *cvFolds)
 	}
 	if *store == "" {
 		*store = filepath.Join(*out, "features")
@@ -119,6 +132,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		OutDir:     *out,
 		Seed:       *seed,
 		HeadHidden: widths,
+		Grid:       grid,
+		CVFolds:    *cvFolds,
 		Workers:    mf.Workers,
 		Trainer:    &style.Trainer{Epochs: *epochs, Patience: *patience, Seed: *seed, Workers: mf.Workers},
 		Progress:   bars.Update,
@@ -266,4 +281,44 @@ func parseWidths(s string) ([]int, error) {
 		w = append(w, n)
 	}
 	return w, nil
+}
+
+// parseGrid builds the grid of the -grid-* flags, nil if all are empty.
+func parseGrid(margin, dim, l2, hidden, lr string) (*study.Grid, error) {
+	if margin == "" && dim == "" && l2 == "" && hidden == "" && lr == "" {
+		return nil, nil
+	}
+	g := &study.Grid{}
+	for _, f := range []struct {
+		name, v string
+		dst     *[]float64
+	}{{"-grid-margin", margin, &g.Margins}, {"-grid-l2", l2, &g.L2s}, {"-grid-lr", lr, &g.LRs}} {
+		if f.v == "" {
+			continue
+		}
+		for _, x := range strings.Split(f.v, ",") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s %q: %q is not a number", f.name, f.v, x)
+			}
+			*f.dst = append(*f.dst, v)
+		}
+	}
+	if dim != "" {
+		w, err := parseWidths(dim)
+		if err != nil {
+			return nil, fmt.Errorf("-grid-dim %q: %v", dim, err)
+		}
+		g.Dims = w
+	}
+	if hidden != "" {
+		for _, h := range strings.Split(hidden, ";") {
+			w, err := parseWidths(h)
+			if err != nil {
+				return nil, fmt.Errorf("-grid-hidden %q: %v", hidden, err)
+			}
+			g.Hidden = append(g.Hidden, w)
+		}
+	}
+	return g, nil
 }
