@@ -3,6 +3,8 @@ package study
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,8 +106,10 @@ type CVOptions struct {
 	Workers int
 	// Dir, if not empty, is a folder (created if needed) where each
 	// finished (setting, fold) result is appended, synced, to cv.jsonl; a
-	// later run with the same pairs, folds and seed skips them, so an
-	// interrupted run resumes where it stopped.
+	// later run with the same pairs, folds, seed and training options
+	// skips them, so an interrupted run resumes where it stopped. The
+	// features themselves are not fingerprinted: use a new Dir for
+	// features from another extractor.
 	Dir string
 	// Progress, if not nil, is called after every finished training with
 	// Stage "cv", Done and Total trainings (from any goroutine, one call
@@ -175,10 +179,17 @@ func CrossValidate(ctx context.Context, src style.FeatureSource, pairs []style.L
 		return nil, fmt.Errorf("study: CrossValidate: %w", err)
 	}
 	k := opt.Folds
+	// A journal record applies only to the same setting, folds, pairs
+	// (hashed) and training options.
+	ph := sha256.New()
+	for _, p := range pairs {
+		fmt.Fprintf(ph, "%d,%d,%d;", p.A, p.B, p.Label)
+	}
+	pairsSum := hex.EncodeToString(ph.Sum(nil))[:16]
 	keys := make([]string, len(settings))
 	for i, s := range settings {
-		keys[i] = fmt.Sprintf("%s; folds %d, seed %d, pairs %d, epochs %d, patience %d, batch %d",
-			s, k, opt.Seed, len(pairs), opt.Epochs, opt.Patience, opt.BatchSize)
+		keys[i] = fmt.Sprintf("%s; folds %d, seed %d, pairs %d (%s), dim %d, epochs %d, patience %d, batch %d",
+			s, k, opt.Seed, len(pairs), pairsSum, src.Dim(), opt.Epochs, opt.Patience, opt.BatchSize)
 	}
 	aucs := make([][]float64, len(settings))
 	for i := range aucs {

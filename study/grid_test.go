@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -150,6 +151,14 @@ func TestCrossValidateWorkersResume(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, trained)
 	assert.Equal(t, r1, r4)
+
+	// Records of other pairs are not reused.
+	other := slices.Clone(pairs)
+	other[0].Label = 1 - other[0].Label
+	trained = 0
+	_, err = CrossValidate(ctx, src, other, g, o)
+	require.NoError(t, err)
+	assert.Equal(t, 6, trained, "trainings with other pairs")
 }
 
 func TestCrossValidateErrors(t *testing.T) {
