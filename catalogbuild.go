@@ -87,8 +87,8 @@ func (c *Catalog) AddImages(ctx context.Context, src ImageSource, names []string
 		metaHead:      "none",
 	}
 	if head != nil {
-		if head.Dense.In != dim {
-			return nil, fmt.Errorf("%w: head takes %d features, the extractor gives %d", ErrBackboneMismatch, head.Dense.In, dim)
+		if head.inputLen() != dim {
+			return nil, fmt.Errorf("%w: head takes %d features, the extractor gives %d", ErrBackboneMismatch, head.inputLen(), dim)
 		}
 		if err := head.CheckBackbone(fx.Backbone()); err != nil {
 			return nil, err
@@ -265,6 +265,8 @@ func backboneProvenance(b Backbone) string {
 }
 
 // headFingerprint is the hex SHA-256 of a head's sizes, scale and weights.
+// The widths of hidden layers enter only when there are some, so a
+// one-layer head keeps the fingerprint it had before heads could have them.
 func headFingerprint(h *SiameseHead) string {
 	s := sha256.New()
 	var b [8]byte
@@ -272,11 +274,20 @@ func headFingerprint(h *SiameseHead) string {
 		binary.LittleEndian.PutUint64(b[:], u)
 		s.Write(b[:])
 	}
-	put(uint64(h.Dense.In))
+	put(uint64(h.inputLen()))
 	put(uint64(h.Dense.Out))
 	put(math.Float64bits(h.Scale))
+	parts := make([][]float32, 0, 2*len(h.Hidden)+2)
+	if len(h.Hidden) > 0 {
+		put(uint64(len(h.Hidden)))
+		for _, l := range h.Hidden {
+			put(uint64(l.Out))
+			parts = append(parts, l.W, l.B)
+		}
+	}
+	parts = append(parts, h.Dense.W, h.Dense.B)
 	buf := make([]byte, 0, 4096)
-	for _, part := range [][]float32{h.Dense.W, h.Dense.B} {
+	for _, part := range parts {
 		for _, v := range part {
 			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
 			if len(buf) == cap(buf) {

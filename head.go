@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 
 	"gonum.org/v1/gonum/blas"
 )
@@ -21,9 +22,21 @@ const (
 const (
 	headFormat        = "style.SiameseHead"
 	headFormatVersion = "1"
-	headKernelName    = "dense.kernel"
-	headBiasName      = "dense.bias"
+	// headDeepVersion is the version of a head with hidden layers, whose
+	// metadata "hidden" lists their widths; readers that know only
+	// version 1 refuse it instead of misreading it.
+	headDeepVersion = "2"
+	headKernelName  = "dense.kernel"
+	headBiasName    = "dense.bias"
 )
+
+// maxHeadLayers bounds the hidden layers of a head LoadHead reads.
+const maxHeadLayers = 64
+
+// hiddenKernelName and hiddenBiasName name the tensors of hidden layer k
+// in a saved head.
+func hiddenKernelName(k int) string { return "hidden." + strconv.Itoa(k) + ".kernel" }
+func hiddenBiasName(k int) string   { return "hidden." + strconv.Itoa(k) + ".bias" }
 
 // ErrBackboneMismatch is matched by errors.Is when features from one
 // backbone are about to be used with a head trained on another.
@@ -37,6 +50,12 @@ type HeadConfig struct {
 	In int
 	// Out is the embedding length; zero means 128, the study's.
 	Out int
+	// Hidden lists the widths of hidden Dense+ReLU layers between the
+	// features and the embedding layer, in order; nil means none, the
+	// study's one-layer head. Every width must be positive. Hidden layer
+	// k gets Glorot-uniform weights from its own seed, derived from Seed
+	// and k; the embedding layer's seed is Seed itself.
+	Hidden []int
 	// Margin is the contrastive-loss margin used to train the head; zero
 	// means 1.
 	Margin float64
@@ -65,13 +84,19 @@ type HeadConfig struct {
 // meaning more compatible. The head takes Dense.In features and gives
 // embeddings of Dense.Out values.
 //
+// A deeper head has hidden Dense+ReLU layers before Dense: the features go
+// through Hidden[0], Hidden[1], ... and then Dense, so the head takes
+// Hidden[0].In features and Dense.In is the width of the last hidden layer.
+// Each layer's Out must be the next one's In.
+//
 // Features are divided by Scale before the layer (the division is folded
 // into the matrix product as a factor 1/Scale; it is the only place
 // features are scaled). Embed, Compare, Verdict and
 // PairDistances are safe for concurrent use; training modifies the head
 // and must not run concurrently with them.
 type SiameseHead struct {
-	Dense    *Dense   // the shared layer: Dense.In features in, Dense.Out values out
+	Hidden   []*Dense // hidden layers before Dense, in order; nil for the one-layer head
+	Dense    *Dense   // the embedding layer: Dense.In values in, Dense.Out values out
 	Scale    float64  // features are divided by Scale (> 0)
 	Margin   float64  // contrastive-loss margin the head is trained with (> 0)
 	Cutoff   float64  // distances <= Cutoff are compatible
@@ -104,12 +129,83 @@ func NewSiameseHead(cfg *HeadConfig) (*SiameseHead, error) {
 	if c.In < 0 || c.Out < 0 {
 		return nil, fmt.Errorf("style: NewSiameseHead: invalid size %d -> %d", c.In, c.Out)
 	}
+	for k, w := range c.Hidden {
+		if w <= 0 {
+			return nil, fmt.Errorf("style: NewSiameseHead: hidden layer %d has width %d, want a positive width", k, w)
+		}
+	}
 	if err := checkHeadParams(c.Scale, c.Margin, c.Cutoff); err != nil {
 		return nil, fmt.Errorf("style: NewSiameseHead: %v", err)
 	}
-	d := NewDense(c.In, c.Out, c.Seed)
-	d.BLAS = c.BLAS
-	return &SiameseHead{Dense: d, Scale: c.Scale, Margin: c.Margin, Cutoff: c.Cutoff, Backbone: c.Backbone}, nil
+	h := &SiameseHead{Scale: c.Scale, Margin: c.Margin, Cutoff: c.Cutoff, Backbone: c.Backbone}
+	in := c.In
+	for k, w := range c.Hidden {
+		l := NewDense(in, w, hiddenSeed(c.Seed, k))
+		l.BLAS = c.BLAS
+		h.Hidden = append(h.Hidden, l)
+		in = w
+	}
+	h.Dense = NewDense(in, c.Out, c.Seed)
+	h.Dense.BLAS = c.BLAS
+	return h, nil
+}
+
+// hiddenSeed derives the initialisation seed of hidden layer k from the
+// head's seed with the SplitMix64 finaliser, so that every layer draws
+// from its own generator.
+func hiddenSeed(seed uint64, k int) uint64 {
+	x := seed ^ (uint64(k+1) * 0x9E3779B97F4A7C15)
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EB
+	return x ^ (x >> 31)
+}
+
+// layers returns the head's layers in order, the embedding layer last.
+func (h *SiameseHead) layers() []*Dense {
+	if len(h.Hidden) == 0 {
+		return []*Dense{h.Dense}
+	}
+	return append(slices.Clip(h.Hidden), h.Dense)
+}
+
+// inputLen returns the number of features the head takes.
+func (h *SiameseHead) inputLen() int {
+	if len(h.Hidden) > 0 {
+		return h.Hidden[0].In
+	}
+	return h.Dense.In
+}
+
+// checkLayers panics unless every layer is consistent and each layer's Out
+// is the next one's In.
+func (h *SiameseHead) checkLayers(fn string) {
+	ls := h.layers()
+	for k, l := range ls {
+		l.checkShape(fn)
+		if k > 0 && ls[k-1].Out != l.In {
+			panic(fmt.Sprintf("style: SiameseHead.%s: layer %d gives %d values, layer %d takes %d", fn, k-1, ls[k-1].Out, k, l.In))
+		}
+	}
+}
+
+// forward embeds the n rows of x (scaled by alpha) into dst, with the
+// outputs of hidden layer k in acts[k] (at least n times its width).
+func (h *SiameseHead) forward(bl blas.Float32Level3, dst, x []float32, n int, alpha float32, acts [][]float32) {
+	for k, l := range h.Hidden {
+		y := acts[k][:n*l.Out]
+		l.forward(bl, y, x, n, alpha)
+		x, alpha = y, 1
+	}
+	h.Dense.forward(bl, dst, x, n, alpha)
+}
+
+// hiddenBuffers allocates one buffer of rows times its width per hidden layer.
+func (h *SiameseHead) hiddenBuffers(rows int) [][]float32 {
+	var b [][]float32
+	for _, l := range h.Hidden {
+		b = append(b, make([]float32, rows*l.Out))
+	}
+	return b
 }
 
 // checkHeadParams checks that scale and margin are positive and finite,
@@ -131,22 +227,24 @@ func checkHeadParams(scale, margin, cutoff float64) error {
 
 func (h *SiameseHead) alpha() float32 { return float32(1 / h.Scale) }
 
-// Embed returns the embeddings of the n = len(features)/h.Dense.In
-// feature vectors stored as the rows of features (row-major): n rows of
-// h.Dense.Out values, in a new slice. One vector gives one embedding;
-// embedding many in one call is much faster than one at a time (a single
-// matrix product).
+// Embed returns the embeddings of the n = len(features)/in feature
+// vectors stored as the rows of features (row-major), where in is the
+// number of features the head takes (h.Dense.In, or h.Hidden[0].In with
+// hidden layers): n rows of h.Dense.Out values, in a new slice. One vector
+// gives one embedding; embedding many in one call is much faster than one
+// at a time (a single matrix product per layer).
 //
-// Embed panics if len(features) is not a multiple of h.Dense.In.
+// Embed panics if len(features) is not a multiple of in or the layers are
+// inconsistent.
 func (h *SiameseHead) Embed(features []float32) []float32 {
-	d := h.Dense
-	d.checkShape("Embed")
-	if len(features)%d.In != 0 {
-		panic(fmt.Sprintf("style: SiameseHead.Embed: %d features are not rows of %d", len(features), d.In))
+	h.checkLayers("Embed")
+	in := h.inputLen()
+	if len(features)%in != 0 {
+		panic(fmt.Sprintf("style: SiameseHead.Embed: %d features are not rows of %d", len(features), in))
 	}
-	n := len(features) / d.In
-	dst := make([]float32, n*d.Out)
-	d.forward(d.blas(), dst, features, n, h.alpha())
+	n := len(features) / in
+	dst := make([]float32, n*h.Dense.Out)
+	h.forward(h.Dense.blas(), dst, features, n, h.alpha(), h.hiddenBuffers(n))
 	return dst
 }
 
@@ -157,9 +255,9 @@ func (h *SiameseHead) Embed(features []float32) []float32 {
 // Incompatible) if a feature is NaN or infinite (the error names the item,
 // first or second, and the position), or if the distance is not finite:
 // finite features so large that the embedding overflows. It panics if
-// len(a) or len(b) is not h.Dense.In.
+// len(a) or len(b) is not the number of features the head takes.
 func (h *SiameseHead) Compare(a, b []float32) (float64, Verdict, error) {
-	in := h.Dense.In
+	in := h.inputLen()
 	if len(a) != in || len(b) != in {
 		panic(fmt.Sprintf("style: SiameseHead.Compare: %d and %d features, want %d", len(a), len(b), in))
 	}
@@ -249,23 +347,38 @@ func describeBackbone(b Backbone) string {
 // tensors "dense.kernel" [In, Out] and "dense.bias" [Out] in F32, and
 // metadata recording the format version, sizes, scale, margin, cutoff and
 // backbone (architecture, preprocessing, weight-file SHA-256, seed and
-// width divisor). It returns an error, writing nothing, for a head
-// LoadHead would refuse: more than 2^27 weights, a weight or bias that is
-// not finite or beyond ±1e6, a scale or margin that is not positive and
-// finite, or a cutoff that is not finite and >= 0.
+// width divisor). A head with hidden layers is written as format version
+// 2, with the widths in the metadata "hidden" (comma-separated), "in" the
+// number of features, and hidden layer k's tensors "hidden.k.kernel" and
+// "hidden.k.bias"; a one-layer head is written as version 1, as before
+// hidden layers existed. It returns an error, writing nothing, for a head
+// LoadHead would refuse: more than 64 hidden layers or 2^27 weights in
+// all, a weight or bias that is not finite or beyond ±1e6, a scale or
+// margin that is not positive and finite, or a cutoff that is not finite
+// and >= 0. It panics if the layers are inconsistent.
 func (h *SiameseHead) Save(path string) error {
+	h.checkLayers("Save")
 	d := h.Dense
-	d.checkShape("Save")
-	if d.In > maxHeadWeights || d.Out > maxHeadWeights || int64(d.In)*int64(d.Out) > maxHeadWeights {
-		return fmt.Errorf("style: SiameseHead.Save %s: %d x %d weights exceed the limit of %d", path, d.In, d.Out, maxHeadWeights)
+	widths := make([]int, 0, len(h.Hidden))
+	for _, l := range h.Hidden {
+		widths = append(widths, l.Out)
+	}
+	if err := checkHeadShape(h.inputLen(), widths, d.Out); err != nil {
+		return fmt.Errorf("style: SiameseHead.Save %s: %v", path, err)
 	}
 	if err := checkHeadParams(h.Scale, h.Margin, h.Cutoff); err != nil {
 		return fmt.Errorf("style: SiameseHead.Save %s: %v", path, err)
 	}
-	for _, t := range []struct {
-		name string
-		data []float32
-	}{{headKernelName, d.W}, {headBiasName, d.B}} {
+	var ts []tensor
+	for k, l := range h.Hidden {
+		ts = append(ts,
+			tensor{name: hiddenKernelName(k), shape: []int{l.In, l.Out}, data: l.W},
+			tensor{name: hiddenBiasName(k), shape: []int{l.Out}, data: l.B})
+	}
+	ts = append(ts,
+		tensor{name: headKernelName, shape: []int{d.In, d.Out}, data: d.W},
+		tensor{name: headBiasName, shape: []int{d.Out}, data: d.B})
+	for _, t := range ts {
 		if i, v, ok := checkBounded(t.data, maxHeadValue); !ok {
 			return fmt.Errorf("style: SiameseHead.Save %s: %s element %d is %v, %s", path, t.name, i, v, valueProblem(v, maxHeadValue))
 		}
@@ -273,7 +386,7 @@ func (h *SiameseHead) Save(path string) error {
 	meta := map[string]string{
 		"format":          headFormat,
 		"format_version":  headFormatVersion,
-		"in":              strconv.Itoa(d.In),
+		"in":              strconv.Itoa(h.inputLen()),
 		"out":             strconv.Itoa(d.Out),
 		"scale":           strconv.FormatFloat(h.Scale, 'g', -1, 64),
 		"margin":          strconv.FormatFloat(h.Margin, 'g', -1, 64),
@@ -284,11 +397,46 @@ func (h *SiameseHead) Save(path string) error {
 	}
 	meta["backbone_seed"] = strconv.FormatUint(h.Backbone.Seed, 10)
 	meta["backbone_divisor"] = strconv.Itoa(h.Backbone.Divisor)
-	ts := []tensor{
-		{name: headKernelName, shape: []int{d.In, d.Out}, data: d.W},
-		{name: headBiasName, shape: []int{d.Out}, data: d.B},
+	if len(widths) > 0 {
+		meta["format_version"] = headDeepVersion
+		meta["hidden"] = formatWidths(widths)
 	}
 	return writeSafetensors(path, ts, meta)
+}
+
+// formatWidths joins layer widths with commas.
+func formatWidths(w []int) string {
+	b := make([]byte, 0, 8*len(w))
+	for k, v := range w {
+		if k > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(v), 10)
+	}
+	return string(b)
+}
+
+// checkHeadShape checks a head of in features, hidden layers of the given
+// widths and out embedding values against the limits LoadHead enforces: at
+// most maxHeadLayers hidden layers and maxHeadWeights weights in all. It
+// does its arithmetic without overflow for any positive sizes.
+func checkHeadShape(in int, hidden []int, out int) error {
+	if len(hidden) > maxHeadLayers {
+		return fmt.Errorf("%d hidden layers exceed the limit of %d", len(hidden), maxHeadLayers)
+	}
+	var total int64
+	prev := in
+	for _, w := range append(slices.Clip(hidden), out) {
+		if prev > maxHeadWeights || w > maxHeadWeights || int64(prev)*int64(w) > maxHeadWeights-total {
+			if len(hidden) == 0 {
+				return fmt.Errorf("head of %d x %d weights exceeds the limit of %d weights", in, out, maxHeadWeights)
+			}
+			return fmt.Errorf("head of layers %d -> %v -> %d exceeds the limit of %d weights", in, hidden, out, maxHeadWeights)
+		}
+		total += int64(prev) * int64(w)
+		prev = w
+	}
+	return nil
 }
 
 // maxHeadWeights caps the weights of a head LoadHead reads: 2^27
@@ -305,6 +453,7 @@ const maxHeadValue = 1e6
 // headParams are the sizes and numbers a saved head's metadata holds.
 type headParams struct {
 	in, out               int
+	hidden                []int // widths of the hidden layers, nil for version 1
 	scale, margin, cutoff float64
 }
 
@@ -314,8 +463,9 @@ func parseHeadMeta(meta map[string]string, bad func(format string, args ...any) 
 	if meta["format"] != headFormat {
 		return p, bad("not a saved siamese head (metadata format %q)", meta["format"])
 	}
-	if v := meta["format_version"]; v != headFormatVersion {
-		return p, bad("unsupported head format version %q (want %q)", v, headFormatVersion)
+	version := meta["format_version"]
+	if version != headFormatVersion && version != headDeepVersion {
+		return p, bad("unsupported head format version %q (want %q or %q)", version, headFormatVersion, headDeepVersion)
 	}
 	for _, f := range []struct {
 		key string
@@ -327,8 +477,28 @@ func parseHeadMeta(meta map[string]string, bad func(format string, args ...any) 
 		}
 		*f.dst = n
 	}
-	if p.in > maxHeadWeights || p.out > maxHeadWeights || int64(p.in)*int64(p.out) > maxHeadWeights {
-		return p, bad("head of %d x %d weights exceeds the limit of %d weights", p.in, p.out, maxHeadWeights)
+	hidden, ok := meta["hidden"]
+	switch {
+	case version == headFormatVersion && ok:
+		return p, bad("metadata %q in a head of format version %q, which has no hidden layers", "hidden", version)
+	case version == headDeepVersion:
+		if !ok || hidden == "" {
+			return p, bad("metadata %q is missing: a head of format version %q lists its hidden layers", "hidden", version)
+		}
+		// Count before splitting so that a huge list allocates nothing.
+		if c := strings.Count(hidden, ",") + 1; c > maxHeadLayers {
+			return p, bad("metadata %q lists %d hidden layers, more than the limit of %d", "hidden", c, maxHeadLayers)
+		}
+		for k, f := range strings.Split(hidden, ",") {
+			w, err := strconv.Atoi(f)
+			if err != nil || w <= 0 {
+				return p, bad("metadata %q = %q: width %d (%q) is not a positive integer", "hidden", hidden, k, f)
+			}
+			p.hidden = append(p.hidden, w)
+		}
+	}
+	if err := checkHeadShape(p.in, p.hidden, p.out); err != nil {
+		return p, bad("%v", err)
 	}
 	for _, f := range []struct {
 		key string
@@ -346,37 +516,63 @@ func parseHeadMeta(meta map[string]string, bad func(format string, args ...any) 
 	return p, nil
 }
 
+// headTensor is the name and expected shape of one tensor of a saved head.
+type headTensor struct {
+	name  string
+	shape []int
+}
+
+// tensors lists the tensors a head with parameters p holds, in layer
+// order: for each layer its kernel, then its bias.
+func (p headParams) tensors() []headTensor {
+	var ts []headTensor
+	in := p.in
+	for k, w := range p.hidden {
+		ts = append(ts, headTensor{hiddenKernelName(k), []int{in, w}}, headTensor{hiddenBiasName(k), []int{w}})
+		in = w
+	}
+	return append(ts, headTensor{headKernelName, []int{in, p.out}}, headTensor{headBiasName, []int{p.out}})
+}
+
 // LoadHead reads a head written by SiameseHead.Save. It returns a
 // *FormatError naming the file for a file that is not a saved head, has an
 // unsupported format version, or whose metadata or tensor shapes are
-// inconsistent, or that holds more than 2^27 weights (all checked before
-// any weight is read); whose scale or margin is not positive and finite or
-// cutoff not finite and >= 0; or with a weight or bias that is not finite
-// or beyond ±1e6 (the error names the tensor and the element). Files
-// written before heads recorded the backbone's seed and width divisor load
-// with seed 0 and divisor 1, the backbone of a published weight file.
+// inconsistent, or that holds more than 64 hidden layers or 2^27 weights
+// (all checked before any weight is read); whose scale or margin is not
+// positive and finite or cutoff not finite and >= 0; or with a weight or
+// bias that is not finite or beyond ±1e6 (the error names the tensor and
+// the element). Files written before heads recorded the backbone's seed
+// and width divisor load with seed 0 and divisor 1, the backbone of a
+// published weight file; files written before heads could have hidden
+// layers (format version 1) load as one-layer heads.
 func LoadHead(path string) (*SiameseHead, error) {
 	bad := func(format string, args ...any) error {
 		return &FormatError{Path: path, Offset: -1, Msg: fmt.Sprintf(format, args...)}
 	}
 	var p headParams
+	var want []headTensor
 	plan := &tensorPlan{
-		keep: func(name string) bool { return name == headKernelName || name == headBiasName },
+		keep: func(name string) bool {
+			return name == headKernelName || name == headBiasName || strings.HasPrefix(name, "hidden.")
+		},
 		check: func(shapes map[string][]int, meta map[string]string) error {
 			var err error
 			if p, err = parseHeadMeta(meta, bad); err != nil {
 				return err
 			}
-			for _, t := range []struct {
-				name string
-				want []int
-			}{{headKernelName, []int{p.in, p.out}}, {headBiasName, []int{p.out}}} {
+			want = p.tensors()
+			for _, t := range want {
 				s, ok := shapes[t.name]
 				if !ok {
 					return bad("missing tensor %q", t.name)
 				}
-				if !slices.Equal(s, t.want) {
-					return bad("tensor %q has shape %v, want %v", t.name, s, t.want)
+				if !slices.Equal(s, t.shape) {
+					return bad("tensor %q has shape %v, want %v", t.name, s, t.shape)
+				}
+			}
+			for name := range shapes {
+				if strings.HasPrefix(name, "hidden.") && !slices.ContainsFunc(want, func(t headTensor) bool { return t.name == name }) {
+					return bad("tensor %q is not a layer of a head with hidden layers %v", name, p.hidden)
 				}
 			}
 			return nil
@@ -386,8 +582,8 @@ func LoadHead(path string) (*SiameseHead, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range []string{headKernelName, headBiasName} {
-		if err := checkTensorValues(ts[name], maxHeadValue, path); err != nil {
+	for _, t := range want {
+		if err := checkTensorValues(ts[t.name], maxHeadValue, path); err != nil {
 			return nil, err
 		}
 	}
@@ -395,8 +591,7 @@ func LoadHead(path string) (*SiameseHead, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &SiameseHead{
-		Dense:  &Dense{In: p.in, Out: p.out, W: ts[headKernelName].data, B: ts[headBiasName].data},
+	h := &SiameseHead{
 		Scale:  p.scale,
 		Margin: p.margin,
 		Cutoff: p.cutoff,
@@ -407,7 +602,17 @@ func LoadHead(path string) (*SiameseHead, error) {
 			Seed:       seed,
 			Divisor:    divisor,
 		},
-	}, nil
+	}
+	for i := 0; i < len(want); i += 2 {
+		k, b := want[i], want[i+1]
+		l := &Dense{In: k.shape[0], Out: k.shape[1], W: ts[k.name].data, B: ts[b.name].data}
+		if i == len(want)-2 {
+			h.Dense = l
+		} else {
+			h.Hidden = append(h.Hidden, l)
+		}
+	}
+	return h, nil
 }
 
 // storedMaxima is implemented by feature sources that keep the largest

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/stylespace/style/internal/engine"
@@ -109,8 +110,9 @@ func (t *Trainer) Fit(ctx context.Context, h *SiameseHead, src FeatureSource, tr
 		return nil, fmt.Errorf("style: Trainer.Fit: Workers is %d, want 0 (GOMAXPROCS) or more", t.Workers)
 	}
 	epochs, batch, l2, workers := t.settings()
-	if src.Dim() != h.Dense.In {
-		return nil, fmt.Errorf("style: Trainer.Fit: features have %d values, the head expects %d", src.Dim(), h.Dense.In)
+	h.checkLayers("Fit")
+	if src.Dim() != h.inputLen() {
+		return nil, fmt.Errorf("style: Trainer.Fit: features have %d values, the head expects %d", src.Dim(), h.inputLen())
 	}
 	if len(train) == 0 {
 		return nil, errors.New("style: Trainer.Fit: no training pairs")
@@ -134,14 +136,14 @@ func (t *Trainer) Fit(ctx context.Context, h *SiameseHead, src FeatureSource, tr
 	if opt == nil {
 		opt = &RMSProp{Workers: workers}
 	}
-	d := h.Dense
-	d.checkShape("Fit")
+	layers := h.layers()
 	start := time.Now()
 	rng := rand.New(rand.NewPCG(t.Seed, 0xbb67ae8584caa73b))
 	order := make([]int, len(train))
 	ws := newHeadWorkspace(h, min(batch, len(train)), true, workers)
 	hist := &History{BestEpoch: -1}
-	var bestW, bestB []float32
+	best := make([][]float32, 2*len(layers)) // kernel and bias of each layer at the best epoch
+	saved := false
 	bestLoss := math.Inf(1)
 	wait := 0
 	for e := 0; e < epochs; e++ {
@@ -173,8 +175,11 @@ func (t *Trainer) Fit(ctx context.Context, h *SiameseHead, src FeatureSource, tr
 			if vl < bestLoss {
 				bestLoss, hist.BestEpoch, wait = vl, e, 0
 				if t.Patience > 0 {
-					bestW = append(bestW[:0], d.W...)
-					bestB = append(bestB[:0], d.B...)
+					for k, l := range layers {
+						best[2*k] = append(best[2*k][:0], l.W...)
+						best[2*k+1] = append(best[2*k+1][:0], l.B...)
+					}
+					saved = true
 				}
 			} else {
 				wait++
@@ -189,9 +194,11 @@ func (t *Trainer) Fit(ctx context.Context, h *SiameseHead, src FeatureSource, tr
 			break
 		}
 	}
-	if bestW != nil && hist.BestEpoch != len(hist.Loss)-1 {
-		copy(d.W, bestW)
-		copy(d.B, bestB)
+	if saved && hist.BestEpoch != len(hist.Loss)-1 {
+		for k, l := range layers {
+			copy(l.W, best[2*k])
+			copy(l.B, best[2*k+1])
+		}
 	}
 	return hist, nil
 }
@@ -204,7 +211,8 @@ func (t *Trainer) Fit(ctx context.Context, h *SiameseHead, src FeatureSource, tr
 // (nil means the package's BLAS), and the features are read on as many
 // goroutines as that BLAS uses, its Workers if it is a BLAS of this
 // package and runtime.GOMAXPROCS(0) otherwise. It returns an error if that
-// Workers is negative, src.Dim() is not h.Dense.In, a pair refers to an
+// Workers is negative, src.Dim() is not the number of features the head
+// takes (h.Dense.In, or h.Hidden[0].In with hidden layers), a pair refers to an
 // entry out of range, or ctx is cancelled (ctx.Err(), checked between
 // batches).
 func (h *SiameseHead) PairDistances(ctx context.Context, src FeatureSource, pairs []LabeledPair) ([]float64, error) {
@@ -212,8 +220,9 @@ func (h *SiameseHead) PairDistances(ctx context.Context, src FeatureSource, pair
 	if w < 0 {
 		return nil, fmt.Errorf("style: SiameseHead.PairDistances: the head's BLAS has Workers %d, want 0 (GOMAXPROCS) or more", w)
 	}
-	if src.Dim() != h.Dense.In {
-		return nil, fmt.Errorf("style: SiameseHead.PairDistances: features have %d values, the head expects %d", src.Dim(), h.Dense.In)
+	h.checkLayers("PairDistances")
+	if src.Dim() != h.inputLen() {
+		return nil, fmt.Errorf("style: SiameseHead.PairDistances: features have %d values, the head expects %d", src.Dim(), h.inputLen())
 	}
 	for k, p := range pairs {
 		if p.A < 0 || p.A >= src.Len() || p.B < 0 || p.B >= src.Len() {
@@ -257,6 +266,14 @@ type headWorkspace struct {
 	dh      []float32 // 2n x Out loss gradient
 	gW, gB  []float32
 	dist    []float64
+	// Hidden layers, for a head that has them: act[k] holds hidden layer
+	// k's outputs (2n x its width), dact[k] their gradients, gHid[2k] and
+	// gHid[2k+1] its kernel and bias gradients.
+	act, dact [][]float32
+	gHid      [][]float32
+	// params and grads are the slices given to the Optimizer: each layer's
+	// kernel and bias, in layer order, and their gradients.
+	params, grads [][]float32
 }
 
 // newHeadWorkspace allocates the buffers for batches of capacity pairs,
@@ -264,7 +281,7 @@ type headWorkspace struct {
 // (resolved) goroutines: the matrix products use the head's BLAS if it
 // has one, else the package's with workers goroutines.
 func newHeadWorkspace(h *SiameseHead, capacity int, train bool, workers int) *headWorkspace {
-	in, out := h.Dense.In, h.Dense.Out
+	in, out := h.inputLen(), h.Dense.Out
 	bl := h.Dense.BLAS
 	if bl == nil {
 		bl = BLAS{Workers: workers}
@@ -279,10 +296,19 @@ func newHeadWorkspace(h *SiameseHead, capacity int, train bool, workers int) *he
 		h:       make([]float32, 2*capacity*out),
 		dist:    make([]float64, capacity),
 	}
+	ws.act = h.hiddenBuffers(2 * capacity)
 	if train {
 		ws.dh = make([]float32, 2*capacity*out)
-		ws.gW = make([]float32, in*out)
+		ws.gW = make([]float32, h.Dense.In*out)
 		ws.gB = make([]float32, out)
+		ws.dact = h.hiddenBuffers(2 * capacity)
+		for _, l := range h.Hidden {
+			g := [2][]float32{make([]float32, l.In*l.Out), make([]float32, l.Out)}
+			ws.gHid = append(ws.gHid, g[0], g[1])
+			ws.params = append(ws.params, l.W, l.B)
+		}
+		ws.grads = append(slices.Clip(ws.gHid), ws.gW, ws.gB)
+		ws.params = append(ws.params, h.Dense.W, h.Dense.B)
 	}
 	return ws
 }
@@ -308,19 +334,45 @@ func (ws *headWorkspace) gather(src FeatureSource, pairs []LabeledPair) {
 }
 
 // step runs one training step on the gathered batch of n = len(ws.pairs)
-// pairs and returns its loss (data loss plus L2 penalty). On return ws.dist
-// holds the distances and ws.gW, ws.gB the gradients that were applied.
+// pairs and returns its loss (data loss plus the L2 penalty on every
+// kernel). On return ws.dist holds the distances and ws.gW, ws.gB (and
+// ws.gHid for hidden layers) the gradients that were applied. ws must
+// have been made for h.
 func (ws *headWorkspace) step(h *SiameseHead, l2 float64, opt Optimizer) float64 {
 	d := h.Dense
 	n := len(ws.pairs)
-	in, out := d.In, d.Out
-	x, hh, dh := ws.x[:2*n*in], ws.h[:2*n*out], ws.dh[:2*n*out]
+	rows := 2 * n
+	x, hh, dh := ws.x[:rows*h.inputLen()], ws.h[:rows*d.Out], ws.dh[:rows*d.Out]
 	alpha := h.alpha()
-	d.forward(ws.bl, hh, x, 2*n, alpha)
-	loss := contrastiveEval(h.Margin, dh[:n*out], dh[n*out:], hh[:n*out], hh[n*out:], ws.labels[:n], ws.dist[:n])
-	d.backward(ws.bl, ws.gW, ws.gB, nil, x, hh, dh, 2*n, 2, alpha)
+	h.forward(ws.bl, hh, x, rows, alpha, ws.act)
+	loss := contrastiveEval(h.Margin, dh[:n*d.Out], dh[n*d.Out:], hh[:n*d.Out], hh[n*d.Out:], ws.labels[:n], ws.dist[:n])
+	// Back-propagate from the embedding layer to the first: layer k's
+	// input gradient is the output gradient of layer k-1; the first
+	// layer's input gradient is not needed. Only the first layer's input
+	// is scaled by alpha.
+	nh := len(h.Hidden)
+	in, gx, a := x, []float32(nil), alpha
+	if nh > 0 {
+		in, gx, a = ws.act[nh-1][:rows*d.In], ws.dact[nh-1][:rows*d.In], 1
+	}
+	d.backward(ws.bl, ws.gW, ws.gB, gx, in, hh, dh, rows, 2, a)
+	for k := nh - 1; k >= 0; k-- {
+		l := h.Hidden[k]
+		in, gx, a = x, nil, alpha
+		if k > 0 {
+			in, gx, a = ws.act[k-1][:rows*l.In], ws.dact[k-1][:rows*l.In], 1
+		}
+		l.backward(ws.bl, ws.gHid[2*k], ws.gHid[2*k+1], gx, in, ws.act[k][:rows*l.Out], ws.dact[k][:rows*l.Out], rows, 2, a)
+	}
+	for k, l := range h.Hidden {
+		loss += l2Penalty(ws.gHid[2*k], l.W, l2, ws.workers)
+	}
 	loss += l2Penalty(ws.gW, d.W, l2, ws.workers)
-	opt.Step([][]float32{d.W, d.B}, [][]float32{ws.gW, ws.gB})
+	if nh == 0 {
+		opt.Step([][]float32{d.W, d.B}, [][]float32{ws.gW, ws.gB})
+	} else {
+		opt.Step(ws.params, ws.grads)
+	}
 	return loss
 }
 
@@ -339,7 +391,7 @@ func (h *SiameseHead) evalPairs(ctx context.Context, src FeatureSource, pairs []
 		n := hi - lo
 		ws.gather(src, pairs[lo:hi])
 		hh := ws.h[:2*n*out]
-		d.forward(ws.bl, hh, ws.x[:2*n*d.In], 2*n, h.alpha())
+		h.forward(ws.bl, hh, ws.x[:2*n*h.inputLen()], 2*n, h.alpha(), ws.act)
 		if wantLoss {
 			sum += contrastiveEval[float32](h.Margin, nil, nil, hh[:n*out], hh[n*out:], ws.labels[:n], dist[lo:hi]) * float64(n)
 		} else {
@@ -351,5 +403,9 @@ func (h *SiameseHead) evalPairs(ctx context.Context, src FeatureSource, pairs []
 	if !wantLoss {
 		return 0, dist, nil
 	}
-	return sum/float64(len(pairs)) + l2Penalty(nil, d.W, l2, ws.workers), dist, nil
+	penalty := 0.0
+	for _, l := range h.Hidden {
+		penalty += l2Penalty(nil, l.W, l2, ws.workers)
+	}
+	return sum/float64(len(pairs)) + penalty + l2Penalty(nil, d.W, l2, ws.workers), dist, nil
 }

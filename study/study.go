@@ -99,6 +99,20 @@ type Config struct {
 	Seed uint64
 	// HeadOut is the embedding length; 0 means 128 (see style.HeadConfig).
 	HeadOut int
+	// HeadHidden lists the widths of hidden Dense+ReLU layers before the
+	// embedding layer (style.HeadConfig.Hidden); nil means the study's
+	// one-layer head.
+	HeadHidden []int
+	// Grid, if not nil, selects the head's margin, embedding length, L2
+	// penalty, hidden layers and learning rate by CrossValidate over the
+	// training and validation pairs (the test pairs stay unseen), with
+	// CVFolds folds (0 means 5), the Trainer's Epochs, Patience and
+	// BatchSize, and a journal in OutDir/cv so that an interrupted run
+	// resumes. The chosen setting replaces HeadOut, Margin, HeadHidden and
+	// the Trainer's L2 and Optimizer (an RMSProp with the chosen rate);
+	// the head is then trained as without a grid and tested once.
+	Grid    *Grid
+	CVFolds int
 	// Margin is the contrastive-loss margin; 0 means 1.
 	Margin float64
 	// Trainer trains the head; nil means
@@ -153,6 +167,8 @@ type Result struct {
 	CutoffChosen bool
 	// Head is the trained head, as saved.
 	Head *style.SiameseHead
+	// CV is the cross-validation of Config.Grid, nil without a grid.
+	CV *CVResult
 	// Files are the paths of the files written, keyed by the *File
 	// names.
 	Files map[string]string
@@ -233,8 +249,32 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 	if res.Scale, err = style.FeatureScale(ctx, store, res.Train); err != nil {
 		return nil, fmt.Errorf("study: %w", err)
 	}
+	var tr style.Trainer
+	if c.Trainer != nil {
+		tr = *c.Trainer
+	} else {
+		tr = style.Trainer{Epochs: 50, Patience: 5, Seed: c.Seed, Workers: c.Workers}
+	}
+	if tr.Progress == nil {
+		tr.Progress = c.Progress
+	}
+	hidden, out, margin := c.HeadHidden, c.HeadOut, c.Margin
+	if c.Grid != nil {
+		cv, err := CrossValidate(ctx, store, slices.Concat(res.Train, res.Val), c.Grid, &CVOptions{
+			Folds: c.CVFolds, Seed: c.Seed, Epochs: tr.Epochs, Patience: tr.Patience, BatchSize: tr.BatchSize,
+			Workers: c.Workers, Dir: filepath.Join(c.OutDir, "cv"), Progress: c.Progress,
+		})
+		if err != nil {
+			return nil, err
+		}
+		best := cv.Results[cv.Best].Setting
+		hidden, out, margin = best.Hidden, best.Dim, best.Margin
+		tr.L2 = best.L2
+		tr.Optimizer = &style.RMSProp{LearningRate: best.LR, Workers: tr.Workers}
+		res.CV = cv
+	}
 	head, err := style.NewSiameseHead(&style.HeadConfig{
-		In: store.Dim(), Out: c.HeadOut, Margin: c.Margin, Seed: c.Seed,
+		In: store.Dim(), Hidden: hidden, Out: out, Margin: margin, Seed: c.Seed,
 		Scale: res.Scale, Backbone: res.Backbone,
 	})
 	if err != nil {
@@ -247,15 +287,6 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 		return nil, fmt.Errorf("study: untrained head: %w", err)
 	}
 
-	var tr style.Trainer
-	if c.Trainer != nil {
-		tr = *c.Trainer
-	} else {
-		tr = style.Trainer{Epochs: 50, Patience: 5, Seed: c.Seed, Workers: c.Workers}
-	}
-	if tr.Progress == nil {
-		tr.Progress = c.Progress
-	}
 	trainStart := time.Now()
 	if res.History, err = tr.Fit(ctx, head, store, res.Train, res.Val); err != nil {
 		return nil, fmt.Errorf("study: training: %w", err)
@@ -448,8 +479,8 @@ func (res *Result) report() string {
 	}
 
 	p("# Style evaluator: training report\n\n")
-	p("A siamese head (%d features -> %d, ReLU) trained with the contrastive loss (margin %g) to map product photos into a style space where a small distance means the items go well together.\n\n",
-		res.Head.Dense.In, res.Head.Dense.Out, res.Head.Margin)
+	p("A siamese head (%s, ReLU) trained with the contrastive loss (margin %g) to map product photos into a style space where a small distance means the items go well together.\n\n",
+		headShape(res.Head), res.Head.Margin)
 	p("## Data\n\n")
 	p("- Pairs: %d considered, %d usable (%d compatible, %.1f%%), %d dropped because an image failed.\n",
 		res.Pairs, usable, countCompatible(res.Train)+countCompatible(res.Val)+countCompatible(res.Test),
@@ -472,6 +503,20 @@ func (res *Result) report() string {
 		len(res.Train), countCompatible(res.Train), len(res.Val), countCompatible(res.Val), len(res.Test), countCompatible(res.Test))
 
 	h := res.History
+	if res.CV != nil {
+		k := len(res.CV.Results[0].AUCs)
+		p("## Model selection\n\n")
+		p("Stratified %d-fold cross-validation over the %d training and validation pairs (each fold tested once, the next fold used for early stopping, the test pairs unseen):\n\n", k, len(res.Train)+len(res.Val))
+		p("| setting | mean AUC | ± std |\n|---|---|---|\n")
+		for i, r := range res.CV.Results {
+			mark := ""
+			if i == res.CV.Best {
+				mark = " **(chosen)**"
+			}
+			p("| %s%s | %.4f | %.4f |\n", r.Setting, mark, r.Mean, r.Std)
+		}
+		p("\nChosen: %s; its test AUC after training is below.\n\n", res.CV.Results[res.CV.Best].Setting)
+	}
 	p("## Training\n\n")
 	p("%d epochs", len(h.Loss))
 	if h.Stopped {
@@ -523,4 +568,20 @@ func formatCutoff(t float64) string {
 		return "none"
 	}
 	return fmt.Sprintf("%.4f", t)
+}
+
+// headShape describes the layers of a head: "25088 features -> 128", or
+// with hidden layers "25088 features -> 512 -> 128".
+func headShape(h *style.SiameseHead) string {
+	var b strings.Builder
+	in := h.Dense.In
+	if len(h.Hidden) > 0 {
+		in = h.Hidden[0].In
+	}
+	fmt.Fprintf(&b, "%d features", in)
+	for _, l := range h.Hidden {
+		fmt.Fprintf(&b, " -> %d", l.Out)
+	}
+	fmt.Fprintf(&b, " -> %d", h.Dense.Out)
+	return b.String()
 }

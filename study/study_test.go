@@ -233,6 +233,53 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestRunHiddenLayers runs the study with a hidden layer in the head: the
+// saved head and the report record the shape, and the head still learns
+// the synthetic style.
+func TestRunHiddenLayers(t *testing.T) {
+	src, pairs := studyData(t, 64, 400)
+	cfg := newTestConfig(t, src, pairs, &studyExtractor{})
+	cfg.HeadHidden = []int{16}
+	res, err := Run(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Logf("test AUC %.3f trained, %.3f untrained", res.ROC.AUC(), res.UntrainedROC.AUC())
+	assert.Greater(t, res.ROC.AUC(), 0.95, "test AUC of the head with a hidden layer")
+	h, err := style.LoadHead(res.Files[HeadFile])
+	require.NoError(t, err)
+	require.Len(t, h.Hidden, 1)
+	assert.Equal(t, [3]int{studyDim, 16, 8}, [3]int{h.Hidden[0].In, h.Dense.In, h.Dense.Out})
+	report, err := os.ReadFile(res.Files[ReportFile])
+	require.NoError(t, err)
+	assert.Contains(t, string(report), fmt.Sprintf("A siamese head (%d features -> 16 -> 8, ReLU)", studyDim))
+}
+
+// TestRunGrid runs the study with a small grid: the chosen setting is the
+// head's, the report has the grid table, and the cross-validation journal
+// is in OutDir/cv.
+func TestRunGrid(t *testing.T) {
+	src, pairs := studyData(t, 64, 400)
+	cfg := newTestConfig(t, src, pairs, &studyExtractor{})
+	cfg.Trainer.Epochs, cfg.Trainer.Patience = 10, 3
+	cfg.Grid = &Grid{Margins: []float64{0.5, 1}, Dims: []int{8}, LRs: []float64{1e-3}}
+	cfg.CVFolds = 3
+	res, err := Run(context.Background(), cfg)
+	require.NoError(t, err)
+	require.NotNil(t, res.CV)
+	require.Len(t, res.CV.Results, 2)
+	best := res.CV.Results[res.CV.Best]
+	t.Logf("chosen %s, CV AUC %.4f, test AUC %.4f", best.Setting, best.Mean, res.ROC.AUC())
+	assert.Equal(t, best.Setting.Margin, res.Head.Margin)
+	assert.Equal(t, best.Setting.Dim, res.Head.Dense.Out)
+	assert.FileExists(t, filepath.Join(cfg.OutDir, "cv", "cv.jsonl"))
+	report, err := os.ReadFile(res.Files[ReportFile])
+	require.NoError(t, err)
+	for _, r := range res.CV.Results {
+		assert.Contains(t, string(report), r.Setting.String())
+		assert.Contains(t, string(report), fmt.Sprintf("| %.4f | %.4f |", r.Mean, r.Std))
+	}
+	assert.Contains(t, string(report), "**(chosen)**")
+}
+
 // TestRunResume interrupts a study during the feature extraction and runs
 // it again: no image is computed twice, and the result is identical to that
 // of an uninterrupted run.

@@ -29,6 +29,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,6 +65,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		epochs     = fs.Int("epochs", 50, "maximum training epochs")
 		patience   = fs.Int("patience", 5, "stop after this many epochs without a better validation loss (0: never)")
 		seed       = fs.Uint64("seed", 1, "seed of the split, the initial weights and the shuffling")
+		cvFolds    = fs.Int("cv-folds", 5, "folds of the cross-validation when a -grid-* flag is given (at least 3)")
+		gridMargin = fs.String("grid-margin", "", "comma-separated margins to cross-validate")
+		gridDim    = fs.String("grid-dim", "", "comma-separated embedding lengths to cross-validate")
+		gridL2     = fs.String("grid-l2", "", "comma-separated L2 factors to cross-validate (0: the study's)")
+		gridHidden = fs.String("grid-hidden", "", `semicolon-separated hidden-layer width lists to cross-validate, e.g. ";512;512,256" ("" is the one-layer head)`)
+		gridLR     = fs.String("grid-lr", "", "comma-separated learning rates to cross-validate")
+		hidden     = fs.String("hidden", "", "comma-separated `widths` of hidden Dense+ReLU layers before the embedding layer (empty: the study's one-layer head)")
 		downloads  = fs.Int("downloads", 16, "image downloads at once (URL prefix only)")
 		timeout    = fs.Duration("timeout", 30*time.Second, "timeout of each download")
 	)
@@ -82,6 +91,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *limit < 0 || *epochs <= 0 || *patience < 0 || *downloads <= 0 {
 		return cli.Usagef("-limit and -patience must not be negative, -epochs and -downloads must be positive")
+	}
+	widths, err := parseWidths(*hidden)
+	if err != nil {
+		return cli.Usagef("-hidden %q: %v", *hidden, err)
+	}
+	grid, err := parseGrid(*gridMargin, *gridDim, *gridL2, *gridHidden, *gridLR)
+	if err != nil {
+		return cli.Usagef("%v", err)
+	}
+	if grid != nil && *cvFolds < 3 {
+		return cli.Usagef("-cv-folds %d: want at least 3", *cvFolds)
 	}
 	if *store == "" {
 		*store = filepath.Join(*out, "features")
@@ -106,14 +126,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	cfg := &study.Config{
-		Pairs:    pairs,
-		Limit:    *limit,
-		StoreDir: *store,
-		OutDir:   *out,
-		Seed:     *seed,
-		Workers:  mf.Workers,
-		Trainer:  &style.Trainer{Epochs: *epochs, Patience: *patience, Seed: *seed, Workers: mf.Workers},
-		Progress: bars.Update,
+		Pairs:      pairs,
+		Limit:      *limit,
+		StoreDir:   *store,
+		OutDir:     *out,
+		Seed:       *seed,
+		HeadHidden: widths,
+		Grid:       grid,
+		CVFolds:    *cvFolds,
+		Workers:    mf.Workers,
+		Trainer:    &style.Trainer{Epochs: *epochs, Patience: *patience, Seed: *seed, Workers: mf.Workers},
+		Progress:   bars.Update,
 	}
 	where := *images
 	var src style.ImageSource
@@ -241,4 +264,61 @@ func printSummary(w io.Writer, r *study.Result) {
 			fmt.Fprintf(w, "Wrote %s\n", p)
 		}
 	}
+}
+
+// parseWidths parses a comma-separated list of positive layer widths; ""
+// gives nil.
+func parseWidths(s string) ([]int, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var w []int
+	for k, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("width %d (%q) is not a positive integer", k+1, f)
+		}
+		w = append(w, n)
+	}
+	return w, nil
+}
+
+// parseGrid builds the grid of the -grid-* flags, nil if all are empty.
+func parseGrid(margin, dim, l2, hidden, lr string) (*study.Grid, error) {
+	if margin == "" && dim == "" && l2 == "" && hidden == "" && lr == "" {
+		return nil, nil
+	}
+	g := &study.Grid{}
+	for _, f := range []struct {
+		name, v string
+		dst     *[]float64
+	}{{"-grid-margin", margin, &g.Margins}, {"-grid-l2", l2, &g.L2s}, {"-grid-lr", lr, &g.LRs}} {
+		if f.v == "" {
+			continue
+		}
+		for _, x := range strings.Split(f.v, ",") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s %q: %q is not a number", f.name, f.v, x)
+			}
+			*f.dst = append(*f.dst, v)
+		}
+	}
+	if dim != "" {
+		w, err := parseWidths(dim)
+		if err != nil {
+			return nil, fmt.Errorf("-grid-dim %q: %v", dim, err)
+		}
+		g.Dims = w
+	}
+	if hidden != "" {
+		for _, h := range strings.Split(hidden, ";") {
+			w, err := parseWidths(h)
+			if err != nil {
+				return nil, fmt.Errorf("-grid-hidden %q: %v", hidden, err)
+			}
+			g.Hidden = append(g.Hidden, w)
+		}
+	}
+	return g, nil
 }

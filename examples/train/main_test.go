@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"github.com/stylespace/style"
 	"github.com/stylespace/style/examples/internal/cli"
 	"github.com/stylespace/style/study"
@@ -253,5 +255,55 @@ func TestTrainErrors(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"extra"}, &stdout, &stderr); err == nil {
 		t.Error("a stray argument was accepted")
+	}
+}
+
+// TestTrainHidden trains a head with a hidden layer (-hidden): the saved
+// head has it and the report describes it; bad widths are usage errors.
+func TestTrainHidden(t *testing.T) {
+	pairs, _, _ := fixture(t, 30)
+	out := filepath.Join(t.TempDir(), "out")
+	args := append(commonArgs(pairs, out), "-images", filepath.Join(cli.FashionDir, "images"), "-hidden", "12")
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run(context.Background(), args, &stdout, &stderr), stderr.String())
+	h, err := style.LoadHead(filepath.Join(out, study.HeadFile))
+	require.NoError(t, err)
+	require.Len(t, h.Hidden, 1)
+	assert.Equal(t, 12, h.Hidden[0].Out)
+	assert.Equal(t, 12, h.Dense.In)
+	report, err := os.ReadFile(filepath.Join(out, study.ReportFile))
+	require.NoError(t, err)
+	assert.Contains(t, string(report), fmt.Sprintf("%d features -> 12 -> %d", h.Hidden[0].In, h.Dense.Out))
+
+	for _, bad := range []string{"0", "12,x", "-3"} {
+		err := run(context.Background(), []string{"-hidden", bad, "-out", t.TempDir()}, &stdout, &stderr)
+		assert.ErrorContains(t, err, "-hidden", "width list %q", bad)
+	}
+	w, err := parseWidths(" 512, 256 ")
+	require.NoError(t, err)
+	assert.Equal(t, []int{512, 256}, w)
+}
+
+// TestTrainGrid cross-validates a small grid from the -grid-* flags: the
+// report has the grid table and the head has the chosen setting.
+func TestTrainGrid(t *testing.T) {
+	pairs, _, _ := fixture(t, 30)
+	out := filepath.Join(t.TempDir(), "out")
+	args := append(commonArgs(pairs, out), "-images", filepath.Join(cli.FashionDir, "images"),
+		"-cv-folds", "3", "-grid-margin", "0.5,1", "-grid-hidden", ";6")
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run(context.Background(), args, &stdout, &stderr), stderr.String())
+	report, err := os.ReadFile(filepath.Join(out, study.ReportFile))
+	require.NoError(t, err)
+	assert.Contains(t, string(report), "## Model selection")
+	assert.Equal(t, 4, strings.Count(string(report), "| margin "), "grid rows")
+	assert.FileExists(t, filepath.Join(out, "cv", "cv.jsonl"))
+
+	g, err := parseGrid("0.5,1", "64,128", "", ";512;512,256", "1e-3")
+	require.NoError(t, err)
+	assert.Equal(t, &study.Grid{Margins: []float64{0.5, 1}, Dims: []int{64, 128}, Hidden: [][]int{nil, {512}, {512, 256}}, LRs: []float64{1e-3}}, g)
+	for _, bad := range [][]string{{"-grid-margin", "x"}, {"-grid-dim", "0"}, {"-grid-hidden", ";a"}, {"-cv-folds", "2", "-grid-lr", "1e-3"}} {
+		err := run(context.Background(), append(bad, "-out", t.TempDir()), &stdout, &stderr)
+		assert.ErrorContains(t, err, bad[0], "flags %q", bad)
 	}
 }
