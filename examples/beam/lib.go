@@ -43,8 +43,12 @@ func loadHead(path string, ext style.FeatureExtractor) (*style.SiameseHead, erro
 	if err := h.CheckBackbone(ext.Backbone()); err != nil {
 		return nil, fmt.Errorf("head %s: %w", path, err)
 	}
-	if h.Dense.In != ext.FeatureLen() {
-		return nil, fmt.Errorf("head %s takes %d features, the network gives %d", path, h.Dense.In, ext.FeatureLen())
+	in := h.Dense.In
+	if len(h.Hidden) > 0 { // a deeper head takes its first hidden layer's input
+		in = h.Hidden[0].In
+	}
+	if in != ext.FeatureLen() {
+		return nil, fmt.Errorf("head %s takes %d features, the network gives %d", path, in, ext.FeatureLen())
 	}
 	return h, nil
 }

@@ -227,6 +227,39 @@ func TestEvaluateGeneratedNetwork(t *testing.T) {
 	require.NoError(t, run(context.Background(), []string{"-head", other, "-weights-seed", "2", img1, img2}, &stdout, &stderr))
 }
 
+// TestEvaluateDeepHead scores a pair with a head that has hidden layers:
+// the programs check the features the head takes (its first hidden
+// layer's input), not its embedding layer's, and the distance is the
+// library's.
+func TestEvaluateDeepHead(t *testing.T) {
+	img1, img2 := filepath.Join(photos, "matching_1.jpg"), filepath.Join(photos, "matching_2.jpg")
+	if _, err := os.Stat(img1); err != nil {
+		t.Skipf("reference photos absent: %v", err)
+	}
+	w, err := style.GenerateWeights(style.VGG16, 1, 8)
+	require.NoError(t, err)
+	net, err := style.NewNetwork(w, nil)
+	require.NoError(t, err)
+	head, err := style.NewSiameseHead(&style.HeadConfig{In: net.FeatureLen(), Hidden: []int{64}, Out: 16, Seed: 1, Scale: 5, Backbone: net.Backbone()})
+	require.NoError(t, err)
+	hp := saveHead(t, head)
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"-json", "-head", hp, img1, img2}, &stdout, &stderr), stderr.String())
+	var got struct{ Distance float64 }
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &got), stdout.String())
+	a, err := style.LoadImage(context.Background(), img1)
+	require.NoError(t, err)
+	b, err := style.LoadImage(context.Background(), img2)
+	require.NoError(t, err)
+	fa, err := net.Features(a)
+	require.NoError(t, err)
+	fb, err := net.Features(b)
+	require.NoError(t, err)
+	want, _, err := head.Compare(fa, fb)
+	require.NoError(t, err)
+	assert.InEpsilon(t, want, got.Distance, 1e-9, "distance of the deep head")
+}
+
 // TestEvaluatePairs scores a pair list in one run, as CSV and as JSON
 // lines, with one pair naming a missing image: the rows keep the input
 // order, the good pairs have exactly the distances of single runs, and the

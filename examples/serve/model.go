@@ -88,9 +88,9 @@ func loadModel(ctx context.Context, cfg modelConfig) (_ *model, err error) {
 	if m.head, err = style.LoadHead(cfg.Head); err != nil {
 		return nil, err
 	}
-	if m.head.Dense.In != m.fx.FeatureLen() {
+	if cli.HeadIn(m.head) != m.fx.FeatureLen() {
 		return nil, fmt.Errorf("head %s takes %d features, the network gives %d: %w",
-			cfg.Head, m.head.Dense.In, m.fx.FeatureLen(), style.ErrBackboneMismatch)
+			cfg.Head, cli.HeadIn(m.head), m.fx.FeatureLen(), style.ErrBackboneMismatch)
 	}
 	if err := m.head.CheckBackbone(m.fx.Backbone()); err != nil {
 		return nil, fmt.Errorf("head %s does not fit this network: %w", cfg.Head, err)

@@ -168,7 +168,7 @@ func OpenModel(ctx context.Context, mf *ModelFlags, cf *CatalogFlags, outputs []
 		return nil, err
 	}
 	if m.Head != nil {
-		fmt.Fprintf(stdout, "embedding: siamese head %s (%d -> %d): distances are its style-space distances, smaller = more compatible\n", mf.Head, m.Head.Dense.In, m.Head.Dense.Out)
+		fmt.Fprintf(stdout, "embedding: siamese head %s (%d -> %d): distances are its style-space distances, smaller = more compatible\n", mf.Head, HeadIn(m.Head), m.Head.Dense.Out)
 	} else {
 		fmt.Fprintf(stdout, "embedding: none (no -head): items are compared by their raw features, so distances\n")
 		fmt.Fprintf(stdout, "  measure visual similarity under this network, not a learned style compatibility.\n")

@@ -171,10 +171,19 @@ func CheckHead(path string, h *style.SiameseHead, net *style.Network) error {
 		return fmt.Errorf("%w: head %s was trained on %s; these weights are %s (pass the -weights or -weights-seed/-weights-divisor it was trained with, or train a head for these)",
 			style.ErrBackboneMismatch, path, Describe(h.Backbone), Describe(net.Backbone()))
 	}
-	if h.Dense.In != net.FeatureLen() {
-		return fmt.Errorf("head %s takes %d features but the network gives %d", path, h.Dense.In, net.FeatureLen())
+	if HeadIn(h) != net.FeatureLen() {
+		return fmt.Errorf("head %s takes %d features but the network gives %d", path, HeadIn(h), net.FeatureLen())
 	}
 	return nil
+}
+
+// HeadIn is the number of features h takes: the input of its first hidden
+// layer, or of its embedding layer when it has none.
+func HeadIn(h *style.SiameseHead) int {
+	if len(h.Hidden) > 0 {
+		return h.Hidden[0].In
+	}
+	return h.Dense.In
 }
 
 // Describe names a backbone for a user: a generated network by its seed
