@@ -133,7 +133,10 @@
 // embeddings, floored at sqrt(1e-7), is the style score: smaller means more
 // compatible, and a pair is compatible when the distance is at or below the
 // head's Cutoff. ROCFromDistances keeps that direction, so AUCs are never
-// inverted and cutoffs come back as distances. A head records the Backbone
+// inverted and cutoffs come back as distances. HeadConfig.Hidden adds
+// hidden Dense+ReLU layers before the embedding layer, for deeper heads;
+// package study selects a head's setting by stratified k-fold
+// cross-validation. A head records the Backbone
 // it was trained on (for a generated network, its seed and width divisor
 // too), and CheckBackbone refuses features from another one.
 //
