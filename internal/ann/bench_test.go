@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stylespace/style/internal/engine"
 )
 
 // The BenchmarkANN fixture: sizes and build parameters, settable for
@@ -179,7 +181,7 @@ func BenchmarkANN(b *testing.B) {
 				if len(h) == benchK {
 					bound = h[0].d
 				}
-				d, ok := sqDistBounded(q, row(fx.vecs, benchDim, int(j)), bound)
+				d, ok := engine.SqDistBounded(q, row(fx.vecs, benchDim, int(j)), bound)
 				if !ok {
 					continue
 				}

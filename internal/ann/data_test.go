@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+
+	"github.com/stylespace/style/internal/engine"
 )
 
 // clusters describes seeded synthetic embeddings: Gaussian clusters
@@ -75,7 +77,7 @@ func (c *clusters) points(seed uint64, n int) []float32 {
 
 // exactKNN returns the k nearest rows of vecs to q (squared distances,
 // ties by index) by computing every distance, with accept as in Search.
-// Its distances are sqDistBounded's, which TestSqDistBounded checks
+// Its distances are engine.SqDistBounded's, which TestSqDistBounded checks
 // against a plain loop.
 func exactKNN(vecs []float32, d int, q []float32, k int, accept func(int) bool) []Result {
 	var h maxHeap
@@ -83,7 +85,7 @@ func exactKNN(vecs []float32, d int, q []float32, k int, accept func(int) bool) 
 		if accept != nil && !accept(i) {
 			continue
 		}
-		s, _ := sqDistBounded(q, vecs[i*d:(i+1)*d], inf32)
+		s, _ := engine.SqDistBounded(q, vecs[i*d:(i+1)*d], inf32)
 		x := item{s, int32(i)}
 		if len(h) < k {
 			h.push(x)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/stylespace/style/internal/engine"
 )
 
 // buildTest builds an index over vecs with the given config, failing the
@@ -42,14 +44,14 @@ func TestSqDistBounded(t *testing.T) {
 				t := float64(a[j]) - float64(b[j])
 				want += t * t
 			}
-			got, ok := sqDistBounded(a, b, inf32)
+			got, ok := engine.SqDistBounded(a, b, inf32)
 			require.True(t, ok)
 			// d roundings of float32 sums of non-negative terms: a
 			// relative error of at most about d·2⁻²⁴ (plus the
 			// differences' and squares' roundings).
 			assert.InEpsilon(t, want, float64(got), float64(d+4)*0x1p-24, "d=%d", d)
 			for _, bound := range []float32{0, got / 2, math.Nextafter32(got, 0), got, got * 2} {
-				v, ok := sqDistBounded(a, b, bound)
+				v, ok := engine.SqDistBounded(a, b, bound)
 				if got <= bound {
 					require.True(t, ok, "d=%d bound=%v got=%v", d, bound, got)
 					require.Equal(t, got, v)
@@ -94,7 +96,7 @@ func TestRecallClustered(t *testing.T) {
 }
 
 // TestSearchSortedDistances checks that results come sorted by (Dist,
-// Index) with the distances of sqDistBounded, without duplicates, on data
+// Index) with the distances of engine.SqDistBounded, without duplicates, on data
 // with many exact ties (integer coordinates).
 func TestSearchSortedDistances(t *testing.T) {
 	const n, d = 3000, 8
@@ -110,7 +112,7 @@ func TestSearchSortedDistances(t *testing.T) {
 		dst, _ = ix.Search(dst, q, 25, 40, nil)
 		require.Len(t, dst, 25, "query %d", i)
 		for j, r := range dst {
-			want, _ := sqDistBounded(q, row(vecs, d, int(r.Index)), inf32)
+			want, _ := engine.SqDistBounded(q, row(vecs, d, int(r.Index)), inf32)
 			require.Equal(t, want, r.Dist)
 			if j > 0 {
 				p := dst[j-1]
