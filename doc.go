@@ -190,7 +190,7 @@
 // images, pair lists, caches, downloads, numerical failure, cancellation
 // and invalid configuration. Malformed data gives a *FormatError
 // (errors.Is(err, ErrFormat)) naming the file and the line or byte offset;
-// other sentinels are ErrImageTooLarge, ErrBackboneMismatch, ErrOneClass,
+// other sentinels are ErrImageTooLarge, ErrBackboneMismatch,
 // ErrInvalidName and ErrUnknownItem. A NaN or infinite feature or distance
 // is an error, never a verdict. Programmer errors panic with a message
 // starting "style: ": a slice of the wrong length, a negative size, a
