@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stylespace/style/internal/clustered"
 	"github.com/stylespace/style/internal/engine"
 )
 
@@ -74,9 +75,9 @@ func TestRecallClustered(t *testing.T) {
 		n, nq = 4000, 50
 	}
 	const d, k = 128, 10
-	cl := newClusters(1, d, n/1000, 16, 0.1)
-	vecs := cl.points(2, n)
-	qs := cl.points(3, nq)
+	cl := clustered.New(1, d, n/1000, 16, 0.1)
+	vecs := cl.Points(2, n)
+	qs := cl.Points(3, nq)
 	ix := buildTest(t, vecs, d, nil)
 	require.Equal(t, n, ix.Len())
 	require.Equal(t, d, ix.Dim())
@@ -170,8 +171,8 @@ var filterTestIndex = sync.OnceValues(func() ([]float32, *Index) {
 	if raceEnabled {
 		n = 3000
 	}
-	cl := newClusters(7, 32, 10, 8, 0.1)
-	vecs := cl.points(8, n)
+	cl := clustered.New(7, 32, 10, 8, 0.1)
+	vecs := cl.Points(8, n)
 	ix, err := Build(context.Background(), vecs, 32, &Config{Seed: 9}, nil)
 	if err != nil {
 		panic(err)
@@ -186,8 +187,8 @@ func TestSearchFilter(t *testing.T) {
 	vecs, ix := filterTestIndex()
 	const d, k = 32, 10
 	rng := rand.New(rand.NewPCG(10, 10))
-	cl := newClusters(7, d, 10, 8, 0.1)
-	qs := cl.points(11, 100)
+	cl := clustered.New(7, d, 10, 8, 0.1)
+	qs := cl.Points(11, 100)
 	for _, keep := range []int{2, 5} {
 		accept := func(i int) bool { return uint32(i)*2654435761%uint32(keep) == 0 }
 		r := 0.0
