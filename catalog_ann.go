@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stylespace/style/internal/ann"
@@ -116,6 +117,7 @@ func (c *Catalog) searchIndex(q []float32, k int, f *candFilter, ef, workers int
 	res, complete := c.ann.Search(s.res[:0], q, k, ef, accept)
 	s.res = res
 	if !complete {
+		annFallbacks.Add(1)
 		return c.search(q, k, f, workers)
 	}
 	out := make([]Match, len(res))
@@ -129,6 +131,10 @@ func (c *Catalog) searchIndex(q []float32, k int, f *candFilter, ef, workers int
 	}
 	return out
 }
+
+// annFallbacks counts the approximate searches answered by the exact
+// scan, for tests.
+var annFallbacks atomic.Int64
 
 var annPool = sync.Pool{New: func() any { return new(annScratch) }}
 
