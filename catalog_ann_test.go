@@ -206,7 +206,10 @@ func TestCatalogIndexFilters(t *testing.T) {
 	}
 
 	// One item in 997 accepted: the index gives up and the exact scan
-	// answers, so the results are the exact ones.
+	// answers, so the results are the exact ones. (A filtered search
+	// gives up after max(n/4, 4·ef·2M) distances, so on the small
+	// catalogues of -short and -race it visits the whole graph instead.)
+	givesUp := c.Len() > 4*ann.DefaultEf*2*ann.DefaultM
 	rare := func(it Item) bool {
 		var n int
 		fmt.Sscanf(it.ID, "item%d", &n)
@@ -217,7 +220,9 @@ func TestCatalogIndexFilters(t *testing.T) {
 		require.NotEmpty(t, want)
 		before := annFallbacks.Load()
 		assert.Equal(t, want, c.Recommend(q, k, &RecommendOptions{Approximate: 1, Filter: rare}))
-		assert.Equal(t, before+1, annFallbacks.Load(), "no fall back to the exact scan")
+		if givesUp {
+			assert.Equal(t, before+1, annFallbacks.Load(), "no fall back to the exact scan")
+		}
 	}
 	// A filter that rejects everything.
 	assert.Empty(t, c.Recommend(qs[0], k, &RecommendOptions{Approximate: 1, Filter: func(Item) bool { return false }}))
