@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/stylespace/style/internal/ann"
 	"github.com/stylespace/style/internal/atomicfile"
 	"github.com/stylespace/style/internal/engine"
 )
@@ -85,6 +86,7 @@ type Catalog struct {
 	keys  []itemKey // version of each item's image, the zero key if unknown
 
 	disk catalogDisk // the file the catalogue was loaded from or saved to
+	ann  *ann.Index  // approximate index over vecs (see BuildIndex); nil if none
 }
 
 var _ FeatureSource = (*Catalog)(nil)
@@ -140,6 +142,7 @@ func (c *Catalog) put(it Item, key itemKey, fn string) error {
 		}
 	}
 	c.disk.dirty = true
+	c.ann = nil // built over other embeddings
 	c.dim = d
 	if c.byID == nil {
 		c.byID = make(map[string]int)
@@ -187,6 +190,7 @@ func (c *Catalog) removeWhere(drop func(i int) bool) int {
 		clear(c.ids[n:])
 		c.ids, c.cat, c.keys, c.vecs = c.ids[:n], c.cat[:n], c.keys[:n], c.vecs[:n*c.dim]
 		c.disk.dirty = true
+		c.ann = nil
 	}
 	return removed
 }
@@ -281,12 +285,35 @@ type RecommendOptions struct {
 	// makes Recommend panic and RecommendItem and RecommendBatch return an
 	// error.
 	Workers int
+
+	// Approximate chooses between the exact scan and the approximate
+	// index of the catalogue (see Catalog.BuildIndex). 0, the default,
+	// uses the index when the catalogue has one and holds at least
+	// 50,000 items, below which an exact scan takes a couple of
+	// milliseconds or less; a positive value uses the index whenever
+	// there is one; a negative value always scans exactly. Without an
+	// index every search is exact. An approximate search returns matches
+	// ordered and with distances as the exact one does, but may miss
+	// some of the true nearest items (about 3% of the top 10 at the
+	// default Ef on 1,000,000 clustered items). The options' exclusions
+	// and Filter are applied during the search, so an excluded item is
+	// never returned; when they reject so many of the items that the
+	// index would have to visit a large part of the graph, the search
+	// falls back to the exact scan.
+	Approximate int
+
+	// Ef is the size of the candidate list of an approximate search: 0
+	// means 64; larger values raise recall and cost time (on 1,000,000
+	// clustered items, recall@10 0.955 at 48, 0.970 at 64, 0.995 at 96).
+	// Values below k are raised to k. It has no effect on exact searches.
+	Ef int
 }
 
 // Recommend returns the k items closest to query in Euclidean distance
 // (the most compatible ones), closest first, ties broken by lower index.
 // Fewer than k matches are returned when fewer items pass the options'
-// filters. The search is exact.
+// filters. The search is exact unless the catalogue has an index (see
+// BuildIndex and RecommendOptions.Approximate).
 //
 // A query that contains NaN has all distances NaN; they are treated as
 // +Inf, so such a query returns items in index order with Distance +Inf.
@@ -309,7 +336,7 @@ func (c *Catalog) Recommend(query []float32, k int, opts *RecommendOptions) []Ma
 		return []Match{}
 	}
 	f := c.makeFilter(&o, -1)
-	return c.search(query, k, &f, o.Workers)
+	return c.query(query, k, &f, &o, o.Workers)
 }
 
 // RecommendItem returns the k items most compatible with the catalogue
@@ -338,7 +365,7 @@ func (c *Catalog) RecommendItem(id string, k int, opts *RecommendOptions) ([]Mat
 		return []Match{}, nil
 	}
 	f := c.makeFilter(&o, qi)
-	return c.search(c.row(qi), k, &f, o.Workers), nil
+	return c.query(c.row(qi), k, &f, &o, o.Workers), nil
 }
 
 // RecommendBatch runs Recommend for each query and returns the results in
@@ -368,7 +395,7 @@ func (c *Catalog) RecommendBatch(ctx context.Context, queries [][]float32, k int
 	out := make([][]Match, len(queries))
 	f := c.makeFilter(&o, -1)
 	workers := min(engine.Workers(o.Workers), len(queries))
-	if k > 0 && len(c.ids) > 0 && len(queries) >= batchGEMMMin {
+	if k > 0 && len(c.ids) > 0 && len(queries) >= batchGEMMMin && !c.useIndex(o.Approximate) {
 		return c.searchBatch(ctx, queries, k, &f, max(1, workers))
 	}
 	if workers <= 1 || k == 0 || len(c.ids) == 0 {
@@ -380,7 +407,7 @@ func (c *Catalog) RecommendBatch(ctx context.Context, queries [][]float32, k int
 				out[i] = []Match{}
 				continue
 			}
-			out[i] = c.search(q, k, &f, o.Workers)
+			out[i] = c.query(q, k, &f, &o, o.Workers)
 		}
 		return out, nil
 	}
@@ -388,13 +415,22 @@ func (c *Catalog) RecommendBatch(ctx context.Context, queries [][]float32, k int
 	// on its query, so the output is independent of the schedule.
 	engine.For(workers, len(queries), func(_, i int) {
 		if ctx.Err() == nil {
-			out[i] = c.search(queries[i], k, &f, 1)
+			out[i] = c.query(queries[i], k, &f, &o, 1)
 		}
 	})
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// query answers one query for k >= 1 and a non-empty catalogue, from the
+// index or by an exact scan as o chooses.
+func (c *Catalog) query(q []float32, k int, f *candFilter, o *RecommendOptions, workers int) []Match {
+	if c.useIndex(o.Approximate) {
+		return c.searchIndex(q, k, f, o.Ef, workers)
+	}
+	return c.search(q, k, f, workers)
 }
 
 func (c *Catalog) checkQuery(q []float32) {
@@ -702,7 +738,9 @@ func printOf(size int64, crcs []uint32) catalogPrint {
 // Save writes the catalogue to path atomically, in the format LoadCatalog
 // reads: readers see the old file or the complete new one, never a partial
 // write. Then it removes the journal of path (see Catalog.AddImages),
-// whose items the file now holds. It returns an error, and leaves the file
+// whose items the file now holds, and writes the catalogue's index, if it
+// has one (see BuildIndex), atomically to path + ".ann", or removes that
+// file if it has none. It returns an error, and leaves the file
 // as it was, if a metadata key or value is longer than 4,096 bytes or
 // there are more than 65,535 metadata pairs.
 func (c *Catalog) Save(path string) error {
@@ -717,6 +755,9 @@ func (c *Catalog) Save(path string) error {
 	}
 	if err := os.Remove(journalPath(path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("style: %w", err)
+	}
+	if err := c.saveIndex(path); err != nil {
+		return err
 	}
 	c.disk = catalogDisk{path: path, print: fp, meta: maps.Clone(c.Meta)}
 	return nil
@@ -864,6 +905,13 @@ func (cw *countWriter) writeCRC(crc uint32) {
 // out of range) gives a *FormatError naming the file and the byte offset.
 // Nothing is allocated from the header before it is checked against the
 // file's size.
+//
+// If path + ".ann" holds an index (see Catalog.BuildIndex and Save) built
+// over exactly the loaded embeddings, LoadCatalog attaches it. The index
+// is a cache of the catalogue: one built over other embeddings (a stale
+// index, for example after items were added or journaled since, detected
+// by a checksum of all the embeddings) or malformed is ignored, and
+// searches are then exact until BuildIndex builds a new one.
 func LoadCatalog(path string) (*Catalog, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -884,6 +932,7 @@ func LoadCatalog(path string) (*Catalog, error) {
 	if err := replayJournal(c, path); err != nil {
 		return nil, err
 	}
+	c.loadIndex(path) // without a valid index, searches are exact
 	return c, nil
 }
 

@@ -176,6 +176,13 @@
 // (distance, index), so results are identical for any number of workers.
 // Catalogues are saved atomically in a checksummed binary format.
 //
+// Big catalogues can carry an approximate index (Catalog.BuildIndex, an
+// HNSW graph saved next to the catalogue file): from 50,000 items on,
+// queries go through it, with the same filters, distances and ordering,
+// at about 97% recall@10 and a fraction of a millisecond per query for
+// 1,000,000 items; RecommendOptions.Approximate forces either search. An
+// index that does not match the catalogue's embeddings is never used.
+//
 // # t-SNE
 //
 // TSNE embeds feature rows, such as 128-D style vectors, in 2-D or 3-D
@@ -193,7 +200,7 @@
 // images, pair lists, caches, downloads, numerical failure, cancellation
 // and invalid configuration. Malformed data gives a *FormatError
 // (errors.Is(err, ErrFormat)) naming the file and the line or byte offset;
-// other sentinels are ErrImageTooLarge, ErrBackboneMismatch, ErrOneClass,
+// other sentinels are ErrImageTooLarge, ErrBackboneMismatch,
 // ErrInvalidName and ErrUnknownItem. A NaN or infinite feature or distance
 // is an error, never a verdict. Programmer errors panic with a message
 // starting "style: ": a slice of the wrong length, a negative size, a

@@ -38,15 +38,16 @@ type ROCPoint struct {
 	Threshold float64
 }
 
-// ErrOneClass is returned when an ROC curve is asked for labels that are all
-// positive or all negative: its rates are then undefined.
-var ErrOneClass = errors.New("style: ROC needs both positive and negative labels")
+// errOneClass is wrapped by the error returned when an ROC curve is asked
+// for labels that are all positive or all negative: its rates are then
+// undefined.
+var errOneClass = errors.New("style: ROC needs both positive and negative labels")
 
 // ROCFromScores returns the ROC curve of scores where a higher score means
 // more likely positive, against labels (1 positive, 0 negative).
 //
 // It returns an error if there are no scores, a label is not 0 or 1, a
-// score is NaN, or all labels are equal (wrapping ErrOneClass). It panics
+// score is NaN, or all labels are equal. It panics
 // if len(scores) != len(labels).
 func ROCFromScores(scores []float64, labels []int) (*ROC, error) {
 	return newROC(scores, labels, false)
@@ -58,7 +59,7 @@ func ROCFromScores(scores []float64, labels []int) (*ROC, error) {
 // compatible when its distance is <= the cutoff.
 //
 // It returns an error if there are no distances, a label is not 0 or 1, a
-// distance is NaN, or all labels are equal (wrapping ErrOneClass). It panics
+// distance is NaN, or all labels are equal. It panics
 // if len(distances) != len(labels).
 func ROCFromDistances(distances []float64, labels []int) (*ROC, error) {
 	return newROC(distances, labels, true)
@@ -82,7 +83,7 @@ func newROC(values []float64, labels []int, distances bool) (*ROC, error) {
 		npos += l
 	}
 	if npos == 0 || npos == len(labels) {
-		return nil, fmt.Errorf("%w (%d values, %d positive)", ErrOneClass, len(labels), npos)
+		return nil, fmt.Errorf("%w (%d values, %d positive)", errOneClass, len(labels), npos)
 	}
 	// Work on scores where higher is more positive.
 	score := func(i int) float64 {

@@ -148,9 +148,9 @@ func TestROCCutoffs(t *testing.T) {
 // errors, never NaN rates; mismatched lengths panic.
 func TestROCErrors(t *testing.T) {
 	_, err := ROCFromScores([]float64{1, 2, 3}, []int{1, 1, 1})
-	assert.ErrorIs(t, err, ErrOneClass, "all positive")
+	assert.ErrorIs(t, err, errOneClass, "all positive")
 	_, err = ROCFromDistances([]float64{1, 2, 3}, []int{0, 0, 0})
-	assert.ErrorIs(t, err, ErrOneClass, "all negative")
+	assert.ErrorIs(t, err, errOneClass, "all negative")
 	_, err = ROCFromScores([]float64{1, 2}, []int{0, 2})
 	assert.ErrorContains(t, err, "label 2 at index 1", "label 2")
 	_, err = ROCFromScores([]float64{1, math.NaN()}, []int{0, 1})

@@ -12,6 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stylespace/style/internal/clustered"
+	"github.com/stylespace/style/internal/engine"
 )
 
 // The BenchmarkANN fixture: sizes and build parameters, settable for
@@ -45,9 +48,9 @@ type benchFixture struct {
 var benchData = sync.OnceValue(func() *benchFixture {
 	n := *benchN
 	fx := new(benchFixture)
-	cl := newClusters(101, benchDim, max(n/1000, 1), 16, 0.1)
-	fx.vecs = cl.points(102, n)
-	fx.qs = cl.points(103, benchQueries)
+	cl := clustered.New(101, benchDim, max(n/1000, 1), 16, 0.1)
+	fx.vecs = cl.Points(102, n)
+	fx.qs = cl.Points(103, benchQueries)
 
 	// Exact answers by brute force, two queries at a time.
 	fx.exact = make([][]Result, benchQueries)
@@ -179,7 +182,7 @@ func BenchmarkANN(b *testing.B) {
 				if len(h) == benchK {
 					bound = h[0].d
 				}
-				d, ok := sqDistBounded(q, row(fx.vecs, benchDim, int(j)), bound)
+				d, ok := engine.SqDistBounded(q, row(fx.vecs, benchDim, int(j)), bound)
 				if !ok {
 					continue
 				}

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/stylespace/style/internal/engine"
 )
 
 // maxBatch is the largest number of nodes inserted against one frozen
@@ -288,11 +290,11 @@ func (b *builder) selectFor(sc *buildScratch, lo, j, entry int32, top int) {
 	// Exact distances to the earlier nodes of the batch.
 	sc.intra = sc.intra[:0]
 	for i := lo; i < j; i++ {
-		d, _ := sqDistBounded(q, ix.vec(i), inf32)
+		d, _ := engine.SqDistBounded(q, ix.vec(i), inf32)
 		sc.intra = append(sc.intra, d)
 	}
 
-	d, _ := sqDistBounded(q, ix.vec(entry), inf32)
+	d, _ := engine.SqDistBounded(q, ix.vec(entry), inf32)
 	ep := item{d, entry}
 	for l := top; l > L; l-- {
 		ep = ix.greedy(q, ep, l)
@@ -354,7 +356,7 @@ func (ix *Index) heuristic(cands []item, q []float32, m int, buf *[]item) []item
 		v := ix.vec(c.i)
 		keep := true
 		for _, r := range sel {
-			if d, ok := sqDistBounded(v, ix.vec(r.i), c.d); ok && d < c.d {
+			if d, ok := engine.SqDistBounded(v, ix.vec(r.i), c.d); ok && d < c.d {
 				keep = false
 				break
 			}
@@ -388,7 +390,7 @@ func (b *builder) link(sc *buildScratch, es []edge) {
 		sc.s.sink ^= ix.touch(cur)
 		sc.cands = sc.cands[:0]
 		for _, x := range cur {
-			d, _ := sqDistBounded(q, ix.vec(int32(x)), inf32)
+			d, _ := engine.SqDistBounded(q, ix.vec(int32(x)), inf32)
 			sc.cands = append(sc.cands, item{d, int32(x)})
 		}
 		for _, x := range es {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/stylespace/style/internal/clustered"
 )
 
 // indexBytes returns what WriteTo writes for ix.
@@ -32,7 +33,7 @@ func TestBuildDeterministic(t *testing.T) {
 		n = 2500
 	}
 	const d = 24
-	vecs := newClusters(12, d, 6, 6, 0.1).points(13, n)
+	vecs := clustered.New(12, d, 6, 6, 0.1).Points(13, n)
 	cfg := Config{M: 6, EfConstruction: 40, Seed: 14, Workers: 1}
 	want := indexBytes(t, buildTest(t, vecs, d, &cfg))
 	for _, w := range []int{1, 2, 3, 8} {
@@ -91,7 +92,7 @@ func TestBuildPanics(t *testing.T) {
 // cancellation, and ctx.Err() comes back.
 func TestBuildCancel(t *testing.T) {
 	const d = 16
-	vecs := newClusters(16, d, 4, 4, 0.1).points(17, 5000)
+	vecs := clustered.New(16, d, 4, 4, 0.1).Points(17, 5000)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	cancel(nil)
 	_, err := Build(ctx, vecs, d, nil, nil)
@@ -122,7 +123,7 @@ func TestBuildCancel(t *testing.T) {
 // batch stops every worker after the node it is on.
 func TestBuildCancelInBatch(t *testing.T) {
 	const d, workers = 16, 3
-	vecs := newClusters(16, d, 4, 4, 0.1).points(17, 5000)
+	vecs := clustered.New(16, d, 4, 4, 0.1).Points(17, 5000)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var nodes, after atomic.Int32
@@ -143,7 +144,7 @@ func TestBuildCancelInBatch(t *testing.T) {
 // TestBuildProgress checks that progress counts up to the total.
 func TestBuildProgress(t *testing.T) {
 	const d = 4
-	vecs := newClusters(18, d, 2, 2, 0.1).points(19, 3000)
+	vecs := clustered.New(18, d, 2, 2, 0.1).Points(19, 3000)
 	var seen []int
 	_, err := Build(context.Background(), vecs, d, nil, func(done, total int) {
 		assert.Equal(t, 3000, total)

@@ -37,9 +37,9 @@
 //
 // # Distances and results
 //
-// Distances are squared Euclidean, summed in float32 with four
-// accumulators in the order of the root package's exact scan, so they
-// are bit-identical to its. Results are sorted by (distance, index).
+// Distances are squared Euclidean, computed by engine.SqDistBounded, the
+// loop of the root package's exact scan, so they are bit-identical to
+// its. Results are sorted by (distance, index).
 // NaN distances (a NaN query) count as +Inf.
 //
 // # Reproducibility

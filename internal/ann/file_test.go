@@ -14,13 +14,14 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/stylespace/style/internal/clustered"
 )
 
 // fileTestData returns small vectors and the bytes of their index, with
 // upper layers (M = 3 makes many levels).
 var fileTestData = sync.OnceValues(func() ([]float32, []byte) {
 	const n, d = 150, 6
-	vecs := newClusters(20, d, 3, 3, 0.1).points(21, n)
+	vecs := clustered.New(20, d, 3, 3, 0.1).Points(21, n)
 	ix, err := Build(context.Background(), vecs, d, &Config{M: 3, EfConstruction: 20, Seed: 22}, nil)
 	if err != nil {
 		panic(err)
@@ -93,7 +94,7 @@ func TestRoundTrip(t *testing.T) {
 		{1500, 10, Config{M: 5, EfConstruction: 30, Seed: 1}},
 		{1500, 10, Config{M: MaxM, EfConstruction: 10, Seed: 2}},
 	} {
-		vecs := newClusters(23, tc.d, 3, 2, 0.1).points(24, tc.n)
+		vecs := clustered.New(23, tc.d, 3, 2, 0.1).Points(24, tc.n)
 		ix := buildTest(t, vecs, tc.d, &tc.cfg)
 		b := indexBytes(t, ix)
 		got, err := Read(bytes.NewReader(b), int64(len(b)), vecs, tc.d, "x")

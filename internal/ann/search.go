@@ -3,6 +3,8 @@ package ann
 import (
 	"fmt"
 	"math"
+
+	"github.com/stylespace/style/internal/engine"
 )
 
 // item is a node and its squared distance to the query. Heaps order items
@@ -154,7 +156,7 @@ func (ix *Index) touch(ids []uint32) uint32 {
 // dist returns the squared distance from q to node i, +Inf for NaN, or
 // false if it exceeds bound.
 func (ix *Index) dist(q []float32, i int32, bound float32) (float32, bool) {
-	d, ok := sqDistBounded(q, ix.vec(i), bound)
+	d, ok := engine.SqDistBounded(q, ix.vec(i), bound)
 	if d != d {
 		return inf32, inf32 <= bound
 	}

@@ -10,6 +10,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/stylespace/style/internal/clustered"
+	"github.com/stylespace/style/internal/engine"
 )
 
 // buildTest builds an index over vecs with the given config, failing the
@@ -42,14 +45,14 @@ func TestSqDistBounded(t *testing.T) {
 				t := float64(a[j]) - float64(b[j])
 				want += t * t
 			}
-			got, ok := sqDistBounded(a, b, inf32)
+			got, ok := engine.SqDistBounded(a, b, inf32)
 			require.True(t, ok)
 			// d roundings of float32 sums of non-negative terms: a
 			// relative error of at most about d·2⁻²⁴ (plus the
 			// differences' and squares' roundings).
 			assert.InEpsilon(t, want, float64(got), float64(d+4)*0x1p-24, "d=%d", d)
 			for _, bound := range []float32{0, got / 2, math.Nextafter32(got, 0), got, got * 2} {
-				v, ok := sqDistBounded(a, b, bound)
+				v, ok := engine.SqDistBounded(a, b, bound)
 				if got <= bound {
 					require.True(t, ok, "d=%d bound=%v got=%v", d, bound, got)
 					require.Equal(t, got, v)
@@ -72,9 +75,9 @@ func TestRecallClustered(t *testing.T) {
 		n, nq = 4000, 50
 	}
 	const d, k = 128, 10
-	cl := newClusters(1, d, n/1000, 16, 0.1)
-	vecs := cl.points(2, n)
-	qs := cl.points(3, nq)
+	cl := clustered.New(1, d, n/1000, 16, 0.1)
+	vecs := cl.Points(2, n)
+	qs := cl.Points(3, nq)
 	ix := buildTest(t, vecs, d, nil)
 	require.Equal(t, n, ix.Len())
 	require.Equal(t, d, ix.Dim())
@@ -94,7 +97,7 @@ func TestRecallClustered(t *testing.T) {
 }
 
 // TestSearchSortedDistances checks that results come sorted by (Dist,
-// Index) with the distances of sqDistBounded, without duplicates, on data
+// Index) with the distances of engine.SqDistBounded, without duplicates, on data
 // with many exact ties (integer coordinates).
 func TestSearchSortedDistances(t *testing.T) {
 	const n, d = 3000, 8
@@ -110,7 +113,7 @@ func TestSearchSortedDistances(t *testing.T) {
 		dst, _ = ix.Search(dst, q, 25, 40, nil)
 		require.Len(t, dst, 25, "query %d", i)
 		for j, r := range dst {
-			want, _ := sqDistBounded(q, row(vecs, d, int(r.Index)), inf32)
+			want, _ := engine.SqDistBounded(q, row(vecs, d, int(r.Index)), inf32)
 			require.Equal(t, want, r.Dist)
 			if j > 0 {
 				p := dst[j-1]
@@ -168,8 +171,8 @@ var filterTestIndex = sync.OnceValues(func() ([]float32, *Index) {
 	if raceEnabled {
 		n = 3000
 	}
-	cl := newClusters(7, 32, 10, 8, 0.1)
-	vecs := cl.points(8, n)
+	cl := clustered.New(7, 32, 10, 8, 0.1)
+	vecs := cl.Points(8, n)
 	ix, err := Build(context.Background(), vecs, 32, &Config{Seed: 9}, nil)
 	if err != nil {
 		panic(err)
@@ -184,8 +187,8 @@ func TestSearchFilter(t *testing.T) {
 	vecs, ix := filterTestIndex()
 	const d, k = 32, 10
 	rng := rand.New(rand.NewPCG(10, 10))
-	cl := newClusters(7, d, 10, 8, 0.1)
-	qs := cl.points(11, 100)
+	cl := clustered.New(7, d, 10, 8, 0.1)
+	qs := cl.Points(11, 100)
 	for _, keep := range []int{2, 5} {
 		accept := func(i int) bool { return uint32(i)*2654435761%uint32(keep) == 0 }
 		r := 0.0
