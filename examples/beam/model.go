@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,12 +74,8 @@ type model struct {
 
 // embedBatch returns the embeddings of feats, in one batched product.
 func (m *model) embedBatch(feats [][]float32) [][]float32 {
-	n, in, out := len(feats), m.head.Dense.In, m.head.Dense.Out
-	flat := make([]float32, 0, n*in)
-	for _, f := range feats {
-		flat = append(flat, f...)
-	}
-	e := m.head.Embed(flat)
+	n, out := len(feats), m.head.Dense.Out
+	e := m.head.Embed(slices.Concat(feats...))
 	res := make([][]float32, n)
 	for i := range res {
 		res[i] = e[i*out : (i+1)*out : (i+1)*out]
