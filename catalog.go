@@ -753,14 +753,14 @@ func (c *Catalog) Save(path string) error {
 	if err != nil {
 		return fmt.Errorf("style: %w", err)
 	}
+	// The file is written: from here on the catalogue is that file, with
+	// no journal yet, even if what follows fails, so that a journal opened
+	// later starts afresh for this file.
+	c.disk = catalogDisk{path: path, print: fp, meta: maps.Clone(c.Meta)}
 	if err := os.Remove(journalPath(path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("style: %w", err)
 	}
-	if err := c.saveIndex(path); err != nil {
-		return err
-	}
-	c.disk = catalogDisk{path: path, print: fp, meta: maps.Clone(c.Meta)}
-	return nil
+	return c.saveIndex(path)
 }
 
 // writeTo writes the catalogue to w in the format LoadCatalog reads and

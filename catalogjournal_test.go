@@ -437,3 +437,32 @@ func decodeForFuzz(t testing.TB, b []byte) *Catalog {
 	require.NoError(t, err)
 	return c
 }
+
+// TestCatalogSaveFailsAfterWrite: when Save has written the file but fails
+// afterwards (here: its index cannot be written), the catalogue knows the
+// file it wrote, so indexing that resumes with a journal starts a journal
+// of that file, and nothing journaled is lost or left unreadable.
+func TestCatalogSaveFailsAfterWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cat.stylecat")
+	dir := t.TempDir()
+	names := makeImageFolder(t, dir, 12)
+	src, err := NewDirSource(dir)
+	require.NoError(t, err)
+	defer src.Close()
+	opts := &ExtractOptions{Category: testCategory, CatalogPath: path}
+	var c Catalog
+	_, err = c.AddImages(context.Background(), src, names[:10], &fakeExtractor{dim: 8}, nil, opts)
+	require.NoError(t, err)
+	require.NoError(t, c.BuildIndex(context.Background(), 1, nil))
+	// A folder with a file in it where the index goes: the rename fails.
+	require.NoError(t, os.MkdirAll(filepath.Join(path+".ann", "x"), 0o755))
+	require.Error(t, c.Save(path), "index written over a folder")
+	require.NoError(t, os.RemoveAll(path+".ann"))
+
+	_, err = c.AddImages(context.Background(), src, names, &fakeExtractor{dim: 8}, nil, opts)
+	require.NoError(t, err)
+	require.Equal(t, 12, c.Len())
+	got, err := LoadCatalog(path)
+	require.NoError(t, err, "catalogue and journal after a failed Save")
+	assert.Equal(t, encodeCatalog(t, &c), encodeCatalog(t, got))
+}
