@@ -112,6 +112,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.timeout <= 0 {
+		return cli.Usagef("-timeout %v: must be positive", o.timeout)
+	}
 	if err := o.model.Check(); err != nil {
 		return err
 	}

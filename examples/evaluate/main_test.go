@@ -227,6 +227,18 @@ func TestEvaluateGeneratedNetwork(t *testing.T) {
 	require.NoError(t, run(context.Background(), []string{"-head", other, "-weights-seed", "2", img1, img2}, &stdout, &stderr))
 }
 
+// TestEvaluateTimeoutFlag: a timeout that leaves no time is a usage error
+// naming the flag, not a failure blamed on the first image.
+func TestEvaluateTimeoutFlag(t *testing.T) {
+	for _, v := range []string{"0", "-1s"} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), []string{"-timeout", v, "a.jpg", "b.jpg"}, &stdout, &stderr)
+		require.Error(t, err, "-timeout %s", v)
+		assert.ErrorContains(t, err, "-timeout")
+		assert.NotContains(t, err.Error(), "a.jpg")
+	}
+}
+
 // TestEvaluateDeepHead scores a pair with a head that has hidden layers:
 // the programs check the features the head takes (its first hidden
 // layer's input), not its embedding layer's, and the distance is the
