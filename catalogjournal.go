@@ -294,6 +294,15 @@ func (c *Catalog) replay(r io.Reader, size int64, name string) error {
 	}
 	var frame [journalFrameSize]byte
 	var payload []byte
+	// Runs of deletions (a pruned folder) are applied in one pass over the
+	// items, not one pass each.
+	del := map[int]bool{}
+	flush := func() {
+		if len(del) > 0 {
+			c.removeWhere(func(i int) bool { return del[i] })
+			clear(del)
+		}
+	}
 	for {
 		at := cr.off
 		if size-at < journalFrameSize {
@@ -313,11 +322,15 @@ func (c *Catalog) replay(r io.Reader, size int64, name string) error {
 		if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(frame[4:]) {
 			break // damaged by an interrupted write
 		}
-		if err := c.applyRecord(payload); err != nil {
+		if len(del) > 0 && payload[0] != journalDelete {
+			flush()
+		}
+		if err := c.applyRecord(payload, del); err != nil {
 			return cr.errorf(at, "journal record: %v", err)
 		}
 		c.disk.jend = cr.off
 	}
+	flush()
 	if c.disk.jend == 0 {
 		c.disk.jend = journalHeaderSize
 	}
@@ -326,8 +339,10 @@ func (c *Catalog) replay(r io.Reader, size int64, name string) error {
 	return nil
 }
 
-// applyRecord applies one journal record to c.
-func (c *Catalog) applyRecord(p []byte) error {
+// applyRecord applies one journal record to c. A deletion only marks the
+// item in del; the caller removes the marked items before any other
+// record.
+func (c *Catalog) applyRecord(p []byte, del map[int]bool) error {
 	if len(p) == 0 {
 		return errors.New("empty record")
 	}
@@ -377,10 +392,10 @@ func (c *Catalog) applyRecord(p []byte) error {
 			return fmt.Errorf("%d bytes after the item ID", len(p))
 		}
 		i, ok := c.byID[id]
-		if !ok {
+		if !ok || del[i] {
 			return fmt.Errorf("removes unknown item %q", id)
 		}
-		c.removeWhere(func(k int) bool { return k == i })
+		del[i] = true
 		return nil
 	case journalMeta:
 		n, k := binary.Uvarint(p)

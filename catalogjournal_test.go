@@ -466,3 +466,24 @@ func TestCatalogSaveFailsAfterWrite(t *testing.T) {
 	require.NoError(t, err, "catalogue and journal after a failed Save")
 	assert.Equal(t, encodeCatalog(t, &c), encodeCatalog(t, got))
 }
+
+// TestCatalogJournalDeleteRuns replays a journal holding a run of
+// deletions (a pruned folder) followed by puts of the same IDs: the
+// deletions are applied together, before the puts, and the replayed
+// catalogue equals the one in memory.
+func TestCatalogJournalDeleteRuns(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cat.stylecat")
+	src, names, c := journaledCatalog(t, 12, path)
+	require.NoError(t, c.Save(path))
+	fx := &fakeExtractor{dim: 8}
+	opts := &ExtractOptions{Category: testCategory, CatalogPath: path, Prune: true}
+	_, err := c.AddImages(context.Background(), src, names[6:], fx, nil, opts)
+	require.NoError(t, err)
+	require.Equal(t, 6, c.Len(), "pruned")
+	_, err = c.AddImages(context.Background(), src, names[:3], fx, nil, &ExtractOptions{Category: testCategory, CatalogPath: path})
+	require.NoError(t, err)
+	require.Equal(t, 9, c.Len(), "three put back")
+	got, err := LoadCatalog(path)
+	require.NoError(t, err)
+	assert.Equal(t, encodeCatalog(t, c), encodeCatalog(t, got), "replayed deletions and puts")
+}
