@@ -100,12 +100,16 @@ func loadModel(ctx context.Context, cfg modelConfig) (_ *model, err error) {
 			return nil, err
 		}
 		cols := m.meta.Columns()
-		for _, c := range []struct{ flag, name string }{{"-name-column", cfg.NameCol}, {"-category-column", cfg.CatCol}} {
-			if !slices.Contains(cols, c.name) {
+		nameCol := cfg.NameCol
+		if nameCol == cli.DefaultNameColumn && !slices.Contains(cols, nameCol) {
+			nameCol = "" // the default is optional, as in the other programs: no names
+		}
+		for _, c := range []struct{ flag, name string }{{"-name-column", nameCol}, {"-category-column", cfg.CatCol}} {
+			if c.name != "" && !slices.Contains(cols, c.name) {
 				return nil, fmt.Errorf("%s %q: no such column in %s (it has %s)", c.flag, c.name, cfg.Meta, strings.Join(cols, ", "))
 			}
 		}
-		m.nameCol, m.catCol = cfg.NameCol, cfg.CatCol
+		m.nameCol, m.catCol = nameCol, cfg.CatCol
 	}
 	if cfg.Images != "" {
 		if m.src, err = style.NewDirSource(cfg.Images); err != nil {

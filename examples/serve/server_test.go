@@ -8,6 +8,7 @@ import (
 	"html"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -320,6 +321,19 @@ func TestLoadModelMismatch(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.msg)
 		})
 	}
+
+	// A -meta without the default name column: no names, as in the other
+	// programs, rather than a refusal.
+	t.Run("meta without names", func(t *testing.T) {
+		meta := filepath.Join(t.TempDir(), "styles.csv")
+		require.NoError(t, os.WriteFile(meta, []byte("id,articleType\n1,Shirts\n"), 0o644))
+		cfg := f.cfg
+		cfg.Meta = meta
+		m, err := loadModel(t.Context(), cfg)
+		require.NoError(t, err)
+		assert.Empty(t, m.nameCol)
+		assert.Equal(t, "articleType", m.catCol)
+	})
 
 	// A head that fits the network of seed 2, with the catalogue of the
 	// network of seed 1.
