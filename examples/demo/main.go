@@ -15,9 +15,14 @@
 // default generated network the same -weights-seed and -weights-divisor
 // (their defaults).
 //
+// With -compare it runs the pipeline once per backbone (VGG16, then
+// ResNet-50) on the same generated data, each into its own folder of -out,
+// and prints and writes (comparison.md) the test AUC, the extraction time
+// per image and the feature store's bytes per item side by side.
+//
 // Usage:
 //
-//	go run ./examples/demo [-out style-demo] [-items 600] [-pair-count 4000] [-seed 1] [model flags]
+//	go run ./examples/demo [-out style-demo] [-items 600] [-pair-count 4000] [-seed 1] [-compare] [model flags]
 package main
 
 import (
@@ -80,11 +85,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var mf cli.ModelFlags
 	mf.Register(fl, cli.NoHead)
 	var (
-		out    = fl.String("out", "style-demo", "output `folder`")
-		nItems = fl.Int("items", 600, "generated products")
-		nPairs = fl.Int("pair-count", 4000, "generated labelled pairs")
-		seed   = fl.Uint64("seed", 1, "seed of the generated products, pairs, split and training")
-		epochs = fl.Int("epochs", 40, "maximum training epochs")
+		out     = fl.String("out", "style-demo", "output `folder`")
+		nItems  = fl.Int("items", 600, "generated products")
+		nPairs  = fl.Int("pair-count", 4000, "generated labelled pairs")
+		seed    = fl.Uint64("seed", 1, "seed of the generated products, pairs, split and training")
+		epochs  = fl.Int("epochs", 40, "maximum training epochs")
+		compare = fl.Bool("compare", false, "run the pipeline with each backbone (vgg16, resnet50) on the same data, each into its own folder of -out, and compare AUC, time per image and feature bytes per item")
 	)
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "Usage: demo [flags]\n\nRuns the whole style pipeline offline on generated products and writes every result into -out.\n\n")
@@ -94,6 +100,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	set := map[string]bool{}
+	fl.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if len(pos) > 0 {
 		return cli.Usagef("unexpected arguments %q (all settings are flags; see -h)", pos)
 	}
@@ -109,7 +117,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := cli.CheckFolder(*out); err != nil {
 		return err
 	}
-	workers := &mf.Workers
+	if *compare && (mf.Weights != "" || set["backbone"]) {
+		return cli.Usagef("-compare runs every backbone, each with its generated or -download weights: it excludes -weights and -backbone")
+	}
 	start := time.Now()
 	bars := cli.NewBars(stderr, mf.Quiet)
 	defer bars.Finish()
@@ -127,60 +137,138 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		pairs[i] = style.Pair{A: items[a[i]].ID, B: items[b[i]].ID, Label: labels[i]}
 	}
 
-	// The backbone: the same flags as every other program, so that the
-	// head written here works with evaluate, recommend and tsne given the
-	// same -weights or -weights-seed/-weights-divisor.
 	fmt.Fprintf(stdout, "style demo: %d generated products (%d categories x %d styles), %d labelled pairs.\n",
 		len(items), len(categories), len(palettes)*len(patterns), len(pairs))
 	fmt.Fprintln(stdout, "The images are drawn by the demo: the results show the pipeline at work, not the study's numbers.")
+	d := &demo{items: items, src: src, pairs: pairs, seed: *seed, epochs: *epochs, workers: mf.Workers,
+		stdout: stdout, bars: bars}
+	if !*compare {
+		if _, err := d.pipeline(ctx, mf, *out); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Done in %s.\n", time.Since(start).Round(100*time.Millisecond))
+		return nil
+	}
+
+	// The same data through each backbone, each into its own folder.
+	var runs []*summary
+	for _, arch := range compared {
+		m := mf
+		m.Backbone = string(arch)
+		fmt.Fprintf(stdout, "\n=== %s ===\n", arch)
+		s, err := d.pipeline(ctx, m, filepath.Join(*out, string(arch)))
+		if err != nil {
+			return fmt.Errorf("%s: %w", arch, err)
+		}
+		runs = append(runs, s)
+	}
+	table := comparison(runs)
+	fmt.Fprintf(stdout, "\nSide by side, on the same %d products and %d pairs:\n\n%s", len(items), len(pairs), table)
+	cmpPath := filepath.Join(*out, comparisonFile)
+	if err := writeComparison(cmpPath, runs, len(items), len(pairs)); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nWrote %s.\n", cmpPath)
+	fmt.Fprintf(stdout, "Done in %s.\n", time.Since(start).Round(100*time.Millisecond))
+	return nil
+}
+
+// compared are the backbones -compare runs, in the order of its table.
+var compared = []style.Arch{style.VGG16, style.ResNet50}
+
+// demo is the generated data and the settings every pipeline run shares.
+type demo struct {
+	items   []item
+	src     *synthSource
+	pairs   []style.Pair
+	seed    uint64
+	epochs  int
+	workers int
+	stdout  io.Writer
+	bars    *cli.Bars
+}
+
+// summary is what one pipeline run measured, for the side-by-side table.
+type summary struct {
+	backbone      style.Backbone
+	featureLen    int
+	images        int           // images whose features were computed
+	extraction    time.Duration // reading, decoding and the forward passes
+	storeBytes    int64         // the feature store's files
+	untrained     float64       // test AUC of the untrained head
+	trained       float64       // test AUC of the trained head
+	trainTime     time.Duration
+	sameStyleHits int // recommendations sharing the query's hidden style
+	recs          int
+}
+
+// pipeline runs the whole pipeline with the backbone mf selects and writes
+// every result into out.
+func (d *demo) pipeline(ctx context.Context, mf cli.ModelFlags, out string) (*summary, error) {
+	stdout, bars, items, src := d.stdout, d.bars, d.items, d.src
+	// The backbone: the same flags as every other program, so that the
+	// head written here works with evaluate, recommend and tsne given the
+	// same -weights or -weights-seed/-weights-divisor.
 	net, err := mf.Network(ctx, stdout, bars)
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	// Features, split, training, evaluation, charts, report.
 	cfg := &study.Config{
-		Pairs:     pairs,
+		Pairs:     d.pairs,
 		Images:    src,
 		Extractor: net,
-		StoreDir:  filepath.Join(*out, "features"),
-		OutDir:    *out,
-		Seed:      *seed,
-		Workers:   *workers,
-		Trainer:   &style.Trainer{Epochs: *epochs, Patience: 5, Seed: *seed, Workers: *workers},
+		StoreDir:  filepath.Join(out, "features"),
+		OutDir:    out,
+		Seed:      d.seed,
+		Workers:   d.workers,
+		Trainer:   &style.Trainer{Epochs: d.epochs, Patience: 5, Seed: d.seed, Workers: d.workers},
 		Progress:  bars.Update,
 	}
 	res, err := study.Run(ctx, cfg)
 	bars.Finish()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Fprintf(stdout, "\nTraining: %d epochs (best %d), %d/%d/%d train/validation/test pairs.\n",
 		len(res.History.Loss), res.History.BestEpoch+1, len(res.Train), len(res.Val), len(res.Test))
 	fmt.Fprintf(stdout, "Test AUC: %.3f untrained -> %.3f trained.\n", res.UntrainedROC.AUC(), res.ROC.AUC())
 	fmt.Fprintf(stdout, "Cutoff: distance <= %.3f (test TPR %.0f%%, FPR %.0f%%).\n",
 		res.Cutoff.Threshold, 100*res.Cutoff.TPR, 100*res.Cutoff.FPR)
+	sum := &summary{
+		backbone:   net.Backbone(),
+		featureLen: net.FeatureLen(),
+		images:     res.Extraction.Done,
+		extraction: res.Extraction.Elapsed,
+		untrained:  res.UntrainedROC.AUC(),
+		trained:    res.ROC.AUC(),
+		trainTime:  res.TrainTime,
+	}
+	if sum.storeBytes, err = folderSize(cfg.StoreDir); err != nil {
+		return nil, err
+	}
 
 	// The catalogue: every product embedded by the trained head.
 	store, err := style.OpenFeatureStore(cfg.StoreDir, &style.StoreOptions{ReadOnly: true})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer store.Close()
 	cat, err := buildCatalog(store, res.Head, items)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	catPath := filepath.Join(*out, cli.DefaultCatalog)
+	catPath := filepath.Join(out, cli.DefaultCatalog)
 	if err := cat.Save(catPath); err != nil {
-		return err
+		return nil, err
 	}
 
 	// Recommendations for one product, with a contact sheet.
 	query := items[0]
 	matches, err := cat.RecommendItem(query.ID, 6, &style.RecommendOptions{ExcludeID: query.ID, ExcludeSameCategory: true})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Fprintf(stdout, "\nMost compatible with %s (%s %s), other categories only:\n", query.ID, query.styleName(), query.Category)
 	var thumbs []image.Image
@@ -204,16 +292,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		distances[i] = m.Distance
 	}
 	fmt.Fprintf(stdout, "  %d of %d share the query's hidden style.\n", hits, len(matches))
-	sheetPath := filepath.Join(*out, "recommendations.png")
+	sum.sameStyleHits, sum.recs = hits, len(matches)
+	sheetPath := filepath.Join(out, "recommendations.png")
 	sheetOpts := &picture.SheetOptions{Distances: distances, Cutoff: res.Head.Cutoff}
 	if err := picture.WriteContactSheet(sheetPath, src.draw(query), thumbs, captions, sheetOpts); err != nil {
-		return err
+		return nil, err
 	}
 
 	// The style-space map.
-	mapFiles, err := styleMap(ctx, *out, cat, src, *seed, *workers, bars)
+	mapFiles, err := styleMap(ctx, out, cat, src, d.seed, d.workers, bars)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	bars.Finish()
 	rel := func(p string) string { return filepath.Base(p) }
@@ -222,12 +311,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		mapNames = append(mapNames, rel(p))
 	}
 	if err := appendReport(res.Files[study.ReportFile], demoReport(query, recs, res.Head.Cutoff, rel(sheetPath), mapNames)); err != nil {
-		return err
+		return nil, err
 	}
 
-	where, err := filepath.Abs(*out)
+	where, err := filepath.Abs(out)
 	if err != nil {
-		where = *out
+		where = out
 	}
 	fmt.Fprintf(stdout, "\nWrote, in %s:\n", where)
 	for _, name := range []string{study.ReportFile, study.HeadFile, study.LearningCurvesFile,
@@ -239,8 +328,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, p := range append([]string{catPath, sheetPath}, mapFiles...) {
 		fmt.Fprintf(stdout, "  %s\n", filepath.Base(p))
 	}
-	fmt.Fprintf(stdout, "Done in %s.\n", time.Since(start).Round(100*time.Millisecond))
-	return nil
+	return sum, nil
 }
 
 // buildCatalog embeds every product's stored features with the head.

@@ -158,3 +158,67 @@ func TestDemoReport(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoCompare runs both backbones on the same small data and checks
+// the side-by-side table against what each run wrote: one row per
+// backbone, its feature length, the store's size on disk per item, a
+// positive time per image, and each folder's head recording its own
+// backbone.
+func TestDemoCompare(t *testing.T) {
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	args := []string{"-compare", "-out", out, "-items", "100", "-pair-count", "600", "-epochs", "8", "-quiet"}
+	require.NoError(t, run(context.Background(), args, &stdout, &stderr), stderr.String())
+	assert.Contains(t, stdout.String(), "Side by side, on the same 100 products and 600 pairs")
+
+	md, err := os.ReadFile(filepath.Join(out, "comparison.md"))
+	require.NoError(t, err)
+	row := regexp.MustCompile(`(?m)^\| generated (\w+) \(seed 1, width divisor 8[^|]*\| (\d+) \| (\d+) \| ([0-9.]+) ms \| ([0-9.]+) \| ([0-9.]+) \|`)
+	rows := row.FindAllStringSubmatch(string(md), -1)
+	require.Len(t, rows, 2, "comparison.md:\n%s", md)
+	want := map[string]int{"vgg16": 3136, "resnet50": 256} // 512 / 8 x 7 x 7 and 2,048 / 8 floats
+	for i, r := range rows {
+		arch := r[1]
+		assert.Equal(t, string(compared[i]), arch, "row order")
+		features, _ := strconv.Atoi(r[2])
+		assert.Equal(t, want[arch], features, arch)
+
+		// The store on disk: per stored image, a record of a 256-byte
+		// header (the name, checks) and the float16 features, plus the
+		// image's entry in index.json (under 64 bytes for these names).
+		perItem, _ := strconv.Atoi(r[3])
+		store, err := style.OpenFeatureStore(filepath.Join(out, arch, "features"), &style.StoreOptions{ReadOnly: true})
+		require.NoError(t, err)
+		n := store.Len()
+		require.NoError(t, store.Close())
+		size, err := folderSize(filepath.Join(out, arch, "features"))
+		require.NoError(t, err)
+		assert.InDelta(t, float64(size)/float64(n), float64(perItem), 0.5, arch)
+		assert.GreaterOrEqual(t, perItem, 2*features+256, arch)
+		assert.Less(t, perItem, 2*features+256+64, arch)
+
+		ms, _ := strconv.ParseFloat(r[4], 64)
+		assert.Greater(t, ms, 0.0, arch)
+		for _, auc := range r[5:7] {
+			v, _ := strconv.ParseFloat(auc, 64)
+			assert.True(t, v >= 0 && v <= 1, "%s AUC %s", arch, auc)
+		}
+
+		head, err := style.LoadHead(filepath.Join(out, arch, "head.safetensors"))
+		require.NoError(t, err)
+		assert.Equal(t, style.Arch(arch), head.Backbone.Arch)
+		assert.FileExists(t, filepath.Join(out, arch, "report.md"))
+		assert.FileExists(t, filepath.Join(out, arch, "catalog.stylecat"))
+	}
+	// The generated styles are easy for VGG16's features: the trained
+	// head must see them (as in TestDemo).
+	vggAUC, _ := strconv.ParseFloat(rows[0][6], 64)
+	assert.Greater(t, vggAUC, 0.9)
+
+	// -compare runs every backbone: a weight file or a backbone is a
+	// usage error.
+	for _, bad := range [][]string{{"-compare", "-weights", "w.safetensors"}, {"-compare", "-backbone", "resnet50"}} {
+		err := run(context.Background(), append(bad, "-out", t.TempDir()), &stdout, &stderr)
+		assert.Equal(t, cli.ExitUsage, cli.ExitCode(err, false), "%v: %v", bad, err)
+	}
+}
