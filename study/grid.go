@@ -123,6 +123,25 @@ type SettingResult struct {
 	AUCs    []float64 // test AUC of each fold
 	Mean    float64   // mean of AUCs
 	Std     float64   // population standard deviation of AUCs
+	// Epochs is, for each fold, the number of epochs up to the one early
+	// stopping kept (the lowest validation loss).
+	Epochs []int
+}
+
+// RefitEpochs returns the number of epochs to train the setting for on
+// all the cross-validated pairs, where no validation pairs remain for
+// early stopping: the median of Epochs (the mean of the two middle
+// values, rounded up, for an even number of folds).
+func (r SettingResult) RefitEpochs() int {
+	e := slices.Sorted(slices.Values(r.Epochs))
+	if len(e) == 0 {
+		return 0
+	}
+	m := len(e) / 2
+	if len(e)%2 == 1 {
+		return e[m]
+	}
+	return (e[m-1] + e[m] + 1) / 2
 }
 
 // CVResult is the outcome of CrossValidate.
@@ -133,9 +152,10 @@ type CVResult struct {
 
 // cvRecord is one line of the cv.jsonl journal.
 type cvRecord struct {
-	Key  string  `json:"key"`
-	Fold int     `json:"fold"`
-	AUC  float64 `json:"auc"`
+	Key    string  `json:"key"`
+	Fold   int     `json:"fold"`
+	AUC    float64 `json:"auc"`
+	Epochs int     `json:"epochs"`
 }
 
 // CrossValidate scores every setting of g by stratified k-fold
@@ -144,7 +164,10 @@ type cvRecord struct {
 // its validation set for early stopping, and its ROC AUC is measured on
 // fold f, which training never sees. A setting's score is its mean AUC
 // over the folds; the chosen one has the highest mean, ties going to the
-// setting with fewer weights, then to the earlier one.
+// setting with fewer weights, then to the earlier one. Each result also
+// records the epoch early stopping kept in each fold, from which
+// SettingResult.RefitEpochs gives the length of a final training on all
+// the pairs.
 //
 // Trainings run in parallel within o.Workers and the result is the same
 // for any Workers; with o.Dir set, finished trainings are journalled and
@@ -192,15 +215,17 @@ func CrossValidate(ctx context.Context, src style.FeatureSource, pairs []style.L
 			s, k, opt.Seed, len(pairs), pairsSum, src.Dim(), opt.Epochs, opt.Patience, opt.BatchSize)
 	}
 	aucs := make([][]float64, len(settings))
+	epochs := make([][]int, len(settings))
 	for i := range aucs {
 		aucs[i] = make([]float64, k)
+		epochs[i] = make([]int, k)
 		for f := range aucs[i] {
 			aucs[i][f] = math.NaN()
 		}
 	}
 	var journal *os.File
 	if opt.Dir != "" {
-		if journal, err = openJournal(opt.Dir, keys, aucs); err != nil {
+		if journal, err = openJournal(opt.Dir, keys, aucs, epochs); err != nil {
 			return nil, err
 		}
 		defer journal.Close()
@@ -231,10 +256,10 @@ func CrossValidate(ctx context.Context, src style.FeatureSource, pairs []style.L
 		go func() {
 			defer wg.Done()
 			for j := range next {
-				auc, err := cvFold(ctx, src, pairs, folds, j.f, settings[j.s], &opt, each)
+				auc, ep, err := cvFold(ctx, src, pairs, folds, j.f, settings[j.s], &opt, each)
 				mu.Lock()
 				if err == nil && journal != nil {
-					err = appendJournal(journal, cvRecord{Key: keys[j.s], Fold: j.f, AUC: auc})
+					err = appendJournal(journal, cvRecord{Key: keys[j.s], Fold: j.f, AUC: auc, Epochs: ep})
 				}
 				if err != nil {
 					if firstErr == nil {
@@ -242,7 +267,7 @@ func CrossValidate(ctx context.Context, src style.FeatureSource, pairs []style.L
 					}
 					cancel()
 				} else {
-					aucs[j.s][j.f] = auc
+					aucs[j.s][j.f], epochs[j.s][j.f] = auc, ep
 					done++
 					if opt.Progress != nil {
 						opt.Progress(style.Progress{Stage: "cv", Done: int64(done), Total: int64(total)})
@@ -271,7 +296,7 @@ feed:
 	res := &CVResult{}
 	in := src.Dim()
 	for i, s := range settings {
-		r := SettingResult{Setting: s, AUCs: aucs[i]}
+		r := SettingResult{Setting: s, AUCs: aucs[i], Epochs: epochs[i]}
 		for _, a := range r.AUCs {
 			r.Mean += a
 		}
@@ -290,8 +315,9 @@ feed:
 }
 
 // cvFold trains a head of setting s on the folds other than f and f+1,
-// with fold f+1 for early stopping, and returns its AUC on fold f.
-func cvFold(ctx context.Context, src style.FeatureSource, pairs []style.LabeledPair, folds [][]int, f int, s Setting, o *CVOptions, workers int) (float64, error) {
+// with fold f+1 for early stopping, and returns its AUC on fold f and the
+// number of epochs up to the one early stopping kept.
+func cvFold(ctx context.Context, src style.FeatureSource, pairs []style.LabeledPair, folds [][]int, f int, s Setting, o *CVOptions, workers int) (auc float64, epochs int, err error) {
 	k := len(folds)
 	var train, val, test []style.LabeledPair
 	for i, fold := range folds {
@@ -308,25 +334,30 @@ func cvFold(ctx context.Context, src style.FeatureSource, pairs []style.LabeledP
 	}
 	scale, err := style.FeatureScale(ctx, src, train)
 	if err != nil {
-		return 0, fmt.Errorf("study: CrossValidate: %w", err)
+		return 0, 0, fmt.Errorf("study: CrossValidate: %w", err)
 	}
 	h, err := style.NewSiameseHead(&style.HeadConfig{
 		In: src.Dim(), Out: s.Dim, Hidden: s.Hidden, Margin: s.Margin, Seed: o.Seed, Scale: scale,
 		BLAS: style.BLAS{Workers: workers},
 	})
 	if err != nil {
-		return 0, fmt.Errorf("study: CrossValidate: setting %s: %w", s, err)
+		return 0, 0, fmt.Errorf("study: CrossValidate: setting %s: %w", s, err)
 	}
 	tr := &style.Trainer{
 		Epochs: o.Epochs, Patience: o.Patience, BatchSize: o.BatchSize, Seed: o.Seed, L2: s.L2, Workers: workers,
 		Optimizer: &style.RMSProp{LearningRate: s.LR, Workers: workers},
 	}
-	if _, err := tr.Fit(ctx, h, src, train, val); err != nil {
-		return 0, err
+	hist, err := tr.Fit(ctx, h, src, train, val)
+	if err != nil {
+		return 0, 0, err
+	}
+	epochs = len(hist.Loss)
+	if o.Patience > 0 && hist.BestEpoch >= 0 {
+		epochs = hist.BestEpoch + 1 // the weights early stopping restored
 	}
 	dist, err := h.PairDistances(ctx, src, test)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	labels := make([]int, len(test))
 	for i, p := range test {
@@ -334,15 +365,16 @@ func cvFold(ctx context.Context, src style.FeatureSource, pairs []style.LabeledP
 	}
 	roc, err := style.ROCFromDistances(dist, labels)
 	if err != nil {
-		return 0, fmt.Errorf("study: CrossValidate: fold %d: %w", f, err)
+		return 0, 0, fmt.Errorf("study: CrossValidate: fold %d: %w", f, err)
 	}
-	return roc.AUC(), nil
+	return roc.AUC(), epochs, nil
 }
 
-// openJournal reads dir/cv.jsonl into aucs (records whose key is not one
-// of keys are ignored; a truncated last line, from an interrupted write, is
-// dropped) and opens it for appending.
-func openJournal(dir string, keys []string, aucs [][]float64) (*os.File, error) {
+// openJournal reads dir/cv.jsonl into aucs and epochs (records whose key
+// is not one of keys are ignored, as are records without epochs, written
+// by an earlier version, whose trainings are redone; a truncated last
+// line, from an interrupted write, is dropped) and opens it for appending.
+func openJournal(dir string, keys []string, aucs [][]float64, epochs [][]int) (*os.File, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("study: CrossValidate: %w", err)
 	}
@@ -368,11 +400,11 @@ func openJournal(dir string, keys []string, aucs [][]float64) (*os.File, error) 
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 			return nil, fmt.Errorf("study: CrossValidate: %s line %d: %v", path, line, err)
 		}
-		if i, ok := index[r.Key]; ok {
-			if r.Fold < 0 || r.Fold >= len(aucs[i]) || !(r.AUC >= 0 && r.AUC <= 1) {
-				return nil, fmt.Errorf("study: CrossValidate: %s line %d: fold %d, AUC %v out of range", path, line, r.Fold, r.AUC)
+		if i, ok := index[r.Key]; ok && r.Epochs != 0 {
+			if r.Fold < 0 || r.Fold >= len(aucs[i]) || !(r.AUC >= 0 && r.AUC <= 1) || r.Epochs < 0 {
+				return nil, fmt.Errorf("study: CrossValidate: %s line %d: fold %d, AUC %v, epochs %d out of range", path, line, r.Fold, r.AUC, r.Epochs)
 			}
-			aucs[i][r.Fold] = r.AUC
+			aucs[i][r.Fold], epochs[i][r.Fold] = r.AUC, r.Epochs
 		}
 	}
 	if err := sc.Err(); err != nil {

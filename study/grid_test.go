@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -174,6 +175,50 @@ func TestCrossValidateErrors(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "cv.jsonl"), []byte("{not json\n"), 0o644))
 	_, err = CrossValidate(ctx, src, pairs, nil, &CVOptions{Folds: 3, Epochs: 1, Dir: dir})
 	assert.ErrorContains(t, err, "cv.jsonl line 1")
+}
+
+func TestRefitEpochs(t *testing.T) {
+	for _, c := range []struct {
+		epochs []int
+		want   int
+	}{
+		{nil, 0},
+		{[]int{7}, 7},
+		{[]int{9, 3, 5}, 5},
+		{[]int{12, 3, 4, 30, 5}, 5},
+		{[]int{4, 9}, 7}, // (4+9)/2 rounded up
+		{[]int{2, 8, 4, 6}, 5},
+	} {
+		assert.Equal(t, c.want, SettingResult{Epochs: c.epochs}.RefitEpochs(), "%v", c.epochs)
+	}
+}
+
+// TestCrossValidateEpochs: each fold records the epoch early stopping
+// kept, the same after a resume from the journal; a journal record
+// without epochs (an older format) is trained again.
+func TestCrossValidateEpochs(t *testing.T) {
+	src, pairs := cvData(6, 24, 16, 400, 0.2)
+	g := &Grid{Dims: []int{4}}
+	dir := t.TempDir()
+	o := &CVOptions{Folds: 3, Seed: 4, Epochs: 12, Patience: 2, BatchSize: 16, Workers: 2, Dir: dir}
+	ctx := context.Background()
+	r1, err := CrossValidate(ctx, src, pairs, g, o)
+	require.NoError(t, err)
+	for _, e := range r1.Results[0].Epochs {
+		assert.True(t, e >= 1 && e <= 12, "epochs %v", r1.Results[0].Epochs)
+	}
+
+	journal, err := os.ReadFile(filepath.Join(dir, "cv.jsonl"))
+	require.NoError(t, err)
+	old := regexp.MustCompile(`,"epochs":\d+`).ReplaceAll(journal, nil)
+	require.NotEqual(t, journal, old)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "cv.jsonl"), old, 0o644))
+	trained := 0
+	o.Progress = func(style.Progress) { trained++ }
+	r2, err := CrossValidate(ctx, src, pairs, g, o)
+	require.NoError(t, err)
+	assert.Equal(t, 3, trained, "records without epochs are trained again")
+	assert.Equal(t, r1, r2)
 }
 
 func TestGridSettings(t *testing.T) {

@@ -109,8 +109,12 @@ type Config struct {
 	// CVFolds folds (0 means 5), the Trainer's Epochs, Patience and
 	// BatchSize, and a journal in OutDir/cv so that an interrupted run
 	// resumes. The chosen setting replaces HeadOut, Margin, HeadHidden and
-	// the Trainer's L2 and Optimizer (an RMSProp with the chosen rate);
-	// the head is then trained as without a grid and tested once.
+	// the Trainer's L2 and Optimizer (an RMSProp with the chosen rate).
+	// The head is then refit on the training and validation pairs together
+	// (the feature scale taken from them), for the setting's
+	// RefitEpochs without early stopping, and tested once; its cutoff is
+	// chosen by Youden's J on those pairs, as no held-out pairs remain but
+	// the test pairs.
 	Grid    *Grid
 	CVFolds int
 	// Margin is the contrastive-loss margin; 0 means 1.
@@ -142,7 +146,8 @@ type Result struct {
 	Extraction *style.ExtractReport
 	// Backbone is the extractor's identity, recorded in the head.
 	Backbone style.Backbone
-	// Scale is the MinMax feature scale: the largest training feature.
+	// Scale is the MinMax feature scale: the largest training feature
+	// (with a Grid, of the training and validation pairs).
 	Scale float64
 	// Train, Val and Test are the split of the usable pairs, as indices
 	// into the feature store.
@@ -160,9 +165,11 @@ type Result struct {
 	// at each rate).
 	Table []style.ROCPoint
 	// Cutoff is the head's cutoff: Threshold is the distance chosen by
-	// Youden's J on the validation pairs, FPR and TPR the rates it reaches
-	// on the test pairs. CutoffChosen is false if no validation cutoff beat
-	// chance; the head then keeps the default cutoff Margin/2.
+	// Youden's J on the validation pairs (with a Grid, on the training and
+	// validation pairs the head was refit on), FPR and TPR the rates it
+	// reaches on the test pairs. CutoffChosen is false if no cutoff beat
+	// chance on those pairs; the head then keeps the default cutoff
+	// Margin/2.
 	Cutoff       style.ROCPoint
 	CutoffChosen bool
 	// Head is the trained head, as saved.
@@ -259,6 +266,9 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 		tr.Progress = c.Progress
 	}
 	hidden, out, margin := c.HeadHidden, c.HeadOut, c.Margin
+	// The pairs the head is fitted to, those early stopping watches and
+	// those the cutoff is chosen on.
+	fitTrain, fitVal, cutoffPairs := res.Train, res.Val, res.Val
 	if c.Grid != nil {
 		cv, err := CrossValidate(ctx, store, slices.Concat(res.Train, res.Val), c.Grid, &CVOptions{
 			Folds: c.CVFolds, Seed: c.Seed, Epochs: tr.Epochs, Patience: tr.Patience, BatchSize: tr.BatchSize,
@@ -267,11 +277,17 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		best := cv.Results[cv.Best].Setting
+		chosen := cv.Results[cv.Best]
+		best := chosen.Setting
 		hidden, out, margin = best.Hidden, best.Dim, best.Margin
 		tr.L2 = best.L2
 		tr.Optimizer = &style.RMSProp{LearningRate: best.LR, Workers: tr.Workers}
+		tr.Epochs, tr.Patience = chosen.RefitEpochs(), 0
 		res.CV = cv
+		fitTrain, fitVal, cutoffPairs = slices.Concat(res.Train, res.Val), nil, slices.Concat(res.Train, res.Val)
+		if res.Scale, err = style.FeatureScale(ctx, store, fitTrain); err != nil {
+			return nil, fmt.Errorf("study: %w", err)
+		}
 	}
 	head, err := style.NewSiameseHead(&style.HeadConfig{
 		In: store.Dim(), Hidden: hidden, Out: out, Margin: margin, Seed: c.Seed,
@@ -288,7 +304,7 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 	}
 
 	trainStart := time.Now()
-	if res.History, err = tr.Fit(ctx, head, store, res.Train, res.Val); err != nil {
+	if res.History, err = tr.Fit(ctx, head, store, fitTrain, fitVal); err != nil {
 		return nil, fmt.Errorf("study: training: %w", err)
 	}
 	res.TrainTime = time.Since(trainStart)
@@ -303,11 +319,11 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 	for _, fpr := range tableFPRs {
 		res.Table = append(res.Table, res.ROC.AtFPR(fpr))
 	}
-	valDist, err := head.PairDistances(ctx, store, res.Val)
+	valDist, err := head.PairDistances(ctx, store, cutoffPairs)
 	if err != nil {
 		return nil, fmt.Errorf("study: %w", err)
 	}
-	valROC, err := style.ROCFromDistances(valDist, pairLabels(res.Val))
+	valROC, err := style.ROCFromDistances(valDist, pairLabels(cutoffPairs))
 	if err != nil {
 		return nil, fmt.Errorf("study: validation: %w", err)
 	}
@@ -515,7 +531,9 @@ func (res *Result) report() string {
 			}
 			p("| %s%s | %.4f | %.4f |\n", r.Setting, mark, r.Mean, r.Std)
 		}
-		p("\nChosen: %s; its test AUC after training is below.\n\n", res.CV.Results[res.CV.Best].Setting)
+		chosen := res.CV.Results[res.CV.Best]
+		p("\nChosen: %s. It was refit on all %d training and validation pairs for %d epochs, the median of the epochs early stopping kept in the folds (%s); its test AUC is below.\n\n",
+			chosen.Setting, len(res.Train)+len(res.Val), chosen.RefitEpochs(), strings.Trim(fmt.Sprint(chosen.Epochs), "[]"))
 	}
 	p("## Training\n\n")
 	p("%d epochs", len(h.Loss))
@@ -530,12 +548,16 @@ func (res *Result) report() string {
 
 	p("## Results on the %d test pairs\n\n", len(res.Test))
 	p("| head | AUC |\n|---|---|\n| untrained (random weights) | %.4f |\n| trained | %.4f |\n\n", res.UntrainedROC.AUC(), res.ROC.AUC())
+	on := "the validation pairs"
+	if res.CV != nil {
+		on = "the training and validation pairs the head was refit on (no other pairs remain but the test pairs)"
+	}
 	if res.CutoffChosen {
-		p("Cutoff: a pair goes well together when its distance is at most **%.4f**, the distance maximising TPR - FPR (Youden's J) on the validation pairs. On the test pairs it finds %.1f%% of the compatible pairs (TPR) and calls %.1f%% of the incompatible ones compatible (FPR).\n\n",
-			res.Cutoff.Threshold, 100*res.Cutoff.TPR, 100*res.Cutoff.FPR)
+		p("Cutoff: a pair goes well together when its distance is at most **%.4f**, the distance maximising TPR - FPR (Youden's J) on %s. On the test pairs it finds %.1f%% of the compatible pairs (TPR) and calls %.1f%% of the incompatible ones compatible (FPR).\n\n",
+			res.Cutoff.Threshold, on, 100*res.Cutoff.TPR, 100*res.Cutoff.FPR)
 	} else {
-		p("Cutoff: no distance separated the validation pairs better than chance, so the head keeps the default cutoff %.4f (half the margin). On the test pairs it reaches TPR %.1f%% at FPR %.1f%%.\n\n",
-			res.Cutoff.Threshold, 100*res.Cutoff.TPR, 100*res.Cutoff.FPR)
+		p("Cutoff: no distance separated %s better than chance, so the head keeps the default cutoff %.4f (half the margin). On the test pairs it reaches TPR %.1f%% at FPR %.1f%%.\n\n",
+			on, res.Cutoff.Threshold, 100*res.Cutoff.TPR, 100*res.Cutoff.FPR)
 	}
 	p("Cutoffs for a tolerated false positive rate (test ROC):\n\n| FPR at most | FPR | TPR | cutoff distance |\n|---|---|---|---|\n")
 	for i, pt := range res.Table {

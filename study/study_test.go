@@ -278,6 +278,26 @@ func TestRunGrid(t *testing.T) {
 		assert.Contains(t, string(report), fmt.Sprintf("| %.4f | %.4f |", r.Mean, r.Std))
 	}
 	assert.Contains(t, string(report), "**(chosen)**")
+
+	// The chosen setting is refit on training and validation pairs
+	// together, without early stopping, for the median of the epochs the
+	// folds kept, with the feature scale of those pairs.
+	require.Len(t, best.Epochs, 3)
+	for _, e := range best.Epochs {
+		assert.True(t, e >= 1 && e <= cfg.Trainer.Epochs, "fold epochs %v", best.Epochs)
+	}
+	assert.Len(t, res.History.Loss, best.RefitEpochs())
+	assert.Nil(t, res.History.ValLoss, "the refit has no validation pairs")
+	assert.Equal(t, -1, res.History.BestEpoch)
+	fitted := slices.Concat(res.Train, res.Val)
+	store, err := style.OpenFeatureStore(cfg.StoreDir, &style.StoreOptions{ReadOnly: true})
+	require.NoError(t, err)
+	defer store.Close()
+	scale, err := style.FeatureScale(context.Background(), store, fitted)
+	require.NoError(t, err)
+	assert.Equal(t, scale, res.Scale)
+	assert.Equal(t, scale, res.Head.Scale)
+	assert.Contains(t, string(report), fmt.Sprintf("refit on all %d training and validation pairs for %d epochs", len(fitted), best.RefitEpochs()))
 }
 
 // TestRunResume interrupts a study during the feature extraction and runs

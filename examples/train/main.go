@@ -247,7 +247,15 @@ func printSummary(w io.Writer, r *study.Result) {
 		len(r.Train)+len(r.Val)+len(r.Test), r.Pairs, len(r.Train), len(r.Val), len(r.Test), len(r.Dropped))
 	fmt.Fprintf(w, "Images: %d distinct: %d extracted now, %d from the feature store, %d failed\n",
 		ex.Total, ex.Done, ex.Skipped, len(ex.Failed))
-	fmt.Fprintf(w, "Training: %d epochs in %s (best epoch %d)\n", len(r.History.Loss), r.TrainTime.Round(time.Millisecond), r.History.BestEpoch+1)
+	if r.CV != nil {
+		best := r.CV.Results[r.CV.Best]
+		fmt.Fprintf(w, "Model selection: %s chosen, mean validation AUC %.4f ± %.4f over %d folds\n",
+			best.Setting, best.Mean, best.Std, len(best.AUCs))
+		fmt.Fprintf(w, "Training: refit on the %d training and validation pairs for %d epochs in %s\n",
+			len(r.Train)+len(r.Val), len(r.History.Loss), r.TrainTime.Round(time.Millisecond))
+	} else {
+		fmt.Fprintf(w, "Training: %d epochs in %s (best epoch %d)\n", len(r.History.Loss), r.TrainTime.Round(time.Millisecond), r.History.BestEpoch+1)
+	}
 	fmt.Fprintf(w, "Test AUC: %.4f untrained, %.4f trained\n", r.UntrainedROC.AUC(), r.ROC.AUC())
 	fmt.Fprintf(w, "Cutoff: distance <= %.4f (test TPR %.1f%%, FPR %.1f%%)\n", r.Cutoff.Threshold, 100*r.Cutoff.TPR, 100*r.Cutoff.FPR)
 	fmt.Fprintf(w, "FPR at most   TPR      cutoff\n")

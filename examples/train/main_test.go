@@ -298,6 +298,8 @@ func TestTrainGrid(t *testing.T) {
 	assert.Contains(t, string(report), "## Model selection")
 	assert.Equal(t, 4, strings.Count(string(report), "| margin "), "grid rows")
 	assert.FileExists(t, filepath.Join(out, "cv", "cv.jsonl"))
+	assert.Regexp(t, `Model selection: margin [0-9.]+, dim 128, l2 0, hidden [-6], lr 0.001 chosen, mean validation AUC [0-9.]+ ± [0-9.]+ over 3 folds`, stdout.String())
+	assert.Regexp(t, `Training: refit on the \d+ training and validation pairs for \d+ epochs`, stdout.String())
 
 	g, err := parseGrid("0.5,1", "64,128", "", ";512;512,256", "1e-3")
 	require.NoError(t, err)
