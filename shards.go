@@ -258,7 +258,7 @@ func firstError(err error) error {
 
 // openShardedStore opens the feature stores of the sharded output of the
 // manifest at path as one read-only store (see OpenFeatureStore).
-func openShardedStore(path string, o StoreOptions) (s *FeatureStore, err error) {
+func openShardedStore(path string, o StoreOptions) (_ *FeatureStore, err error) {
 	out, err := readShardManifest(path)
 	if err != nil {
 		return nil, err
@@ -266,7 +266,7 @@ func openShardedStore(path string, o StoreOptions) (s *FeatureStore, err error) 
 	if err := out.verify(true); err != nil {
 		return nil, firstError(err)
 	}
-	s = &FeatureStore{dir: path, readOnly: true, index: make(map[string]int)}
+	s := &FeatureStore{dir: path, readOnly: true, index: make(map[string]int)}
 	defer func() {
 		if err != nil {
 			s.release()
