@@ -1,8 +1,8 @@
 package main
 
 import (
-	"crypto/sha256"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"image"
 	"io"
