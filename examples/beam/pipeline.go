@@ -247,6 +247,7 @@ func (f *extractFn) batchSize() int {
 // ProcessElement loads one image and runs a forward pass when a batch is
 // full.
 func (f *extractFn) ProcessElement(ctx context.Context, entry string, emit func(Result), fail func(Failure)) error {
+	imagesSeen.Add(1)
 	name, category := splitEntry(entry)
 	img, stage, err := f.load(ctx, name)
 	if err != nil {
@@ -270,6 +271,7 @@ var (
 	forwardPasses atomic.Int64 // batched forward passes run
 	largestBatch  atomic.Int64 // most images in one forward pass
 	bundles       atomic.Int64 // bundles finished by extractFn
+	imagesSeen    atomic.Int64 // entries extractFn was given
 )
 
 // FinishBundle runs the forward pass on the last, partial batch.

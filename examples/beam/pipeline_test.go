@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -505,6 +506,191 @@ func TestPipelineBadModel(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "unknown network") {
 		t.Fatalf("err = %v, want the model load error", err)
 	}
+}
+
+// fileState is what a rerun must not change in a file it keeps.
+type fileState struct {
+	info os.FileInfo
+	data []byte
+}
+
+// shardFiles returns the files of every shard of the output, by path
+// relative to it.
+func shardFiles(t *testing.T, out string) map[string]fileState {
+	t.Helper()
+	files := map[string]fileState{}
+	root := filepath.Join(out, shardsDir)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(out, p)
+		files[filepath.ToSlash(rel)] = fileState{info, data}
+		return err
+	})
+	require.NoError(t, err)
+	return files
+}
+
+// outputContent reads a pipeline output back through the library, as
+// one store and one catalogue: the float32 bits of every vector and
+// every catalogue item.
+func outputContent(t *testing.T, out string) (map[string][]uint32, []style.Item) {
+	t.Helper()
+	store, err := style.OpenFeatureStore(out, nil)
+	require.NoError(t, err)
+	defer store.Close()
+	vecs := map[string][]uint32{}
+	v := make([]float32, store.Dim())
+	for i := range store.Len() {
+		store.FeatureTo(v, i)
+		bits := make([]uint32, len(v))
+		for j, x := range v {
+			bits[j] = math.Float32bits(x)
+		}
+		vecs[store.Name(i)] = bits
+	}
+	cat, err := style.LoadCatalog(out)
+	require.NoError(t, err)
+	items := make([]style.Item, cat.Len())
+	for i := range items {
+		items[i] = cat.Item(i)
+	}
+	return vecs, items
+}
+
+// TestPipelineRerunRewritesOnlyBrokenShard runs the pipeline, then again
+// into the same output after breaking it in several ways: each rerun
+// computes and rewrites only the shards that are broken or stale, keeps
+// the other shards' files as they were (same inode, modification time
+// and bytes), and leaves an output that opens as one store and one
+// catalogue equal to the first run's.
+func TestPipelineRerunRewritesOnlyBrokenShard(t *testing.T) {
+	photos := fashionImages(t, 31)
+	dir := t.TempDir()
+	var list []string
+	for i, p := range photos[:30] {
+		a, err := filepath.Abs(p)
+		require.NoError(t, err)
+		if i%4 == 0 {
+			a += "\tcategory"
+		}
+		list = append(list, a)
+	}
+	listPath := filepath.Join(dir, "list.txt")
+	writeList := func() {
+		require.NoError(t, os.WriteFile(listPath, []byte(strings.Join(list, "\n")+"\n"), 0o644))
+	}
+	writeList()
+	spec := ModelSpec{Weights: "generated:narrow:7", Workers: 1}
+	spec.Head = saveTestHead(t, dir, spec)
+	out := filepath.Join(dir, "out")
+	const shards = 3
+	cfg := Config{Input: listPath, Output: out, Model: spec, BatchSize: 4, Shards: shards}
+	runPipeline(t, cfg)
+	man := readManifest(t, out)
+	require.Len(t, man.Shards, shards)
+	counts := make([]int, shards)
+	for k, sh := range man.Shards {
+		counts[k] = sh.Features.Count
+		require.Positive(t, counts[k], "shard %d is empty", k)
+	}
+	wantVecs, wantItems := outputContent(t, out)
+	require.Len(t, wantVecs, 30)
+	complete := slices.Sorted(maps.Keys(shardFiles(t, out)))
+	require.Len(t, complete, 5*shards, "each shard: store (2 files), catalogue, dead letters and summary")
+
+	// rerun runs the pipeline again and checks that it computed the images
+	// of the shards rewrite and no other, kept the other shards' files
+	// untouched, and rewrote those of rewrite.
+	rerun := func(what string, rewrite ...int) {
+		t.Helper()
+		before := shardFiles(t, out)
+		seen := imagesSeen.Load()
+		runPipeline(t, cfg)
+		after := shardFiles(t, out)
+		want := 0
+		for _, k := range rewrite {
+			want += counts[k]
+		}
+		assert.Equal(t, int64(want), imagesSeen.Load()-seen, "%s: images computed again", what)
+		for name, b := range before {
+			k, err := strconv.Atoi(strings.TrimPrefix(name, shardsDir+"/")[:5])
+			require.NoError(t, err, name)
+			a, ok := after[name]
+			switch {
+			case slices.Contains(rewrite, k):
+				if ok {
+					assert.False(t, os.SameFile(a.info, b.info), "%s: %s was not rewritten", what, name)
+				}
+			case !ok:
+				t.Errorf("%s: %s of a sound shard was removed", what, name)
+			default:
+				assert.True(t, os.SameFile(a.info, b.info), "%s: %s of a sound shard was replaced", what, name)
+				assert.Equal(t, b.info.ModTime(), a.info.ModTime(), "%s: %s of a sound shard was modified", what, name)
+				assert.Equal(t, b.data, a.data, "%s: %s of a sound shard changed", what, name)
+			}
+		}
+		for _, k := range rewrite {
+			_, ok := after[shardDir(k, shards)+"/"+summaryFile]
+			assert.True(t, ok, "%s: shard %d has a summary", what, k)
+		}
+		assert.Equal(t, complete, slices.Sorted(maps.Keys(after)), "%s: the shards hold the files of a complete output", what)
+		vecs, items := outputContent(t, out)
+		assert.Equal(t, wantVecs, vecs, "%s: the features read back", what)
+		assert.Equal(t, wantItems, items, "%s: the catalogue read back", what)
+	}
+
+	rerun("nothing broken")
+
+	// One byte of a vector of shard 1: the library refuses the output,
+	// the rerun rewrites that shard only.
+	f16 := filepath.Join(out, filepath.FromSlash(man.Shards[1].Features.Path), "features.f16")
+	data, err := os.ReadFile(f16)
+	require.NoError(t, err)
+	data[len(data)-100] ^= 0x10
+	require.NoError(t, os.WriteFile(f16, data, 0o644))
+	_, err = style.OpenFeatureStore(out, nil)
+	require.ErrorContains(t, err, "checksum mismatch", "a corrupt shard")
+	rerun("a corrupt byte in shard 1", 1)
+
+	// Shard 2's catalogue deleted, and shard 0's whole folder.
+	require.NoError(t, os.Remove(filepath.Join(out, filepath.FromSlash(man.Shards[2].Catalog.Path))))
+	require.NoError(t, os.RemoveAll(filepath.Join(out, filepath.FromSlash(shardDir(0, shards)))))
+	_, err = style.LoadCatalog(out)
+	require.ErrorIs(t, err, fs.ErrNotExist, "a missing shard")
+	rerun("shard 2's catalogue and shard 0 deleted", 0, 2)
+
+	// A new image in the list: its shard is stale (written for other
+	// images) and is rewritten with it, the others are kept.
+	a, err := filepath.Abs(photos[30])
+	require.NoError(t, err)
+	list = append(list, a)
+	writeList()
+	k := shardOf(a, shards)
+	counts[k]++
+	wantVecs, wantItems = nil, nil
+	seen := imagesSeen.Load()
+	before := shardFiles(t, out)
+	runPipeline(t, cfg)
+	assert.Equal(t, int64(counts[k]), imagesSeen.Load()-seen, "a new image: only its shard is computed again")
+	after := shardFiles(t, out)
+	for name, b := range before {
+		if !strings.HasPrefix(name, shardDir(k, shards)+"/") {
+			assert.True(t, os.SameFile(after[name].info, b.info), "a new image: %s of another shard was replaced", name)
+		}
+	}
+	vecs, items := outputContent(t, out)
+	assert.Len(t, vecs, 31)
+	assert.Len(t, items, 31)
 }
 
 var benchWeights = flag.String("bench.weights", "generated:narrow:1",
