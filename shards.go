@@ -12,7 +12,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 
@@ -244,16 +243,12 @@ func (o *shardedOutput) verify(stores bool) error {
 			errs[i] = o.errorf(c.shard, nil, "%s: checksum mismatch: SHA-256 %s, the manifest records %s", c.path, got, c.want)
 		}
 	})
-	return errors.Join(slices.DeleteFunc(errs, func(e error) bool { return e == nil })...)
-}
-
-// firstError returns the first error that errors.Join joined in err, or
-// err.
-func firstError(err error) error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 0 {
-		return j.Unwrap()[0]
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
 	}
-	return err
+	return nil
 }
 
 // openShardedStore opens the feature stores of the sharded output of the
@@ -264,7 +259,7 @@ func openShardedStore(path string, o StoreOptions) (_ *FeatureStore, err error) 
 		return nil, err
 	}
 	if err := out.verify(true); err != nil {
-		return nil, firstError(err)
+		return nil, err
 	}
 	s := &FeatureStore{dir: path, readOnly: true, index: make(map[string]int)}
 	defer func() {
@@ -328,7 +323,7 @@ func loadShardedCatalog(path string) (*Catalog, error) {
 		return nil, err
 	}
 	if err := out.verify(false); err != nil {
-		return nil, firstError(err)
+		return nil, err
 	}
 	c := &Catalog{}
 	owner := map[string]int{} // shard of each ID

@@ -10,6 +10,7 @@ import (
 	"hash/fnv"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -232,7 +233,7 @@ func checkShard(ctx context.Context, output string, k, n int, model string, entr
 		return nil, fmt.Sprintf("written for other images (%d entries then, %d now)", s.Entries, entries)
 	}
 	files := s.files()
-	for _, name := range slices.Sorted(mapsKeys(files)) {
+	for _, name := range slices.Sorted(maps.Keys(files)) {
 		if !strings.HasPrefix(name, shardDir(k, n)+"/") {
 			return nil, fmt.Sprintf("%s lists %s, outside the shard", path, name)
 		}
@@ -245,16 +246,6 @@ func checkShard(ctx context.Context, output string, k, n int, model string, entr
 		}
 	}
 	return &s, ""
-}
-
-func mapsKeys(m map[string]string) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // keyResultFn and keyFailureFn key results and failures by shard.
