@@ -191,7 +191,7 @@ func (f *planShardFn) ProcessElement(ctx context.Context, shard int, iter func(*
 	if err != nil {
 		return err
 	}
-	s, why := checkShard(ctx, f.Output, shard, f.Shards, modelKey(m, f.Features), n, sum)
+	s, why := checkShard(ctx, f.Output, shard, f.Shards, modelKey(m, f.Features), f.Features, f.Model.Head != "", n, sum)
 	if why == "" {
 		data, err := json.Marshal(s)
 		if err != nil {
@@ -208,9 +208,10 @@ func (f *planShardFn) ProcessElement(ctx context.Context, shard int, iter func(*
 	return nil
 }
 
-// checkShard reads and checks the summary of shard k of n in output and
-// returns it, or why the shard must be written.
-func checkShard(ctx context.Context, output string, k, n int, model string, entries int, entriesSum string) (*shardSummary, string) {
+// checkShard reads and checks the summary of shard k of n in output,
+// which must list a feature store and a catalogue as this run writes them,
+// and returns it, or why the shard must be written.
+func checkShard(ctx context.Context, output string, k, n int, model string, features, catalog bool, entries int, entriesSum string) (*shardSummary, string) {
 	path := joinPath(output, shardDir(k, n)+"/"+summaryFile)
 	data, err := readFile(ctx, path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -229,6 +230,8 @@ func checkShard(ctx context.Context, output string, k, n int, model string, entr
 		return nil, fmt.Sprintf("%s: written as shard %d of %d", path, s.Shard, s.Shards)
 	case s.Model != model:
 		return nil, "written with another model or other outputs"
+	case s.Failures == nil || (s.Features != nil) != features || (s.Catalog != nil) != catalog:
+		return nil, fmt.Sprintf("%s does not list the files this run writes", path)
 	case s.Entries != entries || s.EntriesSHA256 != entriesSum:
 		return nil, fmt.Sprintf("written for other images (%d entries then, %d now)", s.Entries, entries)
 	}
