@@ -270,7 +270,7 @@ func openShardedStore(path string, o StoreOptions) (_ *FeatureStore, err error) 
 	owner := map[string]int{} // shard of each name
 	for k, sh := range out.m.Shards {
 		dir := out.file(sh.Features.Path)
-		part, err := OpenFeatureStore(dir, &StoreOptions{ReadOnly: true})
+		part, err := openStoreFolder(dir, StoreOptions{ReadOnly: true, CheckpointEvery: 256})
 		if err != nil {
 			return nil, out.errorf(k, err, "feature store %s", sh.Features.Path)
 		}

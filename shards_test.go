@@ -206,6 +206,9 @@ func TestShardedOutputErrors(t *testing.T) {
 			m.Shards[2].Features.Path = filepath.Join(dir, "shards/2/features")
 			m.Shards[2].Catalog.Path = "/" + m.Shards[2].Catalog.Path
 		}, want: []string{"shard 2", "not inside"}},
+		{name: "the output folder as a shard", damage: func(t *testing.T, dir string, m *shardManifest) {
+			m.Shards[1].Features.Path, m.Shards[1].Catalog.Path = ".", "shards"
+		}, want: []string{"shard 1"}},
 		{name: "path used twice", damage: func(t *testing.T, dir string, m *shardManifest) {
 			m.Shards[3].Features.Path, m.Shards[3].Catalog.Path = m.Shards[0].Features.Path, m.Shards[0].Catalog.Path
 		}, want: []string{"shard 3", "also used by shard 0"}},

@@ -242,6 +242,12 @@ func OpenFeatureStore(dir string, opts *StoreOptions) (store *FeatureStore, err 
 	if m := shardManifestOf(dir); m != "" {
 		return openShardedStore(m, o)
 	}
+	return openStoreFolder(dir, o)
+}
+
+// openStoreFolder opens the feature store in folder dir, as
+// OpenFeatureStore does; o has its defaults resolved.
+func openStoreFolder(dir string, o StoreOptions) (store *FeatureStore, err error) {
 	s := &FeatureStore{dir: dir, readOnly: o.ReadOnly, every: o.CheckpointEvery, index: make(map[string]int)}
 	defer func() {
 		if err != nil {
