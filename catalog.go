@@ -912,7 +912,36 @@ func (cw *countWriter) writeCRC(crc uint32) {
 // index, for example after items were added or journaled since, detected
 // by a checksum of all the embeddings) or malformed is ignored, and
 // searches are then exact until BuildIndex builds a new one.
+//
+// path may also name the manifest of a sharded output, or the folder
+// holding it (manifest.json; see "Sharded outputs" at OpenFeatureStore for
+// its format): the shards' catalogues are then loaded as one, their items
+// in manifest order, each shard's in its file's order. Every shard's
+// catalogue file is checked against the SHA-256 and item count the
+// manifest records; a shard catalogue's journal and index are not read
+// (the manifest pins the file), so the merged catalogue has no index
+// until BuildIndex. The shards' metadata must be equal (it becomes the
+// catalogue's), and no ID may be in two shards. A problem gives a
+// *FormatError naming the manifest and the shard. The merged catalogue
+// has no file: Save writes it anew.
 func LoadCatalog(path string) (*Catalog, error) {
+	if m := catalogManifestOf(path); m != "" {
+		return loadShardedCatalog(m)
+	}
+	c, err := loadCatalogFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := replayJournal(c, path); err != nil {
+		return nil, err
+	}
+	c.loadIndex(path) // without a valid index, searches are exact
+	return c, nil
+}
+
+// loadCatalogFile reads the catalogue file at path, without its journal
+// and index.
+func loadCatalogFile(path string) (*Catalog, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("style: %w", err)
@@ -925,15 +954,7 @@ func LoadCatalog(path string) (*Catalog, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("style: %s: not a regular file", path)
 	}
-	c, err := decodeCatalog(bufio.NewReaderSize(f, int(min(1<<20, st.Size()))), st.Size(), path)
-	if err != nil {
-		return nil, err
-	}
-	if err := replayJournal(c, path); err != nil {
-		return nil, err
-	}
-	c.loadIndex(path) // without a valid index, searches are exact
-	return c, nil
+	return decodeCatalog(bufio.NewReaderSize(f, int(min(1<<20, st.Size()))), st.Size(), path)
 }
 
 // catalogReader reads sections while tracking the offset for errors.

@@ -145,6 +145,12 @@ type FeatureStore struct {
 	closed  bool
 
 	bufs sync.Pool // *[]byte of recSize
+
+	// A sharded output (see OpenFeatureStore) is read through the
+	// stores of its shards: vectors starts[k] to starts[k+1]-1 are those
+	// of shards[k]. names, index and maxes cover them all; f is nil.
+	shards []*FeatureStore
+	starts []int
 }
 
 type storeMapping struct {
@@ -181,6 +187,47 @@ func storeRecordSize(dim int) int64 {
 // data file gives a *FormatError. If index.json is missing but data is
 // present (the index was deleted), the index is rebuilt by checking every
 // record, which needs opts.Dim.
+//
+// # Sharded outputs
+//
+// dir may also name the manifest of a sharded output (an extraction split
+// over many machines, as examples/beam writes it), or the folder holding
+// that manifest, manifest.json, and no feature store. The shards' feature
+// stores are then opened as one store, always read-only (Put returns an
+// error saying so): its vectors are those of the shards in manifest order,
+// each shard's in its own order. Before anything is opened, the SHA-256
+// of every file of every shard's store is checked against the manifest
+// (reading all of them once). The shards must hold as many vectors as the
+// manifest records, the same dimension and the manifest's backbone, and
+// no name may be in two shards; opts.Dim and opts.Backbone, if set, must
+// match. A problem (a malformed manifest, a path leaving the manifest's
+// folder, a missing file, a checksum or count that does not match) gives
+// a *FormatError naming the manifest and the shard.
+//
+// The manifest is JSON:
+//
+//	{
+//	  "format": "style sharded output",
+//	  "version": 1,
+//	  "backbone": {"Arch": "vgg16", "Preprocess": "torch", "SHA256": "<hex>", "Seed": 0, "Divisor": 1},
+//	  "shards": [
+//	    {
+//	      "features": {"path": "shards/00000-of-00002/features", "count": 12,
+//	                   "sha256": {"features.f16": "<hex>", "index.json": "<hex>"}},
+//	      "catalog":  {"path": "shards/00000-of-00002/catalog.stylecat", "count": 12,
+//	                   "sha256": "<hex>"}
+//	    },
+//	    ...
+//	  ]
+//	}
+//
+// Paths are relative to the manifest's folder, with forward slashes, and
+// must stay inside it (no "..", not absolute, not shared by two shards).
+// Each shard has a feature store folder ("features"), a catalogue file
+// ("catalog", see LoadCatalog), or both; "count" is the number of vectors
+// or items of that part, "sha256" the hex SHA-256 of each file read (for a
+// store, exactly its two files). The backbone is checked when not the zero
+// Backbone. Other fields are ignored.
 func OpenFeatureStore(dir string, opts *StoreOptions) (store *FeatureStore, err error) {
 	var o StoreOptions
 	if opts != nil {
@@ -192,6 +239,15 @@ func OpenFeatureStore(dir string, opts *StoreOptions) (store *FeatureStore, err 
 	if o.CheckpointEvery <= 0 {
 		o.CheckpointEvery = 256
 	}
+	if m := shardManifestOf(dir); m != "" {
+		return openShardedStore(m, o)
+	}
+	return openStoreFolder(dir, o)
+}
+
+// openStoreFolder opens the feature store in folder dir, as
+// OpenFeatureStore does; o has its defaults resolved.
+func openStoreFolder(dir string, o StoreOptions) (store *FeatureStore, err error) {
 	s := &FeatureStore{dir: dir, readOnly: o.ReadOnly, every: o.CheckpointEvery, index: make(map[string]int)}
 	defer func() {
 		if err != nil {
@@ -477,6 +533,10 @@ var _ FeatureSource = (*FeatureStore)(nil)
 // checked before, and returns the reason it is damaged or unreadable
 // instead. rec is valid only during the call.
 func (s *FeatureStore) readRecord(i int, use func(rec []byte)) error {
+	if s.shards != nil {
+		part, j := s.shardOf(i)
+		return part.readRecord(j, use)
+	}
 	off := int64(i) * s.recSize
 	var rec []byte
 	if m := s.mapped.Load(); m != nil && int64(i) < m.n {
@@ -675,6 +735,9 @@ func (s *FeatureStore) Put(name string, features []float32) (int, error) {
 }
 
 func (s *FeatureStore) errReadOnly() error {
+	if s.shards != nil {
+		return fmt.Errorf("style: feature store %s is read-only: a sharded output is opened for reading only", s.dir)
+	}
 	return fmt.Errorf("style: feature store %s is read-only", s.dir)
 }
 
@@ -794,6 +857,11 @@ func (s *FeatureStore) release() error {
 		}
 	}
 	s.maps = nil
+	for _, part := range s.shards {
+		if e := part.Close(); e != nil && err == nil {
+			err = e
+		}
+	}
 	if s.f != nil {
 		if e := s.f.Close(); e != nil && err == nil {
 			err = fmt.Errorf("style: feature store: %w", e)

@@ -7,10 +7,13 @@
 //
 // It reads a list of images (a text file of paths and URLs, or a directory
 // or glob), loads each worker's model once, runs the forward pass in
-// batches, and writes the results and a dead-letter report of the images
-// that failed (failures.jsonl) to the output directory: the features as a
-// style.FeatureStore (folder features), the embeddings as a style.Catalog
-// (catalog.stylecat). Every Beam flag
+// batches, and writes the results in shards (each by one worker) and a
+// dead-letter report of the images that failed (failures.jsonl) to the
+// output directory: per shard, the features as a style.FeatureStore and
+// the embeddings as a style.Catalog; and a manifest (manifest.json)
+// through which style.OpenFeatureStore and style.LoadCatalog open all
+// shards as one store and one catalogue. A rerun into the same output
+// keeps the shards that are complete and rewrites the others. Every Beam flag
 // (-runner, -project, -region, -endpoint, -environment_type, ...) is
 // accepted; see README.md.
 package main
@@ -35,6 +38,7 @@ var (
 	modelWork   = flag.Int("model_workers", 0, "goroutines per forward pass in each worker process (0: all cores)")
 	features    = flag.Bool("feature_store", true, "write the features to a feature store (output/features); -feature_store=false keeps only the head's catalogue")
 	httpTimeout = flag.Duration("http_timeout", 30*time.Second, "timeout for fetching one image by URL")
+	shards      = flag.Int("shards", defaultShards, "number of shards of the output, each written by one worker (at least the number of workers)")
 )
 
 func main() {
@@ -43,6 +47,10 @@ func main() {
 	if *input == "" || *output == "" || *weights == "" {
 		fmt.Fprintln(os.Stderr, "beam: -input, -output and -weights are required")
 		flag.Usage()
+		os.Exit(2)
+	}
+	if *shards <= 0 {
+		fmt.Fprintln(os.Stderr, "beam: -shards must be positive")
 		os.Exit(2)
 	}
 	if !*features && *head == "" {
@@ -63,6 +71,7 @@ func main() {
 		BatchSize:      *batchSize,
 		HTTPTimeout:    *httpTimeout,
 		NoFeatureStore: !*features,
+		Shards:         *shards,
 	})
 	start := time.Now()
 	if err := beamx.Run(ctx, p); err != nil {

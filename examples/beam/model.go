@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"image"
 	"io"
@@ -70,6 +71,8 @@ type model struct {
 	ext   style.FeatureExtractor
 	batch func(ctx context.Context, imgs []image.Image) ([][]float32, error) // nil: one image at a time
 	head  *style.SiameseHead                                                 // nil: no embedding
+
+	headSHA256 string // hex SHA-256 of the head file, "" without a head
 }
 
 // embedBatch returns the embeddings of feats, in one batched product.
@@ -174,7 +177,11 @@ func loadModel(ctx context.Context, spec ModelSpec) (*model, error) {
 		if err != nil {
 			return nil, err
 		}
-		m.head = h
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		m.head, m.headSHA256 = h, fmt.Sprintf("%x", sha256.Sum256(data))
 	}
 	return m, nil
 }

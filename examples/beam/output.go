@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,43 +15,31 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
 )
 
-// Output files, in the output directory.
+// Output files, in the output directory and in each shard's folder.
 const (
 	failuresFile = "failures.jsonl" // the dead-letter report, one JSON Failure per line, sorted by image
 )
 
-// writeFailuresFn writes the dead-letter report.
-type writeFailuresFn struct {
-	Output string
-}
-
-func (f *writeFailuresFn) ProcessElement(ctx context.Context, _ []byte, iter func(*Failure) bool) error {
-	var fs []Failure
-	var x Failure
-	for iter(&x) {
-		fs = append(fs, x)
-	}
+// sortFailures sorts dead letters by image.
+func sortFailures(fs []Failure) {
 	slices.SortFunc(fs, func(a, b Failure) int { return strings.Compare(a.Image, b.Image) })
-	return writeOutput(ctx, joinPath(f.Output, failuresFile), func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		for _, x := range fs {
-			if err := enc.Encode(x); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }
 
-// ReadFailures reads a dead-letter report written by the pipeline.
-func ReadFailures(path string) ([]Failure, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+// encodeFailures writes dead letters as JSON lines.
+func encodeFailures(w io.Writer, fs []Failure) error {
+	enc := json.NewEncoder(w)
+	for _, x := range fs {
+		if err := enc.Encode(x); err != nil {
+			return err
+		}
 	}
-	defer f.Close()
+	return nil
+}
+
+// decodeFailures reads a dead-letter report read from path.
+func decodeFailures(data []byte, path string) ([]Failure, error) {
 	var fs []Failure
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(nil, 1<<20)
 	for line := 1; sc.Scan(); line++ {
 		var x Failure
@@ -59,7 +48,19 @@ func ReadFailures(path string) ([]Failure, error) {
 		}
 		fs = append(fs, x)
 	}
-	return fs, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return fs, nil
+}
+
+// ReadFailures reads a dead-letter report written by the pipeline.
+func ReadFailures(path string) ([]Failure, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return decodeFailures(data, path)
 }
 
 // joinPath joins a directory and a file name, for local paths and Beam
@@ -68,7 +69,7 @@ func joinPath(dir, name string) string {
 	if strings.Contains(dir, "://") {
 		return strings.TrimSuffix(dir, "/") + "/" + name
 	}
-	return filepath.Join(dir, name)
+	return filepath.Join(dir, filepath.FromSlash(name))
 }
 
 // writeOutput writes a file through write: atomically (temporary file and

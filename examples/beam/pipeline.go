@@ -59,6 +59,16 @@ type Config struct {
 	// NoFeatureStore skips writing the features (to keep only the
 	// embeddings of a head: the features take 50 KB per image).
 	NoFeatureStore bool
+	// Shards is the number of shards the results are written in, each by
+	// one worker; 0 means 16.
+	Shards int
+}
+
+func (cfg *Config) shards() int {
+	if cfg.Shards <= 0 {
+		return defaultShards
+	}
+	return cfg.Shards
 }
 
 func init() {
@@ -69,34 +79,66 @@ func init() {
 	register.Emitter1[Failure]()
 	register.DoFn2x0[string, func(string)](&expandListFn{})
 	register.Function1x1(metadataPath)
-	register.DoFn3x1[context.Context, []byte, func(*Result) bool, error](&writeResultsFn{})
+	beam.RegisterType(reflect.TypeOf((*ShardPlan)(nil)).Elem())
+	register.DoFn1x2[string, int, string](&assignShardFn{})
+	register.DoFn2x0[[]byte, func(int, string)](&shardMarkersFn{})
+	register.Emitter2[int, string]()
+	register.DoFn6x1[context.Context, int, func(*string) bool, func(string), func(int, ShardPlan), func(string), error](&planShardFn{})
+	register.Iter1[string]()
+	register.Emitter1[string]()
+	register.Emitter2[int, ShardPlan]()
+	register.DoFn1x2[Result, int, Result](&keyResultFn{})
+	register.DoFn1x2[Failure, int, Failure](&keyFailureFn{})
+	register.DoFn6x1[context.Context, int, func(*ShardPlan) bool, func(*Result) bool, func(*Failure) bool, func(string), error](&writeShardFn{})
+	register.Iter1[ShardPlan]()
 	register.Iter1[Result]()
-	register.DoFn3x1[context.Context, []byte, func(*Failure) bool, error](&writeFailuresFn{})
 	register.Iter1[Failure]()
+	register.DoFn3x1[context.Context, []byte, func(*string) bool, error](&writeManifestFn{})
 }
 
-// Build adds the pipeline of cfg to scope s: list images, de-duplicate and
-// spread them over the workers, extract features (and embeddings) in
-// batches, and write the results and the dead-letter report to cfg.Output:
-// the features as a style.FeatureStore in folder "features", the embeddings
-// (with a head) as a style.Catalog in "catalog.stylecat", the failures in
-// "failures.jsonl".
+// Build adds the pipeline of cfg to scope s: list images, de-duplicate
+// them, plan the shards (keeping those a previous run completed for the
+// same images and model), extract features (and embeddings) in batches
+// for the others, and write each of them, by one worker per shard, to
+// cfg.Output: in shards/0000K-of-0000N, the features as a
+// style.FeatureStore in folder "features", the embeddings (with a head) as
+// a style.Catalog in "catalog.stylecat", the dead letters in
+// "failures.jsonl" and the shard's summary. Then the dead letters of all
+// shards in "failures.jsonl" and, last, the manifest "manifest.json",
+// through which style.OpenFeatureStore and style.LoadCatalog open the
+// output as one store and one catalogue.
 func Build(s beam.Scope, cfg Config) {
+	n := cfg.shards()
 	images := listImages(s.Scope("ListImages"), cfg.Input)
 	// Distinct groups by image name: duplicates in the list are computed
-	// once, and the grouping redistributes the work over the workers (a
-	// list file alone would be read, and processed, by one worker).
+	// once.
 	images = filter.Distinct(s.Scope("Distinct"), images)
+	// Every entry goes to the shard of its image, and every shard gets an
+	// empty marker so that it is planned even without images.
+	keyed := beam.ParDo(s.Scope("AssignShard"), &assignShardFn{Shards: n}, images)
+	markers := beam.ParDo(s.Scope("ShardMarkers"), &shardMarkersFn{Shards: n}, beam.Impulse(s))
+	grouped := beam.GroupByKey(s.Scope("GroupEntries"), beam.Flatten(s, keyed, markers))
+	todo, plans, kept := beam.ParDo3(s.Scope("PlanShards"), &planShardFn{
+		Output: cfg.Output, Shards: n, Model: cfg.Model, Features: !cfg.NoFeatureStore,
+	}, grouped)
+	// The images of one shard leave its planner together: spread them
+	// over the workers again.
+	todo = beam.Reshuffle(s.Scope("Spread"), todo)
 	results, failures := beam.ParDo2(s.Scope("Extract"), &extractFn{
 		Model:       cfg.Model,
 		BatchSize:   cfg.BatchSize,
 		HTTPTimeout: cfg.HTTPTimeout,
-	}, images)
-	impulse := beam.Impulse(s)
-	beam.ParDo0(s.Scope("WriteResults"), &writeResultsFn{Output: cfg.Output, Model: cfg.Model, Features: !cfg.NoFeatureStore},
-		impulse, beam.SideInput{Input: results})
-	beam.ParDo0(s.Scope("WriteFailures"), &writeFailuresFn{Output: cfg.Output},
-		impulse, beam.SideInput{Input: failures})
+	}, todo)
+	// Each shard's results and dead letters meet its plan at one worker,
+	// which writes the shard.
+	byShard := beam.CoGroupByKey(s.Scope("GroupShards"), plans,
+		beam.ParDo(s.Scope("KeyResults"), &keyResultFn{Shards: n}, results),
+		beam.ParDo(s.Scope("KeyFailures"), &keyFailureFn{Shards: n}, failures))
+	written := beam.ParDo(s.Scope("WriteShards"), &writeShardFn{
+		Output: cfg.Output, Shards: n, Model: cfg.Model, Features: !cfg.NoFeatureStore,
+	}, byShard)
+	beam.ParDo0(s.Scope("WriteManifest"), &writeManifestFn{Output: cfg.Output, Shards: n},
+		beam.Impulse(s), beam.SideInput{Input: beam.Flatten(s, kept, written)})
 }
 
 // listImages reads the image list: a text file of paths and URLs, or the
@@ -205,6 +247,7 @@ func (f *extractFn) batchSize() int {
 // ProcessElement loads one image and runs a forward pass when a batch is
 // full.
 func (f *extractFn) ProcessElement(ctx context.Context, entry string, emit func(Result), fail func(Failure)) error {
+	imagesSeen.Add(1)
 	name, category := splitEntry(entry)
 	img, stage, err := f.load(ctx, name)
 	if err != nil {
@@ -228,6 +271,7 @@ var (
 	forwardPasses atomic.Int64 // batched forward passes run
 	largestBatch  atomic.Int64 // most images in one forward pass
 	bundles       atomic.Int64 // bundles finished by extractFn
+	imagesSeen    atomic.Int64 // entries extractFn was given
 )
 
 // FinishBundle runs the forward pass on the last, partial batch.

@@ -4,15 +4,20 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"io/fs"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,6 +25,8 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"github.com/stylespace/style"
 )
 
@@ -215,8 +222,8 @@ func TestPipelineMatchesSingleMachine(t *testing.T) {
 	out := filepath.Join(dir, "out")
 	loadsBefore, passesBefore, bundlesBefore := modelLoads.Load(), forwardPasses.Load(), bundles.Load()
 	largestBatch.Store(0)
-	const batch = 8
-	runPipeline(t, Config{Input: listPath, Output: out, Model: spec, BatchSize: batch})
+	const batch, shards = 8, 4
+	runPipeline(t, Config{Input: listPath, Output: out, Model: spec, BatchSize: batch, Shards: shards})
 	if flakyHits.Load() != 2 {
 		t.Errorf("the URL answering 503 once was requested %d times, want 2", flakyHits.Load())
 	}
@@ -262,6 +269,38 @@ func TestPipelineMatchesSingleMachine(t *testing.T) {
 		t.Error("failures are not sorted by image")
 	}
 
+	// Sharding: the manifest lists the four shards, each written (not
+	// empty: 200 or 60 photos over four shards), holding exactly the
+	// images that hash to it, its catalogue sorted by image.
+	man := readManifest(t, out)
+	require.Len(t, man.Shards, shards)
+	var fromShards []style.Item // the shards' catalogue items, in manifest order
+	shardTotal := 0
+	for k, sh := range man.Shards {
+		require.NotNil(t, sh.Features, "shard %d", k)
+		require.NotNil(t, sh.Catalog, "shard %d", k)
+		assert.Equal(t, shardDir(k, shards)+"/"+featuresDir, sh.Features.Path)
+		assert.Positive(t, sh.Features.Count, "shard %d is empty", k)
+		shardTotal += sh.Features.Count
+		part, err := style.OpenFeatureStore(filepath.Join(out, filepath.FromSlash(sh.Features.Path)), &style.StoreOptions{ReadOnly: true})
+		require.NoError(t, err)
+		for i := range part.Len() {
+			assert.Equal(t, k, shardOf(part.Name(i), shards), "%s in shard %d", part.Name(i), k)
+		}
+		require.NoError(t, part.Close())
+		pc, err := style.LoadCatalog(filepath.Join(out, filepath.FromSlash(sh.Catalog.Path)))
+		require.NoError(t, err)
+		assert.Equal(t, sh.Features.Count, pc.Len(), "shard %d: catalogue and store", k)
+		for i := range pc.Len() {
+			it := pc.Item(i)
+			if i > 0 && pc.Item(i-1).ID >= it.ID {
+				t.Fatalf("shard %d: catalogue not sorted at %d: %q after %q", k, i, it.ID, pc.Item(i-1).ID)
+			}
+			fromShards = append(fromShards, it)
+		}
+	}
+	assert.Equal(t, len(want), shardTotal, "the shards hold every good image once")
+
 	// The single-machine path over the same images: a model of its own,
 	// the extractor called on one image at a time, the head called
 	// directly.
@@ -270,6 +309,7 @@ func TestPipelineMatchesSingleMachine(t *testing.T) {
 		t.Fatal(err)
 	}
 	exp := map[string]Result{}
+	src := mapSource{}
 	for name, data := range want {
 		if data == nil {
 			if data, err = os.ReadFile(name); err != nil {
@@ -277,72 +317,126 @@ func TestPipelineMatchesSingleMachine(t *testing.T) {
 			}
 		}
 		exp[name] = singleMachine(t, ref, name, data)
+		src[name] = data
 	}
+	// And the library's single-process extraction: style.ExtractFeatures
+	// into one feature store, Catalog.AddImages into one catalogue.
+	names := slices.Sorted(maps.Keys(want))
+	refStore, err := style.OpenFeatureStore(filepath.Join(dir, "ref"), &style.StoreOptions{Dim: ref.ext.FeatureLen(), Backbone: ref.ext.Backbone()})
+	require.NoError(t, err)
+	defer refStore.Close()
+	rep, err := style.ExtractFeatures(context.Background(), refStore, src, ref.ext, names, nil)
+	require.NoError(t, err)
+	require.Empty(t, rep.Failed)
+	refCat := &style.Catalog{}
+	rep, err = refCat.AddImages(context.Background(), src, names, ref.ext, ref.head, nil)
+	require.NoError(t, err)
+	require.Empty(t, rep.Failed)
 
-	// The pipeline's feature store: every good image exactly once, equal to
-	// the single-machine features rounded to float16 as the store keeps
-	// them. Tolerance 5e-4 relative: float16 rounding moves each value by at
+	// The pipeline's output, opened as one through the folder and through
+	// the manifest: every good image exactly once, bit for bit the
+	// single-process store's vector (the VGG16 gives the same features
+	// however images are batched, and both round them to float16 the same
+	// way). Against the float32 features of the single-machine path, the
+	// tolerance is 5e-4 relative: float16 rounding moves each value by at
 	// most 2^-11 (4.9e-4) relative (less below 6.1e-5), so the whole vector
-	// too; batching itself changes nothing (the VGG16 gives the same
-	// features however images are batched).
-	store, err := style.OpenFeatureStore(filepath.Join(out, featuresDir), &style.StoreOptions{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	if store.Len() != len(want) {
-		t.Errorf("feature store holds %d vectors, want %d", store.Len(), len(want))
-	}
-	if store.Backbone() != ref.ext.Backbone() {
-		t.Errorf("feature store backbone %+v, want %+v", store.Backbone(), ref.ext.Backbone())
-	}
-	got := make([]float32, store.Dim())
-	worstStore := 0.0
-	for name := range want {
-		i, ok := store.Index(name)
-		if !ok {
-			t.Errorf("%s missing from the feature store", name)
-			continue
+	// too.
+	for _, path := range []string{out, filepath.Join(out, manifestName)} {
+		store, err := style.OpenFeatureStore(path, &style.StoreOptions{ReadOnly: true})
+		require.NoError(t, err, path)
+		if store.Len() != len(want) {
+			t.Errorf("feature store holds %d vectors, want %d", store.Len(), len(want))
 		}
-		e := relErr(store.FeatureTo(got, i), exp[name].Features)
-		worstStore = max(worstStore, e)
-		if e > 5e-4 {
-			t.Errorf("%s: stored features differ from the single-machine path: relative error %.3g", name, e)
+		if store.Backbone() != ref.ext.Backbone() {
+			t.Errorf("feature store backbone %+v, want %+v", store.Backbone(), ref.ext.Backbone())
 		}
-	}
+		got := make([]float32, store.Dim())
+		refVec := make([]float32, refStore.Dim())
+		worstStore, differ := 0.0, 0
+		for name := range want {
+			i, ok := store.Index(name)
+			if !ok {
+				t.Errorf("%s missing from the feature store", name)
+				continue
+			}
+			j, ok := refStore.Index(name)
+			require.True(t, ok, name)
+			store.FeatureTo(got, i)
+			refStore.FeatureTo(refVec, j)
+			if !sameBits(got, refVec) {
+				differ++
+				t.Errorf("%s: stored features differ from the single-process store's (relative error %.3g)", name, relErr(got, refVec))
+			}
+			e := relErr(got, exp[name].Features)
+			worstStore = max(worstStore, e)
+			if e > 5e-4 {
+				t.Errorf("%s: stored features differ from the single-machine path: relative error %.3g", name, e)
+			}
+		}
+		require.NoError(t, store.Close())
 
-	// The catalogue of embeddings: every good image once, sorted, with its
-	// category, each embedding equal to the head applied to the features
-	// the extractor gives for the image. Tolerance 1e-5 relative: both
-	// sides are float32 products of the same inputs, batched differently
-	// (a few ulps), far below any real difference.
-	cat, err := style.LoadCatalog(filepath.Join(out, catalogFile))
-	if err != nil {
-		t.Fatal(err)
+		// The catalogue of embeddings: every good image once, the shards'
+		// items in manifest order, with its category, each embedding bit for
+		// bit the one Catalog.AddImages computes, and equal to the head
+		// applied to the extractor's features. Tolerance 1e-5 relative: both
+		// sides are float32 products of the same inputs, batched differently
+		// (a few ulps), far below any real difference.
+		cat, err := style.LoadCatalog(path)
+		require.NoError(t, err, path)
+		if cat.Len() != len(want) || cat.Dim() != testHeadOut {
+			t.Fatalf("catalogue of %d items of %d values, want %d of %d", cat.Len(), cat.Dim(), len(want), testHeadOut)
+		}
+		worstEmb := 0.0
+		for i := range cat.Len() {
+			it := cat.Item(i)
+			assert.Equal(t, fromShards[i], it, "item %d: the shards' items in manifest order", i)
+			ref, ok := exp[it.ID]
+			if !ok {
+				t.Fatalf("unexpected catalogue item %q", it.ID)
+			}
+			if it.Category != wantCat[it.ID] {
+				t.Errorf("%s: category %q, want %q", it.ID, it.Category, wantCat[it.ID])
+			}
+			j, ok := refCat.Index(it.ID)
+			require.True(t, ok, it.ID)
+			if r := refCat.Item(j).Embedding; !sameBits(it.Embedding, r) {
+				t.Errorf("%s: embedding differs from Catalog.AddImages's (relative error %.3g)", it.ID, relErr(it.Embedding, r))
+			}
+			e := relErr(it.Embedding, ref.Embedding)
+			worstEmb = max(worstEmb, e)
+			if e > 1e-5 {
+				t.Errorf("%s: embedding differs from the single-machine path: relative error %.3g", it.ID, e)
+			}
+		}
+		t.Logf("%s: %d images: worst relative error %.3g (feature store), %.3g (embeddings); %d vectors not bit for bit", path, len(want), worstStore, worstEmb, differ)
 	}
-	if cat.Len() != len(want) || cat.Dim() != testHeadOut {
-		t.Fatalf("catalogue of %d items of %d values, want %d of %d", cat.Len(), cat.Dim(), len(want), testHeadOut)
+}
+
+// mapSource serves images from memory, by name.
+type mapSource map[string][]byte
+
+func (m mapSource) Open(_ context.Context, name string) (io.ReadCloser, error) {
+	data, ok := m[name]
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", name, fs.ErrNotExist)
 	}
-	worstEmb := 0.0
-	for i := range cat.Len() {
-		it := cat.Item(i)
-		if i > 0 && cat.Item(i-1).ID >= it.ID {
-			t.Fatalf("catalogue not sorted at %d: %q after %q", i, it.ID, cat.Item(i-1).ID)
-		}
-		ref, ok := exp[it.ID]
-		if !ok {
-			t.Fatalf("unexpected catalogue item %q", it.ID)
-		}
-		if it.Category != wantCat[it.ID] {
-			t.Errorf("%s: category %q, want %q", it.ID, it.Category, wantCat[it.ID])
-		}
-		e := relErr(it.Embedding, ref.Embedding)
-		worstEmb = max(worstEmb, e)
-		if e > 1e-5 {
-			t.Errorf("%s: embedding differs from the single-machine path: relative error %.3g", it.ID, e)
-		}
-	}
-	t.Logf("%d images: worst relative error %.3g (feature store), %.3g (embeddings)", len(want), worstStore, worstEmb)
+	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
+// sameBits tells whether a and b hold the same float32 bits.
+func sameBits(a, b []float32) bool {
+	return len(a) == len(b) && slices.EqualFunc(a, b, func(x, y float32) bool { return math.Float32bits(x) == math.Float32bits(y) })
+}
+
+// readManifest reads the manifest of a pipeline output.
+func readManifest(t testing.TB, out string) manifest {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(out, manifestName))
+	require.NoError(t, err)
+	var m manifest
+	require.NoError(t, json.Unmarshal(data, &m))
+	assert.Equal(t, manifestFormat, m.Format)
+	return m
 }
 
 // TestPipelineDirectoryInput reads the images of a directory and checks the
@@ -367,8 +461,8 @@ func TestPipelineDirectoryInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "out")
-	runPipeline(t, Config{Input: imgDir, Output: out, Model: ModelSpec{Weights: "generated:narrow:7"}, BatchSize: 5})
-	store, err := style.OpenFeatureStore(filepath.Join(out, featuresDir), &style.StoreOptions{ReadOnly: true})
+	runPipeline(t, Config{Input: imgDir, Output: out, Model: ModelSpec{Weights: "generated:narrow:7"}, BatchSize: 5, Shards: 3})
+	store, err := style.OpenFeatureStore(out, &style.StoreOptions{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,8 +475,11 @@ func TestPipelineDirectoryInput(t *testing.T) {
 			t.Errorf("%s missing from the feature store", p)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(out, catalogFile)); !os.IsNotExist(err) {
-		t.Errorf("a catalogue was written without a head (stat: %v)", err)
+	for k, sh := range readManifest(t, out).Shards {
+		assert.Nil(t, sh.Catalog, "shard %d: a catalogue without a head", k)
+		if _, err := os.Stat(filepath.Join(out, filepath.FromSlash(shardDir(k, 3)), catalogFile)); !os.IsNotExist(err) {
+			t.Errorf("a catalogue was written without a head (stat: %v)", err)
+		}
 	}
 	failures, err := ReadFailures(filepath.Join(out, failuresFile))
 	if err != nil {
@@ -409,6 +506,191 @@ func TestPipelineBadModel(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "unknown network") {
 		t.Fatalf("err = %v, want the model load error", err)
 	}
+}
+
+// fileState is what a rerun must not change in a file it keeps.
+type fileState struct {
+	info os.FileInfo
+	data []byte
+}
+
+// shardFiles returns the files of every shard of the output, by path
+// relative to it.
+func shardFiles(t *testing.T, out string) map[string]fileState {
+	t.Helper()
+	files := map[string]fileState{}
+	root := filepath.Join(out, shardsDir)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(out, p)
+		files[filepath.ToSlash(rel)] = fileState{info, data}
+		return err
+	})
+	require.NoError(t, err)
+	return files
+}
+
+// outputContent reads a pipeline output back through the library, as
+// one store and one catalogue: the float32 bits of every vector and
+// every catalogue item.
+func outputContent(t *testing.T, out string) (map[string][]uint32, []style.Item) {
+	t.Helper()
+	store, err := style.OpenFeatureStore(out, nil)
+	require.NoError(t, err)
+	defer store.Close()
+	vecs := map[string][]uint32{}
+	v := make([]float32, store.Dim())
+	for i := range store.Len() {
+		store.FeatureTo(v, i)
+		bits := make([]uint32, len(v))
+		for j, x := range v {
+			bits[j] = math.Float32bits(x)
+		}
+		vecs[store.Name(i)] = bits
+	}
+	cat, err := style.LoadCatalog(out)
+	require.NoError(t, err)
+	items := make([]style.Item, cat.Len())
+	for i := range items {
+		items[i] = cat.Item(i)
+	}
+	return vecs, items
+}
+
+// TestPipelineRerunRewritesOnlyBrokenShard runs the pipeline, then again
+// into the same output after breaking it in several ways: each rerun
+// computes and rewrites only the shards that are broken or stale, keeps
+// the other shards' files as they were (same inode, modification time
+// and bytes), and leaves an output that opens as one store and one
+// catalogue equal to the first run's.
+func TestPipelineRerunRewritesOnlyBrokenShard(t *testing.T) {
+	photos := fashionImages(t, 31)
+	dir := t.TempDir()
+	var list []string
+	for i, p := range photos[:30] {
+		a, err := filepath.Abs(p)
+		require.NoError(t, err)
+		if i%4 == 0 {
+			a += "\tcategory"
+		}
+		list = append(list, a)
+	}
+	listPath := filepath.Join(dir, "list.txt")
+	writeList := func() {
+		require.NoError(t, os.WriteFile(listPath, []byte(strings.Join(list, "\n")+"\n"), 0o644))
+	}
+	writeList()
+	spec := ModelSpec{Weights: "generated:narrow:7", Workers: 1}
+	spec.Head = saveTestHead(t, dir, spec)
+	out := filepath.Join(dir, "out")
+	const shards = 3
+	cfg := Config{Input: listPath, Output: out, Model: spec, BatchSize: 4, Shards: shards}
+	runPipeline(t, cfg)
+	man := readManifest(t, out)
+	require.Len(t, man.Shards, shards)
+	counts := make([]int, shards)
+	for k, sh := range man.Shards {
+		counts[k] = sh.Features.Count
+		require.Positive(t, counts[k], "shard %d is empty", k)
+	}
+	wantVecs, wantItems := outputContent(t, out)
+	require.Len(t, wantVecs, 30)
+	complete := slices.Sorted(maps.Keys(shardFiles(t, out)))
+	require.Len(t, complete, 5*shards, "each shard: store (2 files), catalogue, dead letters and summary")
+
+	// rerun runs the pipeline again and checks that it computed the images
+	// of the shards rewrite and no other, kept the other shards' files
+	// untouched, and rewrote those of rewrite.
+	rerun := func(what string, rewrite ...int) {
+		t.Helper()
+		before := shardFiles(t, out)
+		seen := imagesSeen.Load()
+		runPipeline(t, cfg)
+		after := shardFiles(t, out)
+		want := 0
+		for _, k := range rewrite {
+			want += counts[k]
+		}
+		assert.Equal(t, int64(want), imagesSeen.Load()-seen, "%s: images computed again", what)
+		for name, b := range before {
+			k, err := strconv.Atoi(strings.TrimPrefix(name, shardsDir+"/")[:5])
+			require.NoError(t, err, name)
+			a, ok := after[name]
+			switch {
+			case slices.Contains(rewrite, k):
+				if ok {
+					assert.False(t, os.SameFile(a.info, b.info), "%s: %s was not rewritten", what, name)
+				}
+			case !ok:
+				t.Errorf("%s: %s of a sound shard was removed", what, name)
+			default:
+				assert.True(t, os.SameFile(a.info, b.info), "%s: %s of a sound shard was replaced", what, name)
+				assert.Equal(t, b.info.ModTime(), a.info.ModTime(), "%s: %s of a sound shard was modified", what, name)
+				assert.Equal(t, b.data, a.data, "%s: %s of a sound shard changed", what, name)
+			}
+		}
+		for _, k := range rewrite {
+			_, ok := after[shardDir(k, shards)+"/"+summaryFile]
+			assert.True(t, ok, "%s: shard %d has a summary", what, k)
+		}
+		assert.Equal(t, complete, slices.Sorted(maps.Keys(after)), "%s: the shards hold the files of a complete output", what)
+		vecs, items := outputContent(t, out)
+		assert.Equal(t, wantVecs, vecs, "%s: the features read back", what)
+		assert.Equal(t, wantItems, items, "%s: the catalogue read back", what)
+	}
+
+	rerun("nothing broken")
+
+	// One byte of a vector of shard 1: the library refuses the output,
+	// the rerun rewrites that shard only.
+	f16 := filepath.Join(out, filepath.FromSlash(man.Shards[1].Features.Path), "features.f16")
+	data, err := os.ReadFile(f16)
+	require.NoError(t, err)
+	data[len(data)-100] ^= 0x10
+	require.NoError(t, os.WriteFile(f16, data, 0o644))
+	_, err = style.OpenFeatureStore(out, nil)
+	require.ErrorContains(t, err, "checksum mismatch", "a corrupt shard")
+	rerun("a corrupt byte in shard 1", 1)
+
+	// Shard 2's catalogue deleted, and shard 0's whole folder.
+	require.NoError(t, os.Remove(filepath.Join(out, filepath.FromSlash(man.Shards[2].Catalog.Path))))
+	require.NoError(t, os.RemoveAll(filepath.Join(out, filepath.FromSlash(shardDir(0, shards)))))
+	_, err = style.LoadCatalog(out)
+	require.ErrorIs(t, err, fs.ErrNotExist, "a missing shard")
+	rerun("shard 2's catalogue and shard 0 deleted", 0, 2)
+
+	// A new image in the list: its shard is stale (written for other
+	// images) and is rewritten with it, the others are kept.
+	a, err := filepath.Abs(photos[30])
+	require.NoError(t, err)
+	list = append(list, a)
+	writeList()
+	k := shardOf(a, shards)
+	counts[k]++
+	wantVecs, wantItems = nil, nil
+	seen := imagesSeen.Load()
+	before := shardFiles(t, out)
+	runPipeline(t, cfg)
+	assert.Equal(t, int64(counts[k]), imagesSeen.Load()-seen, "a new image: only its shard is computed again")
+	after := shardFiles(t, out)
+	for name, b := range before {
+		if !strings.HasPrefix(name, shardDir(k, shards)+"/") {
+			assert.True(t, os.SameFile(after[name].info, b.info), "a new image: %s of another shard was replaced", name)
+		}
+	}
+	vecs, items := outputContent(t, out)
+	assert.Len(t, vecs, 31)
+	assert.Len(t, items, 31)
 }
 
 var benchWeights = flag.String("bench.weights", "generated:narrow:1",
