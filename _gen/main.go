@@ -132,6 +132,11 @@ func main() {
 		vec:  func(i int) VecPhysical { return zmm[i] },
 		zero: func(r VecPhysical) { VPXORD(r, r, r) },
 	})
+	// The AVX2 indirect kernel prefetches its B rows 16 steps ahead: on
+	// the deep 1x1 layers of ResNet-50 (K = 1024, 14x14 maps, B read in
+	// place from 1024 planes) that took 11-12% off their CPU time on a
+	// 2-core AMD EPYC (Zen 5, AVX2 path); prefetching A as the packed
+	// kernel does made no measurable difference.
 	gen(kernel{
 		name: "sgemmKernelIndAVX2", isa: "AVX2 and FMA",
 		mr: 6, nvec: 2, lanes: 8, unroll: 4, ind: true, bprefetch: 16,
