@@ -69,8 +69,8 @@ type NetworkOptions struct {
 	// ConvAuto, the fastest accurate one for each layer (Winograd
 	// F(4x4, 3x3) or F(2x2, 3x3) with the package's BLAS; see
 	// ConvAlgorithm for each one's error). For ResNet50 it applies to the
-	// 3x3 stride-1 convolutions; ConvAuto picks per layer by its width,
-	// the others are implicit GEMMs.
+	// 3x3 stride-1 convolutions; ConvAuto picks per layer by its width and
+	// the CPU's vector instructions, the others are implicit GEMMs.
 	Algorithm ConvAlgorithm
 }
 

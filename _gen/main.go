@@ -62,6 +62,11 @@ type kernel struct {
 	// ind makes the indirect variant: B row p is the nr floats at
 	// b[off[p]:] (an implicit im2col matrix read in place), and alpha is 1.
 	ind bool
+	// bprefetch, for an indirect kernel, is the distance in k steps at
+	// which it prefetches the B rows (0: none). The loop that does so runs
+	// while that many steps remain after its own, so that it reads no
+	// offset past off[kc-1].
+	bprefetch int
 }
 
 var zmm = []VecPhysical{
@@ -127,9 +132,14 @@ func main() {
 		vec:  func(i int) VecPhysical { return zmm[i] },
 		zero: func(r VecPhysical) { VPXORD(r, r, r) },
 	})
+	// The AVX2 indirect kernel prefetches its B rows 16 steps ahead: on
+	// the deep 1x1 layers of ResNet-50 (K = 1024, 14x14 maps, B read in
+	// place from 1024 planes) that took 11-12% off their CPU time on a
+	// 2-core AMD EPYC (Zen 5, AVX2 path); prefetching A as the packed
+	// kernel does made no measurable difference.
 	gen(kernel{
 		name: "sgemmKernelIndAVX2", isa: "AVX2 and FMA",
-		mr: 6, nvec: 2, lanes: 8, unroll: 4, ind: true,
+		mr: 6, nvec: 2, lanes: 8, unroll: 4, ind: true, bprefetch: 16,
 		vec:  func(i int) VecPhysical { return ymm[i] },
 		zero: func(r VecPhysical) { VXORPS(r, r, r) },
 	})
@@ -283,6 +293,26 @@ func gen(k kernel) {
 				VFMADD231PS(bv(v), bc, acc(i, v))
 			}
 		}
+	}
+
+	if k.ind && k.bprefetch > 0 {
+		// The B rows of an indirect kernel are scattered (one per input
+		// channel or tap), beyond what the hardware prefetchers follow.
+		Comment(fmt.Sprintf("Loop prefetching the B rows %d steps ahead, unrolled %d times.", k.bprefetch, k.unroll))
+		pf := GP64()
+		Label(k.name + "_loopp")
+		CMPQ(kc, U8(k.unroll+k.bprefetch))
+		JL(LabelRef(k.name + "_loop4"))
+		for p := 0; p < k.unroll; p++ {
+			MOVLQSX(Mem{Base: off, Disp: 4 * (p + k.bprefetch)}, pf)
+			PREFETCHT0(Mem{Base: b, Index: pf, Scale: 4})
+			PREFETCHT0(Mem{Base: b, Index: pf, Scale: 4, Disp: 4*nr - 4})
+			step(p)
+		}
+		ADDQ(U32(4*k.mr*k.unroll), a)
+		ADDQ(U32(4*k.unroll), off)
+		SUBQ(U8(k.unroll), kc)
+		JMP(LabelRef(k.name + "_loopp"))
 	}
 
 	Comment(fmt.Sprintf("Main loop, unrolled %d times.", k.unroll))

@@ -115,7 +115,7 @@ func (c *winogradPacked) forward(dst, x []float32, n, h, w int, ws *Workspace) {
 	workers = max(1, min(workers, tasks))
 	scratch := ws.scratch(workers)
 	for i := range scratch {
-		c.winogradGrow(&scratch[i].packedScratch, tsz, csz)
+		c.winogradGrow(&scratch[i].packedScratch, tsz, csz, tw)
 	}
 	For(workers, tasks, func(wk, t int) {
 		g0 := t / oc * tsz
@@ -203,18 +203,21 @@ func (c *winogradPacked) winogradPackedBand(dst, x []float32, h, w, th, tw, g0, 
 
 // winogradInput writes the input transform of tiles l0..l1 of one image
 // (src, In x h x w) into the band's B panels v, starting at band tile off.
-// Patches inside the image are read in place; rows and columns outside
-// it come from zero-padded copies.
+// The tiles of a tile row are transformed together, from the six (or
+// four) input rows of the tile row, read in place where they lie inside
+// the image and else from zero-padded copies: one run per tile row and
+// panel, however few tiles a row has (a 14x14 map has four F(4x4) tiles
+// per row, the first and last reaching into the padding).
 func (c *winogradPacked) winogradInput(v []float32, vstride, tpad int, src []float32, h, w, tw, l0, l1, off int, s *packedScratch) {
 	nr := c.upk[0].kern.nr
 	kb := c.upk[0].kb
 	in, wm := c.in, c.wm
 	alpha := wm + 2
-	maxCols := wm*nr + 2
+	maxCols := wm*tw + 2
 	s.slab = growF32(s.slab, (alpha+1)*maxCols)
 	zero := s.slab[alpha*maxCols : (alpha+1)*maxCols]
 	clear(zero)
-	var rows [6][]float32
+	var rows, sub [6][]float32
 	// V_p[ci][tile] is at v[p*vstride + c0*tpad + j*kbb*nr + (ci-c0)*nr +
 	// l] for the depth block c0 .. c0+kbb holding ci and band tile
 	// j*nr + l.
@@ -223,21 +226,12 @@ func (c *winogradPacked) winogradInput(v []float32, vstride, tpad int, src []flo
 		for ci := c0; ci < c0+kbb; ci++ {
 			plane := src[ci*h*w : (ci+1)*h*w]
 			vc := v[c0*tpad+(ci-c0)*nr:]
-			// Runs of tiles within one tile row and one panel.
+			// The band's tiles of one tile row at a time.
 			for g := l0; g < l1; {
 				ty, tx := g/tw, g%tw
-				q := off + g - l0
-				j, l := q/nr, q%nr
-				n := min(tw-tx, nr-l, l1-g)
+				m := min(tw-tx, l1-g)
 				x0 := wm*tx - 1
-				// Split off the tiles that reach past the left or right
-				// edge, so that the rest of the run is read in place.
-				if x0 < 0 {
-					n = 1
-				} else if inside := (w-1)/wm - tx; inside >= 1 && inside < n {
-					n = inside
-				}
-				cols := wm*n + 2
+				cols := wm*m + 2
 				for r := range alpha {
 					y := wm*ty - 1 + r
 					switch {
@@ -255,20 +249,31 @@ func (c *winogradPacked) winogradInput(v []float32, vstride, tpad int, src []flo
 						rows[r] = d
 					}
 				}
-				if wm == 4 {
-					winograd4InputRun(vc[j*kbb*nr+l:], vstride, &rows, n)
-				} else {
-					winogradInputRun(vc[j*kbb*nr+l:], vstride, (*[4][]float32)(rows[:4]), n)
+				// Runs within one panel.
+				for k := 0; k < m; {
+					q := off + g + k - l0
+					j, l := q/nr, q%nr
+					n := min(m-k, nr-l)
+					for r := range alpha {
+						sub[r] = rows[r][wm*k:]
+					}
+					if wm == 4 {
+						winograd4InputRun(vc[j*kbb*nr+l:], vstride, &sub, n)
+					} else {
+						winogradInputRun(vc[j*kbb*nr+l:], vstride, (*[4][]float32)(sub[:4]), n)
+					}
+					k += n
 				}
-				g += n
+				g += m
 			}
 		}
 	}
 }
 
 // copyRun copies src into dst (same length) in 16-byte moves and a
-// scalar tail: the runs of the Winograd input are short (at most 130 floats),
-// where a call to memmove costs more than the move.
+// scalar tail: the runs of the Winograd input are short (a tile row of
+// a few hundred floats at most), where a call to memmove costs more than
+// the move.
 func copyRun(dst, src []float32) {
 	dst = dst[:len(src)]
 	i := 0
@@ -337,15 +342,15 @@ func (c *winogradPacked) winograd2Place(plane []float32, y *[4 * winograd2Output
 }
 
 // winogradGrow sizes the buffers of s for any band of at most tsz tiles
-// and csz row panels,
-// so that a worker never reallocates them whichever bands it is handed.
-func (c *winogradPacked) winogradGrow(s *packedScratch, tsz, csz int) {
+// and csz row panels, of images tw tiles wide, so that a worker never
+// reallocates them whichever bands it is handed.
+func (c *winogradPacked) winogradGrow(s *packedScratch, tsz, csz, tw int) {
 	kn := &c.upk[0].kern
 	tpad := (tsz + kn.nr - 1) / kn.nr * kn.nr
 	npos := len(c.upk)
 	s.b = growF32(s.b, npos*(c.in*tpad+winogradSkew))
 	s.c = growF32(s.c, npos*(csz*kn.mr*convLd(tpad)+winogradSkew))
-	s.slab = growF32(s.slab, (c.wm+3)*(c.wm*kn.nr+2))
+	s.slab = growF32(s.slab, (c.wm+3)*(c.wm*tw+2))
 }
 
 // winograd4Weights returns U = G g Gᵀ of F(4x4, 3x3) for every filter,

@@ -133,6 +133,12 @@ func ISAs() []string {
 	return out
 }
 
+// GEMMISA returns the name of the instruction-set level of the GEMM
+// kernel that new convolutions pack their weights for (one of ISAs), so
+// that a caller choosing between convolution algorithms can follow the
+// kernel's own speed profile.
+func GEMMISA() string { return gemmKernels.activeISA.String() }
+
 // ForceISA is a test hook: it makes every kernel family use its best
 // implementation at or below the level name (one of ISAs), and returns a
 // function restoring the previous choice. A family without that level

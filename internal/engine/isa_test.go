@@ -67,6 +67,7 @@ func TestForceISA(t *testing.T) {
 			}
 			assert.Equal(t, want, f.level(), "family %d under %s", i, name)
 		}
+		assert.Equal(t, gemmKernels.level().String(), GEMMISA(), "under %s", name)
 		restore()
 		assert.Equal(t, before, activeLevels(), "restored after %s", name)
 	}

@@ -155,17 +155,32 @@ func New(convs []Conv, opts *Options) (*Net, error) {
 }
 
 // auto3x3 is the engine Auto picks for a 3x3 stride-1 layer of in and
-// out channels, from the layer benchmarks (BenchmarkResNet50Layers, on
-// 224x224 images, where the width sets the feature map's size):
-// Winograd F(4x4, 3x3) up to 128 x 128 channels (56x56 and 28x28 maps:
-// about 1.4x and 1.6x faster than F(2x2) and the implicit GEMM);
-// F(2x2, 3x3) below 512 x 512 (14x14 maps: F(4x4) streams 2.25x the
-// transformed weights for few tiles and is the slowest); and the
-// implicit GEMM from 512 x 512 (7x7 maps: at batch 1, 16 tiles make
-// F(2x2)'s products too thin and it takes 1.3x the GEMM's time; at
-// batch 8 it is 1.2x faster). The choice depends on the layer only, so
-// that the features of an image do not depend on its batch.
-func auto3x3(in, out int) engine.Algorithm {
+// out channels when the GEMM kernel is of instruction-set level isa (see
+// engine.GEMMISA), from the layer benchmarks (BenchmarkResNet50Layers,
+// on 224x224 images, where the width sets the feature map's size). With
+// the AVX-512 kernel (and the pure-Go one): Winograd F(4x4, 3x3) up to
+// 128 x 128 channels (56x56 and 28x28 maps: about 1.4x and 1.6x faster
+// than F(2x2) and the implicit GEMM); F(2x2, 3x3) below 512 x 512 (14x14
+// maps: F(4x4) streams 2.25x the transformed weights for few tiles and
+// is the slowest); and the implicit GEMM from 512 x 512 (7x7 maps: at
+// batch 1, 16 tiles make F(2x2)'s products too thin and it takes 1.3x
+// the GEMM's time; at batch 8 it is 1.2x faster). The AVX2 kernel's
+// arithmetic is the slower part and its panels of 16 tiles pad few
+// tiles less than the AVX-512 kernel's 32, so there F(4x4) also wins at
+// 256 x 256 (14x14: 1.5x faster than F(2x2) at batch 1 and 1.6x at
+// batch 8) and F(2x2) at 512 x 512 (7x7: 1.6x and 2.1x faster than the
+// implicit GEMM; F(4x4), whose 4 tiles of a 7x7 map are mostly padding,
+// takes 1.7x F(2x2)'s time at batch 1); AMD EPYC Zen 5 with
+// GODEBUG=cpu.avx512f=off. The choice depends on the layer and the
+// kernel only, so that the features of an image do not depend on its
+// batch.
+func auto3x3(in, out int, isa string) engine.Algorithm {
+	if isa == "avx2" {
+		if in*out < 512*512 {
+			return engine.Winograd4x4
+		}
+		return engine.Winograd
+	}
 	switch {
 	case in*out <= 128*128:
 		return engine.Winograd4x4
@@ -179,7 +194,7 @@ func auto3x3(in, out int) engine.Algorithm {
 // engine o.Algorithm selects, else as an implicit GEMM.
 func newConv3x3(c Conv, o Options) (conv3x3, error) {
 	if o.Algorithm == engine.Auto {
-		o.Algorithm = auto3x3(c.In, c.Out)
+		o.Algorithm = auto3x3(c.In, c.Out, engine.GEMMISA())
 	}
 	if c.Stride != 1 || o.Algorithm == engine.Im2col {
 		g, err := engine.NewGEMMConv(engine.GEMMConvSpec{

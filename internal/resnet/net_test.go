@@ -175,3 +175,37 @@ func TestForwardToPanics(t *testing.T) {
 	assert.PanicsWithValue(t, fmt.Sprintf("style: resnet.Net.ForwardTo: output has %d values, want %d (1 x %d)", len(dst)-1, len(dst), len(dst)), func() { net.ForwardTo(dst[1:], x, 1, 40, 40, nil) })
 	assert.PanicsWithValue(t, "style: resnet.Net.ForwardTo: invalid batch 1 x 0 x 40", func() { net.ForwardTo(dst, x, 1, 0, 40, nil) })
 }
+
+// TestAuto3x3 checks the per-kernel choice of the 3x3 stride-1 engine on
+// ResNet-50's four widths (56x56, 28x28, 14x14 and 7x7 maps), and that
+// New follows the kernel it packs for.
+func TestAuto3x3(t *testing.T) {
+	widths := []int{64, 128, 256, 512}
+	for isa, want := range map[string][]engine.Algorithm{
+		"avx512":  {engine.Winograd4x4, engine.Winograd4x4, engine.Winograd, engine.Im2col},
+		"generic": {engine.Winograd4x4, engine.Winograd4x4, engine.Winograd, engine.Im2col},
+		"avx2":    {engine.Winograd4x4, engine.Winograd4x4, engine.Winograd4x4, engine.Winograd},
+	} {
+		for i, c := range widths {
+			assert.Equal(t, want[i], auto3x3(c, c, isa), "%s, %d channels", isa, c)
+		}
+	}
+	// New follows the kernel: the 512-channel 7x7 layers run on the
+	// Winograd engine with the AVX2 kernel only.
+	var l Layer
+	for _, l = range Layers50(1) {
+		if l.In == 512 && l.Kernel == 3 && l.Stride == 1 {
+			break
+		}
+	}
+	require.Equal(t, 512, l.In)
+	c := Conv{Layer: l, Weight: make([]float32, l.Out*l.In*9), Bias: make([]float32, l.Out)}
+	for _, isa := range engine.ISAs() {
+		restore := engine.ForceISA(isa)
+		conv, err := newConv3x3(c, Options{})
+		restore()
+		require.NoError(t, err)
+		_, winograd := conv.(conv3x3Engine)
+		assert.Equal(t, isa == "avx2", winograd, "%s: %s on the Winograd engine", isa, l.Name)
+	}
+}
