@@ -239,6 +239,15 @@ func CrossValidate(ctx context.Context, src style.FeatureSource, pairs []style.L
 			}
 		}
 	}
+	// Each fold's split and feature scale, shared by every setting.
+	parts := make([]cvSplit, k)
+	if len(jobs) > 0 {
+		for f := range parts {
+			if parts[f], err = splitFold(ctx, src, pairs, folds, f); err != nil {
+				return nil, err
+			}
+		}
+	}
 	total := len(settings) * k
 	done := total - len(jobs)
 	par := max(1, min(workers, len(jobs)))
@@ -256,7 +265,7 @@ func CrossValidate(ctx context.Context, src style.FeatureSource, pairs []style.L
 		go func() {
 			defer wg.Done()
 			for j := range next {
-				auc, ep, err := cvFold(ctx, src, pairs, folds, j.f, settings[j.s], &opt, each)
+				auc, ep, err := cvFold(ctx, src, &parts[j.f], j.f, settings[j.s], &opt, each)
 				mu.Lock()
 				if err == nil && journal != nil {
 					err = appendJournal(journal, cvRecord{Key: keys[j.s], Fold: j.f, AUC: auc, Epochs: ep})
@@ -314,30 +323,44 @@ feed:
 	return res, nil
 }
 
-// cvFold trains a head of setting s on the folds other than f and f+1,
-// with fold f+1 for early stopping, and returns its AUC on fold f and the
-// number of epochs up to the one early stopping kept.
-func cvFold(ctx context.Context, src style.FeatureSource, pairs []style.LabeledPair, folds [][]int, f int, s Setting, o *CVOptions, workers int) (auc float64, epochs int, err error) {
+// cvSplit is fold f's part of a cross-validation: the pairs to train on
+// (the folds other than f and f+1), to early-stop on (fold f+1) and to
+// test on (fold f), and the feature scale of the training pairs.
+type cvSplit struct {
+	train, val, test []style.LabeledPair
+	scale            float64
+}
+
+// splitFold returns fold f's split of pairs.
+func splitFold(ctx context.Context, src style.FeatureSource, pairs []style.LabeledPair, folds [][]int, f int) (cvSplit, error) {
 	k := len(folds)
-	var train, val, test []style.LabeledPair
+	var sp cvSplit
 	for i, fold := range folds {
 		for _, idx := range fold {
 			switch i {
 			case f:
-				test = append(test, pairs[idx])
+				sp.test = append(sp.test, pairs[idx])
 			case (f + 1) % k:
-				val = append(val, pairs[idx])
+				sp.val = append(sp.val, pairs[idx])
 			default:
-				train = append(train, pairs[idx])
+				sp.train = append(sp.train, pairs[idx])
 			}
 		}
 	}
-	scale, err := style.FeatureScale(ctx, src, train)
-	if err != nil {
-		return 0, 0, fmt.Errorf("study: CrossValidate: %w", err)
+	var err error
+	if sp.scale, err = style.FeatureScale(ctx, src, sp.train); err != nil {
+		return sp, fmt.Errorf("study: CrossValidate: %w", err)
 	}
+	return sp, nil
+}
+
+// cvFold trains a head of setting s on fold f's training pairs, with its
+// validation pairs for early stopping, and returns its AUC on its test
+// pairs and the number of epochs up to the one early stopping kept.
+func cvFold(ctx context.Context, src style.FeatureSource, sp *cvSplit, f int, s Setting, o *CVOptions, workers int) (auc float64, epochs int, err error) {
+	train, val, test := sp.train, sp.val, sp.test
 	h, err := style.NewSiameseHead(&style.HeadConfig{
-		In: src.Dim(), Out: s.Dim, Hidden: s.Hidden, Margin: s.Margin, Seed: o.Seed, Scale: scale,
+		In: src.Dim(), Out: s.Dim, Hidden: s.Hidden, Margin: s.Margin, Seed: o.Seed, Scale: sp.scale,
 		BLAS: style.BLAS{Workers: workers},
 	})
 	if err != nil {
