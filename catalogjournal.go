@@ -46,8 +46,9 @@ import (
 // over from before a Save) is ignored. A record that is cut short or fails
 // its checksum, the trace of a write interrupted by a crash, ends the
 // journal: it and anything after it are dropped, and the next checkpoint
-// overwrites them. A record with a valid checksum but invalid content is a
-// *FormatError.
+// overwrites them; so does a record of length 0 (none is written: zeros
+// are what a crash may leave past the last record written). A record with
+// a valid checksum but invalid content is a *FormatError.
 const (
 	journalMagic      = "STYLEJNL"
 	journalVersion    = 1
@@ -312,8 +313,11 @@ func (c *Catalog) replay(r io.Reader, size int64, name string) error {
 			return err
 		}
 		n := int64(binary.LittleEndian.Uint32(frame[:]))
-		if n > size-cr.off || n > maxJournalRecord {
-			break // cut short, or a damaged length
+		if n == 0 || n > size-cr.off || n > maxJournalRecord {
+			// Cut short, or a damaged length. No record is empty: zeros
+			// are what a crash may leave where records were to be
+			// written.
+			break
 		}
 		payload = append(payload[:0], make([]byte, n)...)
 		if err := cr.read(payload, "journal record"); err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io/fs"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -486,4 +487,55 @@ func TestCatalogJournalDeleteRuns(t *testing.T) {
 	got, err := LoadCatalog(path)
 	require.NoError(t, err)
 	assert.Equal(t, encodeCatalog(t, c), encodeCatalog(t, got), "replayed deletions and puts")
+}
+
+// TestCatalogJournalZeroTail replays journals that end in zeros, as a
+// crash may leave them where records were to be written: a zero frame
+// (length 0, and 0 the checksum of nothing) ends the journal like any
+// other torn tail, after a deletion as after a put, instead of failing
+// the load or panicking.
+func TestCatalogJournalZeroTail(t *testing.T) {
+	var two Catalog
+	require.NoError(t, two.Add(Item{ID: "a", Category: "x", Embedding: []float32{1, 2}}))
+	require.NoError(t, two.Add(Item{ID: "b", Embedding: []float32{3, 4}}))
+	file := encodeCatalog(t, &two)
+	frame := func(b, payload []byte) []byte {
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(payload)))
+		b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(payload, castagnoli))
+		return append(b, payload...)
+	}
+	put := []byte{journalPut, 1, 'c', 0, 0, 0}
+	for _, v := range []float32{5, 6} {
+		put = binary.LittleEndian.AppendUint32(put, math.Float32bits(v))
+	}
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+		ids     []string
+	}{
+		{"after a deletion", []byte{journalDelete, 1, 'a'}, []string{"b"}},
+		{"after a put", put, []string{"a", "b", "c"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := decodeForFuzz(t, file)
+			hdr := make([]byte, journalHeaderSize)
+			copy(hdr, journalMagic)
+			binary.LittleEndian.PutUint32(hdr[8:], journalVersion)
+			binary.LittleEndian.PutUint64(hdr[16:], uint64(c.disk.print.size))
+			binary.LittleEndian.PutUint32(hdr[24:], c.disk.print.sum)
+			binary.LittleEndian.PutUint32(hdr[28:], crc32.Checksum(hdr[:28], castagnoli))
+			data := frame(hdr, tc.payload)
+			end := int64(len(data))
+			data = append(data, make([]byte, 3*journalFrameSize)...)
+			require.NotPanics(t, func() {
+				require.NoError(t, c.replay(bytes.NewReader(data), int64(len(data)), "zero.journal"))
+			})
+			var ids []string
+			for i := range c.Len() {
+				ids = append(ids, c.Item(i).ID)
+			}
+			assert.Equal(t, tc.ids, ids, "items replayed")
+			assert.Equal(t, end, c.disk.jend, "the journal ends before the zeros")
+		})
+	}
 }
