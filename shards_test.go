@@ -137,6 +137,11 @@ func TestShardedOutputOpensAsOne(t *testing.T) {
 			}
 		}
 		assert.Equal(t, want, scale)
+		// The shards' stores remember the records checked, so that the
+		// next reader does not read them again.
+		for i := range s.Len() {
+			assert.True(t, s.isVerified(i), "record %d checked", i)
+		}
 		_, err = s.Put("new.jpg", make([]float32, 12))
 		assert.ErrorContains(t, err, "read-only")
 		assert.ErrorContains(t, err, "sharded output")

@@ -573,7 +573,13 @@ func (s *FeatureStore) recordError(i int, why string) *FormatError {
 		Msg: fmt.Sprintf("record %d (%q) is damaged: %s", i, s.Name(i), why)}
 }
 
+// isVerified reports whether record i was checked before. The records of
+// a sharded store are checked, and remembered, by their shard's store.
 func (s *FeatureStore) isVerified(i int) bool {
+	if s.shards != nil {
+		part, j := s.shardOf(i)
+		return part.isVerified(j)
+	}
 	b := s.verified.Load()
 	return b != nil && i>>6 < len(b.w) && b.w[i>>6].Load()&(1<<(i&63)) != 0
 }
