@@ -763,13 +763,6 @@ func (c *Catalog) Save(path string) error {
 	return c.saveIndex(path)
 }
 
-// writeTo writes the catalogue to w in the format LoadCatalog reads and
-// returns the number of bytes written.
-func (c *Catalog) writeTo(w io.Writer) (int64, error) {
-	fp, err := c.encode(w)
-	return fp.size, err
-}
-
 // encode writes the catalogue to w in the format LoadCatalog reads and
 // returns the print of what it wrote.
 func (c *Catalog) encode(w io.Writer) (catalogPrint, error) {

@@ -383,9 +383,9 @@ func TestCatalogSaveAtomic(t *testing.T) {
 // encodeCatalog returns what Save writes for c.
 func encodeCatalog(t testing.TB, c *Catalog) []byte {
 	var b bytes.Buffer
-	n, err := c.writeTo(&b)
+	fp, err := c.encode(&b)
 	require.NoError(t, err)
-	require.EqualValues(t, b.Len(), n, "bytes written")
+	require.EqualValues(t, b.Len(), fp.size, "bytes written")
 	return b.Bytes()
 }
 
