@@ -267,7 +267,6 @@ func openShardedStore(path string, o StoreOptions) (_ *FeatureStore, err error) 
 			s.release()
 		}
 	}()
-	owner := map[string]int{} // shard of each name
 	for k, sh := range out.m.Shards {
 		dir := out.file(sh.Features.Path)
 		part, err := openStoreFolder(dir, StoreOptions{ReadOnly: true, CheckpointEvery: 256})
@@ -288,10 +287,10 @@ func openShardedStore(path string, o StoreOptions) (_ *FeatureStore, err error) 
 		s.dim, s.backbone = part.Dim(), part.Backbone()
 		s.starts = append(s.starts, len(s.names))
 		for i, name := range part.names {
-			if j, dup := owner[name]; dup {
+			if at, dup := s.index[name]; dup {
+				j := shardAt(s.starts, at)
 				return nil, out.errorf(k, nil, "%q is in feature store %s and in shard %d's %s", name, sh.Features.Path, j, out.m.Shards[j].Features.Path)
 			}
-			owner[name] = k
 			s.index[name] = len(s.names)
 			s.names = append(s.names, name)
 			s.maxes = append(s.maxes, part.maxes[i])
@@ -311,8 +310,15 @@ func openShardedStore(path string, o StoreOptions) (_ *FeatureStore, err error) 
 // shardOf returns the shard holding vector i of a sharded store and the
 // vector's index in it.
 func (s *FeatureStore) shardOf(i int) (*FeatureStore, int) {
-	k := sort.SearchInts(s.starts, i+1) - 1
+	k := shardAt(s.starts, i)
 	return s.shards[k], i - s.starts[k]
+}
+
+// shardAt returns the shard holding entry i of a merged output, given the
+// index of the first entry of each shard (non-decreasing: a shard may be
+// empty).
+func shardAt(starts []int, i int) int {
+	return sort.SearchInts(starts, i+1) - 1
 }
 
 // loadShardedCatalog loads the catalogues of the sharded output of the
@@ -326,7 +332,7 @@ func loadShardedCatalog(path string) (*Catalog, error) {
 		return nil, err
 	}
 	c := &Catalog{}
-	owner := map[string]int{} // shard of each ID
+	var starts []int // index of the first item of each shard
 	for k, sh := range out.m.Shards {
 		part, err := loadCatalogFile(out.file(sh.Catalog.Path))
 		if err != nil {
@@ -343,11 +349,12 @@ func loadShardedCatalog(path string) (*Catalog, error) {
 		if k == 0 {
 			c.Meta = part.Meta
 		}
+		starts = append(starts, c.Len())
 		for i, id := range part.ids {
-			if j, dup := owner[id]; dup {
+			if at, dup := c.byID[id]; dup {
+				j := shardAt(starts, at)
 				return nil, out.errorf(k, nil, "%q is in catalogue %s and in shard %d's %s", id, sh.Catalog.Path, j, out.m.Shards[j].Catalog.Path)
 			}
-			owner[id] = k
 			it := Item{ID: id, Category: part.cats[part.cat[i]], Embedding: part.row(i)}
 			if err := c.put(it, part.keys[i], "LoadCatalog"); err != nil {
 				return nil, out.errorf(k, err, "catalogue %s", sh.Catalog.Path)

@@ -250,6 +250,9 @@ func TestShardedOutputErrors(t *testing.T) {
 		{name: "name in two shards", damage: func(t *testing.T, dir string, m *shardManifest) {
 			m.Shards[3] = writeTestShard(t, dir, "shards/3b", []string{"d9.jpg", "a2.jpg"}, 12, testShardBackbone, map[string]string{"head": "h"})
 		}, want: []string{"shard 3", `"a2.jpg"`, "shards/3b/", "shards/0/"}},
+		{name: "name in two shards, an empty one between", damage: func(t *testing.T, dir string, m *shardManifest) {
+			m.Shards[3] = writeTestShard(t, dir, "shards/3b", []string{"d9.jpg", "b1.jpg"}, 12, testShardBackbone, map[string]string{"head": "h"})
+		}, want: []string{"shard 3", `"b1.jpg"`, "shards/3b/", "shard 1's shards/1/"}},
 		{name: "catalogue metadata", damage: func(t *testing.T, dir string, m *shardManifest) {
 			m.Shards[3] = writeTestShard(t, dir, "shards/3b", []string{"d9.jpg"}, 12, testShardBackbone, map[string]string{"head": "other"})
 		}, catalog: true, want: []string{"shard 3", "metadata"}},
