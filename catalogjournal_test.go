@@ -397,7 +397,8 @@ func FuzzCatalogJournal(f *testing.F) {
 		j.remove("a")
 		j.c.removeWhere(func(i int) bool { return i == 0 })
 	}))
-	f.Add(true, []byte{5, 3, 0, journalDelete, 1, 'a'}) // a payload to frame
+	f.Add(true, []byte{5, 3, 0, journalDelete, 1, 'a'})       // a payload to frame
+	f.Add(true, []byte{5, 3, 0, journalDelete, 1, 'a', 0, 0}) // then an empty frame, as zeros a crash left
 	f.Fuzz(func(t *testing.T, withItems bool, records []byte) {
 		c := base(t, withItems)
 		if len(records) > 0 && records[0] == 5 {
