@@ -105,7 +105,7 @@ func (c *ConvBN) foldTo(dst []float32, eps float64) (Conv, error) {
 //	  var   = 0.5 + u(l<<32 | 1<<31 | 3<<24 | j)            in [0.5, 1.5)
 //
 // that is He-uniform convolutions and batch norms near the identity.
-// testdata/resnet50/generate.mjs computes the same network in JavaScript
+// testdata/ort/model.mjs computes the same network in JavaScript
 // for ONNX Runtime.
 //
 // Generate panics if divisor is not a positive divisor of 64.
