@@ -244,17 +244,14 @@ func downloadResumable(ctx context.Context, o *DownloadOptions, part string) (st
 		}
 		lastErr = err
 		if ctx.Err() != nil {
-			if fileSize(part) == 0 { // nothing to resume from
-				os.Remove(part)
-				return "", fmt.Errorf("style: download %s: %w", o.URL, ctx.Err())
-			}
-			return "", fmt.Errorf("style: download %s: %w (partial file %s kept for resuming)", o.URL, ctx.Err(), part)
+			lastErr = ctx.Err()
+			break
 		}
 		if fileSize(part) <= before { // no progress: do not retry
 			break
 		}
 	}
-	if fileSize(part) == 0 {
+	if fileSize(part) == 0 { // nothing to resume from
 		os.Remove(part)
 		return "", fmt.Errorf("style: download %s: %w", o.URL, lastErr)
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/stylespace/style/internal/splitmix"
 	"gonum.org/v1/gonum/blas"
 )
 
@@ -154,10 +155,7 @@ func NewSiameseHead(cfg *HeadConfig) (*SiameseHead, error) {
 // head's seed with the SplitMix64 finaliser, so that every layer draws
 // from its own generator.
 func hiddenSeed(seed uint64, k int) uint64 {
-	x := seed ^ (uint64(k+1) * 0x9E3779B97F4A7C15)
-	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9
-	x = (x ^ (x >> 27)) * 0x94D049BB133111EB
-	return x ^ (x >> 31)
+	return splitmix.Mix(seed ^ uint64(k+1)*splitmix.Golden)
 }
 
 // layers returns the head's layers in order, the embedding layer last.

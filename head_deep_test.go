@@ -61,6 +61,10 @@ func TestDeepHeadInit(t *testing.T) {
 	assert.Equal(t, NewDense(30, 20, hiddenSeed(5, 0)).W, h.Hidden[0].W)
 	assert.NotEqual(t, NewDense(20, 10, 5).W, h.Hidden[1].W, "hidden layer 1 has its own seed")
 	assert.NotEqual(t, hiddenSeed(5, 0), hiddenSeed(5, 1))
+	// Pinned: saved heads do not depend on it, but a head made from a
+	// configuration must stay the same head.
+	assert.Equal(t, uint64(0x16b1cba95fc60262), hiddenSeed(5, 0))
+	assert.Equal(t, uint64(0xc097314d939736f8), hiddenSeed(5, 1))
 	g, err := NewSiameseHead(cfg)
 	require.NoError(t, err)
 	for k := range ls {

@@ -140,7 +140,6 @@ func NewNetwork(w *Weights, opts *NetworkOptions) (*Network, error) {
 		return nil, fmt.Errorf("style: NewNetwork: unknown resize filter %v", o.Filter)
 	}
 	m := &Network{
-		convs:   make([]*Conv, len(w.layers)),
 		pre:     pre,
 		filter:  o.Filter,
 		matte:   o.Matte,
@@ -160,6 +159,7 @@ func NewNetwork(w *Weights, opts *NetworkOptions) (*Network, error) {
 		m.featureLen = m.res.Features()
 		return m, nil
 	}
+	m.convs = make([]*Conv, len(w.layers))
 	h, wd := InputSize, InputSize
 	for i, l := range w.layers {
 		c, err := NewConv(l, &ConvOptions{ReLU: true, Pool: spec.layers[i].pool, BLAS: o.BLAS, Workers: o.Workers, Algorithm: o.Algorithm})

@@ -133,13 +133,9 @@ func (d *DirSource) Open(ctx context.Context, name string) (io.ReadCloser, error
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if !validImageName(name) || !filepath.IsLocal(filepath.FromSlash(name)) {
-		return nil, fmt.Errorf("%w: %q in folder %s", ErrInvalidName, name, d.dir)
-	}
-	p := filepath.FromSlash(name)
-	fi, err := d.root.Stat(p)
+	fi, err := d.stat(name)
 	if err != nil {
-		return nil, dirSourceError(d.dir, name, err)
+		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("style: %s: %s is not a regular file", d.dir, name)
@@ -147,22 +143,32 @@ func (d *DirSource) Open(ctx context.Context, name string) (io.ReadCloser, error
 	if fi.Size() > maxImageBytes {
 		return nil, fmt.Errorf("style: %s: %s has %d bytes, more than %d: %w", d.dir, name, fi.Size(), maxImageBytes, ErrImageTooLarge)
 	}
-	f, err := d.root.Open(p)
+	f, err := d.root.Open(filepath.FromSlash(name))
 	if err != nil {
 		return nil, dirSourceError(d.dir, name, err)
 	}
 	return f, nil
 }
 
-// imageKey returns the size and modification time of the image file
-// called name.
-func (d *DirSource) imageKey(name string) (itemKey, error) {
+// stat returns the file information of the file called name, or an
+// error matching ErrInvalidName for a name that escapes the folder.
+func (d *DirSource) stat(name string) (fs.FileInfo, error) {
 	if !validImageName(name) || !filepath.IsLocal(filepath.FromSlash(name)) {
-		return itemKey{}, fmt.Errorf("%w: %q in folder %s", ErrInvalidName, name, d.dir)
+		return nil, fmt.Errorf("%w: %q in folder %s", ErrInvalidName, name, d.dir)
 	}
 	fi, err := d.root.Stat(filepath.FromSlash(name))
 	if err != nil {
-		return itemKey{}, dirSourceError(d.dir, name, err)
+		return nil, dirSourceError(d.dir, name, err)
+	}
+	return fi, nil
+}
+
+// imageKey returns the size and modification time of the image file
+// called name.
+func (d *DirSource) imageKey(name string) (itemKey, error) {
+	fi, err := d.stat(name)
+	if err != nil {
+		return itemKey{}, err
 	}
 	return itemKey{size: fi.Size(), mtime: fi.ModTime().UnixNano()}, nil
 }

@@ -368,11 +368,7 @@ func (ws *headWorkspace) step(h *SiameseHead, l2 float64, opt Optimizer) float64
 		loss += l2Penalty(ws.gHid[2*k], l.W, l2, ws.workers)
 	}
 	loss += l2Penalty(ws.gW, d.W, l2, ws.workers)
-	if nh == 0 {
-		opt.Step([][]float32{d.W, d.B}, [][]float32{ws.gW, ws.gB})
-	} else {
-		opt.Step(ws.params, ws.grads)
-	}
+	opt.Step(ws.params, ws.grads)
 	return loss
 }
 

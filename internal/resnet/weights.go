@@ -105,12 +105,12 @@ func (c *ConvBN) foldTo(dst []float32, eps float64) (Conv, error) {
 //	  var   = 0.5 + u(l<<32 | 1<<31 | 3<<24 | j)            in [0.5, 1.5)
 //
 // that is He-uniform convolutions and batch norms near the identity.
-// testdata/resnet50/generate.mjs computes the same network in JavaScript
+// testdata/ort/model.mjs computes the same network in JavaScript
 // for ONNX Runtime.
 //
 // Generate panics if divisor is not a positive divisor of 64.
 func Generate(seed uint64, divisor int) []ConvBN {
-	mix := seed * 0x9E3779B97F4A7C15
+	mix := seed * splitmix.Golden
 	ls := Layers50(divisor)
 	out := make([]ConvBN, len(ls))
 	for l, ly := range ls {
@@ -143,7 +143,7 @@ func Generate(seed uint64, divisor int) []ConvBN {
 // in for preprocessed photos: element i of the flat N,C,H,W batch is
 // float32(2·(2u(0xFFFF<<32 | i) − 1)), in [−2, 2), with u of Generate.
 func GenerateInput(seed uint64, n, h, w int) []float32 {
-	mix := seed * 0x9E3779B97F4A7C15
+	mix := seed * splitmix.Golden
 	x := make([]float32, n*3*h*w)
 	for i := range x {
 		x[i] = float32(2 * (2*splitmix.Unit(0xFFFF<<32|uint64(i), mix) - 1))

@@ -23,3 +23,9 @@ func TestUnit(t *testing.T) {
 	// 0xE220A8397B1DCDAF, whose top 24 bits are 0xE220A8.
 	assert.Equal(t, float64(0xE220A8)/(1<<24), Unit(0, 0))
 }
+
+// TestMix: the finaliser of the reference generator's state after its
+// first increment gives its first output.
+func TestMix(t *testing.T) {
+	assert.Equal(t, uint64(0xE220A8397B1DCDAF), Mix(Golden))
+}
