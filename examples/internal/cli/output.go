@@ -141,7 +141,8 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 }
 
 // Cause classifies why an image failed, for the summary: "not found",
-// "invalid names", "not readable images", "too large" or "other errors".
+// "with invalid names", "too large", "not readable as images" or "failed
+// for other reasons".
 func Cause(err error) string {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
