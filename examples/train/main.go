@@ -93,6 +93,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *limit < 0 || *epochs <= 0 || *patience < 0 || *downloads <= 0 {
 		return cli.Usagef("-limit and -patience must not be negative, -epochs and -downloads must be positive")
 	}
+	if *timeout <= 0 {
+		return cli.Usagef("-timeout %v: must be positive", *timeout)
+	}
 	widths, err := parseWidths(*hidden)
 	if err != nil {
 		return cli.Usagef("-hidden %q: %v", *hidden, err)

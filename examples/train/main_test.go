@@ -256,6 +256,13 @@ func TestTrainErrors(t *testing.T) {
 	if err := run(context.Background(), []string{"extra"}, &stdout, &stderr); err == nil {
 		t.Error("a stray argument was accepted")
 	}
+	// A timeout that leaves no time is a usage error naming the flag, not
+	// a deadline blamed on the pair list.
+	for _, v := range []string{"0", "-1s"} {
+		err := run(context.Background(), []string{"-pairs", bad, "-out", dir, "-timeout", v}, &stdout, &stderr)
+		assert.ErrorContains(t, err, "-timeout", "-timeout %s", v)
+		assert.Equal(t, cli.ExitUsage, cli.ExitCode(err, false), "-timeout %s: %v", v, err)
+	}
 }
 
 // TestTrainHidden trains a head with a hidden layer (-hidden): the saved
