@@ -28,10 +28,10 @@ func (s *summary) perImage() time.Duration {
 // the float16 features plus each record's name and header, and the
 // store's index.
 func (s *summary) bytesPerItem() float64 {
-	if s.images == 0 {
+	if s.stored == 0 {
 		return 0
 	}
-	return float64(s.storeBytes) / float64(s.images)
+	return float64(s.storeBytes) / float64(s.stored)
 }
 
 // comparison returns the side-by-side table of runs, aligned for a

@@ -190,16 +190,15 @@ type demo struct {
 
 // summary is what one pipeline run measured, for the side-by-side table.
 type summary struct {
-	backbone      style.Backbone
-	featureLen    int
-	images        int           // images whose features were computed
-	extraction    time.Duration // reading, decoding and the forward passes
-	storeBytes    int64         // the feature store's files
-	untrained     float64       // test AUC of the untrained head
-	trained       float64       // test AUC of the trained head
-	trainTime     time.Duration
-	sameStyleHits int // recommendations sharing the query's hidden style
-	recs          int
+	backbone   style.Backbone
+	featureLen int
+	images     int           // images whose features were computed by this run
+	extraction time.Duration // reading, decoding and the forward passes
+	storeBytes int64         // the feature store's files
+	stored     int           // images in the feature store, from this run or an earlier one
+	untrained  float64       // test AUC of the untrained head
+	trained    float64       // test AUC of the trained head
+	trainTime  time.Duration
 }
 
 // pipeline runs the whole pipeline with the backbone mf selects and writes
@@ -255,6 +254,7 @@ func (d *demo) pipeline(ctx context.Context, mf cli.ModelFlags, out string) (*su
 		return nil, err
 	}
 	defer store.Close()
+	sum.stored = store.Len()
 	cat, err := buildCatalog(store, res.Head, items)
 	if err != nil {
 		return nil, err
@@ -292,7 +292,6 @@ func (d *demo) pipeline(ctx context.Context, mf cli.ModelFlags, out string) (*su
 		distances[i] = m.Distance
 	}
 	fmt.Fprintf(stdout, "  %d of %d share the query's hidden style.\n", hits, len(matches))
-	sum.sameStyleHits, sum.recs = hits, len(matches)
 	sheetPath := filepath.Join(out, "recommendations.png")
 	sheetOpts := &picture.SheetOptions{Distances: distances, Cutoff: res.Head.Cutoff}
 	if err := picture.WriteContactSheet(sheetPath, src.draw(query), thumbs, captions, sheetOpts); err != nil {

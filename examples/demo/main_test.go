@@ -215,6 +215,18 @@ func TestDemoCompare(t *testing.T) {
 	vggAUC, _ := strconv.ParseFloat(rows[0][6], 64)
 	assert.Greater(t, vggAUC, 0.9)
 
+	// A second run into the same folder reuses the feature stores and
+	// computes no features: the bytes per item are still the store's
+	// size over the images in it.
+	require.NoError(t, run(context.Background(), args, &stdout, &stderr), stderr.String())
+	md, err = os.ReadFile(filepath.Join(out, "comparison.md"))
+	require.NoError(t, err)
+	again := row.FindAllStringSubmatch(string(md), -1)
+	require.Len(t, again, 2, "comparison.md after a second run:\n%s", md)
+	for i := range rows {
+		assert.Equal(t, rows[i][3], again[i][3], "%s: bytes per item after a second run", rows[i][1])
+	}
+
 	// -compare runs every backbone: a weight file or a backbone is a
 	// usage error.
 	for _, bad := range [][]string{{"-compare", "-weights", "w.safetensors"}, {"-compare", "-backbone", "resnet50"}} {

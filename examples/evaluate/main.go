@@ -133,18 +133,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runTwo(ctx, &o, pos[0], pos[1], stdout, stderr)
 }
 
-// loadHead reads the -head file before anything slow, so that a typo
-// fails fast; the backbone is checked once the network is loaded.
-func loadHead(path string) (*style.SiameseHead, error) {
-	head, err := style.LoadHead(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("no trained head at %s: train one with examples/train (or examples/demo) or pass -head FILE", path)
-	}
-	return head, err
-}
-
 func runTwo(ctx context.Context, o *options, img1, img2 string, stdout, stderr io.Writer) error {
-	head, err := loadHead(o.model.Head)
+	head, err := cli.ReadHead(o.model.Head) // before anything slow: a typo fails fast
 	if err != nil {
 		return err
 	}
@@ -238,7 +228,7 @@ func runPairs(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	if err := cli.CheckFile(o.out); err != nil {
 		return err
 	}
-	head, err := loadHead(o.model.Head)
+	head, err := cli.ReadHead(o.model.Head) // before anything slow: a typo fails fast
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,7 @@
 // that go best with a chosen one.
 //
 //	go run ./examples/serve -weights vgg16.safetensors \
-//	    -head style-study/head.safetensors -catalog catalog.bin \
+//	    -head style-study/head.safetensors -catalog catalog.stylecat \
 //	    -images ../shared/fashion/images -meta ../shared/fashion/styles.csv
 //
 // then open http://127.0.0.1:8080/. The network and the head are chosen by

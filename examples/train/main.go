@@ -26,6 +26,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -91,6 +92,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *limit < 0 || *epochs <= 0 || *patience < 0 || *downloads <= 0 {
 		return cli.Usagef("-limit and -patience must not be negative, -epochs and -downloads must be positive")
+	}
+	if *timeout <= 0 {
+		return cli.Usagef("-timeout %v: must be positive", *timeout)
 	}
 	widths, err := parseWidths(*hidden)
 	if err != nil {
@@ -297,17 +301,24 @@ func parseGrid(margin, dim, l2, hidden, lr string) (*study.Grid, error) {
 		return nil, nil
 	}
 	g := &study.Grid{}
+	// Margins and learning rates of 0 mean the study's; a negative L2
+	// means none. A negative learning rate would climb the loss and still
+	// give a head, so it is refused here with the non-finite numbers.
 	for _, f := range []struct {
-		name, v string
-		dst     *[]float64
-	}{{"-grid-margin", margin, &g.Margins}, {"-grid-l2", l2, &g.L2s}, {"-grid-lr", lr, &g.LRs}} {
+		name, v    string
+		dst        *[]float64
+		negativeOK bool
+	}{{"-grid-margin", margin, &g.Margins, false}, {"-grid-l2", l2, &g.L2s, true}, {"-grid-lr", lr, &g.LRs, false}} {
 		if f.v == "" {
 			continue
 		}
 		for _, x := range strings.Split(f.v, ",") {
 			v, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
-			if err != nil {
-				return nil, fmt.Errorf("%s %q: %q is not a number", f.name, f.v, x)
+			switch {
+			case err != nil || math.IsNaN(v) || math.IsInf(v, 0):
+				return nil, fmt.Errorf("%s %q: %q is not a finite number", f.name, f.v, x)
+			case v < 0 && !f.negativeOK:
+				return nil, fmt.Errorf("%s %q: %q is negative", f.name, f.v, x)
 			}
 			*f.dst = append(*f.dst, v)
 		}

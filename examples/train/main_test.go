@@ -256,6 +256,13 @@ func TestTrainErrors(t *testing.T) {
 	if err := run(context.Background(), []string{"extra"}, &stdout, &stderr); err == nil {
 		t.Error("a stray argument was accepted")
 	}
+	// A timeout that leaves no time is a usage error naming the flag, not
+	// a deadline blamed on the pair list.
+	for _, v := range []string{"0", "-1s"} {
+		err := run(context.Background(), []string{"-pairs", bad, "-out", dir, "-timeout", v}, &stdout, &stderr)
+		assert.ErrorContains(t, err, "-timeout", "-timeout %s", v)
+		assert.Equal(t, cli.ExitUsage, cli.ExitCode(err, false), "-timeout %s: %v", v, err)
+	}
 }
 
 // TestTrainHidden trains a head with a hidden layer (-hidden): the saved
@@ -304,7 +311,11 @@ func TestTrainGrid(t *testing.T) {
 	g, err := parseGrid("0.5,1", "64,128", "", ";512;512,256", "1e-3")
 	require.NoError(t, err)
 	assert.Equal(t, &study.Grid{Margins: []float64{0.5, 1}, Dims: []int{64, 128}, Hidden: [][]int{nil, {512}, {512, 256}}, LRs: []float64{1e-3}}, g)
-	for _, bad := range [][]string{{"-grid-margin", "x"}, {"-grid-dim", "0"}, {"-grid-hidden", ";a"}, {"-cv-folds", "2", "-grid-lr", "1e-3"}} {
+	g, err = parseGrid("", "", "-1,0", "", "")
+	require.NoError(t, err, "a negative L2 factor means none")
+	assert.Equal(t, []float64{-1, 0}, g.L2s)
+	for _, bad := range [][]string{{"-grid-margin", "x"}, {"-grid-dim", "0"}, {"-grid-hidden", ";a"}, {"-cv-folds", "2", "-grid-lr", "1e-3"},
+		{"-grid-lr", "1e-3,-1"}, {"-grid-lr", "NaN"}, {"-grid-margin", "Inf"}, {"-grid-margin", "-1"}, {"-grid-l2", "NaN"}} {
 		err := run(context.Background(), append(bad, "-out", t.TempDir()), &stdout, &stderr)
 		assert.ErrorContains(t, err, bad[0], "flags %q", bad)
 	}

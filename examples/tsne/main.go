@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"math"
 	"time"
 
 	"github.com/stylespace/style"
@@ -82,8 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *initFlag != "pca" && *initFlag != "random" {
 		return cli.Usagef("-init %q: want pca or random", *initFlag)
 	}
-	if *perplexity <= 0 || *iterations <= 0 {
-		return cli.Usagef("-perplexity and -iterations must be positive")
+	if !(*perplexity > 0) || math.IsInf(*perplexity, 0) || *iterations <= 0 {
+		return cli.Usagef("-perplexity and -iterations must be positive (-perplexity %v, -iterations %d)", *perplexity, *iterations)
 	}
 	if *mapPath == "" {
 		return cli.Usagef("-map: a file name is required")

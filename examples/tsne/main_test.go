@@ -117,6 +117,8 @@ func TestRunTSNEErrors(t *testing.T) {
 		{append(base, "-layout", "spiral"), "-layout"},
 		{append(base, "-init", "zero"), "-init"},
 		{append(base, "-thumb", "0"), "must be positive"},
+		{append(base, "-perplexity", "NaN"), "-perplexity NaN"},
+		{append(base, "-perplexity", "Inf"), "-perplexity +Inf"},
 		{[]string{"-map", "x.png"}, "-images is required"},
 	} {
 		var stdout, stderr bytes.Buffer

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -137,6 +139,9 @@ func TestSummary(t *testing.T) {
 	assert.Equal(t, "0", Count(0))
 	assert.Equal(t, "999", Count(999))
 	assert.Equal(t, "1,234,567", Count(1234567))
+	assert.Equal(t, "-1,234", Count(-1234))
+	minInt := map[int]string{32: "-2,147,483,648", 64: "-9,223,372,036,854,775,808"}[strconv.IntSize]
+	assert.Equal(t, minInt, Count(math.MinInt))
 
 	path := filepath.Join(t.TempDir(), FailuresFile)
 	var w bytes.Buffer

@@ -150,17 +150,25 @@ func (m *ModelFlags) LoadHead(net *style.Network) (*style.SiameseHead, error) {
 	if m.Head == "" {
 		return nil, nil
 	}
-	h, err := style.LoadHead(m.Head)
+	h, err := ReadHead(m.Head)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no trained head at %s: train one with examples/train (or examples/demo) or pass -head FILE", m.Head)
-		}
 		return nil, err
 	}
 	if err := CheckHead(m.Head, h, net); err != nil {
 		return nil, err
 	}
 	return h, nil
+}
+
+// ReadHead reads the head file path, telling how to make one when it does
+// not exist. It does not check the backbone (see CheckHead), so that a
+// program can read the head before the slow loading of the network.
+func ReadHead(path string) (*style.SiameseHead, error) {
+	h, err := style.LoadHead(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no trained head at %s: train one with examples/train (or examples/demo) or pass -head FILE", path)
+	}
+	return h, err
 }
 
 // CheckHead returns an error matching style.ErrBackboneMismatch, naming

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/stylespace/style"
@@ -140,7 +141,8 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 }
 
 // Cause classifies why an image failed, for the summary: "not found",
-// "invalid names", "not readable images", "too large" or "other errors".
+// "with invalid names", "too large", "not readable as images" or "failed
+// for other reasons".
 func Cause(err error) string {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -157,14 +159,15 @@ func Cause(err error) string {
 
 // Count formats n with thousands separators: 1,640.
 func Count(n int) string {
-	s := fmt.Sprint(n)
+	s, sign := strconv.Itoa(n), ""
 	if n < 0 {
-		return "-" + Count(-n)
+		// Not Count(-n): -n overflows for the smallest int.
+		s, sign = s[1:], "-"
 	}
 	for i := len(s) - 3; i > 0; i -= 3 {
 		s = s[:i] + "," + s[i:]
 	}
-	return s
+	return sign + s
 }
 
 // Summary describes failed images by cause, most frequent first, one line

@@ -137,6 +137,7 @@ function initRecommend() {
   const form = $("upload-form");
   if (!form) return;
   const button = form.querySelector("button");
+  let photoURL = null; // the shown photo's object URL, released when replaced
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const file = $("upload").files[0];
@@ -148,8 +149,10 @@ function initRecommend() {
       const items = await postForm("/api/recommend", data);
       const query = $("query");
       query.replaceChildren();
+      if (photoURL) URL.revokeObjectURL(photoURL);
+      photoURL = URL.createObjectURL(file);
       const img = document.createElement("img");
-      img.src = URL.createObjectURL(file);
+      img.src = photoURL;
       img.alt = "Your photo: " + file.name;
       const text = document.createElement("div");
       const h = document.createElement("h2");
