@@ -382,11 +382,7 @@ func cvFold(ctx context.Context, src style.FeatureSource, sp *cvSplit, f int, s 
 	if err != nil {
 		return 0, 0, err
 	}
-	labels := make([]int, len(test))
-	for i, p := range test {
-		labels[i] = p.Label
-	}
-	roc, err := style.ROCFromDistances(dist, labels)
+	roc, err := style.ROCFromDistances(dist, pairLabels(test))
 	if err != nil {
 		return 0, 0, fmt.Errorf("study: CrossValidate: fold %d: %w", f, err)
 	}
