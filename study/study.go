@@ -253,9 +253,6 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 		}
 	}
 
-	if res.Scale, err = style.FeatureScale(ctx, store, res.Train); err != nil {
-		return nil, fmt.Errorf("study: %w", err)
-	}
 	var tr style.Trainer
 	if c.Trainer != nil {
 		tr = *c.Trainer
@@ -270,7 +267,8 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 	// those the cutoff is chosen on.
 	fitTrain, fitVal, cutoffPairs := res.Train, res.Val, res.Val
 	if c.Grid != nil {
-		cv, err := CrossValidate(ctx, store, slices.Concat(res.Train, res.Val), c.Grid, &CVOptions{
+		trainVal := slices.Concat(res.Train, res.Val)
+		cv, err := CrossValidate(ctx, store, trainVal, c.Grid, &CVOptions{
 			Folds: c.CVFolds, Seed: c.Seed, Epochs: tr.Epochs, Patience: tr.Patience, BatchSize: tr.BatchSize,
 			Workers: c.Workers, Dir: filepath.Join(c.OutDir, "cv"), Progress: c.Progress,
 		})
@@ -284,10 +282,11 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 		tr.Optimizer = &style.RMSProp{LearningRate: best.LR, Workers: tr.Workers}
 		tr.Epochs, tr.Patience = chosen.RefitEpochs(), 0
 		res.CV = cv
-		fitTrain, fitVal, cutoffPairs = slices.Concat(res.Train, res.Val), nil, slices.Concat(res.Train, res.Val)
-		if res.Scale, err = style.FeatureScale(ctx, store, fitTrain); err != nil {
-			return nil, fmt.Errorf("study: %w", err)
-		}
+		fitTrain, fitVal, cutoffPairs = trainVal, nil, trainVal
+	}
+	// The feature scale of the pairs the head is fitted to.
+	if res.Scale, err = style.FeatureScale(ctx, store, fitTrain); err != nil {
+		return nil, fmt.Errorf("study: %w", err)
 	}
 	head, err := style.NewSiameseHead(&style.HeadConfig{
 		In: store.Dim(), Hidden: hidden, Out: out, Margin: margin, Seed: c.Seed,
