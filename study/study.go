@@ -218,6 +218,13 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 	case c.Limit < 0 || c.HeadOut < 0 || c.Workers < 0 || c.PrefetchConcurrent < 0:
 		return nil, fmt.Errorf("study: negative Limit, HeadOut, Workers or PrefetchConcurrent")
 	}
+	if c.Grid != nil {
+		// Checked here too, so that a bad value stops the run before the
+		// extraction rather than after it.
+		if err := c.Grid.check(); err != nil {
+			return nil, fmt.Errorf("study: Grid: %w", err)
+		}
+	}
 	pairs := c.Pairs
 	if c.Limit > 0 && c.Limit < len(pairs) {
 		pairs = pairs[:c.Limit]
