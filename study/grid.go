@@ -20,7 +20,11 @@ import (
 )
 
 // Grid lists the values of each hyper-parameter to try; the settings are
-// their Cartesian product. A nil list means the one default value.
+// their Cartesian product. A nil list means the one default value; a
+// value itself is never a default: margins and learning rates must be
+// positive and finite, embedding lengths and hidden widths positive, and
+// L2 factors finite (CrossValidate returns an error before any training
+// otherwise).
 type Grid struct {
 	Margins []float64 // contrastive-loss margins; nil means {1}
 	Dims    []int     // embedding lengths; nil means {128}
@@ -56,6 +60,42 @@ func (s Setting) weights(in int) int64 {
 		in = w
 	}
 	return n
+}
+
+// check returns an error for a value no setting may take: a margin or
+// learning rate that is not a positive finite number (zero included: it
+// would train with the library's default while the setting says 0), an
+// embedding length or hidden width that is not positive, or an L2 factor
+// that is not finite.
+func (g *Grid) check() error {
+	for _, m := range g.Margins {
+		if !(m > 0) || math.IsInf(m, 0) {
+			return fmt.Errorf("margin %v is not a positive finite number", m)
+		}
+	}
+	for _, d := range g.Dims {
+		if d <= 0 {
+			return fmt.Errorf("embedding length %d is not positive", d)
+		}
+	}
+	for _, l2 := range g.L2s {
+		if math.IsNaN(l2) || math.IsInf(l2, 0) {
+			return fmt.Errorf("L2 factor %v is not a finite number", l2)
+		}
+	}
+	for _, h := range g.Hidden {
+		for k, w := range h {
+			if w <= 0 {
+				return fmt.Errorf("hidden layer %d has width %d, want a positive width", k, w)
+			}
+		}
+	}
+	for _, lr := range g.LRs {
+		if !(lr > 0) || math.IsInf(lr, 0) {
+			return fmt.Errorf("learning rate %v is not a positive finite number", lr)
+		}
+	}
+	return nil
 }
 
 // Settings returns the Cartesian product of the grid's lists, the last
@@ -195,6 +235,9 @@ func CrossValidate(ctx context.Context, src style.FeatureSource, pairs []style.L
 	}
 	if g == nil {
 		g = &Grid{}
+	}
+	if err := g.check(); err != nil {
+		return nil, fmt.Errorf("study: CrossValidate: grid: %w", err)
 	}
 	settings := g.Settings()
 	folds, err := StratifiedKFold(pairs, opt.Folds, opt.Seed)
@@ -382,11 +425,7 @@ func cvFold(ctx context.Context, src style.FeatureSource, sp *cvSplit, f int, s 
 	if err != nil {
 		return 0, 0, err
 	}
-	labels := make([]int, len(test))
-	for i, p := range test {
-		labels[i] = p.Label
-	}
-	roc, err := style.ROCFromDistances(dist, labels)
+	roc, err := style.ROCFromDistances(dist, pairLabels(test))
 	if err != nil {
 		return 0, 0, fmt.Errorf("study: CrossValidate: fold %d: %w", f, err)
 	}

@@ -229,3 +229,29 @@ func TestGridSettings(t *testing.T) {
 	assert.Len(t, s, 24)
 	assert.Equal(t, "margin 0.5, dim 64, l2 0, hidden 512, lr 0.0003", s[3].String())
 }
+
+// TestCrossValidateGridValues: a grid value no head or trainer takes is
+// an error before any training; zero is one too, as the library would
+// read it as its default while the setting says 0.
+func TestCrossValidateGridValues(t *testing.T) {
+	src, pairs := cvData(6, 24, 16, 100, 0.2)
+	for _, c := range []struct {
+		grid Grid
+		want string
+	}{
+		{Grid{Margins: []float64{1, 0}}, "margin 0 is not"},
+		{Grid{Margins: []float64{math.NaN()}}, "margin NaN is not"},
+		{Grid{Dims: []int{-4}}, "embedding length -4"},
+		{Grid{L2s: []float64{math.Inf(1)}}, "L2 factor +Inf"},
+		{Grid{Hidden: [][]int{nil, {8, -1}}}, "hidden layer 1 has width -1"},
+		{Grid{LRs: []float64{-1e-3}}, "learning rate -0.001 is not"},
+		{Grid{LRs: []float64{0}}, "learning rate 0 is not"},
+	} {
+		trained := 0
+		_, err := CrossValidate(context.Background(), src, pairs, &c.grid, &CVOptions{
+			Folds: 3, Epochs: 1, Progress: func(style.Progress) { trained++ },
+		})
+		assert.ErrorContains(t, err, c.want, "%+v", c.grid)
+		assert.Zero(t, trained, "%+v: trainings before the error", c.grid)
+	}
+}

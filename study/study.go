@@ -218,6 +218,13 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 	case c.Limit < 0 || c.HeadOut < 0 || c.Workers < 0 || c.PrefetchConcurrent < 0:
 		return nil, fmt.Errorf("study: negative Limit, HeadOut, Workers or PrefetchConcurrent")
 	}
+	if c.Grid != nil {
+		// Checked here too, so that a bad value stops the run before the
+		// extraction rather than after it.
+		if err := c.Grid.check(); err != nil {
+			return nil, fmt.Errorf("study: Grid: %w", err)
+		}
+	}
 	pairs := c.Pairs
 	if c.Limit > 0 && c.Limit < len(pairs) {
 		pairs = pairs[:c.Limit]
@@ -253,9 +260,6 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 		}
 	}
 
-	if res.Scale, err = style.FeatureScale(ctx, store, res.Train); err != nil {
-		return nil, fmt.Errorf("study: %w", err)
-	}
 	var tr style.Trainer
 	if c.Trainer != nil {
 		tr = *c.Trainer
@@ -270,7 +274,8 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 	// those the cutoff is chosen on.
 	fitTrain, fitVal, cutoffPairs := res.Train, res.Val, res.Val
 	if c.Grid != nil {
-		cv, err := CrossValidate(ctx, store, slices.Concat(res.Train, res.Val), c.Grid, &CVOptions{
+		trainVal := slices.Concat(res.Train, res.Val)
+		cv, err := CrossValidate(ctx, store, trainVal, c.Grid, &CVOptions{
 			Folds: c.CVFolds, Seed: c.Seed, Epochs: tr.Epochs, Patience: tr.Patience, BatchSize: tr.BatchSize,
 			Workers: c.Workers, Dir: filepath.Join(c.OutDir, "cv"), Progress: c.Progress,
 		})
@@ -284,10 +289,11 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 		tr.Optimizer = &style.RMSProp{LearningRate: best.LR, Workers: tr.Workers}
 		tr.Epochs, tr.Patience = chosen.RefitEpochs(), 0
 		res.CV = cv
-		fitTrain, fitVal, cutoffPairs = slices.Concat(res.Train, res.Val), nil, slices.Concat(res.Train, res.Val)
-		if res.Scale, err = style.FeatureScale(ctx, store, fitTrain); err != nil {
-			return nil, fmt.Errorf("study: %w", err)
-		}
+		fitTrain, fitVal, cutoffPairs = trainVal, nil, trainVal
+	}
+	// The feature scale of the pairs the head is fitted to.
+	if res.Scale, err = style.FeatureScale(ctx, store, fitTrain); err != nil {
+		return nil, fmt.Errorf("study: %w", err)
 	}
 	head, err := style.NewSiameseHead(&style.HeadConfig{
 		In: store.Dim(), Hidden: hidden, Out: out, Margin: margin, Seed: c.Seed,

@@ -385,8 +385,16 @@ func TestRunErrors(t *testing.T) {
 	_, err := Run(context.Background(), nil)
 	assert.ErrorContains(t, err, "no Images", "nil Config")
 
+	// A bad grid value stops the run before the extraction.
+	fx := &studyExtractor{}
+	cfg := newTestConfig(t, src, pairs, fx)
+	cfg.Grid = &Grid{LRs: []float64{0}}
+	_, err = Run(context.Background(), cfg)
+	assert.ErrorContains(t, err, "study: Grid: learning rate 0 is not a positive finite number")
+	assert.Zero(t, fx.calls.Load(), "images extracted before the grid was checked")
+
 	// A store made with another backbone is refused.
-	cfg := newTestConfig(t, src, pairs, &studyExtractor{})
+	cfg = newTestConfig(t, src, pairs, &studyExtractor{})
 	st, err := style.OpenFeatureStore(cfg.StoreDir, &style.StoreOptions{Dim: studyDim, Backbone: style.Backbone{Arch: "other"}})
 	require.NoError(t, err)
 	st.Close()

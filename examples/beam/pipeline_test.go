@@ -803,3 +803,36 @@ func TestLoadWeightFile(t *testing.T) {
 		t.Errorf("backbone SHA-256 %q, want %q", got, want)
 	}
 }
+
+// TestCheckShardListsOwnFiles: a shard is kept only if its summary lists
+// the files the pipeline writes under their own names; one whose summary
+// names a file outside the shard folder, even with its right SHA-256, is
+// written again (the library would refuse such a path in the manifest).
+func TestCheckShardListsOwnFiles(t *testing.T) {
+	ctx := context.Background()
+	out := t.TempDir()
+	rel := shardDir(0, 1)
+	require.NoError(t, os.MkdirAll(filepath.Join(out, filepath.FromSlash(rel)), 0o755))
+	fails := []byte(`{"image":"a.jpg"}` + "\n")
+	_, entriesSum := entriesDigest([]string{"a.jpg"})
+	check := func(failuresPath string) string {
+		t.Helper()
+		require.NoError(t, os.WriteFile(filepath.Join(out, filepath.FromSlash(failuresPath)), fails, 0o644))
+		s := shardSummary{
+			Format: summaryFormat, Version: formatVersion, Shard: 0, Shards: 1, Model: "m",
+			Entries: 1, EntriesSHA256: entriesSum,
+			manifestShard: manifestShard{Failures: &manifestFile{Path: failuresPath, Count: 1, SHA256: fmt.Sprintf("%x", sha256.Sum256(fails))}},
+		}
+		data, err := json.Marshal(s)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(out, filepath.FromSlash(rel), summaryFile), data, 0o644))
+		got, why := checkShard(ctx, out, 0, 1, "m", false, false, 1, entriesSum)
+		if why == "" {
+			assert.Equal(t, &s, got)
+		}
+		return why
+	}
+	assert.Empty(t, check(rel+"/"+failuresFile), "a sound shard is kept")
+	assert.Contains(t, check(rel+"/../../outside.jsonl"), "does not list the files this run writes")
+	assert.Contains(t, check(rel+"/other.jsonl"), "does not list the files this run writes")
+}

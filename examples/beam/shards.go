@@ -85,6 +85,29 @@ type manifestFile struct {
 	SHA256 string `json:"sha256"`
 }
 
+// storeFiles are the files of a shard's closed feature store (its lock
+// removed), sorted.
+var storeFiles = []string{"features.f16", "index.json"}
+
+// listsOwnFiles tells whether sh lists exactly the files writeShardFn
+// writes in the shard folder rel, under their own names: the dead
+// letters, the feature store's files with features, the catalogue with
+// catalog. A summary listing anything else (a path outside the folder,
+// which the library would refuse in the manifest) is not kept.
+func (sh *manifestShard) listsOwnFiles(rel string, features, catalog bool) bool {
+	switch {
+	case sh.Failures == nil || sh.Failures.Path != rel+"/"+failuresFile:
+		return false
+	case (sh.Catalog != nil) != catalog || catalog && sh.Catalog.Path != rel+"/"+catalogFile:
+		return false
+	case (sh.Features != nil) != features:
+		return false
+	case features && (sh.Features.Path != rel+"/"+featuresDir || !slices.Equal(slices.Sorted(maps.Keys(sh.Features.SHA256)), storeFiles)):
+		return false
+	}
+	return true
+}
+
 // files lists the files of the shard, relative to the output, with their
 // SHA-256.
 func (sh *manifestShard) files() map[string]string {
@@ -230,16 +253,13 @@ func checkShard(ctx context.Context, output string, k, n int, model string, feat
 		return nil, fmt.Sprintf("%s: written as shard %d of %d", path, s.Shard, s.Shards)
 	case s.Model != model:
 		return nil, "written with another model or other outputs"
-	case s.Failures == nil || (s.Features != nil) != features || (s.Catalog != nil) != catalog:
+	case !s.listsOwnFiles(shardDir(k, n), features, catalog):
 		return nil, fmt.Sprintf("%s does not list the files this run writes", path)
 	case s.Entries != entries || s.EntriesSHA256 != entriesSum:
 		return nil, fmt.Sprintf("written for other images (%d entries then, %d now)", s.Entries, entries)
 	}
 	files := s.files()
 	for _, name := range slices.Sorted(maps.Keys(files)) {
-		if !strings.HasPrefix(name, shardDir(k, n)+"/") {
-			return nil, fmt.Sprintf("%s lists %s, outside the shard", path, name)
-		}
 		got, err := sha256Of(ctx, joinPath(output, name))
 		if err != nil {
 			return nil, err.Error()
@@ -340,7 +360,7 @@ func (f *writeShardFn) ProcessElement(ctx context.Context, shard int, plans func
 			return err
 		}
 		st := &manifestStore{Path: rel + "/" + featuresDir, Count: store.Len(), SHA256: map[string]string{}}
-		for _, name := range []string{"features.f16", "index.json"} {
+		for _, name := range storeFiles {
 			if st.SHA256[name], err = sum(filepath.Join(featuresDir, name)); err != nil {
 				return err
 			}
