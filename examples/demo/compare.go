@@ -16,12 +16,14 @@ import (
 // comparisonFile is the Markdown table -compare writes into -out.
 const comparisonFile = "comparison.md"
 
-// perImage returns the extraction time per computed image.
-func (s *summary) perImage() time.Duration {
+// perImage returns the extraction time per computed image, in
+// milliseconds, or "reused" when this run computed no features (they were
+// all in the store already).
+func (s *summary) perImage() string {
 	if s.images == 0 {
-		return 0
+		return "reused"
 	}
-	return s.extraction / time.Duration(s.images)
+	return fmt.Sprintf("%.2f ms", float64(s.extraction/time.Duration(s.images))/float64(time.Millisecond))
 }
 
 // bytesPerItem returns the feature store's size on disk per stored image:
@@ -42,7 +44,7 @@ func comparison(runs []*summary) string {
 	fmt.Fprintln(w, "backbone\tfeatures\tstore bytes/item\textraction/image\ttest AUC untrained -> trained\ttraining")
 	for _, s := range runs {
 		fmt.Fprintf(w, "%s\t%d\t%.0f\t%s\t%.3f -> %.3f\t%s\n", cli.Describe(s.backbone), s.featureLen,
-			s.bytesPerItem(), s.perImage().Round(10*time.Microsecond), s.untrained, s.trained,
+			s.bytesPerItem(), s.perImage(), s.untrained, s.trained,
 			s.trainTime.Round(100*time.Millisecond))
 	}
 	w.Flush()
@@ -61,13 +63,13 @@ func writeComparison(path string, runs []*summary, items, pairs int) error {
 		p("| backbone | features per item | feature store bytes per item | extraction per image | test AUC untrained | test AUC trained | training |\n")
 		p("|---|---|---|---|---|---|---|\n")
 		for _, s := range runs {
-			p("| %s | %d | %.0f | %.2f ms | %.3f | %.3f | %s |\n", cli.Describe(s.backbone), s.featureLen,
-				s.bytesPerItem(), float64(s.perImage().Microseconds())/1000, s.untrained, s.trained,
+			p("| %s | %d | %.0f | %s | %.3f | %.3f | %s |\n", cli.Describe(s.backbone), s.featureLen,
+				s.bytesPerItem(), s.perImage(), s.untrained, s.trained,
 				s.trainTime.Round(100*time.Millisecond))
 		}
 		p("\n- **Features per item**: floats per image out of the backbone; the store keeps them as float16.\n")
 		p("- **Feature store bytes per item**: the store's files on disk divided by the images in it.\n")
-		p("- **Extraction per image**: wall time of the extraction step (drawing and decoding the image, resizing, the forward pass) divided by the images computed, on this machine with the -workers given.\n")
+		p("- **Extraction per image**: wall time of the extraction step (drawing and decoding the image, resizing, the forward pass) divided by the images computed, on this machine with the -workers given; \"reused\" when every image's features were already in the store (delete the features folders to measure again).\n")
 		p("- With generated weights the features are not ImageNet features: the AUCs compare the pipelines, not the published backbones. Pass -download for those.\n")
 		_, err := io.WriteString(w, b.String())
 		return err

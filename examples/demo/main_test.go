@@ -173,7 +173,7 @@ func TestDemoCompare(t *testing.T) {
 
 	md, err := os.ReadFile(filepath.Join(out, "comparison.md"))
 	require.NoError(t, err)
-	row := regexp.MustCompile(`(?m)^\| generated (\w+) \(seed 1, width divisor 8[^|]*\| (\d+) \| (\d+) \| ([0-9.]+) ms \| ([0-9.]+) \| ([0-9.]+) \|`)
+	row := regexp.MustCompile(`(?m)^\| generated (\w+) \(seed 1, width divisor 8[^|]*\| (\d+) \| (\d+) \| ([0-9.]+ ms|reused) \| ([0-9.]+) \| ([0-9.]+) \|`)
 	rows := row.FindAllStringSubmatch(string(md), -1)
 	require.Len(t, rows, 2, "comparison.md:\n%s", md)
 	want := map[string]int{"vgg16": 3136, "resnet50": 256} // 512 / 8 x 7 x 7 and 2,048 / 8 floats
@@ -197,7 +197,8 @@ func TestDemoCompare(t *testing.T) {
 		assert.GreaterOrEqual(t, perItem, 2*features+256, arch)
 		assert.Less(t, perItem, 2*features+256+64, arch)
 
-		ms, _ := strconv.ParseFloat(r[4], 64)
+		ms, err := strconv.ParseFloat(strings.TrimSuffix(r[4], " ms"), 64)
+		require.NoError(t, err, "%s: extraction per image %q on the first run", arch, r[4])
 		assert.Greater(t, ms, 0.0, arch)
 		for _, auc := range r[5:7] {
 			v, _ := strconv.ParseFloat(auc, 64)
@@ -225,6 +226,7 @@ func TestDemoCompare(t *testing.T) {
 	require.Len(t, again, 2, "comparison.md after a second run:\n%s", md)
 	for i := range rows {
 		assert.Equal(t, rows[i][3], again[i][3], "%s: bytes per item after a second run", rows[i][1])
+		assert.Equal(t, "reused", again[i][4], "%s: extraction per image when no features were computed", rows[i][1])
 	}
 
 	// -compare runs every backbone: a weight file or a backbone is a
